@@ -1,0 +1,240 @@
+"""Core data of ctxbudget: items, usage records, parsed transcripts, levels.
+
+Plain ``dataclass(slots=True)`` values with no behaviour beyond small conveniences.
+Everything above this module (readers, counters, store, services, facade) speaks in
+these types; this module imports nothing of ours but ``errors``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Role(str, Enum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class Kind(str, Enum):
+    """What an item is, finer than its role."""
+
+    SYSTEM_PROMPT = "system_prompt"
+    INSTRUCTION = "instruction"
+    USER_TEXT = "user_text"
+    ASSISTANT_TEXT = "assistant_text"
+    THINKING = "thinking"
+    TOOL_CALL = "tool_call"
+    TOOL_RESULT = "tool_result"
+    FILE_READ = "file_read"
+    SEARCH_RESULT = "search_result"
+    AGENT_REPORT = "agent_report"
+    SUMMARY = "summary"
+    IMAGE = "image"
+    UNKNOWN = "unknown"
+
+
+class Component(str, Enum):
+    """The budget components of seed 002."""
+
+    SYSTEM_CONTEXT = "system_context"
+    WORKING_MEMORY = "working_memory"
+    KNOWLEDGE_BASE = "knowledge_base"
+    AGENT_CONTEXT = "agent_context"
+    INTERACTION_BUFFER = "interaction_buffer"
+
+
+class Layer(str, Enum):
+    """The context layers of seed 004."""
+
+    PERMANENT = "permanent"
+    PHASE = "phase"
+    METADATA = "metadata"
+    TRANSIENT = "transient"
+
+
+class Level(str, Enum):
+    """How full the window is, from the policy's thresholds."""
+
+    NORMAL = "normal"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    BLOCKED = "blocked"
+
+    @property
+    def rank(self) -> int:
+        return _LEVEL_RANK[self]
+
+
+_LEVEL_RANK = {Level.NORMAL: 0, Level.WARNING: 1, Level.CRITICAL: 2, Level.BLOCKED: 3}
+
+MAIN_AGENT = "main"
+
+# Where each kind lives by default, when the source does not say.
+DEFAULT_COMPONENT: dict[Kind, Component] = {
+    Kind.SYSTEM_PROMPT: Component.SYSTEM_CONTEXT,
+    Kind.INSTRUCTION: Component.SYSTEM_CONTEXT,
+    Kind.USER_TEXT: Component.INTERACTION_BUFFER,
+    Kind.ASSISTANT_TEXT: Component.INTERACTION_BUFFER,
+    Kind.THINKING: Component.INTERACTION_BUFFER,
+    Kind.TOOL_CALL: Component.WORKING_MEMORY,
+    Kind.TOOL_RESULT: Component.WORKING_MEMORY,
+    Kind.FILE_READ: Component.WORKING_MEMORY,
+    Kind.SEARCH_RESULT: Component.KNOWLEDGE_BASE,
+    Kind.AGENT_REPORT: Component.AGENT_CONTEXT,
+    Kind.SUMMARY: Component.INTERACTION_BUFFER,
+    Kind.IMAGE: Component.WORKING_MEMORY,
+    Kind.UNKNOWN: Component.INTERACTION_BUFFER,
+}
+
+DEFAULT_LAYER: dict[Kind, Layer] = {
+    Kind.SYSTEM_PROMPT: Layer.PERMANENT,
+    Kind.INSTRUCTION: Layer.PERMANENT,
+    Kind.AGENT_REPORT: Layer.TRANSIENT,
+    Kind.TOOL_RESULT: Layer.TRANSIENT,
+    Kind.FILE_READ: Layer.TRANSIENT,
+    Kind.SEARCH_RESULT: Layer.TRANSIENT,
+    Kind.SUMMARY: Layer.METADATA,
+}
+
+
+def content_hash(text: str) -> str:
+    """Stable hash of an item's text: the key of the token-count cache."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+@dataclass(slots=True)
+class Item:
+    """One unit of context: a message, or one block of a message.
+
+    ``text`` is what a counter counts. ``raw`` keeps the block as the source gave it,
+    so a writer can emit the same format again. ``message_index`` groups blocks that
+    belong to one API message; ``pair_id`` ties a tool call to its result.
+    """
+
+    role: Role
+    kind: Kind
+    text: str
+    component: Component | None = None
+    layer: Layer | None = None
+    agent: str = MAIN_AGENT
+    tool: str | None = None
+    pair_id: str | None = None
+    tokens: int | None = None
+    pinned: bool = False
+    phase: str | None = None
+    message_index: int = 0
+    id: str | None = None
+    created_at: float = field(default_factory=time.time)
+    last_used_at: float | None = None
+    raw: Any = None
+
+    def __post_init__(self) -> None:
+        if self.component is None:
+            self.component = DEFAULT_COMPONENT[self.kind]
+        if self.layer is None:
+            self.layer = DEFAULT_LAYER.get(self.kind, Layer.PHASE)
+
+    @property
+    def hash(self) -> str:
+        return content_hash(self.text)
+
+
+@dataclass(slots=True, frozen=True)
+class Usage:
+    """Token usage one API response reported.
+
+    ``context_tokens`` is what the request held: input + cache creation + cache read
+    (Anthropic) or prompt_tokens (OpenAI). It is the truth the session anchors on.
+    """
+
+    input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def context_tokens(self) -> int:
+        return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+
+    @classmethod
+    def from_api(cls, usage: Any) -> Usage:
+        """Build from an Anthropic or OpenAI usage object or dict."""
+        get = usage.get if isinstance(usage, dict) else lambda k, d=None: getattr(usage, k, d)
+        if get("prompt_tokens") is not None and get("input_tokens") is None:
+            details = get("prompt_tokens_details") or {}
+            cached = (
+                details.get("cached_tokens", 0)
+                if isinstance(details, dict)
+                else getattr(details, "cached_tokens", 0)
+            ) or 0
+            prompt = int(get("prompt_tokens") or 0)
+            return cls(
+                input_tokens=prompt - int(cached),
+                cache_read_input_tokens=int(cached),
+                output_tokens=int(get("completion_tokens") or 0),
+            )
+        return cls(
+            input_tokens=int(get("input_tokens") or 0),
+            cache_creation_input_tokens=int(get("cache_creation_input_tokens") or 0),
+            cache_read_input_tokens=int(get("cache_read_input_tokens") or 0),
+            output_tokens=int(get("output_tokens") or 0),
+        )
+
+
+@dataclass(slots=True)
+class ApiCall:
+    """One API call seen in a transcript.
+
+    ``anchor_call`` is the index (in the same call list) of the latest earlier call
+    whose context this call's context extends, and ``added_items`` the indices (in
+    ``Transcript.history_items``) of what was added since that call: its output, the
+    tool results, the user's next message. With no anchor (the first call, or the
+    first after a compaction), ``added_items`` is the whole context the call sent.
+    ``items_before`` is the call's position in ``history_items``.
+    """
+
+    usage: Usage
+    items_before: int
+    agent: str = MAIN_AGENT
+    message_id: str | None = None
+    model: str | None = None
+    timestamp: str | None = None
+    after_compaction: bool = False
+    anchor_call: int | None = None
+    added_items: tuple[int, ...] = ()
+
+
+@dataclass(slots=True)
+class Transcript:
+    """What a reader returns: items of the current context and the calls seen.
+
+    ``items`` is the main thread's current context (after the last compaction) in
+    order. ``history_items`` holds every main-thread item of the whole session, which
+    ``calls`` index into; ``agents`` holds each sub-agent's items. ``anchor_position``
+    is the index in ``items`` where the output of the latest call (``calls[anchor_call]``)
+    starts: items from there on were added after the last reported usage. ``compactions`` holds the
+    indices in ``calls`` of the first call after each compaction. ``unknown_records``
+    counts what the reader kept but did not understand.
+    """
+
+    format: str
+    items: list[Item]
+    calls: list[ApiCall] = field(default_factory=list)
+    history_items: list[Item] = field(default_factory=list)
+    agents: dict[str, list[Item]] = field(default_factory=dict)
+    agent_calls: dict[str, list[ApiCall]] = field(default_factory=dict)
+    compactions: list[int] = field(default_factory=list)
+    anchor_position: int | None = None
+    anchor_call: int | None = None
+    unknown_records: int = 0
+    records: int = 0
+    model: str | None = None
+    session_id: str | None = None
+    path: str | None = None
+    raw: Any = None

@@ -1,0 +1,160 @@
+"""Policy: the window and the thresholds a session is judged by.
+
+A ``Policy`` is a validated, immutable value. It comes from defaults, a TOML file
+(``Policy.from_toml``) and flags (``policy.replace(...)``), in that order of
+precedence from weakest to strongest. Validation happens on every construction, so
+a policy in hand is always usable: thresholds ordered within 0–100, window larger
+than what it reserves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigurationError
+from .model import Level
+
+# Context windows by model-name prefix, longest prefix first (providers' model pages).
+_WINDOWS: tuple[tuple[str, int], ...] = (
+    ("claude-sonnet-4-5[1m]", 1_000_000),
+    ("claude", 200_000),
+    ("gpt-4.1", 1_047_576),
+    ("gpt-5", 400_000),
+    ("gpt-4o", 128_000),
+    ("gpt-4-turbo", 128_000),
+    ("gpt-4-32k", 32_768),
+    ("gpt-4", 8_192),
+    ("gpt-3.5-turbo", 16_385),
+    ("o1", 200_000),
+    ("o3", 200_000),
+    ("o4", 200_000),
+)
+DEFAULT_WINDOW = 200_000
+
+
+def window_for_model(model: str | None) -> int:
+    m = (model or "").lower()
+    for prefix, window in _WINDOWS:
+        if m.startswith(prefix):
+            return window
+    return DEFAULT_WINDOW
+
+
+@dataclass(slots=True, frozen=True)
+class Policy:
+    """How a session is judged. Percentages are of ``window``.
+
+    ``reserved_output`` and ``safety_margin`` are kept free: they reduce
+    ``remaining_tokens``, not the percentage (which stays "share of the window", the
+    figure Claude Code and the providers show).
+    """
+
+    window: int = DEFAULT_WINDOW
+    reserved_output: int = 0
+    safety_margin: int = 0
+    warning_percent: float = 75.0
+    critical_percent: float = 90.0
+    blocked_percent: float = 95.0
+    model: str | None = None
+    counter: str | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not isinstance(self.window, int) or self.window <= 0:
+            problems.append(f"window must be a positive number of tokens (got {self.window!r})")
+        for name in ("reserved_output", "safety_margin"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                problems.append(f"{name} must be 0 or more tokens (got {value!r})")
+        if not problems and self.reserved_output + self.safety_margin >= self.window:
+            problems.append(
+                f"reserved_output + safety_margin ({self.reserved_output + self.safety_margin:,})"
+                f" must be less than the window ({self.window:,})"
+            )
+        w, c, b = self.warning_percent, self.critical_percent, self.blocked_percent
+        for name, value in (("warning", w), ("critical", c), ("blocked", b)):
+            if not isinstance(value, int | float) or not 0 <= value <= 100:
+                problems.append(f"{name} threshold must be within 0–100% (got {value!r})")
+        if not problems and not w < c < b:
+            problems.append(
+                f"thresholds must be ordered warning < critical < blocked (got {w:g}% / "
+                f"{c:g}% / {b:g}%)"
+            )
+        if problems:
+            raise ConfigurationError("invalid policy: " + "; ".join(problems))
+
+    @classmethod
+    def for_model(cls, model: str | None, **overrides: Any) -> Policy:
+        return cls(window=window_for_model(model), model=model).replace(**overrides)
+
+    def replace(self, **changes: Any) -> Policy:
+        """A copy with the given fields changed; ``None`` values are ignored."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown policy field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        given = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **given) if given else self
+
+    @classmethod
+    def from_toml(cls, path: str | Path, base: Policy | None = None) -> Policy:
+        """Load a policy file: top-level keys, or a ``[policy]`` table.
+
+        ``thresholds = {warning = 75, critical = 90, blocked = 95}`` is accepted as
+        well as the flat ``warning_percent`` form.
+        """
+        p = Path(path).expanduser()
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigurationError(f"policy file {p}: no such file") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"policy file {p}: cannot read ({exc})") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"policy file {p} is not valid TOML: {exc}") from exc
+        return cls.from_mapping(data.get("policy", data), base=base, origin=str(p))
+
+    @classmethod
+    def from_mapping(
+        cls, data: dict[str, Any], base: Policy | None = None, origin: str = "policy"
+    ) -> Policy:
+        flat = dict(data)
+        thresholds = flat.pop("thresholds", None)
+        if isinstance(thresholds, dict):
+            for level in ("warning", "critical", "blocked"):
+                if level in thresholds:
+                    flat[f"{level}_percent"] = thresholds[level]
+        elif thresholds is not None:
+            raise ConfigurationError(f"{origin}: thresholds must be a table")
+        try:
+            return (base or cls()).replace(**flat)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{origin}: {exc}") from exc
+        except TypeError as exc:
+            raise ConfigurationError(f"{origin}: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def level_for(self, percent: float) -> Level:
+        if percent >= self.blocked_percent:
+            return Level.BLOCKED
+        if percent >= self.critical_percent:
+            return Level.CRITICAL
+        if percent >= self.warning_percent:
+            return Level.WARNING
+        return Level.NORMAL
+
+    def threshold_tokens(self, level: Level) -> int:
+        percent = {
+            Level.WARNING: self.warning_percent,
+            Level.CRITICAL: self.critical_percent,
+            Level.BLOCKED: self.blocked_percent,
+        }.get(level, 0.0)
+        return int(self.window * percent / 100)

@@ -1,0 +1,142 @@
+"""Readers of real transcript formats: a path in, a ``Transcript`` out.
+
+``load_source(path)`` does the file I/O and picks the reader: Claude Code JSONL
+(optionally gzip-compressed), Anthropic / OpenAI message lists (JSON, or JSONL of
+messages) and SWE-agent ``.traj`` files. Problems with the file itself (missing, a
+directory, empty, binary, invalid JSON) raise ``SourceError`` with one readable
+line; records a reader does not understand are kept, counted and reported instead.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import SourceError
+from ..model import Transcript
+from .claude_code import looks_like_claude_code, read_claude_code
+
+__all__ = ["find_latest_claude_session", "load_source", "parse_source"]
+
+_MAX_BYTES = 2 * 1024**3
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.exists():
+        raise SourceError(f"{path}: no such file")
+    if path.is_dir():
+        raise SourceError(f"{path} is a directory: give a transcript or messages file")
+    try:
+        if path.stat().st_size > _MAX_BYTES:
+            raise SourceError(f"{path} is larger than 2 GiB: not a transcript")
+        data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+    except PermissionError as exc:
+        raise SourceError(f"{path}: permission denied") from exc
+    except (OSError, EOFError) as exc:
+        raise SourceError(f"{path}: cannot read ({exc})") from exc
+    return data
+
+
+def _decode(data: bytes, name: str) -> str:
+    if b"\x00" in data[:65536]:
+        raise SourceError(f"{name} is binary, not a transcript (expected JSON or JSONL text)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"{name} is not UTF-8 text (byte {exc.start}): expected a JSON or JSONL transcript"
+        ) from exc
+
+
+def parse_source(text: str, *, name: str = "<input>", path: str | None = None) -> Transcript:
+    """Pick the reader for ``text`` and run it."""
+    stripped = text.strip()
+    if not stripped:
+        raise SourceError(f"{name} is empty: nothing to count")
+    if stripped[0] not in "[{":
+        raise SourceError(
+            f"{name} is not a transcript: expected Claude Code JSONL, a JSON message list "
+            "or a SWE-agent .traj file"
+        )
+    lines = stripped.splitlines()
+    whole: Any = None
+    whole_error: ValueError | None = None
+    try:
+        whole = json.loads(stripped)
+    except ValueError as exc:
+        whole_error = exc
+    if whole_error is None and not (isinstance(whole, dict) and looks_like_claude_code(whole)):
+        return _read_json_document(whole, name=name, path=path)
+    first = _first_json_line(lines)
+    if first is None:
+        assert whole_error is not None
+        raise SourceError(f"{name} is not valid JSON: {whole_error}")
+    if looks_like_claude_code(first):
+        return read_claude_code(lines, path=path)
+    if isinstance(first, dict) and "role" in first:
+        messages = []
+        for line in lines:
+            try:
+                messages.append(json.loads(line))
+            except ValueError:
+                messages.append({"unparsed_line": line[:200]})
+        return _read_json_document(messages, name=name, path=path)
+    raise SourceError(f"{name}: JSON lines of an unknown shape (not Claude Code, not messages)")
+
+
+def _first_json_line(lines: list[str]) -> Any:
+    for line in lines[:50]:
+        if not line.strip():
+            continue
+        try:
+            return json.loads(line)
+        except ValueError:
+            continue
+    return None
+
+
+def _read_json_document(data: Any, *, name: str, path: str | None) -> Transcript:
+    from .messages import looks_like_messages, read_messages
+    from .swe_agent import looks_like_swe_agent, read_swe_agent
+
+    if looks_like_swe_agent(data):
+        return read_swe_agent(data, path=path)
+    if looks_like_messages(data):
+        return read_messages(data, path=path)
+    raise SourceError(
+        f"{name}: JSON of an unknown shape; expected a message list ([{{role, content}}] or "
+        '{"messages": [...]}), a SWE-agent .traj or a Claude Code transcript'
+    )
+
+
+def load_source(path: str | os.PathLike[str]) -> Transcript:
+    """Read a transcript or messages file from disk."""
+    p = Path(path).expanduser()
+    text = _decode(_read_bytes(p), str(p))
+    return parse_source(text, name=str(p), path=str(p))
+
+
+def claude_projects_dir() -> Path:
+    config = os.environ.get("CLAUDE_CONFIG_DIR")
+    return (Path(config) if config else Path.home() / ".claude") / "projects"
+
+
+def find_latest_claude_session(projects: Path | None = None) -> Path | None:
+    """The most recently written Claude Code transcript, or None."""
+    root = projects or claude_projects_dir()
+    if not root.is_dir():
+        return None
+    newest: tuple[float, Path] | None = None
+    for candidate in root.glob("*/*.jsonl"):
+        try:
+            mtime = candidate.stat().st_mtime
+        except OSError:
+            continue
+        if newest is None or mtime > newest[0]:
+            newest = (mtime, candidate)
+    return newest[1] if newest else None

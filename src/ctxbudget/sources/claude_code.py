@@ -1,0 +1,375 @@
+"""Reader of Claude Code transcripts (``~/.claude/projects/<slug>/<session>.jsonl``).
+
+One JSON record per line. What matters for accounting:
+
+- ``user`` / ``assistant`` records carry ``message`` (API shape). One API response is
+  split over several records (one per content block) that share ``message.id`` and
+  each repeat its ``usage``: a call is counted once, at its first record.
+- Records form a tree through ``parentUuid``; the context of a call is the chain from
+  its record back to the root, so edits that branch the conversation, and resumed
+  sessions, are followed correctly. Where a parent is missing from the file (logs
+  merged from several sources lose some), the previous record in file order stands
+  in for it.
+- ``isSidechain`` records are sub-agent traffic (older versions keep it in the same
+  file); each sub-agent is named after the ``Task`` call whose prompt started it.
+- A ``system`` record with subtype ``compact_boundary``, or a ``user`` record with
+  ``isCompactSummary``, starts a new context.
+- ``system`` records (hook output, notices) and ``summary`` records are not sent to
+  the model. Record types we do not know are counted in ``unknown_records``.
+
+This module turns records into a ``Transcript``; it does no counting and no I/O
+beyond iterating the lines it is given.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import MAIN_AGENT, ApiCall, Item, Kind, Role, Transcript, Usage
+
+# Record types Claude Code writes that never reach the model.
+_KNOWN_NON_CONTEXT = {"system", "summary", "file-history-snapshot", "queue-operation"}
+_AGENT_TOOLS = {"Task", "Agent"}
+_READ_TOOLS = {"Read", "NotebookRead"}
+_SEARCH_TOOLS = {"Grep", "Glob", "LS", "WebSearch", "WebFetch", "ToolSearch"}
+# Anthropic bills an image by its pixels (about width*height/750); a transcript keeps
+# only the bytes, so an image counts as a typical screenshot's 1,600 tokens.
+IMAGE_TOKENS = 1600
+
+
+@dataclass(slots=True)
+class _Record:
+    index: int
+    data: dict[str, Any]
+    uuid: str | None
+    parent: str | None
+    sidechain: bool
+    items: list[Item] = field(default_factory=list)
+    prev: int | None = None
+    call_index: int | None = None
+
+
+def looks_like_claude_code(first_record: Any) -> bool:
+    return isinstance(first_record, dict) and (
+        "sessionId" in first_record
+        or "parentUuid" in first_record
+        or first_record.get("type") in {"summary", "user", "assistant", "system"}
+        and "uuid" in first_record
+    )
+
+
+def _tool_result_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for block in content:
+            if isinstance(block, dict) and block.get("type") == "text":
+                parts.append(str(block.get("text", "")))
+            elif isinstance(block, dict) and block.get("type") == "image":
+                parts.append("[image]")
+            else:
+                parts.append(json.dumps(block, ensure_ascii=False))
+        return "\n".join(parts)
+    return "" if content is None else json.dumps(content, ensure_ascii=False)
+
+
+def _result_kind(tool: str | None) -> Kind:
+    if tool in _READ_TOOLS:
+        return Kind.FILE_READ
+    if tool in _SEARCH_TOOLS:
+        return Kind.SEARCH_RESULT
+    if tool in _AGENT_TOOLS:
+        return Kind.AGENT_REPORT
+    return Kind.TOOL_RESULT
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.unknown = 0
+        self.tool_names: dict[str, str] = {}
+        self.model: str | None = None
+
+    def items_of(self, record: dict[str, Any], agent: str, message_index: int) -> list[Item]:
+        rtype = record.get("type")
+        message = record.get("message")
+        if not isinstance(message, dict):
+            self.unknown += 1
+            return []
+        role = Role.ASSISTANT if rtype == "assistant" else Role.USER
+        if rtype == "assistant" and isinstance(message.get("model"), str):
+            if not message["model"].startswith("<"):  # "<synthetic>" marks local errors
+                self.model = message["model"]
+        content = message.get("content")
+        common = {"agent": agent, "message_index": message_index, "id": record.get("uuid")}
+        if isinstance(content, str):
+            kind = (
+                Kind.SUMMARY
+                if record.get("isCompactSummary")
+                else (Kind.USER_TEXT if role is Role.USER else Kind.ASSISTANT_TEXT)
+            )
+            return [Item(role=role, kind=kind, text=content, raw={"block": None}, **common)]
+        if not isinstance(content, list):
+            self.unknown += 1
+            return []
+        items = []
+        for block in content:
+            items.append(self._block(block, role, record, common))
+        return items
+
+    def _block(
+        self, block: Any, role: Role, record: dict[str, Any], common: dict[str, Any]
+    ) -> Item:
+        btype = block.get("type") if isinstance(block, dict) else None
+        raw = {"block": block}
+        if btype == "text":
+            if record.get("isCompactSummary"):
+                kind = Kind.SUMMARY
+            else:
+                kind = Kind.USER_TEXT if role is Role.USER else Kind.ASSISTANT_TEXT
+            return Item(role=role, kind=kind, text=str(block.get("text", "")), raw=raw, **common)
+        if btype in ("thinking", "redacted_thinking"):
+            text = str(block.get("thinking") or block.get("data") or "")
+            return Item(role=role, kind=Kind.THINKING, text=text, raw=raw, **common)
+        if btype == "tool_use":
+            name = str(block.get("name", ""))
+            call_id = block.get("id")
+            if isinstance(call_id, str):
+                self.tool_names[call_id] = name
+            text = name + " " + json.dumps(block.get("input"), ensure_ascii=False)
+            return Item(
+                role=role,
+                kind=Kind.TOOL_CALL,
+                text=text,
+                tool=name,
+                pair_id=call_id,
+                raw=raw,
+                **common,
+            )
+        if btype == "tool_result":
+            call_id = block.get("tool_use_id")
+            tool = self.tool_names.get(call_id) if isinstance(call_id, str) else None
+            return Item(
+                role=Role.TOOL,
+                kind=_result_kind(tool),
+                text=_tool_result_text(block.get("content")),
+                tool=tool,
+                pair_id=call_id,
+                raw=raw,
+                **common,
+            )
+        if btype == "image":
+            return Item(
+                role=role, kind=Kind.IMAGE, text="[image]", tokens=IMAGE_TOKENS, raw=raw, **common
+            )
+        self.unknown += 1
+        text = json.dumps(block, ensure_ascii=False) if block is not None else ""
+        return Item(role=role, kind=Kind.UNKNOWN, text=text, raw=raw, **common)
+
+
+def _usage_of(record: dict[str, Any]) -> Usage | None:
+    message = record.get("message")
+    if record.get("type") != "assistant" or not isinstance(message, dict):
+        return None
+    usage = message.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    parsed = Usage.from_api(usage)
+    # Claude Code writes zero usage for messages it made itself (API errors, aborts).
+    return parsed if parsed.context_tokens > 0 else None
+
+
+def _is_boundary(data: dict[str, Any]) -> bool:
+    return data.get("type") == "system" and data.get("subtype") == "compact_boundary"
+
+
+def _link(records: list[_Record]) -> None:
+    """Give each record the index of its predecessor in its context (or None at a root)."""
+    by_uuid = {r.uuid: r.index for r in records if r.uuid}
+    last_in_thread: dict[bool, int] = {}
+    for r in records:
+        if _is_boundary(r.data) or r.parent is None:
+            r.prev = None
+        elif r.parent in by_uuid and by_uuid[r.parent] < r.index:
+            r.prev = by_uuid[r.parent]
+        else:
+            r.prev = last_in_thread.get(r.sidechain)
+        last_in_thread[r.sidechain] = r.index
+
+
+def _chain(records: list[_Record], start: int | None) -> list[int]:
+    """Indices from the root of ``start``'s context to ``start``, oldest first."""
+    out = []
+    seen = set()
+    i = start
+    while i is not None and i not in seen:
+        seen.add(i)
+        out.append(i)
+        data = records[i].data
+        if data.get("isCompactSummary") or _is_boundary(data):
+            break
+        i = records[i].prev
+    out.reverse()
+    return out
+
+
+def _agent_names(records: list[_Record]) -> dict[int, str]:
+    """Name each sub-agent chain after the Task call that started it."""
+    prompts: dict[str, list[str]] = {}
+    for r in records:
+        if r.sidechain:
+            continue
+        message = r.data.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else []:
+            if (
+                isinstance(block, dict)
+                and block.get("type") == "tool_use"
+                and block.get("name") in _AGENT_TOOLS
+            ):
+                tool_input = block.get("input") or {}
+                name = str(
+                    tool_input.get("subagent_type") or tool_input.get("description") or "subagent"
+                )
+                prompts.setdefault(str(tool_input.get("prompt", "")).strip(), []).append(name)
+    names: dict[int, str] = {}
+    used: dict[str, int] = {}
+    unnamed = 0
+    for r in records:
+        if not r.sidechain:
+            continue
+        if r.prev is not None and r.prev in names:
+            names[r.index] = names[r.prev]
+            continue
+        agent_id = r.data.get("agentId")
+        message = r.data.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        text = content if isinstance(content, str) else _tool_result_text(content)
+        candidates = prompts.get(text.strip())
+        if candidates:
+            base = candidates.pop(0)
+        elif agent_id:
+            base = f"agent-{agent_id}"
+        else:
+            unnamed += 1
+            base = f"subagent-{unnamed}"
+        used[base] = used.get(base, 0) + 1
+        names[r.index] = base if used[base] == 1 else f"{base}#{used[base]}"
+    return names
+
+
+def read_claude_code(lines: Iterable[str], *, path: str | None = None) -> Transcript:
+    """Read the lines of a Claude Code transcript. Bad lines are counted, not fatal."""
+    builder = _Builder()
+    records: list[_Record] = []
+    malformed = 0
+    total = 0
+    session_id = None
+    for line in lines:
+        if not line.strip():
+            continue
+        total += 1
+        try:
+            data = json.loads(line)
+        except ValueError:
+            malformed += 1  # a line cut short while Claude Code was writing it
+            continue
+        if not isinstance(data, dict):
+            malformed += 1
+            continue
+        session_id = session_id or data.get("sessionId")
+        rtype = data.get("type")
+        if rtype not in ("user", "assistant") and rtype not in _KNOWN_NON_CONTEXT:
+            builder.unknown += 1
+        parent = data.get("parentUuid")
+        records.append(
+            _Record(
+                index=len(records),
+                data=data,
+                uuid=data.get("uuid") if isinstance(data.get("uuid"), str) else None,
+                parent=parent if isinstance(parent, str) else None,
+                sidechain=bool(data.get("isSidechain")),
+            )
+        )
+    _link(records)
+    agent_of = _agent_names(records)
+    message_index = 0
+    for r in records:
+        if r.data.get("type") in ("user", "assistant"):
+            agent = agent_of.get(r.index, MAIN_AGENT) if r.sidechain else MAIN_AGENT
+            r.items = builder.items_of(r.data, agent, message_index)
+            message_index += 1
+
+    transcript = Transcript(format="claude-code", items=[], path=path, session_id=session_id)
+    _build_calls(records, transcript)
+    _build_current(records, transcript)
+    transcript.unknown_records = builder.unknown + malformed
+    transcript.records = total
+    transcript.model = builder.model
+    transcript.raw = {"malformed_lines": malformed}
+    return transcript
+
+
+def _build_calls(records: list[_Record], transcript: Transcript) -> None:
+    """Find each agent's API calls and what each added to the context since its anchor."""
+    positions: dict[int, list[int]] = {}  # record index -> its item indices in history
+    seen_ids: set[str] = set()
+    for r in records:
+        agent = r.items[0].agent if r.items else MAIN_AGENT
+        if r.sidechain:
+            transcript.agents.setdefault(agent, []).extend(r.items)
+        else:
+            start = len(transcript.history_items)
+            transcript.history_items.extend(r.items)
+            positions[r.index] = list(range(start, len(transcript.history_items)))
+        usage = _usage_of(r.data)
+        message_id = (r.data.get("message") or {}).get("id")
+        if usage is None or (message_id and message_id in seen_ids):
+            continue
+        if message_id:
+            seen_ids.add(message_id)
+        call = ApiCall(
+            usage=usage,
+            items_before=positions[r.index][0] if positions.get(r.index) else 0,
+            agent=agent if r.sidechain else MAIN_AGENT,
+            message_id=message_id,
+            model=(r.data.get("message") or {}).get("model"),
+            timestamp=r.data.get("timestamp"),
+        )
+        if r.sidechain:
+            transcript.agent_calls.setdefault(call.agent, []).append(call)
+            continue
+        r.call_index = len(transcript.calls)
+        added: list[int] = []
+        i = r.prev
+        anchor = None
+        while i is not None:
+            rec = records[i]
+            added[:0] = positions.get(i, [])
+            if rec.call_index is not None:
+                anchor = rec.call_index
+                break
+            if rec.data.get("isCompactSummary") or _is_boundary(rec.data):
+                break
+            i = rec.prev
+        call.anchor_call = anchor
+        call.added_items = tuple(added)
+        if anchor is None and transcript.calls:
+            call.after_compaction = True
+            transcript.compactions.append(len(transcript.calls))
+        transcript.calls.append(call)
+
+
+def _build_current(records: list[_Record], transcript: Transcript) -> None:
+    """The current context: the chain of the newest main-thread record."""
+    last = next((r.index for r in reversed(records) if not r.sidechain), None)
+    chain = _chain(records, last)
+    anchor_record = next((i for i in reversed(chain) if records[i].call_index is not None), None)
+    for i in chain:
+        if i == anchor_record:
+            transcript.anchor_position = len(transcript.items)
+            transcript.anchor_call = records[i].call_index
+        transcript.items.extend(records[i].items)

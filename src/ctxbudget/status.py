@@ -1,0 +1,159 @@
+"""Status: the one picture of a window that every surface renders.
+
+``build_status`` is a pure function from a few numbers (used tokens, local counts by
+dimension, the policy) to a ``Status``. The CLI, the status line, hooks and the API
+all print or serve this same value, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import Level
+from .policy import Policy
+
+# Recommended actions by level (seed 003, §2.2 BR-009 and §3.2).
+RECOMMENDATIONS = {
+    Level.NORMAL: "No action needed.",
+    Level.WARNING: (
+        "Consider compacting soon: preview with \"ctxbudget compact --dry-run\"; "
+        "auto-compaction starts at the critical threshold."
+    ),
+    Level.CRITICAL: (
+        "Compact now: run \"ctxbudget compact\" (preview with --dry-run), or finish the "
+        "current task and start a fresh session."
+    ),
+    Level.BLOCKED: (
+        "New sub-agents are blocked. Compact now with \"ctxbudget compact\", or raise "
+        "the window with --window if the model allows more."
+    ),
+}
+
+
+@dataclass(slots=True)
+class AgentUsage:
+    """One agent's own context, as its latest call reported it (or counted locally)."""
+
+    name: str
+    context_tokens: int
+    calls: int = 0
+    output_tokens: int = 0
+    items: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "context_tokens": self.context_tokens,
+            "calls": self.calls,
+            "output_tokens": self.output_tokens,
+            "items": self.items,
+        }
+
+
+@dataclass(slots=True)
+class Breakdown:
+    """Where the tokens of the window are, by dimension.
+
+    Local counts are scaled by the session's learned per-token correction so they are
+    in the provider's units; ``unattributed`` is what the provider reported beyond
+    what the transcript shows (system prompt, tool definitions, framing).
+    """
+
+    component: dict[str, int] = field(default_factory=dict)
+    kind: dict[str, int] = field(default_factory=dict)
+    tool: dict[str, int] = field(default_factory=dict)
+    agent: dict[str, int] = field(default_factory=dict)
+    unattributed: int = 0
+    subagents: list[AgentUsage] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "component": dict(self.component),
+            "kind": dict(self.kind),
+            "tool": dict(self.tool),
+            "agent": dict(self.agent),
+            "unattributed": self.unattributed,
+            "subagents": [a.to_dict() for a in self.subagents],
+        }
+
+
+@dataclass(slots=True)
+class Status:
+    used_tokens: int
+    max_tokens: int
+    percent: float
+    remaining_tokens: int
+    level: Level
+    recommendation: str
+    estimated_exchanges_left: int | None
+    breakdown: Breakdown
+    anchored: bool
+    reported_tokens: int | None
+    estimated_since_report: int
+    counter: str
+    model: str | None = None
+    session_id: str | None = None
+    unknown_records: int = 0
+    items: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "model": self.model,
+            "used_tokens": self.used_tokens,
+            "max_tokens": self.max_tokens,
+            "percent": round(self.percent, 2),
+            "remaining_tokens": self.remaining_tokens,
+            "level": self.level.value,
+            "recommendation": self.recommendation,
+            "estimated_exchanges_left": self.estimated_exchanges_left,
+            "anchored_on_usage": self.anchored,
+            "reported_tokens": self.reported_tokens,
+            "estimated_since_report": self.estimated_since_report,
+            "counter": self.counter,
+            "items": self.items,
+            "unknown_records": self.unknown_records,
+            "breakdown": self.breakdown.to_dict(),
+        }
+
+
+def build_status(
+    *,
+    used_tokens: int,
+    policy: Policy,
+    breakdown: Breakdown,
+    anchored: bool,
+    reported_tokens: int | None,
+    estimated_since_report: int,
+    counter: str,
+    tokens_per_exchange: float | None,
+    model: str | None = None,
+    session_id: str | None = None,
+    unknown_records: int = 0,
+    items: int = 0,
+) -> Status:
+    percent = 100.0 * used_tokens / policy.window
+    level = policy.level_for(percent)
+    remaining = max(0, policy.window - policy.reserved_output - policy.safety_margin - used_tokens)
+    exchanges = None
+    if tokens_per_exchange and tokens_per_exchange > 0:
+        exchanges = int(remaining // tokens_per_exchange)
+    return Status(
+        used_tokens=used_tokens,
+        max_tokens=policy.window,
+        percent=percent,
+        remaining_tokens=remaining,
+        level=level,
+        recommendation=RECOMMENDATIONS[level],
+        estimated_exchanges_left=exchanges,
+        breakdown=breakdown,
+        anchored=anchored,
+        reported_tokens=reported_tokens,
+        estimated_since_report=estimated_since_report,
+        counter=counter,
+        model=model,
+        session_id=session_id,
+        unknown_records=unknown_records,
+        items=items,
+    )

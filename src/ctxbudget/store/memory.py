@@ -1,0 +1,304 @@
+"""The ``memory://`` store: everything in dicts, gone when the process ends.
+
+For tests, examples and one-shot commands that need no history. It keeps the same
+contract as the SQLite store, down to the details: values are JSON-encoded on the
+way in (so what cannot be stored fails here too, and a caller who mutates a loaded
+object does not change the store), item ids are unique per version, and a failed
+transaction leaves nothing behind. Rollback replays an undo log rather than
+restoring a snapshot, so a write costs the same in a big session as in a small one.
+Each ``open_store("memory://")`` is a new, empty store; nothing is shared.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..errors import StoreError
+from ..model import Item
+from .base import (
+    GROUPED_BY,
+    ITEM_COLUMNS,
+    SESSION_COLUMNS,
+    UPDATED_AT,
+    ItemAggregates,
+    ItemRow,
+    SessionRow,
+    Store,
+    StoredEvent,
+    StoredSession,
+    dump_json,
+    event_types,
+    item_from_row,
+    item_to_row,
+    load_json,
+    make_aggregates,
+    new_item_id,
+    session_from_row,
+    session_to_row,
+)
+
+# An event as held here: id, type, at, data as JSON text.
+_EventRecord = tuple[int, str, float, str]
+# Positions in the shared row tuples, so the code below reads by name.
+_CREATED, _VERSION = SESSION_COLUMNS.index("created_at"), SESSION_COLUMNS.index("context_version")
+_SEQ, _ITEM_VERSION, _TOKENS = (ITEM_COLUMNS.index(c) for c in ("seq", "version", "tokens"))
+_GROUPS = tuple((column, ITEM_COLUMNS.index(column)) for column in GROUPED_BY)
+
+
+class MemoryStore(Store):
+    """A store in process memory, safe to share between threads."""
+
+    scheme = "memory"
+
+    def __init__(self, url: str = "memory://", *, clock: Callable[[], float] | None = None) -> None:
+        super().__init__(url, clock=clock)
+        # Re-entrant: a transaction holds it while the methods inside take it again.
+        self._lock = threading.RLock()
+        self._sessions: dict[str, SessionRow] = {}
+        self._items: dict[str, list[ItemRow]] = {}
+        self._item_ids: dict[tuple[str, int], set[str]] = {}
+        self._events: dict[str, list[_EventRecord]] = {}
+        self._token_cache: dict[tuple[str, str], int] = {}
+        self._last_event_id = 0
+        self._undo: list[Callable[[], None]] = []
+        self._depth = 0
+        self._closed = False
+
+    # -- transactions ---------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            self._check_open()
+            mark = len(self._undo)
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                while len(self._undo) > mark:
+                    self._undo.pop()()
+                raise
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._undo.clear()
+
+    def _on_rollback(self, undo: Callable[[], None]) -> None:
+        self._undo.append(undo)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store {self.url} is closed")
+
+    # -- sessions -------------------------------------------------------------------
+
+    def _get_row(self, session_id: str) -> SessionRow:
+        row = self._sessions.get(session_id)
+        if row is None:
+            raise self.not_found(session_id)
+        return row
+
+    def create_session(self, session: StoredSession) -> None:
+        with self.transaction():
+            if session.id in self._sessions:
+                raise StoreError(f'a session "{session.id}" already exists in {self.url}')
+            self._sessions[session.id] = session_to_row(session)
+            self._items[session.id] = []
+            self._events[session.id] = []
+            self._on_rollback(lambda: self._forget(session.id))
+
+    def _forget(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
+        self._items.pop(session_id, None)
+        self._events.pop(session_id, None)
+        for key in [key for key in self._item_ids if key[0] == session_id]:
+            del self._item_ids[key]
+
+    def get_session(self, session_id: str) -> StoredSession:
+        with self._lock:
+            self._check_open()
+            return session_from_row(self._get_row(session_id))
+
+    def find_sessions(self, prefix: str) -> list[StoredSession]:
+        with self._lock:
+            self._check_open()
+            found = [row for sid, row in self._sessions.items() if sid.startswith(prefix)]
+            return [session_from_row(r) for r in self._newest_first(found)]
+
+    def list_sessions(self, limit: int | None = 50) -> list[StoredSession]:
+        with self._lock:
+            self._check_open()
+            records = self._newest_first(list(self._sessions.values()))
+            if limit is not None:
+                records = records[: max(limit, 0)]
+            return [session_from_row(r) for r in records]
+
+    @staticmethod
+    def _newest_first(records: list[SessionRow]) -> list[SessionRow]:
+        # Same order as the SQL backends: updated_at, then created_at, newest first.
+        records = sorted(records, key=lambda row: row[0])
+        return sorted(records, key=lambda row: (row[UPDATED_AT], row[_CREATED]), reverse=True)
+
+    def update_session(self, session: StoredSession) -> None:
+        with self.transaction():
+            old = self._get_row(session.id)
+            self._sessions[session.id] = session_to_row(session)
+            self._on_rollback(lambda: self._sessions.__setitem__(session.id, old))
+
+    def delete_session(self, session_id: str) -> None:
+        with self.transaction():
+            row = self._get_row(session_id)
+            items = self._items[session_id]
+            events = self._events[session_id]
+            ids = {key: value for key, value in self._item_ids.items() if key[0] == session_id}
+            self._forget(session_id)
+
+            def undo() -> None:
+                self._sessions[session_id] = row
+                self._items[session_id] = items
+                self._events[session_id] = events
+                self._item_ids.update(ids)
+
+            self._on_rollback(undo)
+
+    def _touch(self, session_id: str, now: float) -> None:
+        row = self._get_row(session_id)
+        if now > row[UPDATED_AT]:
+            self._sessions[session_id] = (*row[:UPDATED_AT], now, *row[UPDATED_AT + 1 :])
+            self._on_rollback(lambda: self._sessions.__setitem__(session_id, row))
+
+    # -- items ----------------------------------------------------------------------
+
+    def append_items(
+        self, session_id: str, items: list[Item], version: int | None = None
+    ) -> list[Item]:
+        with self.transaction():
+            current = self._get_row(session_id)[_VERSION]
+            version = current if version is None else int(version)
+            rows = self._items[session_id]
+            seq = rows[-1][_SEQ] + 1 if rows else 0
+            taken = self._item_ids.get((session_id, version), set())
+            ids = [item.id if item.id is not None else new_item_id() for item in items]
+            new_ids = set(ids)
+            duplicates = sorted(taken & new_ids)
+            if len(new_ids) < len(ids):
+                duplicates += sorted(i for i, n in Counter(ids).items() if n > 1)
+            if duplicates:
+                raise StoreError(
+                    f"item ids {', '.join(duplicates[:5])} are already used in session "
+                    f"{session_id} (version {version}); ids are unique within a version"
+                )
+            new_rows = [
+                item_to_row(item, session_id, seq + offset, version, item_id)
+                for offset, (item, item_id) in enumerate(zip(items, ids, strict=True))
+            ]
+            before = len(rows)
+            rows.extend(new_rows)
+            self._item_ids[(session_id, version)] = taken | new_ids
+
+            def undo() -> None:
+                del rows[before:]
+                self._item_ids[(session_id, version)] = taken
+
+            self._on_rollback(undo)
+            self._touch(session_id, self.clock())
+        for item, item_id in zip(items, ids, strict=True):
+            item.id = item_id
+        return items
+
+    def _rows(self, session_id: str, version: int | None) -> list[ItemRow]:
+        current = self._get_row(session_id)[_VERSION]
+        version = current if version is None else version
+        return [row for row in self._items[session_id] if row[_ITEM_VERSION] == version]
+
+    def load_items(self, session_id: str, version: int | None = None) -> list[Item]:
+        with self._lock:
+            self._check_open()
+            return [item_from_row(row) for row in self._rows(session_id, version)]
+
+    def item_aggregates(self, session_id: str, version: int | None = None) -> ItemAggregates:
+        with self._lock:
+            self._check_open()
+            return _aggregate(self._rows(session_id, version))
+
+    # -- events ---------------------------------------------------------------------
+
+    def append_event(self, session_id: str, type: str, data: dict[str, Any]) -> StoredEvent:
+        with self.transaction():
+            self._get_row(session_id)
+            encoded = dump_json(data, f"data of event {type!r}")
+            now = self.clock()
+            self._last_event_id += 1
+            record = (self._last_event_id, type, now, encoded)
+            events = self._events[session_id]
+            events.append(record)
+            self._on_rollback(lambda: events.__delitem__(-1))
+            self._touch(session_id, now)
+            return StoredEvent(record[0], session_id, type, now, load_json(encoded))
+
+    def events(
+        self,
+        session_id: str,
+        types: Iterable[str] | None = None,
+        since_id: int = 0,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
+        wanted = event_types(types)
+        with self._lock:
+            self._check_open()
+            self._get_row(session_id)
+            found: list[StoredEvent] = []
+            for event_id, event_type, at, data in self._events[session_id]:
+                if limit is not None and len(found) >= limit:
+                    break
+                if event_id > since_id and (wanted is None or event_type in wanted):
+                    found.append(StoredEvent(event_id, session_id, event_type, at, load_json(data)))
+            return found
+
+    # -- token-count cache ------------------------------------------------------------
+
+    def token_cache_get(self, counter: str, hashes: list[str]) -> dict[str, int]:
+        with self._lock:
+            self._check_open()
+            cache = self._token_cache
+            return {h: cache[(counter, h)] for h in hashes if (counter, h) in cache}
+
+    def token_cache_put(self, counter: str, counts: dict[str, int]) -> None:
+        with self.transaction():
+            cache = self._token_cache
+            keys = [(counter, text_hash) for text_hash in counts]
+            previous = {key: cache[key] for key in keys if key in cache}
+            cache.update({(counter, h): int(tokens) for h, tokens in counts.items()})
+
+            def undo() -> None:
+                for key in keys:
+                    cache.pop(key, None)
+                cache.update(previous)
+
+            self._on_rollback(undo)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+
+def _aggregate(rows: Iterable[ItemRow]) -> ItemAggregates:
+    """The SQL backends' GROUP BY, in Python."""
+    count = tokens = uncounted = 0
+    groups: dict[str, dict[str, int]] = {column: {} for column in GROUPED_BY}
+    for row in rows:
+        count += 1
+        row_tokens = row[_TOKENS]
+        if row_tokens is None:
+            uncounted += 1
+            row_tokens = 0
+        tokens += row_tokens
+        for column, index in _GROUPS:
+            if row[index] is not None:
+                group = groups[column]
+                group[row[index]] = group.get(row[index], 0) + row_tokens
+    return make_aggregates(count, tokens, uncounted, groups)

@@ -1,0 +1,487 @@
+"""The ``sqlite://`` store: one file, safe for many threads and processes.
+
+URLs follow SQLAlchemy: ``sqlite:///relative/path.db`` (relative to the current
+directory), ``sqlite:////absolute/path.db``, ``sqlite:///~/ctxbudget.db`` and
+``sqlite://:memory:``. The file is opened in WAL mode with a busy timeout, and every
+write runs in ``BEGIN IMMEDIATE`` so two writers queue instead of failing half-way:
+that is what lets hooks of several Claude Code sessions share one file. Within a
+process one connection is shared behind a re-entrant lock (a ``:memory:`` database
+exists only on its connection). Every ``sqlite3.Error`` leaves as a ``StoreError``
+that says what to do. The schema lives here; budget logic does not.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigurationError, StoreError
+from ..model import Item
+from .base import (
+    GROUPED_BY,
+    ITEM_COLUMNS,
+    SESSION_COLUMNS,
+    ItemAggregates,
+    Store,
+    StoredEvent,
+    StoredSession,
+    dump_json,
+    event_types,
+    item_from_row,
+    item_to_row,
+    load_json,
+    make_aggregates,
+    new_item_id,
+    session_from_row,
+    session_to_row,
+)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS sessions (
+        id TEXT PRIMARY KEY, name TEXT, model TEXT, source TEXT, policy TEXT NOT NULL,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL,
+        context_version INTEGER NOT NULL DEFAULT 1, meta TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS sessions_recent ON sessions (updated_at, created_at)",
+    """CREATE TABLE IF NOT EXISTS items (
+        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL, version INTEGER NOT NULL, id TEXT NOT NULL,
+        role TEXT NOT NULL, kind TEXT NOT NULL, component TEXT NOT NULL, layer TEXT NOT NULL,
+        agent TEXT NOT NULL, tool TEXT, pair_id TEXT, tokens INTEGER,
+        pinned INTEGER NOT NULL, phase TEXT, message_index INTEGER NOT NULL,
+        created_at REAL NOT NULL, last_used_at REAL, text TEXT NOT NULL, hash TEXT NOT NULL,
+        raw TEXT, PRIMARY KEY (session_id, seq))""",
+    "CREATE INDEX IF NOT EXISTS items_by_version ON items (session_id, version, seq)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS items_unique_id ON items (session_id, version, id)",
+    """CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        type TEXT NOT NULL, at REAL NOT NULL, data TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS events_by_session ON events (session_id, id)",
+    # The ledger is append-only: refuse updates even from a hand-written query.
+    """CREATE TRIGGER IF NOT EXISTS events_append_only BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
+    """CREATE TABLE IF NOT EXISTS token_cache (
+        counter TEXT NOT NULL, hash TEXT NOT NULL, tokens INTEGER NOT NULL,
+        PRIMARY KEY (counter, hash)) WITHOUT ROWID""",
+)
+
+_SESSION_SELECT = ", ".join(SESSION_COLUMNS)
+_ITEM_SELECT = ", ".join(ITEM_COLUMNS)
+_NEWEST_FIRST = "updated_at DESC, created_at DESC, id"
+_CURRENT_VERSION = "(SELECT context_version FROM sessions WHERE id = ?)"
+# Stays under SQLITE_MAX_VARIABLE_NUMBER of old builds (999).
+_CHUNK = 500
+
+
+def _aggregates_sql(version: str) -> str:
+    # One statement, so the totals and the four groupings read one snapshot.
+    selected = (
+        "WITH selected AS (SELECT component, kind, tool, agent, tokens FROM items"
+        f" WHERE session_id = ? AND version = {version}) "
+    )
+    parts = [
+        "SELECT 'total', NULL, count(*), coalesce(sum(tokens), 0), count(tokens) FROM selected"
+    ]
+    parts += [
+        f"SELECT '{column}', {column}, coalesce(sum(tokens), 0), 0, 0 FROM selected"
+        f" WHERE {column} IS NOT NULL GROUP BY {column}"
+        for column in GROUPED_BY
+    ]
+    return selected + " UNION ALL ".join(parts)
+
+
+_AGGREGATES_CURRENT = _aggregates_sql(_CURRENT_VERSION)
+_AGGREGATES_AT = _aggregates_sql("?")
+
+
+def _to_db(value: Any) -> Any:
+    # Text read from JSON may hold lone surrogates (a cut emoji in a tool output);
+    # sqlite3 refuses to encode them, so such text is stored as its bytes instead.
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogatepass")
+    return value
+
+
+def _from_db(value: Any) -> Any:
+    return value.decode("utf-8", "surrogatepass") if isinstance(value, bytes) else value
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _session(row: tuple[Any, ...]) -> StoredSession:
+    return session_from_row(tuple(_from_db(value) for value in row))
+
+
+def database_path(url: str) -> str:
+    """The file a ``sqlite:`` URL names, absolute, or ``:memory:``."""
+    if not url.startswith("sqlite:"):
+        raise ConfigurationError(f"not a sqlite URL: {url!r}")
+    rest = url[len("sqlite:") :]
+    if rest in ("", "//", "//:memory:", "///:memory:"):
+        return ":memory:"
+    if not rest.startswith("///"):
+        raise ConfigurationError(
+            f"cannot read the store URL {url!r}: use sqlite:///relative/path.db, "
+            "sqlite:////absolute/path.db or sqlite://:memory:"
+        )
+    return str(Path(rest[3:]).expanduser().absolute())
+
+
+class SQLiteStore(Store):
+    """A store in one SQLite file (WAL, busy timeout, ``BEGIN IMMEDIATE`` writes)."""
+
+    scheme = "sqlite"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Callable[[], float] | None = None,
+        busy_timeout_ms: int = 5000,
+    ) -> None:
+        self.path = database_path(url)
+        memory = self.path == ":memory:"
+        super().__init__("sqlite://:memory:" if memory else f"sqlite:///{self.path}", clock=clock)
+        self.busy_timeout_ms = busy_timeout_ms
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._conn: sqlite3.Connection | None = None
+        if not memory:
+            self._prepare_path(Path(self.path))
+        try:
+            # isolation_level=None: no implicit transactions, we issue BEGIN ourselves.
+            conn = sqlite3.connect(
+                self.path,
+                timeout=busy_timeout_ms / 1000,
+                isolation_level=None,
+                check_same_thread=False,  # shared between threads behind self._lock
+            )
+        except sqlite3.Error as exc:
+            raise self._error(exc, "opening the store") from exc
+        self._conn = conn
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self.journal_mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except BaseException as exc:
+            self._conn = None
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._error(exc, "opening the store") from exc
+            raise
+
+    def _prepare_path(self, path: Path) -> None:
+        if path.is_dir():
+            raise StoreError(
+                f"cannot open the store {self.url}: {path} is a directory; "
+                f"name a file instead, e.g. sqlite:///{path / 'ctxbudget.db'}"
+            )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot open the store {self.url}: cannot create the directory "
+                f"{path.parent} ({exc.strerror or exc}); choose another location "
+                "with CTXBUDGET_STORE"
+            ) from exc
+
+    def _migrate(self) -> None:
+        conn = self._connection()
+        # Read first, so opening an up-to-date file never takes the write lock.
+        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store {self.url} has schema version {version}, newer than this "
+                    f"ctxbudget understands ({SCHEMA_VERSION}): upgrade ctxbudget"
+                )
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _error(self, exc: sqlite3.Error, action: str) -> StoreError:
+        message = str(exc)
+        lowered = message.lower()
+        if "not a database" in lowered:
+            hint = f"{self.path} is not a SQLite database ({message}); move it or use another path"
+        elif "locked" in lowered or "busy" in lowered:
+            hint = (
+                f"the database stayed locked by another writer for more than "
+                f"{self.busy_timeout_ms / 1000:g} s; retry, or stop the process holding it"
+            )
+        elif "readonly" in lowered or "read-only" in lowered:
+            hint = f"{self.path} is read-only ({message}); check its permissions"
+        elif "unable to open" in lowered:
+            hint = f"cannot open {self.path} ({message}); check the path and its permissions"
+        else:
+            hint = message
+        return StoreError(f"{action} failed on {self.url}: {hint}")
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"the store {self.url} is closed")
+        return self._conn
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[sqlite3.Connection]:
+        """Hold the lock and turn driver errors into a ``StoreError`` naming ``action``."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                yield conn
+            except sqlite3.Error as exc:
+                raise self._error(exc, action) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._guard("a transaction") as conn:
+            depth = self._depth
+            conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT nested_{depth}")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                # sqlite may have rolled back on its own (disk full); and a failing
+                # rollback must not hide the error that caused it.
+                with suppress(sqlite3.Error):
+                    if depth == 0 and conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    elif depth > 0 and conn.in_transaction:
+                        conn.execute(f"ROLLBACK TO nested_{depth}")
+                        conn.execute(f"RELEASE nested_{depth}")
+                raise
+            self._depth -= 1
+            try:
+                conn.execute("COMMIT" if depth == 0 else f"RELEASE nested_{depth}")
+            except sqlite3.Error:
+                if depth == 0 and conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    # -- sessions -------------------------------------------------------------------
+
+    def create_session(self, session: StoredSession) -> None:
+        row = tuple(_to_db(value) for value in session_to_row(session))
+        with self._guard("creating a session") as conn, self.transaction():
+            try:
+                conn.execute(f"INSERT INTO sessions ({_SESSION_SELECT}) VALUES ({_marks(9)})", row)
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f'a session "{session.id}" already exists in {self.url}') from exc
+
+    def get_session(self, session_id: str) -> StoredSession:
+        with self._guard("reading a session") as conn:
+            row = conn.execute(
+                f"SELECT {_SESSION_SELECT} FROM sessions WHERE id = ?", (_to_db(session_id),)
+            ).fetchone()
+        if row is None:
+            raise self.not_found(session_id)
+        return _session(row)
+
+    def _sessions(
+        self, where: str, params: tuple[Any, ...], limit: int | None
+    ) -> list[StoredSession]:
+        sql = f"SELECT {_SESSION_SELECT} FROM sessions {where} ORDER BY {_NEWEST_FIRST}"
+        if limit is not None:
+            sql += f" LIMIT {max(int(limit), 0)}"
+        with self._guard("listing sessions") as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [_session(row) for row in rows]
+
+    def find_sessions(self, prefix: str) -> list[StoredSession]:
+        # substr, not LIKE: LIKE ignores ASCII case and treats _ and % as wildcards.
+        return self._sessions("WHERE substr(id, 1, length(?1)) = ?1", (_to_db(prefix),), None)
+
+    def list_sessions(self, limit: int | None = 50) -> list[StoredSession]:
+        return self._sessions("", (), limit)
+
+    def update_session(self, session: StoredSession) -> None:
+        sid, *values = (_to_db(value) for value in session_to_row(session))
+        with self._guard("updating a session") as conn, self.transaction():
+            changed = conn.execute(
+                "UPDATE sessions SET name = ?, model = ?, source = ?, policy = ?, created_at = ?,"
+                " updated_at = ?, context_version = ?, meta = ? WHERE id = ?",
+                (*values, sid),
+            ).rowcount
+        if changed == 0:
+            raise self.not_found(session.id)
+
+    def delete_session(self, session_id: str) -> None:
+        sid = _to_db(session_id)
+        with self._guard("deleting a session") as conn, self.transaction():
+            # Children first, explicitly: correct even where foreign keys are off.
+            conn.execute("DELETE FROM items WHERE session_id = ?", (sid,))
+            conn.execute("DELETE FROM events WHERE session_id = ?", (sid,))
+            if conn.execute("DELETE FROM sessions WHERE id = ?", (sid,)).rowcount == 0:
+                raise self.not_found(session_id)
+
+    def _touch(self, conn: sqlite3.Connection, session_id: str, now: float) -> None:
+        conn.execute(
+            "UPDATE sessions SET updated_at = max(updated_at, ?) WHERE id = ?",
+            (now, _to_db(session_id)),
+        )
+
+    def _exists(self, conn: sqlite3.Connection, session_id: str) -> bool:
+        sql = "SELECT 1 FROM sessions WHERE id = ?"
+        return conn.execute(sql, (_to_db(session_id),)).fetchone() is not None
+
+    # -- items ----------------------------------------------------------------------
+
+    def append_items(
+        self, session_id: str, items: list[Item], version: int | None = None
+    ) -> list[Item]:
+        sid = _to_db(session_id)
+        ids = [item.id if item.id is not None else new_item_id() for item in items]
+        with self._guard("appending items") as conn, self.transaction():
+            found = conn.execute(
+                "SELECT context_version FROM sessions WHERE id = ?", (sid,)
+            ).fetchone()
+            if found is None:
+                raise self.not_found(session_id)
+            version = found[0] if version is None else int(version)
+            last = conn.execute(
+                "SELECT max(seq) FROM items WHERE session_id = ?", (sid,)
+            ).fetchone()[0]
+            first = 0 if last is None else last + 1
+            rows = [
+                tuple(
+                    _to_db(value)
+                    for value in item_to_row(item, session_id, first + n, version, item_id)
+                )
+                for n, (item, item_id) in enumerate(zip(items, ids, strict=True))
+            ]
+            try:
+                conn.executemany(
+                    f"INSERT INTO items ({_ITEM_SELECT}) VALUES ({_marks(len(ITEM_COLUMNS))})",
+                    rows,
+                )
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(
+                    f"an item id is already used in session {session_id} (version {version}): "
+                    f"ids are unique within a version ({exc})"
+                ) from exc
+            self._touch(conn, session_id, self.clock())
+        for item, item_id in zip(items, ids, strict=True):
+            item.id = item_id
+        return items
+
+    def load_items(self, session_id: str, version: int | None = None) -> list[Item]:
+        sid = _to_db(session_id)
+        with self._guard("loading items") as conn:
+            if version is None:
+                where, params = f"version = {_CURRENT_VERSION}", (sid, sid)
+            else:
+                where, params = "version = ?", (sid, int(version))
+            rows = conn.execute(
+                f"SELECT {_ITEM_SELECT} FROM items WHERE session_id = ? AND {where} ORDER BY seq",
+                params,
+            ).fetchall()
+            if not rows and not self._exists(conn, session_id):
+                raise self.not_found(session_id)
+        return [item_from_row(tuple(_from_db(value) for value in row)) for row in rows]
+
+    def item_aggregates(self, session_id: str, version: int | None = None) -> ItemAggregates:
+        sid = _to_db(session_id)
+        params = (sid, sid) if version is None else (sid, int(version))
+        with self._guard("summing items") as conn:
+            sql = _AGGREGATES_CURRENT if version is None else _AGGREGATES_AT
+            rows = conn.execute(sql, params).fetchall()
+            count, tokens, counted = rows[0][2:]
+            if count == 0 and not self._exists(conn, session_id):
+                raise self.not_found(session_id)
+        groups: dict[str, dict[str, int]] = {column: {} for column in GROUPED_BY}
+        for column, value, group_tokens, _, _ in rows[1:]:
+            groups[column][_from_db(value)] = group_tokens
+        return make_aggregates(count, tokens, count - counted, groups)
+
+    # -- events ---------------------------------------------------------------------
+
+    def append_event(self, session_id: str, type: str, data: dict[str, Any]) -> StoredEvent:
+        encoded = dump_json(data, f"data of event {type!r}")
+        with self._guard("appending an event") as conn, self.transaction():
+            now = self.clock()
+            sid = _to_db(session_id)
+            if not self._exists(conn, session_id):
+                raise self.not_found(session_id)
+            cursor = conn.execute(
+                "INSERT INTO events (session_id, type, at, data) VALUES (?, ?, ?, ?)",
+                (sid, _to_db(type), now, _to_db(encoded)),
+            )
+            self._touch(conn, session_id, now)
+        assert cursor.lastrowid is not None
+        return StoredEvent(cursor.lastrowid, session_id, type, now, load_json(encoded))
+
+    def events(
+        self,
+        session_id: str,
+        types: Iterable[str] | None = None,
+        since_id: int = 0,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
+        wanted = event_types(types)
+        if wanted is not None and not wanted:
+            self.get_session(session_id)  # still report an unknown session
+            return []
+        sid = _to_db(session_id)
+        sql = "SELECT id, type, at, data FROM events WHERE session_id = ? AND id > ?"
+        params: list[Any] = [sid, int(since_id)]
+        if wanted is not None:
+            sql += f" AND type IN ({_marks(len(wanted))})"
+            params.extend(_to_db(t) for t in wanted)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {max(int(limit), 0)}"
+        with self._guard("reading events") as conn:
+            rows = conn.execute(sql, params).fetchall()
+            if not rows and not self._exists(conn, session_id):
+                raise self.not_found(session_id)
+        return [
+            StoredEvent(event_id, session_id, _from_db(event_type), at, load_json(_from_db(data)))
+            for event_id, event_type, at, data in rows
+        ]
+
+    # -- token-count cache ------------------------------------------------------------
+
+    def token_cache_get(self, counter: str, hashes: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        with self._guard("reading cached token counts") as conn:
+            unique = list(dict.fromkeys(hashes))
+            for chunk in (unique[i : i + _CHUNK] for i in range(0, len(unique), _CHUNK)):
+                rows = conn.execute(
+                    f"SELECT hash, tokens FROM token_cache WHERE counter = ?"
+                    f" AND hash IN ({_marks(len(chunk))})",
+                    (counter, *chunk),
+                )
+                found.update(rows.fetchall())
+        return found
+
+    def token_cache_put(self, counter: str, counts: dict[str, int]) -> None:
+        if not counts:
+            return
+        rows = [(counter, text_hash, int(tokens)) for text_hash, tokens in counts.items()]
+        with self._guard("caching token counts") as conn, self.transaction():
+            conn.executemany(
+                "INSERT INTO token_cache (counter, hash, tokens) VALUES (?, ?, ?)"
+                " ON CONFLICT (counter, hash) DO UPDATE SET tokens = excluded.tokens",
+                rows,
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from ctxbudget import Kind, load_source
+
+
+def test_main_thread_calls_counted_once_per_message_id(fixtures: Path) -> None:
+    t = load_source(fixtures / "claude_code_small.jsonl")
+    assert t.format == "claude-code"
+    # msg_A is split over two records that both repeat usage: one call, not two.
+    assert [c.message_id for c in t.calls] == ["msg_A", "msg_B", "msg_C", "msg_D"]
+    assert [c.usage.context_tokens for c in t.calls] == [12004, 12154, 12274, 12364]
+    assert t.model == "claude-sonnet-4-20250514"
+
+
+def test_sidechain_is_attributed_to_the_task_agent(fixtures: Path) -> None:
+    t = load_source(fixtures / "claude_code_small.jsonl")
+    assert set(t.agents) == {"code-reviewer"}
+    assert [c.usage.context_tokens for c in t.agent_calls["code-reviewer"]] == [9003]
+    assert all(item.agent == "main" for item in t.items)
+
+
+def test_current_context_follows_the_parent_chain(fixtures: Path) -> None:
+    t = load_source(fixtures / "claude_code_small.jsonl")
+    texts = " ".join(item.text for item in t.items)
+    assert "abandoned branch" not in texts
+    assert "Fixed: add() now returns a + b" in texts
+    kinds = [item.kind for item in t.items]
+    assert kinds.count(Kind.FILE_READ) == 1 and kinds.count(Kind.AGENT_REPORT) == 1
+    # every tool result has its call in the context
+    calls = {i.pair_id for i in t.items if i.kind is Kind.TOOL_CALL}
+    results = {i.pair_id for i in t.items if i.role.value == "tool"}
+    assert results <= calls
+
+
+def test_anchor_is_the_last_call_and_its_output(fixtures: Path) -> None:
+    t = load_source(fixtures / "claude_code_small.jsonl")
+    assert t.anchor_call == 3
+    assert t.anchor_position is not None
+    assert [i.text for i in t.items[t.anchor_position:]] == [
+        "Fixed: add() now returns a + b. The test passes."
+    ]
+
+
+def test_added_items_between_calls(fixtures: Path) -> None:
+    t = load_source(fixtures / "claude_code_small.jsonl")
+    second = t.calls[1]
+    assert second.anchor_call == 0
+    added = [t.history_items[i] for i in second.added_items]
+    # msg_A's two blocks (its output) and the tool result
+    assert [i.kind for i in added] == [Kind.ASSISTANT_TEXT, Kind.TOOL_CALL, Kind.FILE_READ]
+
+
+def test_unknown_record_types_are_counted_not_fatal(fixtures: Path) -> None:
+    t = load_source(fixtures / "claude_code_small.jsonl")
+    assert t.unknown_records == 1
+
+
+def test_compact_boundary_starts_a_new_context(fixtures: Path) -> None:
+    t = load_source(fixtures / "claude_code_compacted.jsonl")
+    assert t.compactions == [4]
+    assert t.calls[4].after_compaction and t.calls[4].anchor_call is None
+    assert [i.kind for i in t.items] == [Kind.SUMMARY, Kind.ASSISTANT_TEXT]
+
+
+def test_gzip_and_truncated_last_line(fixtures: Path, tmp_path: Path) -> None:
+    data = (fixtures / "claude_code_small.jsonl").read_bytes()
+    cut = data + b'{"parentUuid": "a4", "type": "assistant", "mess'
+    path = tmp_path / "t.jsonl.gz"
+    path.write_bytes(gzip.compress(cut))
+    t = load_source(path)
+    assert len(t.calls) == 4
+    assert t.unknown_records == 2  # the unknown record type and the cut line

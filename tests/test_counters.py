@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from ctxbudget import ConfigurationError, get_counter
+from ctxbudget.tokens.counters import CachedCounter, counter_name_for_model
+
+
+def test_o200k_counts_special_tokens_as_text() -> None:
+    c = get_counter("o200k_base")
+    assert c.exact
+    assert c.count("") == 0
+    assert c.count("hello <|endoftext|> world") == 9  # never the special token
+
+
+def test_cl100k_is_available_offline() -> None:
+    assert get_counter("cl100k_base").count("hello world") == 2
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("gpt-4o-mini", "o200k_base"),
+        ("o3-mini", "o200k_base"),
+        ("gpt-4-turbo", "cl100k_base"),
+        ("gpt-3.5-turbo", "cl100k_base"),
+        ("some-local-llama", "estimate"),
+    ],
+)
+def test_model_mapping(model: str, expected: str) -> None:
+    assert counter_name_for_model(model) == expected
+
+
+def test_claude_maps_to_reconstruction_or_estimate() -> None:
+    assert counter_name_for_model("claude-sonnet-4-5") in {"claude", "estimate"}
+
+
+def test_unknown_counter() -> None:
+    with pytest.raises(ConfigurationError, match="unknown counter"):
+        get_counter("nope")
+
+
+def test_cached_counter_counts_each_text_once() -> None:
+    c = CachedCounter(get_counter("o200k_base"))
+    assert c.count("abc def") == c.count("abc def")
+    assert (c.misses, c.hits) == (1, 1)
+
+
+OFFLINE_PROBE = r"""
+import os, socket, sys, tempfile
+os.environ["CTXBUDGET_CACHE_DIR"] = tempfile.mkdtemp()   # a cold cache: nothing on disk yet
+attempts = []
+def refuse(*args, **kwargs):
+    attempts.append(args)
+    raise OSError("network disabled by test")
+socket.socket.connect = refuse
+socket.create_connection = refuse
+socket.getaddrinfo = refuse
+from ctxbudget import get_counter
+n = get_counter("o200k_base").count("offline counting works")
+m = get_counter("cl100k_base").count("offline counting works")
+print(n, m, len(attempts))
+"""
+
+
+def test_counting_attempts_no_network() -> None:
+    out = subprocess.run([sys.executable, "-c", OFFLINE_PROBE], capture_output=True, text=True,
+                         check=True)
+    n, m, attempts = out.stdout.split()
+    assert int(n) > 0 and int(m) > 0
+    assert attempts == "0"
