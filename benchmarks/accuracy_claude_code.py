@@ -13,6 +13,7 @@ was added, anchored on the previous usage.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import statistics
 import sys
@@ -38,6 +39,27 @@ def score(errors: list[float]) -> dict[str, float]:
     }
 
 
+def _file_chars_before_calls(path: Path) -> dict[str, int]:
+    """The naive count: the main thread's transcript text so far, as written, over 4."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    seen: dict[str, int] = {}
+    total = 0
+    with opener(path, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("isSidechain"):
+                continue
+            message = record.get("message") or {}
+            mid = message.get("id") if isinstance(message, dict) else None
+            if mid and mid not in seen and record.get("type") == "assistant":
+                seen[mid] = total
+            total += len(line)
+    return seen
+
+
 def evaluate(path: Path, counter: str | None) -> dict[str, object]:
     tracker = Tracker(store="memory://")
     started = time.perf_counter()
@@ -50,16 +72,15 @@ def evaluate(path: Path, counter: str | None) -> dict[str, object]:
     calls = transcript.calls
     items = transcript.history_items
     ours, naive, anchored = [], [], []
-    context_chars: list[int] = []
+    file_chars = _file_chars_before_calls(path)
     for i, call in enumerate(calls):
         added_chars = sum(len(items[j].text) for j in call.added_items)
-        base = context_chars[call.anchor_call] if call.anchor_call is not None else 0
-        context_chars.append(base + added_chars)
         if call.anchor_call is None:
             continue  # the first call of a context: nothing known before it
         reported = call.usage.context_tokens
         ours.append(points[i].error)
-        naive.append((context_chars[i] / 4 - reported) / reported)
+        if call.message_id in file_chars:
+            naive.append((file_chars[call.message_id] / 4 - reported) / reported)
         prev = calls[call.anchor_call].usage.context_tokens
         anchored.append((prev + added_chars / 4 - reported) / reported)
     return {

@@ -120,7 +120,7 @@ def test_recording_twice_keeps_the_ledger(tracker: Tracker, fixtures: Path) -> N
 
 def test_calibration_learns_a_tokenizer_ratio() -> None:
     cal = Calibration()
-    for n in range(30):
+    for n in range(100):
         local = 200 + 37 * n
         cal.learn(local, 3, round(1.2 * local + 3 * 25))
     assert cal.per_token == pytest.approx(1.2, abs=0.02)

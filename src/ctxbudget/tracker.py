@@ -162,6 +162,7 @@ class Session:
         self._level = Level.NORMAL
         self._subagents: list[AgentUsage] = []
         self._unknown = 0
+        self._recorded_calls = 0
 
     # -- counting -----------------------------------------------------------------
 
@@ -349,6 +350,7 @@ class Session:
                             "samples": self.calibration.samples},
             "subagents": [a.to_dict() for a in self._subagents],
             "unknown_records": self._unknown,
+            "recorded_calls": self._recorded_calls,
         }
 
     def save(self) -> None:
@@ -371,6 +373,7 @@ class Session:
                 existing = store.get_session(self.id)
             except SessionNotFoundError:
                 existing = None
+            recorded_calls = int((existing.meta or {}).get("recorded_calls", 0)) if existing else 0
             if existing is not None:
                 # Recording a transcript again: its items become a new context version;
                 # the old ones and every event stay (the ledger is append-only).
@@ -396,20 +399,21 @@ class Session:
                     "count": len(self.items), "version": self.version,
                     "tokens": self._local_total,
                 })
-            self._record_transcript_calls(existing)
+            self._record_transcript_calls(recorded_calls)
 
-    def _record_transcript_calls(self, existing: StoredSession | None) -> None:
+    def _record_transcript_calls(self, done: int) -> None:
+        """One usage event per API call of the transcript not recorded before."""
         if self.transcript is None:
             return
-        done = int((existing.meta if existing else {}).get("recorded_calls", 0))
         for point in self.history()[done:]:
             self.tracker.store.append_event(self.id, "usage_recorded", {
                 "call": point.call, "context_tokens": point.reported_tokens,
                 "predicted_tokens": point.predicted_tokens, "timestamp": point.timestamp,
                 "after_compaction": point.after_compaction,
             })
+        self._recorded_calls = max(done, len(self.transcript.calls))
         stored = self.tracker.store.get_session(self.id)
-        stored.meta = {**self._meta(), "recorded_calls": len(self.transcript.calls)}
+        stored.meta = self._meta()
         self.tracker.store.update_session(stored)
 
     def _restore(self, stored: StoredSession, items: list[Item]) -> None:
@@ -426,6 +430,7 @@ class Session:
         self._since_items = int(meta.get("since_items", 0))
         self._level = Level(meta.get("level", "normal"))
         self._unknown = int(meta.get("unknown_records", 0))
+        self._recorded_calls = int(meta.get("recorded_calls", 0))
         cal = meta.get("calibration") or {}
         self.calibration = Calibration(
             per_token=float(cal.get("per_token", self.calibration.per_token)),

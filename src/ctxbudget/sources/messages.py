@@ -486,4 +486,8 @@ def read_messages(data: Any, *, path: str | None = None) -> Transcript:
         model=model if isinstance(model, str) else reader.model,
         path=path,
         raw=data,
+        # The latest reported usage anchors the count; its response and what follows
+        # it are what was added since.
+        anchor_call=len(reader.calls) - 1 if reader.calls else None,
+        anchor_position=reader.calls[-1].items_before if reader.calls else None,
     )

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import ModuleType, TracebackType
-from typing import Any, ClassVar, TypedDict
+from typing import Any, ClassVar, Self, TypedDict
 
 from ..errors import MissingExtraError, SessionNotFoundError, StoreError
 from ..model import Component, Item, Kind, Layer, Role
@@ -300,13 +300,14 @@ class Store(ABC):
     url: str
 
     def __init__(self, url: str, *, clock: Callable[[], float] | None = None) -> None:
+        # Every backend is built as cls(url, clock=...) by open_store.
         self.url = url
         self.clock: Callable[[], float] = clock or time.time
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -159,25 +159,22 @@ class SQLiteStore(Store):
         self._conn: sqlite3.Connection | None = None
         if not memory:
             self._prepare_path(Path(self.path))
+        conn: sqlite3.Connection | None = None
         try:
-            # isolation_level=None: no implicit transactions, we issue BEGIN ourselves.
+            # isolation_level=None: no implicit transactions, we issue BEGIN ourselves;
+            # check_same_thread=False: threads share it, one at a time, behind _lock.
             conn = sqlite3.connect(
-                self.path,
-                timeout=busy_timeout_ms / 1000,
-                isolation_level=None,
-                check_same_thread=False,  # shared between threads behind self._lock
+                self.path, busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
             )
-        except sqlite3.Error as exc:
-            raise self._error(exc, "opening the store") from exc
-        self._conn = conn
-        try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             self.journal_mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
             conn.execute("PRAGMA foreign_keys = ON")
+            self._conn = conn
             self._migrate()
         except BaseException as exc:
             self._conn = None
-            conn.close()
+            if conn is not None:
+                conn.close()
             if isinstance(exc, sqlite3.Error):
                 raise self._error(exc, "opening the store") from exc
             raise
@@ -329,11 +326,10 @@ class SQLiteStore(Store):
             if conn.execute("DELETE FROM sessions WHERE id = ?", (sid,)).rowcount == 0:
                 raise self.not_found(session_id)
 
-    def _touch(self, conn: sqlite3.Connection, session_id: str, now: float) -> None:
-        conn.execute(
-            "UPDATE sessions SET updated_at = max(updated_at, ?) WHERE id = ?",
-            (now, _to_db(session_id)),
-        )
+    def _touch(self, conn: sqlite3.Connection, session_id: str, now: float) -> bool:
+        """Move ``updated_at`` forward; False when there is no such session."""
+        sql = "UPDATE sessions SET updated_at = max(updated_at, ?) WHERE id = ?"
+        return conn.execute(sql, (now, _to_db(session_id))).rowcount > 0
 
     def _exists(self, conn: sqlite3.Connection, session_id: str) -> bool:
         sql = "SELECT 1 FROM sessions WHERE id = ?"
@@ -414,14 +410,12 @@ class SQLiteStore(Store):
         encoded = dump_json(data, f"data of event {type!r}")
         with self._guard("appending an event") as conn, self.transaction():
             now = self.clock()
-            sid = _to_db(session_id)
-            if not self._exists(conn, session_id):
+            if not self._touch(conn, session_id, now):
                 raise self.not_found(session_id)
             cursor = conn.execute(
                 "INSERT INTO events (session_id, type, at, data) VALUES (?, ?, ?, ?)",
-                (sid, _to_db(type), now, _to_db(encoded)),
+                (_to_db(session_id), _to_db(type), now, _to_db(encoded)),
             )
-            self._touch(conn, session_id, now)
         assert cursor.lastrowid is not None
         return StoredEvent(cursor.lastrowid, session_id, type, now, load_json(encoded))
 
@@ -433,13 +427,10 @@ class SQLiteStore(Store):
         limit: int | None = None,
     ) -> list[StoredEvent]:
         wanted = event_types(types)
-        if wanted is not None and not wanted:
-            self.get_session(session_id)  # still report an unknown session
-            return []
         sid = _to_db(session_id)
         sql = "SELECT id, type, at, data FROM events WHERE session_id = ? AND id > ?"
         params: list[Any] = [sid, int(since_id)]
-        if wanted is not None:
+        if wanted is not None:  # an empty IN () is valid SQLite and matches nothing
             sql += f" AND type IN ({_marks(len(wanted))})"
             params.extend(_to_db(t) for t in wanted)
         sql += " ORDER BY id"

@@ -1,0 +1,734 @@
+"""The store contract, run against every backend, plus SQLite's own promises."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ctxbudget.store as store_package
+from ctxbudget.errors import (
+    ConfigurationError,
+    MissingExtraError,
+    SessionNotFoundError,
+    StoreError,
+)
+from ctxbudget.model import Component, Item, Kind, Layer, Role
+from ctxbudget.store import (
+    Store,
+    StoredSession,
+    default_store_url,
+    import_driver,
+    open_store,
+    register_backend,
+)
+from ctxbudget.store.memory import MemoryStore
+from ctxbudget.store.sqlite import SQLiteStore, database_path
+from ctxbudget.testing import FakeClock, FaultyStore
+
+BACKENDS = ["memory", "sqlite"]
+
+
+def _url(backend: str, tmp_path: Path) -> str:
+    return "memory://" if backend == "memory" else f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(_url(request.param, tmp_path), clock=FakeClock(start=1_000.0, step=1.0))
+    yield opened
+    opened.close()
+
+
+def session(session_id: str = "s1", at: float = 100.0, **changes: Any) -> StoredSession:
+    fields: dict[str, Any] = {
+        "id": session_id,
+        "name": f"session {session_id}",
+        "model": "claude-sonnet-4",
+        "source": "/tmp/transcript.jsonl",
+        "policy": {"window": 200_000, "thresholds": [0.75, 0.9, 0.95]},
+        "created_at": at,
+        "updated_at": at,
+        "meta": {"host": "a"},
+    }
+    fields.update(changes)
+    return StoredSession(**fields)
+
+
+def item(text: str, kind: Kind = Kind.USER_TEXT, **changes: Any) -> Item:
+    role = {Kind.TOOL_RESULT: Role.TOOL, Kind.TOOL_CALL: Role.ASSISTANT}.get(kind, Role.USER)
+    return Item(role=role, kind=kind, text=text, created_at=50.0, **changes)
+
+
+def snapshot(store: Store, session_id: str) -> tuple[Any, ...]:
+    stored = store.get_session(session_id)
+    return (
+        stored,
+        store.load_items(session_id),
+        store.item_aggregates(session_id),
+        store.events(session_id),
+    )
+
+
+# -- sessions ---------------------------------------------------------------------------
+
+
+def test_session_round_trip_find_list_delete(store: Store) -> None:
+    store.create_session(session("abc123", at=100.0))
+    store.create_session(session("abd456", at=300.0, name=None, model=None, source=None))
+    store.create_session(session("zzz", at=200.0))
+
+    assert store.get_session("abc123") == session("abc123", at=100.0)
+    assert [s.id for s in store.find_sessions("ab")] == ["abd456", "abc123"]
+    assert [s.id for s in store.find_sessions("abc")] == ["abc123"]
+    assert store.find_sessions("x") == []
+    assert [s.id for s in store.list_sessions()] == ["abd456", "zzz", "abc123"]
+    assert [s.id for s in store.list_sessions(limit=1)] == ["abd456"]
+
+    changed = session("abc123", at=100.0, updated_at=400.0, context_version=2, policy={"w": 1})
+    store.update_session(changed)
+    assert store.get_session("abc123") == changed
+    assert store.list_sessions()[0].id == "abc123"
+
+    store.delete_session("abc123")
+    with pytest.raises(SessionNotFoundError):
+        store.get_session("abc123")
+    assert [s.id for s in store.list_sessions()] == ["abd456", "zzz"]
+
+
+def test_find_sessions_treats_like_wildcards_literally(store: Store) -> None:
+    store.create_session(session("a_b"))
+    store.create_session(session("axb"))
+    store.create_session(session("A_B"))
+    assert [s.id for s in store.find_sessions("a_")] == ["a_b"]
+
+
+def test_duplicate_session_is_refused(store: Store) -> None:
+    store.create_session(session("dup"))
+    with pytest.raises(StoreError, match='session "dup" already exists'):
+        store.create_session(session("dup"))
+
+
+def test_loaded_session_is_a_copy(store: Store) -> None:
+    store.create_session(session("s1"))
+    loaded = store.get_session("s1")
+    loaded.policy["window"] = 1
+    assert store.get_session("s1").policy["window"] == 200_000
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.get_session("nope"),
+        lambda s: s.update_session(session("nope")),
+        lambda s: s.delete_session("nope"),
+        lambda s: s.append_items("nope", [item("x")]),
+        lambda s: s.load_items("nope"),
+        lambda s: s.item_aggregates("nope"),
+        lambda s: s.append_event("nope", "usage_recorded", {}),
+        lambda s: s.events("nope"),
+        lambda s: s.events("nope", types=[]),
+    ],
+)
+def test_unknown_session_is_reported(store: Store, call: Any) -> None:
+    with pytest.raises(SessionNotFoundError) as caught:
+        call(store)
+    message = str(caught.value)
+    assert '"nope"' in message and store.url in message and "ctxbudget sessions" in message
+
+
+# -- items ------------------------------------------------------------------------------
+
+
+def test_items_round_trip_with_raw_json_and_enums(store: Store) -> None:
+    store.create_session(session("s1"))
+    items = [
+        item("system prompt", Kind.SYSTEM_PROMPT, tokens=12, pinned=True),
+        item(
+            "ls -la",
+            Kind.TOOL_CALL,
+            tool="Bash",
+            pair_id="call_1",
+            tokens=5,
+            raw={"type": "tool_use", "input": {"command": "ls -la"}, "n": [1, 2.5, None, True]},
+        ),
+        item(
+            "total 0\n",
+            Kind.TOOL_RESULT,
+            tool="Bash",
+            pair_id="call_1",
+            id="fixed-id",
+            agent="sub-1",
+            phase="explore",
+            message_index=3,
+            last_used_at=60.0,
+            raw=["a", {"b": "ünïcödé 🎉"}],
+        ),
+        item("no tokens yet", component=Component.KNOWLEDGE_BASE, layer=Layer.PERMANENT),
+    ]
+    returned = store.append_items("s1", items)
+
+    assert returned is items
+    assert all(isinstance(i.id, str) and i.id for i in items)
+    assert items[2].id == "fixed-id"
+    assert len({i.id for i in items}) == 4
+    loaded = store.load_items("s1")
+    assert loaded == items
+    assert loaded[1].raw == {
+        "type": "tool_use",
+        "input": {"command": "ls -la"},
+        "n": [1, 2.5, None, True],
+    }
+    assert isinstance(loaded[0].role, Role) and loaded[0].kind is Kind.SYSTEM_PROMPT
+    assert loaded[3].component is Component.KNOWLEDGE_BASE and loaded[3].layer is Layer.PERMANENT
+
+    loaded[1].raw["type"] = "changed"
+    assert store.load_items("s1")[1].raw["type"] == "tool_use"
+
+
+def test_items_are_ordered_and_versioned(store: Store) -> None:
+    store.create_session(session("s1"))
+    store.append_items("s1", [item("a"), item("b")])
+    store.append_items("s1", [item("c")])
+    store.append_items("s1", [item("kept", id="k")], version=2)
+    assert [i.text for i in store.load_items("s1")] == ["a", "b", "c"]
+    assert [i.text for i in store.load_items("s1", version=2)] == ["kept"]
+    assert store.load_items("s1", version=7) == []
+
+    stored = store.get_session("s1")
+    stored.context_version = 2
+    store.update_session(stored)
+    assert [i.text for i in store.load_items("s1")] == ["kept"]
+    assert store.item_aggregates("s1")["items"] == 1
+
+
+def test_item_ids_are_unique_per_version(store: Store) -> None:
+    store.create_session(session("s1"))
+    store.append_items("s1", [item("a", id="same")])
+    store.append_items("s1", [item("a", id="same")], version=2)  # another version: fine
+    fresh = item("b")
+    with pytest.raises(StoreError, match="unique within a version"):
+        store.append_items("s1", [fresh, item("a", id="same")])
+    with pytest.raises(StoreError, match="unique within a version"):
+        store.append_items("s1", [item("x", id="twice"), item("y", id="twice")])
+    assert fresh.id is None  # a failed append assigns nothing
+    assert [i.text for i in store.load_items("s1")] == ["a"]
+
+
+def test_unstorable_raw_is_a_store_error(store: Store) -> None:
+    store.create_session(session("s1"))
+    with pytest.raises(StoreError, match=r"raw of item \w+ cannot be stored"):
+        store.append_items("s1", [item("a"), item("b", raw={"when": object()})])
+    assert store.load_items("s1") == []
+
+
+def test_aggregates_equal_python_sums(store: Store) -> None:
+    store.create_session(session("s1"))
+    items = [
+        item("sys", Kind.SYSTEM_PROMPT, tokens=100),
+        item("call", Kind.TOOL_CALL, tool="Read", tokens=10),
+        item("result", Kind.TOOL_RESULT, tool="Read", tokens=900, agent="sub-1"),
+        item("call", Kind.TOOL_CALL, tool="Bash", tokens=7),
+        item("hi", tokens=3),
+        item("uncounted"),
+    ]
+    store.append_items("s1", items)
+    store.append_items("s1", [item("other version", tokens=10_000)], version=2)
+
+    def sums(key: str) -> dict[str, int]:
+        result: dict[str, int] = {}
+        for i in items:
+            value = getattr(i, key)
+            if value is not None:
+                value = getattr(value, "value", value)
+                result[value] = result.get(value, 0) + (i.tokens or 0)
+        return result
+
+    aggregates = store.item_aggregates("s1")
+    assert aggregates["items"] == len(items)
+    assert aggregates["tokens"] == sum(i.tokens or 0 for i in items) == 1020
+    assert aggregates["uncounted"] == 1
+    assert aggregates["by_component"] == sums("component")
+    assert aggregates["by_kind"] == sums("kind")
+    assert aggregates["by_tool"] == sums("tool") == {"Read": 910, "Bash": 7}
+    assert aggregates["by_agent"] == sums("agent") == {"main": 120, "sub-1": 900}
+    assert store.item_aggregates("s1", version=2)["tokens"] == 10_000
+
+
+def test_empty_session_aggregates(store: Store) -> None:
+    store.create_session(session("s1"))
+    assert store.item_aggregates("s1") == {
+        "items": 0,
+        "tokens": 0,
+        "uncounted": 0,
+        "by_component": {},
+        "by_kind": {},
+        "by_tool": {},
+        "by_agent": {},
+    }
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    texts=st.lists(st.text(), min_size=1, max_size=4),
+    raw=json_values,
+    kind=st.sampled_from(Kind),
+    tool=st.none() | st.text(max_size=8),
+)
+def test_items_round_trip_property(
+    store: Store, texts: list[str], raw: Any, kind: Kind, tool: str | None
+) -> None:
+    # st.text() includes lone surrogates, which transcripts do contain.
+    sid = f"p{len(store.list_sessions(limit=None))}"
+    store.create_session(session(sid))
+    items = [item(text, kind, tool=tool, raw=raw, tokens=len(text)) for text in texts]
+    store.append_items(sid, items)
+    assert store.load_items(sid) == items
+    aggregates = store.item_aggregates(sid)
+    assert aggregates["tokens"] == sum(len(t) for t in texts)
+    assert aggregates["by_tool"] == ({} if tool is None else {tool: aggregates["tokens"]})
+
+
+# -- events -----------------------------------------------------------------------------
+
+
+def test_events_append_only_and_filtered(store: Store) -> None:
+    store.create_session(session("s1"))
+    store.create_session(session("s2"))
+    first = store.append_event("s1", "session_created", {"model": "m"})
+    store.append_event("s2", "session_created", {})
+    usage = store.append_event("s1", "usage_recorded", {"input_tokens": 5, "nested": {"a": [1]}})
+    crossed = store.append_event("s1", "threshold_crossed", {"level": "warning"})
+
+    assert first.id < usage.id < crossed.id
+    assert usage.session_id == "s1" and usage.data == {"input_tokens": 5, "nested": {"a": [1]}}
+    all_events = store.events("s1")
+    assert [e.type for e in all_events] == [
+        "session_created",
+        "usage_recorded",
+        "threshold_crossed",
+    ]
+    assert all_events[1] == usage
+    assert [e.id for e in store.events("s1", types=["usage_recorded", "threshold_crossed"])] == [
+        usage.id,
+        crossed.id,
+    ]
+    assert [e.id for e in store.events("s1", types="usage_recorded")] == [usage.id]
+    assert store.events("s1", types=[]) == []
+    assert [e.id for e in store.events("s1", since_id=usage.id)] == [crossed.id]
+    assert [e.id for e in store.events("s1", limit=2)] == [first.id, usage.id]
+    assert not hasattr(store, "update_event") and not hasattr(store, "delete_event")
+
+
+def test_event_stamps_and_session_activity_use_the_store_clock(tmp_path: Path) -> None:
+    for backend in BACKENDS:
+        clock = FakeClock(start=5_000.0)
+        with open_store(_url(backend, tmp_path / backend), clock=clock) as store:
+            store.create_session(session("old", at=100.0))
+            store.create_session(session("new", at=200.0))
+            event = store.append_event("old", "usage_recorded", {})
+            assert event.at == 5_000.0
+            assert store.get_session("old").updated_at == 5_000.0
+            assert [s.id for s in store.list_sessions()] == ["old", "new"]
+            clock.advance(10)
+            store.append_items("new", [item("x")])
+            assert store.get_session("new").updated_at == 5_010.0
+
+
+def test_unstorable_event_data_is_a_store_error(store: Store) -> None:
+    store.create_session(session("s1"))
+    with pytest.raises(StoreError, match="data of event 'usage_recorded' cannot be stored"):
+        store.append_event("s1", "usage_recorded", {"x": {1, 2}})
+    assert store.events("s1") == []
+
+
+def test_sqlite_refuses_event_updates(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    with open_store(f"sqlite:///{path}") as store:
+        store.create_session(session("s1"))
+        store.append_event("s1", "usage_recorded", {})
+    with sqlite3.connect(path) as conn, pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("UPDATE events SET type = 'forged'")
+
+
+# -- token cache ------------------------------------------------------------------------
+
+
+def test_token_cache(store: Store) -> None:
+    assert store.token_cache_get("o200k_base", ["h1"]) == {}
+    store.token_cache_put("o200k_base", {"h1": 10, "h2": 20})
+    store.token_cache_put("estimate", {"h1": 11})
+    store.token_cache_put("o200k_base", {"h2": 21})
+    store.token_cache_put("o200k_base", {})
+    assert store.token_cache_get("o200k_base", ["h1", "h2", "h3", "h1"]) == {"h1": 10, "h2": 21}
+    assert store.token_cache_get("estimate", ["h1", "h2"]) == {"h1": 11}
+    many = {f"hash{n}": n for n in range(1_200)}  # more than one SQL chunk
+    store.token_cache_put("big", many)
+    assert store.token_cache_get("big", list(many)) == many
+
+
+# -- transactions -----------------------------------------------------------------------
+
+
+def test_transaction_rollback_leaves_nothing(store: Store) -> None:
+    store.create_session(session("s1"))
+    store.append_items("s1", [item("before", tokens=1)])
+    store.append_event("s1", "session_created", {})
+    store.token_cache_put("c", {"h": 1})
+    before = snapshot(store, "s1")
+
+    with pytest.raises(RuntimeError, match="boom"), store.transaction():
+        store.append_items("s1", [item("during", tokens=99)])
+        store.append_event("s1", "items_added", {"count": 1})
+        assert store.item_aggregates("s1")["tokens"] == 100  # visible inside
+        store.update_session(session("s1", context_version=5))
+        store.create_session(session("s2"))
+        store.token_cache_put("c", {"h": 2, "new": 3})
+        raise RuntimeError("boom")
+
+    assert snapshot(store, "s1") == before
+    assert [s.id for s in store.list_sessions()] == ["s1"]
+    assert store.token_cache_get("c", ["h", "new"]) == {"h": 1}
+
+
+def test_transaction_commits_and_nests(store: Store) -> None:
+    store.create_session(session("s1"))
+    with store.transaction():
+        store.append_items("s1", [item("a")])
+        with store.transaction():
+            store.append_event("s1", "items_added", {"count": 1})
+        with pytest.raises(KeyError), store.transaction():
+            store.append_items("s1", [item("rolled back")])
+            raise KeyError("inner only")
+        store.append_items("s1", [item("b")])
+    assert [i.text for i in store.load_items("s1")] == ["a", "b"]
+    assert [e.type for e in store.events("s1")] == ["items_added"]
+
+
+def test_failed_write_inside_a_transaction_rolls_back_only_itself(store: Store) -> None:
+    store.create_session(session("s1"))
+    with store.transaction():
+        store.append_items("s1", [item("a", id="a")])
+        with pytest.raises(StoreError):
+            store.append_items("s1", [item("b"), item("dup", id="a")])
+        store.append_event("s1", "items_added", {})
+    assert [i.text for i in store.load_items("s1")] == ["a"]
+    assert len(store.events("s1")) == 1
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_faulty_store_inside_a_transaction_leaves_the_session_as_it_was(
+    store: Store, when: Any
+) -> None:
+    store.create_session(session("s1"))
+    store.append_items("s1", [item("kept", tokens=4)])
+    before = snapshot(store, "s1")
+    faulty = FaultyStore(store, fail_on="append_event", after=0, when=when)
+
+    with pytest.raises(StoreError, match="injected fault"), faulty.transaction():
+        faulty.append_items("s1", [item("new", tokens=40)], version=2)
+        faulty.update_session(session("s1", context_version=2))
+        faulty.append_event("s1", "items_added", {"count": 1})
+
+    assert faulty.failed and faulty.calls["append_event"] == 1
+    assert snapshot(store, "s1") == before
+    faulty.append_event("s1", "items_added", {})  # only the chosen call fails
+    assert len(store.events("s1")) == 1
+
+
+def test_faulty_store_checks_the_method_name(store: Store) -> None:
+    with pytest.raises(ValueError, match="no method"):
+        FaultyStore(store, fail_on="append_evnt")
+
+
+def test_fake_clock() -> None:
+    clock = FakeClock(start=10.0, step=0.5)
+    assert (clock(), clock()) == (10.0, 10.5)
+    assert clock.advance(100) == 111.0
+
+
+# -- concurrency ------------------------------------------------------------------------
+
+
+def test_two_threads_appending_concurrently(store: Store) -> None:
+    store.create_session(session("s1"))
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def append(name: str) -> None:
+        try:
+            barrier.wait()
+            for n in range(200):
+                store.append_items("s1", [item(f"{name}-{n}", tokens=1)])
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=append, args=(name,)) for name in ("a", "b")]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often, so the appends really interleave
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+
+    assert errors == []
+    texts = [i.text for i in store.load_items("s1")]
+    assert len(texts) == 400 and len({i.id for i in store.load_items("s1")}) == 400
+    for name in ("a", "b"):  # seq order keeps each writer's own order
+        assert [t for t in texts if t.startswith(name)] == [f"{name}-{n}" for n in range(200)]
+    assert store.item_aggregates("s1")["tokens"] == 400
+    if isinstance(store, SQLiteStore):
+        with sqlite3.connect(store.path) as conn:
+            assert conn.execute("SELECT count(DISTINCT seq) FROM items").fetchone()[0] == 400
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    import time
+    from ctxbudget.model import Item, Kind, Role
+    from ctxbudget.store import open_store
+
+    store = open_store(sys.argv[1])
+    print("ready", flush=True)
+    sys.stdin.readline()  # start together with the parent
+    for n in range(int(sys.argv[2])):
+        with store.transaction():
+            store.append_items("s1", [Item(Role.USER, Kind.USER_TEXT, f"child-{n}", tokens=1)])
+            store.append_event("s1", "items_added", {"n": n})
+        time.sleep(0.002)  # some work between writes, as a real agent has
+    store.close()
+    """
+)
+
+
+def test_sqlite_second_process_writing_concurrently(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    with open_store(url) as store:
+        store.create_session(session("s1"))
+        child = subprocess.Popen(
+            [sys.executable, "-c", WRITER, url, "200"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdin is not None and child.stdout is not None
+        assert child.stdout.readline() == "ready\n"
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        for n in range(200):
+            with store.transaction():
+                store.append_items("s1", [item(f"parent-{n}", tokens=1)])
+                store.append_event("s1", "items_added", {"n": n})
+            time.sleep(0.002)
+        _, stderr = child.communicate(timeout=120)
+        assert child.returncode == 0, stderr
+
+        texts = [i.text for i in store.load_items("s1")]
+        assert len(texts) == 400
+        for name in ("parent", "child"):
+            assert [t for t in texts if t.startswith(name)] == [f"{name}-{n}" for n in range(200)]
+        assert len(store.events("s1")) == 400
+        assert store.item_aggregates("s1")["tokens"] == 400
+        # The writers really overlapped, rather than one running after the other.
+        assert sum(a[0] != b[0] for a, b in pairwise(texts)) > 1
+
+
+def test_sqlite_processes_creating_the_schema_at_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    script = "import sys; from ctxbudget.store import open_store; open_store(sys.argv[1]).close()"
+    children = [
+        subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    for child in children:
+        _, stderr = child.communicate(timeout=120)
+        assert child.returncode == 0, stderr.decode()
+    with open_store(url) as store:
+        assert store.list_sessions() == []
+
+
+# -- sqlite specifics -------------------------------------------------------------------
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    with open_store(f"sqlite:///{path}") as store:
+        assert isinstance(store, SQLiteStore) and store.journal_mode == "wal"
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_sqlite_writer_locked_out_gets_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    with SQLiteStore(f"sqlite:///{path}", busy_timeout_ms=50) as store:
+        store.create_session(session("s1"))
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            with pytest.raises(StoreError, match=r"locked by another writer for more than 0\.05 s"):
+                store.append_event("s1", "usage_recorded", {})
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        store.append_event("s1", "usage_recorded", {})  # usable again once released
+        assert len(store.events("s1")) == 1
+
+
+def test_sqlite_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert database_path("sqlite:///rel/x.db") == str(tmp_path / "rel" / "x.db")
+    assert database_path(f"sqlite:///{tmp_path}/abs.db") == str(tmp_path / "abs.db")
+    assert database_path("sqlite://:memory:") == ":memory:"
+    assert database_path("sqlite://") == ":memory:"
+    with pytest.raises(ConfigurationError, match=r"sqlite:///relative/path\.db"):
+        database_path("sqlite://host/x.db")
+
+    with open_store("sqlite:///nested/dir/x.db") as store:  # parents are created
+        store.create_session(session("s1"))
+    assert (tmp_path / "nested" / "dir" / "x.db").is_file()
+    assert store.url == f"sqlite:///{tmp_path / 'nested' / 'dir' / 'x.db'}"
+
+    with open_store("sqlite://:memory:") as memory:
+        memory.create_session(session("s1"))
+        assert memory.get_session("s1").id == "s1"
+
+
+def test_sqlite_persists_across_reopen(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_store(url) as store:
+        store.create_session(session("s1"))
+        store.append_items("s1", [item("a", tokens=2)])
+    with open_store(url) as store:
+        assert [i.text for i in store.load_items("s1")] == ["a"]
+
+
+def test_closed_store_says_so(store: Store) -> None:
+    store.close()
+    store.close()  # twice is fine
+    with pytest.raises(StoreError, match="is closed"):
+        store.list_sessions()
+
+
+# -- errors and registry ----------------------------------------------------------------
+
+
+def test_directory_as_database_path(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="is a directory") as caught:
+        open_store(f"sqlite:///{tmp_path}")
+    assert str(tmp_path) in str(caught.value)
+
+
+def test_unwritable_location(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreError, match="cannot create the directory"):
+        open_store(f"sqlite:///{blocker}/sub/x.db")
+
+
+def test_file_that_is_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database\n" * 100)
+    with pytest.raises(StoreError, match="is not a SQLite database") as caught:
+        open_store(f"sqlite:///{path}")
+    assert str(path) in str(caught.value)
+    assert isinstance(caught.value.__cause__, sqlite3.DatabaseError)
+
+
+def test_database_from_a_newer_ctxbudget(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="upgrade ctxbudget"):
+        open_store(f"sqlite:///{path}")
+
+
+def test_unknown_scheme_names_the_known_ones() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        open_store("mongodb://localhost/x")
+    message = str(caught.value)
+    assert "'mongodb'" in message and "memory://" in message and "sqlite://" in message
+
+
+@pytest.mark.parametrize("url", ["/tmp/x.db", "C:\\data\\x.db", "ctxbudget.db"])
+def test_not_a_url(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="not a store URL"):
+        open_store(url)
+
+
+def test_default_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("CTXBUDGET_STORE", raising=False)
+    url = default_store_url()
+    assert url.startswith("sqlite:///") and url.endswith("/ctxbudget.db")
+    assert Path(database_path(url)).is_absolute()
+
+    monkeypatch.setenv("CTXBUDGET_STORE", "memory://")
+    assert default_store_url() == "memory://"
+    assert isinstance(open_store(None), MemoryStore)
+    assert isinstance(open_store(""), MemoryStore)
+
+
+class _NeedsDriver(MemoryStore):
+    scheme = "needsdriver"
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        import_driver("ctxbudget_no_such_driver", backend="test", extra="testextra")
+        super().__init__(url, **kwargs)
+
+
+def test_registry_by_class_and_by_lazy_string(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_package, "_BACKENDS", dict(store_package._BACKENDS))
+    register_backend("mem2", "ctxbudget.store.memory:MemoryStore")
+    assert isinstance(open_store("mem2://"), MemoryStore)
+    assert "mem2" in store_package.available_schemes()
+
+    register_backend("needsdriver", _NeedsDriver)
+    with pytest.raises(MissingExtraError, match=r'pip install "ctxbudget\[testextra\]"'):
+        open_store("needsdriver://x")
+
+    register_backend("broken", "ctxbudget.store.memory:NoSuchClass")
+    with pytest.raises(ConfigurationError, match="not a Store subclass"):
+        open_store("broken://")
+    with pytest.raises(ConfigurationError, match="module:Class"):
+        register_backend("bad", "no_colon")
+    with pytest.raises(ConfigurationError, match="not a Store subclass"):
+        register_backend("bad", dict)  # type: ignore[arg-type]
+
+
+def test_public_names() -> None:
+    assert all(hasattr(store_package, name) for name in store_package.__all__)
+    assert {
+        "Store",
+        "StoredSession",
+        "StoredEvent",
+        "open_store",
+        "default_store_url",
+        "register_backend",
+    } <= set(store_package.__all__)
