@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _data import data_dir  # noqa: E402
+from _data import data_dir
 
-from ctxbudget import Tracker  # noqa: E402
-from ctxbudget.tokens.counters import counter_name_for_model  # noqa: E402
+from ctxbudget import Tracker
+from ctxbudget.tokens.counters import counter_name_for_model
 
 
 def score(errors: list[float]) -> dict[str, float]:
@@ -63,8 +63,9 @@ def _file_chars_before_calls(path: Path) -> dict[str, int]:
 def evaluate(path: Path, counter: str | None) -> dict[str, object]:
     tracker = Tracker(store="memory://")
     started = time.perf_counter()
-    session = tracker.load(path, policy=None) if counter is None else tracker.load(
-        path, counter=counter)
+    session = (
+        tracker.load(path, policy=None) if counter is None else tracker.load(path, counter=counter)
+    )
     points = session.history()
     elapsed = time.perf_counter() - started
     transcript = session.transcript
@@ -106,13 +107,26 @@ def main() -> int:
     if args.json:
         for r in results:
             r.pop("_errors")
-        print(json.dumps({"sessions": results, "total": dict(zip(
-            ("ctxbudget", "chars4", "chars4_anchored"), totals, strict=True))}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "sessions": results,
+                    "total": dict(
+                        zip(("ctxbudget", "chars4", "chars4_anchored"), totals, strict=True)
+                    ),
+                },
+                indent=2,
+            )
+        )
         return 0
-    print(f"Context-size prediction vs the API's reported usage "
-          f"(default counter for claude-*: {counter_name_for_model('claude-sonnet-4')})\n")
-    head = (f"{'session':<9} {'counter':<11} {'calls':>5} │ {'±5%':>6} {'±1%':>6} {'median':>7} │"
-            f" {'c/4 ±5%':>7} │ {'c/4+anchor ±1%':>14} │ {'time':>6}")
+    print(
+        f"Context-size prediction vs the API's reported usage "
+        f"(default counter for claude-*: {counter_name_for_model('claude-sonnet-4')})\n"
+    )
+    head = (
+        f"{'session':<9} {'counter':<11} {'calls':>5} │ {'±5%':>6} {'±1%':>6} {'median':>7} │"
+        f" {'c/4 ±5%':>7} │ {'c/4+anchor ±1%':>14} │ {'time':>6}"
+    )
     print(head)
     print("─" * len(head))
     for r in results:
@@ -120,19 +134,27 @@ def main() -> int:
         if not ours["calls"]:  # type: ignore[index]
             print(f"{r['session']:<9} {r['counter']:<11} {0:>5} │ no API usage in this transcript")
             continue
-        print(f"{r['session']:<9} {r['counter']:<11} {ours['calls']:>5} │ {ours['within_5']:>6.1%} "  # type: ignore[index]
-              f"{ours['within_1']:>6.1%} {ours['median_error']:>7.2%} │ {naive['within_5']:>7.1%} │"  # type: ignore[index]
-              f" {anch['within_1']:>14.1%} │ {r['seconds']:>5.2f}s")  # type: ignore[index]
+        print(
+            f"{r['session']:<9} {r['counter']:<11} {ours['calls']:>5} │ {ours['within_5']:>6.1%} "  # type: ignore[index]
+            f"{ours['within_1']:>6.1%} {ours['median_error']:>7.2%} │ {naive['within_5']:>7.1%} │"  # type: ignore[index]
+            f" {anch['within_1']:>14.1%} │ {r['seconds']:>5.2f}s"
+        )  # type: ignore[index]
     print("─" * len(head))
     o, n, a = totals
-    print(f"{'TOTAL':<9} {'':<11} {o['calls']:>5} │ {o['within_5']:>6.1%} {o['within_1']:>6.1%} "
-          f"{o['median_error']:>7.2%} │ {n['within_5']:>7.1%} │ {a['within_1']:>14.1%} │")
-    print(f"\nctxbudget vs chars/4 anchored, share within ±1%: {o['within_1']:.1%} vs "
-          f"{a['within_1']:.1%} ({o['within_1'] / a['within_1']:.2f}×); median error "
-          f"{o['median_error']:.3%} vs {a['median_error']:.3%} "
-          f"({a['median_error'] / max(o['median_error'], 1e-9):.1f}× smaller)")
-    print(f"ctxbudget vs chars/4 unanchored, share within ±5%: {o['within_5']:.1%} vs "
-          f"{n['within_5']:.1%}")
+    print(
+        f"{'TOTAL':<9} {'':<11} {o['calls']:>5} │ {o['within_5']:>6.1%} {o['within_1']:>6.1%} "
+        f"{o['median_error']:>7.2%} │ {n['within_5']:>7.1%} │ {a['within_1']:>14.1%} │"
+    )
+    print(
+        f"\nctxbudget vs chars/4 anchored, share within ±1%: {o['within_1']:.1%} vs "
+        f"{a['within_1']:.1%} ({o['within_1'] / a['within_1']:.2f}×); median error "
+        f"{o['median_error']:.3%} vs {a['median_error']:.3%} "
+        f"({a['median_error'] / max(o['median_error'], 1e-9):.1f}× smaller)"
+    )
+    print(
+        f"ctxbudget vs chars/4 unanchored, share within ±5%: {o['within_5']:.1%} vs "
+        f"{n['within_5']:.1%}"
+    )
     print("Goal: ≥ 99% within ±5% and ≥ 97% within ±1%.")
     return 0
 

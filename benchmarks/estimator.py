@@ -34,6 +34,7 @@ DEFAULT_DATA = REPO.parent / "shared" / "data"
 SEED = 20240607
 MIN_DOC, MAX_DOC = 1000, 4000
 MAX_DOCS = {"prose": 400, "code": 400, "json": 400}
+GOAL_MAE_PCT = 5.0
 
 
 def _chunk_lines(lines: Iterable[str], rng: random.Random, sep: str = "") -> list[str]:
@@ -193,6 +194,9 @@ def _print_table(result: dict[str, object]) -> None:
             f"{r['estimate_max_err_pct']:>7.1f}%"
             f"{r['chars4_mae_pct']:>12.2f}%{r['chars4_bias_pct']:>+7.2f}%"
         )
+    worst = max(float(r["estimate_mae_pct"]) for r in rows)
+    verdict = "met" if worst <= GOAL_MAE_PCT else "MISSED"
+    print(f"goal: estimate MAE <= {GOAL_MAE_PCT:g}% in every category: {verdict}")
     print()
     throughput = result["throughput_mb_s"]
     assert isinstance(throughput, dict)
@@ -209,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the shared data folder (default: <repo>/../shared/data)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help=f"exit 1 if the estimate's MAE exceeds {GOAL_MAE_PCT:g}%% in any category",
+    )
     args = parser.parse_args(argv)
     data: Path = args.data
     needed = [data / "locomo" / "locomo-dev.json", data / "swe-agent"]
@@ -221,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
     else:
         _print_table(result)
+    rows = result["rows"]
+    assert isinstance(rows, list)
+    if args.check and any(float(r["estimate_mae_pct"]) > GOAL_MAE_PCT for r in rows):
+        return 1
     return 0
 
 

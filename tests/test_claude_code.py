@@ -39,7 +39,7 @@ def test_anchor_is_the_last_call_and_its_output(fixtures: Path) -> None:
     t = load_source(fixtures / "claude_code_small.jsonl")
     assert t.anchor_call == 3
     assert t.anchor_position is not None
-    assert [i.text for i in t.items[t.anchor_position:]] == [
+    assert [i.text for i in t.items[t.anchor_position :]] == [
         "Fixed: add() now returns a + b. The test passes."
     ]
 

@@ -27,11 +27,25 @@ def test_status_line_for_a_transcript(capsys: pytest.CaptureFixture[str], fixtur
 
 
 def test_json_contract(capsys: pytest.CaptureFixture[str], fixtures: Path) -> None:
-    code, out, _ = run(capsys, "tokens", str(fixtures / "claude_code_small.jsonl"), "--json",
-                       "--history", "--record")
+    code, out, _ = run(
+        capsys,
+        "tokens",
+        str(fixtures / "claude_code_small.jsonl"),
+        "--json",
+        "--history",
+        "--record",
+    )
     data = json.loads(out)
-    for key in ("used_tokens", "max_tokens", "percent", "level", "remaining_tokens", "breakdown",
-                "session_id", "history"):
+    for key in (
+        "used_tokens",
+        "max_tokens",
+        "percent",
+        "level",
+        "remaining_tokens",
+        "breakdown",
+        "session_id",
+        "history",
+    ):
         assert key in data
     assert data["session_id"] == "11111111-2222-3333-4444-555555555555"
     assert [h["reported_tokens"] for h in data["history"]] == [12004, 12154, 12274, 12364]
@@ -42,8 +56,15 @@ def test_json_contract(capsys: pytest.CaptureFixture[str], fixtures: Path) -> No
 
 
 def test_breakdown_and_history_text(capsys: pytest.CaptureFixture[str], fixtures: Path) -> None:
-    code, out, _ = run(capsys, "tokens", str(fixtures / "claude_code_compacted.jsonl"),
-                       "--breakdown", "--history", "--window", "20000")
+    code, out, _ = run(
+        capsys,
+        "tokens",
+        str(fixtures / "claude_code_compacted.jsonl"),
+        "--breakdown",
+        "--history",
+        "--window",
+        "20000",
+    )
     assert code == 0
     assert "By component" in out and "Sub-agents" in out and "code-reviewer" in out
     assert "compaction" in out and "warning" in out
@@ -52,12 +73,26 @@ def test_breakdown_and_history_text(capsys: pytest.CaptureFixture[str], fixtures
 def test_warning_prints_recommendation_and_fail_on(
     capsys: pytest.CaptureFixture[str], fixtures: Path
 ) -> None:
-    code, out, _ = run(capsys, "tokens", str(fixtures / "claude_code_small.jsonl"),
-                       "--window", "15000", "--fail-on", "warning")
+    code, out, _ = run(
+        capsys,
+        "tokens",
+        str(fixtures / "claude_code_small.jsonl"),
+        "--window",
+        "15000",
+        "--fail-on",
+        "warning",
+    )
     assert code == 1
     assert "TOKEN WARNING" in out and "Recommendation:" in out
-    code, _, _ = run(capsys, "tokens", str(fixtures / "claude_code_small.jsonl"),
-                     "--window", "12500", "--fail-on", "warning")
+    code, _, _ = run(
+        capsys,
+        "tokens",
+        str(fixtures / "claude_code_small.jsonl"),
+        "--window",
+        "12500",
+        "--fail-on",
+        "warning",
+    )
     assert code == 3  # blocked
 
 
@@ -75,7 +110,7 @@ def test_bad_files_fail_with_one_line(
 ) -> None:
     f = tmp_path / "input.json"
     f.write_bytes(content)
-    code, out, err = run(capsys, "tokens", str(f))
+    code, _, err = run(capsys, "tokens", str(f))
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -90,12 +125,14 @@ def test_directory_and_missing_path(capsys: pytest.CaptureFixture[str], tmp_path
     assert code == 2 and "no stored session" in err
 
 
-def test_policy_out_of_order(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                             fixtures: Path) -> None:
+def test_policy_out_of_order(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fixtures: Path
+) -> None:
     p = tmp_path / "policy.toml"
     p.write_text("[policy.thresholds]\nwarning = 90\ncritical = 80\nblocked = 95\n")
-    code, _, err = run(capsys, "tokens", str(fixtures / "claude_code_small.jsonl"),
-                       "--policy", str(p))
+    code, _, err = run(
+        capsys, "tokens", str(fixtures / "claude_code_small.jsonl"), "--policy", str(p)
+    )
     assert code == 2 and "ordered" in err and len(err.strip().splitlines()) == 1
 
 
@@ -115,6 +152,10 @@ def test_newest_claude_session_is_the_default(
 
 
 def test_console_script_runs() -> None:
-    out = subprocess.run([sys.executable, "-m", "ctxbudget.cli", "--help"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "ctxbudget.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "tokens" in out.stdout

@@ -67,8 +67,9 @@ print(n, m, len(attempts))
 
 
 def test_counting_attempts_no_network() -> None:
-    out = subprocess.run([sys.executable, "-c", OFFLINE_PROBE], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", OFFLINE_PROBE], capture_output=True, text=True, check=True
+    )
     n, m, attempts = out.stdout.split()
     assert int(n) > 0 and int(m) > 0
     assert attempts == "0"

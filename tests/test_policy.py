@@ -33,17 +33,23 @@ def test_invalid_policies_are_refused(fields: dict[str, float]) -> None:
 
 def test_toml_with_threshold_table(tmp_path: Path) -> None:
     f = tmp_path / "p.toml"
-    f.write_text("[policy]\nwindow = 12000\nreserved_output = 2000\n"
-                 "[policy.thresholds]\nwarning = 70\ncritical = 85\nblocked = 92\n")
+    f.write_text(
+        "[policy]\nwindow = 12000\nreserved_output = 2000\n"
+        "[policy.thresholds]\nwarning = 70\ncritical = 85\nblocked = 92\n"
+    )
     p = Policy.from_toml(f)
     assert (p.window, p.reserved_output, p.warning_percent, p.blocked_percent) == (
-        12000, 2000, 70, 92)
+        12000,
+        2000,
+        70,
+        92,
+    )
 
 
 def test_toml_out_of_order_names_the_file(tmp_path: Path) -> None:
     f = tmp_path / "bad.toml"
     f.write_text("warning_percent = 95\ncritical_percent = 90\n")
-    with pytest.raises(ConfigurationError, match="bad.toml.*ordered"):
+    with pytest.raises(ConfigurationError, match=r"bad\.toml.*ordered"):
         Policy.from_toml(f)
 
 

@@ -29,8 +29,14 @@ def test_provider_usage_is_the_truth(tracker: Tracker) -> None:
 
 
 def test_anthropic_usage_sums_cache_fields() -> None:
-    u = Usage.from_api({"input_tokens": 4, "cache_creation_input_tokens": 100,
-                        "cache_read_input_tokens": 20000, "output_tokens": 7})
+    u = Usage.from_api(
+        {
+            "input_tokens": 4,
+            "cache_creation_input_tokens": 100,
+            "cache_read_input_tokens": 20000,
+            "output_tokens": 7,
+        }
+    )
     assert u.context_tokens == 20104
 
 
@@ -76,10 +82,25 @@ def test_status_is_incremental(tracker: Tracker) -> None:
 def test_breakdown_by_dimension(tracker: Tracker) -> None:
     s = tracker.session(model="gpt-4o")
     s.add("system rules " * 20, role="system")
-    s.add(Item(role=Role.ASSISTANT, kind=Kind.TOOL_CALL, text='Read {"file_path": "a.py"}',
-               tool="Read", pair_id="t1"))
-    s.add(Item(role=Role.TOOL, kind=Kind.FILE_READ, text="def f(): pass\n" * 30, tool="Read",
-               pair_id="t1", agent="reviewer"))
+    s.add(
+        Item(
+            role=Role.ASSISTANT,
+            kind=Kind.TOOL_CALL,
+            text='Read {"file_path": "a.py"}',
+            tool="Read",
+            pair_id="t1",
+        )
+    )
+    s.add(
+        Item(
+            role=Role.TOOL,
+            kind=Kind.FILE_READ,
+            text="def f(): pass\n" * 30,
+            tool="Read",
+            pair_id="t1",
+            agent="reviewer",
+        )
+    )
     b = s.status().breakdown
     assert set(b.component) == {"system_context", "working_memory"}
     assert b.tool["Read"] > 0 and b.agent["reviewer"] > 0

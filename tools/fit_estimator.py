@@ -248,7 +248,9 @@ KATAKANA = (
     "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワン"
 )
 HANGUL = "안녕하세요감사합니다사랑해요한국어데이터파일시간오늘내일친구학교회사"
-EMOJI = "😀😂🥰😍🙏👍🎉🔥💪✨🌟❤️😊🤔😅🙌👏🌈☀️🍕☕🐶🎨📸🏃🧘🚀✅❌⚠️📝💡"
+EMOJI = _words(
+    "😀 😂 🥰 😍 🙏 👍 🎉 🔥 💪 ✨ 🌟 ❤️ 😊 🤔 😅 🙌 👏 🌈 ☀️ 🍕 ☕ 🐶 🎨 📸 🏃 🧘 🚀 ✅ ❌ ⚠️ 📝 💡"
+)
 CJK_PUNCT = "，。！？、：；「」（）"
 TYPOGRAPHIC = ["–", "—", "’", "“", "”", "…", "•", "→", "€", "£", "©", "°", "×"]
 
@@ -613,7 +615,7 @@ def gen_markdown(sp: Sampler, size: int) -> str:
         if r < 0.15:
             block = "#" * rng.randint(1, 3) + " " + sp.comment_text().title()
         elif r < 0.4:
-            bullet = rng.choice(["-", "*", "1."])
+            bullet = rng.choice(["-", "*", "1.", "- ✅", "- ❌"])
             block = "\n".join(
                 f"{bullet} " + sp.sentence(max_words=14) for _ in range(rng.randint(2, 6))
             )
@@ -996,13 +998,18 @@ def gen_non_ascii(sp: Sampler, size: int) -> str:
             piece = _foreign_sentences(sp, SENTENCES["ko"], HANGUL, " ")
         elif kind == 5:  # Arabic, Hindi
             piece = _foreign_sentences(sp, SENTENCES["ar_hi"], "", " ")
-        else:  # English chat with emoji and typographic punctuation
-            piece = sp.sentence(casual=True)
-            if rng.random() < 0.5:
-                piece += " " + "".join(rng.choice(EMOJI) for _ in range(rng.randint(1, 4)))
-            if rng.random() < 0.5:
-                piece = piece.replace("'", "’").replace(" - ", f" {rng.choice(TYPOGRAPHIC)} ")
+        else:  # English chat with emoji and typographic punctuation, independently
+            words = sp.sentence(casual=True).split(" ")
+            if rng.random() < 0.4:
+                n_emoji = rng.choices([1, 2, 3], [70, 20, 10])[0]
+                emoji = "".join(rng.choice(EMOJI) for _ in range(n_emoji))
+                words.insert(rng.randint(1, len(words)), emoji)
             if rng.random() < 0.3:
+                words.insert(rng.randint(1, len(words)), rng.choice(TYPOGRAPHIC))
+            piece = " ".join(words)
+            if rng.random() < 0.3:
+                piece = piece.replace("'", "’")
+            if rng.random() < 0.15:
                 piece = f"“{piece}”"
             piece += " "
         if kind in (2, 3) and rng.random() < 0.1:  # English terms inside CJK text

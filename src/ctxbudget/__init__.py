@@ -35,8 +35,8 @@ from .tracker import Session, Tracker
 __version__ = "0.1.0"
 
 __all__ = [
-    "BudgetBlockedError",
     "Breakdown",
+    "BudgetBlockedError",
     "Calibration",
     "Component",
     "ConfigurationError",

@@ -23,12 +23,18 @@ from dataclasses import dataclass, field
 
 from .model import ApiCall, Item
 
-# Prior of the correction: Claude's tokenizer yields about 6% more tokens than
-# o200k_base (and the estimator) on agent traffic, and each block costs about 30
-# tokens of framing. Both figures are a least-squares fit over the 12 Claude Code
-# sessions of shared/data (1,162 calls); each session then learns its own.
+# Prior of the correction when the counter only approximates the model's tokenizer
+# (Claude): Claude's tokenizer yields about 6% more tokens than o200k_base (and the
+# estimator) on agent traffic, and each block costs about 30 tokens of framing. Both
+# figures are a least-squares fit over the 12 Claude Code sessions of shared/data
+# (1,162 calls); each session then learns its own.
 PRIOR_PER_TOKEN = 1.06
 PRIOR_PER_ITEM = 30.0
+# When the counter is the model's own tokenizer (OpenAI models through tiktoken),
+# tokens count one for one and a message costs 3 tokens of framing (OpenAI's
+# cookbook, "How to count tokens with tiktoken").
+EXACT_PER_TOKEN = 1.0
+EXACT_PER_ITEM = 3.0
 # How strongly the prior holds: as much as five samples of 1,000 local tokens in 1 item.
 _PRIOR_WEIGHT_TOKEN = 5.0 * 1000**2
 _PRIOR_WEIGHT_ITEM = 5.0
@@ -42,6 +48,17 @@ class Calibration:
     per_token: float = PRIOR_PER_TOKEN
     per_item: float = PRIOR_PER_ITEM
     samples: list[tuple[int, int, int]] = field(default_factory=list)
+    prior: tuple[float, float] = (PRIOR_PER_TOKEN, PRIOR_PER_ITEM)
+
+    @classmethod
+    def for_counter(cls, exact_for_model: bool) -> Calibration:
+        """The starting correction: none for the model's own tokenizer, else Claude's."""
+        prior = (
+            (EXACT_PER_TOKEN, EXACT_PER_ITEM)
+            if exact_for_model
+            else (PRIOR_PER_TOKEN, PRIOR_PER_ITEM)
+        )
+        return cls(per_token=prior[0], per_item=prior[1], prior=prior)
 
     def predict(self, local_tokens: int, items: int) -> int:
         """Provider tokens for content counted locally as ``local_tokens`` in ``items``."""
@@ -58,7 +75,7 @@ class Calibration:
     def _fit(self) -> None:
         rows = list(self.samples)
         for _ in range(2):
-            k, c = _ridge(rows)
+            k, c = _ridge(rows, self.prior)
             residuals = [d - k * lt - c * n for lt, n, d in rows]
             center = statistics.median(residuals)
             spread = statistics.median(abs(r - center) for r in residuals) + 1.0
@@ -69,13 +86,13 @@ class Calibration:
         self.per_token, self.per_item = k, c
 
 
-def _ridge(rows: Sequence[tuple[int, int, int]]) -> tuple[float, float]:
+def _ridge(rows: Sequence[tuple[int, int, int]], prior: tuple[float, float]) -> tuple[float, float]:
     """Least squares of d ≈ k·l + c·n, pulled towards the prior (2×2 normal equations)."""
     a11 = _PRIOR_WEIGHT_TOKEN
     a22 = _PRIOR_WEIGHT_ITEM
     a12 = 0.0
-    b1 = _PRIOR_WEIGHT_TOKEN * PRIOR_PER_TOKEN
-    b2 = _PRIOR_WEIGHT_ITEM * PRIOR_PER_ITEM
+    b1 = _PRIOR_WEIGHT_TOKEN * prior[0]
+    b2 = _PRIOR_WEIGHT_ITEM * prior[1]
     for lt, n, d in rows:
         a11 += lt * lt
         a12 += lt * n
@@ -84,7 +101,7 @@ def _ridge(rows: Sequence[tuple[int, int, int]]) -> tuple[float, float]:
         b2 += n * d
     det = a11 * a22 - a12 * a12
     if det <= 0:
-        return PRIOR_PER_TOKEN, PRIOR_PER_ITEM
+        return prior
     return (b1 * a22 - b2 * a12) / det, (a11 * b2 - a12 * b1) / det
 
 

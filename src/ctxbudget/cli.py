@@ -94,13 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
         "without it, the newest Claude Code session under ~/.claude/projects.",
     )
     tokens.add_argument("source", nargs="?", metavar="SOURCE")
-    tokens.add_argument("--breakdown", action="store_true", help="tokens by component, kind, "
-                        "tool and agent")
+    tokens.add_argument(
+        "--breakdown", action="store_true", help="tokens by component, kind, tool and agent"
+    )
     tokens.add_argument("--history", action="store_true", help="context size at each API call")
     tokens.add_argument("--json", action="store_true", help="one JSON object on stdout")
     tokens.add_argument("--record", action="store_true", help="store the session and its events")
     tokens.add_argument(
-        "--fail-on", choices=[lv.value for lv in Level if lv is not Level.NORMAL],
+        "--fail-on",
+        choices=[lv.value for lv in Level if lv is not Level.NORMAL],
         help="exit 1 when this level is reached (3 when blocked)",
     )
     _policy_flags(tokens)
@@ -135,8 +137,7 @@ def _open_source(tracker: Tracker, source: str | None, args: argparse.Namespace)
         if any(sep in source for sep in ("/", "\\")) or path.suffix:
             raise UsageError(f"{source}: no such file") from exc
         raise UsageError(
-            f"{source}: no such file, and no stored session with that id in "
-            f"{tracker.store.url}"
+            f"{source}: no such file, and no stored session with that id in {tracker.store.url}"
         ) from exc
     if policy is not None:
         session.set_policy(policy)
@@ -178,8 +179,10 @@ def _cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
         if notice:
             print(notice)
         if status.unknown_records:
-            print(f"Note: {status.unknown_records} record(s) of unknown shape were kept but not "
-                  "understood.")
+            print(
+                f"Note: {status.unknown_records} record(s) of unknown shape were kept but not "
+                "understood."
+            )
         if not status.anchored:
             print(f"Note: no provider usage in this source: counted locally ({status.counter}).")
         if args.breakdown:
@@ -204,12 +207,27 @@ def _exit_for(level: Level, fail_on: str | None) -> int:
 def _cmd_sessions(args: argparse.Namespace, tracker: Tracker) -> int:
     rows = tracker.sessions(limit=args.limit)
     if args.json:
-        print(json.dumps([{"id": s.id, "name": s.name, "model": s.model, "source": s.source,
-                           "updated_at": s.updated_at} for s in rows], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": s.id,
+                        "name": s.name,
+                        "model": s.model,
+                        "source": s.source,
+                        "updated_at": s.updated_at,
+                    }
+                    for s in rows
+                ],
+                indent=2,
+            )
+        )
         return EXIT_OK
     if not rows:
-        print(f"No stored sessions in {tracker.store.url} (store one with "
-              "\"ctxbudget tokens SOURCE --record\").")
+        print(
+            f"No stored sessions in {tracker.store.url} (store one with "
+            '"ctxbudget tokens SOURCE --record").'
+        )
     for s in rows:
         print(f"{s.id}  {s.model or '-':<28}  {s.source or s.name or ''}")
     return EXIT_OK
@@ -219,8 +237,11 @@ def _cmd_events(args: argparse.Namespace, tracker: Tracker) -> int:
     session = tracker.open(args.session)
     events = session.events(types=args.types)
     if args.json:
-        print(json.dumps([{"id": e.id, "type": e.type, "at": e.at, "data": e.data}
-                          for e in events], indent=2))
+        print(
+            json.dumps(
+                [{"id": e.id, "type": e.type, "at": e.at, "data": e.data} for e in events], indent=2
+            )
+        )
         return EXIT_OK
     for e in events:
         print(f"{e.id:>6}  {e.type:<18}  {json.dumps(e.data, ensure_ascii=False)[:100]}")
@@ -247,6 +268,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as exc:
+        # A bug of ours: still one line, unless the user asks for the traceback.
+        if os.environ.get("CTXBUDGET_DEBUG"):
+            raise
+        print(
+            f"ctxbudget: internal error: {type(exc).__name__}: {exc} "
+            "(set CTXBUDGET_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -29,8 +29,7 @@ class MissingExtraError(ConfigurationError):
 
     def __init__(self, feature: str, extra: str, package: str) -> None:
         super().__init__(
-            f"{feature} needs the optional package {package!r}: "
-            f'pip install "ctxbudget[{extra}]"'
+            f'{feature} needs the optional package {package!r}: pip install "ctxbudget[{extra}]"'
         )
         self.extra = extra
         self.package = package

@@ -10,18 +10,18 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"
     TOOL = "tool"
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """What an item is, finer than its role."""
 
     SYSTEM_PROMPT = "system_prompt"
@@ -39,7 +39,7 @@ class Kind(str, Enum):
     UNKNOWN = "unknown"
 
 
-class Component(str, Enum):
+class Component(StrEnum):
     """The budget components of seed 002."""
 
     SYSTEM_CONTEXT = "system_context"
@@ -49,7 +49,7 @@ class Component(str, Enum):
     INTERACTION_BUFFER = "interaction_buffer"
 
 
-class Layer(str, Enum):
+class Layer(StrEnum):
     """The context layers of seed 004."""
 
     PERMANENT = "permanent"
@@ -58,7 +58,7 @@ class Layer(str, Enum):
     TRANSIENT = "transient"
 
 
-class Level(str, Enum):
+class Level(StrEnum):
     """How full the window is, from the policy's thresholds."""
 
     NORMAL = "normal"
@@ -133,6 +133,7 @@ class Item:
     created_at: float = field(default_factory=time.time)
     last_used_at: float | None = None
     raw: Any = None
+    _hash: tuple[str, str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.component is None:
@@ -142,7 +143,13 @@ class Item:
 
     @property
     def hash(self) -> str:
-        return content_hash(self.text)
+        """Content hash of ``text``, computed once per text (the count cache's key)."""
+        cached = self._hash
+        if cached is not None and cached[0] is self.text:
+            return cached[1]
+        value = content_hash(self.text)
+        self._hash = (self.text, value)
+        return value
 
 
 @dataclass(slots=True, frozen=True)

@@ -37,9 +37,7 @@ def bar(percent: float, width: int = 10) -> str:
 def status_line(status: Status, *, color: bool = False, prefix: str | None = None) -> str:
     """``Tokens: 142,500/200,000 (71%) | ████████░░ | Normal`` (seed 003, §5.1)."""
     parts = [] if not prefix else [prefix]
-    parts.append(
-        f"Tokens: {status.used_tokens:,}/{status.max_tokens:,} ({status.percent:.0f}%)"
-    )
+    parts.append(f"Tokens: {status.used_tokens:,}/{status.max_tokens:,} ({status.percent:.0f}%)")
     parts.append(paint(bar(status.percent), status.level, color))
     parts.append(paint(LEVEL_LABEL[status.level], status.level, color))
     return " | ".join(parts)
@@ -124,7 +122,9 @@ def history_chart(
     values = []
     marks = []
     for c in range(columns):
-        chunk = points[int(c * per_column): max(int((c + 1) * per_column), int(c * per_column) + 1)]
+        chunk = points[
+            int(c * per_column) : max(int((c + 1) * per_column), int(c * per_column) + 1)
+        ]
         values.append(max(p.reported_tokens for p in chunk))
         marks.append(any(p.after_compaction for p in chunk))
     top = max(policy.window, max(values))

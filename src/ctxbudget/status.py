@@ -17,15 +17,15 @@ from .policy import Policy
 RECOMMENDATIONS = {
     Level.NORMAL: "No action needed.",
     Level.WARNING: (
-        "Consider compacting soon: preview with \"ctxbudget compact --dry-run\"; "
+        'Consider compacting soon: preview with "ctxbudget compact --dry-run"; '
         "auto-compaction starts at the critical threshold."
     ),
     Level.CRITICAL: (
-        "Compact now: run \"ctxbudget compact\" (preview with --dry-run), or finish the "
+        'Compact now: run "ctxbudget compact" (preview with --dry-run), or finish the '
         "current task and start a fresh session."
     ),
     Level.BLOCKED: (
-        "New sub-agents are blocked. Compact now with \"ctxbudget compact\", or raise "
+        'New sub-agents are blocked. Compact now with "ctxbudget compact", or raise '
         "the window with --window if the model allows more."
     ),
 }

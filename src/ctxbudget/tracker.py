@@ -27,8 +27,16 @@ from .status import AgentUsage, Breakdown, Status, build_status
 from .store import Store, StoredSession, open_store
 from .tokens.counters import CachedCounter, counter_name_for_model, get_counter
 
-_CONVERSATION_KINDS = {Kind.USER_TEXT, Kind.ASSISTANT_TEXT, Kind.TOOL_CALL, Kind.TOOL_RESULT,
-                       Kind.FILE_READ, Kind.SEARCH_RESULT, Kind.AGENT_REPORT, Kind.THINKING}
+_CONVERSATION_KINDS = {
+    Kind.USER_TEXT,
+    Kind.ASSISTANT_TEXT,
+    Kind.TOOL_CALL,
+    Kind.TOOL_RESULT,
+    Kind.FILE_READ,
+    Kind.SEARCH_RESULT,
+    Kind.AGENT_REPORT,
+    Kind.THINKING,
+}
 
 
 class Tracker:
@@ -147,7 +155,7 @@ class Session:
         self.id = session_id or uuid.uuid4().hex
         self.name = name
         self.items: list[Item] = []
-        self.calibration = Calibration()
+        self.calibration = self._new_calibration()
         self.transcript: Transcript | None = None
         self.version = 1
         self._stored = stored
@@ -168,7 +176,16 @@ class Session:
 
     @property
     def counter(self) -> CachedCounter:
-        return self.tracker.counter(self.policy.counter or counter_name_for_model(self.policy.model))
+        return self.tracker.counter(
+            self.policy.counter or counter_name_for_model(self.policy.model)
+        )
+
+    def _new_calibration(self) -> Calibration:
+        name = self.policy.counter or counter_name_for_model(self.policy.model)
+        exact = name in ("o200k_base", "cl100k_base") and name == counter_name_for_model(
+            self.policy.model
+        )
+        return Calibration.for_counter(exact_for_model=exact)
 
     def _count(self, item: Item) -> int:
         if item.tokens is None:
@@ -206,8 +223,11 @@ class Session:
         if isinstance(item, str):
             role = Role(role)
             if kind is None:
-                kind = {Role.SYSTEM: Kind.SYSTEM_PROMPT, Role.ASSISTANT: Kind.ASSISTANT_TEXT,
-                        Role.TOOL: Kind.TOOL_RESULT}.get(role, Kind.USER_TEXT)
+                kind = {
+                    Role.SYSTEM: Kind.SYSTEM_PROMPT,
+                    Role.ASSISTANT: Kind.ASSISTANT_TEXT,
+                    Role.TOOL: Kind.TOOL_RESULT,
+                }.get(role, Kind.USER_TEXT)
             item = Item(role=role, kind=Kind(kind), text=item, **fields)
         return self.extend([item])[0]
 
@@ -259,10 +279,15 @@ class Session:
         if self._stored:
             with self.tracker.store.transaction():
                 self.save()
-                self.tracker.store.append_event(self.id, "usage_recorded", {
-                    "context_tokens": reported, "predicted_tokens": predicted,
-                    "output_tokens": usage.output_tokens,
-                })
+                self.tracker.store.append_event(
+                    self.id,
+                    "usage_recorded",
+                    {
+                        "context_tokens": reported,
+                        "predicted_tokens": predicted,
+                        "output_tokens": usage.output_tokens,
+                    },
+                )
         self._check_level()
         return self.status()
 
@@ -277,13 +302,17 @@ class Session:
     def status(self) -> Status:
         used = self.used_tokens
         k = self.calibration.per_token
-        scaled = {dim: {key: round(v * k) for key, v in sorted(values.items(),
-                                                                key=lambda kv: -kv[1])}
-                  for dim, values in self._by.items()}
+        scaled = {
+            dim: {key: round(v * k) for key, v in sorted(values.items(), key=lambda kv: -kv[1])}
+            for dim, values in self._by.items()
+        }
         attributed = sum(scaled["component"].values())
         breakdown = Breakdown(
-            component=scaled["component"], kind=scaled["kind"], tool=scaled["tool"],
-            agent=scaled["agent"], unattributed=max(0, used - attributed),
+            component=scaled["component"],
+            kind=scaled["kind"],
+            tool=scaled["tool"],
+            agent=scaled["agent"],
+            unattributed=max(0, used - attributed),
             subagents=list(self._subagents),
         )
         per_exchange = None
@@ -304,12 +333,38 @@ class Session:
             items=len(self.items),
         )
 
+    def recount(self) -> int:
+        """Count every item again through the content-hash cache; returns the total.
+
+        Needed after the counter changes; with the same counter, only texts never seen
+        are tokenized.
+        """
+        total = 0
+        for item in self.items:
+            if item.kind is not Kind.IMAGE:  # images are priced by size, not by text
+                item.tokens = self.counter.count(item.text, item.hash)
+            total += item.tokens or 0
+        self._rebuild_totals()
+        return total
+
+    def _rebuild_totals(self) -> None:
+        self._local_total = 0
+        self._by = {"component": {}, "kind": {}, "tool": {}, "agent": {}}
+        self._user_turns = 0
+        self._conversation_tokens = 0
+        for item in self.items:
+            self._tally(item)
+
     def history(self) -> list[HistoryPoint]:
         """Each API call of the loaded transcript: reported vs predicted context size."""
         if self.transcript is None:
             return []
-        points, _ = replay_history(self.transcript.calls, self.transcript.history_items,
-                                   self._count)
+        points, _ = replay_history(
+            self.transcript.calls,
+            self.transcript.history_items,
+            self._count,
+            self._new_calibration(),
+        )
         return points
 
     def events(self, types: Iterable[str] | None = None) -> list[Any]:
@@ -334,10 +389,16 @@ class Session:
         if level is not self._level:
             previous, self._level = self._level, level
             if self._stored:
-                self.tracker.store.append_event(self.id, "threshold_crossed", {
-                    "from": previous.value, "to": level.value, "percent": round(percent, 2),
-                    "used_tokens": self.used_tokens,
-                })
+                self.tracker.store.append_event(
+                    self.id,
+                    "threshold_crossed",
+                    {
+                        "from": previous.value,
+                        "to": level.value,
+                        "percent": round(percent, 2),
+                        "used_tokens": self.used_tokens,
+                    },
+                )
 
     def _meta(self) -> dict[str, Any]:
         return {
@@ -345,9 +406,11 @@ class Session:
             "since_tokens": self._since_tokens,
             "since_items": self._since_items,
             "level": self._level.value,
-            "calibration": {"per_token": self.calibration.per_token,
-                            "per_item": self.calibration.per_item,
-                            "samples": self.calibration.samples},
+            "calibration": {
+                "per_token": self.calibration.per_token,
+                "per_item": self.calibration.per_item,
+                "samples": self.calibration.samples,
+            },
             "subagents": [a.to_dict() for a in self._subagents],
             "unknown_records": self._unknown,
             "recorded_calls": self._recorded_calls,
@@ -384,21 +447,40 @@ class Session:
                 existing.updated_at = now
                 store.update_session(existing)
             else:
-                store.create_session(StoredSession(
-                    id=self.id, name=self.name, model=self.policy.model, source=source,
-                    policy=self.policy.to_dict(), created_at=now, updated_at=now,
-                    context_version=self.version, meta=self._meta(),
-                ))
-                store.append_event(self.id, "session_created", {
-                    "model": self.policy.model, "window": self.policy.window, "source": source,
-                })
+                store.create_session(
+                    StoredSession(
+                        id=self.id,
+                        name=self.name,
+                        model=self.policy.model,
+                        source=source,
+                        policy=self.policy.to_dict(),
+                        created_at=now,
+                        updated_at=now,
+                        context_version=self.version,
+                        meta=self._meta(),
+                    )
+                )
+                store.append_event(
+                    self.id,
+                    "session_created",
+                    {
+                        "model": self.policy.model,
+                        "window": self.policy.window,
+                        "source": source,
+                    },
+                )
             self._known_to_store = True
             if self.items:
                 store.append_items(self.id, self.items, version=self.version)
-                store.append_event(self.id, "items_added", {
-                    "count": len(self.items), "version": self.version,
-                    "tokens": self._local_total,
-                })
+                store.append_event(
+                    self.id,
+                    "items_added",
+                    {
+                        "count": len(self.items),
+                        "version": self.version,
+                        "tokens": self._local_total,
+                    },
+                )
             self._record_transcript_calls(recorded_calls)
 
     def _record_transcript_calls(self, done: int) -> None:
@@ -406,11 +488,17 @@ class Session:
         if self.transcript is None:
             return
         for point in self.history()[done:]:
-            self.tracker.store.append_event(self.id, "usage_recorded", {
-                "call": point.call, "context_tokens": point.reported_tokens,
-                "predicted_tokens": point.predicted_tokens, "timestamp": point.timestamp,
-                "after_compaction": point.after_compaction,
-            })
+            self.tracker.store.append_event(
+                self.id,
+                "usage_recorded",
+                {
+                    "call": point.call,
+                    "context_tokens": point.reported_tokens,
+                    "predicted_tokens": point.predicted_tokens,
+                    "timestamp": point.timestamp,
+                    "after_compaction": point.after_compaction,
+                },
+            )
         self._recorded_calls = max(done, len(self.transcript.calls))
         stored = self.tracker.store.get_session(self.id)
         stored.meta = self._meta()
@@ -432,11 +520,10 @@ class Session:
         self._unknown = int(meta.get("unknown_records", 0))
         self._recorded_calls = int(meta.get("recorded_calls", 0))
         cal = meta.get("calibration") or {}
-        self.calibration = Calibration(
-            per_token=float(cal.get("per_token", self.calibration.per_token)),
-            per_item=float(cal.get("per_item", self.calibration.per_item)),
-            samples=[tuple(s) for s in cal.get("samples", [])],  # type: ignore[misc]
-        )
+        self.calibration = self._new_calibration()
+        self.calibration.per_token = float(cal.get("per_token", self.calibration.per_token))
+        self.calibration.per_item = float(cal.get("per_item", self.calibration.per_item))
+        self.calibration.samples = [(int(a), int(b), int(c)) for a, b, c in cal.get("samples", [])]
         self._subagents = [AgentUsage(**a) for a in meta.get("subagents", [])]
 
     def _from_transcript(self, transcript: Transcript) -> None:
@@ -446,11 +533,12 @@ class Session:
             self._tally(item)
         self.items = list(transcript.items)
         # Learn the correction from the whole history, then anchor on the latest call.
-        _, self.calibration = replay_history(transcript.calls, transcript.history_items,
-                                             self._count)
+        _, self.calibration = replay_history(
+            transcript.calls, transcript.history_items, self._count, self._new_calibration()
+        )
         if transcript.anchor_call is not None and transcript.anchor_position is not None:
             self._reported = transcript.calls[transcript.anchor_call].usage.context_tokens
-            since = transcript.items[transcript.anchor_position:]
+            since = transcript.items[transcript.anchor_position :]
             self._since_tokens = sum(item.tokens or 0 for item in since)
             self._since_items = len(since)
         else:
@@ -460,13 +548,14 @@ class Session:
         for name, agent_items in transcript.agents.items():
             calls = transcript.agent_calls.get(name, [])
             local = sum(self._count(i) for i in agent_items)
-            self._subagents.append(AgentUsage(
-                name=name,
-                context_tokens=calls[-1].usage.context_tokens if calls else local,
-                calls=len(calls),
-                output_tokens=sum(c.usage.output_tokens for c in calls),
-                items=len(agent_items),
-            ))
+            self._subagents.append(
+                AgentUsage(
+                    name=name,
+                    context_tokens=calls[-1].usage.context_tokens if calls else local,
+                    calls=len(calls),
+                    output_tokens=sum(c.usage.output_tokens for c in calls),
+                    items=len(agent_items),
+                )
+            )
         if MAIN_AGENT not in self._by["agent"] and self.items:
             self._by["agent"][MAIN_AGENT] = 0
-

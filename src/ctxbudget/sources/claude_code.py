@@ -56,8 +56,10 @@ def looks_like_claude_code(first_record: Any) -> bool:
     return isinstance(first_record, dict) and (
         "sessionId" in first_record
         or "parentUuid" in first_record
-        or first_record.get("type") in {"summary", "user", "assistant", "system"}
-        and "uuid" in first_record
+        or (
+            first_record.get("type") in {"summary", "user", "assistant", "system"}
+            and "uuid" in first_record
+        )
     )
 
 
@@ -100,11 +102,16 @@ class _Builder:
             self.unknown += 1
             return []
         role = Role.ASSISTANT if rtype == "assistant" else Role.USER
-        if rtype == "assistant" and isinstance(message.get("model"), str):
-            if not message["model"].startswith("<"):  # "<synthetic>" marks local errors
-                self.model = message["model"]
+        model = message.get("model")
+        # "<synthetic>" marks messages Claude Code made itself (errors, aborts).
+        if rtype == "assistant" and isinstance(model, str) and not model.startswith("<"):
+            self.model = model
         content = message.get("content")
-        common = {"agent": agent, "message_index": message_index, "id": record.get("uuid")}
+        common: dict[str, Any] = {
+            "agent": agent,
+            "message_index": message_index,
+            "id": record.get("uuid"),
+        }
         if isinstance(content, str):
             kind = (
                 Kind.SUMMARY

@@ -170,8 +170,8 @@ def item_to_row(item: Item, session_id: str, seq: int, version: int, item_id: st
     try:
         role = Role(item.role).value
         kind = Kind(item.kind).value
-        component = Component(item.component).value
-        layer = Layer(item.layer).value
+        component = Component(str(item.component)).value
+        layer = Layer(str(item.layer)).value
     except ValueError as exc:
         raise StoreError(f"item {item_id} cannot be stored: {exc}") from exc
     raw = None if item.raw is None else dump_json(item.raw, f"raw of item {item_id}")

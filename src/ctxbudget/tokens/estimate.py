@@ -1,13 +1,14 @@
 """The ``estimate`` counter: a calibrated pure-Python approximation of o200k_base.
 
-This module owns the fallback counter used when no exact tokenizer fits a model. It
-maps each character to a class (lower/upper letter, digit, space, newline, punctuation,
+This module owns the fallback counter used when no exact tokenizer fits a model: it
+maps every character to a class (letter by case, digit, space, newline, punctuation,
 CJK) with one ``str.translate``, counts a few dozen class patterns with ``str.count``
-(word starts by prefix, long letter runs, digit and punctuation runs, indentation,
-newlines, escapes, contractions, multi-byte characters), and returns a linear
-combination of those counts. The features mirror how o200k_base pre-splits text;
-their coefficients are fitted by ``tools/fit_estimator.py`` on a synthetic corpus
-and stored in ``estimate_coefficients.json`` beside this module.
+(words by what precedes them, long letter runs, digit groups, punctuation runs,
+indentation, newlines, escapes, contractions, and non-ASCII characters by kind and
+UTF-8 size), and returns a linear combination of those counts. The features follow
+how o200k_base pre-splits text; their coefficients are fitted on a synthetic corpus by
+``python tools/fit_estimator.py`` and stored in ``estimate_coefficients.json`` beside
+this module.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from operator import mul
 
@@ -44,86 +45,108 @@ FEATURES: tuple[str, ...] = (
     "backslashes",
     "contractions",
     "tabs",
-    "utf8_2byte",
-    "utf8_3byte",
+    "letters_2byte",
+    "letters_3byte",
     "cjk",
-    "utf8_4byte",
+    "hangul",
+    "symbols_bmp",
+    "symbols_astral",
 )
 
 _COEFFICIENTS_FILE = "estimate_coefficients.json"
-_MAX_CACHED_CLASSES = 1 << 16
+_MAX_CACHED = 1 << 16  # distinct non-ASCII characters remembered per table
 _CONTRACTION = re.compile(r"'(?:[stmdSTMD]|re|ve|ll|RE|VE|LL)(?![A-Za-z])")
-_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _DIGIT_GROUPS = re.compile("0{1,3}")  # o200k_base splits digit runs into groups of 3
+_VARIATION_SELECTORS = (0xFE0E, 0xFE0F)
 
 
 def _is_cjk(code: int) -> bool:
+    """Han ideographs and kana: o200k_base letters, roughly a token a character."""
     return (
-        0x3040 <= code <= 0x30FF  # kana
+        0x3040 <= code <= 0x30FF  # hiragana, katakana
         or 0x3400 <= code <= 0x4DBF  # CJK extension A
         or 0x4E00 <= code <= 0x9FFF  # CJK unified ideographs
-        or 0xAC00 <= code <= 0xD7AF  # hangul syllables
         or 0xF900 <= code <= 0xFAFF  # CJK compatibility ideographs
-        or 0x20000 <= code <= 0x3FFFF  # CJK extensions B+
+        or 0x20000 <= code <= 0x3FFFF  # CJK extensions B and later
     )
 
 
+def _is_hangul(code: int) -> bool:
+    return 0xAC00 <= code <= 0xD7AF or 0x1100 <= code <= 0x11FF or 0x3130 <= code <= 0x318F
+
+
+def _is_letter(ch: str) -> bool:
+    """Letters, marks and numbers: what o200k_base keeps inside a word or number."""
+    category = unicodedata.category(ch)
+    return category[0] in "LN" or (category[0] == "M" and ord(ch) not in _VARIATION_SELECTORS)
+
+
 def _char_class(code: int) -> str:
-    """The class letter of one character, as o200k_base's pre-tokenizer sees it."""
+    """The class of one character, as o200k_base's pre-tokenizer sees it.
+
+    ``a`` lower-case letter, ``A`` upper-case letter, ``0`` digit, `` `` space or tab,
+    newline, ``.`` anything else (punctuation, symbols, emoji), ``c`` CJK or hangul.
+    """
     ch = chr(code)
     if ch in "\r\n":
         return "\n"
     if ch.isspace():
         return " "
-    if _is_cjk(code):
+    if _is_cjk(code) or _is_hangul(code):
         return "c"
     category = unicodedata.category(ch)
     if category in ("Lu", "Lt"):
         return "A"
-    if category[0] == "L" or (category[0] == "M" and code not in (0xFE0E, 0xFE0F)):
-        return "a"
     if category[0] == "N":
         return "0"
-    return "."
+    return "a" if _is_letter(ch) else "."
 
 
-class _ClassMap(dict[int, str]):
-    """``str.translate`` table: ASCII prefilled, other characters classified on demand."""
+def _non_ascii_class(code: int) -> str | None:
+    """The class of a character by UTF-8 size and kind; ASCII is dropped (``None``)."""
+    if code < 0x80:
+        return None
+    if _is_cjk(code):
+        return "c"
+    if _is_hangul(code):
+        return "h"
+    if _is_letter(chr(code)):
+        return "l" if code < 0x800 else "m"
+    return "s" if code < 0x10000 else "e"
 
-    def __missing__(self, code: int) -> str:
-        cls = _char_class(code)
-        if len(self) < _MAX_CACHED_CLASSES:
+
+class _ClassMap(dict[int, str | None]):
+    """A ``str.translate`` table: ASCII filled in, other characters classified when met."""
+
+    def __init__(self, classify: Callable[[int], str | None]) -> None:
+        super().__init__((i, classify(i)) for i in range(128))
+        self._classify = classify
+
+    def __missing__(self, code: int) -> str | None:
+        cls = self._classify(code)
+        if len(self) < _MAX_CACHED:
             self[code] = cls
         return cls
 
 
-_CLASSES = _ClassMap((i, _char_class(i)) for i in range(128))
+_CLASSES = _ClassMap(_char_class)
+_NON_ASCII_CLASSES = _ClassMap(_non_ascii_class)
 
 
 def features(text: str) -> list[int]:
     """The feature counts of ``text``, in ``FEATURES`` order."""
     cased = text.translate(_CLASSES)
-    s = cased.lower()  # the same classes, both letter cases as "a"
+    s = cased.lower()  # the same classes with both letter cases as "a"
     c = s.count
     w_punct = c(".a")
-    if text.isascii():
-        n2 = n3 = cjk = n4 = 0
-    else:
-        non_ascii = len(_NON_ASCII.findall(text))
-        n4 = len(_ASTRAL.findall(text))
-        extra_bytes = len(text.encode("utf-8", "surrogatepass")) - len(text)
-        n3_all = extra_bytes - non_ascii - 2 * n4
-        n2 = non_ascii - n4 - n3_all
-        cjk = c("c")
-        n3 = n3_all - cjk
-    return [
+    counts = [
         c(" a"),
         w_punct,
         c("\na"),
         c("0a"),
         cased.count("aA"),
         s[:1] == "a",
+        # one punctuation character glued to the word after it is one piece, not two
         w_punct - c("..a") - c(" .a"),
         cased.count("AA"),
         cased.count("aaaa"),
@@ -142,11 +165,13 @@ def features(text: str) -> list[int]:
         text.count("\\"),
         len(_CONTRACTION.findall(text)),
         text.count("\t"),
-        n2,
-        n3,
-        cjk,
-        n4,
     ]
+    if text.isascii():
+        counts += (0, 0, 0, 0, 0, 0)
+    else:
+        n = text.translate(_NON_ASCII_CLASSES).count
+        counts += (n("l"), n("m"), n("c"), n("h"), n("s"), n("e"))
+    return counts
 
 
 def load_coefficients() -> dict[str, float]:
