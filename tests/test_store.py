@@ -28,13 +28,16 @@ from ctxbudget.model import Component, Item, Kind, Layer, Role
 from ctxbudget.store import (
     Store,
     StoredSession,
+    VersionInfo,
     default_store_url,
     import_driver,
     open_store,
     register_backend,
 )
+from ctxbudget.store._search import Term, query_terms
+from ctxbudget.store._sqlite_schema import fts_query
 from ctxbudget.store.memory import MemoryStore
-from ctxbudget.store.sqlite import SQLiteStore, database_path
+from ctxbudget.store.sqlite import SCHEMA_VERSION, SQLiteStore, database_path
 from ctxbudget.testing import FakeClock, FaultyStore
 
 BACKENDS = ["memory", "sqlite"]
@@ -139,6 +142,10 @@ def test_loaded_session_is_a_copy(store: Store) -> None:
         lambda s: s.append_event("nope", "usage_recorded", {}),
         lambda s: s.events("nope"),
         lambda s: s.events("nope", types=[]),
+        lambda s: s.versions("nope"),
+        lambda s: s.set_context_version("nope", 1),
+        lambda s: s.search_archive("nope", "anything"),
+        lambda s: s.search_archive("nope", ""),
     ],
 )
 def test_unknown_session_is_reported(store: Store, call: Any) -> None:
@@ -469,6 +476,407 @@ def test_fake_clock() -> None:
     assert clock.advance(100) == 111.0
 
 
+# -- context versions and the archive ---------------------------------------------------
+
+ARCHIVE_BACKENDS = ["memory", "sqlite", "sqlite-python"]
+
+
+@pytest.fixture(params=ARCHIVE_BACKENDS)
+def archive(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The stores with every archive search path: memory, SQLite FTS5, SQLite Python."""
+    clock = FakeClock(start=1_000.0, step=1.0)
+    opened: Store
+    if request.param == "sqlite-python":  # what a driver without FTS5 gets
+        opened = SQLiteStore(f"sqlite:///{tmp_path / 'store.db'}", clock=clock, full_text=False)
+        assert not opened.full_text
+    else:
+        opened = open_store(_url(request.param, tmp_path), clock=clock)
+    yield opened
+    opened.close()
+
+
+def test_versions_listing(store: Store) -> None:
+    store.create_session(session("s1"))
+    assert store.versions("s1") == [VersionInfo(1, 0, 0, None)]  # current, still empty
+
+    store.append_items("s1", [item("a", tokens=3), item("b")])  # clock: 1000
+    store.append_items("s1", [item("c", tokens=4)])  # 1001: same version
+    store.append_items("s1", [item("kept", tokens=5)], version=2)  # 1002
+    store.append_items("s1", [], version=9)  # no item: no version
+    assert store.versions("s1") == [
+        VersionInfo(1, 3, 7, 1_000.0),
+        VersionInfo(2, 1, 5, 1_002.0),
+    ]
+
+    stored = store.get_session("s1")
+    stored.context_version = 3  # what the tracker does before writing version 3
+    store.update_session(stored)
+    assert [v.version for v in store.versions("s1")] == [1, 2, 3]
+    assert store.versions("s1")[-1] == VersionInfo(3, 0, 0, None)
+
+
+def test_versions_vanish_with_a_rolled_back_write(store: Store) -> None:
+    store.create_session(session("s1"))
+    store.append_items("s1", [item("a")])
+    with pytest.raises(RuntimeError), store.transaction():
+        store.append_items("s1", [item("b")], version=2)
+        assert [v.version for v in store.versions("s1")] == [1, 2]
+        raise RuntimeError
+    assert [v.version for v in store.versions("s1")] == [1]
+    store.delete_session("s1")
+    store.create_session(session("s1"))
+    assert store.versions("s1") == [VersionInfo(1, 0, 0, None)]
+
+
+def test_set_context_version(store: Store) -> None:
+    store.create_session(session("s1", at=100.0))
+    store.append_items("s1", [item("original", tokens=50)])
+    store.append_items("s1", [item("compacted", tokens=5)], version=2)
+    store.set_context_version("s1", 2)
+    assert store.get_session("s1").context_version == 2
+    assert [i.text for i in store.load_items("s1")] == ["compacted"]
+
+    before = store.get_session("s1").updated_at
+    assert store.set_context_version("s1", 1) == 2  # returns the previous version
+    restored = store.get_session("s1")
+    assert restored.context_version == 1 and restored.updated_at > before
+    assert [i.text for i in store.load_items("s1")] == ["original"]
+    assert store.item_aggregates("s1")["tokens"] == 50
+    assert store.set_context_version("s1", 1) == 1  # already there: fine
+
+    unchanged = snapshot(store, "s1")
+    with pytest.raises(StoreError) as caught:
+        store.set_context_version("s1", 7)
+    assert str(caught.value) == (
+        "session s1 has no context version 7: its versions are 1, 2 (current: 1)"
+    )
+    assert snapshot(store, "s1") == unchanged
+
+
+def test_set_context_version_rolls_back_with_its_transaction(store: Store) -> None:
+    store.create_session(session("s1"))
+    store.append_items("s1", [item("a")])
+    store.append_items("s1", [item("b")], version=2)
+    before = snapshot(store, "s1")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.set_context_version("s1", 2)
+        store.append_event("s1", "context_restored", {"to": 2})
+        raise RuntimeError
+    assert snapshot(store, "s1") == before
+
+
+def _two_versions(store: Store) -> None:
+    """Version 1: a conversation; version 2: its compaction, one text kept verbatim."""
+    store.create_session(session("s1"))
+    store.append_items(
+        "s1",
+        [
+            item("Caroline went to the LGBTQ support group on 7 May 2023.", id="v1-group"),
+            item("Melanie painted a sunrise over the lake last year.", id="v1-paint"),
+            item("The system prompt: you are a helpful assistant.", id="v1-system"),
+        ],
+    )
+    store.append_items(
+        "s1",
+        [
+            item("The system prompt: you are a helpful assistant.", id="v2-system"),
+            item("Summary: Caroline and Melanie talked about art and support.", id="v2-summary"),
+        ],
+        version=2,
+    )
+    store.set_context_version("s1", 2)
+
+
+def test_search_archive_leaves_out_the_current_version(archive: Store) -> None:
+    _two_versions(archive)
+    hits = archive.search_archive("s1", "support group painted sunrise prompt", exclude_version=2)
+    assert {found.id for found, _ in hits} == {"v1-group", "v1-paint"}  # v1-only texts
+    assert archive.search_archive("s1", "helpful assistant", exclude_version=2) == []
+
+    # The whole archive: each text once, as its most recent copy.
+    everything = archive.search_archive("s1", "helpful assistant")
+    assert [found.id for found, _ in everything] == ["v2-system"]
+    assert [
+        found.id for found, _ in archive.search_archive("s1", "summary", exclude_version=1)
+    ] == ["v2-summary"]
+    found, score = hits[0]
+    assert isinstance(found, Item) and isinstance(score, float) and score > 0
+
+
+def test_search_archive_ranks_the_best_match_first(archive: Store) -> None:
+    archive.create_session(session("s1"))
+    archive.create_session(session("other"))
+    archive.append_items(
+        "other", [item("Caroline LGBTQ support group support group support group")]
+    )
+    texts = [
+        "We support Python 3.11 and newer.",
+        "Caroline likes pottery and camping with her kids.",
+        "Caroline went to the LGBTQ support group yesterday; it was powerful.",
+        "The group chat was quiet today.",
+        "Melanie went to a charity race for mental health.",
+    ]
+    archive.append_items("s1", [item(text) for text in texts])
+    archive.append_items("s1", [item("compacted")], version=2)
+
+    hits = archive.search_archive(
+        "s1", "When did Caroline go to the LGBTQ support group?", exclude_version=2
+    )
+    assert hits[0][0].text == texts[2]
+    assert {found.text for found, _ in hits} == set(texts[:4])  # each shares a word
+    scores = [score for _, score in hits]
+    assert scores == sorted(scores, reverse=True) and all(score > 0 for score in scores)
+    assert len(archive.search_archive("s1", "caroline group", limit=2)) == 2
+    assert archive.search_archive("s1", "caroline", limit=0) == []
+
+
+def test_search_archive_matches_word_forms_and_diacritics(archive: Store) -> None:
+    archive.create_session(session("s1"))
+    archive.append_items("s1", [item("She keeps painting landscapes."), item("Un café à Zürich.")])
+    assert [f.text for f, _ in archive.search_archive("s1", "paints")] == [
+        "She keeps painting landscapes."
+    ]
+    assert [f.text for f, _ in archive.search_archive("s1", "ZURICH CAFÉ")] == ["Un café à Zürich."]
+
+
+HOSTILE_QUERIES = [
+    '"',
+    "*",
+    "NEAR(",
+    "a OR",
+    "-",
+    ":",
+    "",
+    "   ",
+    "the of and to what when",
+    '"unbalanced quote',
+    "text:caroline",
+    "caroline*",
+    "^caroline",
+    "AND OR NOT NEAR",
+    "(((caroline",
+    "caroline NOT group",
+    "'; DROP TABLE items; --",
+    "\x00caroline\x00",
+    "lone \ud800 surrogate",
+    "{col1 col2}: caroline",
+    "+ - * / % & | ~ < > = ! @ # $ [ ] ( )",
+    "é" * 500,
+    " ".join(f"word{n}" for n in range(200)),
+]
+
+
+@pytest.mark.parametrize("query", HOSTILE_QUERIES)
+def test_hostile_queries_never_raise(archive: Store, query: str) -> None:
+    archive.create_session(session("s1"))
+    archive.append_items("s1", [item("Caroline went to the group"), item("NEAR the text")])
+    hits = archive.search_archive("s1", query)
+    assert isinstance(hits, list)
+    if not query_terms(query):
+        assert hits == []
+
+
+def test_queries_without_words_find_nothing(archive: Store) -> None:
+    archive.create_session(session("s1"))
+    archive.append_items("s1", [item("the and of what when")])  # only stopwords
+    for query in ("", "?!", "the and", "what when", "a b c"):
+        assert archive.search_archive("s1", query) == []
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(query=st.text(max_size=40) | st.text(alphabet='"*():^-+NEARORTnot {}', max_size=20))
+def test_any_query_is_safe(archive: Store, query: str) -> None:
+    if not archive.list_sessions():
+        archive.create_session(session("s1"))
+        archive.append_items("s1", [item("Caroline went to the LGBTQ support group NEAR me")])
+    assert isinstance(archive.search_archive("s1", query), list)
+
+
+def test_search_sees_its_own_transaction(archive: Store) -> None:
+    archive.create_session(session("s1"))
+    archive.append_items("s1", [item("old text")])
+    with pytest.raises(RuntimeError), archive.transaction():
+        archive.append_items("s1", [item("freshly written zebra")], version=2)
+        hits = archive.search_archive("s1", "zebra")
+        assert [found.text for found, _ in hits] == ["freshly written zebra"]
+        raise RuntimeError
+    assert archive.search_archive("s1", "zebra") == []
+
+
+def test_search_is_per_session_and_forgets_deleted_sessions(archive: Store) -> None:
+    for sid in ("s1", "s2"):
+        archive.create_session(session(sid))
+        archive.append_items(sid, [item(f"zebra crossing in {sid}")])
+    archive.delete_session("s1")
+    assert [f.text for f, _ in archive.search_archive("s2", "zebra")] == ["zebra crossing in s2"]
+    archive.create_session(session("s1"))
+    assert archive.search_archive("s1", "zebra") == []
+    if isinstance(archive, SQLiteStore) and archive.full_text:
+        with sqlite3.connect(archive.path) as conn:  # the index matches the items
+            conn.execute("INSERT INTO items_fts (items_fts) VALUES ('integrity-check')")
+
+
+def test_memory_and_sqlite_python_scores_agree(tmp_path: Path) -> None:
+    texts = [f"note {n}: " + " ".join(["alpha", "beta", "gamma"][: n % 3 + 1]) for n in range(12)]
+    results = []
+    for store in (
+        open_store("memory://"),
+        SQLiteStore(f"sqlite:///{tmp_path / 'x.db'}", full_text=False),
+    ):
+        with store:
+            store.create_session(session("s1"))
+            store.append_items("s1", [item(text) for text in texts])
+            results.append(
+                [(f.text, round(score, 9)) for f, score in store.search_archive("s1", "gamma beta")]
+            )
+    assert results[0] == results[1] and len(results[0]) == 8
+
+
+def test_query_rule() -> None:
+    terms = query_terms("When did Caroline go to the LGBTQ support group's meetings?")
+    assert terms == [
+        Term("caroline", True),
+        Term("go", False),
+        Term("lgbtq", True),
+        Term("support", True),
+        Term("group", True),
+        Term("meeting", True),
+    ]
+    assert fts_query(terms) == (
+        '"caroline"* OR "go" OR "lgbtq"* OR "support"* OR "group"* OR "meeting"*'
+    )
+    assert query_terms('NEAR("x" y) OR 2023 v2 *') == [
+        Term("near", True),
+        Term("2023", False),
+        Term("v2", False),
+    ]
+    assert query_terms("the, of; and? I") == []
+    assert len(query_terms(" ".join(f"w{n}" for n in range(100)))) == 32
+
+
+# -- sqlite archive: migration and FTS5 fallback ------------------------------------------
+
+# Schema 1, as ctxbudget 0.x created it: items keyed by (session_id, seq), no FTS.
+SCHEMA_1 = """
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY, name TEXT, model TEXT, source TEXT, policy TEXT NOT NULL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    context_version INTEGER NOT NULL DEFAULT 1, meta TEXT NOT NULL);
+CREATE INDEX sessions_recent ON sessions (updated_at, created_at);
+CREATE TABLE items (
+    session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL, version INTEGER NOT NULL, id TEXT NOT NULL,
+    role TEXT NOT NULL, kind TEXT NOT NULL, component TEXT NOT NULL, layer TEXT NOT NULL,
+    agent TEXT NOT NULL, tool TEXT, pair_id TEXT, tokens INTEGER,
+    pinned INTEGER NOT NULL, phase TEXT, message_index INTEGER NOT NULL,
+    created_at REAL NOT NULL, last_used_at REAL, text TEXT NOT NULL, hash TEXT NOT NULL,
+    raw TEXT, PRIMARY KEY (session_id, seq));
+CREATE INDEX items_by_version ON items (session_id, version, seq);
+CREATE UNIQUE INDEX items_unique_id ON items (session_id, version, id);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    type TEXT NOT NULL, at REAL NOT NULL, data TEXT NOT NULL);
+CREATE INDEX events_by_session ON events (session_id, id);
+CREATE TRIGGER events_append_only BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TABLE token_cache (
+    counter TEXT NOT NULL, hash TEXT NOT NULL, tokens INTEGER NOT NULL,
+    PRIMARY KEY (counter, hash)) WITHOUT ROWID;
+PRAGMA user_version = 1;
+"""
+
+
+def _schema_1_database(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA_1)
+    conn.execute("INSERT INTO sessions VALUES ('s1', 'n', 'm', NULL, '{}', 1.0, 2.0, 2, '{}')")
+    rows = [
+        (1, "v1-group", "Caroline went to the LGBTQ support group."),
+        (1, "v1-system", "You are a helpful assistant."),
+        (2, "v2-system", "You are a helpful assistant."),
+        (2, "v2-summary", "Summary: Caroline talked about support."),
+    ]
+    for seq, (version, item_id, text) in enumerate(rows):
+        conn.execute(
+            "INSERT INTO items VALUES ('s1', ?, ?, ?, 'user', 'user_text', 'interaction_buffer',"
+            " 'transient', 'main', NULL, NULL, 10, 0, NULL, ?, 50.0, NULL, ?, ?, NULL)",
+            (seq, version, item_id, seq, text, Item(Role.USER, Kind.USER_TEXT, text).hash),
+        )
+    conn.execute("INSERT INTO events (session_id, type, at, data) VALUES ('s1', 'x', 3.0, '{}')")
+    conn.commit()
+    conn.close()
+
+
+def test_migration_from_schema_1_back_fills_the_index(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _schema_1_database(path)
+    with open_store(f"sqlite:///{path}", clock=FakeClock(start=9_000.0)) as store:
+        assert isinstance(store, SQLiteStore) and store.full_text
+        assert [i.id for i in store.load_items("s1")] == ["v2-system", "v2-summary"]
+        assert [i.id for i in store.load_items("s1", version=1)] == ["v1-group", "v1-system"]
+        assert store.versions("s1") == [VersionInfo(1, 2, 20, None), VersionInfo(2, 2, 20, None)]
+        hits = store.search_archive("s1", "LGBTQ support assistant", exclude_version=2)
+        assert [found.id for found, _ in hits] == ["v1-group"]
+        assert len(store.events("s1")) == 1
+        store.append_items("s1", [item("brand new zebra")], version=3)
+        assert store.versions("s1")[-1] == VersionInfo(3, 1, 0, 9_000.0)
+        assert [f.text for f, _ in store.search_archive("s1", "zebra")] == ["brand new zebra"]
+        store.delete_session("s1")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        conn.execute("INSERT INTO items_fts (items_fts) VALUES ('integrity-check')")
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(items)")]
+        assert columns[0] == "rid" and columns[-1] == "stored_at"
+
+
+def test_index_survives_vacuum(tmp_path: Path) -> None:
+    # The FTS rowid is items.rid, an INTEGER PRIMARY KEY: VACUUM keeps it (it may
+    # renumber an implicit rowid, which would point the index at the wrong items).
+    with SQLiteStore(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        store.create_session(session("s1"))
+        store.create_session(session("s2"))
+        for n in range(50):
+            store.append_items("s1" if n % 2 else "s2", [item(f"filler {n}")])
+        store.append_items("s1", [item("the zebra note")])
+        store.delete_session("s2")  # gaps in the rowids
+        with sqlite3.connect(store.path) as conn:
+            conn.execute("VACUUM")
+        assert [f.text for f, _ in store.search_archive("s1", "zebra")] == ["the zebra note"]
+
+
+def test_fallback_without_fts5_then_index_built_on_reopen(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with SQLiteStore(url, full_text=False) as store:
+        store.create_session(session("s1"))
+        store.append_items("s1", [item("Caroline went to the support group"), item("other")])
+        store.append_items("s1", [item("compacted")], version=2)
+        python_hits = [f.id for f, _ in store.search_archive("s1", "support", exclude_version=2)]
+    with sqlite3.connect(tmp_path / "store.db") as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert "items_fts" not in tables
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    with SQLiteStore(url) as store:  # a driver with FTS5 builds and back-fills the index
+        assert store.full_text
+        fts_hits = [f.id for f, _ in store.search_archive("s1", "support", exclude_version=2)]
+    assert fts_hits == python_hits and len(fts_hits) == 1
+
+
+def test_database_with_an_index_read_without_fts5(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_store(url) as store:
+        store.create_session(session("s1"))
+        store.append_items("s1", [item("zebra")])
+    with SQLiteStore(url, full_text=False) as store:  # the Python scorer, same answers
+        assert [f.text for f, _ in store.search_archive("s1", "zebra")] == ["zebra"]
+        # A driver really without FTS5 cannot write through the index's triggers:
+        error = store._error(sqlite3.OperationalError("no such module: fts5"), "appending items")
+        assert "lacks FTS5" in str(error) and store.path in str(error)
+
+
 # -- concurrency ------------------------------------------------------------------------
 
 
@@ -583,7 +991,7 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
         assert isinstance(store, SQLiteStore) and store.journal_mode == "wal"
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
 
 
 def test_sqlite_writer_locked_out_gets_a_clear_error(tmp_path: Path) -> None:

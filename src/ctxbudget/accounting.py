@@ -142,9 +142,20 @@ def replay_history(
         if call.anchor_call is None:
             predicted = calibration.predict(local, len(added))
         else:
-            anchor_tokens = calls[call.anchor_call].usage.context_tokens
-            predicted = anchor_tokens + calibration.predict(local, len(added))
-            calibration.learn(local, len(added), reported - anchor_tokens)
+            anchor = calls[call.anchor_call]
+            # The anchor's own response is known exactly: its reported output tokens.
+            out_n = call.anchor_output_items if anchor.usage.output_tokens else 0
+            rest = added[out_n:]
+            rest_local = sum(count(item) for item in rest)
+            known = anchor.usage.context_tokens + anchor.usage.output_tokens * (out_n > 0)
+            predicted = (
+                known
+                + calibration.predict(rest_local, len(rest))
+                + round(calibration.per_item * out_n)
+            )
+            calibration.learn(
+                rest_local, len(rest), reported - known - round(calibration.per_item * out_n)
+            )
         points.append(
             HistoryPoint(
                 call=index,

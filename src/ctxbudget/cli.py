@@ -13,14 +13,15 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from . import __version__
+from . import __version__, cli_compact
 from .errors import CtxBudgetError, SessionNotFoundError
 from .model import Level
-from .policy import Policy
+from .policy import fields_from_toml
 from .render import breakdown_table, history_chart, status_line, warning_block
 from .sources import claude_projects_dir, find_latest_claude_session
 from .tracker import Session, Tracker
@@ -53,10 +54,12 @@ def _policy_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--blocked", type=float, metavar="PCT", help="blocked threshold (95)")
 
 
-def _policy_from(args: argparse.Namespace) -> Policy | None:
-    policy = Policy.from_toml(args.policy) if args.policy else None
+def _policy_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """Policy settings given on this command line: the file's, then the flags'."""
+    fields = fields_from_toml(args.policy) if args.policy else {}
     flags = {
         "window": args.window,
+        "model": args.model,
         "counter": args.counter,
         "reserved_output": args.reserved_output,
         "safety_margin": args.safety_margin,
@@ -64,16 +67,19 @@ def _policy_from(args: argparse.Namespace) -> Policy | None:
         "critical_percent": args.critical,
         "blocked_percent": args.blocked,
     }
-    if policy is None and not any(v is not None for v in flags.values()):
-        return None
-    base = policy or Policy.for_model(args.model)
-    if args.window is None and policy is None and args.model:
-        flags["window"] = base.window
-    return base.replace(**flags)
+    fields.update({k: v for k, v in flags.items() if v is not None})
+    return fields
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, with where to look for help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"ctxbudget: error: {message} (see: {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ctxbudget",
         description="Token budget manager for LLM agent sessions: how full is the window, "
         "and what to do about it.",
@@ -81,10 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit codes: 0 ok, 1 --fail-on level reached, 2 usage/input error, 3 blocked.",
     )
     parser.add_argument("--version", action="version", version=f"ctxbudget {__version__}")
-    parser.add_argument(
-        "--store", metavar="URL", help="sqlite:///path.db or memory:// (default: $CTXBUDGET_STORE)"
+    store_help = (
+        "sqlite:///path.db or memory:// (default: $CTXBUDGET_STORE, else SQLite in your data dir)"
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--store", metavar="URL", help=store_help)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     tokens = commands.add_parser(
         "tokens",
@@ -111,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("--json", action="store_true")
     sessions.add_argument("--limit", type=int, default=20)
 
+    cli_compact.register(commands, _policy_flags)
+
     events = commands.add_parser("events", help="a stored session's event ledger (audit trail)")
     events.add_argument("session")
     events.add_argument("--type", action="append", dest="types", help="only these event types")
@@ -119,7 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) -> Session:
-    policy = _policy_from(args)
+    """A session from a file, a stored id, or the newest Claude Code session.
+
+    Policy flags apply to this run only; ``--record`` stores them with the session.
+    """
+    fields = _policy_fields(args)
     if source is None:
         latest = find_latest_claude_session()
         if latest is None:
@@ -130,17 +143,23 @@ def _open_source(tracker: Tracker, source: str | None, args: argparse.Namespace)
         source = str(latest)
     path = Path(source).expanduser()
     if path.exists():
-        return tracker.load(path, model=args.model, policy=policy)
+        return tracker.load(path, **fields)
     try:
         session = tracker.open(source)
     except SessionNotFoundError as exc:
+        if "ambiguous" in str(exc):
+            raise UsageError(str(exc)) from exc
         if any(sep in source for sep in ("/", "\\")) or path.suffix:
             raise UsageError(f"{source}: no such file") from exc
         raise UsageError(
             f"{source}: no such file, and no stored session with that id in {tracker.store.url}"
         ) from exc
-    if policy is not None:
-        session.set_policy(policy)
+    if fields:
+        policy = session.policy.replace(**fields)
+        if getattr(args, "record", False):
+            session.set_policy(policy)
+        else:
+            session.policy = policy
     return session
 
 
@@ -184,7 +203,15 @@ def _cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
                 "understood."
             )
         if not status.anchored:
-            print(f"Note: no provider usage in this source: counted locally ({status.counter}).")
+            if (transcript is not None and transcript.calls) or session.version > 1:
+                print(
+                    f"Note: no provider usage since the last compaction: counted locally "
+                    f"({status.counter})."
+                )
+            else:
+                print(
+                    f"Note: no provider usage in this source: counted locally ({status.counter})."
+                )
         if args.breakdown:
             print()
             print(breakdown_table(status))
@@ -205,6 +232,8 @@ def _exit_for(level: Level, fail_on: str | None) -> int:
 
 
 def _cmd_sessions(args: argparse.Namespace, tracker: Tracker) -> int:
+    if args.limit <= 0:
+        raise UsageError(f"--limit must be 1 or more (got {args.limit})")
     rows = tracker.sessions(limit=args.limit)
     if args.json:
         print(
@@ -228,8 +257,11 @@ def _cmd_sessions(args: argparse.Namespace, tracker: Tracker) -> int:
             f"No stored sessions in {tracker.store.url} (store one with "
             '"ctxbudget tokens SOURCE --record").'
         )
+    if rows:
+        print(f"{'session':<36}  {'updated':<16}  {'model':<26}  source")
     for s in rows:
-        print(f"{s.id}  {s.model or '-':<28}  {s.source or s.name or ''}")
+        updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated_at))
+        print(f"{s.id:<36}  {updated:<16}  {s.model or '-':<26}  {s.source or s.name or ''}")
     return EXIT_OK
 
 
@@ -243,12 +275,26 @@ def _cmd_events(args: argparse.Namespace, tracker: Tracker) -> int:
             )
         )
         return EXIT_OK
+    if not events:
+        print(
+            f"No events{' of type ' + ', '.join(args.types) if args.types else ''} "
+            f"for session {session.id}."
+        )
     for e in events:
-        print(f"{e.id:>6}  {e.type:<18}  {json.dumps(e.data, ensure_ascii=False)[:100]}")
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.at))
+        data = ", ".join(f"{k}={v}" for k, v in e.data.items() if not isinstance(v, dict | list))
+        print(f"{e.id:>6}  {at}  {e.type:<18}  {data[:110]}")
     return EXIT_OK
 
 
-_COMMANDS = {"tokens": _cmd_tokens, "sessions": _cmd_sessions, "events": _cmd_events}
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Tracker], int]] = {
+    "tokens": _cmd_tokens,
+    "sessions": _cmd_sessions,
+    "events": _cmd_events,
+    "compact": lambda args, tracker: cli_compact.cmd_compact(args, tracker, _open_source),
+    "restore": cli_compact.cmd_restore,
+    "recall": cli_compact.cmd_recall,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,7 @@ can catch one type. Driver and OS errors are wrapped with ``raise ... from exc``
     ├── TokenizerUnavailableError a counter's tokenizer cannot be loaded offline
     ├── StoreError                the store failed (connection, schema, transaction)
     │   └── SessionNotFoundError  no stored session with that id
+    ├── CompactionError           a compaction cannot be done, or would lose facts
     └── BudgetBlockedError        the window is at the blocked level
 """
 
@@ -49,6 +50,10 @@ class StoreError(CtxBudgetError):
 
 class SessionNotFoundError(StoreError):
     """No stored session has the requested id."""
+
+
+class CompactionError(CtxBudgetError):
+    """A compaction cannot be done (nothing to compact) or would lose facts."""
 
 
 class BudgetBlockedError(CtxBudgetError):

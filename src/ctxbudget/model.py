@@ -203,7 +203,9 @@ class ApiCall:
     ``Transcript.history_items``) of what was added since that call: its output, the
     tool results, the user's next message. With no anchor (the first call, or the
     first after a compaction), ``added_items`` is the whole context the call sent.
-    ``items_before`` is the call's position in ``history_items``.
+    ``items_before`` is the call's position in ``history_items``. The first
+    ``anchor_output_items`` of ``added_items`` are the anchor call's own response, whose
+    size the anchor's ``usage.output_tokens`` reports exactly.
     """
 
     usage: Usage
@@ -215,6 +217,7 @@ class ApiCall:
     after_compaction: bool = False
     anchor_call: int | None = None
     added_items: tuple[int, ...] = ()
+    anchor_output_items: int = 0
 
 
 @dataclass(slots=True)

@@ -64,11 +64,11 @@ class Policy:
 
     def __post_init__(self) -> None:
         problems = []
-        if not isinstance(self.window, int) or self.window <= 0:
+        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window <= 0:
             problems.append(f"window must be a positive number of tokens (got {self.window!r})")
         for name in ("reserved_output", "safety_margin"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 problems.append(f"{name} must be 0 or more tokens (got {value!r})")
         if not problems and self.reserved_output + self.safety_margin >= self.window:
             problems.append(
@@ -77,7 +77,11 @@ class Policy:
             )
         w, c, b = self.warning_percent, self.critical_percent, self.blocked_percent
         for name, value in (("warning", w), ("critical", c), ("blocked", b)):
-            if not isinstance(value, int | float) or not 0 <= value <= 100:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 <= value <= 100
+            ):
                 problems.append(f"{name} threshold must be within 0–100% (got {value!r})")
         if not problems and not w < c < b:
             problems.append(
@@ -104,39 +108,17 @@ class Policy:
 
     @classmethod
     def from_toml(cls, path: str | Path, base: Policy | None = None) -> Policy:
-        """Load a policy file: top-level keys, or a ``[policy]`` table.
-
-        ``thresholds = {warning = 75, critical = 90, blocked = 95}`` is accepted as
-        well as the flat ``warning_percent`` form.
-        """
-        p = Path(path).expanduser()
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ConfigurationError(f"policy file {p}: no such file") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(f"policy file {p}: cannot read ({exc})") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigurationError(f"policy file {p} is not valid TOML: {exc}") from exc
-        return cls.from_mapping(data.get("policy", data), base=base, origin=str(p))
+        """Load a policy file over ``base`` (default: the defaults)."""
+        return (base or cls()).replace(**fields_from_toml(path))
 
     @classmethod
     def from_mapping(
         cls, data: dict[str, Any], base: Policy | None = None, origin: str = "policy"
     ) -> Policy:
-        flat = dict(data)
-        thresholds = flat.pop("thresholds", None)
-        if isinstance(thresholds, dict):
-            for level in ("warning", "critical", "blocked"):
-                if level in thresholds:
-                    flat[f"{level}_percent"] = thresholds[level]
-        elif thresholds is not None:
-            raise ConfigurationError(f"{origin}: thresholds must be a table")
+        fields = fields_from_mapping(data, origin)
         try:
-            return (base or cls()).replace(**flat)
+            return (base or cls()).replace(**fields)
         except ConfigurationError as exc:
-            raise ConfigurationError(f"{origin}: {exc}") from exc
-        except TypeError as exc:
             raise ConfigurationError(f"{origin}: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
@@ -158,3 +140,58 @@ class Policy:
             Level.BLOCKED: self.blocked_percent,
         }.get(level, 0.0)
         return int(self.window * percent / 100)
+
+
+_THRESHOLD_KEYS = ("warning", "critical", "blocked")
+
+
+def fields_from_mapping(data: Any, origin: str = "policy") -> dict[str, Any]:
+    """Policy fields from a mapping: top-level keys, or a ``[policy]`` table.
+
+    ``thresholds = {warning = 75, critical = 90, blocked = 95}`` is accepted as well as
+    the flat ``warning_percent`` form. Unknown keys are refused, naming the known ones.
+    """
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{origin}: expected a table of policy settings")
+    flat = dict(data)
+    thresholds = flat.pop("thresholds", None)
+    if thresholds is not None:
+        if not isinstance(thresholds, dict):
+            raise ConfigurationError(f"{origin}: thresholds must be a table")
+        unknown = sorted(set(thresholds) - set(_THRESHOLD_KEYS))
+        if unknown:
+            raise ConfigurationError(
+                f"{origin}: unknown threshold(s) {', '.join(unknown)}; "
+                f"known: {', '.join(_THRESHOLD_KEYS)}"
+            )
+        for level in _THRESHOLD_KEYS:
+            if level in thresholds:
+                flat[f"{level}_percent"] = thresholds[level]
+    known = {f.name for f in dataclasses.fields(Policy)}
+    unknown = sorted(set(flat) - known)
+    if unknown:
+        raise ConfigurationError(
+            f"{origin}: unknown policy setting(s) {', '.join(unknown)}; known: window, "
+            "reserved_output, safety_margin, model, counter, [thresholds] warning / critical "
+            "/ blocked"
+        )
+    return flat
+
+
+def fields_from_toml(path: str | Path) -> dict[str, Any]:
+    """The settings a policy file gives, validated for names (values: when applied)."""
+    p = Path(path).expanduser()
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"policy file {p}: no such file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"policy file {p}: cannot read ({exc})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"policy file {p} is not valid TOML: {exc}") from exc
+    fields = fields_from_mapping(data.get("policy", data), origin=f"policy file {p}")
+    try:
+        Policy().replace(**fields)  # validate values now, naming the file
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"policy file {p}: {exc}") from exc
+    return fields

@@ -28,6 +28,11 @@ def paint(text: str, level: Level, color: bool) -> str:
     return f"\x1b[{_ANSI[level]}m{text}\x1b[0m" if color else text
 
 
+def pct(percent: float) -> str:
+    """Whole percent, rounded down: 94.9% is not yet the 95% of the blocked level."""
+    return f"{math.floor(percent + 1e-9)}%"
+
+
 def bar(percent: float, width: int = 10) -> str:
     """``████████░░`` for 71%: a cell fills as soon as the share reaches into it."""
     filled = min(width, max(0, math.ceil(percent * width / 100 - 1e-9)))
@@ -55,12 +60,13 @@ def warning_block(status: Status) -> str:
     rule = "━" * 60
     lines = [
         rule,
-        f"{title}: context window at {status.percent:.0f}% "
+        f"{title}: context window at {pct(status.percent)} "
         f"({status.used_tokens:,}/{status.max_tokens:,})",
         rule,
     ]
     if status.estimated_exchanges_left is not None:
-        lines.append(f"Estimated remaining capacity: ~{status.estimated_exchanges_left} exchanges")
+        n = status.estimated_exchanges_left
+        lines.append(f"Estimated remaining capacity: ~{n} exchange{'s' if n != 1 else ''}")
     lines.append(f"Recommendation: {status.recommendation}")
     lines.append(rule)
     return "\n".join(lines)

@@ -136,6 +136,8 @@ def build_status(
     percent = 100.0 * used_tokens / policy.window
     level = policy.level_for(percent)
     remaining = max(0, policy.window - policy.reserved_output - policy.safety_margin - used_tokens)
+    if remaining == 0:
+        level = Level.BLOCKED  # no room left once the reserves are kept free
     exchanges = None
     if tokens_per_exchange and tokens_per_exchange > 0:
         exchanges = int(remaining // tokens_per_exchange)

@@ -133,6 +133,8 @@ def find_latest_claude_session(projects: Path | None = None) -> Path | None:
         return None
     newest: tuple[float, Path] | None = None
     for candidate in root.glob("*/*.jsonl"):
+        if candidate.name.startswith("agent-"):
+            continue  # a sub-agent's own transcript, not a session
         try:
             mtime = candidate.stat().st_mtime
         except OSError:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import MAIN_AGENT, ApiCall, Item, Kind, Role, Transcript, Usage
+from .messages import tool_result_kind
 
 # Record types Claude Code writes that never reach the model.
 _KNOWN_NON_CONTEXT = {"system", "summary", "file-history-snapshot", "queue-operation"}
@@ -79,20 +80,21 @@ def _tool_result_text(content: Any) -> str:
     return "" if content is None else json.dumps(content, ensure_ascii=False)
 
 
-def _result_kind(tool: str | None) -> Kind:
+def _result_kind(tool: str | None, call_input: Any) -> Kind:
     if tool in _READ_TOOLS:
         return Kind.FILE_READ
     if tool in _SEARCH_TOOLS:
         return Kind.SEARCH_RESULT
     if tool in _AGENT_TOOLS:
         return Kind.AGENT_REPORT
-    return Kind.TOOL_RESULT
+    return tool_result_kind(tool, call_input)  # e.g. Bash running grep: a search
 
 
 class _Builder:
     def __init__(self) -> None:
         self.unknown = 0
         self.tool_names: dict[str, str] = {}
+        self.tool_inputs: dict[str, Any] = {}
         self.model: str | None = None
 
     def items_of(self, record: dict[str, Any], agent: str, message_index: int) -> list[Item]:
@@ -123,8 +125,11 @@ class _Builder:
             self.unknown += 1
             return []
         items = []
-        for block in content:
-            items.append(self._block(block, role, record, common))
+        uuid = record.get("uuid")
+        for n, block in enumerate(content):
+            # one record, several blocks: each item needs an id of its own
+            block_common = {**common, "id": uuid if n == 0 or not uuid else f"{uuid}:{n}"}
+            items.append(self._block(block, role, record, block_common))
         return items
 
     def _block(
@@ -146,6 +151,7 @@ class _Builder:
             call_id = block.get("id")
             if isinstance(call_id, str):
                 self.tool_names[call_id] = name
+                self.tool_inputs[call_id] = block.get("input")
             text = name + " " + json.dumps(block.get("input"), ensure_ascii=False)
             return Item(
                 role=role,
@@ -161,7 +167,7 @@ class _Builder:
             tool = self.tool_names.get(call_id) if isinstance(call_id, str) else None
             return Item(
                 role=Role.TOOL,
-                kind=_result_kind(tool),
+                kind=_result_kind(tool, self.tool_inputs.get(call_id) if call_id else None),
                 text=_tool_result_text(block.get("content")),
                 tool=tool,
                 pair_id=call_id,
@@ -324,6 +330,15 @@ def _build_calls(records: list[_Record], transcript: Transcript) -> None:
     """Find each agent's API calls and what each added to the context since its anchor."""
     positions: dict[int, list[int]] = {}  # record index -> its item indices in history
     seen_ids: set[str] = set()
+    # Streaming writes one record per block; the last one carries the final output count.
+    final_output: dict[str, int] = {}
+    for r in records:
+        message = r.data.get("message")
+        if isinstance(message, dict) and isinstance(message.get("usage"), dict):
+            mid = message.get("id")
+            out = message["usage"].get("output_tokens")
+            if isinstance(mid, str) and isinstance(out, int):
+                final_output[mid] = max(out, final_output.get(mid, 0))
     for r in records:
         agent = r.items[0].agent if r.items else MAIN_AGENT
         if r.sidechain:
@@ -338,6 +353,12 @@ def _build_calls(records: list[_Record], transcript: Transcript) -> None:
             continue
         if message_id:
             seen_ids.add(message_id)
+            usage = Usage(
+                input_tokens=usage.input_tokens,
+                cache_creation_input_tokens=usage.cache_creation_input_tokens,
+                cache_read_input_tokens=usage.cache_read_input_tokens,
+                output_tokens=final_output.get(message_id, usage.output_tokens),
+            )
         call = ApiCall(
             usage=usage,
             items_before=positions[r.index][0] if positions.get(r.index) else 0,
@@ -351,13 +372,21 @@ def _build_calls(records: list[_Record], transcript: Transcript) -> None:
             continue
         r.call_index = len(transcript.calls)
         added: list[int] = []
+        walked: list[int] = []
         i = r.prev
         anchor = None
         while i is not None:
             rec = records[i]
             added[:0] = positions.get(i, [])
+            walked.append(i)
             if rec.call_index is not None:
                 anchor = rec.call_index
+                anchor_id = transcript.calls[anchor].message_id
+                call.anchor_output_items = sum(
+                    len(positions.get(j, []))
+                    for j in walked
+                    if anchor_id and (records[j].data.get("message") or {}).get("id") == anchor_id
+                )
                 break
             if rec.data.get("isCompactSummary") or _is_boundary(rec.data):
                 break
@@ -372,7 +401,18 @@ def _build_calls(records: list[_Record], transcript: Transcript) -> None:
 
 def _build_current(records: list[_Record], transcript: Transcript) -> None:
     """The current context: the chain of the newest main-thread record."""
-    last = next((r.index for r in reversed(records) if not r.sidechain), None)
+    # Claude Code appends records that are not conversation (file-history snapshots,
+    # summaries, queue operations) with no parent: the context ends at the newest
+    # user or assistant record.
+    last = next(
+        (
+            r.index
+            for r in reversed(records)
+            if not r.sidechain
+            and (r.data.get("type") in ("user", "assistant") or _is_boundary(r.data))
+        ),
+        None,
+    )
     chain = _chain(records, last)
     anchor_record = next((i for i in reversed(chain) if records[i].call_index is not None), None)
     for i in chain:

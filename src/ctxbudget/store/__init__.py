@@ -19,13 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ConfigurationError
-from .base import ItemAggregates, Store, StoredEvent, StoredSession, import_driver
+from .base import ItemAggregates, Store, StoredEvent, StoredSession, VersionInfo, import_driver
 
 __all__ = [
     "ItemAggregates",
     "Store",
     "StoredEvent",
     "StoredSession",
+    "VersionInfo",
     "available_schemes",
     "default_store_url",
     "import_driver",

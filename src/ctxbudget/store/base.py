@@ -2,19 +2,19 @@
 
 ``Store`` is the abstract base class of the storage layer: sessions, their items
 (one row per ``ctxbudget.model.Item``, grouped by context version), the append-only
-event ledger and the persisted token-count cache. This module also holds what all
-backends share so they behave alike: item rows as plain tuples, JSON encoding with
-a readable error, the "session not found" message, and the lazy import of an
-optional driver. It holds no backend and no registry (see ``ctxbudget.store``), and
-it makes no budget decision: it stores what the facade gives it.
+event ledger and the persisted token-count cache, plus the archive of older context
+versions (listing, switching back, full-text search). This module also holds what
+every backend shares at the contract level: the "session not found" and "no such
+version" messages and the lazy import of an optional driver; the row encoding lives
+in ``_rows`` and the search rules in ``_search``. It holds no backend and no
+registry (see ``ctxbudget.store``), and it makes no budget decision: it stores what
+the facade gives it.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import time
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -23,7 +23,7 @@ from types import ModuleType, TracebackType
 from typing import Any, ClassVar, Self, TypedDict
 
 from ..errors import MissingExtraError, SessionNotFoundError, StoreError
-from ..model import Component, Item, Kind, Layer, Role
+from ..model import Item
 
 
 @dataclass(slots=True)
@@ -74,198 +74,20 @@ class ItemAggregates(TypedDict):
     by_agent: dict[str, int]
 
 
-# The stored columns of an item, in the order of an item row tuple. Every backend
-# writes and reads this same tuple, so both ends of a round trip are shared code.
-ITEM_COLUMNS: tuple[str, ...] = (
-    "session_id",
-    "seq",
-    "version",
-    "id",
-    "role",
-    "kind",
-    "component",
-    "layer",
-    "agent",
-    "tool",
-    "pair_id",
-    "tokens",
-    "pinned",
-    "phase",
-    "message_index",
-    "created_at",
-    "last_used_at",
-    "text",
-    "hash",
-    "raw",
-)
-ItemRow = tuple[Any, ...]
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """One context version of a session, as ``Store.versions`` lists it.
 
+    ``tokens`` sums the counted items (uncounted ones add 0). ``created_at`` is the
+    store-clock time of the first write of an item of this version; ``None`` when the
+    version has no item yet (a current version still empty) or was written before the
+    store recorded it (SQLite schema 1).
+    """
 
-SESSION_COLUMNS: tuple[str, ...] = (
-    "id",
-    "name",
-    "model",
-    "source",
-    "policy",
-    "created_at",
-    "updated_at",
-    "context_version",
-    "meta",
-)
-SessionRow = tuple[Any, ...]
-UPDATED_AT = SESSION_COLUMNS.index("updated_at")
-
-
-def session_to_row(session: StoredSession) -> SessionRow:
-    """The stored row of ``session``, policy and meta as JSON text."""
-    return (
-        session.id,
-        session.name,
-        session.model,
-        session.source,
-        dump_json(session.policy, f"policy of session {session.id}"),
-        float(session.created_at),
-        float(session.updated_at),
-        int(session.context_version),
-        dump_json(session.meta, f"meta of session {session.id}"),
-    )
-
-
-def session_from_row(row: SessionRow) -> StoredSession:
-    sid, name, model, source, policy, created_at, updated_at, version, meta = row
-    return StoredSession(
-        sid,
-        name,
-        model,
-        source,
-        load_json(policy),
-        created_at,
-        updated_at,
-        version,
-        load_json(meta),
-    )
-
-
-def new_item_id() -> str:
-    return uuid.uuid4().hex
-
-
-def dump_json(value: Any, what: str) -> str:
-    """Encode ``value`` as compact JSON, or say which value cannot be stored."""
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise StoreError(
-            f"{what} cannot be stored: {exc}; store only JSON data "
-            "(dict, list, str, int, float, bool, None)"
-        ) from exc
-
-
-def load_json(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def item_to_row(item: Item, session_id: str, seq: int, version: int, item_id: str) -> ItemRow:
-    """The stored row of ``item``; enum fields are checked and stored by value."""
-    try:
-        role = Role(item.role).value
-        kind = Kind(item.kind).value
-        component = Component(str(item.component)).value
-        layer = Layer(str(item.layer)).value
-    except ValueError as exc:
-        raise StoreError(f"item {item_id} cannot be stored: {exc}") from exc
-    raw = None if item.raw is None else dump_json(item.raw, f"raw of item {item_id}")
-    return (
-        session_id,
-        seq,
-        version,
-        item_id,
-        role,
-        kind,
-        component,
-        layer,
-        item.agent,
-        item.tool,
-        item.pair_id,
-        None if item.tokens is None else int(item.tokens),
-        bool(item.pinned),
-        item.phase,
-        int(item.message_index),
-        float(item.created_at),
-        None if item.last_used_at is None else float(item.last_used_at),
-        item.text,
-        item.hash,
-        raw,
-    )
-
-
-def item_from_row(row: ItemRow) -> Item:
-    """Rebuild an ``Item`` from a row in ``ITEM_COLUMNS`` order."""
-    (
-        _session_id,
-        _seq,
-        _version,
-        item_id,
-        role,
-        kind,
-        component,
-        layer,
-        agent,
-        tool,
-        pair_id,
-        tokens,
-        pinned,
-        phase,
-        message_index,
-        created_at,
-        last_used_at,
-        text,
-        _hash,
-        raw,
-    ) = row
-    return Item(
-        role=Role(role),
-        kind=Kind(kind),
-        text=text,
-        component=Component(component),
-        layer=Layer(layer),
-        agent=agent,
-        tool=tool,
-        pair_id=pair_id,
-        tokens=tokens,
-        pinned=bool(pinned),
-        phase=phase,
-        message_index=message_index,
-        id=item_id,
-        created_at=created_at,
-        last_used_at=last_used_at,
-        raw=load_json(raw),
-    )
-
-
-GROUPED_BY = ("component", "kind", "tool", "agent")
-
-
-def make_aggregates(
-    items: int, tokens: int, uncounted: int, groups: dict[str, dict[str, int]]
-) -> ItemAggregates:
-    """Build the aggregates from per-column groups keyed by ``GROUPED_BY`` names."""
-    return ItemAggregates(
-        items=items,
-        tokens=tokens,
-        uncounted=uncounted,
-        by_component=groups.get("component", {}),
-        by_kind=groups.get("kind", {}),
-        by_tool=groups.get("tool", {}),
-        by_agent=groups.get("agent", {}),
-    )
-
-
-def event_types(types: Iterable[str] | None) -> tuple[str, ...] | None:
-    # A bare string is one type, not an iterable of one-letter types.
-    if types is None:
-        return None
-    return (types,) if isinstance(types, str) else tuple(types)
+    version: int
+    items: int
+    tokens: int
+    created_at: float | None
 
 
 def import_driver(
@@ -368,6 +190,68 @@ class Store(ABC):
     @abstractmethod
     def item_aggregates(self, session_id: str, version: int | None = None) -> ItemAggregates:
         """Token sums by component, kind, tool and agent, without loading items."""
+
+    # -- context versions and the archive ---------------------------------------------
+    #
+    # A compaction writes the kept context as version N+1 and points the session at
+    # it; the items of older versions stay, and are the archive. ``versions`` and
+    # ``search_archive`` are not abstract only so that wrappers written against the
+    # earlier contract (``ctxbudget.testing.FaultyStore``) still build; every backend
+    # overrides them.
+
+    def versions(self, session_id: str) -> list[VersionInfo]:
+        """The context versions of a session, ascending.
+
+        A version exists once it holds an item; the session's current
+        ``context_version`` is always listed, with 0 items if it has none yet.
+        """
+        raise self._unsupported("versions")
+
+    def set_context_version(self, session_id: str, version: int) -> int:
+        """Point the session at an existing ``version`` and return the previous one.
+
+        ``StoreError`` (listing the versions there are) when ``version`` is not one of
+        ``versions(session_id)``. Like the appends it moves ``updated_at`` forward to
+        the store clock. It logs no event: the caller does, in the same transaction.
+        """
+        with self.transaction():
+            stored = self.get_session(session_id)
+            known = [info.version for info in self.versions(session_id)]
+            if version not in known:
+                raise StoreError(
+                    f"session {session_id} has no context version {version!r}: its versions "
+                    f"are {', '.join(map(str, known))} (current: {stored.context_version})"
+                )
+            previous = stored.context_version
+            stored.context_version = version
+            stored.updated_at = max(stored.updated_at, self.clock())
+            self.update_session(stored)
+        return previous
+
+    def search_archive(
+        self,
+        session_id: str,
+        query: str,
+        *,
+        exclude_version: int | None = None,
+        limit: int = 50,
+    ) -> list[tuple[Item, float]]:
+        """Items of the session that match ``query``, best first, with a score.
+
+        ``query`` is free text (a question): it is cut into words, stopwords are
+        dropped and the rest are OR-ed, so no input is a syntax error; a query with no
+        word left finds nothing. Every version is searched except ``exclude_version``
+        (normally the current one), and a text that ``exclude_version`` also holds is
+        left out: the caller already has it. Each distinct text comes once, as its
+        copy in the most recent version. Scores are BM25 relevance, higher is better,
+        comparable within one result list only.
+        """
+        raise self._unsupported("search_archive")
+
+    def _unsupported(self, method: str) -> NotImplementedError:
+        return NotImplementedError(
+            f"{type(self).__name__} does not implement {method}(); every store backend must"
+        )
 
     # -- events -------------------------------------------------------------------
 

@@ -19,17 +19,14 @@ from typing import Any
 
 from ..errors import StoreError
 from ..model import Item
-from .base import (
+from . import _search
+from ._rows import (
     GROUPED_BY,
     ITEM_COLUMNS,
     SESSION_COLUMNS,
     UPDATED_AT,
-    ItemAggregates,
     ItemRow,
     SessionRow,
-    Store,
-    StoredEvent,
-    StoredSession,
     dump_json,
     event_types,
     item_from_row,
@@ -40,12 +37,15 @@ from .base import (
     session_from_row,
     session_to_row,
 )
+from .base import ItemAggregates, Store, StoredEvent, StoredSession, VersionInfo
 
 # An event as held here: id, type, at, data as JSON text.
 _EventRecord = tuple[int, str, float, str]
 # Positions in the shared row tuples, so the code below reads by name.
 _CREATED, _VERSION = SESSION_COLUMNS.index("created_at"), SESSION_COLUMNS.index("context_version")
-_SEQ, _ITEM_VERSION, _TOKENS = (ITEM_COLUMNS.index(c) for c in ("seq", "version", "tokens"))
+_SEQ, _ITEM_VERSION, _TOKENS, _HASH, _TEXT = (
+    ITEM_COLUMNS.index(c) for c in ("seq", "version", "tokens", "hash", "text")
+)
 _GROUPS = tuple((column, ITEM_COLUMNS.index(column)) for column in GROUPED_BY)
 
 
@@ -61,6 +61,11 @@ class MemoryStore(Store):
         self._sessions: dict[str, SessionRow] = {}
         self._items: dict[str, list[ItemRow]] = {}
         self._item_ids: dict[tuple[str, int], set[str]] = {}
+        # (session, version) -> store-clock time of the version's first item.
+        self._version_created: dict[tuple[str, int], float] = {}
+        # Word counts of item texts by content hash, for search_archive; derived
+        # data, so a rollback need not touch it.
+        self._word_counts: dict[str, Counter[str]] = {}
         self._events: dict[str, list[_EventRecord]] = {}
         self._token_cache: dict[tuple[str, str], int] = {}
         self._last_event_id = 0
@@ -117,6 +122,8 @@ class MemoryStore(Store):
         self._events.pop(session_id, None)
         for key in [key for key in self._item_ids if key[0] == session_id]:
             del self._item_ids[key]
+        for key in [key for key in self._version_created if key[0] == session_id]:
+            del self._version_created[key]
 
     def get_session(self, session_id: str) -> StoredSession:
         with self._lock:
@@ -155,6 +162,7 @@ class MemoryStore(Store):
             items = self._items[session_id]
             events = self._events[session_id]
             ids = {key: value for key, value in self._item_ids.items() if key[0] == session_id}
+            created = {k: v for k, v in self._version_created.items() if k[0] == session_id}
             self._forget(session_id)
 
             def undo() -> None:
@@ -162,6 +170,7 @@ class MemoryStore(Store):
                 self._items[session_id] = items
                 self._events[session_id] = events
                 self._item_ids.update(ids)
+                self._version_created.update(created)
 
             self._on_rollback(undo)
 
@@ -192,6 +201,7 @@ class MemoryStore(Store):
                     f"item ids {', '.join(duplicates[:5])} are already used in session "
                     f"{session_id} (version {version}); ids are unique within a version"
                 )
+            now = self.clock()
             new_rows = [
                 item_to_row(item, session_id, seq + offset, version, item_id)
                 for offset, (item, item_id) in enumerate(zip(items, ids, strict=True))
@@ -199,13 +209,19 @@ class MemoryStore(Store):
             before = len(rows)
             rows.extend(new_rows)
             self._item_ids[(session_id, version)] = taken | new_ids
+            key = (session_id, version)
+            first_of_version = bool(new_rows) and key not in self._version_created
+            if first_of_version:
+                self._version_created[key] = now
 
             def undo() -> None:
                 del rows[before:]
-                self._item_ids[(session_id, version)] = taken
+                self._item_ids[key] = taken
+                if first_of_version:
+                    del self._version_created[key]
 
             self._on_rollback(undo)
-            self._touch(session_id, self.clock())
+            self._touch(session_id, now)
         for item, item_id in zip(items, ids, strict=True):
             item.id = item_id
         return items
@@ -224,6 +240,59 @@ class MemoryStore(Store):
         with self._lock:
             self._check_open()
             return _aggregate(self._rows(session_id, version))
+
+    # -- context versions and the archive -------------------------------------------------
+
+    def versions(self, session_id: str) -> list[VersionInfo]:
+        with self._lock:
+            self._check_open()
+            current = self._get_row(session_id)[_VERSION]
+            sums: dict[int, list[int]] = {current: [0, 0]}
+            for row in self._items[session_id]:
+                counts = sums.setdefault(row[_ITEM_VERSION], [0, 0])
+                counts[0] += 1
+                counts[1] += row[_TOKENS] or 0
+            return [
+                VersionInfo(v, n, t, self._version_created.get((session_id, v)))
+                for v, (n, t) in sorted(sums.items())
+            ]
+
+    def search_archive(
+        self,
+        session_id: str,
+        query: str,
+        *,
+        exclude_version: int | None = None,
+        limit: int = 50,
+    ) -> list[tuple[Item, float]]:
+        terms = _search.query_terms(query)
+        with self._lock:
+            self._check_open()
+            self._get_row(session_id)
+            rows = self._items[session_id]
+            if not terms or limit <= 0:
+                return []
+            held = {row[_HASH] for row in rows if row[_ITEM_VERSION] == exclude_version}
+            latest: dict[str, ItemRow] = {}
+            for row in rows:  # in seq order; the latest version's copy of each text wins
+                if row[_HASH] in held:
+                    continue
+                kept = latest.get(row[_HASH])
+                if kept is None or row[_ITEM_VERSION] >= kept[_ITEM_VERSION]:
+                    latest[row[_HASH]] = row
+            # Most recent first, so that equal scores list the most recent item first.
+            candidates = sorted(
+                latest.values(), key=lambda r: (r[_ITEM_VERSION], r[_SEQ]), reverse=True
+            )
+            documents = [(row, self._words(row)) for row in candidates]
+            hits = _search.rank(terms, documents, limit)
+        return [(item_from_row(row), score) for row, score in hits]
+
+    def _words(self, row: ItemRow) -> Counter[str]:
+        counts = self._word_counts.get(row[_HASH])
+        if counts is None:
+            counts = self._word_counts[row[_HASH]] = _search.word_counts(row[_TEXT])
+        return counts
 
     # -- events ---------------------------------------------------------------------
 

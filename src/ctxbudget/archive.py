@@ -1,0 +1,270 @@
+"""Applying compactions to a session: plan, apply as one transaction, restore, recall.
+
+The engine (``ctxbudget.compaction``) decides on items in local-counter units; this
+module converts to the session's units (what the provider would report: the learned
+correction plus what the transcript never shows, such as the system prompt), and
+persists. A compaction becomes a new context version; the items of older versions
+are the archive, searched by ``recall`` and brought back whole by ``restore``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .compaction import CompactionPolicy, CompactionResult, compact
+from .compaction.engine import Summarizer
+from .errors import CompactionError, StoreError
+from .model import Item
+
+if TYPE_CHECKING:
+    from .session import Session
+
+
+@dataclass(slots=True)
+class Compaction:
+    """A compaction of a session, in the session's token units."""
+
+    result: CompactionResult
+    used_before: int
+    used_after: int
+    target: int
+    overhead: int
+    version_from: int
+    version_to: int | None = None
+    applied_at: float | None = None
+
+    @property
+    def freed(self) -> int:
+        return self.used_before - self.used_after
+
+    def to_dict(self) -> dict[str, object]:
+        data = self.result.to_dict()
+        data.update(
+            tokens_before=self.used_before,
+            tokens_after=self.used_after,
+            tokens_freed=self.freed,
+            target_tokens=self.target,
+            met_target=self.used_after <= self.target,
+            ratio=round(self.used_before / max(1, self.used_after), 2),
+            unattributed_tokens=self.overhead,
+            version_from=self.version_from,
+            version_to=self.version_to,
+            applied=self.applied_at is not None,
+        )
+        return data
+
+
+def context_hash(items: list[Item]) -> str:
+    """A hash of a context's content and order: equal hashes, identical contexts."""
+    digest = hashlib.blake2b(digest_size=16)
+    for item in items:
+        for part in (
+            item.role.value,
+            item.kind.value,
+            item.tool or "",
+            item.pair_id or "",
+            item.text,
+        ):
+            digest.update(part.encode("utf-8", "surrogatepass"))
+            digest.update(b"\x1f")
+        digest.update(b"\x1e")
+    return digest.hexdigest()
+
+
+def plan(
+    session: Session, policy: CompactionPolicy, summarizer: Summarizer | None = None
+) -> Compaction:
+    """Compute a compaction of ``session`` without changing anything."""
+    if not session.items:
+        raise CompactionError("the session is empty: nothing to compact")
+    k = session.calibration.per_token
+    c = session.calibration.per_item
+    used = session.used_tokens
+    local = sum(i.tokens or 0 for i in session.items)
+    overhead = max(0, used - round(k * local + c * len(session.items)))
+    target = policy.target_for(used, session.policy.window)
+
+    def after_of(result: CompactionResult) -> int:
+        return overhead + round(k * result.tokens_after + c * len(result.items))
+
+    def count(text: str) -> int:
+        return session.counter.count(text)
+
+    if all(item.pinned for item in session.items):
+        raise CompactionError("every item is pinned: nothing may be compacted")
+    local_target = max(1, int((target - overhead) / k))
+    result = compact(
+        session.items, count=count, target_tokens=local_target, policy=policy, summarizer=summarizer
+    )
+    for _ in range(3):  # the per-item framing shrinks with the items: aim again
+        after = after_of(result)
+        if after <= target or result.tokens_after <= 1 or not result.actions:
+            break
+        local_target = max(1, local_target - int((after - target) / k) - 1)
+        result = compact(
+            session.items,
+            count=count,
+            target_tokens=local_target,
+            policy=policy,
+            summarizer=summarizer,
+        )
+    if target >= used:
+        result.notes.insert(0, f"already under the target ({used:,} ≤ {target:,} tokens)")
+    _to_session_units(result, k, used - after_of(result))
+    return Compaction(
+        result=result,
+        used_before=used,
+        used_after=after_of(result),
+        target=target,
+        overhead=overhead,
+        version_from=session.version,
+    )
+
+
+def _to_session_units(result: CompactionResult, k: float, freed: int) -> None:
+    """Express each action in session tokens; framing of removed items goes to the last."""
+    for action in result.actions:
+        action.tokens_before = round(action.tokens_before * k)
+        action.tokens_after = round(action.tokens_after * k)
+    residual = freed - sum(a.tokens_freed for a in result.actions)
+    if result.actions and residual:
+        result.actions[-1].tokens_before += residual
+
+
+def apply(session: Session, compaction: Compaction) -> Compaction:
+    """Persist ``compaction`` as a new context version, in one transaction."""
+    store = session.tracker.store
+    session.save()
+    result = compaction.result
+    if not result.actions:
+        raise CompactionError("nothing to apply: " + ("; ".join(result.notes) or "no action"))
+    with store.transaction():
+        versions = [v.version for v in store.versions(session.id)]
+        new_version = max([*versions, session.version]) + 1
+        store.append_items(session.id, result.items, version=new_version)
+        store.set_context_version(session.id, new_version)
+        store.append_event(
+            session.id,
+            "compacted",
+            {
+                **{k: v for k, v in compaction.to_dict().items() if k != "notes"},
+                "version_to": new_version,
+                "context_hash_before": context_hash(session.items),
+                "context_hash_after": context_hash(result.items),
+                # what restore needs to give back the pre-compaction figures exactly
+                "session_state_before": session._meta(),
+            },
+        )
+        stored = store.get_session(session.id)
+        stored.context_version = new_version
+        stored.meta = {
+            **session._meta(),
+            "reported_tokens": None,
+            "since_tokens": 0,
+            "since_items": 0,
+            "overhead": compaction.overhead,
+        }
+        store.update_session(stored)
+    compaction.version_to = new_version
+    compaction.applied_at = time.time()
+    session._replace_context(result.items, new_version, compaction.overhead)
+    return compaction
+
+
+def restore(session: Session, version: int | None = None) -> tuple[int, int]:
+    """Point the session back at ``version`` (default: the one before the current)."""
+    store = session.tracker.store
+    available = [v.version for v in store.versions(session.id)]
+    if version is None:
+        earlier = [v for v in available if v < session.version]
+        if not earlier:
+            raise CompactionError(
+                f"session {session.id} has no earlier context version to restore "
+                f"(versions: {', '.join(map(str, available)) or 'none'})"
+            )
+        version = max(earlier)
+    if version not in available:
+        raise CompactionError(
+            f"session {session.id} has no context version {version} "
+            f"(versions: {', '.join(map(str, available))})"
+        )
+    previous = session.version
+    items = store.load_items(session.id, version=version)
+    state = None
+    for event in reversed(store.events(session.id, types=["compacted"])):
+        if event.data.get("version_from") == version:
+            state = event.data.get("session_state_before")
+            break
+    with store.transaction():
+        store.set_context_version(session.id, version)
+        store.append_event(
+            session.id,
+            "restored",
+            {
+                "version_from": previous,
+                "version_to": version,
+                "context_hash": context_hash(items),
+            },
+        )
+        stored = store.get_session(session.id)
+        stored.context_version = version
+        if state:
+            stored.meta = {**stored.meta, **state}
+        store.update_session(stored)
+    session._replace_context(items, version, session._overhead, state)
+    return previous, version
+
+
+def recall(session: Session, query: str, budget: int = 500) -> list[Item]:
+    """The archived items that best match ``query``, within ``budget`` tokens."""
+    if budget <= 0:
+        raise CompactionError(f"the recall budget must be positive (got {budget})")
+    if not session._known_to_store:
+        return []
+    try:
+        hits = session.tracker.store.search_archive(
+            session.id, query, exclude_version=session.version
+        )
+    except StoreError:
+        raise
+    current = {item.hash for item in session.items}
+    chosen: list[Item] = []
+    spent = 0
+    for item, _score in hits:
+        if item.hash in current:
+            continue  # still in the context: nothing to recall
+        tokens = item.tokens if item.tokens is not None else session.counter.count(item.text)
+        if spent + tokens > budget:
+            if tokens > budget and not chosen:
+                chosen.append(_clip_to(item, query, budget, session))
+                break
+            continue
+        chosen.append(item)
+        spent += tokens
+    return chosen
+
+
+def _clip_to(item: Item, query: str, budget: int, session: Session) -> Item:
+    """The part of a long archived item around the query's words, within budget."""
+    words = {w.lower() for w in query.split() if len(w) > 3}
+    lines = item.text.splitlines()
+    best = max(
+        range(len(lines)), key=lambda i: sum(w in lines[i].lower() for w in words), default=0
+    )
+    out: list[str] = []
+    lo = hi = best
+    while True:
+        candidate = "\n".join(lines[lo : hi + 1])
+        if session.counter.count(candidate) > budget:
+            break
+        out = [candidate]
+        if lo == 0 and hi == len(lines) - 1:
+            break
+        lo, hi = max(0, lo - 1), min(len(lines) - 1, hi + 1)
+    text = out[0] if out else item.text[: budget * 3]
+    from dataclasses import replace
+
+    return replace(item, text=text, tokens=session.counter.count(text), _hash=None)

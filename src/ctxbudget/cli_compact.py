@@ -1,0 +1,305 @@
+"""``ctxbudget compact``, ``restore`` and ``recall``: the compaction commands of the CLI.
+
+Thin like the rest of the CLI: parse, call the session, render. ``cli.py`` registers
+these commands with ``register``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .archive import Compaction
+from .compaction import CompactionPolicy
+from .model import Kind
+
+if TYPE_CHECKING:
+    from .session import Session
+    from .tracker import Tracker
+
+OpenSource = Callable[["Tracker", str | None, argparse.Namespace], "Session"]
+RULE = "━" * 60
+
+
+def register(commands: Any, policy_flags: Callable[[argparse.ArgumentParser], None]) -> None:
+    compact = commands.add_parser(
+        "compact",
+        help="compact a session: free tokens, keep every fact, archive the rest",
+        description="Compact a session's context: clear old tool results, shorten file reads "
+        "and searches, drop duplicates, condense sub-agent reports, summarize the middle, "
+        "then check that every fact (requirement ids, decisions, questions, files, todos, "
+        "requests…) survived. Applied as a new context version; the removed items stay in "
+        'the archive ("ctxbudget recall", "ctxbudget restore"). SOURCE: a transcript or '
+        "messages file, or a stored session id.",
+    )
+    compact.add_argument("source", metavar="SOURCE")
+    compact.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    target = compact.add_mutually_exclusive_group()
+    target.add_argument("--ratio", type=float, metavar="R", help="aim at 1/R of the tokens")
+    target.add_argument("--target", type=int, metavar="TOKENS", help="aim at this many tokens")
+    target.add_argument(
+        "--target-percent", type=float, metavar="P", help="aim at P%% of the window (default 60)"
+    )
+    compact.add_argument("--summarizer", choices=["extractive", "llm"], default="extractive")
+    compact.add_argument(
+        "--keep-first", type=int, default=1, metavar="M", help="first exchanges kept whole (1)"
+    )
+    compact.add_argument(
+        "--keep-last", type=int, default=5, metavar="N", help="last exchanges kept whole (5)"
+    )
+    compact.add_argument(
+        "--keep-results",
+        type=int,
+        default=3,
+        metavar="K",
+        help="latest tool results kept whole (3)",
+    )
+    compact.add_argument(
+        "--exclude-tool",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="never clear this tool's results (repeatable)",
+    )
+    compact.add_argument(
+        "--on-missing-facts",
+        choices=["restore", "rollback"],
+        default="restore",
+        help="put missing facts back as a ledger (default) or refuse",
+    )
+    compact.add_argument("--output", metavar="FILE", help="also write the compacted context")
+    compact.add_argument(
+        "--format",
+        choices=["same", "messages", "text"],
+        default="same",
+        help="format of --output: the input's own, an OpenAI message list, or plain text",
+    )
+    compact.add_argument("--json", action="store_true")
+    policy_flags(compact)
+
+    restore = commands.add_parser(
+        "restore",
+        help="undo a compaction exactly",
+        description="Point a stored session back at an earlier "
+        "context version (default: the one before the current).",
+    )
+    restore.add_argument("session", metavar="SESSION")
+    restore.add_argument("--to", type=int, metavar="VERSION", help="the version to go back to")
+    restore.add_argument("--json", action="store_true")
+
+    recall = commands.add_parser(
+        "recall",
+        help="search what compaction archived",
+        description="Full-text search of a stored session's archive "
+        "(items earlier compactions removed); prints the best matches "
+        "within the token budget.",
+    )
+    recall.add_argument("session", metavar="SESSION")
+    recall.add_argument("query", metavar="QUERY")
+    recall.add_argument(
+        "--budget", type=int, default=500, metavar="TOKENS", help="at most this many tokens (500)"
+    )
+    recall.add_argument("--json", action="store_true")
+
+
+def _policy(args: argparse.Namespace) -> CompactionPolicy:
+    return CompactionPolicy(
+        target_tokens=args.target,
+        target_ratio=args.ratio,
+        target_percent=args.target_percent if args.target_percent is not None else 60.0,
+        keep_first=args.keep_first,
+        keep_last=args.keep_last,
+        keep_results=args.keep_results,
+        excluded_tools=tuple(args.exclude_tool),
+        summarizer=args.summarizer,
+        on_missing_facts=args.on_missing_facts,
+    )
+
+
+def _summarizer(args: argparse.Namespace) -> Any:
+    if args.summarizer != "llm":
+        return None
+    from .compaction.llm import llm_summarizer
+
+    return llm_summarizer()
+
+
+def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSource) -> int:
+    session = open_source(tracker, args.source, args)
+    policy = _policy(args)
+    summarizer = _summarizer(args)
+    compaction = session.plan_compaction(policy, summarizer)
+    if not args.dry_run and compaction.result.actions:
+        from .archive import apply
+
+        compaction = apply(session, compaction)
+    if args.output:
+        from .sources.writers import write
+
+        transcript = session.transcript
+        items = compaction.result.items if compaction.result.actions else session.items
+        write(
+            items,
+            args.format,
+            transcript.format if transcript else "messages",
+            args.output,
+            model=session.policy.model,
+            session_id=session.id,
+        )
+    if args.json:
+        out = compaction.to_dict()
+        out["session_id"] = session.id if not args.dry_run else None
+        out["dry_run"] = bool(args.dry_run)
+        out["window"] = session.policy.window
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    window = session.policy.window
+    print(render_plan(compaction, window) if args.dry_run else render_done(compaction, window))
+    if args.output:
+        print(f"Wrote the compacted context to {args.output} ({args.format})")
+    if not args.dry_run and compaction.applied_at is not None:
+        print(
+            f'Session {session.id}: undo with "ctxbudget restore {session.id[:12]}", '
+            f'search the archive with "ctxbudget recall {session.id[:12]} QUERY".'
+        )
+    return 0
+
+
+def _pct(tokens: int, window: int) -> str:
+    return f"{100 * tokens / window:.0f}%"
+
+
+def render_plan(c: Compaction, window: int) -> str:
+    r = c.result
+    lines = [RULE, "COMPACTION PLAN (dry run: nothing changed)", RULE]
+    lines.append(f"Before: {c.used_before:>9,} tokens ({_pct(c.used_before, window)})")
+    lines.append(f"Target: {c.target:>9,} tokens ({_pct(c.target, window)})")
+    lines.append(
+        f"After:  {c.used_after:>9,} tokens ({_pct(c.used_after, window)})"
+        + ("" if c.used_after <= c.target else "   (target not reached)")
+    )
+    lines.append(f"Freed:  {c.freed:>9,} tokens")
+    lines.append("")
+    if r.actions:
+        lines.append(f"  {'step':<20} {'items':>6} {'freed':>10}")
+        for a in r.actions:
+            lines.append(f"  {a.step:<20} {len(a.items):>6} {a.tokens_freed:>10,}  {a.description}")
+    for note in r.notes:
+        lines.append(f"Note: {note}")
+    at_risk = [*r.facts.restored, *r.facts.missing]
+    lines.append("")
+    lines.append(
+        f"Facts: {r.facts.kept}/{r.facts.total} kept "
+        f"({r.facts.retention:.0%} retention)"
+        + (f"; {len(r.facts.restored)} at risk, put back by the ledger" if r.facts.restored else "")
+    )
+    for fact in at_risk[:12]:
+        lines.append(f"  at risk: {fact.kind}: {fact.key[:80]}")
+    if len(at_risk) > 12:
+        lines.append(f"  … and {len(at_risk) - 12} more")
+    lines.append(RULE)
+    return "\n".join(lines)
+
+
+def render_done(c: Compaction, window: int) -> str:
+    """The compaction summary of seed 003, §5.4."""
+    r = c.result
+    if not r.actions:
+        return "Nothing to compact: " + ("; ".join(r.notes) or "no action applies")
+    counts = r.facts.by_kind
+    task = next((i.text for i in reversed(r.items) if i.kind is Kind.USER_TEXT), "")
+    agents = sorted(
+        {i.agent for i in r.removed if i.agent != "main"}
+        | {i.tool for i in r.removed if i.kind is Kind.AGENT_REPORT and i.tool}
+    )
+    lines = [
+        RULE,
+        "✅ COMPACTION COMPLETE",
+        RULE,
+        f"Before: {c.used_before:,} tokens ({_pct(c.used_before, window)})",
+        f"After:  {c.used_after:,} tokens ({_pct(c.used_after, window)})",
+        f"Freed:  {c.freed:,} tokens ({len(r.removed)} items archived, "
+        f"version {c.version_from} → {c.version_to})",
+        "",
+        "Summary of preserved context:",
+    ]
+    if task:
+        lines.append(f"• Current task: {' '.join(task.split())[:100]}")
+    for kind, label in (
+        ("file", "Files"),
+        ("requirement", "Requirements"),
+        ("decision", "Key decisions"),
+        ("question", "Open questions"),
+        ("todo", "Todo items"),
+        ("request", "User requests"),
+    ):
+        if kind in counts:
+            kept, total = counts[kind]
+            lines.append(f"• {label}: {kept}/{total} kept")
+    if agents:
+        lines.append(f"• Agents completed: {', '.join(agents[:6])}")
+    lines.append(f"• Information retention: {r.facts.retention:.0%} of {r.facts.total} facts")
+    lines.extend(["", "Ready to continue working.", RULE])
+    return "\n".join(lines)
+
+
+def cmd_restore(args: argparse.Namespace, tracker: Tracker) -> int:
+    session = tracker.open(args.session)
+    before, after = session.restore(args.to)
+    status = session.status()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "session_id": session.id,
+                    "version_from": before,
+                    "version_to": after,
+                    "context_hash": session.context_hash(),
+                    "used_tokens": status.used_tokens,
+                    "items": len(session.items),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(
+        f"Restored session {session.id}: context version {before} → {after} "
+        f"({len(session.items)} items, {status.used_tokens:,} tokens, "
+        f"{status.percent:.0f}% of {status.max_tokens:,})"
+    )
+    return 0
+
+
+def cmd_recall(args: argparse.Namespace, tracker: Tracker) -> int:
+    session = tracker.open(args.session)
+    items = session.recall(args.query, budget=args.budget)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "role": i.role.value,
+                        "kind": i.kind.value,
+                        "tool": i.tool,
+                        "tokens": i.tokens,
+                        "text": i.text,
+                    }
+                    for i in items
+                ],
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return 0
+    if not items:
+        print(f"Nothing in the archive of session {session.id[:12]} matches {args.query!r}.")
+        return 0
+    total = sum(i.tokens or 0 for i in items)
+    print(f"{len(items)} archived item(s), {total:,} tokens (budget {args.budget:,}):")
+    for item in items:
+        label = f"{item.role.value}/{item.kind.value}" + (f" {item.tool}" if item.tool else "")
+        print(f"\n── {label} ({item.tokens or 0:,} tokens)")
+        print(item.text)
+    return 0

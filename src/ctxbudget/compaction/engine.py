@@ -1,0 +1,475 @@
+"""The compaction pipeline: cheapest and safest steps first, stop once the target is met.
+
+1. clear old tool results (a stub keeps tool, target, size, first line);
+2. file reads → path and line range; search results → query, hit count, top hits;
+3. exact and near duplicates, and failed attempts a later success superseded → stubs;
+4. sub-agent reports → metadata (title, short summary, key findings, path);
+5. summarize the middle (everything but the system prompt, the first M and last N
+   exchanges, the latest todo list and pinned items) into one structured summary;
+6. check the fact ledger taken before step 1; put missing facts back as a ledger
+   section, or refuse (``on_missing_facts="rollback"``).
+
+``compact`` is a pure function: items in, ``CompactionResult`` out. It never splits a
+tool call from its result: steps 1–4 only shorten texts, and step 5 removes whole
+messages between a head and a tail whose boundaries respect pairs. Token figures are
+in the units of the ``count`` function given (the session's local counter).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Callable, Sequence
+
+from ..errors import CompactionError
+from ..model import Item, Kind, Layer, Role
+from .facts import check_facts, extract_facts, ledger_section
+from .structure import (
+    Message,
+    call_target,
+    tool_input,
+    calls_by_pair,
+    head_end,
+    latest_todo,
+    messages_of,
+    tail_start,
+)
+from .summarize import summarize_extractive, words_of
+from .types import Action, CompactionPolicy, CompactionResult, Fact, FactReport
+
+Summarizer = Callable[[Sequence[Item], Sequence[Fact], int], str]
+
+_ERROR_RESULT = re.compile(r"^\s*(error|exception|traceback|fatal|failed)|<tool_use_error>", re.I)
+_LINE_NUMBER = re.compile(r"^\s*(\d+)[→\t:]", re.M)
+
+
+class _Work:
+    """The context being compacted: items (copied on change), tokens, the plan so far."""
+
+    def __init__(self, items: Sequence[Item], count: Callable[[str], int]) -> None:
+        self.items = list(items)
+        self.count = count
+        self.tokens = [self._tokens_of(i) for i in self.items]
+        self.actions: list[Action] = []
+
+    def _tokens_of(self, item: Item) -> int:
+        if item.tokens is None:
+            item.tokens = self.count(item.text)
+        return item.tokens
+
+    @property
+    def total(self) -> int:
+        return sum(self.tokens)
+
+    def replace_text(self, index: int, text: str, action: Action) -> bool:
+        """Shorten one item's text; keeps it only when it saves tokens."""
+        old = self.items[index]
+        tokens = self.count(text)
+        if tokens >= self.tokens[index]:
+            return False
+        new = dataclasses.replace(old, text=text, tokens=tokens, _hash=None, layer=Layer.METADATA)
+        new.id = None  # a new item: the original goes to the archive
+        self.items[index] = new
+        action.items.append(index)
+        action.tokens_before += self.tokens[index]
+        action.tokens_after += tokens
+        self.tokens[index] = tokens
+        return True
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return " ".join(line.split())[:120]
+    return ""
+
+
+def _protected(
+    items: Sequence[Item], messages: list[Message], policy: CompactionPolicy
+) -> set[int]:
+    head = head_end(items, messages, policy.keep_first)
+    tail = tail_start(items, messages, policy.keep_last)
+    keep = {i for m in messages[:head] for i in m.items}
+    keep |= {i for m in messages[max(tail, head) :] for i in m.items}
+    keep |= latest_todo(items)
+    # the current task: the latest thing the user asked
+    for i in range(len(items) - 1, -1, -1):
+        if items[i].kind is Kind.USER_TEXT and items[i].role is Role.USER:
+            keep.add(i)
+            break
+    keep |= {
+        i
+        for i, item in enumerate(items)
+        if item.pinned
+        or (item.kind in (Kind.SYSTEM_PROMPT, Kind.INSTRUCTION) and item.role is Role.SYSTEM)
+    }
+    return keep
+
+
+def _result_indices(items: Sequence[Item]) -> list[int]:
+    return [i for i, item in enumerate(items) if item.role is Role.TOOL]
+
+
+def _step_results(
+    work: _Work,
+    keep: set[int],
+    policy: CompactionPolicy,
+    target: int,
+    kinds: set[Kind],
+    step: str,
+    describe: str,
+) -> None:
+    recent = (
+        set(_result_indices(work.items)[-policy.keep_results :]) if policy.keep_results else set()
+    )
+    calls = calls_by_pair(work.items)
+    action = Action(step=step, description=describe)
+    for i, item in enumerate(work.items):
+        if work.total <= target:
+            break
+        if (
+            i in keep
+            or i in recent
+            or item.kind not in kinds
+            or item.role is not Role.TOOL
+            or item.tool in policy.excluded_tools
+        ):
+            continue
+        call = work.items[calls[item.pair_id]] if item.pair_id in calls else None
+        target_text = call_target(call)
+        tokens = work.tokens[i]
+        if item.kind is Kind.FILE_READ:
+            numbers = [int(n) for n in _LINE_NUMBER.findall(item.text)]
+            span = (
+                f"lines {numbers[0]}–{numbers[-1]}"
+                if numbers
+                else f"{len(item.text.splitlines())} lines"
+            )
+            stub = f"[file read: {target_text or 'file'}, {span}, {tokens:,} tokens; archived]"
+        elif item.kind is Kind.SEARCH_RESULT:
+            hits = [ln.strip() for ln in item.text.splitlines() if ln.strip()]
+            top = "; ".join(h[:80] for h in hits[:3])
+            stub = f"[search: {item.tool} {target_text!r}, {len(hits)} hits; top: {top}; archived]"
+        else:
+            stub = (
+                f"[tool result cleared: {item.tool or 'tool'} {target_text}".rstrip()
+                + f", {tokens:,} tokens; first line: {_first_line(item.text)}; archived]"
+            )
+        work.replace_text(i, stub, action)
+    if action.items:
+        work.actions.append(action)
+
+
+def _step_call_inputs(work: _Work, keep: set[int], policy: CompactionPolicy, target: int) -> None:
+    """Large tool-call inputs (a whole file given to Write, long Edit strings): keep
+    every short field, replace the long ones with their size."""
+    action = Action(step="clear_call_inputs", description="shorten large tool-call inputs "
+                    "(file contents written, long edit strings)")
+    for i, item in enumerate(work.items):
+        if work.total <= target:
+            break
+        if (i in keep or item.kind is not Kind.TOOL_CALL or work.tokens[i] < 200
+                or item.tool in policy.excluded_tools):
+            continue
+        data = tool_input(item)
+        if not isinstance(data, dict):
+            continue
+        short = {}
+        for key, value in data.items():
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            if len(text) > 240:
+                short[key] = f"[{work.count(text):,} tokens archived; first line: {_first_line(text)[:80]}]"
+            else:
+                short[key] = value
+        work.replace_text(i, f"{item.tool} {json.dumps(short, ensure_ascii=False)}", action)
+    if action.items:
+        work.actions.append(action)
+
+
+def _near_duplicate(a: set[str], b: set[str]) -> bool:
+    if not a or not b:
+        return False
+    return len(a & b) / len(a | b) >= 0.9
+
+
+def _step_duplicates(work: _Work, keep: set[int], target: int) -> None:
+    action = Action(
+        step="duplicates",
+        description="drop exact and near duplicates and failed attempts a later success superseded",
+    )
+    latest: dict[tuple[str, str], int] = {}
+    shingles: list[tuple[int, set[str]]] = []
+    calls = calls_by_pair(work.items)
+    # Later occurrences win: walk backwards, stub earlier copies.
+    for i in range(len(work.items) - 1, -1, -1):
+        if work.total <= target:
+            break
+        item = work.items[i]
+        if i in keep or item.kind in (Kind.TOOL_CALL, Kind.SYSTEM_PROMPT) or work.tokens[i] < 40:
+            continue
+        key = (item.kind.value, item.hash)
+        if key in latest:
+            work.replace_text(i, f"[duplicate of a later {item.kind.value}; archived]", action)
+            continue
+        latest[key] = i
+        words = set(words_of(item.text))
+        if any(_near_duplicate(words, other) for _, other in shingles[-50:]):
+            work.replace_text(i, f"[near-duplicate of a later {item.kind.value}; archived]", action)
+            continue
+        shingles.append((i, words))
+    # Failed attempts: an error result whose call (tool + target) later succeeded.
+    succeeded: set[tuple[str | None, str]] = set()
+    for i in range(len(work.items) - 1, -1, -1):
+        item = work.items[i]
+        if item.role is not Role.TOOL or item.pair_id not in calls:
+            continue
+        call = work.items[calls[item.pair_id]]
+        key = (call.tool, call_target(call))
+        failed = bool(_ERROR_RESULT.search(item.text[:200])) or (
+            isinstance(item.raw, dict)
+            and isinstance(item.raw.get("block"), dict)
+            and bool(item.raw["block"].get("is_error"))
+        )
+        if not failed:
+            succeeded.add(key)
+        elif key in succeeded and i not in keep and work.total > target:
+            work.replace_text(
+                i,
+                f"[failed attempt, superseded by a later success: {_first_line(item.text)}]",
+                action,
+            )
+    if action.items:
+        work.actions.append(action)
+
+
+def _step_agent_reports(work: _Work, keep: set[int], target: int) -> None:
+    action = Action(step="agent_reports", description="sub-agent reports → metadata")
+    for i, item in enumerate(work.items):
+        if work.total <= target:
+            break
+        if i in keep or item.kind is not Kind.AGENT_REPORT:
+            continue
+        lines = [ln.strip() for ln in item.text.splitlines() if ln.strip()]
+        title = lines[0].lstrip("#* ").strip()[:100] if lines else "report"
+        prose = " ".join(ln for ln in lines[1:] if not ln.startswith(("-", "*", "#", "|")))
+        summary = " ".join(prose.split()[:50])
+        findings = [
+            ln.lstrip("-* ").strip()[:120]
+            for ln in lines
+            if ln.startswith(("-", "*")) and len(ln) > 3
+        ][:5]
+        paths = sorted({p for p in re.findall(r"[\w./-]+/[\w.-]+\.\w+", item.text)})[:5]
+        meta = [f"[agent report: {title}]", f"Summary: {summary}"]
+        if findings:
+            meta.append("Key findings: " + "; ".join(findings))
+        if paths:
+            meta.append("Paths: " + ", ".join(paths))
+        meta.append("(full report archived)")
+        work.replace_text(i, "\n".join(meta), action)
+    if action.items:
+        work.actions.append(action)
+
+
+def _step_summarize(
+    work: _Work, keep: set[int], target: int, facts: Sequence[Fact], summarizer: Summarizer | None
+) -> Item | None:
+    messages = messages_of(work.items)
+    head = head_end(work.items, messages, 0)
+    # the middle: whole messages, none protected, between the kept head and tail
+    middle_msgs = [m for m in messages[head:] if not any(i in keep for i in m.items)]
+    if not middle_msgs:
+        return None
+    first = middle_msgs[0].items[0]
+    last = middle_msgs[-1].items[-1]
+    span = [i for m in messages for i in m.items if first <= i <= last and i not in keep]
+    span_set = set(span)
+    # never split a pair across the cut: results whose call stays, and calls whose result
+    # stays, stay too
+    calls = calls_by_pair(work.items)
+    for i in list(span):
+        item = work.items[i]
+        if item.role is Role.TOOL and calls.get(item.pair_id or "") not in span_set | {None}:
+            span_set.discard(i)
+    results = {
+        item.pair_id
+        for j, item in enumerate(work.items)
+        if item.role is Role.TOOL and j not in span_set
+    }
+    span_set = {
+        i
+        for i in span_set
+        if not (work.items[i].kind is Kind.TOOL_CALL and work.items[i].pair_id in results)
+    }
+    if not span_set:
+        return None
+    middle = [work.items[i] for i in sorted(span_set)]
+    kept_tokens = sum(t for i, t in enumerate(work.tokens) if i not in span_set)
+    budget = max(120, target - kept_tokens - 8)
+    middle_facts = [f for f in facts if f.item in span_set]
+    if summarizer is not None:
+        text = summarizer(middle, middle_facts, budget)
+    else:
+        text = summarize_extractive(middle, middle_facts, budget, work.count, all_items=work.items)
+    summary = Item(
+        role=Role.USER,
+        kind=Kind.SUMMARY,
+        text=text,
+        layer=Layer.METADATA,
+        message_index=middle[0].message_index,
+        tokens=work.count(text),
+    )
+    action = Action(
+        step="summarize",
+        description=f"summarize {len(middle)} middle items into one structured summary",
+        items=sorted(span_set),
+        tokens_before=sum(work.tokens[i] for i in span_set),
+        tokens_after=summary.tokens or 0,
+    )
+    position = min(span_set)
+    new_items, new_tokens = [], []
+    for i, item in enumerate(work.items):
+        if i == position:
+            new_items.append(summary)
+            new_tokens.append(summary.tokens or 0)
+        if i not in span_set:
+            new_items.append(item)
+            new_tokens.append(work.tokens[i])
+    work.items, work.tokens = new_items, new_tokens
+    work.actions.append(action)
+    return summary
+
+
+def _run_steps(work: _Work, policy: CompactionPolicy, target: int, facts: Sequence[Fact],
+               summarizer: Summarizer | None) -> Item | None:
+    """Steps 1–5 on ``work``, each only while over ``target``; returns the summary item."""
+    if work.total <= target:
+        return None
+    keep = _protected(work.items, messages_of(work.items), policy)
+    _step_results(work, keep, policy, target, {Kind.TOOL_RESULT, Kind.IMAGE, Kind.UNKNOWN},
+                  "clear_tool_results", "clear old tool results (stub: tool, target, size, "
+                  "first line)")
+    if work.total > target:
+        _step_call_inputs(work, keep, policy, target)
+    if work.total > target:
+        _step_results(work, keep, policy, target, {Kind.FILE_READ, Kind.SEARCH_RESULT},
+                      "reads_and_searches", "file reads → path and line range; searches → "
+                      "query, hits, top hits")
+    if work.total > target:
+        _step_duplicates(work, keep, target)
+    if work.total > target:
+        _step_agent_reports(work, keep, target)
+    if work.total > target:
+        return _step_summarize(work, keep, target, facts, summarizer)
+    return None
+
+
+def _validate(work: _Work, summary: Item | None, facts: Sequence[Fact],
+              policy: CompactionPolicy, count: Callable[[str], int]) -> tuple[Item | None, FactReport]:
+    """Step 6: check the fact ledger; put missing facts back, or refuse."""
+    report = check_facts(facts, "\n".join(i.text for i in work.items))
+    if report.missing:
+        if policy.on_missing_facts == "rollback":
+            raise CompactionError(
+                f"compaction would lose {len(report.missing)} fact(s) "
+                f"(e.g. {report.missing[0].kind} {report.missing[0].key[:60]!r}): rolled back"
+            )
+        ledger = ledger_section(report.missing)
+        action = Action(
+            step="fact_ledger",
+            description=f"put back {len(report.missing)} fact(s) the summary missed",
+        )
+        if summary is not None:
+            index = next(i for i, it in enumerate(work.items) if it is summary)
+            text = summary.text + "\n\n" + ledger
+            tokens = count(text)
+            action.tokens_after = tokens - (summary.tokens or 0)
+            summary = dataclasses.replace(summary, text=text, tokens=tokens, _hash=None)
+            work.items[index] = summary
+            work.tokens[index] = tokens
+        else:
+            position = next(
+                (i for i, it in enumerate(work.items) if it.role is not Role.SYSTEM),
+                len(work.items),
+            )
+            anchor = work.items[position] if position < len(work.items) else work.items[-1]
+            summary = Item(
+                role=Role.USER,
+                kind=Kind.SUMMARY,
+                text=ledger,
+                tokens=count(ledger),
+                layer=Layer.METADATA,
+                message_index=anchor.message_index,
+            )
+            work.items.insert(position, summary)
+            work.tokens.insert(position, summary.tokens or 0)
+            action.tokens_after = summary.tokens or 0
+        work.actions.append(action)
+        restored = list(report.missing)
+        report = check_facts(facts, "\n".join(i.text for i in work.items))
+        report.restored = [f for f in restored if f not in report.missing]
+    return summary, report
+
+
+def compact(
+    items: Sequence[Item],
+    *,
+    count: Callable[[str], int],
+    target_tokens: int,
+    policy: CompactionPolicy | None = None,
+    summarizer: Summarizer | None = None,
+) -> CompactionResult:
+    """Compact ``items`` towards ``target_tokens``; pure: returns the result to apply."""
+    policy = policy or CompactionPolicy()
+    if not items:
+        raise CompactionError("nothing to compact: the session is empty")
+    original = list(items)
+    before = _Work(original, count).total
+    facts = extract_facts(original)
+    notes: list[str] = []
+    if before <= target_tokens:
+        notes.append(
+            f"already under the target ({before:,} ≤ {target_tokens:,} tokens): nothing to do"
+        )
+    # Protection first as the policy says; when what it protects alone is over the
+    # target, protect less (only the last exchange, not the first) rather than miss
+    # the target. Each pass starts again from the original items. When the facts the
+    # ledger puts back overshoot the target, the summary gets less room and the last
+    # pass runs again.
+    passes = [(policy.keep_first, policy.keep_last)]
+    if policy.keep_last > 1 or policy.keep_first:
+        passes.append((0, min(1, policy.keep_last)))
+    aim = target_tokens
+    for attempt in range(3):
+        for n, (keep_first, keep_last) in enumerate(passes):
+            pass_policy = dataclasses.replace(policy, keep_first=keep_first, keep_last=keep_last)
+            work = _Work(original, count)
+            summary = _run_steps(work, pass_policy, aim, facts, summarizer)
+            if work.total <= aim:
+                break
+        summary, report = _validate(work, summary, facts, policy, count)
+        overshoot = work.total - target_tokens
+        if overshoot <= 0 or summary is None or attempt == 2 or before <= target_tokens:
+            break
+        aim = max(1, aim - overshoot - max(2, overshoot // 10))
+    if n:
+        notes.append(f"kept the last {keep_last} exchange(s) and not the first, to reach the "
+                     "target")
+    if work.total > target_tokens and before > target_tokens:
+        notes.append(f"target not reached ({work.total:,} > {target_tokens:,} tokens): what is "
+                     "left is protected (system prompt, latest request, todo list, pinned "
+                     "items) or facts that must stay")
+
+    kept_ids = {id(i) for i in work.items}
+    removed = [i for i in original if id(i) not in kept_ids]
+    return CompactionResult(
+        items=work.items,
+        removed=removed,
+        actions=work.actions,
+        tokens_before=before,
+        tokens_after=work.total,
+        target_tokens=target_tokens,
+        facts=report,
+        summary=summary.text if summary is not None else "",
+        notes=notes,
+    )

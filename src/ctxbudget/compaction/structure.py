@@ -1,0 +1,158 @@
+"""The shape of a context, as compaction needs it: messages, exchanges, tool pairs.
+
+Items are blocks; the APIs see messages. A message is a run of items with the same
+``message_index``; a tool result counts as a user message. These helpers find the
+messages, which ones are protected (system prompt, first and last exchanges, the
+latest todo list, pinned items), and the tool call behind each result, so that no
+step ever splits a call from its result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import Item, Kind, Role
+
+TODO_TOOLS = {"TodoWrite", "todo_write", "TodoRead"}
+_TARGET_KEYS = (
+    "file_path",
+    "notebook_path",
+    "path",
+    "command",
+    "pattern",
+    "query",
+    "url",
+    "description",
+    "prompt",
+)
+
+
+@dataclass(slots=True)
+class Message:
+    index: int
+    role: str  # "system", "user" or "assistant"; tool results are "user"
+    items: list[int] = field(default_factory=list)
+
+
+def side(item: Item) -> str:
+    if item.role is Role.SYSTEM:
+        return "system"
+    return "assistant" if item.role is Role.ASSISTANT else "user"
+
+
+def messages_of(items: Sequence[Item]) -> list[Message]:
+    out: list[Message] = []
+    for i, item in enumerate(items):
+        role = side(item)
+        if out and out[-1].index == item.message_index and out[-1].role == role:
+            out[-1].items.append(i)
+        else:
+            out.append(Message(index=item.message_index, role=role, items=[i]))
+    return out
+
+
+def tool_input(item: Item) -> Any:
+    """The parsed input of a tool call item (its text is ``name {json}``)."""
+    raw = item.raw
+    if isinstance(raw, dict):
+        block = raw.get("block")
+        if isinstance(block, dict) and "input" in block:
+            return block["input"]
+    text = item.text
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        return json.loads(text[start:])
+    except ValueError:
+        return None
+
+
+def call_target(item: Item | None) -> str:
+    """What a tool call acted on: a path, a command, a query."""
+    if item is None:
+        return ""
+    data = tool_input(item)
+    if isinstance(data, dict):
+        for key in _TARGET_KEYS:
+            value = data.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip().splitlines()[0][:160]
+    return ""
+
+
+def calls_by_pair(items: Sequence[Item]) -> dict[str, int]:
+    return {
+        item.pair_id: i
+        for i, item in enumerate(items)
+        if item.kind is Kind.TOOL_CALL and item.pair_id
+    }
+
+
+def latest_todo(items: Sequence[Item]) -> set[int]:
+    """The latest todo-list call and its result: always kept."""
+    pairs = calls_by_pair(items)
+    for i in range(len(items) - 1, -1, -1):
+        item = items[i]
+        if item.kind is Kind.TOOL_CALL and item.tool in TODO_TOOLS and item.tool != "TodoRead":
+            keep = {i}
+            for j, other in enumerate(items):
+                if other.role is Role.TOOL and other.pair_id == item.pair_id and pairs:
+                    keep.add(j)
+            return keep
+    return set()
+
+
+def tail_start(items: Sequence[Item], messages: list[Message], keep_last: int) -> int:
+    """Index into ``messages`` where the kept tail begins (the last N exchanges).
+
+    Moved earlier while the tail would start with tool results whose calls are not in
+    it: a pair is never split.
+    """
+    convo = [m for m in messages if m.role != "system"]
+    if keep_last <= 0 or not convo:
+        return len(messages)
+    start_msg = convo[max(0, len(convo) - 2 * keep_last)]
+    start = messages.index(start_msg)
+    pairs = calls_by_pair(items)
+    while start > 0:
+        needed = {
+            pairs.get(items[i].pair_id or "")
+            for m in messages[start:]
+            for i in m.items
+            if items[i].role is Role.TOOL
+        }
+        first_kept = messages[start].items[0]
+        if any(n is not None and n < first_kept for n in needed):
+            start -= 1
+        else:
+            break
+    return start
+
+
+def head_end(items: Sequence[Item], messages: list[Message], keep_first: int) -> int:
+    """Index into ``messages`` after the kept head (system messages + first M exchanges).
+
+    Moved later while a call in the head has its result outside it.
+    """
+    end = 0
+    while end < len(messages) and messages[end].role == "system":
+        end += 1
+    end = min(len(messages), end + 2 * keep_first)
+    while end < len(messages):
+        calls = {
+            items[i].pair_id
+            for m in messages[:end]
+            for i in m.items
+            if items[i].kind is Kind.TOOL_CALL and items[i].pair_id
+        }
+        if any(
+            items[i].role is Role.TOOL and items[i].pair_id in calls for i in messages[end].items
+        ):
+            end += 1
+        else:
+            break
+    return end

@@ -1,0 +1,353 @@
+"""The extractive summarizer: offline, deterministic, no model.
+
+Map-reduce by topic segment (a segment starts at each user request): each segment
+yields its request, the tools it used, the files it touched, its errors and its
+outcome; the reduce step merges them into one structured summary with the sections
+Requests, Requirements, Decisions, Open questions, Files, Todos, Errors, Key facts and
+Timeline. What must survive (requests, requirement ids, decisions, questions, files)
+goes in first; key facts and the timeline fill the remaining budget, picked greedily
+for the most new information per token (words weighted by rarity, each counted once).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ..model import Item, Kind, Role
+from .structure import call_target
+from .types import Fact
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]+|\d[\d:.,/-]*")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n+")
+_EDIT_TOOLS = {"Edit", "MultiEdit", "Write", "NotebookEdit", "str_replace_editor", "edit"}
+_READ_TOOLS = {"Read", "NotebookRead", "open", "read_file", "view"}
+_STOP = frozenset(
+    [
+        "a",
+        "about",
+        "after",
+        "again",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "done",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "him",
+        "his",
+        "how",
+        "i",
+        "i'm",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "it's",
+        "its",
+        "just",
+        "let",
+        "me",
+        "more",
+        "most",
+        "my",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "out",
+        "over",
+        "own",
+        "really",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "that's",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yeah",
+        "yes",
+        "oh",
+        "wow",
+        "hey",
+        "hi",
+        "thanks",
+        "thank",
+        "okay",
+        "ok",
+        "sure",
+        "great",
+        "awesome",
+        "cool",
+        "nice",
+        "totally",
+        "going",
+        "gonna",
+        "get",
+        "got",
+        "know",
+        "think",
+        "like",
+        "lot",
+        "things",
+        "thing",
+        "something",
+    ]
+)
+# Text kinds whose sentences can become key facts; tool output is too noisy.
+_FACT_KINDS = {
+    Kind.USER_TEXT,
+    Kind.ASSISTANT_TEXT,
+    Kind.SUMMARY,
+    Kind.AGENT_REPORT,
+    Kind.INSTRUCTION,
+}
+
+
+@dataclass(slots=True)
+class Segment:
+    request: str = ""
+    tools: Counter[str] = field(default_factory=Counter)
+    edited: list[str] = field(default_factory=list)
+    read: list[str] = field(default_factory=list)
+    outcome: str = ""
+
+
+def words_of(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _segments(items: Sequence[Item], calls: dict[str, Item]) -> list[Segment]:
+    """Map: one segment per user request, with what happened until the next one."""
+    segments = [Segment()]
+    for item in items:
+        if item.kind is Kind.USER_TEXT and item.role is Role.USER and item.text.strip():
+            segments.append(Segment(request=item.text))
+            continue
+        seg = segments[-1]
+        if item.kind is Kind.TOOL_CALL and item.tool:
+            seg.tools[item.tool] += 1
+            target = call_target(item)
+            if item.tool in _EDIT_TOOLS and target:
+                seg.edited.append(target)
+            elif item.tool in _READ_TOOLS and target:
+                seg.read.append(target)
+        elif item.kind is Kind.ASSISTANT_TEXT and item.text.strip():
+            seg.outcome = item.text
+    return [s for s in segments if s.request or s.tools or s.outcome]
+
+
+def _sentences(items: Sequence[Item]) -> list[str]:
+    out: list[str] = []
+    seen: set[str] = set()
+    for item in items:
+        if item.kind not in _FACT_KINDS:
+            continue
+        prefix = ""
+        for raw in _SENTENCE.split(item.text):
+            sentence = " ".join(raw.split())
+            if len(sentence) < 12 or sentence.lower() in seen:
+                continue
+            seen.add(sentence.lower())
+            out.append(prefix + _clip(sentence, 400))
+    return out
+
+
+def _pick_key_facts(
+    sentences: list[str], budget: int, count: Callable[[str], int], covered: set[str]
+) -> list[str]:
+    """Greedy: most not-yet-covered information (rare words) per token, until budget."""
+    docs = [set(words_of(s)) - _STOP for s in sentences]
+    df: Counter[str] = Counter(w for d in docs for w in d)
+    n = max(1, len(docs))
+    idf = {w: math.log(1 + n / c) for w, c in df.items()}
+    costs = [max(1, count(s) + 2) for s in sentences]
+    covered = set(covered)
+    heap = [
+        (-sum(idf[w] for w in d) / c, i) for i, (d, c) in enumerate(zip(docs, costs, strict=True))
+    ]
+    heapq.heapify(heap)
+    chosen: list[int] = []
+    spent = 0
+    while heap and spent < budget:
+        neg, i = heapq.heappop(heap)
+        gain = sum(idf[w] for w in docs[i] if w not in covered) / costs[i]
+        if gain <= 0:
+            continue
+        if heap and gain < -heap[0][0] - 1e-12:
+            heapq.heappush(heap, (-gain, i))  # stale: re-rank lazily
+            continue
+        if spent + costs[i] > budget:
+            continue
+        chosen.append(i)
+        spent += costs[i]
+        covered |= docs[i]
+    return [sentences[i] for i in sorted(chosen)]  # in conversation order
+
+
+def summarize_extractive(
+    items: Sequence[Item],
+    facts: Sequence[Fact],
+    budget: int,
+    count: Callable[[str], int],
+    *,
+    all_items: Sequence[Item] = (),
+    title: str = "Summary of the compacted conversation",
+) -> str:
+    """A structured summary of ``items`` in about ``budget`` tokens.
+
+    ``facts`` are the ledger facts found in these items: they are written first, so
+    the summary keeps them even when the budget is tight.
+    """
+    calls = {i.pair_id: i for i in (all_items or items) if i.kind is Kind.TOOL_CALL and i.pair_id}
+    segments = _segments(items, calls)
+    by_kind: dict[str, list[Fact]] = {}
+    for fact in facts:
+        by_kind.setdefault(fact.kind, []).append(fact)
+
+    lines = [
+        f"# {title}",
+        f"({len(items)} items, {len(segments)} topic segments; the full "
+        "text is archived: ctxbudget recall can bring it back)",
+    ]
+
+    def section(name: str, entries: list[str]) -> None:
+        if entries:
+            lines.append(f"## {name}")
+            lines.extend(f"- {e}" for e in entries)
+
+    section("Requests", [_clip(f.key, 300) for f in by_kind.get("request", [])])
+    section("Requirements", [_clip(f.text, 200) for f in by_kind.get("requirement", [])])
+    section("Decisions", [_clip(f.text, 200) for f in by_kind.get("decision", [])])
+    section("Open questions", [_clip(f.text, 200) for f in by_kind.get("question", [])])
+    edited = list(dict.fromkeys(p for s in segments for p in s.edited))
+    read = [p for p in dict.fromkeys(p for s in segments for p in s.read) if p not in edited]
+    mentioned = [
+        f.key for f in by_kind.get("file", []) if f.key not in edited and f.key not in read
+    ]
+    files = []
+    if edited:
+        files.append("edited: " + ", ".join(edited))
+    if read:
+        files.append("read: " + ", ".join(read))
+    if mentioned:
+        files.append("mentioned: " + ", ".join(mentioned))
+    section("Files", files)
+    section("Todos", [_clip(f.key, 200) for f in by_kind.get("todo", [])])
+    section("Errors", [_clip(f.text, 160) for f in by_kind.get("error", [])[-8:]])
+    must = "\n".join(lines)
+    remaining = budget - count(must)
+
+    timeline = []
+    for n, seg in enumerate(segments, 1):
+        parts = [_clip(seg.request, 90) or "(continued)"]
+        if seg.tools:
+            parts.append("tools: " + ", ".join(f"{t}×{c}" for t, c in seg.tools.most_common(5)))
+        if seg.outcome:
+            parts.append("outcome: " + _clip(seg.outcome, 160))
+        timeline.append(f"{n}. " + " — ".join(parts))
+    timeline_text = "\n".join(["## Timeline", *timeline]) if timeline else ""
+    timeline_cost = count(timeline_text) if timeline_text else 0
+    fact_budget = remaining - min(timeline_cost, max(0, remaining // 4))
+    if fact_budget > 20:
+        covered = set(words_of(must))
+        picked = _pick_key_facts(_sentences(items), fact_budget, count, covered)
+        if picked:
+            lines.append("## Key facts")
+            lines.extend(f"- {s}" for s in picked)
+    used = count("\n".join(lines))
+    if timeline_text and used + timeline_cost <= budget:
+        lines.append(timeline_text)
+    elif timeline:
+        # as much of the timeline as fits, most recent first kept
+        room = budget - used - 4
+        kept: list[str] = []
+        for entry in reversed(timeline):
+            cost = count(entry) + 1
+            if cost > room:
+                break
+            kept.append(entry)
+            room -= cost
+        if kept:
+            lines.append("## Timeline (latest)")
+            lines.extend(reversed(kept))
+    return "\n".join(lines)

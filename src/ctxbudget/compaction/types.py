@@ -1,0 +1,184 @@
+"""Values of the compaction engine: its policy, the facts it must keep, its plan and result.
+
+Pure data, shared by the pipeline steps, the fact ledger, the writers and the facade.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigurationError
+from ..model import Item
+
+
+@dataclass(slots=True, frozen=True)
+class CompactionPolicy:
+    """What a compaction aims at and what it must never touch.
+
+    The target is, in order of precedence: ``target_tokens``, ``target_ratio`` (of the
+    tokens before), ``target_percent`` (of the window, default 60%, seed 001).
+    ``keep_first`` / ``keep_last`` count exchanges (a user message and the reply to it;
+    a tool result counts as a user message, as the APIs see it).
+    """
+
+    target_tokens: int | None = None
+    target_ratio: float | None = None
+    target_percent: float = 60.0
+    trigger_percent: float | None = None  # None: the policy's critical threshold
+    keep_first: int = 1
+    keep_last: int = 5
+    keep_results: int = 3
+    excluded_tools: tuple[str, ...] = ()
+    summarizer: str = "extractive"
+    min_freed_share: float = 0.05
+    on_missing_facts: str = "restore"  # "restore": add a ledger section; "rollback": refuse
+
+    def __post_init__(self) -> None:
+        if self.target_tokens is not None and self.target_tokens <= 0:
+            raise ConfigurationError(
+                f"target must be a positive number of tokens (got {self.target_tokens})"
+            )
+        if self.target_ratio is not None and not 1 < self.target_ratio <= 1000:
+            raise ConfigurationError(
+                f"ratio must be above 1 (5 means a fifth of the tokens; got {self.target_ratio})"
+            )
+        if not 0 < self.target_percent <= 100:
+            raise ConfigurationError(
+                f"target percent must be within 0–100 (got {self.target_percent})"
+            )
+        if self.keep_first < 0 or self.keep_last < 0 or self.keep_results < 0:
+            raise ConfigurationError("keep_first, keep_last and keep_results must be 0 or more")
+        if self.summarizer not in ("extractive", "llm"):
+            raise ConfigurationError(f"unknown summarizer {self.summarizer!r}: extractive or llm")
+        if self.on_missing_facts not in ("restore", "rollback"):
+            raise ConfigurationError("on_missing_facts must be restore or rollback")
+
+    def target_for(self, tokens_before: int, window: int) -> int:
+        if self.target_tokens is not None:
+            return self.target_tokens
+        if self.target_ratio is not None:
+            return max(1, int(tokens_before / self.target_ratio))
+        return int(window * self.target_percent / 100)
+
+
+@dataclass(slots=True, frozen=True)
+class Fact:
+    """One thing a compaction must not lose.
+
+    ``kind``: requirement, decision, question, file, todo, error, entity, date, number,
+    request. ``key`` is what is checked in the compacted text (an id, a path, a phrase);
+    ``text`` the line it came from, used to put it back. ``item`` is the index of the item
+    it was found in.
+    """
+
+    kind: str
+    key: str
+    text: str
+    item: int = -1
+
+
+@dataclass(slots=True)
+class FactReport:
+    """What the fact ledger found after compaction (seed 000's validate_compression_quality)."""
+
+    total: int = 0
+    kept: int = 0
+    by_kind: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (kept, total)
+    missing: list[Fact] = field(default_factory=list)
+    restored: list[Fact] = field(default_factory=list)
+
+    @property
+    def retention(self) -> float:
+        return self.kept / self.total if self.total else 1.0
+
+    @property
+    def passed(self) -> bool:
+        return not self.missing
+
+    def to_dict(self) -> dict[str, Any]:
+        checks = {
+            f"{kind}s_preserved": f"{kept}/{total}"
+            for kind, (kept, total) in sorted(self.by_kind.items())
+        }
+        return {
+            "passed": self.passed,
+            "checks": checks,
+            "information_retention": round(self.retention, 4),
+            "missing": [{"kind": f.kind, "key": f.key} for f in self.missing],
+            "restored": [{"kind": f.kind, "key": f.key} for f in self.restored],
+        }
+
+
+@dataclass(slots=True)
+class Action:
+    """One step of a plan: what it does, to which items, and what it frees."""
+
+    step: str
+    description: str
+    items: list[int] = field(default_factory=list)
+    tokens_before: int = 0
+    tokens_after: int = 0
+
+    @property
+    def tokens_freed(self) -> int:
+        return self.tokens_before - self.tokens_after
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "description": self.description,
+            "items": len(self.items),
+            "tokens_freed": self.tokens_freed,
+        }
+
+
+@dataclass(slots=True)
+class CompactionResult:
+    """A compaction computed but not yet applied: the facade persists it (or not).
+
+    ``items`` is the new context; ``removed`` every original item that is not in it
+    unchanged (each goes to the archive); ``actions`` the plan as executed.
+    """
+
+    items: list[Item]
+    removed: list[Item]
+    actions: list[Action]
+    tokens_before: int
+    tokens_after: int
+    target_tokens: int
+    facts: FactReport
+    summary: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def tokens_freed(self) -> int:
+        return self.tokens_before - self.tokens_after
+
+    @property
+    def met_target(self) -> bool:
+        return self.tokens_after <= self.target_tokens
+
+    @property
+    def ratio(self) -> float:
+        return self.tokens_before / self.tokens_after if self.tokens_after else float("inf")
+
+    def text(self) -> str:
+        """One plain-text block per kept item or summary: for people and for scoring."""
+        return "\n\n".join(item.text for item in self.items if item.text)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tokens_before": self.tokens_before,
+            "tokens_after": self.tokens_after,
+            "tokens_freed": self.tokens_freed,
+            "target_tokens": self.target_tokens,
+            "met_target": self.met_target,
+            "ratio": round(self.ratio, 2),
+            "items_before": len(self.items) + len(self.removed),
+            "items_after": len(self.items),
+            "archived_items": len(self.removed),
+            "actions": [a.to_dict() for a in self.actions],
+            "facts": self.facts.to_dict(),
+            "notes": list(self.notes),
+        }

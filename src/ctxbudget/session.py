@@ -1,0 +1,625 @@
+"""A ``Session``: one context window under management.
+
+It holds its items and running totals, so adding an item and asking the status never
+recount what was already counted, and it anchors on every usage the provider reports.
+When the session is stored, each change is written through, with an event in its
+append-only ledger. Compaction, restore and recall are applied here (the engine in
+``ctxbudget.compaction`` only decides).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import archive
+from .accounting import Calibration, HistoryPoint, replay_history
+from .archive import Compaction
+from .compaction import CompactionPolicy
+from .compaction.engine import Summarizer
+from .errors import SessionNotFoundError
+from .model import MAIN_AGENT, Item, Kind, Level, Role, Transcript, Usage
+from .policy import Policy
+from .status import AgentUsage, Breakdown, Status, build_status
+from .store import StoredSession
+from .tokens.counters import CachedCounter, counter_name_for_model
+
+if TYPE_CHECKING:
+    from .tracker import Tracker
+
+_CONVERSATION_KINDS = {
+    Kind.USER_TEXT,
+    Kind.ASSISTANT_TEXT,
+    Kind.TOOL_CALL,
+    Kind.TOOL_RESULT,
+    Kind.FILE_READ,
+    Kind.SEARCH_RESULT,
+    Kind.AGENT_REPORT,
+    Kind.THINKING,
+}
+
+
+class Session:
+    """One context window: items, the latest reported usage, and what was added since."""
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        *,
+        policy: Policy,
+        session_id: str | None = None,
+        name: str | None = None,
+        stored: bool = True,
+    ) -> None:
+        self.tracker = tracker
+        self.policy = policy
+        self.id = session_id or uuid.uuid4().hex
+        self.name = name
+        self.items: list[Item] = []
+        self.calibration = self._new_calibration()
+        self.transcript: Transcript | None = None
+        self.version = 1
+        self._stored = stored
+        self._known_to_store = False
+        self._reported: int | None = None
+        self._since_tokens = 0
+        self._since_items = 0
+        self._local_total = 0
+        self._by: dict[str, dict[str, int]] = {"component": {}, "kind": {}, "tool": {}, "agent": {}}
+        self._user_turns = 0
+        self._conversation_tokens = 0
+        self._level = Level.NORMAL
+        self._subagents: list[AgentUsage] = []
+        self._unknown = 0
+        self._recorded_calls = 0
+        # What the provider counts beyond the items (system prompt, tool definitions),
+        # kept when a compaction or restore drops the last reported usage.
+        self._overhead = 0
+
+    # -- counting -----------------------------------------------------------------
+
+    @property
+    def counter(self) -> CachedCounter:
+        return self.tracker.counter(
+            self.policy.counter or counter_name_for_model(self.policy.model)
+        )
+
+    def _new_calibration(self) -> Calibration:
+        name = self.policy.counter or counter_name_for_model(self.policy.model)
+        exact = name in ("o200k_base", "cl100k_base") and name == counter_name_for_model(
+            self.policy.model
+        )
+        return Calibration.for_counter(exact_for_model=exact)
+
+    def _count(self, item: Item) -> int:
+        if item.tokens is None:
+            item.tokens = self.counter.count(item.text, item.hash)
+        return item.tokens
+
+    def _tally(self, item: Item) -> None:
+        tokens = self._count(item)
+        self._local_total += tokens
+        for dimension, key in (
+            ("component", item.component.value if item.component else None),
+            ("kind", item.kind.value),
+            ("tool", item.tool),
+            ("agent", item.agent),
+        ):
+            if key:
+                bucket = self._by[dimension]
+                bucket[key] = bucket.get(key, 0) + tokens
+        if item.kind in _CONVERSATION_KINDS:
+            self._conversation_tokens += tokens
+        if item.kind is Kind.USER_TEXT:
+            self._user_turns += 1
+
+    # -- building -----------------------------------------------------------------
+
+    def add(
+        self,
+        item: Item | str,
+        *,
+        role: Role | str = Role.USER,
+        kind: Kind | str | None = None,
+        **fields: Any,
+    ) -> Item:
+        """Add one item (or a text, with its role and kind) to the context."""
+        if isinstance(item, str):
+            role = Role(role)
+            if kind is None:
+                kind = {
+                    Role.SYSTEM: Kind.SYSTEM_PROMPT,
+                    Role.ASSISTANT: Kind.ASSISTANT_TEXT,
+                    Role.TOOL: Kind.TOOL_RESULT,
+                }.get(role, Kind.USER_TEXT)
+            item = Item(role=role, kind=Kind(kind), text=item, **fields)
+        return self.extend([item])[0]
+
+    def extend(self, items: Iterable[Item]) -> list[Item]:
+        """Add items in order; counted once each, written to the store in one go.
+
+        If the store refuses the write, the session is left as it was.
+        """
+        new = list(items)
+        if not new:
+            return new
+        offset = self.items[-1].message_index + 1 if self.items else 0
+        snapshot = self._snapshot()
+        try:
+            for item in new:
+                item.message_index += offset
+                self._tally(item)
+                self._since_tokens += item.tokens or 0
+                self._since_items += 1
+            self.items.extend(new)
+            if self._stored:
+                if self._known_to_store:
+                    with self.tracker.store.transaction():
+                        self.tracker.store.append_items(self.id, new, version=self.version)
+                        self.save()
+                else:
+                    self.save()  # the first save writes every item, these included
+        except BaseException:
+            self._rollback(snapshot)
+            raise
+        self._check_level()
+        return new
+
+    def add_messages(self, messages: list[Any] | Mapping[str, Any]) -> list[Item]:
+        """Add an Anthropic or OpenAI message list (as sent to the API)."""
+        from .sources.messages import read_messages
+
+        transcript = read_messages(messages)
+        self._unknown += transcript.unknown_records
+        return self.extend(transcript.items)
+
+    def record_usage(self, usage: Usage | Mapping[str, Any] | Any | int) -> Status:
+        """Anchor on what the provider reported for the request just made.
+
+        ``usage`` is the response's usage (Anthropic or OpenAI shape), a ``Usage``,
+        or the context size as an int. Add the response itself with ``add`` (role
+        assistant): the next request carries it. Returns the new status.
+        """
+        if isinstance(usage, int):
+            usage = Usage(input_tokens=usage)
+        elif not isinstance(usage, Usage):
+            usage = Usage.from_api(usage)
+        reported = usage.context_tokens
+        predicted = self.used_tokens
+        snapshot = self._snapshot()
+        try:
+            if self._reported is not None:
+                self.calibration.learn(
+                    self._since_tokens, self._since_items, reported - self._reported
+                )
+            self._reported = reported
+            self._since_tokens = 0
+            self._since_items = 0
+            if self._stored:
+                with self.tracker.store.transaction():
+                    self.save()
+                    self.tracker.store.append_event(
+                        self.id,
+                        "usage_recorded",
+                        {
+                            "context_tokens": reported,
+                            "predicted_tokens": predicted,
+                            "output_tokens": usage.output_tokens,
+                        },
+                    )
+        except BaseException:
+            self._rollback(snapshot)
+            raise
+        self._check_level()
+        return self.status()
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {
+            "items": len(self.items),
+            "local_total": self._local_total,
+            "by": {k: dict(v) for k, v in self._by.items()},
+            "user_turns": self._user_turns,
+            "conversation_tokens": self._conversation_tokens,
+            "since": (self._since_tokens, self._since_items),
+            "reported": self._reported,
+            "calibration": (
+                self.calibration.per_token,
+                self.calibration.per_item,
+                list(self.calibration.samples),
+            ),
+            "level": self._level,
+            "known": self._known_to_store,
+        }
+
+    def _rollback(self, snap: dict[str, Any]) -> None:
+        del self.items[snap["items"] :]
+        self._local_total = snap["local_total"]
+        self._by = snap["by"]
+        self._user_turns = snap["user_turns"]
+        self._conversation_tokens = snap["conversation_tokens"]
+        self._since_tokens, self._since_items = snap["since"]
+        self._reported = snap["reported"]
+        k, c, samples = snap["calibration"]
+        self.calibration.per_token, self.calibration.per_item = k, c
+        self.calibration.samples = samples
+        self._level = snap["level"]
+        self._known_to_store = snap["known"]
+
+    # -- reading ------------------------------------------------------------------
+
+    @property
+    def used_tokens(self) -> int:
+        if self._reported is None:
+            return self._overhead + self.calibration.predict(self._local_total, len(self.items))
+        return self._reported + self.calibration.predict(self._since_tokens, self._since_items)
+
+    def status(self) -> Status:
+        used = self.used_tokens
+        k = self.calibration.per_token
+        if self._local_total and k * self._local_total > used:
+            # Local counts overshoot what the provider reported: shares must still add
+            # up to the total, so scale them down to it.
+            k = used / self._local_total
+        scaled = {
+            dim: {key: round(v * k) for key, v in sorted(values.items(), key=lambda kv: -kv[1])}
+            for dim, values in self._by.items()
+        }
+        attributed = sum(scaled["component"].values())
+        breakdown = Breakdown(
+            component=scaled["component"],
+            kind=scaled["kind"],
+            tool=scaled["tool"],
+            agent=scaled["agent"],
+            unattributed=max(0, used - attributed),
+            subagents=list(self._subagents),
+        )
+        per_exchange = None
+        if self._user_turns:
+            per_exchange = k * self._conversation_tokens / self._user_turns
+        return build_status(
+            used_tokens=used,
+            policy=self.policy,
+            breakdown=breakdown,
+            anchored=self._reported is not None,
+            reported_tokens=self._reported,
+            estimated_since_report=used - self._reported if self._reported is not None else used,
+            counter=self.counter.name,
+            tokens_per_exchange=per_exchange,
+            model=self.policy.model,
+            session_id=self.id,
+            unknown_records=self._unknown,
+            items=len(self.items),
+        )
+
+    def recount(self) -> int:
+        """Count every item again through the content-hash cache; returns the total.
+
+        Needed after the counter changes; with the same counter, only texts never seen
+        are tokenized.
+        """
+        total = 0
+        for item in self.items:
+            if item.kind is not Kind.IMAGE:  # images are priced by size, not by text
+                item.tokens = self.counter.count(item.text, item.hash)
+            total += item.tokens or 0
+        self._rebuild_totals()
+        if self._since_items:
+            self._since_tokens = sum(i.tokens or 0 for i in self.items[-self._since_items :])
+        return total
+
+    def _rebuild_totals(self) -> None:
+        self._local_total = 0
+        self._by = {"component": {}, "kind": {}, "tool": {}, "agent": {}}
+        self._user_turns = 0
+        self._conversation_tokens = 0
+        for item in self.items:
+            self._tally(item)
+
+    # -- compaction, restore, recall (applied by ctxbudget.archive) ---------------
+
+    def plan_compaction(
+        self, policy: CompactionPolicy | None = None, summarizer: Summarizer | None = None
+    ) -> Compaction:
+        """What a compaction would do: each action, tokens freed, facts at risk. Changes
+        nothing."""
+        return archive.plan(self, policy or CompactionPolicy(), summarizer)
+
+    def compact(
+        self, policy: CompactionPolicy | None = None, summarizer: Summarizer | None = None
+    ) -> Compaction:
+        """Compact and persist as a new context version (one transaction); the removed
+        items stay in the archive."""
+        return archive.apply(self, self.plan_compaction(policy, summarizer))
+
+    def restore(self, version: int | None = None) -> tuple[int, int]:
+        """Undo a compaction: back to ``version`` (default: the previous one)."""
+        return archive.restore(self, version)
+
+    def recall(self, query: str, budget: int = 500) -> list[Item]:
+        """Archived items that best match ``query``, within ``budget`` tokens."""
+        return archive.recall(self, query, budget)
+
+    def context_hash(self) -> str:
+        return archive.context_hash(self.items)
+
+    def _replace_context(
+        self, items: list[Item], version: int, overhead: int, state: dict[str, Any] | None = None
+    ) -> None:
+        """Make ``items`` the context; ``state`` (a restored version's saved anchor)
+        brings back the figures it had, else the count starts from local counts."""
+        self.items = list(items)
+        self.version = version
+        self._reported = None
+        self._since_tokens = 0
+        self._since_items = 0
+        self._overhead = overhead
+        if state:
+            self._reported = state.get("reported_tokens")
+            self._since_tokens = int(state.get("since_tokens", 0))
+            self._since_items = int(state.get("since_items", 0))
+            self._overhead = int(state.get("overhead", overhead) or 0)
+        self._rebuild_totals()
+        self._check_level()
+
+    def history(self) -> list[HistoryPoint]:
+        """Each API call: reported vs predicted context size.
+
+        From the loaded transcript, or for a stored session from its ledger's
+        ``usage_recorded`` events.
+        """
+        if self.transcript is None:
+            if not self._known_to_store:
+                return []
+            events = self.tracker.store.events(self.id, types=["usage_recorded"])
+            return [
+                HistoryPoint(
+                    call=n,
+                    reported_tokens=int(e.data.get("context_tokens", 0)),
+                    predicted_tokens=int(e.data.get("predicted_tokens", 0)),
+                    local_added_tokens=0,
+                    timestamp=e.data.get("timestamp"),
+                    after_compaction=bool(e.data.get("after_compaction")),
+                )
+                for n, e in enumerate(events)
+                if e.data.get("context_tokens")
+            ]
+        points, _ = replay_history(
+            self.transcript.calls,
+            self.transcript.history_items,
+            self._count,
+            self._new_calibration(),
+        )
+        return points
+
+    def events(self, types: Iterable[str] | None = None) -> list[Any]:
+        return self.tracker.store.events(self.id, types=types) if self._known_to_store else []
+
+    # -- policy and persistence ---------------------------------------------------
+
+    def set_policy(self, policy: Policy) -> None:
+        old = self.policy
+        self.policy = policy
+        if self._stored:
+            with self.tracker.store.transaction():
+                self.save()
+                self.tracker.store.append_event(
+                    self.id, "policy_changed", {"from": old.to_dict(), "to": policy.to_dict()}
+                )
+        self._check_level()
+
+    def _check_level(self) -> None:
+        percent = 100.0 * self.used_tokens / self.policy.window
+        level = self.policy.level_for(percent)
+        if level is not self._level:
+            previous, self._level = self._level, level
+            if self._stored:
+                self.tracker.store.append_event(
+                    self.id,
+                    "threshold_crossed",
+                    {
+                        "from": previous.value,
+                        "to": level.value,
+                        "percent": round(percent, 2),
+                        "used_tokens": self.used_tokens,
+                    },
+                )
+
+    def _meta(self) -> dict[str, Any]:
+        return {
+            "reported_tokens": self._reported,
+            "since_tokens": self._since_tokens,
+            "since_items": self._since_items,
+            "level": self._level.value,
+            "calibration": {
+                "per_token": self.calibration.per_token,
+                "per_item": self.calibration.per_item,
+                "samples": self.calibration.samples,
+            },
+            "subagents": [a.to_dict() for a in self._subagents],
+            "unknown_records": self._unknown,
+            "recorded_calls": self._recorded_calls,
+            "overhead": self._overhead,
+        }
+
+    def save(self) -> None:
+        """Write the session's row (creating it, with its items, the first time)."""
+        self._stored = True
+        store = self.tracker.store
+        now = time.time()
+        if self._known_to_store:
+            stored = store.get_session(self.id)
+            stored.policy = self.policy.to_dict()
+            stored.meta = self._meta()
+            stored.model = self.policy.model
+            stored.context_version = self.version
+            stored.updated_at = now
+            store.update_session(stored)
+            return
+        source = self.transcript.path if self.transcript else None
+        with store.transaction():
+            try:
+                existing = store.get_session(self.id)
+            except SessionNotFoundError:
+                existing = None
+            recorded_calls = int((existing.meta or {}).get("recorded_calls", 0)) if existing else 0
+            previous_level = (
+                Level((existing.meta or {}).get("level", "normal")) if existing else (Level.NORMAL)
+            )
+            to_append = list(self.items)
+            if existing is not None:
+                # Recording a transcript again: what was stored stays (the ledger is
+                # append-only); only what is new is written. If the stored context is
+                # not a prefix of this one (it was compacted or edited), this context
+                # becomes a new version.
+                stored_items = store.load_items(self.id, version=existing.context_version)
+                stored_hashes = [i.hash for i in stored_items]
+                if [i.hash for i in self.items[: len(stored_items)]] == stored_hashes:
+                    self.version = existing.context_version
+                    to_append = self.items[len(stored_items) :]
+                else:
+                    self.version = existing.context_version + 1
+                existing.policy = self.policy.to_dict()
+                existing.meta = self._meta()
+                existing.context_version = self.version
+                existing.updated_at = now
+                store.update_session(existing)
+            else:
+                store.create_session(
+                    StoredSession(
+                        id=self.id,
+                        name=self.name,
+                        model=self.policy.model,
+                        source=source,
+                        policy=self.policy.to_dict(),
+                        created_at=now,
+                        updated_at=now,
+                        context_version=self.version,
+                        meta=self._meta(),
+                    )
+                )
+                store.append_event(
+                    self.id,
+                    "session_created",
+                    {
+                        "model": self.policy.model,
+                        "window": self.policy.window,
+                        "source": source,
+                    },
+                )
+            self._known_to_store = True
+            if to_append:
+                store.append_items(self.id, to_append, version=self.version)
+                store.append_event(
+                    self.id,
+                    "items_added",
+                    {
+                        "count": len(to_append),
+                        "version": self.version,
+                        "tokens": sum(i.tokens or 0 for i in to_append),
+                    },
+                )
+            self._record_transcript_calls(recorded_calls, previous_level)
+
+    def _record_transcript_calls(self, done: int, level: Level) -> None:
+        """One usage event per API call not recorded before, and each threshold crossed."""
+        if self.transcript is None:
+            return
+        store = self.tracker.store
+        for point in self.history()[done:]:
+            store.append_event(
+                self.id,
+                "usage_recorded",
+                {
+                    "call": point.call,
+                    "context_tokens": point.reported_tokens,
+                    "predicted_tokens": point.predicted_tokens,
+                    "timestamp": point.timestamp,
+                    "after_compaction": point.after_compaction,
+                },
+            )
+            percent = 100.0 * point.reported_tokens / self.policy.window
+            reached = self.policy.level_for(percent)
+            if reached is not level:
+                store.append_event(
+                    self.id,
+                    "threshold_crossed",
+                    {
+                        "from": level.value,
+                        "to": reached.value,
+                        "percent": round(percent, 2),
+                        "used_tokens": point.reported_tokens,
+                        "call": point.call,
+                        "timestamp": point.timestamp,
+                    },
+                )
+                level = reached
+        self._recorded_calls = max(done, len(self.transcript.calls))
+        self._level = self.policy.level_for(100.0 * self.used_tokens / self.policy.window)
+        if self._level is not level:
+            store.append_event(
+                self.id,
+                "threshold_crossed",
+                {"from": level.value, "to": self._level.value, "used_tokens": self.used_tokens},
+            )
+        stored = store.get_session(self.id)
+        stored.meta = self._meta()
+        store.update_session(stored)
+
+    def _restore(self, stored: StoredSession, items: list[Item]) -> None:
+        self._known_to_store = True
+        self._stored = True
+        self.version = stored.context_version
+        self.policy = self.policy.replace(model=stored.model) if stored.model else self.policy
+        for item in items:
+            self._tally(item)
+        self.items = items
+        meta = stored.meta or {}
+        self._reported = meta.get("reported_tokens")
+        self._since_tokens = int(meta.get("since_tokens", 0))
+        self._since_items = int(meta.get("since_items", 0))
+        self._level = Level(meta.get("level", "normal"))
+        self._unknown = int(meta.get("unknown_records", 0))
+        self._recorded_calls = int(meta.get("recorded_calls", 0))
+        self._overhead = int(meta.get("overhead", 0) or 0)
+        cal = meta.get("calibration") or {}
+        self.calibration = self._new_calibration()
+        self.calibration.per_token = float(cal.get("per_token", self.calibration.per_token))
+        self.calibration.per_item = float(cal.get("per_item", self.calibration.per_item))
+        self.calibration.samples = [(int(a), int(b), int(c)) for a, b, c in cal.get("samples", [])]
+        self._subagents = [AgentUsage(**a) for a in meta.get("subagents", [])]
+
+    def _from_transcript(self, transcript: Transcript) -> None:
+        self.transcript = transcript
+        self._unknown = transcript.unknown_records
+        for item in transcript.items:
+            self._tally(item)
+        self.items = list(transcript.items)
+        # Learn the correction from the whole history, then anchor on the latest call.
+        _, self.calibration = replay_history(
+            transcript.calls, transcript.history_items, self._count, self._new_calibration()
+        )
+        if transcript.anchor_call is not None and transcript.anchor_position is not None:
+            self._reported = transcript.calls[transcript.anchor_call].usage.context_tokens
+            since = transcript.items[transcript.anchor_position :]
+            self._since_tokens = sum(item.tokens or 0 for item in since)
+            self._since_items = len(since)
+        else:
+            self._since_tokens = self._local_total
+            self._since_items = len(self.items)
+        self._level = self.policy.level_for(100.0 * self.used_tokens / self.policy.window)
+        for name, agent_items in transcript.agents.items():
+            calls = transcript.agent_calls.get(name, [])
+            local = sum(self._count(i) for i in agent_items)
+            self._subagents.append(
+                AgentUsage(
+                    name=name,
+                    context_tokens=calls[-1].usage.context_tokens if calls else local,
+                    calls=len(calls),
+                    output_tokens=sum(c.usage.output_tokens for c in calls),
+                    items=len(agent_items),
+                )
+            )
+        if MAIN_AGENT not in self._by["agent"] and self.items:
+            self._by["agent"][MAIN_AGENT] = 0

@@ -1,0 +1,882 @@
+"""Writers: a list of Items (a compacted context) back into real formats, and checks.
+
+A compacted context holds three sorts of items: originals kept as they were, stubs
+(originals whose ``text`` was shortened; their ``raw`` still holds the original
+block) and new summary items (``Kind.SUMMARY``, role user, ``raw=None``). A writer
+reuses an item's original block only when the item's text is still the text the
+reader derived from that block; otherwise it builds a fresh block from the text, so a
+stub is never written out with its original, longer content.
+
+- ``to_anthropic``: an Anthropic Messages request (``system``, ``tools``, ``messages``);
+- ``to_openai``: an OpenAI chat message list;
+- ``to_claude_code``: Claude Code JSONL records a session can be resumed from;
+- ``to_text``: one plain-text block per item, for people and for scoring;
+- ``write``: one of those to a file, atomically;
+- ``validate_messages``: what the provider would reject in a message list.
+
+Rules the writers keep: Anthropic roles alternate (consecutive same-role messages are
+merged), the first message is a user message, tool_result blocks come first in their
+user message, and tool ids are valid API ids (``[A-Za-z0-9_-]``). Thinking blocks are
+kept only when their original (signed) block can be reused unchanged: a changed or
+rebuilt thinking block would be rejected, and OpenAI chat messages carry none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import SourceError
+from ..model import Item, Kind, Role
+from .messages import _document_text, _image_note, compact_json, flatten_content
+
+__all__ = [
+    "CONTINUE_TEXT",
+    "to_anthropic",
+    "to_claude_code",
+    "to_openai",
+    "to_text",
+    "validate_messages",
+    "write",
+]
+
+CONTINUE_TEXT = "(conversation continues)"
+
+_TOOL_USE_TYPES = {"tool_use"}
+# Blocks the API runs server-side: call and result both live in the assistant message.
+_SERVER_CALL_TYPES = {"server_tool_use", "mcp_tool_use"}
+_BAD_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+_REUSABLE_TEXT_TYPES = {"text", "document", "search_result"}
+
+
+# ---------------------------------------------------------------- item helpers
+
+
+def _raw_block(item: Item) -> dict[str, Any] | None:
+    """The original block of ``item`` (a dict), if the reader kept one."""
+    raw = item.raw
+    block = raw.get("block") if isinstance(raw, dict) else None
+    return block if isinstance(block, dict) else None
+
+
+def _block_type(block: dict[str, Any] | None) -> str:
+    btype = block.get("type") if block is not None else None
+    return btype if isinstance(btype, str) else ""
+
+
+def _is_server_result(block: dict[str, Any] | None) -> bool:
+    btype = _block_type(block)
+    return btype.endswith("_tool_result") and btype != "tool_result"
+
+
+def _cc_result_text(content: Any) -> str:
+    """The text the Claude Code reader derives from a tool_result's content."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "text":
+                parts.append(str(part.get("text", "")))
+            elif isinstance(part, dict) and part.get("type") == "image":
+                parts.append("[image]")
+            else:
+                parts.append(json.dumps(part, ensure_ascii=False))
+        return "\n".join(parts)
+    return "" if content is None else json.dumps(content, ensure_ascii=False)
+
+
+def _parse_json(text: str) -> tuple[bool, Any]:
+    try:
+        return True, json.loads(text)
+    except ValueError:
+        return False, None
+
+
+def _call_spec(block: dict[str, Any]) -> tuple[str | None, Any, bool]:
+    """Name, arguments and whether the arguments are a JSON string (OpenAI) of a call
+    block in any dialect: Anthropic tool_use, OpenAI tool call, legacy function_call."""
+    if "input" in block and isinstance(block.get("name"), str):
+        return block["name"], block["input"], False
+    spec = block.get(block.get("type") or "function")
+    spec = spec if isinstance(spec, dict) else block
+    name = spec.get("name")
+    args = spec.get("arguments", spec.get("input"))
+    return (name if isinstance(name, str) else None), args, isinstance(args, str)
+
+
+def _call_rest(item: Item, name: str | None = None) -> str | None:
+    """The text after the tool name (the arguments' text), or None when the text does
+    not start with the name."""
+    name = name if name is not None else item.tool
+    if not name:
+        return None
+    if item.text == name:
+        return ""
+    if item.text.startswith(name + " "):
+        return item.text[len(name) + 1 :]
+    return None
+
+
+def _call_unchanged(item: Item, block: dict[str, Any]) -> bool:
+    name, args, is_string = _call_spec(block)
+    rest = _call_rest(item, name)
+    if rest is None:
+        return False
+    ok, parsed = _parse_json(rest)
+    if is_string:
+        given_ok, given = _parse_json(args)
+        return bool(ok and given_ok and parsed == given) or rest == args
+    return ok and bool(parsed == (args if args is not None else {}))
+
+
+def _unchanged(item: Item, block: dict[str, Any]) -> bool:
+    """Is ``item.text`` still what a reader derived from ``block``?"""
+    btype = _block_type(block)
+    if item.kind is Kind.TOOL_CALL:
+        return _call_unchanged(item, block)
+    if btype.endswith("tool_result"):
+        content = block.get("content")
+        return item.text in (flatten_content(content)[0], _cc_result_text(content))
+    if btype in ("thinking", "redacted_thinking"):
+        return item.text == str(block.get("thinking") or block.get("data") or "")
+    if btype in ("image", "image_url", "input_image"):
+        return item.text in ("[image]", _image_note(block))
+    if btype in ("document", "file", "input_file"):
+        return item.text == _document_text(block)
+    if btype == "search_result":
+        return item.text == flatten_content(block.get("content"))[0]
+    text = block.get("text")
+    return isinstance(text, str) and item.text == text
+
+
+def _input_from_text(item: Item) -> dict[str, Any]:
+    """A tool call's input rebuilt from its text: the JSON after the tool name, or
+    ``{"text": ...}`` when that is not a JSON object."""
+    rest = _call_rest(item)
+    if rest is None:
+        rest = item.text
+    if not rest.strip():
+        return {}
+    ok, parsed = _parse_json(rest)
+    if ok and isinstance(parsed, dict):
+        return parsed
+    return {"text": rest}
+
+
+def _tool_name(item: Item) -> str:
+    """A valid API tool name for a rebuilt call."""
+    name = item.tool or (item.text.split(maxsplit=1) or ["tool"])[0]
+    return _BAD_ID_CHARS.sub("_", name)[:64] or "tool"
+
+
+def _is_tool_definition(item: Item) -> bool:
+    return item.role is Role.SYSTEM and item.tool is not None and item.message_index == -1
+
+
+class _Ids:
+    """Tool ids for one output: each pair id maps to one unique, valid id."""
+
+    def __init__(self, prefix: str, *, sanitize: bool) -> None:
+        self.prefix = prefix
+        self.sanitize = sanitize
+        self.known: dict[str, str] = {}
+        self.used: set[str] = set()
+        self.fresh_count = 0
+
+    def _unique(self, candidate: str) -> str:
+        out, n = candidate, 1
+        while out in self.used:
+            n += 1
+            out = f"{candidate}_{n}"
+        self.used.add(out)
+        return out
+
+    def of(self, pair_id: str | None) -> str:
+        if pair_id is None:
+            self.fresh_count += 1
+            return self._unique(f"{self.prefix}{self.fresh_count}")
+        if pair_id not in self.known:
+            candidate = _BAD_ID_CHARS.sub("_", pair_id) if self.sanitize else pair_id
+            self.known[pair_id] = self._unique(candidate or self.prefix)
+        return self.known[pair_id]
+
+
+# ---------------------------------------------------------------- Anthropic
+
+
+def _anthropic_image(block: dict[str, Any]) -> dict[str, Any] | None:
+    """An OpenAI image part as an Anthropic image block."""
+    url: Any = block.get("image_url")
+    if isinstance(url, dict):
+        url = url.get("url")
+    if not isinstance(url, str):
+        return None
+    match = re.match(r"data:([^;,]+);base64,(.*)", url, re.S)
+    if match:
+        source = {"type": "base64", "media_type": match.group(1), "data": match.group(2)}
+        return {"type": "image", "source": source}
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _text_block(item: Item) -> dict[str, Any] | None:
+    """A text block for ``item``: the original one (keeps cache_control, citations)
+    when the text is unchanged, else a fresh one. None for empty text (rejected)."""
+    if not item.text.strip():
+        return None
+    block = _raw_block(item)
+    if block is not None and _block_type(block) == "text" and _unchanged(item, block):
+        return dict(block)
+    return {"type": "text", "text": item.text}
+
+
+def _anthropic_block(item: Item, ids: _Ids) -> tuple[str, dict[str, Any]] | None:
+    """The API role and block of one non-system item, or None to leave it out."""
+    block = _raw_block(item)
+    btype = _block_type(block)
+    same = block is not None and _unchanged(item, block)
+    if item.kind is Kind.SUMMARY:
+        text = _text_block(item)
+        return ("user", text) if text else None
+    if item.kind is Kind.TOOL_CALL:
+        if btype in _SERVER_CALL_TYPES:  # run by the API: no tool_result to pair with
+            if same and block is not None:
+                return "assistant", dict(block)
+            text = _text_block(item)
+            return ("assistant", text) if text else None
+        call_id = ids.of(item.pair_id)
+        if block is not None and btype in _TOOL_USE_TYPES and same:
+            return "assistant", {**block, "id": call_id}
+        use = {"type": "tool_use", "id": call_id, "name": _tool_name(item)}
+        return "assistant", {**use, "input": _input_from_text(item)}
+    if item.role is Role.TOOL:
+        if _is_server_result(block):
+            if same and block is not None:
+                return "assistant", dict(block)
+            text = _text_block(item)
+            return ("assistant", text) if text else None
+        if item.pair_id is None:  # a result no call can claim: keep its text
+            text = _text_block(item)
+            return ("user", text) if text else None
+        result: dict[str, Any] = {"type": "tool_result", "tool_use_id": ids.of(item.pair_id)}
+        if block is not None and btype == "tool_result" and same:
+            result = {**block, "tool_use_id": result["tool_use_id"]}
+        else:
+            if item.text:
+                result["content"] = item.text
+            if block is not None and isinstance(block.get("is_error"), bool):
+                result["is_error"] = block["is_error"]
+        return "user", result
+    role = "assistant" if item.role is Role.ASSISTANT else "user"
+    if item.kind is Kind.THINKING:
+        # Only the signed original is accepted; anything else is left out.
+        if block is not None and same and ("signature" in block or btype == "redacted_thinking"):
+            return role, dict(block)
+        return None
+    if block is not None and same:
+        if btype == "image" and isinstance(block.get("source"), dict):
+            return role, dict(block)
+        if btype in ("image_url", "input_image"):
+            image = _anthropic_image(block)
+            if image is not None:
+                return role, image
+        if btype in _REUSABLE_TEXT_TYPES and btype != "text":
+            return role, dict(block)
+    text = _text_block(item)
+    return (role, text) if text else None
+
+
+def _anthropic_tool(item: Item) -> dict[str, Any] | None:
+    """A tool definition in Anthropic's shape, from the item's text or raw."""
+    ok, parsed = _parse_json(item.text)
+    definition = parsed if ok and isinstance(parsed, dict) else _raw_block(item)
+    if definition is None:
+        return None
+    function = definition.get("function")
+    if isinstance(function, dict) and isinstance(function.get("name"), str):
+        tool: dict[str, Any] = {"name": function["name"]}
+        if isinstance(function.get("description"), str):
+            tool["description"] = function["description"]
+        parameters = function.get("parameters")
+        tool["input_schema"] = (
+            parameters if isinstance(parameters, dict) else {"type": "object", "properties": {}}
+        )
+        return tool
+    return definition if isinstance(definition.get("name"), str) else None
+
+
+def _tool_results_first(message: dict[str, Any]) -> None:
+    blocks: list[dict[str, Any]] = message["content"]
+    results = [b for b in blocks if b.get("type") == "tool_result"]
+    others = [b for b in blocks if b.get("type") != "tool_result"]
+    message["content"] = results + others
+
+
+def _anthropic_messages(items: Iterable[Item], ids: _Ids) -> list[dict[str, Any]]:
+    """The conversation items as alternating messages (system items are skipped)."""
+    messages: list[dict[str, Any]] = []
+    for item in items:
+        if item.role is Role.SYSTEM:
+            continue
+        placed = _anthropic_block(item, ids)
+        if placed is None:
+            continue
+        role, block = placed
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].append(block)
+        else:
+            messages.append({"role": role, "content": [block]})
+    for message in messages:
+        if message["role"] == "user":
+            _tool_results_first(message)
+    return messages
+
+
+def _continue_message() -> dict[str, Any]:
+    return {"role": "user", "content": [{"type": "text", "text": CONTINUE_TEXT}]}
+
+
+def to_anthropic(items: Sequence[Item], *, model: str | None = None) -> dict[str, Any]:
+    """An Anthropic Messages request: ``{"model", "system", "tools", "messages"}``.
+
+    System-role items go to ``system`` (a string when there is one plain text, else a
+    list of text blocks), tool definitions to ``tools`` (converted from OpenAI's shape
+    if needed; dropped when no definition is known). Keys with nothing to hold are
+    left out. The first message is a user message (``CONTINUE_TEXT`` is inserted when
+    the kept items start with the assistant).
+    """
+    system: list[dict[str, Any]] = []
+    tools: list[dict[str, Any]] = []
+    for item in items:
+        if item.role is not Role.SYSTEM:
+            continue
+        if _is_tool_definition(item):
+            tool = _anthropic_tool(item)
+            if tool is not None:
+                tools.append(tool)
+        else:
+            block = _text_block(item)
+            if block is not None:
+                system.append(block)
+    messages = _anthropic_messages(items, _Ids("toolu_ctx_", sanitize=True))
+    if not messages or messages[0]["role"] != "user":
+        messages.insert(0, _continue_message())
+    out: dict[str, Any] = {}
+    if model is not None:
+        out["model"] = model
+    if len(system) == 1 and set(system[0]) == {"type", "text"}:
+        out["system"] = system[0]["text"]
+    elif system:
+        out["system"] = system
+    if tools:
+        out["tools"] = tools
+    out["messages"] = messages
+    return out
+
+
+# ---------------------------------------------------------------- OpenAI
+
+
+def _openai_arguments(item: Item) -> str:
+    block = _raw_block(item)
+    if block is not None and _call_unchanged(item, block):
+        _, args, is_string = _call_spec(block)
+        return str(args) if is_string else compact_json(args if args is not None else {})
+    return compact_json(_input_from_text(item))
+
+
+def _openai_tool_call(item: Item, ids: _Ids) -> dict[str, Any]:
+    block = _raw_block(item)
+    name = _call_spec(block)[0] if block is not None and _call_unchanged(item, block) else None
+    return {
+        "id": ids.of(item.pair_id),
+        "type": "function",
+        "function": {"name": name or _tool_name(item), "arguments": _openai_arguments(item)},
+    }
+
+
+def to_openai(items: Sequence[Item], *, model: str | None = None) -> list[dict[str, Any]]:
+    """OpenAI chat messages with string content.
+
+    System items become system messages (one each), tool calls become the assistant's
+    ``tool_calls``, results ``role: "tool"`` messages. Consecutive user (or assistant)
+    texts are merged, joined by a blank line. Tool definitions, thinking and images
+    (kept as their text notes) have no place in a plain message list; ``model`` is
+    accepted for symmetry with ``to_anthropic`` and not written.
+    """
+    del model  # a message list has no envelope to hold it
+    ids = _Ids("call_ctx_", sanitize=False)
+    out: list[dict[str, Any]] = []
+    for item in items:
+        block = _raw_block(item)
+        if item.role is Role.SYSTEM:
+            if not _is_tool_definition(item) and item.text:
+                out.append({"role": "system", "content": item.text})
+            continue
+        if item.kind is Kind.THINKING:
+            continue
+        server_side = _block_type(block) in _SERVER_CALL_TYPES or _is_server_result(block)
+        if item.kind is Kind.TOOL_CALL and not server_side:
+            call = _openai_tool_call(item, ids)
+            last = out[-1] if out else None
+            if last is not None and last["role"] == "assistant":
+                last.setdefault("tool_calls", []).append(call)
+            else:
+                out.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            continue
+        if item.role is Role.TOOL and item.pair_id is not None and not server_side:
+            out.append({"role": "tool", "tool_call_id": ids.of(item.pair_id), "content": item.text})
+            continue
+        if not item.text.strip():
+            continue
+        role = "assistant" if item.role is Role.ASSISTANT or server_side else "user"
+        last = out[-1] if out else None
+        if last is not None and last["role"] == role:
+            last["content"] = f"{last['content']}\n\n{item.text}" if last["content"] else item.text
+        else:
+            out.append({"role": role, "content": item.text})
+    return out
+
+
+# ---------------------------------------------------------------- Claude Code
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_HINT_KEYS = ("sessionId", "cwd", "version", "gitBranch", "userType")
+
+
+def _hint_fields(hint: Any) -> dict[str, Any]:
+    """Session fields from the original records (dicts or JSON lines) or a mapping."""
+    if hint is None:
+        return {}
+    if isinstance(hint, Mapping):
+        return dict(hint)
+    fields: dict[str, Any] = {}
+    for record in hint:
+        if isinstance(record, str):
+            ok, record = _parse_json(record)
+            if not ok:
+                continue
+        if not isinstance(record, dict) or record.get("isSidechain"):
+            continue
+        fields.update({k: record[k] for k in _HINT_KEYS if isinstance(record.get(k), str)})
+        if isinstance(record.get("uuid"), str):
+            fields["logicalParentUuid"] = record["uuid"]
+        message = record.get("message")
+        model = message.get("model") if isinstance(message, dict) else None
+        if record.get("type") == "assistant" and isinstance(model, str) and model[:1] != "<":
+            fields["model"] = model
+    return fields
+
+
+def to_claude_code(
+    items: Sequence[Item],
+    transcript_records_hint: Any = None,
+    *,
+    session_id: str | None = None,
+    model: str | None = None,
+) -> list[dict[str, Any]]:
+    """JSONL records (dicts) a Claude Code session can be resumed from.
+
+    A ``compact_boundary`` system record first; then, when the items start with
+    summaries, a user record with ``isCompactSummary`` holding them; then one record
+    per (merged) message of ``to_anthropic``, each with a fresh ``uuid`` chained by
+    ``parentUuid``. ``transcript_records_hint`` (the original records, as dicts or JSON
+    lines, or a mapping of fields) supplies ``sessionId``, ``cwd``, ``version``,
+    ``gitBranch`` and the model; ``session_id`` and ``model`` override it. System items
+    and tool definitions are left out: Claude Code sends its own.
+    """
+    hint = _hint_fields(transcript_records_hint)
+    sid = session_id or hint.get("sessionId") or str(uuid.uuid4())
+    model = model or hint.get("model")
+    conversation = [item for item in items if item.role is not Role.SYSTEM]
+    lead = 0
+    while lead < len(conversation) and conversation[lead].kind is Kind.SUMMARY:
+        lead += 1
+    summaries = [item.text for item in conversation[:lead]]
+    messages = _anthropic_messages(conversation[lead:], _Ids("toolu_ctx_", sanitize=True))
+    if not summaries and (not messages or messages[0]["role"] != "user"):
+        messages.insert(0, _continue_message())
+
+    timestamp = _now()
+    common: dict[str, Any] = {"isSidechain": False, "userType": hint.get("userType", "external")}
+    common.update({k: hint[k] for k in ("cwd", "version", "gitBranch") if k in hint})
+    common["sessionId"] = sid
+    boundary_uuid = str(uuid.uuid4())
+    records: list[dict[str, Any]] = [
+        {
+            "parentUuid": None,
+            "logicalParentUuid": hint.get("logicalParentUuid"),
+            **common,
+            "type": "system",
+            "subtype": "compact_boundary",
+            "content": "Conversation compacted",
+            "isMeta": False,
+            "timestamp": timestamp,
+            "uuid": boundary_uuid,
+            "level": "info",
+            "compactMetadata": {"trigger": "manual"},
+        }
+    ]
+    parent = boundary_uuid
+    if summaries:
+        content: Any = (
+            summaries[0]
+            if len(summaries) == 1
+            else [{"type": "text", "text": text} for text in summaries]
+        )
+        record_uuid = str(uuid.uuid4())
+        records.append(
+            {
+                "parentUuid": parent,
+                **common,
+                "type": "user",
+                "message": {"role": "user", "content": content},
+                "isCompactSummary": True,
+                "isVisibleInTranscriptOnly": True,
+                "uuid": record_uuid,
+                "timestamp": timestamp,
+            }
+        )
+        parent = record_uuid
+    for message in messages:
+        record_uuid = str(uuid.uuid4())
+        if message["role"] == "assistant":
+            body: dict[str, Any] = {
+                "id": f"msg_ctx_{uuid.uuid4().hex[:24]}",
+                "type": "message",
+                "role": "assistant",
+            }
+            if model:
+                body["model"] = model
+            body.update({"content": message["content"], "stop_reason": None})
+            body["stop_sequence"] = None
+        else:
+            body = {"role": "user", "content": message["content"]}
+        records.append(
+            {
+                "parentUuid": parent,
+                **common,
+                "type": message["role"],
+                "message": body,
+                "uuid": record_uuid,
+                "timestamp": timestamp,
+            }
+        )
+        parent = record_uuid
+    return records
+
+
+# ---------------------------------------------------------------- text
+
+
+def to_text(items: Sequence[Item]) -> str:
+    """One ``[role/kind] text`` block per item, separated by blank lines."""
+    blocks = [f"[{item.role.value}/{item.kind.value}] {item.text}" for item in items]
+    return "\n\n".join(blocks) + ("\n" if blocks else "")
+
+
+# ---------------------------------------------------------------- write
+
+
+_SAME = {
+    "claude-code": "claude-code",
+    "anthropic-messages": "anthropic",
+    "messages": "anthropic",
+    "openai-messages": "openai",
+    "swe-agent": "openai",
+}
+FORMATS = ("same", "messages", "text")
+
+
+def _atomic_write(path: Path, data: str) -> None:
+    if path.is_dir():
+        raise SourceError(f"{path} is a directory: give a file to write")
+    parent = path.parent
+    if not parent.is_dir():
+        raise SourceError(f"{path}: directory {parent} does not exist")
+    try:
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except (OSError, UnicodeEncodeError) as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise SourceError(f"{path}: cannot write ({reason})") from exc
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2) + "\n"
+
+
+def write(
+    items: Sequence[Item],
+    fmt: str,
+    source_format: str,
+    path: str | os.PathLike[str],
+    *,
+    model: str | None = None,
+    session_id: str | None = None,
+    records_hint: Any = None,
+) -> Path:
+    """Write ``items`` to ``path`` as ``fmt`` (``same``, ``messages`` or ``text``).
+
+    ``same`` is the input's own format, so the result can be fed back to the agent:
+    ``claude-code`` → JSONL records (``to_claude_code``), ``anthropic-messages`` and
+    ``messages`` → an Anthropic request (``to_anthropic``), ``openai-messages`` → an
+    OpenAI message list. There is no writer for SWE-agent trajectories: ``swe-agent``
+    is written as an OpenAI message list (what the agent sends its model).
+    ``messages`` is always an OpenAI message list; ``text`` is ``to_text``. The file
+    is replaced atomically (temp file + rename). Returns the path written; any
+    problem raises ``SourceError``.
+    """
+    if fmt == "text":
+        data = to_text(items)
+    elif fmt == "messages":
+        data = _dump(to_openai(items, model=model))
+    elif fmt == "same":
+        target = _SAME.get(source_format)
+        if target is None:
+            known = ", ".join(sorted(_SAME))
+            raise SourceError(
+                f"cannot write {source_format!r} in its own format (known: {known}); "
+                "use --format messages or --format text"
+            )
+        if target == "claude-code":
+            records = to_claude_code(items, records_hint, session_id=session_id, model=model)
+            data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        elif target == "anthropic":
+            data = _dump(to_anthropic(items, model=model))
+        else:
+            data = _dump(to_openai(items, model=model))
+    else:
+        raise SourceError(f"unknown output format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    _atomic_write(Path(path).expanduser(), data)
+    return Path(path).expanduser()
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _blocks(content: Any) -> list[Any]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return content if isinstance(content, list) else []
+
+
+def _message_list(messages: Any) -> list[Any]:
+    if isinstance(messages, dict) and isinstance(messages.get("messages"), list):
+        return list(messages["messages"])
+    if isinstance(messages, list):
+        return messages
+    raise SourceError('not a message list: expected [...] or {"messages": [...]}')
+
+
+def _validate_anthropic(messages: list[Any]) -> list[str]:
+    problems: list[str] = []
+    if not messages:
+        return ["no messages: the API needs at least one user message"]
+    seen_uses: set[str] = set()
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            problems.append(f"message {i}: not an object")
+            continue
+        role = message.get("role")
+        if role not in ("user", "assistant"):
+            problems.append(f"message {i}: role {role!r} is not user or assistant")
+        if i == 0 and role != "user":
+            problems.append(f"message 0: the first message is {role!r}, not user")
+        previous = messages[i - 1] if i else None
+        if isinstance(previous, dict) and previous.get("role") == role:
+            problems.append(f"message {i}: two {role} messages in a row (roles must alternate)")
+        content = message.get("content")
+        blocks = _blocks(content)
+        if not blocks or (isinstance(content, str) and not content.strip()):
+            problems.append(f"message {i}: empty content")
+            continue
+        prior_uses = _tool_use_ids(previous) if isinstance(previous, dict) else set()
+        results_done = False
+        for j, block in enumerate(blocks):
+            btype = block.get("type") if isinstance(block, dict) else None
+            if not isinstance(block, dict):
+                problems.append(f"message {i} block {j}: not an object")
+            elif btype == "text" and not str(block.get("text") or "").strip():
+                problems.append(f"message {i} block {j}: empty text block")
+            elif btype == "tool_use":
+                use_id = block.get("id")
+                if role != "assistant":
+                    problems.append(f"message {i} block {j}: tool_use outside an assistant message")
+                if not isinstance(use_id, str) or not use_id:
+                    problems.append(f"message {i} block {j}: tool_use without an id")
+                elif use_id in seen_uses:
+                    problems.append(f"message {i} block {j}: tool_use id {use_id} is not unique")
+                else:
+                    seen_uses.add(use_id)
+            elif btype == "tool_result":
+                ref = block.get("tool_use_id")
+                if role != "user":
+                    problems.append(f"message {i} block {j}: tool_result outside a user message")
+                elif ref not in prior_uses:
+                    problems.append(
+                        f"message {i} block {j}: tool_result for {ref} has no tool_use in the "
+                        "preceding assistant message"
+                    )
+                if results_done:
+                    problems.append(
+                        f"message {i} block {j}: tool_result after other content "
+                        "(tool_result blocks must come first)"
+                    )
+            if btype != "tool_result":
+                results_done = True
+        if role == "assistant":
+            uses = _tool_use_ids(message)
+            following = messages[i + 1] if i + 1 < len(messages) else None
+            answered = _tool_result_ids(following) if isinstance(following, dict) else set()
+            if isinstance(following, dict) and following.get("role") != "user":
+                answered = set()
+            for use_id in sorted(uses - answered):
+                problems.append(
+                    f"message {i}: tool_use {use_id} has no tool_result in the next user message"
+                )
+    return problems
+
+
+def _tool_use_ids(message: dict[str, Any]) -> set[str]:
+    if message.get("role") != "assistant":
+        return set()
+    return {
+        b["id"]
+        for b in _blocks(message.get("content"))
+        if isinstance(b, dict) and b.get("type") == "tool_use" and isinstance(b.get("id"), str)
+    }
+
+
+def _tool_result_ids(message: dict[str, Any]) -> set[str]:
+    return {
+        b["tool_use_id"]
+        for b in _blocks(message.get("content"))
+        if isinstance(b, dict)
+        and b.get("type") == "tool_result"
+        and isinstance(b.get("tool_use_id"), str)
+    }
+
+
+def _validate_openai(messages: list[Any]) -> list[str]:
+    problems: list[str] = []
+    known: set[str] = set()
+    pending: dict[str, int] = {}
+
+    def flush(before: str) -> None:
+        for call_id, at in pending.items():
+            problems.append(f"message {at}: tool call {call_id} is not answered {before}")
+        pending.clear()
+
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            problems.append(f"message {i}: not an object")
+            continue
+        role = message.get("role")
+        if role in ("tool", "function"):
+            ref = message.get("tool_call_id")
+            if not isinstance(ref, str) or ref not in known:
+                problems.append(
+                    f"message {i}: tool message for {ref} refers to no earlier assistant tool call"
+                )
+            elif ref in pending:
+                del pending[ref]
+            else:
+                problems.append(f"message {i}: tool call {ref} is answered again or too late")
+            continue
+        if role not in ("system", "developer", "user", "assistant"):
+            problems.append(f"message {i}: unknown role {role!r}")
+        if role in ("user", "assistant"):
+            flush(f"before message {i}")
+        calls = message.get("tool_calls") if role == "assistant" else None
+        calls = calls if isinstance(calls, list) else []
+        content = message.get("content")
+        if role in ("user", "assistant") and not calls and not content:
+            problems.append(f"message {i}: empty content")
+        for call in calls:
+            call_id = call.get("id") if isinstance(call, dict) else None
+            if not isinstance(call_id, str) or not call_id:
+                problems.append(f"message {i}: tool call without an id")
+            elif call_id in known:
+                problems.append(f"message {i}: tool call id {call_id} is not unique")
+            else:
+                known.add(call_id)
+                pending[call_id] = i
+    flush("by the end of the list")
+    return problems
+
+
+def _claude_code_messages(records: Iterable[Any]) -> list[dict[str, Any]]:
+    """The API messages Claude Code would send from ``records`` (dicts or JSON lines):
+    main-thread records after the last compaction, consecutive roles merged."""
+    parsed: list[dict[str, Any]] = []
+    for record in records:
+        if isinstance(record, str):
+            if not record.strip():
+                continue
+            ok, record = _parse_json(record)
+            if not ok:
+                continue
+        if isinstance(record, dict) and not record.get("isSidechain"):
+            parsed.append(record)
+    start = 0
+    for index, record in enumerate(parsed):
+        boundary = record.get("type") == "system" and record.get("subtype") == "compact_boundary"
+        if boundary or record.get("isCompactSummary"):
+            start = index
+    messages: list[dict[str, Any]] = []
+    for record in parsed[start:]:
+        message = record.get("message")
+        if record.get("type") not in ("user", "assistant") or not isinstance(message, dict):
+            continue
+        role = record["type"]
+        blocks = list(_blocks(message.get("content")))
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].extend(blocks)
+        else:
+            messages.append({"role": role, "content": blocks})
+    return messages
+
+
+def validate_messages(messages: Any, fmt: str) -> list[str]:
+    """What the provider would reject in ``messages``; an empty list when valid.
+
+    ``fmt``: ``anthropic`` (or ``anthropic-messages``, ``messages``): the first message
+    is a user message, roles alternate, no empty content, tool_result blocks come first
+    and answer a tool_use of the preceding assistant message, every tool_use is
+    answered in the next user message. ``openai`` (or ``openai-messages``,
+    ``swe-agent``): every tool message answers an earlier assistant tool call, and
+    every call is answered before the next user or assistant message. ``claude-code``:
+    records (dicts or JSON lines), checked as the Anthropic messages Claude Code would
+    send after its last compaction. ``messages`` may be a list or ``{"messages": [...]}``.
+    """
+    if fmt in ("anthropic", "anthropic-messages", "messages"):
+        return _validate_anthropic(_message_list(messages))
+    if fmt in ("openai", "openai-messages", "swe-agent"):
+        return _validate_openai(_message_list(messages))
+    if fmt == "claude-code":
+        return _validate_anthropic(_claude_code_messages(messages))
+    raise SourceError(f"cannot validate format {fmt!r}: expected anthropic, openai or claude-code")

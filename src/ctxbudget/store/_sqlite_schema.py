@@ -1,0 +1,292 @@
+"""The SQL side of the SQLite store: schema, migrations, values, queries, errors.
+
+Schema versions (``PRAGMA user_version``):
+
+1. sessions, items (primary key ``(session_id, seq)``), events, token cache.
+2. items get ``rid INTEGER PRIMARY KEY`` and ``stored_at`` (store-clock time of the
+   write; NULL for rows written by schema 1), and, when the driver has FTS5, the
+   external-content index ``items_fts`` kept in sync by triggers. The FTS rowid must
+   be an INTEGER PRIMARY KEY: ``VACUUM`` may renumber an implicit rowid, which would
+   silently point the index at the wrong items. Migrating from 1 rebuilds the items
+   table (same rows, same order) and back-fills the index.
+
+The index is created whenever a store opens the file with FTS5 and finds it missing,
+so a file first written without FTS5 gets it later. Without FTS5 the archive search
+scores in Python (``_search.bm25_scores``), with the same interface.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from typing import Any
+
+from ..errors import StoreError
+from ._rows import GROUPED_BY, ITEM_COLUMNS, ItemRow
+from ._search import Term, rank, word_counts
+
+SCHEMA_VERSION = 2
+
+
+def _items_ddl(name: str) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS {name} (
+        rid INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL, version INTEGER NOT NULL, id TEXT NOT NULL,
+        role TEXT NOT NULL, kind TEXT NOT NULL, component TEXT NOT NULL, layer TEXT NOT NULL,
+        agent TEXT NOT NULL, tool TEXT, pair_id TEXT, tokens INTEGER,
+        pinned INTEGER NOT NULL, phase TEXT, message_index INTEGER NOT NULL,
+        created_at REAL NOT NULL, last_used_at REAL, text TEXT NOT NULL, hash TEXT NOT NULL,
+        raw TEXT, stored_at REAL, UNIQUE (session_id, seq))"""
+
+
+_ITEM_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS items_by_version ON items (session_id, version, seq)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS items_unique_id ON items (session_id, version, id)",
+)
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS sessions (
+        id TEXT PRIMARY KEY, name TEXT, model TEXT, source TEXT, policy TEXT NOT NULL,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL,
+        context_version INTEGER NOT NULL DEFAULT 1, meta TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS sessions_recent ON sessions (updated_at, created_at)",
+    _items_ddl("items"),
+    *_ITEM_INDEXES,
+    """CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        type TEXT NOT NULL, at REAL NOT NULL, data TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS events_by_session ON events (session_id, id)",
+    # The ledger is append-only: refuse updates even from a hand-written query.
+    """CREATE TRIGGER IF NOT EXISTS events_append_only BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
+    """CREATE TABLE IF NOT EXISTS token_cache (
+        counter TEXT NOT NULL, hash TEXT NOT NULL, tokens INTEGER NOT NULL,
+        PRIMARY KEY (counter, hash)) WITHOUT ROWID""",
+)
+
+_ITEM_LIST = ", ".join(ITEM_COLUMNS)
+_HASH, _TEXT = ITEM_COLUMNS.index("hash"), ITEM_COLUMNS.index("text")
+_MIGRATE_1_TO_2 = (
+    _items_ddl("items_v2"),
+    f"INSERT INTO items_v2 ({_ITEM_LIST}) SELECT {_ITEM_LIST} FROM items ORDER BY session_id, seq",
+    "DROP TABLE items",
+    "ALTER TABLE items_v2 RENAME TO items",
+    *_ITEM_INDEXES,
+)
+
+_FULL_TEXT = (
+    """CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(
+        text, content = 'items', content_rowid = 'rid', tokenize = 'unicode61')""",
+    """CREATE TRIGGER IF NOT EXISTS items_fts_insert AFTER INSERT ON items BEGIN
+        INSERT INTO items_fts (rowid, text) VALUES (new.rid, new.text); END""",
+    """CREATE TRIGGER IF NOT EXISTS items_fts_delete AFTER DELETE ON items BEGIN
+        INSERT INTO items_fts (items_fts, rowid, text) VALUES ('delete', old.rid, old.text);
+        END""",
+    """CREATE TRIGGER IF NOT EXISTS items_fts_update AFTER UPDATE OF rid, text ON items BEGIN
+        INSERT INTO items_fts (items_fts, rowid, text) VALUES ('delete', old.rid, old.text);
+        INSERT INTO items_fts (rowid, text) VALUES (new.rid, new.text); END""",
+    # Back-fill: index every item already stored.
+    "INSERT INTO items_fts (items_fts) VALUES ('rebuild')",
+)
+
+
+def fts5_available(conn: sqlite3.Connection) -> bool:
+    """Whether this SQLite has FTS5 (built in, or registered as an extension)."""
+    if conn.execute("SELECT sqlite_compileoption_used('ENABLE_FTS5')").fetchone()[0]:
+        return True
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.ctxbudget_fts5_probe USING fts5(x)")
+    except sqlite3.OperationalError:
+        return False
+    conn.execute("DROP TABLE temp.ctxbudget_fts5_probe")
+    return True
+
+
+def has_full_text(conn: sqlite3.Connection) -> bool:
+    sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'items_fts'"
+    return conn.execute(sql).fetchone() is not None
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def up_to_date(conn: sqlite3.Connection, url: str, *, full_text: bool) -> bool:
+    """Whether the file needs no upgrade; ``StoreError`` if a newer ctxbudget wrote it."""
+    version = schema_version(conn)
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the store {url} has schema version {version}, newer than this "
+            f"ctxbudget understands ({SCHEMA_VERSION}): upgrade ctxbudget"
+        )
+    return version == SCHEMA_VERSION and not (full_text and not has_full_text(conn))
+
+
+def upgrade(conn: sqlite3.Connection, found: int, *, full_text: bool) -> None:
+    """Bring a file of schema ``found`` (0: empty) to ``SCHEMA_VERSION``.
+
+    Runs inside the caller's write transaction, so it happens whole or not at all.
+    """
+    if found < SCHEMA_VERSION:
+        for statement in _SCHEMA if found == 0 else _MIGRATE_1_TO_2:
+            conn.execute(statement)
+    if full_text and not has_full_text(conn):
+        for statement in _FULL_TEXT:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+# -- values ---------------------------------------------------------------------------
+
+
+def to_db(value: Any) -> Any:
+    # Text read from JSON may hold lone surrogates (a cut emoji in a tool output);
+    # sqlite3 refuses to encode them, so such text is stored as its bytes instead.
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogatepass")
+    return value
+
+
+def from_db(value: Any) -> Any:
+    return value.decode("utf-8", "surrogatepass") if isinstance(value, bytes) else value
+
+
+def marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def item_row(row: tuple[Any, ...]) -> ItemRow:
+    return tuple(from_db(value) for value in row)
+
+
+def explain(message: str, path: str, busy_timeout_ms: int) -> str:
+    """What a driver error means for the user, and what to do about it."""
+    lowered = message.lower()
+    if "not a database" in lowered:
+        return f"{path} is not a SQLite database ({message}); move it or use another path"
+    if "locked" in lowered or "busy" in lowered:
+        return (
+            f"the database stayed locked by another writer for more than "
+            f"{busy_timeout_ms / 1000:g} s; retry, or stop the process holding it"
+        )
+    if "readonly" in lowered or "read-only" in lowered:
+        return f"{path} is read-only ({message}); check its permissions"
+    if "no such module: fts5" in lowered:
+        return (
+            f"{path} has a full-text index but this Python's SQLite lacks FTS5; "
+            "use a Python whose sqlite3 module has FTS5 to write to it"
+        )
+    if "unable to open" in lowered:
+        return f"cannot open {path} ({message}); check the path and its permissions"
+    return message
+
+
+# -- statements ---------------------------------------------------------------------------
+
+ITEM_SELECT = _ITEM_LIST
+ITEM_INSERT = f"INSERT INTO items ({_ITEM_LIST}, stored_at) VALUES ({marks(len(ITEM_COLUMNS) + 1)})"
+CURRENT_VERSION = "(SELECT context_version FROM sessions WHERE id = ?)"
+VERSIONS = (
+    "SELECT version, count(*), coalesce(sum(tokens), 0), min(stored_at) FROM items"
+    " WHERE session_id = ? GROUP BY version ORDER BY version"
+)
+
+
+def _aggregates_sql(version: str) -> str:
+    # One statement, so the totals and the four groupings read one snapshot.
+    selected = (
+        "WITH selected AS (SELECT component, kind, tool, agent, tokens FROM items"
+        f" WHERE session_id = ? AND version = {version}) "
+    )
+    parts = [
+        "SELECT 'total', NULL, count(*), coalesce(sum(tokens), 0), count(tokens) FROM selected"
+    ]
+    parts += [
+        f"SELECT '{column}', {column}, coalesce(sum(tokens), 0), 0, 0 FROM selected"
+        f" WHERE {column} IS NOT NULL GROUP BY {column}"
+        for column in GROUPED_BY
+    ]
+    return selected + " UNION ALL ".join(parts)
+
+
+AGGREGATES_CURRENT = _aggregates_sql(CURRENT_VERSION)
+AGGREGATES_AT = _aggregates_sql("?")
+
+
+def events_query(
+    session: Any, types: tuple[str, ...] | None, since_id: int, limit: int | None
+) -> tuple[str, list[Any]]:
+    sql = "SELECT id, type, at, data FROM events WHERE session_id = ? AND id > ?"
+    params: list[Any] = [session, int(since_id)]
+    if types is not None:  # an empty IN () is valid SQLite and matches nothing
+        sql += f" AND type IN ({marks(len(types))})"
+        params.extend(to_db(t) for t in types)
+    sql += " ORDER BY id"
+    if limit is not None:
+        sql += f" LIMIT {max(int(limit), 0)}"
+    return sql, params
+
+
+# -- archive search -------------------------------------------------------------------------
+
+# Texts the excluded version holds are left out (the caller has them); a NULL
+# :exclude makes the subquery empty, so every version is searched.
+_NOT_HELD = (
+    "hash NOT IN (SELECT hash FROM items WHERE session_id = :session AND version = :exclude)"
+)
+_FTS_SEARCH = f"""
+    WITH hits AS (
+        SELECT items.rid AS rid, items.hash AS hash, items.version AS version,
+            items.seq AS seq, bm25(items_fts) AS rank
+        FROM items_fts JOIN items ON items.rid = items_fts.rowid
+        WHERE items_fts MATCH :query AND items.session_id = :session AND items.{_NOT_HELD}
+    ), latest AS (
+        SELECT rid, rank, version, seq,
+            row_number() OVER (PARTITION BY hash ORDER BY version DESC, seq DESC) AS copy
+        FROM hits
+    )
+    SELECT {", ".join(f"items.{column}" for column in ITEM_COLUMNS)}, -latest.rank
+    FROM latest JOIN items ON items.rid = latest.rid
+    WHERE latest.copy = 1
+    ORDER BY latest.rank, latest.version DESC, latest.seq DESC
+    LIMIT :limit"""
+# Without FTS5: every candidate, most recent first, for the Python scorer.
+_CANDIDATES = f"""
+    SELECT {_ITEM_LIST} FROM items WHERE session_id = :session AND {_NOT_HELD}
+    ORDER BY version DESC, seq DESC"""
+
+
+def fts_query(terms: list[Term]) -> str:
+    """An FTS5 query OR-ing the terms, each quoted: no input is a syntax error.
+
+    Inside double quotes FTS5 reads nothing as an operator (``NEAR``, ``*``, ``:``,
+    ``-``, ``^``); a term the tokenizer cuts into several words becomes a phrase,
+    and one it cuts into none matches nothing. ``*`` after the quote makes a prefix.
+    """
+    quoted = ('"' + term.text.replace('"', '""') + '"' for term in terms)
+    return " OR ".join(q + "*" if term.prefix else q for q, term in zip(quoted, terms, strict=True))
+
+
+def search_fts(
+    conn: sqlite3.Connection, session: Any, terms: list[Term], exclude: int | None, limit: int
+) -> list[tuple[ItemRow, float]]:
+    params = {"query": fts_query(terms), "session": session, "exclude": exclude, "limit": limit}
+    return [(item_row(row[:-1]), float(row[-1])) for row in conn.execute(_FTS_SEARCH, params)]
+
+
+def search_python(
+    conn: sqlite3.Connection, session: Any, terms: list[Term], exclude: int | None, limit: int
+) -> list[tuple[ItemRow, float]]:
+    """The search without FTS5: the newest copy of each text, scored in Python."""
+    seen: set[str] = set()
+    documents: list[tuple[ItemRow, Counter[str]]] = []
+    for row in conn.execute(_CANDIDATES, {"session": session, "exclude": exclude}):
+        if row[_HASH] not in seen:  # rows come most recent first
+            seen.add(row[_HASH])
+            documents.append((item_row(row), word_counts(from_db(row[_TEXT]))))
+    return rank(terms, documents, limit)
