@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from .errors import StoreError
 from .model import Item
-from .store.base import ItemAggregates, Store, StoredEvent, StoredSession
+from .store.base import ItemAggregates, Store, StoredEvent, StoredSession, VersionInfo
 
 __all__ = ["FakeClock", "FaultyStore"]
 
@@ -131,6 +131,27 @@ class FaultyStore(Store):
         limit: int | None = None,
     ) -> list[StoredEvent]:
         result: list[StoredEvent] = self._call("events", session_id, types, since_id, limit)
+        return result
+
+    def versions(self, session_id: str) -> list[VersionInfo]:
+        result: list[VersionInfo] = self._call("versions", session_id)
+        return result
+
+    def set_context_version(self, session_id: str, version: int) -> int:
+        result: int = self._call("set_context_version", session_id, version)
+        return result
+
+    def search_archive(
+        self,
+        session_id: str,
+        query: str,
+        *,
+        exclude_version: int | None = None,
+        limit: int = 50,
+    ) -> list[tuple[Item, float]]:
+        result: list[tuple[Item, float]] = self._call(
+            "search_archive", session_id, query, exclude_version=exclude_version, limit=limit
+        )
         return result
 
     def token_cache_get(self, counter: str, hashes: list[str]) -> dict[str, int]:

@@ -6,6 +6,8 @@ way in (so what cannot be stored fails here too, and a caller who mutates a load
 object does not change the store), item ids are unique per version, and a failed
 transaction leaves nothing behind. Rollback replays an undo log rather than
 restoring a snapshot, so a write costs the same in a big session as in a small one.
+The archive search scores with the same words and BM25 as SQLite without FTS5
+(``_search``), so both give the same hits with the same scores.
 Each ``open_store("memory://")`` is a new, empty store; nothing is shared.
 """
 

@@ -1,0 +1,290 @@
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ctxbudget import Item, Kind, Role, Tracker
+from ctxbudget.compaction import CompactionPolicy, compact
+from ctxbudget.errors import CompactionError, StoreError
+from ctxbudget.sources.messages import read_messages
+from ctxbudget.sources.writers import to_anthropic, to_openai, validate_messages
+from ctxbudget.testing import FaultyStore
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def agent_session(rounds: int = 12) -> dict[str, Any]:
+    """An Anthropic-style agent session written for these tests: reads, edits, a
+    failing then passing test run, a sub-agent report, searches and a todo list."""
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "Fix the flaky retry logic in src/net/retry.py and keep "
+         "REQ-NET-007 (exponential backoff, 3 attempts) satisfied."},
+    ]
+    for n in range(rounds):
+        path = f"src/net/module_{n}.py"
+        body = "\n".join(f"{i:>6}→def handler_{n}_{i}(request):  # line {i}" for i in range(1, 80))
+        messages += [
+            {"role": "assistant", "content": [
+                {"type": "text", "text": f"Reading {path} to check the retry path."},
+                {"type": "tool_use", "id": f"read{n}", "name": "Read",
+                 "input": {"file_path": path}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": f"read{n}", "content": body}]},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": f"test{n}", "name": "Bash",
+                 "input": {"command": "pytest tests/test_retry.py"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": f"test{n}",
+                 "content": ("Error: 1 failed, AssertionError in test_backoff\n" if n % 3 == 0
+                             else "12 passed in 0.4s\n") + "collected 12 items\n" * 40}]},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": f"edit{n}", "name": "Edit",
+                 "input": {"file_path": path, "old_string": "retries = 5",
+                           "new_string": "retries = 3  # REQ-NET-007"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": f"edit{n}",
+                 "content": f"The file {path} has been updated."}]},
+        ]
+        if n == 4:
+            messages += [
+                {"role": "user", "content": "Decision: keep jitter off for now. Also check "
+                 "the gateway timeouts while you are at it."},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "agent1", "name": "Task",
+                     "input": {"description": "Review timeouts", "prompt": "Review timeouts",
+                               "subagent_type": "reviewer"}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "agent1", "content":
+                     "# Timeout review\n" + "The gateway uses 30 s timeouts everywhere. " * 60
+                     + "\n- gateway/timeouts.py sets 30 s\n- retry budget exceeds SLA"}]},
+            ]
+    messages += [
+        {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "todo1", "name": "TodoWrite", "input": {"todos": [
+                {"content": "Run the full integration suite", "status": "pending"},
+                {"content": "Document the backoff constants", "status": "pending"}]}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "todo1", "content": "Todos updated"}]},
+        {"role": "assistant", "content": "Retry logic fixed; next: the integration suite."},
+        {"role": "user", "content": "Great, now run the integration suite."},
+    ]
+    return {"model": "claude-sonnet-4-5", "system": "You are a careful coding agent.",
+            "messages": messages}
+
+
+def count(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+def items_of(doc: dict[str, Any]) -> list[Item]:
+    items = read_messages(doc).items
+    for item in items:
+        item.tokens = count(item.text)
+    return items
+
+
+def test_reaches_a_fifth_and_keeps_every_fact() -> None:
+    items = items_of(agent_session())
+    total = sum(i.tokens or 0 for i in items)
+    result = compact(items, count=count, target_tokens=total // 5)
+    assert result.tokens_after <= total // 5
+    text = result.text()
+    for n in range(12):
+        assert f"module_{n}.py" in text  # every file read and edited
+    assert "REQ-NET-007" in text
+    assert "Run the full integration suite" in text  # latest todo list, whole
+    assert "now run the integration suite" in text  # the current task
+    assert result.facts.passed and result.facts.retention == 1.0
+    assert {a.step for a in result.actions} >= {"clear_tool_results", "summarize"}
+
+
+def test_never_splits_a_tool_pair_and_stays_a_valid_message_list() -> None:
+    for ratio in (2, 5, 10):
+        items = items_of(agent_session())
+        total = sum(i.tokens or 0 for i in items)
+        result = compact(items, count=count, target_tokens=total // ratio)
+        calls = {i.pair_id for i in result.items if i.kind is Kind.TOOL_CALL}
+        results = {i.pair_id for i in result.items if i.role is Role.TOOL}
+        assert calls == results
+        assert validate_messages(to_anthropic(result.items)["messages"], "anthropic") == []
+        assert validate_messages(to_openai(result.items), "openai") == []
+
+
+def test_cheap_steps_first_and_last_results_kept_whole() -> None:
+    items = items_of(agent_session())
+    total = sum(i.tokens or 0 for i in items)
+    result = compact(items, count=count, target_tokens=int(total * 0.9),
+                     policy=CompactionPolicy(keep_results=2))
+    assert [a.step for a in result.actions] == ["clear_tool_results"]
+    last_results = [i for i in items if i.role is Role.TOOL][-2:]
+    kept_texts = {i.text for i in result.items}
+    assert all(r.text in kept_texts for r in last_results)
+    stub = next(i for i in result.items if i.text.startswith("[tool result cleared: Bash"))
+    assert "pytest tests/test_retry.py" in stub.text and "first line:" in stub.text
+
+
+def test_excluded_tools_are_never_cleared() -> None:
+    items = items_of(agent_session())
+    total = sum(i.tokens or 0 for i in items)
+    policy = CompactionPolicy(excluded_tools=("Bash",), keep_first=0, keep_last=0)
+    result = compact(items, count=count, target_tokens=int(total * 0.7), policy=policy)
+    bash = [i for i in result.items if i.role is Role.TOOL and i.tool == "Bash"]
+    assert bash and all("cleared" not in i.text for i in bash)
+
+
+def test_agent_reports_become_metadata() -> None:
+    items = items_of(agent_session())
+    total = sum(i.tokens or 0 for i in items)
+    result = compact(items, count=count, target_tokens=total // 5)
+    assert "agent_reports" in [a.step for a in result.actions]
+    reports = [i for i in result.items if i.kind is Kind.AGENT_REPORT]
+    assert all(r.text.startswith("[agent report: Timeout review]") for r in reports)
+    assert any(i.kind is Kind.AGENT_REPORT and len(i.text) > 2000 for i in result.removed)
+    assert "gateway/timeouts.py" in result.text()  # its path survives
+
+
+def test_failed_attempt_superseded_by_success_is_dropped() -> None:
+    doc = {"messages": [
+        {"role": "user", "content": "make the build pass"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "b1", "name": "Bash",
+                                           "input": {"command": "make build"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "b1",
+                                      "content": "Error: missing header foo.h\n" * 30,
+                                      "is_error": True}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "b2", "name": "Bash",
+                                           "input": {"command": "make build"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "b2",
+                                      "content": "build ok " * 60}]},
+        {"role": "assistant", "content": "Build passes."},
+        {"role": "user", "content": "thanks"},
+    ]}
+    items = items_of(doc)
+    total = sum(i.tokens or 0 for i in items)
+    # the failed result is among the last two kept whole by step 1: step 3 drops it
+    policy = CompactionPolicy(keep_first=0, keep_last=0, keep_results=2)
+    result = compact(items, count=count, target_tokens=total - 100, policy=policy)
+    assert any(i.text.startswith("[failed attempt, superseded") for i in result.items)
+
+
+def test_analyst_session_keeps_requirements_decisions_questions() -> None:
+    doc = json.loads((EXAMPLES / "analyst-ep24.json").read_text())
+    listing = (EXAMPLES / "README.md").read_text()
+    requirements = sorted(set(re.findall(r"REQ-[A-Z]+-\d{3}", listing)))
+    assert len(requirements) == 18
+    items = items_of(doc)
+    total = sum(i.tokens or 0 for i in items)
+    result = compact(items, count=count, target_tokens=int(12000 * 0.6 * total / 14311))
+    text = result.text()
+    assert all(r in text for r in requirements)
+    for kind in ("requirement", "decision", "question"):
+        kept, found = result.facts.by_kind[kind]
+        assert kept == found > 0
+    assert result.facts.by_kind["decision"][1] == 12
+    assert result.facts.by_kind["question"][1] == 4
+
+
+def test_rollback_policy_refuses_to_lose_facts() -> None:
+    items = items_of(agent_session())
+    policy = CompactionPolicy(on_missing_facts="rollback", keep_first=0, keep_last=0)
+
+    def careless(middle: Any, facts: Any, budget: int) -> str:
+        return "We talked about some code."  # a summarizer that drops everything
+
+    with pytest.raises(CompactionError, match="rolled back"):
+        compact(items, count=count, target_tokens=50, policy=policy, summarizer=careless)
+    restored = compact(items, count=count, target_tokens=50, summarizer=careless)
+    assert restored.facts.passed and restored.facts.restored  # the ledger put them back
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(CompactionError, match="empty"):
+        compact([], count=count, target_tokens=100)
+    items = items_of(agent_session(2))
+    total = sum(i.tokens or 0 for i in items)
+    under = compact(items, count=count, target_tokens=total + 10)
+    assert not under.actions and "already under the target" in under.notes[0]
+    assert [i.text for i in under.items] == [i.text for i in items]
+    with pytest.raises(Exception, match="ratio must be above 1"):
+        CompactionPolicy(target_ratio=0.5)
+
+
+# -- the facade: apply as one transaction, restore, recall ---------------------------
+
+
+def stored_session(tmp_path: Path) -> tuple[Tracker, Any]:
+    doc_path = tmp_path / "session.json"
+    doc_path.write_text(json.dumps(agent_session()))
+    tracker = Tracker(store=f"sqlite:///{tmp_path / 'store.db'}")
+    session = tracker.load(doc_path)
+    session.save()
+    return tracker, session
+
+
+def test_dry_run_plan_matches_what_apply_does(tmp_path: Path) -> None:
+    tracker, session = stored_session(tmp_path)
+    plan = session.plan_compaction(CompactionPolicy(target_ratio=5))
+    done = session.compact(CompactionPolicy(target_ratio=5))
+    assert (plan.used_before, plan.used_after) == (done.used_before, done.used_after)
+    assert [(a.step, a.tokens_freed) for a in plan.result.actions] == [
+        (a.step, a.tokens_freed) for a in done.result.actions
+    ]
+    assert session.used_tokens == done.used_after
+    assert sum(a.tokens_freed for a in done.result.actions) == done.freed
+
+
+def test_apply_archives_and_restore_is_exact(tmp_path: Path) -> None:
+    tracker, session = stored_session(tmp_path)
+    before_hash, before_used = session.context_hash(), session.used_tokens
+    done = session.compact(CompactionPolicy(target_ratio=5))
+    assert done.version_to == 2 and session.version == 2
+    reopened = Tracker(store=tracker.store.url).open(session.id)
+    assert reopened.context_hash() == session.context_hash() != before_hash
+    session.restore()
+    assert session.context_hash() == before_hash and session.used_tokens == before_used
+    again = Tracker(store=tracker.store.url).open(session.id)
+    assert again.context_hash() == before_hash and again.version == 1
+    types = [e.type for e in again.events()]
+    assert types.count("compacted") == 1 and types[-1] == "restored"
+
+
+def test_recall_brings_back_archived_text_within_budget(tmp_path: Path) -> None:
+    _, session = stored_session(tmp_path)
+    session.compact(CompactionPolicy(target_ratio=5))
+    hits = session.recall("gateway timeouts SLA retry budget", budget=500)
+    assert hits and sum(i.tokens or 0 for i in hits) <= 500
+    assert any("gateway" in i.text.lower() for i in hits)
+    assert session.recall("zebra quantum marmalade", budget=500) == []
+
+
+@pytest.mark.parametrize(
+    "method", ["append_items", "set_context_version", "append_event", "update_session"]
+)
+def test_a_failure_at_any_step_of_apply_leaves_the_session_unchanged(
+    tmp_path: Path, method: str
+) -> None:
+    tracker, session = stored_session(tmp_path)
+    url = tracker.store.url
+    before = (session.context_hash(), session.version, session.used_tokens, len(session.events()))
+    faulty = Tracker(store=FaultyStore(Tracker(store=url).store, fail_on=method))
+    victim = faulty.open(session.id)
+    with pytest.raises(StoreError, match="injected"):
+        victim.compact(CompactionPolicy(target_ratio=5))
+    assert (victim.context_hash(), victim.version, victim.used_tokens) == before[:3]
+    fresh = Tracker(store=url).open(session.id)
+    assert (fresh.context_hash(), fresh.version, fresh.used_tokens, len(fresh.events())) == before
+
+
+def test_compact_all_pinned_and_empty(tmp_path: Path) -> None:
+    tracker = Tracker(store=f"sqlite:///{tmp_path / 's.db'}")
+    empty = tracker.session(model="gpt-4o")
+    with pytest.raises(CompactionError, match="empty"):
+        empty.compact()
+    pinned = tracker.session(model="gpt-4o", window=1000)
+    pinned.extend([Item(role=Role.USER, kind=Kind.USER_TEXT, text="keep me " * 100, pinned=True)])
+    with pytest.raises(CompactionError, match="pinned"):
+        pinned.compact(CompactionPolicy(target_ratio=5))
+    assert len(tracker.open(pinned.id).items) == 1
