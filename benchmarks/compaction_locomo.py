@@ -125,6 +125,8 @@ def evaluate(
     ours = fold(result.text())
     tail = truncate(items, target)
     trunc = fold("\n\n".join(i.text for i in tail))
+    # the same tail at the size ctxbudget actually reached, when it missed the target
+    same = fold("\n\n".join(i.text for i in truncate(items, max(target, result.tokens_after))))
 
     row: dict[str, Any] = {
         "conversation": name,
@@ -139,6 +141,7 @@ def evaluate(
         "answers_in_conversation": len(present),
         "answers_kept": sum(a in ours for _, a in present),
         "answers_kept_truncation": sum(a in trunc for _, a in present),
+        "answers_kept_truncation_same_size": sum(a in same for _, a in present),
         "evidence_turns": len(wanted),
         "evidence_unparsed_qa": unparsed,
         "evidence_kept": sum(fold(turns[i]) in ours for i in wanted),
@@ -233,6 +236,9 @@ def main() -> int:
         "answers_kept_truncation": share(
             total("answers_kept_truncation"), total("answers_in_conversation")
         ),
+        "answers_kept_truncation_same_size": share(
+            total("answers_kept_truncation_same_size"), total("answers_in_conversation")
+        ),
         "evidence_turns": total("evidence_turns"),
         "evidence_kept": share(total("evidence_kept"), total("evidence_turns")),
         "evidence_kept_truncation": share(
@@ -315,7 +321,11 @@ def main() -> int:
     for conv, err in totals["recall_errors"].items():
         print(f"recall skipped for {conv}: {err}")
     if totals["missed_target"]:
-        print(f"target missed: {', '.join(totals['missed_target'])}")
+        print(
+            f"! target missed: {', '.join(totals['missed_target'])}; keep-last truncation to the "
+            "size ctxbudget actually reached keeps "
+            f"{_pct(totals['answers_kept_truncation_same_size'])} of the answers"
+        )
     over = sum(r.get("recall_over_budget", 0) for r in rows)
     if over:
         print(f"recall went over the {args.budget}-token budget {over} time(s)")

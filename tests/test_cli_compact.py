@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ctxbudget.cli import main
+from ctxbudget.sources import load_source
+from ctxbudget.sources.writers import validate_messages
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_dry_run_changes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "compact", str(EXAMPLES / "analyst-ep24.json"),
+                         "--policy", str(EXAMPLES / "analyst.toml"), "--dry-run")
+    assert code == 0, err
+    assert "COMPACTION PLAN (dry run" in out and "summarize" in out and "Facts:" in out
+    code, out, _ = run(capsys, "sessions", "--json")
+    assert json.loads(out) == []  # a dry run stores nothing
+
+
+def test_compact_restore_recall_round_trip(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    output = tmp_path / "compacted.json"
+    code, out, err = run(capsys, "compact", str(EXAMPLES / "analyst-ep24.json"),
+                         "--policy", str(EXAMPLES / "analyst.toml"), "--json",
+                         "--output", str(output))
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["applied"] and report["met_target"]
+    assert report["tokens_after"] <= 0.6 * 12000 < report["tokens_before"]
+    assert report["facts"]["passed"]
+    session_id = report["session_id"]
+    # the written file is a valid request in the input's own format, and reads back
+    written = json.loads(output.read_text())
+    assert validate_messages(written["messages"], "anthropic") == []
+    assert len(load_source(output).items) < 51
+
+    code, out, _ = run(capsys, "recall", session_id[:12], "biometric fingerprint Face ID",
+                       "--budget", "400", "--json")
+    hits = json.loads(out)
+    assert code == 0 and hits and sum(h["tokens"] for h in hits) <= 400
+
+    code, out, _ = run(capsys, "restore", session_id[:12], "--json")
+    restored = json.loads(out)
+    assert (restored["version_from"], restored["version_to"]) == (2, 1)
+    assert restored["used_tokens"] == report["tokens_before"]
+
+
+def test_human_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "compact", str(EXAMPLES / "analyst-ep24.json"), "--ratio", "3")
+    assert code == 0
+    assert "✅ COMPACTION COMPLETE" in out and "Requirements: 18/18 kept" in out
+    assert "ctxbudget restore" in out
+
+
+def test_text_output_format(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    output = tmp_path / "c.txt"
+    code, _, _ = run(capsys, "compact", str(EXAMPLES / "analyst-ep24.json"), "--ratio", "4",
+                     "--dry-run", "--output", str(output), "--format", "text")
+    assert code == 0 and "REQ-AUTH-001" in output.read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--ratio", "0.5"], "ratio must be above 1"),
+        (["--target", "-3"], "positive"),
+        (["--target-percent", "150"], "within 0–100"),
+    ],
+)
+def test_bad_targets(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    code, _, err = run(capsys, "compact", str(EXAMPLES / "analyst-ep24.json"), *argv)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_under_target_and_empty(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "compact", str(EXAMPLES / "analyst-ep24-15.json"),
+                       "--target", "100000")
+    assert code == 0 and "Nothing to compact" in out and "already under the target" in out
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"messages": []}')
+    code, _, err = run(capsys, "compact", str(empty))
+    assert code == 2 and "empty" in err
+
+
+def test_restore_and_recall_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "restore", "nope")
+    assert code == 2 and "no stored session" in err
+    run(capsys, "tokens", str(EXAMPLES / "analyst-ep24-15.json"), "--record")
+    code, _, err = run(capsys, "restore", "file-")
+    assert code == 2 and "no earlier context version" in err
+    code, _, err = run(capsys, "recall", "file-", "anything", "--budget", "0")
+    assert code == 2 and "budget must be positive" in err
