@@ -65,7 +65,7 @@ def _call_input(item: Item) -> Any:
     raw = item.raw
     if isinstance(raw, dict) and isinstance(raw.get("block"), dict) and "input" in raw["block"]:
         return raw["block"]["input"]
-    name, _, rest = item.text.partition(" ")
+    _, _, rest = item.text.partition(" ")
     try:
         return json.loads(rest)
     except ValueError:

@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _data import data_dir
 from _inventory import (
-    CATEGORIES,
     Score,
     add_scores,
     build_inventory,
@@ -231,8 +230,10 @@ def main() -> int:
             print(f"{r['session']:<9} skipped: {r['skipped']}")
             continue
         if "error" in r:
-            print(f"{r['session']:<9} {r['items_before']:>5} {r['tokens_before']:>7,} error: "
-                  f"{r['error']}")
+            print(
+                f"{r['session']:<9} {r['items_before']:>5} {r['tokens_before']:>7,} error: "
+                f"{r['error']}"
+            )
             continue
         s: Score = r["ctxbudget"]
         flag = "" if r["met_target"] else "!"
@@ -260,8 +261,9 @@ def main() -> int:
     if any(not r["met_target"] for r in done):
         print("(! after the ratio: the compaction did not reach the target)")
 
-    print("\nClaude Code's own summaries (isCompactSummary), on the inventory of what preceded "
-          "each\n")
+    print(
+        "\nClaude Code's own summaries (isCompactSummary), on the inventory of what preceded each\n"
+    )
     head2 = (
         f"{'session':<9} {'line':>5} {'records':>7} │ {'edited':>7} {'read':>7} {'todos':>6}"
         f" {'requests':>8} {'overall':>8}"
@@ -286,8 +288,8 @@ def main() -> int:
     print(
         f"\nOverall retention: ctxbudget {_pct(ours.retention)} ({ours.kept}/{ours.total}) vs "
         f"keep-last truncation {_pct(t.retention)} ({t.kept}/{t.total}) vs Claude Code's "
-        f"summaries {_pct(cc.retention)} ({cc.kept}/{cc.total}, {totals['claude_code_summary_count']}"
-        " summaries)"
+        f"summaries {_pct(cc.retention)} ({cc.kept}/{cc.total}, "
+        f"{totals['claude_code_summary_count']} summaries)"
     )
     if ratios:
         print(

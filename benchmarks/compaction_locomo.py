@@ -256,7 +256,9 @@ def main() -> int:
             if recall_rows
             else None
         ),
-        "recall_errors": {r["conversation"]: r["recall_error"] for r in rows if "recall_error" in r},
+        "recall_errors": {
+            r["conversation"]: r["recall_error"] for r in rows if "recall_error" in r
+        },
         "missed_target": [r["conversation"] for r in rows if not r["met_target"]],
     }
     if args.json:
@@ -316,8 +318,10 @@ def main() -> int:
     )
     unparsed = total("evidence_unparsed_qa")
     if unparsed:
-        print(f"{unparsed} QA item(s) without a usable evidence id (e.g. \"D\") are left out of "
-              "the evidence share.")
+        print(
+            f'{unparsed} QA item(s) without a usable evidence id (e.g. "D") are left out of '
+            "the evidence share."
+        )
     for conv, err in totals["recall_errors"].items():
         print(f"recall skipped for {conv}: {err}")
     if totals["missed_target"]:
@@ -330,7 +334,8 @@ def main() -> int:
     if over:
         print(f"recall went over the {args.budget}-token budget {over} time(s)")
     print(
-        f"\nAnswers kept at 5×: ctxbudget {_pct(totals['answers_kept'])} vs keep-last truncation "
+        f"\nAnswers kept, target 1/{RATIO} (reached: median {totals['median_ratio']:.1f}×): "
+        f"ctxbudget {_pct(totals['answers_kept'])} vs keep-last truncation "
         f"{_pct(totals['answers_kept_truncation'])} (of {n}); evidence turns verbatim: "
         f"{_pct(totals['evidence_kept'])} vs {_pct(totals['evidence_kept_truncation'])}"
     )

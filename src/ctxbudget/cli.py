@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("session")
     events.add_argument("--type", action="append", dest="types", help="only these event types")
     events.add_argument("--json", action="store_true")
+    # --store works after the command too ("ctxbudget tokens X --store memory://").
+    for sub in commands.choices.values():
+        sub.add_argument("--store", metavar="URL", default=argparse.SUPPRESS, help=store_help)
     return parser
 
 

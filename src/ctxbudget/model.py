@@ -228,7 +228,8 @@ class Transcript:
     order. ``history_items`` holds every main-thread item of the whole session, which
     ``calls`` index into; ``agents`` holds each sub-agent's items. ``anchor_position``
     is the index in ``items`` where the output of the latest call (``calls[anchor_call]``)
-    starts: items from there on were added after the last reported usage. ``compactions`` holds the
+    starts: items from there on were added after the last reported usage; the first
+    ``anchor_output_items`` of them are that call's response. ``compactions`` holds the
     indices in ``calls`` of the first call after each compaction. ``unknown_records``
     counts what the reader kept but did not understand.
     """
@@ -242,6 +243,7 @@ class Transcript:
     compactions: list[int] = field(default_factory=list)
     anchor_position: int | None = None
     anchor_call: int | None = None
+    anchor_output_items: int = 0
     unknown_records: int = 0
     records: int = 0
     model: str | None = None

@@ -64,6 +64,9 @@ class Session:
         self._stored = stored
         self._known_to_store = False
         self._reported: int | None = None
+        # What the provider itself said last (``_reported`` may add the response's
+        # reported output to it).
+        self._last_reported: int | None = None
         self._since_tokens = 0
         self._since_items = 0
         self._local_total = 0
@@ -195,6 +198,7 @@ class Session:
                     self._since_tokens, self._since_items, reported - self._reported
                 )
             self._reported = reported
+            self._last_reported = reported
             self._since_tokens = 0
             self._since_items = 0
             if self._stored:
@@ -223,7 +227,7 @@ class Session:
             "user_turns": self._user_turns,
             "conversation_tokens": self._conversation_tokens,
             "since": (self._since_tokens, self._since_items),
-            "reported": self._reported,
+            "reported": (self._reported, self._last_reported),
             "calibration": (
                 self.calibration.per_token,
                 self.calibration.per_item,
@@ -240,7 +244,7 @@ class Session:
         self._user_turns = snap["user_turns"]
         self._conversation_tokens = snap["conversation_tokens"]
         self._since_tokens, self._since_items = snap["since"]
-        self._reported = snap["reported"]
+        self._reported, self._last_reported = snap["reported"]
         k, c, samples = snap["calibration"]
         self.calibration.per_token, self.calibration.per_item = k, c
         self.calibration.samples = samples
@@ -283,8 +287,10 @@ class Session:
             policy=self.policy,
             breakdown=breakdown,
             anchored=self._reported is not None,
-            reported_tokens=self._reported,
-            estimated_since_report=used - self._reported if self._reported is not None else used,
+            reported_tokens=self._last_reported if self._last_reported is not None else (
+                self._reported
+            ),
+            estimated_since_report=used - (self._last_reported or self._reported or 0),
             counter=self.counter.name,
             tokens_per_exchange=per_exchange,
             model=self.policy.model,
@@ -352,11 +358,13 @@ class Session:
         self.items = list(items)
         self.version = version
         self._reported = None
+        self._last_reported = None
         self._since_tokens = 0
         self._since_items = 0
         self._overhead = overhead
         if state:
             self._reported = state.get("reported_tokens")
+            self._last_reported = state.get("last_reported_tokens", self._reported)
             self._since_tokens = int(state.get("since_tokens", 0))
             self._since_items = int(state.get("since_items", 0))
             self._overhead = int(state.get("overhead", overhead) or 0)
@@ -429,6 +437,7 @@ class Session:
     def _meta(self) -> dict[str, Any]:
         return {
             "reported_tokens": self._reported,
+            "last_reported_tokens": self._last_reported,
             "since_tokens": self._since_tokens,
             "since_items": self._since_items,
             "level": self._level.value,
@@ -577,6 +586,7 @@ class Session:
         self.items = items
         meta = stored.meta or {}
         self._reported = meta.get("reported_tokens")
+        self._last_reported = meta.get("last_reported_tokens", self._reported)
         self._since_tokens = int(meta.get("since_tokens", 0))
         self._since_items = int(meta.get("since_items", 0))
         self._level = Level(meta.get("level", "normal"))
@@ -601,8 +611,15 @@ class Session:
             transcript.calls, transcript.history_items, self._count, self._new_calibration()
         )
         if transcript.anchor_call is not None and transcript.anchor_position is not None:
-            self._reported = transcript.calls[transcript.anchor_call].usage.context_tokens
-            since = transcript.items[transcript.anchor_position :]
+            usage = transcript.calls[transcript.anchor_call].usage
+            out_n = transcript.anchor_output_items if usage.output_tokens else 0
+            # The latest response's size is reported too (output tokens): only what
+            # came after it is estimated.
+            self._last_reported = usage.context_tokens
+            self._reported = usage.context_tokens + usage.output_tokens * (out_n > 0) + round(
+                self.calibration.per_item * out_n
+            )
+            since = transcript.items[transcript.anchor_position + out_n :]
             self._since_tokens = sum(item.tokens or 0 for item in since)
             self._since_items = len(since)
         else:

@@ -415,8 +415,15 @@ def _build_current(records: list[_Record], transcript: Transcript) -> None:
     )
     chain = _chain(records, last)
     anchor_record = next((i for i in reversed(chain) if records[i].call_index is not None), None)
+    anchor_id = (
+        (records[anchor_record].data.get("message") or {}).get("id")
+        if anchor_record is not None
+        else None
+    )
     for i in chain:
         if i == anchor_record:
             transcript.anchor_position = len(transcript.items)
             transcript.anchor_call = records[i].call_index
+        if anchor_id and (records[i].data.get("message") or {}).get("id") == anchor_id:
+            transcript.anchor_output_items += len(records[i].items)
         transcript.items.extend(records[i].items)

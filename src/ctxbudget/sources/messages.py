@@ -463,6 +463,17 @@ class _Reader:
             self.add_unknown(index, function_call, Role.ASSISTANT)
 
 
+def _response_items(items: list[Item], start: int) -> int:
+    """How many items from ``start`` belong to the assistant message there."""
+    if start >= len(items):
+        return 0
+    index = items[start].message_index
+    n = 0
+    while start + n < len(items) and items[start + n].message_index == index:
+        n += 1
+    return n
+
+
 def read_messages(data: Any, *, path: str | None = None) -> Transcript:
     """Read an Anthropic or OpenAI message list (parsed JSON) into a ``Transcript``.
 
@@ -490,4 +501,7 @@ def read_messages(data: Any, *, path: str | None = None) -> Transcript:
         # it are what was added since.
         anchor_call=len(reader.calls) - 1 if reader.calls else None,
         anchor_position=reader.calls[-1].items_before if reader.calls else None,
+        anchor_output_items=_response_items(reader.items, reader.calls[-1].items_before)
+        if reader.calls
+        else 0,
     )
