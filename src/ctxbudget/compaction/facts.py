@@ -474,7 +474,7 @@ def _paths(text: str) -> Iterator[tuple[str, str]]:
             done = hint.end()
             continue
         done = match.end()
-        path = match.group(1).rstrip(".")
+        path = match.group(1).rstrip(".").lstrip("@")  # "@src/app.py" mentions a file
         if _is_path(path, text, start):
             yield path, _line_at(text, start)
 
@@ -497,7 +497,10 @@ def _is_path(path: str, text: str, start: int) -> bool:
         return path.count("/") >= 2 and "/" not in (path[1], path[-1])
     # Relative and no extension: a path when it says so (a trailing slash or a code
     # span), not "and/or", "req/min", "client/server" or "name/package/props".
-    return path.endswith("/") or (start > 0 and text[start - 1] == "`")
+    if path.endswith("/"):
+        return True
+    quoted = start > 0 and text[start - 1] == "`"
+    return quoted and not all(part[:1].isupper() for part in path.split("/"))  # Get/Set
 
 
 def _markers(ledger: _Ledger, text: str, index: int, kind: Kind) -> None:
@@ -572,8 +575,8 @@ def _entities(ledger: _Ledger, text: str, index: int) -> None:
             words.pop(0)
         while words and words[-1] in _NOT_ENTITY:
             words.pop()
-        if not words or any(len(_HUMPS.findall(w)) > 1 for w in words):
-            continue  # NewConfigWizardWithProjectDir is an identifier, not a name
+        if not words or any(len(_HUMPS.findall(w)) > 1 or _ID.fullmatch(w) for w in words):
+            continue  # NewConfigWizardWithProjectDir is an identifier, Task-85 an id
         if len(words) == 1:
             word = words[0]
             if len(word) < 3 or word.isupper() or (word[:-1].isupper() and word[-1] == "s"):
