@@ -188,12 +188,17 @@ def render_plan(c: Compaction, window: int) -> str:
             lines.append(f"  {a.step:<20} {len(a.items):>6} {a.tokens_freed:>10,}  {a.description}")
     for note in r.notes:
         lines.append(f"Note: {note}")
-    at_risk = [*r.facts.restored, *r.facts.missing]
+    at_risk = [*r.facts.restored, *(f for f in r.facts.missing if f not in r.facts.archived)]
     lines.append("")
     lines.append(
         f"Facts: {r.facts.kept}/{r.facts.total} kept "
         f"({r.facts.retention:.0%} retention)"
         + (f"; {len(r.facts.restored)} at risk, put back by the ledger" if r.facts.restored else "")
+        + (
+            f"; {len(r.facts.archived)} minor (names, numbers, requests) left in the archive"
+            if r.facts.archived
+            else ""
+        )
     )
     for fact in at_risk[:12]:
         lines.append(f"  at risk: {fact.kind}: {fact.key[:80]}")
@@ -240,7 +245,9 @@ def render_done(c: Compaction, window: int) -> str:
             lines.append(f"• {label}: {kept}/{total} kept")
     if agents:
         lines.append(f"• Agents completed: {', '.join(agents[:6])}")
-    lines.append(f"• Information retention: {r.facts.retention:.0%} of {r.facts.total} facts")
+    lines.append(f"• Information retention: {r.facts.retention:.0%} of {r.facts.total} facts"
+                 + (f" ({len(r.facts.archived)} minor ones in the archive: ctxbudget recall)"
+                    if r.facts.archived else ""))
     lines.extend(["", "Ready to continue working.", RULE])
     return "\n".join(lines)
 

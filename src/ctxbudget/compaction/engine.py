@@ -36,7 +36,7 @@ from .structure import (
     tail_start,
 )
 from .summarize import summarize_extractive, words_of
-from .types import Action, CompactionPolicy, CompactionResult, Fact, FactReport
+from .types import MUST_KEEP, Action, CompactionPolicy, CompactionResult, Fact, FactReport
 
 Summarizer = Callable[[Sequence[Item], Sequence[Fact], int], str]
 
@@ -364,50 +364,70 @@ def _run_steps(work: _Work, policy: CompactionPolicy, target: int, facts: Sequen
     return None
 
 
-def _validate(work: _Work, summary: Item | None, facts: Sequence[Fact],
-              policy: CompactionPolicy, count: Callable[[str], int]) -> tuple[Item | None, FactReport]:
+
+
+def _validate(
+    work: _Work,
+    summary: Item | None,
+    facts: Sequence[Fact],
+    policy: CompactionPolicy,
+    count: Callable[[str], int],
+    target: int,
+) -> tuple[Item | None, FactReport]:
     """Step 6: check the fact ledger; put missing facts back, or refuse."""
     report = check_facts(facts, "\n".join(i.text for i in work.items))
-    if report.missing:
-        if policy.on_missing_facts == "rollback":
-            raise CompactionError(
-                f"compaction would lose {len(report.missing)} fact(s) "
-                f"(e.g. {report.missing[0].kind} {report.missing[0].key[:60]!r}): rolled back"
-            )
-        ledger = ledger_section(report.missing)
-        action = Action(
-            step="fact_ledger",
-            description=f"put back {len(report.missing)} fact(s) the summary missed",
+    if not report.missing:
+        return summary, report
+    must = [f for f in report.missing if f.kind in MUST_KEEP]
+    optional = [f for f in report.missing if f.kind not in MUST_KEEP]
+    if policy.on_missing_facts == "rollback" and must:
+        raise CompactionError(
+            f"compaction would lose {len(must)} fact(s) "
+            f"(e.g. {must[0].kind} {must[0].key[:60]!r}): rolled back"
         )
-        if summary is not None:
-            index = next(i for i, it in enumerate(work.items) if it is summary)
-            text = summary.text + "\n\n" + ledger
-            tokens = count(text)
-            action.tokens_after = tokens - (summary.tokens or 0)
-            summary = dataclasses.replace(summary, text=text, tokens=tokens, _hash=None)
-            work.items[index] = summary
-            work.tokens[index] = tokens
-        else:
-            position = next(
-                (i for i, it in enumerate(work.items) if it.role is not Role.SYSTEM),
-                len(work.items),
-            )
-            anchor = work.items[position] if position < len(work.items) else work.items[-1]
-            summary = Item(
-                role=Role.USER,
-                kind=Kind.SUMMARY,
-                text=ledger,
-                tokens=count(ledger),
-                layer=Layer.METADATA,
-                message_index=anchor.message_index,
-            )
-            work.items.insert(position, summary)
-            work.tokens.insert(position, summary.tokens or 0)
-            action.tokens_after = summary.tokens or 0
-        work.actions.append(action)
-        restored = list(report.missing)
-        report = check_facts(facts, "\n".join(i.text for i in work.items))
-        report.restored = [f for f in restored if f not in report.missing]
+    # newest requests first: the latest asks matter most
+    optional.sort(key=lambda f: (f.kind != "request", -f.item))
+    ledger = ledger_section(must)
+    room = target - work.total - (count(ledger) if ledger else 0)
+    if optional and room > 20:
+        extra = ledger_section(optional, max_chars=room * 3)
+        if extra:
+            body = extra.split("\n", 1)[1] if "\n" in extra else ""
+            ledger = (ledger + "\n" + body) if ledger else extra
+    if not ledger:
+        return summary, report
+    restored_now = [f for f in report.missing if f in must or f in optional]
+    action = Action(step="fact_ledger", description="put back facts the summary missed")
+    if summary is not None:
+        index = next(i for i, it in enumerate(work.items) if it is summary)
+        text = summary.text + "\n\n" + ledger
+        tokens = count(text)
+        action.tokens_before = 0
+        action.tokens_after = tokens - (summary.tokens or 0)
+        summary = dataclasses.replace(summary, text=text, tokens=tokens, _hash=None)
+        work.items[index] = summary
+        work.tokens[index] = tokens
+    else:
+        position = next(
+            (i for i, it in enumerate(work.items) if it.role is not Role.SYSTEM),
+            len(work.items),
+        )
+        anchor = work.items[position] if position < len(work.items) else work.items[-1]
+        summary = Item(
+            role=Role.USER,
+            kind=Kind.SUMMARY,
+            text=ledger,
+            tokens=count(ledger),
+            layer=Layer.METADATA,
+            message_index=anchor.message_index,
+        )
+        work.items.insert(position, summary)
+        work.tokens.insert(position, summary.tokens or 0)
+        action.tokens_after = summary.tokens or 0
+    report = check_facts(facts, "\n".join(i.text for i in work.items))
+    report.restored = [f for f in restored_now if f not in report.missing]
+    action.description = f"put back {len(report.restored)} fact(s) the summary missed"
+    work.actions.append(action)
     return summary, report
 
 
@@ -447,7 +467,7 @@ def compact(
             summary = _run_steps(work, pass_policy, aim, facts, summarizer)
             if work.total <= aim:
                 break
-        summary, report = _validate(work, summary, facts, policy, count)
+        summary, report = _validate(work, summary, facts, policy, count, aim)
         overshoot = work.total - target_tokens
         if overshoot <= 0 or summary is None or attempt == 2 or before <= target_tokens:
             break

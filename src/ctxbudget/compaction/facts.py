@@ -119,12 +119,13 @@ _NOT_FILE = _word_set(
 _DOMAIN_FIRST = re.compile(r"^[\w-]+\.(?:com|org|net|io|dev|app|ai|co|gov|edu|so|sh)/")
 
 # --- decisions, questions, checkboxes ----------------------------------------------------
-_HINTS = ("ecision", "ecided", "go with", "pproved", "✅", "❌", "uestion", "[ ]", "[x]")
+_HINTS = ("ecision", "ecided", "go with", "pproved", "✅", "❌", "uestion", "[ ]", "[x]", "[X]")
 _LIST_PREFIX = re.compile(r"^\s*(?:>\s*)*(?:[-*+•]\s+|\d{1,3}[.)]\s+)?(?:\[[ xX]\]\s+)?")
 _IS_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+\S")
 _HEADING = re.compile(r"^\s*(?:#{1,6}\s+(.*)|\*\*([^*]+)\*\*:?\s*)$")
 _DECISION = re.compile(
-    r"(?i)^(?:(?:final )?decision(?:\s*#?\d+)?|decided|approved)\s*[:\-–—]\s*(.+)$"
+    r"(?i)^(?:(?:final )?decision(?:\s*#?\d+)?\s*[:\-–—]|approved\s*[:\-–—]|"
+    r"decided(?:\s*[:\-–—]|(?=\s+(?:to|on|that|against)\b)))\s*(.+)$"
 )
 _DECISION_MARK = re.compile(r"^(✅|❌)\s*(.+)$")
 _DESCOPED = re.compile(r"(?i)out of (?:the )?(?:mvp )?scope|descoped|rejected|won't do")
@@ -190,9 +191,26 @@ _NUMBER = re.compile(
     rf"|{_NUM}[kKM]?\s?{_UNIT}\b{_PER}"
     rf"|{_NUM}(?:ms|s|h|d|m|k|K|M|x|×)\b)"
 )
-_NAME = r"[A-Z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*"
+_NUMBER_PARTS = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+|[%$€£×/]")
+_UNIT_SHAPES = {
+    **dict.fromkeys(_word_set("h hr hrs hour hours"), "h"),
+    **dict.fromkeys(_word_set("s sec secs second seconds"), "s"),
+    **dict.fromkeys(_word_set("m min mins minute minutes"), "min"),
+    **dict.fromkeys(_word_set("d day days"), "d"),
+    **dict.fromkeys(_word_set("ms millisecond milliseconds"), "ms"),
+    **dict.fromkeys(_word_set("req reqs request requests"), "req"),
+    **dict.fromkeys(_word_set("per /"), "/"),
+    **{unit + "s": unit for unit in _word_set("week month year token user seat attempt")},
+    "percent": "%",
+    "retries": "retry",
+}
+_NAME = r"[A-Z](?:[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*|(?:-[A-Za-z0-9]+)+)"  # not "I" or "A"
 _CAPITALISED = re.compile(rf"(?=[A-Z])\b{_NAME}(?: {_NAME}){{0,4}}")
-_HUMPS = re.compile(r"[a-z][A-Z]")
+# Auth0, ClickHouse, PostgreSQL, OAuth: a lowercase letter, and a capital or a digit
+# after the first letter.
+_PRODUCT = re.compile(r"(?=\S*[a-z])\S\S*?[A-Z0-9]")
+# Two humps make an identifier (NewConfigWizard); a number after a dash, an id (Task-85).
+_IDENTIFIER = re.compile(r"[a-z][A-Z][A-Za-z0-9]*[a-z][A-Z]|\b[A-Za-z]+-\d+\b")
 # "**Fixed Bug**: …" and "3. Files and Code Sections:" label a list, they name nothing.
 _LABEL = re.compile(
     r"^\s*(?:[-*+•]\s+|\d{1,3}[.)]\s+)?(?:\*\*[^*\n]+\*\*:?|[^.!?:\n]{1,60}:[ \t]*$)", re.M
@@ -220,43 +238,54 @@ def text_words(text: str) -> set[str]:
 
 
 class _Ledger:
-    """Facts in order of first appearance, deduplicated by (kind, case-folded key)."""
+    """Facts deduplicated by (kind, case-folded key), each with where it first appeared."""
 
     def __init__(self) -> None:
         self.facts: dict[tuple[str, str], Fact] = {}
+        self.offsets: dict[int, int] = {}  # id(fact) -> where in its item it starts
         # "we decided to …" in prose counts only in sessions that mark no decision
         # explicitly; where they do, the marked line records the same decision.
-        self.prose_decisions: list[Fact] = []
-        self.errors: dict[str, list[Any]] = {}  # folded key -> [last item, fact]
+        self.prose_decisions: list[tuple[Fact, int]] = []
+        self.errors: dict[str, list[Any]] = {}  # shape -> [last item, fact]
         self.notable: dict[str, dict[str, list[Any]]] = {"entity": {}, "date": {}, "number": {}}
         self.todos: tuple[int, list[str]] | None = None  # the latest TodoWrite list
         self.checkboxes: tuple[int, list[str]] | None = None  # the latest "- [ ]" list
 
-    def add(self, kind: str, key: str, text: str, item: int) -> None:
-        key = key.strip()
-        if key:
-            self.facts.setdefault((kind, key.casefold()), Fact(kind, key, _clip(text), item))
+    def _new(self, kind: str, key: str, text: str, item: int, at: int) -> Fact:
+        fact = Fact(kind, key, _clip(text), item)
+        self.offsets[id(fact)] = at
+        return fact
 
-    def error(self, key: str, text: str, item: int) -> None:
+    def add(self, kind: str, key: str, text: str, item: int, at: int = 0) -> None:
+        key = key.strip()
+        if key and (kind, key.casefold()) not in self.facts:
+            self.facts[kind, key.casefold()] = self._new(kind, key, text, item, at)
+
+    def error(self, key: str, text: str, item: int, at: int) -> None:
         # Distinct by shape: "seed#2 (0.00s)" and "seed#5 (0.01s)" are one failure.
         shape = _DIGITS.sub("0", key.casefold())
-        seen = self.errors.setdefault(shape, [item, Fact("error", key, _clip(text), item)])
-        seen[0] = item
+        seen = self.errors.get(shape)
+        if seen is None:
+            self.errors[shape] = [item, self._new("error", key, text, item, at)]
+        else:
+            seen[0] = item
 
-    def notice(self, kind: str, key: str, text: str, item: int) -> None:
+    def notice(self, kind: str, key: str, text: str, item: int, at: int) -> None:
         key = " ".join(key.split())
         table = self.notable[kind]
-        seen = table.get(key.casefold())
+        # "24h", "24 hours" and "24-hour" are one number; the first spelling is its key.
+        shape = _number_shape(key) if kind == "number" else key.casefold()
+        seen = table.get(shape)
         if seen is None:
-            table[key.casefold()] = [1, item, Fact(kind, key, _clip(text), item)]
+            table[shape] = [1, item, self._new(kind, key, text, item, at)]
         else:
             seen[0] += 1
             seen[1] = item
 
     def result(self) -> list[Fact]:
         if not any(kind == "decision" for kind, _ in self.facts):
-            for fact in self.prose_decisions:
-                self.add(fact.kind, fact.key, fact.text, fact.item)
+            for fact, at in self.prose_decisions:
+                self.add(fact.kind, fact.key, fact.text, fact.item, at)
         facts = _without_redundant_files(list(self.facts.values()))
         for todo_list in (self.todos, self.checkboxes):
             if todo_list is not None:
@@ -266,14 +295,19 @@ class _Ledger:
                     key = " ".join(content.split())
                     if _has_word(key) and key.casefold() not in seen:
                         seen.add(key.casefold())
-                        facts.append(Fact("todo", key, _clip(content), index))
+                        facts.append(self._new("todo", key, content, index, len(seen)))
         recent = sorted(self.errors.values(), key=lambda e: e[0], reverse=True)
         facts.extend(e[1] for e in recent[:MAX_ERRORS])
         for table in self.notable.values():
             ranked = sorted(table.values(), key=lambda e: (e[0], e[1]), reverse=True)
             facts.extend(e[2] for e in ranked[:MAX_NOTABLE])
-        facts.sort(key=lambda f: f.item)  # stable: the order within an item is kept
+        facts.sort(key=lambda f: (f.item, self.offsets.get(id(f), 0)))
         return facts
+
+
+def _number_shape(key: str) -> str:
+    parts = _NUMBER_PARTS.findall(key.casefold().replace(",", ""))
+    return " ".join(_UNIT_SHAPES.get(p, p) for p in parts)
 
 
 def _without_redundant_files(facts: list[Fact]) -> list[Fact]:
@@ -345,15 +379,17 @@ def extract_facts(items: Sequence[Item]) -> list[Fact]:
             _from_text(ledger, text, index, kind)
         elif kind is Kind.AGENT_REPORT:
             # A sub-agent's report: its concrete files are facts, its prose is tool output.
-            for path, line in _paths(text):
+            for path, line, at in _paths(text):
                 if "/" in path and _EXTENSION_END.search(path):
-                    ledger.add("file", path, line, index)
+                    ledger.add("file", path, line, index, at)
         elif kind is Kind.TOOL_RESULT:
             _from_result(ledger, item, index)
         if kind in _OUTPUT_KINDS or item.tool in _WRITE_TOOLS:
             continue  # ids in a listing or in a file's content were not set in this session
+        if kind in _TEXT_KINDS and "```" in text:
+            text = _FENCE.sub("", text)  # arr[MAX-1] in a code block is no id
         for key, at in _requirement_ids(text):
-            ledger.add("requirement", key, _line_at(text, at), index)
+            ledger.add("requirement", key, _line_at(text, at), index, at)
     return ledger.result()
 
 
@@ -425,17 +461,17 @@ def _from_result(ledger: _Ledger, item: Item, index: int) -> None:
         start = text.rfind("\n", 0, match.start()) + 1
         end = text.find("\n", match.start())
         line_end = end if end >= 0 else len(text)
-        found |= _error(ledger, text[start:line_end], index)
+        found |= _error(ledger, text[start:line_end], index, start)
     if failed and not found:
         # A failed command without an error word: its compiler diagnostics, or else its
         # first line that is not a heading ("# github.com/x/y" above Go's diagnostics).
         lines = [line for line in text.splitlines() if line.strip()]
         diagnostics = [line for line in lines if _DIAGNOSTIC.match(line)]
         for line in diagnostics or [next((ln for ln in lines if not ln.startswith("#")), "")]:
-            _error(ledger, line, index)
+            _error(ledger, line, index, 0)
 
 
-def _error(ledger: _Ledger, line: str, index: int) -> bool:
+def _error(ledger: _Ledger, line: str, index: int, at: int) -> bool:
     if _NOT_ERROR.search(line):
         return False
     line = line.replace("<tool_use_error>", "").replace("</tool_use_error>", "")
@@ -443,24 +479,25 @@ def _error(ledger: _Ledger, line: str, index: int) -> bool:
     key = " ".join(words)[:200]
     if len(words) < 2 or not _has_word(key):
         return False
-    ledger.error(key, line, index)
+    ledger.error(key, line, index, at)
     return True
 
 
 def _from_text(ledger: _Ledger, text: str, index: int, kind: Kind) -> None:
     if any(hint in text for hint in _HINTS):
         _markers(ledger, text, index, kind)
-    for path, line in _paths(text):
-        ledger.add("file", path, line, index)
+    for path, line, at in _paths(text):
+        ledger.add("file", path, line, index, at)
     prose = _FENCE.sub("", text) if "```" in text else text
     for match in _DATE.finditer(prose):
-        ledger.notice("date", match.group(0), _line_at(prose, match.start()), index)
+        ledger.notice("date", match.group(0), _line_at(prose, match.start()), index, match.start())
     for match in _NUMBER.finditer(prose):
-        ledger.notice("number", match.group(0), _line_at(prose, match.start()), index)
+        at = match.start()
+        ledger.notice("number", match.group(0), _line_at(prose, at), index, at)
     _entities(ledger, _LABEL.sub("", prose), index)
 
 
-def _paths(text: str) -> Iterator[tuple[str, str]]:
+def _paths(text: str) -> Iterator[tuple[str, str, int]]:
     # From each "/" or ".ext" back to where its token starts, then the full pattern there.
     done = 0
     for hint in _PATH_HINT.finditer(text):
@@ -476,7 +513,7 @@ def _paths(text: str) -> Iterator[tuple[str, str]]:
         done = match.end()
         path = match.group(1).rstrip(".").lstrip("@")  # "@src/app.py" mentions a file
         if _is_path(path, text, start):
-            yield path, _line_at(text, start)
+            yield path, _line_at(text, start), start
 
 
 def _is_path(path: str, text: str, start: int) -> bool:
@@ -508,7 +545,10 @@ def _markers(ledger: _Ledger, text: str, index: int, kind: Kind) -> None:
     section = ""  # "decision" or "question": each list item below such a header is one
     question_heading = False  # "?"-lines below a heading about questions are questions
     checkboxes: list[str] = []
-    for raw_line in text.splitlines():
+    offset = 0
+    for raw_line in text.split("\n"):
+        at = offset
+        offset += len(raw_line) + 1
         if not raw_line.strip():
             continue
         heading = _HEADING.match(raw_line)
@@ -525,72 +565,71 @@ def _markers(ledger: _Ledger, text: str, index: int, kind: Kind) -> None:
         line = _LIST_PREFIX.sub("", raw_line, count=1).strip()
         bare = line.replace("**", "").replace("__", "").strip()
         if section and _IS_LIST_ITEM.match(raw_line):
-            ledger.add(section, _phrase(bare), line, index)
+            ledger.add(section, _phrase(bare), line, index, at)
             continue
         section = ""
-        _marked_line(ledger, bare, line, index)
+        _marked_line(ledger, bare, line, index, at)
         if (match := _QUESTION.match(bare)) and not match.group(2).strip():
             section = "question"
         elif bare.endswith(":") and _DECISIONS_HEADER.match(bare):
             section = "decision"
         elif question_heading and _QUESTION_LINE.search(bare):
-            ledger.add("question", _phrase(bare), line, index)
+            ledger.add("question", _phrase(bare), line, index, at)
     if checkboxes:
         ledger.checkboxes = (index, checkboxes)
 
 
-def _marked_line(ledger: _Ledger, bare: str, line: str, index: int) -> None:
+def _marked_line(ledger: _Ledger, bare: str, line: str, index: int, at: int) -> None:
     """A line that says it is a decision or an open question."""
     if match := _DECISION.match(bare):
-        ledger.add("decision", _phrase(match.group(1)), line, index)
+        ledger.add("decision", _phrase(match.group(1)), line, index, at)
     elif match := _DECISION_MARK.match(bare):
         mark, rest = match.groups()
         # ✅ alone is a progress tick ("✅ tests pass"); a decision names its approval.
         approved = mark == "✅" and "approved" in bare.casefold()
         if approved or (mark == "❌" and _DESCOPED.search(bare)):
-            ledger.add("decision", _phrase(rest), line, index)
+            ledger.add("decision", _phrase(rest), line, index, at)
     elif match := _QUESTION.match(bare):
         plural, rest = match.group(1), match.group(2).strip()
         # "Open questions: none" or "Open questions: 2 (tax, GraphQL)" is a recap.
         if rest and ("?" in rest or not (plural or _RECAP.match(rest))):
-            ledger.add("question", _phrase(rest), line, index)
+            ledger.add("question", _phrase(rest), line, index, at)
     elif match := _DECISION_SENTENCE.search(bare):
         start = bare.rfind(". ", 0, match.start())
         phrase = _phrase(bare[start + 2 if start >= 0 else 0 :])
-        ledger.prose_decisions.append(Fact("decision", phrase, _clip(line), index))
+        ledger.prose_decisions.append((Fact("decision", phrase, _clip(line), index), at))
 
 
 def _entities(ledger: _Ledger, text: str, index: int) -> None:
+    headings = "#" in text
     for match in _CAPITALISED.finditer(text):
         start, end = match.span()
-        if text.startswith("#", text.rfind("\n", 0, start) + 1):
-            continue  # a heading: Title Case by convention
+        phrase = match.group(0)
+        mid = _mid_sentence(text, start)
+        if not mid and " " not in phrase and not _PRODUCT.match(phrase):
+            continue  # the common case, a capital that opens a sentence: "Thanks", "We"
         if (start and text[start - 1] in "`.'\"") or (end < len(text) and text[end] in "(`"):
             continue  # code or a quoted string: `PluginManager`, obj.Method, Build(
-        words = match.group(0).split(" ")
-        mid = _mid_sentence(text, start)
-        if not mid and not _product(words[0]):
-            words.pop(0)  # a capital that opens a sentence says nothing
+        if headings and text.startswith("#", text.rfind("\n", 0, start) + 1):
+            continue  # a heading: Title Case by convention
+        words = phrase.split(" ")
+        if not mid and not _PRODUCT.match(words[0]):
+            words.pop(0)
         while words and words[0] in _NOT_ENTITY:
             words.pop(0)
         while words and words[-1] in _NOT_ENTITY:
             words.pop()
-        if not words or any(len(_HUMPS.findall(w)) > 1 or _ID.fullmatch(w) for w in words):
+        if not words or _IDENTIFIER.search(phrase):
             continue  # NewConfigWizardWithProjectDir is an identifier, Task-85 an id
         if len(words) == 1:
             word = words[0]
             if len(word) < 3 or word.isupper() or (word[:-1].isupper() and word[-1] == "s"):
                 continue  # acronyms and their plurals (API, JWTs) are not names
-            if not (_product(word) or (mid and match.group(0) == word)):
+            if not (_PRODUCT.match(word) or (mid and phrase == word)):
                 continue
-        elif not (mid or any(_product(w) or w.isupper() for w in words)):
+        elif not (mid or any(_PRODUCT.match(w) or w.isupper() for w in words)):
             continue  # "Hash Caching Optimization" opening a list item is a title
-        ledger.notice("entity", " ".join(words), _line_at(text, start), index)
-
-
-def _product(word: str) -> bool:
-    """Auth0, ClickHouse, PostgreSQL, OAuth: a capital or digit after a lowercase start."""
-    return any(c.islower() for c in word) and any(c.isupper() or c.isdigit() for c in word[1:])
+        ledger.notice("entity", " ".join(words), _line_at(text, start), index, start)
 
 
 def _mid_sentence(text: str, start: int) -> bool:
@@ -715,7 +754,7 @@ def ledger_section(facts: Sequence[Fact], max_chars: int | None = None) -> str:
     room = (max_chars if max_chars is not None else 1 << 62) - len(LEDGER_TITLE)
     for kind in sorted(by_kind, key=lambda k: KINDS.index(k) if k in KINDS else len(KINDS)):
         if kind in _LIST_LABELS:
-            keys = list(dict.fromkeys(" ".join(f.key.split()) for f in by_kind[kind]))
+            keys = list(dict.fromkeys(f.key for f in by_kind[kind]))
             line = f"{_LIST_LABELS[kind]}: "
             taken = 0
             while taken < len(keys):

@@ -24,6 +24,8 @@ from .types import Fact
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]+|\d[\d:.,/-]*")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n+")
+# Names and numbers inside a sentence (not its first word): "went to Paris in 2022".
+_NAMED = re.compile(r"(?<=[a-z,;:] )[A-Z][a-zA-Z'’-]+|\d[\d:.,/-]*")
 _EDIT_TOOLS = {"Edit", "MultiEdit", "Write", "NotebookEdit", "str_replace_editor", "edit"}
 _READ_TOOLS = {"Read", "NotebookRead", "open", "read_file", "view"}
 _STOP = frozenset(
@@ -216,41 +218,63 @@ def _segments(items: Sequence[Item], calls: dict[str, Item]) -> list[Segment]:
     return [s for s in segments if s.request or s.tools or s.outcome]
 
 
-def _sentences(items: Sequence[Item]) -> list[str]:
+_CLAUSE = re.compile(r"(?<=\w)[,;:]\s+|\s+[-–—]\s+")
+_FILLER = re.compile(
+    r"^(?:(?:wow|hey|hi|oh|yeah|yes|thanks|thank you|aw+|haha|lol|omg|ooh|cool|great|"
+    r"awesome|nice|sure|ok|okay|so|well|really|totally|absolutely)\b[\w ]{0,20}?[,!.]\s*)+",
+    re.I,
+)
+
+
+def _sentences(items: Sequence[Item], *, clauses: bool = False) -> list[str]:
+    """Candidate key facts: sentences of the text items, or with ``clauses`` their
+    clauses (a long chat packs more answers per token into clauses)."""
     out: list[str] = []
     seen: set[str] = set()
     for item in items:
         if item.kind not in _FACT_KINDS:
             continue
-        prefix = ""
         for raw in _SENTENCE.split(item.text):
-            sentence = " ".join(raw.split())
-            if len(sentence) < 12 or sentence.lower() in seen:
-                continue
-            seen.add(sentence.lower())
-            out.append(prefix + _clip(sentence, 400))
+            sentence = _FILLER.sub("", " ".join(raw.split())) if clauses else " ".join(raw.split())
+            parts = _CLAUSE.split(sentence) if clauses and len(sentence) > 80 else [sentence]
+            for part in parts:
+                if len(part) < 12 or part.lower() in seen:
+                    continue
+                seen.add(part.lower())
+                out.append(_clip(part, 400))
     return out
 
 
 def _pick_key_facts(
     sentences: list[str], budget: int, count: Callable[[str], int], covered: set[str]
 ) -> list[str]:
-    """Greedy: most not-yet-covered information (rare words) per token, until budget."""
+    """Greedy: most not-yet-covered information per token, until budget.
+
+    A word weighs its rarity (idf), double for names and numbers (what questions about
+    a conversation ask for); questions weigh less than statements, which answer them.
+    """
     docs = [set(words_of(s)) - _STOP for s in sentences]
     df: Counter[str] = Counter(w for d in docs for w in d)
     n = max(1, len(docs))
     idf = {w: math.log(1 + n / c) for w, c in df.items()}
+    named: set[str] = set()
+    for s in sentences:
+        for m in _NAMED.finditer(s):
+            named.add(m.group(0).lower())
+    weight = {w: v * (2.0 if w in named else 1.0) for w, v in idf.items()}
+    factor = [0.4 if s.rstrip().endswith("?") else 1.0 for s in sentences]
     costs = [max(1, count(s) + 2) for s in sentences]
     covered = set(covered)
     heap = [
-        (-sum(idf[w] for w in d) / c, i) for i, (d, c) in enumerate(zip(docs, costs, strict=True))
+        (-sum(weight[w] for w in d) * f / c, i)
+        for i, (d, c, f) in enumerate(zip(docs, costs, factor, strict=True))
     ]
     heapq.heapify(heap)
     chosen: list[int] = []
     spent = 0
     while heap and spent < budget:
-        neg, i = heapq.heappop(heap)
-        gain = sum(idf[w] for w in docs[i] if w not in covered) / costs[i]
+        _, i = heapq.heappop(heap)
+        gain = sum(weight[w] for w in docs[i] if w not in covered) * factor[i] / costs[i]
         if gain <= 0:
             continue
         if heap and gain < -heap[0][0] - 1e-12:
@@ -280,6 +304,9 @@ def summarize_extractive(
     """
     calls = {i.pair_id: i for i in (all_items or items) if i.kind is Kind.TOOL_CALL and i.pair_id}
     segments = _segments(items, calls)
+    # A long chat with no tool use (people talking): its turns are not requests and
+    # have no tool timeline; the budget goes to key facts instead.
+    chat = not any(s.tools for s in segments) and len(segments) > 30
     by_kind: dict[str, list[Fact]] = {}
     for fact in facts:
         by_kind.setdefault(fact.kind, []).append(fact)
@@ -295,7 +322,24 @@ def summarize_extractive(
             lines.append(f"## {name}")
             lines.extend(f"- {e}" for e in entries)
 
-    section("Requests", [_clip(f.key, 300) for f in by_kind.get("request", [])])
+    # Requests newest first, up to a third of the budget: a long chat has hundreds of
+    # user turns, and the archive keeps the rest.
+    requests = by_kind.get("request", [])
+    kept_requests: list[str] = []
+    spent_requests = 0
+    for fact in reversed(requests):
+        entry = _clip(fact.key, 300)
+        cost = count(entry) + 2
+        if kept_requests and spent_requests + cost > budget // 3:
+            break
+        kept_requests.append(entry)
+        spent_requests += cost
+    kept_requests.reverse()
+    if len(kept_requests) < len(requests):
+        kept_requests.insert(0, f"({len(requests) - len(kept_requests)} earlier requests are "
+                                "in the archive)")
+    if not chat:
+        section("Requests", kept_requests)
     section("Requirements", [_clip(f.text, 200) for f in by_kind.get("requirement", [])])
     section("Decisions", [_clip(f.text, 200) for f in by_kind.get("decision", [])])
     section("Open questions", [_clip(f.text, 200) for f in by_kind.get("question", [])])
@@ -318,7 +362,7 @@ def summarize_extractive(
     remaining = budget - count(must)
 
     timeline = []
-    for n, seg in enumerate(segments, 1):
+    for n, seg in enumerate([] if chat else segments, 1):
         parts = [_clip(seg.request, 90) or "(continued)"]
         if seg.tools:
             parts.append("tools: " + ", ".join(f"{t}×{c}" for t, c in seg.tools.most_common(5)))
@@ -330,7 +374,7 @@ def summarize_extractive(
     fact_budget = remaining - min(timeline_cost, max(0, remaining // 4))
     if fact_budget > 20:
         covered = set(words_of(must))
-        picked = _pick_key_facts(_sentences(items), fact_budget, count, covered)
+        picked = _pick_key_facts(_sentences(items, clauses=chat), fact_budget, count, covered)
         if picked:
             lines.append("## Key facts")
             lines.extend(f"- {s}" for s in picked)

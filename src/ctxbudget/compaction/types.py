@@ -78,6 +78,12 @@ class Fact:
     item: int = -1
 
 
+# Facts a compaction must keep in the context whatever the target; the others
+# (requests, dates, numbers, names) stay in the context as far as the target allows,
+# and otherwise in the archive, where recall finds them.
+MUST_KEEP = frozenset({"requirement", "decision", "question", "todo", "file", "error"})
+
+
 @dataclass(slots=True)
 class FactReport:
     """What the fact ledger found after compaction (seed 000's validate_compression_quality)."""
@@ -94,7 +100,13 @@ class FactReport:
 
     @property
     def passed(self) -> bool:
-        return not self.missing
+        """No must-keep fact is missing (others may wait in the archive)."""
+        return not any(f.kind in MUST_KEEP for f in self.missing)
+
+    @property
+    def archived(self) -> list[Fact]:
+        """Facts left out of the context for the target: still in the archive."""
+        return [f for f in self.missing if f.kind not in MUST_KEEP]
 
     def to_dict(self) -> dict[str, Any]:
         checks = {
@@ -105,7 +117,9 @@ class FactReport:
             "passed": self.passed,
             "checks": checks,
             "information_retention": round(self.retention, 4),
-            "missing": [{"kind": f.kind, "key": f.key} for f in self.missing],
+            "missing": [{"kind": f.kind, "key": f.key} for f in self.missing
+                        if f.kind in MUST_KEEP],
+            "archived": [{"kind": f.kind, "key": f.key} for f in self.archived],
             "restored": [{"kind": f.kind, "key": f.key} for f in self.restored],
         }
 
