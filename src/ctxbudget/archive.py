@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .compaction import CompactionPolicy, CompactionResult, compact
+from .compaction import Action, CompactionPolicy, CompactionResult, compact
 from .compaction.engine import Summarizer
 from .errors import CompactionError, StoreError
 from .model import Item
@@ -81,7 +81,7 @@ def plan(
     if not session.items:
         raise CompactionError("the session is empty: nothing to compact")
     k = session.calibration.per_token
-    c = session.calibration.per_item
+    c = session.framing
     used = session.used_tokens
     local = sum(i.tokens or 0 for i in session.items)
     overhead = max(0, used - round(k * local + c * len(session.items)))
@@ -104,15 +104,27 @@ def plan(
         if after <= target or result.tokens_after <= 1 or not result.actions:
             break
         local_target = max(1, local_target - int((after - target) / k) - 1)
-        result = compact(
+        again = compact(
             session.items,
             count=count,
             target_tokens=local_target,
             policy=policy,
             summarizer=summarizer,
         )
+        if again.tokens_after >= result.tokens_after:
+            break  # protected items and must-keep facts: aiming lower frees nothing more
+        result = again
+    # The engine speaks in local-counter units; say it in the session's.
+    result.notes = [n for n in result.notes if not n.startswith(("target not reached",
+                                                                   "already under"))]
     if target >= used:
         result.notes.insert(0, f"already under the target ({used:,} ≤ {target:,} tokens)")
+    elif after_of(result) > target:
+        result.notes.append(
+            f"target not reached ({after_of(result):,} > {target:,} tokens): what is left is "
+            "protected (system prompt, latest request, todo list, pinned items) or facts that "
+            "must stay"
+        )
     _to_session_units(result, k, used - after_of(result))
     return Compaction(
         result=result,
@@ -130,7 +142,10 @@ def _to_session_units(result: CompactionResult, k: float, freed: int) -> None:
         action.tokens_before = round(action.tokens_before * k)
         action.tokens_after = round(action.tokens_after * k)
     residual = freed - sum(a.tokens_freed for a in result.actions)
-    if result.actions and residual:
+    if result.actions and residual > 0:
+        result.actions.append(Action(step="framing", description="fewer messages: less "
+                                     "per-message framing", tokens_before=residual))
+    elif result.actions and residual:
         result.actions[-1].tokens_before += residual
 
 
@@ -224,27 +239,57 @@ def recall(session: Session, query: str, budget: int = 500) -> list[Item]:
         raise CompactionError(f"the recall budget must be positive (got {budget})")
     if not session._known_to_store:
         return []
-    try:
-        hits = session.tracker.store.search_archive(
-            session.id, query, exclude_version=session.version
-        )
-    except StoreError:
-        raise
+    store = session.tracker.store
+    hits = store.search_archive(session.id, query, exclude_version=session.version)
     current = {item.hash for item in session.items}
+    # The reply to a matching message often holds what was asked about ("Where did
+    # you go?" / "To Paris."): the best few hits bring their next message along.
+    following = _following(session, [item for item, _ in hits[:NEIGHBOURS]])
     chosen: list[Item] = []
+    taken: set[str] = set()
     spent = 0
-    for item, _score in hits:
-        if item.hash in current:
-            continue  # still in the context: nothing to recall
+
+    def take(item: Item) -> bool:
+        nonlocal spent
+        if item.hash in current or item.hash in taken:
+            return False
         tokens = item.tokens if item.tokens is not None else session.counter.count(item.text)
         if spent + tokens > budget:
-            if tokens > budget and not chosen:
-                chosen.append(_clip_to(item, query, budget, session))
-                break
-            continue
+            return False
         chosen.append(item)
+        taken.add(item.hash)
         spent += tokens
+        return True
+
+    for rank, (item, _score) in enumerate(hits):
+        tokens = item.tokens if item.tokens is not None else session.counter.count(item.text)
+        if not chosen and tokens > budget and item.hash not in current:
+            chosen.append(_clip_to(item, query, budget, session))
+            break
+        take(item)
+        if rank < NEIGHBOURS and item.hash in following:
+            take(following[item.hash])
     return chosen
+
+
+NEIGHBOURS = 2
+
+
+def _following(session: Session, hits: list[Item]) -> dict[str, Item]:
+    """For each hit, the archived item that came right after it in its context."""
+    if not hits:
+        return {}
+    wanted = {item.hash for item in hits}
+    out: dict[str, Item] = {}
+    store = session.tracker.store
+    for info in store.versions(session.id):
+        if info.version == session.version or len(out) == len(wanted):
+            continue
+        items = store.load_items(session.id, version=info.version)
+        for before, after in zip(items, items[1:], strict=False):
+            if before.hash in wanted and before.hash not in out:
+                out[before.hash] = after
+    return out
 
 
 def _clip_to(item: Item, query: str, budget: int, session: Session) -> Item:

@@ -29,6 +29,9 @@ from .tokens.counters import CachedCounter, counter_name_for_model
 if TYPE_CHECKING:
     from .tracker import Tracker
 
+# Framing per item when no usage was ever reported (role markers of a message).
+UNANCHORED_PER_ITEM = 5.0
+
 _CONVERSATION_KINDS = {
     Kind.USER_TEXT,
     Kind.ASSISTANT_TEXT,
@@ -254,9 +257,19 @@ class Session:
     # -- reading ------------------------------------------------------------------
 
     @property
+    def framing(self) -> float:
+        """Tokens of framing per item: learned from usage; without any usage, a small
+        default (a message's role markers), not the tool-heavy prior."""
+        if self.calibration.samples or self._reported is not None:
+            return self.calibration.per_item
+        return min(self.calibration.per_item, UNANCHORED_PER_ITEM)
+
+    @property
     def used_tokens(self) -> int:
         if self._reported is None:
-            return self._overhead + self.calibration.predict(self._local_total, len(self.items))
+            return self._overhead + round(
+                self.calibration.per_token * self._local_total + self.framing * len(self.items)
+            )
         return self._reported + self.calibration.predict(self._since_tokens, self._since_items)
 
     def status(self) -> Status:

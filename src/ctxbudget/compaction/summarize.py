@@ -226,12 +226,14 @@ _FILLER = re.compile(
 )
 
 
-def _sentences(items: Sequence[Item], *, clauses: bool = False) -> list[str]:
+def _sentences(items: Sequence[Item], *, clauses: bool = False,
+               groups: list[int] | None = None) -> list[str]:
     """Candidate key facts: sentences of the text items, or with ``clauses`` their
-    clauses (a long chat packs more answers per token into clauses)."""
+    clauses (a long chat packs more answers per token into clauses). ``groups``, when
+    given, receives the index of the item each candidate came from."""
     out: list[str] = []
     seen: set[str] = set()
-    for item in items:
+    for index, item in enumerate(items):
         if item.kind not in _FACT_KINDS:
             continue
         for raw in _SENTENCE.split(item.text):
@@ -242,12 +244,18 @@ def _sentences(items: Sequence[Item], *, clauses: bool = False) -> list[str]:
                     continue
                 seen.add(part.lower())
                 out.append(_clip(part, 400))
+                if groups is not None:
+                    groups.append(index)
     return out
 
 
 def _pick_key_facts(
-    sentences: list[str], budget: int, count: Callable[[str], int], covered: set[str]
-) -> list[str]:
+    sentences: list[str],
+    budget: int,
+    count: Callable[[str], int],
+    covered: set[str],
+    separator_cost: int = 2,
+) -> list[int]:
     """Greedy: most not-yet-covered information per token, until budget.
 
     A word weighs its rarity (idf), double for names and numbers (what questions about
@@ -263,7 +271,7 @@ def _pick_key_facts(
             named.add(m.group(0).lower())
     weight = {w: v * (2.0 if w in named else 1.0) for w, v in idf.items()}
     factor = [0.4 if s.rstrip().endswith("?") else 1.0 for s in sentences]
-    costs = [max(1, count(s) + 2) for s in sentences]
+    costs = [max(1, count(s) + separator_cost) for s in sentences]
     covered = set(covered)
     heap = [
         (-sum(weight[w] for w in d) * f / c, i)
@@ -285,7 +293,7 @@ def _pick_key_facts(
         chosen.append(i)
         spent += costs[i]
         covered |= docs[i]
-    return [sentences[i] for i in sorted(chosen)]  # in conversation order
+    return sorted(chosen)  # in conversation order
 
 
 def summarize_extractive(
@@ -374,10 +382,23 @@ def summarize_extractive(
     fact_budget = remaining - min(timeline_cost, max(0, remaining // 4))
     if fact_budget > 20:
         covered = set(words_of(must))
-        picked = _pick_key_facts(_sentences(items, clauses=chat), fact_budget, count, covered)
+        groups: list[int] = []
+        candidates = _sentences(items, clauses=chat, groups=groups)
+        picked = _pick_key_facts(candidates, fact_budget, count, covered, 1 if chat else 2)
         if picked:
             lines.append("## Key facts")
-            lines.extend(f"- {s}" for s in picked)
+            if chat:
+                # the clauses of one message on one line: fewer tokens of list markup
+                rows: list[list[str]] = []
+                last = None
+                for i in picked:
+                    if groups[i] != last:
+                        rows.append([])
+                        last = groups[i]
+                    rows[-1].append(candidates[i])
+                lines.extend("- " + " … ".join(row) for row in rows)
+            else:
+                lines.extend(f"- {candidates[i]}" for i in picked)
     used = count("\n".join(lines))
     if timeline_text and used + timeline_cost <= budget:
         lines.append(timeline_text)
