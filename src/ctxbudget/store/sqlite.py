@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -103,7 +104,7 @@ class SQLiteStore(Store):
                 self.path, busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
             )
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            self.journal_mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            self.journal_mode = _set_wal(conn, busy_timeout_ms)
             conn.execute("PRAGMA foreign_keys = ON")
             self.full_text = full_text and schema.fts5_available(conn)
             self._conn = conn
@@ -416,3 +417,22 @@ class SQLiteStore(Store):
             conn, self._conn = self._conn, None
             if conn is not None:
                 conn.close()
+
+
+def _set_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> str:
+    """Switch to WAL, retrying while another process holds the lock.
+
+    Changing the journal mode of a new file needs an exclusive lock, and SQLite does not
+    apply the busy timeout to it: processes opening a fresh store at once would see
+    "database is locked" at once without this loop.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    delay = 0.005
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
