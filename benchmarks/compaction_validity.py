@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _data import data_dir  # noqa: E402
+from _data import data_dir
 
-from ctxbudget import Item, Kind, Role, Tracker  # noqa: E402
-from ctxbudget.compaction import CompactionPolicy  # noqa: E402
-from ctxbudget.sources.writers import to_anthropic, to_openai, validate_messages  # noqa: E402
+from ctxbudget import Item, Kind, Role, Tracker
+from ctxbudget.compaction import CompactionPolicy
+from ctxbudget.sources.writers import to_anthropic, to_openai, validate_messages
 
 
 def _orphans(items: list[Item]) -> set[str | None]:
@@ -93,8 +93,10 @@ def main() -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'session':<44} {'before':>8} {'after':>7} {'ratio':>6}  plan=apply  pairs  valid"
-          "  restore")
+    print(
+        f"{'session':<44} {'before':>8} {'after':>7} {'ratio':>6}  plan=apply  pairs  valid"
+        "  restore"
+    )
     ok = 0
     checked = 0
     for r in rows:
@@ -103,16 +105,24 @@ def main() -> int:
             print(f"{name:<44} skipped: {r['skipped']}")
             continue
         checked += 1
-        good = r["plan_matches_apply"] and not r["split_pairs"] and not r["invalid"] and r[
-            "restore_exact"]
+        good = (
+            r["plan_matches_apply"]
+            and not r["split_pairs"]
+            and not r["invalid"]
+            and r["restore_exact"]
+        )
         ok += bool(good)
-        print(f"{name:<44} {r['before']:>8,} {r['after']:>7,} {r['ratio']:>5.1f}×  "
-              f"{'yes' if r['plan_matches_apply'] else 'NO':>10}  {r['split_pairs']:>5}  "
-              f"{'yes' if not r['invalid'] else 'NO':>5}  {'yes' if r['restore_exact'] else 'NO':>7}")
+        print(
+            f"{name:<44} {r['before']:>8,} {r['after']:>7,} {r['ratio']:>5.1f}×  "
+            f"{'yes' if r['plan_matches_apply'] else 'NO':>10}  {r['split_pairs']:>5}  "
+            f"{'yes' if not r['invalid'] else 'NO':>5}  {'yes' if r['restore_exact'] else 'NO':>7}"
+        )
         for problem in r["invalid"][:3]:  # type: ignore[index]
             print(f"    {problem}")
-    print(f"\n{ok}/{checked} sessions: plan = apply, no split pair, valid message lists, exact "
-          "restore")
+    print(
+        f"\n{ok}/{checked} sessions: plan = apply, no split pair, valid message lists, exact "
+        "restore"
+    )
     return 0 if ok == checked else 1
 
 

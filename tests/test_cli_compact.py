@@ -19,8 +19,14 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_dry_run_changes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "compact", str(EXAMPLES / "analyst-ep24.json"),
-                         "--policy", str(EXAMPLES / "analyst.toml"), "--dry-run")
+    code, out, err = run(
+        capsys,
+        "compact",
+        str(EXAMPLES / "analyst-ep24.json"),
+        "--policy",
+        str(EXAMPLES / "analyst.toml"),
+        "--dry-run",
+    )
     assert code == 0, err
     assert "COMPACTION PLAN (dry run" in out and "summarize" in out and "Facts:" in out
     code, out, _ = run(capsys, "sessions", "--json")
@@ -31,9 +37,16 @@ def test_compact_restore_recall_round_trip(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     output = tmp_path / "compacted.json"
-    code, out, err = run(capsys, "compact", str(EXAMPLES / "analyst-ep24.json"),
-                         "--policy", str(EXAMPLES / "analyst.toml"), "--json",
-                         "--output", str(output))
+    code, out, err = run(
+        capsys,
+        "compact",
+        str(EXAMPLES / "analyst-ep24.json"),
+        "--policy",
+        str(EXAMPLES / "analyst.toml"),
+        "--json",
+        "--output",
+        str(output),
+    )
     assert code == 0, err
     report = json.loads(out)
     assert report["applied"] and report["met_target"]
@@ -45,8 +58,15 @@ def test_compact_restore_recall_round_trip(
     assert validate_messages(written["messages"], "anthropic") == []
     assert len(load_source(output).items) < 51
 
-    code, out, _ = run(capsys, "recall", session_id[:12], "biometric fingerprint Face ID",
-                       "--budget", "400", "--json")
+    code, out, _ = run(
+        capsys,
+        "recall",
+        session_id[:12],
+        "biometric fingerprint Face ID",
+        "--budget",
+        "400",
+        "--json",
+    )
     hits = json.loads(out)
     assert code == 0 and hits and sum(h["tokens"] for h in hits) <= 400
 
@@ -65,8 +85,18 @@ def test_human_summary(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_text_output_format(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     output = tmp_path / "c.txt"
-    code, _, _ = run(capsys, "compact", str(EXAMPLES / "analyst-ep24.json"), "--ratio", "4",
-                     "--dry-run", "--output", str(output), "--format", "text")
+    code, _, _ = run(
+        capsys,
+        "compact",
+        str(EXAMPLES / "analyst-ep24.json"),
+        "--ratio",
+        "4",
+        "--dry-run",
+        "--output",
+        str(output),
+        "--format",
+        "text",
+    )
     assert code == 0 and "REQ-AUTH-001" in output.read_text()
 
 
@@ -84,8 +114,9 @@ def test_bad_targets(capsys: pytest.CaptureFixture[str], argv: list[str], messag
 
 
 def test_under_target_and_empty(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, out, _ = run(capsys, "compact", str(EXAMPLES / "analyst-ep24-15.json"),
-                       "--target", "100000")
+    code, out, _ = run(
+        capsys, "compact", str(EXAMPLES / "analyst-ep24-15.json"), "--target", "100000"
+    )
     assert code == 0 and "Nothing to compact" in out and "already under the target" in out
     empty = tmp_path / "empty.json"
     empty.write_text('{"messages": []}')
@@ -101,3 +132,27 @@ def test_restore_and_recall_bad_input(capsys: pytest.CaptureFixture[str]) -> Non
     assert code == 2 and "no earlier context version" in err
     code, _, err = run(capsys, "recall", "file-", "anything", "--budget", "0")
     assert code == 2 and "budget must be positive" in err
+
+
+def test_if_needed_compacts_only_past_the_trigger(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "compact",
+        str(EXAMPLES / "analyst-ep24-15.json"),
+        "--policy",
+        str(EXAMPLES / "analyst.toml"),
+        "--if-needed",
+    )
+    assert code == 0 and out.startswith("Not needed: 78%")
+    code, out, _ = run(
+        capsys,
+        "compact",
+        str(EXAMPLES / "analyst-ep24-15.json"),
+        "--policy",
+        str(EXAMPLES / "analyst.toml"),
+        "--if-needed",
+        "--trigger",
+        "70",
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["applied"]

@@ -21,59 +21,150 @@ def agent_session(rounds: int = 12) -> dict[str, Any]:
     """An Anthropic-style agent session written for these tests: reads, edits, a
     failing then passing test run, a sub-agent report, searches and a todo list."""
     messages: list[dict[str, Any]] = [
-        {"role": "user", "content": "Fix the flaky retry logic in src/net/retry.py and keep "
-         "REQ-NET-007 (exponential backoff, 3 attempts) satisfied."},
+        {
+            "role": "user",
+            "content": "Fix the flaky retry logic in src/net/retry.py and keep "
+            "REQ-NET-007 (exponential backoff, 3 attempts) satisfied.",
+        },
     ]
     for n in range(rounds):
         path = f"src/net/module_{n}.py"
         body = "\n".join(f"{i:>6}→def handler_{n}_{i}(request):  # line {i}" for i in range(1, 80))
         messages += [
-            {"role": "assistant", "content": [
-                {"type": "text", "text": f"Reading {path} to check the retry path."},
-                {"type": "tool_use", "id": f"read{n}", "name": "Read",
-                 "input": {"file_path": path}}]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": f"read{n}", "content": body}]},
-            {"role": "assistant", "content": [
-                {"type": "tool_use", "id": f"test{n}", "name": "Bash",
-                 "input": {"command": "pytest tests/test_retry.py"}}]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": f"test{n}",
-                 "content": ("Error: 1 failed, AssertionError in test_backoff\n" if n % 3 == 0
-                             else "12 passed in 0.4s\n") + "collected 12 items\n" * 40}]},
-            {"role": "assistant", "content": [
-                {"type": "tool_use", "id": f"edit{n}", "name": "Edit",
-                 "input": {"file_path": path, "old_string": "retries = 5",
-                           "new_string": "retries = 3  # REQ-NET-007"}}]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": f"edit{n}",
-                 "content": f"The file {path} has been updated."}]},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": f"Reading {path} to check the retry path."},
+                    {
+                        "type": "tool_use",
+                        "id": f"read{n}",
+                        "name": "Read",
+                        "input": {"file_path": path},
+                    },
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": f"read{n}", "content": body}],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": f"test{n}",
+                        "name": "Bash",
+                        "input": {"command": "pytest tests/test_retry.py"},
+                    }
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": f"test{n}",
+                        "content": (
+                            "Error: 1 failed, AssertionError in test_backoff\n"
+                            if n % 3 == 0
+                            else "12 passed in 0.4s\n"
+                        )
+                        + "collected 12 items\n" * 40,
+                    }
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": f"edit{n}",
+                        "name": "Edit",
+                        "input": {
+                            "file_path": path,
+                            "old_string": "retries = 5",
+                            "new_string": "retries = 3  # REQ-NET-007",
+                        },
+                    }
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": f"edit{n}",
+                        "content": f"The file {path} has been updated.",
+                    }
+                ],
+            },
         ]
         if n == 4:
             messages += [
-                {"role": "user", "content": "Decision: keep jitter off for now. Also check "
-                 "the gateway timeouts while you are at it."},
-                {"role": "assistant", "content": [
-                    {"type": "tool_use", "id": "agent1", "name": "Task",
-                     "input": {"description": "Review timeouts", "prompt": "Review timeouts",
-                               "subagent_type": "reviewer"}}]},
-                {"role": "user", "content": [
-                    {"type": "tool_result", "tool_use_id": "agent1", "content":
-                     "# Timeout review\n" + "The gateway uses 30 s timeouts everywhere. " * 60
-                     + "\n- gateway/timeouts.py sets 30 s\n- retry budget exceeds SLA"}]},
+                {
+                    "role": "user",
+                    "content": "Decision: keep jitter off for now. Also check "
+                    "the gateway timeouts while you are at it.",
+                },
+                {
+                    "role": "assistant",
+                    "content": [
+                        {
+                            "type": "tool_use",
+                            "id": "agent1",
+                            "name": "Task",
+                            "input": {
+                                "description": "Review timeouts",
+                                "prompt": "Review timeouts",
+                                "subagent_type": "reviewer",
+                            },
+                        }
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "agent1",
+                            "content": "# Timeout review\n"
+                            + "The gateway uses 30 s timeouts everywhere. " * 60
+                            + "\n- gateway/timeouts.py sets 30 s\n- retry budget exceeds SLA",
+                        }
+                    ],
+                },
             ]
     messages += [
-        {"role": "assistant", "content": [
-            {"type": "tool_use", "id": "todo1", "name": "TodoWrite", "input": {"todos": [
-                {"content": "Run the full integration suite", "status": "pending"},
-                {"content": "Document the backoff constants", "status": "pending"}]}}]},
-        {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": "todo1", "content": "Todos updated"}]},
+        {
+            "role": "assistant",
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": "todo1",
+                    "name": "TodoWrite",
+                    "input": {
+                        "todos": [
+                            {"content": "Run the full integration suite", "status": "pending"},
+                            {"content": "Document the backoff constants", "status": "pending"},
+                        ]
+                    },
+                }
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "todo1", "content": "Todos updated"}
+            ],
+        },
         {"role": "assistant", "content": "Retry logic fixed; next: the integration suite."},
         {"role": "user", "content": "Great, now run the integration suite."},
     ]
-    return {"model": "claude-sonnet-4-5", "system": "You are a careful coding agent.",
-            "messages": messages}
+    return {
+        "model": "claude-sonnet-4-5",
+        "system": "You are a careful coding agent.",
+        "messages": messages,
+    }
 
 
 def count(text: str) -> int:
@@ -117,8 +208,9 @@ def test_never_splits_a_tool_pair_and_stays_a_valid_message_list() -> None:
 def test_cheap_steps_first_and_last_results_kept_whole() -> None:
     items = items_of(agent_session())
     total = sum(i.tokens or 0 for i in items)
-    result = compact(items, count=count, target_tokens=int(total * 0.9),
-                     policy=CompactionPolicy(keep_results=2))
+    result = compact(
+        items, count=count, target_tokens=int(total * 0.9), policy=CompactionPolicy(keep_results=2)
+    )
     assert [a.step for a in result.actions] == ["clear_tool_results"]
     last_results = [i for i in items if i.role is Role.TOOL][-2:]
     kept_texts = {i.text for i in result.items}
@@ -148,20 +240,52 @@ def test_agent_reports_become_metadata() -> None:
 
 
 def test_failed_attempt_superseded_by_success_is_dropped() -> None:
-    doc = {"messages": [
-        {"role": "user", "content": "make the build pass"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "b1", "name": "Bash",
-                                           "input": {"command": "make build"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "b1",
-                                      "content": "Error: missing header foo.h\n" * 30,
-                                      "is_error": True}]},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "b2", "name": "Bash",
-                                           "input": {"command": "make build"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "b2",
-                                      "content": "build ok " * 60}]},
-        {"role": "assistant", "content": "Build passes."},
-        {"role": "user", "content": "thanks"},
-    ]}
+    doc = {
+        "messages": [
+            {"role": "user", "content": "make the build pass"},
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": "b1",
+                        "name": "Bash",
+                        "input": {"command": "make build"},
+                    }
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "b1",
+                        "content": "Error: missing header foo.h\n" * 30,
+                        "is_error": True,
+                    }
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": "b2",
+                        "name": "Bash",
+                        "input": {"command": "make build"},
+                    }
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "b2", "content": "build ok " * 60}
+                ],
+            },
+            {"role": "assistant", "content": "Build passes."},
+            {"role": "user", "content": "thanks"},
+        ]
+    }
     items = items_of(doc)
     total = sum(i.tokens or 0 for i in items)
     # the failed result is among the last two kept whole by step 1: step 3 drops it
@@ -225,7 +349,7 @@ def stored_session(tmp_path: Path) -> tuple[Tracker, Any]:
 
 
 def test_dry_run_plan_matches_what_apply_does(tmp_path: Path) -> None:
-    tracker, session = stored_session(tmp_path)
+    _, session = stored_session(tmp_path)
     plan = session.plan_compaction(CompactionPolicy(target_ratio=5))
     done = session.compact(CompactionPolicy(target_ratio=5))
     assert (plan.used_before, plan.used_after) == (done.used_before, done.used_after)
@@ -288,3 +412,43 @@ def test_compact_all_pinned_and_empty(tmp_path: Path) -> None:
     with pytest.raises(CompactionError, match="pinned"):
         pinned.compact(CompactionPolicy(target_ratio=5))
     assert len(tracker.open(pinned.id).items) == 1
+
+
+def test_auto_compaction_triggers_at_critical_and_never_loops(tmp_path: Path) -> None:
+    _, session = stored_session(tmp_path)
+    used = session.used_tokens
+    session.set_policy(session.policy.replace(window=int(used / 0.80)))  # 80%: warning
+    assert session.auto_compact() is None  # below the critical threshold
+    session.set_policy(session.policy.replace(window=int(used / 0.92)))  # 92%: critical
+    done = session.auto_compact()
+    assert done is not None and session.status().percent <= 60
+    assert [e.type for e in session.events(types=["compacted"])] == ["compacted"]
+
+
+def test_auto_compaction_that_would_free_nothing_alerts_once(tmp_path: Path) -> None:
+    tracker = Tracker(store=f"sqlite:///{tmp_path / 's.db'}")
+    session = tracker.session(model="gpt-4o")
+    session.add("Rules of the house. " * 800, role="system")  # protected, and most of it
+    session.add("hello")
+    session.add("hi, how can I help?", role="assistant")
+    session.set_policy(session.policy.replace(window=int(session.used_tokens / 0.93)))
+    assert session.auto_compact() is None
+    assert session.last_alert and "not applied" in session.last_alert
+    assert session.auto_compact() is None  # and no new attempt at the same size
+    assert len(session.events(types=["alert"])) == 1
+    assert session.events(types=["compacted"]) == []
+
+
+def test_auto_compaction_leaves_room_for_an_llm_summary(tmp_path: Path) -> None:
+    _, session = stored_session(tmp_path)
+    used = session.used_tokens
+    # 85%: under the critical threshold, but an LLM summary of the target's size
+    # would not fit the window any more: compact now.
+    session.set_policy(session.policy.replace(window=int(used / 0.85)))
+    policy = CompactionPolicy(target_percent=30)
+
+    def summarizer(middle: Any, facts: Any, budget: int) -> str:
+        return "Summary: " + "; ".join(f.key for f in facts)[: budget * 3]
+
+    assert session.auto_compact(policy) is None
+    assert session.auto_compact(policy, summarizer) is not None

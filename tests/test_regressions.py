@@ -27,22 +27,31 @@ def test_trailing_non_conversation_records_do_not_empty_the_context(
     path = tmp_path / "live.jsonl"
     shutil.copy(fixtures / "claude_code_small.jsonl", path)
     with path.open("a") as f:
-        f.write(json.dumps({"type": "file-history-snapshot", "messageId": "m", "snapshot": {}})
-                + "\n")
+        f.write(
+            json.dumps({"type": "file-history-snapshot", "messageId": "m", "snapshot": {}}) + "\n"
+        )
         f.write(json.dumps({"type": "summary", "summary": "Fix add()", "leafUuid": "a4"}) + "\n")
     t = load_source(path)
     assert len(t.items) == 9 and t.anchor_call == 3
 
 
-def test_multi_block_records_can_be_recorded(fixtures: Path, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_multi_block_records_can_be_recorded(
+    fixtures: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     lines = (fixtures / "claude_code_small.jsonl").read_text().splitlines()
     record = json.loads(lines[0])
     record["uuid"] = "u-multi"
     record["parentUuid"] = "a4"
-    record["message"] = {"role": "user", "content": [
-        {"type": "text", "text": "see screenshot"},
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AA"}}]}
+    record["message"] = {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "see screenshot"},
+            {
+                "type": "image",
+                "source": {"type": "base64", "media_type": "image/png", "data": "AA"},
+            },
+        ],
+    }
     path = tmp_path / "multi.jsonl"
     path.write_text("\n".join([*lines, json.dumps(record)]) + "\n")
     code, _, err = run(capsys, "tokens", str(path), "--record")
@@ -79,8 +88,14 @@ def test_recording_again_appends_only_what_is_new(tmp_path: Path, fixtures: Path
 def test_viewing_with_flags_does_not_change_the_stored_session(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    run(capsys, "tokens", str(EXAMPLES / "analyst-ep24-15.json"),
-        "--policy", str(EXAMPLES / "analyst.toml"), "--record")
+    run(
+        capsys,
+        "tokens",
+        str(EXAMPLES / "analyst-ep24-15.json"),
+        "--policy",
+        str(EXAMPLES / "analyst.toml"),
+        "--record",
+    )
     _, out, _ = run(capsys, "tokens", "file-", "--window", "50000", "--json")
     assert json.loads(out)["max_tokens"] == 50000
     _, out, _ = run(capsys, "tokens", "file-", "--json")
@@ -93,8 +108,14 @@ def test_viewing_with_flags_does_not_change_the_stored_session(
 def test_stored_session_keeps_its_history_and_threshold_events(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    run(capsys, "tokens", str(EXAMPLES / "analyst-ep24.json"),
-        "--policy", str(EXAMPLES / "analyst.toml"), "--record")
+    run(
+        capsys,
+        "tokens",
+        str(EXAMPLES / "analyst-ep24.json"),
+        "--policy",
+        str(EXAMPLES / "analyst.toml"),
+        "--record",
+    )
     _, out, _ = run(capsys, "tokens", "file-", "--history", "--json")
     assert len(json.loads(out)["history"]) == 25
     _, out, _ = run(capsys, "events", "file-", "--type", "threshold_crossed", "--json")
@@ -112,8 +133,16 @@ def test_no_room_left_is_blocked() -> None:
 
 
 def test_explicit_default_window_is_kept(capsys: pytest.CaptureFixture[str]) -> None:
-    _, out, _ = run(capsys, "tokens", str(EXAMPLES / "analyst-ep24-15.json"), "--model",
-                    "gpt-4o", "--window", "200000", "--json")
+    _, out, _ = run(
+        capsys,
+        "tokens",
+        str(EXAMPLES / "analyst-ep24-15.json"),
+        "--model",
+        "gpt-4o",
+        "--window",
+        "200000",
+        "--json",
+    )
     assert json.loads(out)["max_tokens"] == 200000
 
 

@@ -10,13 +10,14 @@ are the archive, searched by ``recall`` and brought back whole by ``restore``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .compaction import Action, CompactionPolicy, CompactionResult, compact
 from .compaction.engine import Summarizer
-from .errors import CompactionError, StoreError
+from .errors import CompactionError
 from .model import Item
 
 if TYPE_CHECKING:
@@ -115,8 +116,9 @@ def plan(
             break  # protected items and must-keep facts: aiming lower frees nothing more
         result = again
     # The engine speaks in local-counter units; say it in the session's.
-    result.notes = [n for n in result.notes if not n.startswith(("target not reached",
-                                                                   "already under"))]
+    result.notes = [
+        n for n in result.notes if not n.startswith(("target not reached", "already under"))
+    ]
     if target >= used:
         result.notes.insert(0, f"already under the target ({used:,} ≤ {target:,} tokens)")
     elif after_of(result) > target:
@@ -143,8 +145,13 @@ def _to_session_units(result: CompactionResult, k: float, freed: int) -> None:
         action.tokens_after = round(action.tokens_after * k)
     residual = freed - sum(a.tokens_freed for a in result.actions)
     if result.actions and residual > 0:
-        result.actions.append(Action(step="framing", description="fewer messages: less "
-                                     "per-message framing", tokens_before=residual))
+        result.actions.append(
+            Action(
+                step="framing",
+                description="fewer messages: less per-message framing",
+                tokens_before=residual,
+            )
+        )
     elif result.actions and residual:
         result.actions[-1].tokens_before += residual
 
@@ -187,6 +194,42 @@ def apply(session: Session, compaction: Compaction) -> Compaction:
     compaction.applied_at = time.time()
     session._replace_context(result.items, new_version, compaction.overhead)
     return compaction
+
+
+def auto_compact(
+    session: Session, policy: CompactionPolicy, summarizer: Summarizer | None = None
+) -> Compaction | None:
+    """Compact when the trigger is reached; see ``Session.auto_compact``."""
+    window = session.policy.window
+    used = session.used_tokens
+    trigger = policy.trigger_percent or session.policy.critical_percent
+    trigger_tokens = int(window * trigger / 100)
+    if summarizer is not None:
+        # An LLM summarizer answers within the window: keep room for its summary.
+        room = min(8192, max(256, policy.target_for(used, window)))
+        trigger_tokens = min(trigger_tokens, window - room)
+    if used < trigger_tokens or used <= session._auto_quiet_until:
+        return None
+    try:
+        compaction = plan(session, policy, summarizer)
+    except CompactionError as exc:  # e.g. everything pinned: alert, don't raise mid-request
+        compaction = None
+        reason = str(exc)
+    if compaction is None or compaction.freed < policy.min_freed_share * window:
+        freed = f"free only {compaction.freed:,} tokens" if compaction else f"fail ({reason})"
+        session.last_alert = (
+            f"auto-compaction would {freed} (less than {policy.min_freed_share:.0%} of the "
+            f"window) at {100 * used / window:.0f}%: not applied; what is left is protected "
+            "or must-keep facts. Start a fresh session or raise the window."
+        )
+        session._auto_quiet_until = used
+        if session._known_to_store:
+            session.tracker.store.append_event(
+                session.id, "alert", {"reason": session.last_alert, "used_tokens": used}
+            )
+        return None
+    session.last_alert = None
+    return apply(session, compaction)
 
 
 def restore(session: Session, version: int | None = None) -> tuple[int, int]:
@@ -286,7 +329,7 @@ def _following(session: Session, hits: list[Item]) -> dict[str, Item]:
         if info.version == session.version or len(out) == len(wanted):
             continue
         items = store.load_items(session.id, version=info.version)
-        for before, after in zip(items, items[1:], strict=False):
+        for before, after in itertools.pairwise(items):
             if before.hash in wanted and before.hash not in out:
                 out[before.hash] = after
     return out

@@ -36,6 +36,18 @@ def register(commands: Any, policy_flags: Callable[[argparse.ArgumentParser], No
     )
     compact.add_argument("source", metavar="SOURCE")
     compact.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    compact.add_argument(
+        "--if-needed",
+        action="store_true",
+        help="only when the trigger is reached (the critical threshold, or --trigger); for "
+        "hooks and cron: never loops, alerts instead when a pass would free too little",
+    )
+    compact.add_argument(
+        "--trigger",
+        type=float,
+        metavar="PCT",
+        help="with --if-needed: compact from this share of the window",
+    )
     target = compact.add_mutually_exclusive_group()
     target.add_argument("--ratio", type=float, metavar="R", help="aim at 1/R of the tokens")
     target.add_argument("--target", type=int, metavar="TOKENS", help="aim at this many tokens")
@@ -115,6 +127,7 @@ def _policy(args: argparse.Namespace) -> CompactionPolicy:
         excluded_tools=tuple(args.exclude_tool),
         summarizer=args.summarizer,
         on_missing_facts=args.on_missing_facts,
+        trigger_percent=getattr(args, "trigger", None),
     )
 
 
@@ -130,8 +143,33 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
     session = open_source(tracker, args.source, args)
     policy = _policy(args)
     summarizer = _summarizer(args)
-    compaction = session.plan_compaction(policy, summarizer)
-    if not args.dry_run and compaction.result.actions:
+    if args.if_needed and not args.dry_run:
+        done = session.auto_compact(policy, summarizer)
+        if done is None:
+            status = session.status()
+            message = session.last_alert or (
+                f"Not needed: {status.percent:.0f}% of the window, under the trigger "
+                f"({policy.trigger_percent or session.policy.critical_percent:g}%)."
+            )
+            if args.json:
+                print(
+                    json.dumps(
+                        {
+                            "applied": False,
+                            "percent": round(status.percent, 2),
+                            "alert": session.last_alert,
+                            "message": message,
+                        },
+                        indent=2,
+                    )
+                )
+            else:
+                print(message)
+            return 1 if session.last_alert else 0
+        compaction = done
+    else:
+        compaction = session.plan_compaction(policy, summarizer)
+    if not args.dry_run and not args.if_needed and compaction.result.actions:
         from .archive import apply
 
         compaction = apply(session, compaction)
@@ -245,9 +283,14 @@ def render_done(c: Compaction, window: int) -> str:
             lines.append(f"• {label}: {kept}/{total} kept")
     if agents:
         lines.append(f"• Agents completed: {', '.join(agents[:6])}")
-    lines.append(f"• Information retention: {r.facts.retention:.0%} of {r.facts.total} facts"
-                 + (f" ({len(r.facts.archived)} minor ones in the archive: ctxbudget recall)"
-                    if r.facts.archived else ""))
+    lines.append(
+        f"• Information retention: {r.facts.retention:.0%} of {r.facts.total} facts"
+        + (
+            f" ({len(r.facts.archived)} minor ones in the archive: ctxbudget recall)"
+            if r.facts.archived
+            else ""
+        )
+    )
     lines.extend(["", "Ready to continue working.", RULE])
     return "\n".join(lines)
 

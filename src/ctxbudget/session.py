@@ -83,6 +83,8 @@ class Session:
         # What the provider counts beyond the items (system prompt, tool definitions),
         # kept when a compaction or restore drops the last reported usage.
         self._overhead = 0
+        self.last_alert: str | None = None
+        self._auto_quiet_until = 0  # no auto-compaction below this size (after an alert)
 
     # -- counting -----------------------------------------------------------------
 
@@ -300,9 +302,9 @@ class Session:
             policy=self.policy,
             breakdown=breakdown,
             anchored=self._reported is not None,
-            reported_tokens=self._last_reported if self._last_reported is not None else (
-                self._reported
-            ),
+            reported_tokens=self._last_reported
+            if self._last_reported is not None
+            else (self._reported),
             estimated_since_report=used - (self._last_reported or self._reported or 0),
             counter=self.counter.name,
             tokens_per_exchange=per_exchange,
@@ -351,6 +353,18 @@ class Session:
         """Compact and persist as a new context version (one transaction); the removed
         items stay in the archive."""
         return archive.apply(self, self.plan_compaction(policy, summarizer))
+
+    def auto_compact(
+        self, policy: CompactionPolicy | None = None, summarizer: Summarizer | None = None
+    ) -> Compaction | None:
+        """Compact if the trigger is reached (default: the critical threshold).
+
+        Triggers early enough that the summarizer's own answer still fits the window.
+        Never loops: a pass that would free less than ``min_freed_share`` of the window
+        is not applied; an ``alert`` event is recorded instead (``last_alert``), and no
+        new attempt is made until the context grows past where it was.
+        """
+        return archive.auto_compact(self, policy or CompactionPolicy(), summarizer)
 
     def restore(self, version: int | None = None) -> tuple[int, int]:
         """Undo a compaction: back to ``version`` (default: the previous one)."""
@@ -629,8 +643,10 @@ class Session:
             # The latest response's size is reported too (output tokens): only what
             # came after it is estimated.
             self._last_reported = usage.context_tokens
-            self._reported = usage.context_tokens + usage.output_tokens * (out_n > 0) + round(
-                self.calibration.per_item * out_n
+            self._reported = (
+                usage.context_tokens
+                + usage.output_tokens * (out_n > 0)
+                + round(self.calibration.per_item * out_n)
             )
             since = transcript.items[transcript.anchor_position + out_n :]
             self._since_tokens = sum(item.tokens or 0 for item in since)

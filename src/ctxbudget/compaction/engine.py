@@ -28,12 +28,12 @@ from .facts import check_facts, extract_facts, ledger_section
 from .structure import (
     Message,
     call_target,
-    tool_input,
     calls_by_pair,
     head_end,
     latest_todo,
     messages_of,
     tail_start,
+    tool_input,
 )
 from .summarize import summarize_extractive, words_of
 from .types import MUST_KEEP, Action, CompactionPolicy, CompactionResult, Fact, FactReport
@@ -164,13 +164,19 @@ def _step_results(
 def _step_call_inputs(work: _Work, keep: set[int], policy: CompactionPolicy, target: int) -> None:
     """Large tool-call inputs (a whole file given to Write, long Edit strings): keep
     every short field, replace the long ones with their size."""
-    action = Action(step="clear_call_inputs", description="shorten large tool-call inputs "
-                    "(file contents written, long edit strings)")
+    action = Action(
+        step="clear_call_inputs",
+        description="shorten large tool-call inputs (file contents written, long edit strings)",
+    )
     for i, item in enumerate(work.items):
         if work.total <= target:
             break
-        if (i in keep or item.kind is not Kind.TOOL_CALL or work.tokens[i] < 200
-                or item.tool in policy.excluded_tools):
+        if (
+            i in keep
+            or item.kind is not Kind.TOOL_CALL
+            or work.tokens[i] < 200
+            or item.tool in policy.excluded_tools
+        ):
             continue
         data = tool_input(item)
         if not isinstance(data, dict):
@@ -179,7 +185,9 @@ def _step_call_inputs(work: _Work, keep: set[int], policy: CompactionPolicy, tar
         for key, value in data.items():
             text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
             if len(text) > 240:
-                short[key] = f"[{work.count(text):,} tokens archived; first line: {_first_line(text)[:80]}]"
+                short[key] = (
+                    f"[{work.count(text):,} tokens archived; first line: {_first_line(text)[:80]}]"
+                )
             else:
                 short[key] = value
         work.replace_text(i, f"{item.tool} {json.dumps(short, ensure_ascii=False)}", action)
@@ -225,15 +233,15 @@ def _step_duplicates(work: _Work, keep: set[int], target: int) -> None:
         if item.role is not Role.TOOL or item.pair_id not in calls:
             continue
         call = work.items[calls[item.pair_id]]
-        key = (call.tool, call_target(call))
+        attempt: tuple[str | None, str] = (call.tool, call_target(call))
         failed = bool(_ERROR_RESULT.search(item.text[:200])) or (
             isinstance(item.raw, dict)
             and isinstance(item.raw.get("block"), dict)
             and bool(item.raw["block"].get("is_error"))
         )
         if not failed:
-            succeeded.add(key)
-        elif key in succeeded and i not in keep and work.total > target:
+            succeeded.add(attempt)
+        elif attempt in succeeded and i not in keep and work.total > target:
             work.replace_text(
                 i,
                 f"[failed attempt, superseded by a later success: {_first_line(item.text)}]",
@@ -340,21 +348,38 @@ def _step_summarize(
     return summary
 
 
-def _run_steps(work: _Work, policy: CompactionPolicy, target: int, facts: Sequence[Fact],
-               summarizer: Summarizer | None) -> Item | None:
+def _run_steps(
+    work: _Work,
+    policy: CompactionPolicy,
+    target: int,
+    facts: Sequence[Fact],
+    summarizer: Summarizer | None,
+) -> Item | None:
     """Steps 1–5 on ``work``, each only while over ``target``; returns the summary item."""
     if work.total <= target:
         return None
     keep = _protected(work.items, messages_of(work.items), policy)
-    _step_results(work, keep, policy, target, {Kind.TOOL_RESULT, Kind.IMAGE, Kind.UNKNOWN},
-                  "clear_tool_results", "clear old tool results (stub: tool, target, size, "
-                  "first line)")
+    _step_results(
+        work,
+        keep,
+        policy,
+        target,
+        {Kind.TOOL_RESULT, Kind.IMAGE, Kind.UNKNOWN},
+        "clear_tool_results",
+        "clear old tool results (stub: tool, target, size, first line)",
+    )
     if work.total > target:
         _step_call_inputs(work, keep, policy, target)
     if work.total > target:
-        _step_results(work, keep, policy, target, {Kind.FILE_READ, Kind.SEARCH_RESULT},
-                      "reads_and_searches", "file reads → path and line range; searches → "
-                      "query, hits, top hits")
+        _step_results(
+            work,
+            keep,
+            policy,
+            target,
+            {Kind.FILE_READ, Kind.SEARCH_RESULT},
+            "reads_and_searches",
+            "file reads → path and line range; searches → query, hits, top hits",
+        )
     if work.total > target:
         _step_duplicates(work, keep, target)
     if work.total > target:
@@ -362,8 +387,6 @@ def _run_steps(work: _Work, policy: CompactionPolicy, target: int, facts: Sequen
     if work.total > target:
         return _step_summarize(work, keep, target, facts, summarizer)
     return None
-
-
 
 
 def _validate(
@@ -461,7 +484,7 @@ def compact(
         passes.append((0, min(1, policy.keep_last)))
     aim = target_tokens
     for attempt in range(3):
-        for n, (keep_first, keep_last) in enumerate(passes):
+        for keep_first, keep_last in passes:
             pass_policy = dataclasses.replace(policy, keep_first=keep_first, keep_last=keep_last)
             work = _Work(original, count)
             summary = _run_steps(work, pass_policy, aim, facts, summarizer)
@@ -472,13 +495,16 @@ def compact(
         if overshoot <= 0 or summary is None or attempt == 2 or before <= target_tokens:
             break
         aim = max(1, aim - overshoot - max(2, overshoot // 10))
-    if n:
-        notes.append(f"kept the last {keep_last} exchange(s) and not the first, to reach the "
-                     "target")
+    if (keep_first, keep_last) != passes[0]:
+        notes.append(
+            f"kept the last {keep_last} exchange(s) and not the first, to reach the target"
+        )
     if work.total > target_tokens and before > target_tokens:
-        notes.append(f"target not reached ({work.total:,} > {target_tokens:,} tokens): what is "
-                     "left is protected (system prompt, latest request, todo list, pinned "
-                     "items) or facts that must stay")
+        notes.append(
+            f"target not reached ({work.total:,} > {target_tokens:,} tokens): what is "
+            "left is protected (system prompt, latest request, todo list, pinned "
+            "items) or facts that must stay"
+        )
 
     kept_ids = {id(i) for i in work.items}
     removed = [i for i in original if id(i) not in kept_ids]

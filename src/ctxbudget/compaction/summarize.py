@@ -226,8 +226,9 @@ _FILLER = re.compile(
 )
 
 
-def _sentences(items: Sequence[Item], *, clauses: bool = False,
-               groups: list[int] | None = None) -> list[str]:
+def _sentences(
+    items: Sequence[Item], *, clauses: bool = False, groups: list[int] | None = None
+) -> list[str]:
     """Candidate key facts: sentences of the text items, or with ``clauses`` their
     clauses (a long chat packs more answers per token into clauses). ``groups``, when
     given, receives the index of the item each candidate came from."""
@@ -344,8 +345,9 @@ def summarize_extractive(
         spent_requests += cost
     kept_requests.reverse()
     if len(kept_requests) < len(requests):
-        kept_requests.insert(0, f"({len(requests) - len(kept_requests)} earlier requests are "
-                                "in the archive)")
+        kept_requests.insert(
+            0, f"({len(requests) - len(kept_requests)} earlier requests are in the archive)"
+        )
     if not chat:
         section("Requests", kept_requests)
     section("Requirements", [_clip(f.text, 200) for f in by_kind.get("requirement", [])])

@@ -117,8 +117,9 @@ class FactReport:
             "passed": self.passed,
             "checks": checks,
             "information_retention": round(self.retention, 4),
-            "missing": [{"kind": f.kind, "key": f.key} for f in self.missing
-                        if f.kind in MUST_KEEP],
+            "missing": [
+                {"kind": f.kind, "key": f.key} for f in self.missing if f.kind in MUST_KEEP
+            ],
             "archived": [{"kind": f.kind, "key": f.key} for f in self.archived],
             "restored": [{"kind": f.kind, "key": f.key} for f in self.restored],
         }
