@@ -7,14 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from ctxbudget.cli import main
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from conftest import run_cli as run
 
 
 def test_status_line_for_a_transcript(capsys: pytest.CaptureFixture[str], fixtures: Path) -> None:

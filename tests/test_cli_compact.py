@@ -4,18 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli as run
 
-from ctxbudget.cli import main
 from ctxbudget.sources import load_source
 from ctxbudget.sources.writers import validate_messages
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_dry_run_changes_nothing(capsys: pytest.CaptureFixture[str]) -> None:

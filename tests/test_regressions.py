@@ -7,18 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import run_cli as run
 
 from ctxbudget import ConfigurationError, Level, Policy, Tracker
-from ctxbudget.cli import main
 from ctxbudget.sources import load_source
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_trailing_non_conversation_records_do_not_empty_the_context(

@@ -64,7 +64,8 @@ def looks_like_claude_code(first_record: Any) -> bool:
     )
 
 
-def _tool_result_text(content: Any) -> str:
+def tool_result_text(content: Any) -> str:
+    """The text of a tool_result's content, as this reader counts it."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -168,7 +169,7 @@ class _Builder:
             return Item(
                 role=Role.TOOL,
                 kind=_result_kind(tool, self.tool_inputs.get(call_id) if call_id else None),
-                text=_tool_result_text(block.get("content")),
+                text=tool_result_text(block.get("content")),
                 tool=tool,
                 pair_id=call_id,
                 raw=raw,
@@ -260,7 +261,7 @@ def _agent_names(records: list[_Record]) -> dict[int, str]:
         agent_id = r.data.get("agentId")
         message = r.data.get("message")
         content = message.get("content") if isinstance(message, dict) else None
-        text = content if isinstance(content, str) else _tool_result_text(content)
+        text = content if isinstance(content, str) else tool_result_text(content)
         candidates = prompts.get(text.strip())
         if candidates:
             base = candidates.pop(0)

@@ -36,6 +36,7 @@ from typing import Any
 
 from ..errors import SourceError
 from ..model import Item, Kind, Role
+from .claude_code import tool_result_text
 from .messages import _document_text, _image_note, compact_json, flatten_content
 
 __all__ = [
@@ -77,21 +78,7 @@ def _is_server_result(block: dict[str, Any] | None) -> bool:
     return btype.endswith("_tool_result") and btype != "tool_result"
 
 
-def _cc_result_text(content: Any) -> str:
-    """The text the Claude Code reader derives from a tool_result's content."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, dict) and part.get("type") == "text":
-                parts.append(str(part.get("text", "")))
-            elif isinstance(part, dict) and part.get("type") == "image":
-                parts.append("[image]")
-            else:
-                parts.append(json.dumps(part, ensure_ascii=False))
-        return "\n".join(parts)
-    return "" if content is None else json.dumps(content, ensure_ascii=False)
+_cc_result_text = tool_result_text  # the Claude Code reader's own rule
 
 
 def _parse_json(text: str) -> tuple[bool, Any]:
