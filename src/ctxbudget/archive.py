@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -76,7 +77,10 @@ def context_hash(items: list[Item]) -> str:
 
 
 def plan(
-    session: Session, policy: CompactionPolicy, summarizer: Summarizer | None = None
+    session: Session,
+    policy: CompactionPolicy,
+    summarizer: Summarizer | None = None,
+    protect: Callable[[Item], bool] | None = None,
 ) -> Compaction:
     """Compute a compaction of ``session`` without changing anything."""
     if not session.items:
@@ -98,7 +102,12 @@ def plan(
         raise CompactionError("every item is pinned: nothing may be compacted")
     local_target = max(1, int((target - overhead) / k))
     result = compact(
-        session.items, count=count, target_tokens=local_target, policy=policy, summarizer=summarizer
+        session.items,
+        count=count,
+        target_tokens=local_target,
+        policy=policy,
+        summarizer=summarizer,
+        protect=protect,
     )
     for _ in range(3):  # the per-item framing shrinks with the items: aim again
         after = after_of(result)
@@ -111,6 +120,7 @@ def plan(
             target_tokens=local_target,
             policy=policy,
             summarizer=summarizer,
+            protect=protect,
         )
         if again.tokens_after >= result.tokens_after:
             break  # protected items and must-keep facts: aiming lower frees nothing more
@@ -356,3 +366,35 @@ def _clip_to(item: Item, query: str, budget: int, session: Session) -> Item:
     from dataclasses import replace
 
     return replace(item, text=text, tokens=session.counter.count(text), _hash=None)
+
+
+def replace_context(session: Session, items: list[Item], *, reason: str) -> int:
+    """Make ``items`` the context as a new version (one transaction); what is left out
+    stays in the archive. Returns the new version."""
+    store = session.tracker.store
+    session.save()
+    removed = len(session.items) - len(items)
+    with store.transaction():
+        versions = [v.version for v in store.versions(session.id)]
+        new_version = max([*versions, session.version]) + 1
+        store.append_items(session.id, items, version=new_version)
+        if items:  # an empty context has no items to make its version exist
+            store.set_context_version(session.id, new_version)
+        store.append_event(
+            session.id,
+            "pruned",
+            {
+                "reason": reason,
+                "archived_items": removed,
+                "version_from": session.version,
+                "version_to": new_version,
+                "context_hash_before": context_hash(session.items),
+                "context_hash_after": context_hash(items),
+                "session_state_before": session._meta(),
+            },
+        )
+        stored = store.get_session(session.id)
+        stored.context_version = new_version
+        store.update_session(stored)
+    session._replace_context(items, new_version, session._overhead)
+    return new_version

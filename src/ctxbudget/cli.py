@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__, cli_compact
+from . import __version__, cli_budget, cli_compact
 from .errors import CtxBudgetError, SessionNotFoundError
 from .model import Level
 from .policy import fields_from_toml
@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("--limit", type=int, default=20)
 
     cli_compact.register(commands, _policy_flags)
+    cli_budget.register(commands, _policy_flags)
 
     events = commands.add_parser("events", help="a stored session's event ledger (audit trail)")
     events.add_argument("session")
@@ -297,12 +298,17 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Tracker], int]] = {
     "compact": lambda args, tracker: cli_compact.cmd_compact(args, tracker, _open_source),
     "restore": cli_compact.cmd_restore,
     "recall": cli_compact.cmd_recall,
+    "gate": lambda args, tracker: cli_budget.cmd_gate(args, tracker, _open_source),
+    "budget": lambda args, tracker: cli_budget.cmd_budget(args, tracker, _open_source),
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

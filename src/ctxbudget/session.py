@@ -14,9 +14,10 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import archive
+from . import archive, budgeting
 from .accounting import Calibration, HistoryPoint, replay_history
 from .archive import Compaction
+from .budgeting import BudgetState
 from .compaction import CompactionPolicy
 from .compaction.engine import Summarizer
 from .errors import SessionNotFoundError
@@ -84,6 +85,7 @@ class Session:
         # kept when a compaction or restore drops the last reported usage.
         self._overhead = 0
         self.last_alert: str | None = None
+        self.budget = BudgetState()
         self._auto_quiet_until = 0  # no auto-compaction below this size (after an alert)
 
     # -- counting -----------------------------------------------------------------
@@ -158,6 +160,8 @@ class Session:
         try:
             for item in new:
                 item.message_index += offset
+                if item.phase is None and self.budget.phase is not None:
+                    item.phase = self.budget.phase
                 self._tally(item)
                 self._since_tokens += item.tokens or 0
                 self._since_items += 1
@@ -374,6 +378,45 @@ class Session:
         """Archived items that best match ``query``, within ``budget`` tokens."""
         return archive.recall(self, query, budget)
 
+    # -- budgets: allocation, the gate, phases (applied by ctxbudget.budgeting) ------
+
+    def allocate(self, component: str, tokens: int, *, allow_partial: bool = True) -> Any:
+        """Reserve ``tokens`` for a component (seed 002): full, after cleanup, partial or
+        denied; returns the ``AllocationDecision`` and logs it."""
+        return budgeting.allocate(self, component, tokens, allow_partial=allow_partial)
+
+    def release(self, component: str, tokens: int | None = None) -> int:
+        return budgeting.release(self, component, tokens)
+
+    def budget_report(self) -> Any:
+        """Utilization per component with the seed's bands, and overall."""
+        return budgeting.report(self)
+
+    def adjust_shares(self, *, apply: bool = True) -> Any:
+        return budgeting.adjust(self, apply=apply)
+
+    def gate(self, agent: str, tokens: int, *, compact: bool = True) -> Any:
+        """May ``agent`` spawn needing ``tokens``? ``GateDecision``: allow, allow after
+        compaction (applied), or deny; logged as a ``gate`` event."""
+        return budgeting.gate(self, agent, tokens, compact=compact)
+
+    def set_agent_budget(self, agent: str, tokens: int) -> None:
+        budgeting.set_agent_budget(self, agent, tokens)
+
+    def start_phase(self, name: str, budget: int | None = None) -> None:
+        """New items belong to phase ``name`` until it completes (seed 004)."""
+        budgeting.start_phase(self, name, budget)
+
+    def complete_phase(self, name: str | None = None, pruning: str | None = None) -> Any:
+        """Prune by policy (aggressive / moderate / minimal; archived) and report."""
+        return budgeting.complete_phase(self, name, pruning)
+
+    def save_budget(self) -> None:
+        if self._known_to_store:
+            stored = self.tracker.store.get_session(self.id)
+            stored.meta = {**stored.meta, "budget": self.budget.to_dict()}
+            self.tracker.store.update_session(stored)
+
     def context_hash(self) -> str:
         return archive.context_hash(self.items)
 
@@ -477,6 +520,7 @@ class Session:
             "unknown_records": self._unknown,
             "recorded_calls": self._recorded_calls,
             "overhead": self._overhead,
+            "budget": self.budget.to_dict(),
         }
 
     def save(self) -> None:
@@ -620,6 +664,7 @@ class Session:
         self._unknown = int(meta.get("unknown_records", 0))
         self._recorded_calls = int(meta.get("recorded_calls", 0))
         self._overhead = int(meta.get("overhead", 0) or 0)
+        self.budget = BudgetState.from_dict(meta.get("budget"))
         cal = meta.get("calibration") or {}
         self.calibration = self._new_calibration()
         self.calibration.per_token = float(cal.get("per_token", self.calibration.per_token))

@@ -354,11 +354,14 @@ def _run_steps(
     target: int,
     facts: Sequence[Fact],
     summarizer: Summarizer | None,
+    protect: Callable[[Item], bool] | None = None,
 ) -> Item | None:
     """Steps 1–5 on ``work``, each only while over ``target``; returns the summary item."""
     if work.total <= target:
         return None
     keep = _protected(work.items, messages_of(work.items), policy)
+    if protect is not None:
+        keep |= {i for i, item in enumerate(work.items) if protect(item)}
     _step_results(
         work,
         keep,
@@ -461,8 +464,13 @@ def compact(
     target_tokens: int,
     policy: CompactionPolicy | None = None,
     summarizer: Summarizer | None = None,
+    protect: Callable[[Item], bool] | None = None,
 ) -> CompactionResult:
-    """Compact ``items`` towards ``target_tokens``; pure: returns the result to apply."""
+    """Compact ``items`` towards ``target_tokens``; pure: returns the result to apply.
+
+    ``protect`` marks more items that no step may touch (e.g. every item outside the
+    budget component being cleaned up).
+    """
     policy = policy or CompactionPolicy()
     if not items:
         raise CompactionError("nothing to compact: the session is empty")
@@ -487,7 +495,7 @@ def compact(
         for keep_first, keep_last in passes:
             pass_policy = dataclasses.replace(policy, keep_first=keep_first, keep_last=keep_last)
             work = _Work(original, count)
-            summary = _run_steps(work, pass_policy, aim, facts, summarizer)
+            summary = _run_steps(work, pass_policy, aim, facts, summarizer, protect)
             if work.total <= aim:
                 break
         summary, report = _validate(work, summary, facts, policy, count, aim)

@@ -1,0 +1,333 @@
+"""Budgets applied to a session: allocation with cleanup, the spawn gate, phases.
+
+The decisions are pure (``ctxbudget.budget``); this module gathers a session's
+figures, runs cleanups through the compaction engine (so nothing is deleted without
+being archived), persists the outcome and logs one event per decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import archive
+from .budget.adjustment import Adjustment, adjust_shares, history_from
+from .budget.allocation import (
+    DEFAULT_SHARES,
+    AllocationDecision,
+    Shares,
+    UtilizationReport,
+    decide,
+    decide_after_cleanup,
+    utilization_report,
+)
+from .budget.gate import ALLOW_AFTER_COMPACTION, GateDecision, decide_gate
+from .budget.layers import (
+    PHASE_EMERGENCY_PERCENT,
+    Pruning,
+    phase_report,
+    prune_emergency,
+    prune_on_phase_complete,
+)
+from .compaction import CompactionPolicy
+from .errors import ConfigurationError
+from .model import MAIN_AGENT, Component, Item
+
+if TYPE_CHECKING:
+    from .session import Session
+
+
+@dataclass(slots=True)
+class BudgetState:
+    """What a session remembers of its budgets (stored in its metadata)."""
+
+    shares: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SHARES))
+    reservations: dict[str, int] = field(default_factory=dict)
+    agent_budgets: dict[str, int] = field(default_factory=dict)
+    phase_budgets: dict[str, int] = field(default_factory=dict)
+    phases: list[str] = field(default_factory=list)
+    phase: str | None = None
+    pruning: str = Pruning.MODERATE.value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "shares": dict(self.shares),
+            "reservations": dict(self.reservations),
+            "agent_budgets": dict(self.agent_budgets),
+            "phase_budgets": dict(self.phase_budgets),
+            "phases": list(self.phases),
+            "phase": self.phase,
+            "pruning": self.pruning,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> BudgetState:
+        data = data or {}
+        return cls(
+            shares=dict(data.get("shares") or DEFAULT_SHARES),
+            reservations={k: int(v) for k, v in (data.get("reservations") or {}).items()},
+            agent_budgets={k: int(v) for k, v in (data.get("agent_budgets") or {}).items()},
+            phase_budgets={k: int(v) for k, v in (data.get("phase_budgets") or {}).items()},
+            phases=list(data.get("phases") or []),
+            phase=data.get("phase"),
+            pruning=str(data.get("pruning") or Pruning.MODERATE.value),
+        )
+
+
+def budget_total(session: Session) -> int:
+    """The tokens the components share: the window less what the policy keeps free."""
+    p = session.policy
+    return p.window - p.reserved_output - p.safety_margin
+
+
+def component_used(session: Session) -> dict[str, int]:
+    """Tokens each component holds: its items (in provider units) plus reservations."""
+    breakdown = session.status().breakdown.component
+    used = {c: breakdown.get(c, 0) for c in session.budget.shares}
+    for component, tokens in session.budget.reservations.items():
+        used[component] = used.get(component, 0) + tokens
+    return used
+
+
+def _log(session: Session, kind: str, data: dict[str, Any]) -> None:
+    if session._known_to_store:
+        session.tracker.store.append_event(session.id, kind, data)
+
+
+def _check_component(session: Session, component: str) -> None:
+    if component not in session.budget.shares:
+        known = ", ".join(session.budget.shares)
+        raise ConfigurationError(f"unknown budget component {component!r}; known: {known}")
+
+
+def allocate(
+    session: Session, component: str, tokens: int, *, allow_partial: bool = True
+) -> AllocationDecision:
+    """Grant ``tokens`` to ``component``: in full, after cleanup, in part, or not."""
+    _check_component(session, component)
+    shares = Shares(session.budget.shares)
+    limit = shares.limit(component, budget_total(session))
+    used = component_used(session).get(component, 0)
+    decision = decide(component, tokens, limit=limit, used=used)
+    if decision is None:
+        freed = cleanup(session, component, needed=used + tokens - limit)
+        after = component_used(session).get(component, 0)
+        decision = decide_after_cleanup(
+            component,
+            tokens,
+            limit=limit,
+            used_after_cleanup=after,
+            freed=freed,
+            allow_partial=allow_partial,
+        )
+    if decision.granted:
+        reservations = session.budget.reservations
+        reservations[component] = reservations.get(component, 0) + decision.granted
+        session.save_budget()
+    _log(
+        session,
+        "allocation",
+        {
+            "component": component,
+            "requested": decision.requested,
+            "granted": decision.granted,
+            "outcome": decision.outcome,
+            "reason": decision.reason,
+            "limit": decision.limit,
+            "used_before": decision.used_before,
+            "used_after": decision.used_after,
+            "freed_by_cleanup": decision.freed_by_cleanup,
+        },
+    )
+    return decision
+
+
+def release(session: Session, component: str, tokens: int | None = None) -> int:
+    """Give back reserved tokens (all of them by default); returns what was released."""
+    _check_component(session, component)
+    held = session.budget.reservations.get(component, 0)
+    amount = held if tokens is None else max(0, min(held, tokens))
+    if amount:
+        session.budget.reservations[component] = held - amount
+        session.save_budget()
+    return amount
+
+
+def cleanup(session: Session, component: str, needed: int) -> int:
+    """Free about ``needed`` tokens of ``component`` through the compaction engine.
+
+    Only that component's items may change (the others are protected); what is removed
+    is archived as usual. Returns the tokens freed (0 when nothing could be).
+    """
+    if needed <= 0 or not session.items:
+        return 0
+    in_component = [i for i in session.items if i.component and i.component.value == component]
+    if not in_component:
+        return 0
+    target = max(1, session.used_tokens - needed)
+    policy = CompactionPolicy(target_tokens=target, keep_first=0, keep_last=1, keep_results=1)
+
+    def protect(item: Item) -> bool:
+        return item.component is None or item.component.value != component
+
+    plan = archive.plan(session, policy, protect=protect)
+    if not plan.result.actions or plan.freed <= 0:
+        return 0
+    if session._known_to_store:
+        archive.apply(session, plan)
+    else:
+        session._replace_context(plan.result.items, session.version, plan.overhead)
+    return plan.freed
+
+
+def report(session: Session) -> UtilizationReport:
+    return utilization_report(
+        Shares(session.budget.shares), budget_total(session), component_used(session)
+    )
+
+
+def adjust(session: Session, *, apply: bool = True, sessions: int = 200) -> Adjustment:
+    """Adjust the shares from allocation history across stored sessions (seed 002)."""
+    store = session.tracker.store
+    records: list[dict[str, Any]] = []
+    for stored in store.list_sessions(limit=sessions):
+        records.extend(e.data for e in store.events(stored.id, types=["allocation"]))
+    adjustment = adjust_shares(Shares(session.budget.shares), history_from(records))
+    if apply:
+        session.budget.shares = dict(adjustment.after.to_dict())
+        session.save_budget()
+        _log(session, "shares_adjusted", adjustment.to_dict())
+    return adjustment
+
+
+def gate(
+    session: Session, agent: str, tokens: int, *, compact: bool = True, apply: bool = True
+) -> GateDecision:
+    """May ``agent`` spawn needing ``tokens``? Compacts first when that makes room.
+
+    When the session has a roster (agents with budgets), an agent outside it is refused
+    as unknown: a typo must not slip past its budget.
+    """
+    roster = session.budget.agent_budgets
+    if roster and agent not in roster:
+        raise ConfigurationError(
+            f"unknown agent {agent!r}: this session budgets {', '.join(sorted(roster))}; "
+            "give it a budget first (--agent-budget N)"
+        )
+    used = session.used_tokens
+    policy = session.policy
+    limit = int(policy.window * policy.blocked_percent / 100)
+    after = None
+    plan = None
+    if compact and isinstance(tokens, int) and used + tokens >= limit and session.items:
+        try:
+            plan = archive.plan(session, CompactionPolicy())
+        except Exception:  # nothing compactable: decide without it
+            plan = None
+        if plan is not None and plan.result.actions:
+            after = plan.used_after
+    decision = decide_gate(
+        agent=agent,
+        estimated_tokens=tokens,
+        used_tokens=used,
+        window=policy.window,
+        blocked_percent=policy.blocked_percent,
+        agent_used=agent_usage(session).get(agent, 0),
+        agent_budget=session.budget.agent_budgets.get(agent),
+        used_after_compaction=after,
+    )
+    stored = session._known_to_store
+    if decision.outcome == ALLOW_AFTER_COMPACTION and apply and plan is not None and stored:
+        archive.apply(session, plan)
+    _log(session, "gate", decision.to_dict())
+    return decision
+
+
+def agent_usage(session: Session) -> dict[str, int]:
+    """Tokens per agent: its items in this context and, for sub-agents, their own."""
+    status = session.status()
+    usage = dict(status.breakdown.agent)
+    for sub in status.breakdown.subagents:
+        usage[sub.name] = usage.get(sub.name, 0) + sub.context_tokens
+    usage.setdefault(MAIN_AGENT, 0)
+    return usage
+
+
+def set_agent_budget(session: Session, agent: str, tokens: int) -> None:
+    if tokens <= 0:
+        raise ConfigurationError(f"an agent budget must be positive (got {tokens})")
+    session.budget.agent_budgets[agent] = tokens
+    session.save_budget()
+
+
+# -- phases (seed 004) --------------------------------------------------------------
+
+
+def start_phase(session: Session, name: str, budget: int | None = None) -> None:
+    if not name or not name.strip():
+        raise ConfigurationError("a phase needs a name")
+    state = session.budget
+    if name not in state.phases:
+        state.phases.append(name)
+    state.phase = name
+    if budget is not None:
+        if budget <= 0:
+            raise ConfigurationError(f"a phase budget must be positive (got {budget})")
+        state.phase_budgets[name] = budget
+    session.save_budget()
+    _log(session, "phase_started", {"phase": name, "budget": budget})
+
+
+def phase_usage(session: Session) -> dict[str, int]:
+    usage: dict[str, int] = {}
+    k = session.calibration.per_token
+    for item in session.items:
+        if item.phase:
+            usage[item.phase] = usage.get(item.phase, 0) + round(k * (item.tokens or 0))
+    return usage
+
+
+def complete_phase(
+    session: Session, name: str | None = None, pruning: str | None = None
+) -> dict[str, Any]:
+    """End a phase: prune by the pruning policy (archived), then report (75% / 95%)."""
+    state = session.budget
+    name = name or state.phase
+    if name is None:
+        raise ConfigurationError("no phase is running: start one with start_phase")
+    if name not in state.phases:
+        raise ConfigurationError(f"unknown phase {name!r}; phases: {', '.join(state.phases)}")
+    policy = Pruning(pruning or state.pruning)
+    pruned = _prune(session, prune_on_phase_complete(session.items, name, state.phases, policy))
+    if state.phase == name:
+        state.phase = None
+    session.save_budget()
+    usage = phase_usage(session)
+    budget = state.phase_budgets.get(name) or budget_total(session)
+    used = session.used_tokens
+    result = phase_report(name, used, budget, usage)
+    emergency = 0
+    if result["percent"] > PHASE_EMERGENCY_PERCENT:
+        emergency = _prune(session, prune_emergency(session.items, state.phase))
+        result = phase_report(name, session.used_tokens, budget, phase_usage(session))
+    result.update(pruned_items=pruned, emergency_pruned_items=emergency, pruning=policy.value)
+    _log(session, "phase_completed", result)
+    return result
+
+
+def _prune(session: Session, indices: Sequence[int]) -> int:
+    """Remove these items from the context, archived as a new context version."""
+    if not indices:
+        return 0
+    drop = set(indices)
+    kept = [item for i, item in enumerate(session.items) if i not in drop]
+    if session._known_to_store:
+        archive.replace_context(session, kept, reason="phase pruning")
+    else:
+        session._replace_context(kept, session.version, session._overhead)
+    return len(drop)
+
+
+def components() -> list[str]:
+    return [c.value for c in Component]

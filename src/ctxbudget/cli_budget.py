@@ -1,0 +1,122 @@
+"""``ctxbudget gate`` and ``ctxbudget budget``: the spawn gate and the budget report.
+
+``gate`` exits 0 when the agent may start (also after a compaction it applied), 3 when
+it is denied, with the reason on stderr, so a hook or script can act on the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .budgeting import agent_usage, budget_total, phase_usage
+
+if TYPE_CHECKING:
+    from .session import Session
+    from .tracker import Tracker
+
+OpenSource = Callable[["Tracker", str | None, argparse.Namespace], "Session"]
+EXIT_DENY = 3
+
+
+def register(commands: Any, policy_flags: Callable[[argparse.ArgumentParser], None]) -> None:
+    gate = commands.add_parser(
+        "gate",
+        help="may a new sub-agent start? exit 0 allow, 3 deny",
+        description="Decide whether an agent may start in this session's window: allow, "
+        "allow after compaction (applied to a stored session), or deny (at the blocked "
+        "threshold, 95%% by default, or over the agent's own budget). Exit 0 allow, 3 deny; "
+        "the reason goes to stderr. SESSION: a stored session id, or any source "
+        '"ctxbudget tokens" reads.',
+    )
+    gate.add_argument("session", metavar="SESSION")
+    gate.add_argument("--agent", required=True, metavar="NAME", help="the agent to start")
+    gate.add_argument(
+        "--tokens",
+        required=True,
+        type=int,
+        metavar="N",
+        help="tokens the agent is expected to need",
+    )
+    gate.add_argument("--no-compact", action="store_true", help="decide without compacting first")
+    gate.add_argument(
+        "--agent-budget",
+        type=int,
+        metavar="N",
+        help="the agent's own budget (stored with --record)",
+    )
+    gate.add_argument("--record", action="store_true", help="store the session and the decision")
+    gate.add_argument("--json", action="store_true")
+    policy_flags(gate)
+
+    budget = commands.add_parser(
+        "budget",
+        help="allocation and utilization by component, agent and phase",
+        description="The budget report of a session: the window split between components "
+        "(seed 002 shares), what each uses (status low / moderate / high / critical), usage "
+        "per agent and per phase. SESSION: a stored session id or any source.",
+    )
+    budget.add_argument("session", metavar="SESSION")
+    budget.add_argument(
+        "--adjust",
+        action="store_true",
+        help="adjust the shares from allocation history (stored sessions)",
+    )
+    budget.add_argument("--json", action="store_true")
+    policy_flags(budget)
+
+
+def cmd_gate(args: argparse.Namespace, tracker: Tracker, open_source: OpenSource) -> int:
+    session = open_source(tracker, args.session, args)
+    if args.record:
+        session.save()
+    if args.agent_budget is not None:
+        session.set_agent_budget(args.agent, args.agent_budget)
+    decision = session.gate(args.agent, args.tokens, compact=not args.no_compact)
+    if args.json:
+        print(json.dumps(decision.to_dict(), indent=2))
+    print(f"ctxbudget gate: {decision.outcome}: {decision.reason}", file=sys.stderr)
+    return 0 if decision.allowed else EXIT_DENY
+
+
+def cmd_budget(args: argparse.Namespace, tracker: Tracker, open_source: OpenSource) -> int:
+    session = open_source(tracker, args.session, args)
+    adjustment = session.adjust_shares(apply=True) if args.adjust else None
+    report = session.budget_report()
+    agents = agent_usage(session)
+    phases = phase_usage(session)
+    if args.json:
+        out = {
+            "session_id": session.id,
+            "total_tokens": budget_total(session),
+            "components": report.to_dict(),
+            "agents": {
+                name: {"tokens": tokens, "budget": session.budget.agent_budgets.get(name)}
+                for name, tokens in agents.items()
+            },
+            "phases": {
+                name: {"tokens": tokens, "budget": session.budget.phase_budgets.get(name)}
+                for name, tokens in phases.items()
+            },
+            "adjustment": adjustment.to_dict() if adjustment else None,
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"Budget of session {session.id} ({budget_total(session):,} tokens to share)\n")
+    print(report.render())
+    print("\nBy agent")
+    for name, tokens in sorted(agents.items(), key=lambda kv: -kv[1]):
+        limit = session.budget.agent_budgets.get(name)
+        print(f"  {name:<32} {tokens:>9,}" + (f"  of {limit:,}" if limit else ""))
+    if phases:
+        print("\nBy phase")
+        for name, tokens in phases.items():
+            limit = session.budget.phase_budgets.get(name)
+            print(f"  {name:<32} {tokens:>9,}" + (f"  of {limit:,}" if limit else ""))
+    if adjustment is not None:
+        print("\nShares adjusted from the allocation history:")
+        print(json.dumps(adjustment.to_dict(), indent=2))
+    return 0
