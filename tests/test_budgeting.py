@@ -280,3 +280,46 @@ def test_phase_errors() -> None:
         s.complete_phase()
     with pytest.raises(ConfigurationError, match="positive"):
         s.start_phase("x", budget=0)
+
+
+# -- prediction ------------------------------------------------------------------------
+
+
+def test_prediction_learns_from_recorded_tasks_and_cleans_up_ahead(tmp_path: Path) -> None:
+    from ctxbudget.budget.prediction import Task
+
+    tracker = Tracker(store=f"sqlite:///{tmp_path / 'pr.db'}")
+    s = tracker.session(model="gpt-4o", window=60_000)
+    s.add("Build the billing module.")
+    for n in range(12):
+        s.extend(tool_pair(n, 300))
+    task = Task("implement", files=3, agents=1, minutes=20)
+    first = s.plan_tasks([task], cleanup_first=False)
+    assert first["predicted_tokens"] == 55_000 and first["calibrated_on"] == 0  # the seed's
+    s.task_completed(task, 20_000)
+    other = tracker.session(model="gpt-4o", window=60_000)  # calibration crosses sessions
+    second = other.plan_tasks([task], cleanup_first=False)
+    assert second["calibrated_on"] == 1 and second["predicted_tokens"] < 55_000
+    s.set_policy(s.policy.replace(window=30_000))  # 21,800 used: 15,000 more needs room
+    planned = s.plan_tasks([Task("small", files=1, minutes=5)])
+    assert planned["freed_by_cleanup"] > 0 and planned["fits"]
+    assert s.events(types=["tasks_planned"])
+
+
+def test_eta_from_the_pace_of_user_turns() -> None:
+    from ctxbudget.testing import FakeClock
+
+    clock = FakeClock(start=1_000.0)
+    s = Tracker(store="memory://").session(model="gpt-4o", window=20_000)
+    for _ in range(5):
+        s.add(
+            Item(
+                role=Role.USER, kind=Kind.USER_TEXT, text="next question " * 50, created_at=clock()
+            )
+        )
+        s.add("an answer " * 150, role="assistant")
+        clock.advance(120)
+    status = s.status()
+    assert status.estimated_exchanges_left and status.eta_seconds == pytest.approx(
+        status.estimated_exchanges_left * 120
+    )

@@ -150,3 +150,40 @@ def test_if_needed_compacts_only_past_the_trigger(capsys: pytest.CaptureFixture[
         "--json",
     )
     assert code == 0 and json.loads(out)["applied"]
+
+
+def test_missed_target_is_said_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "compact", str(EXAMPLES / "analyst-ep24.json"), "--target", "50")
+    assert code == 1
+    assert "Target of 50 tokens not reached" in out and "below what must stay" in out
+
+
+def test_output_checked_before_anything_is_applied(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(
+        capsys,
+        "compact",
+        str(EXAMPLES / "analyst-ep24.json"),
+        "--ratio",
+        "3",
+        "--output",
+        str(tmp_path / "missing" / "x.json"),
+    )
+    assert code == 2 and "does not exist" in err
+    code, out, _ = run(capsys, "sessions", "--json")
+    assert json.loads(out) == []  # nothing was recorded or compacted
+
+
+def test_restore_refuses_to_drop_newer_work(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "compact", str(EXAMPLES / "analyst-ep24.json"), "--ratio", "3", "--json"
+    )
+    sid = json.loads(out)["session_id"]
+    from ctxbudget import Tracker
+
+    Tracker().open(sid).add("one more question after the compaction")
+    code, _, err = run(capsys, "restore", sid)
+    assert code == 2 and "would drop them" in err
+    code, _, _ = run(capsys, "restore", sid, "--force")
+    assert code == 0

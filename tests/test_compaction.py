@@ -452,3 +452,53 @@ def test_auto_compaction_leaves_room_for_an_llm_summary(tmp_path: Path) -> None:
 
     assert session.auto_compact(policy) is None
     assert session.auto_compact(policy, summarizer) is not None
+
+
+def test_a_plan_is_refused_when_the_session_changed(tmp_path: Path) -> None:
+    tracker, session = stored_session(tmp_path)
+    plan = session.plan_compaction(CompactionPolicy(target_ratio=5))
+    other = Tracker(store=tracker.store.url).open(session.id)
+    other.add("LATE: a message from the running agent")
+    with pytest.raises(CompactionError, match="changed since"):
+        session.apply_compaction(plan)
+    session.add("and one here")
+    with pytest.raises(CompactionError, match="changed since"):
+        session.apply_compaction(plan)
+
+
+def test_an_impossible_target_keeps_the_protected_context(tmp_path: Path) -> None:
+    _, session = stored_session(tmp_path)
+    last_request = "Great, now run the integration suite."
+    done = session.compact(CompactionPolicy(target_tokens=10))
+    assert any(i.text == last_request for i in session.items)
+    assert any("below what must stay" in n for n in done.result.notes)
+    assert done.used_after > 10
+
+
+def test_auto_compaction_quiet_mark_survives_a_new_process(tmp_path: Path) -> None:
+    tracker = Tracker(store=f"sqlite:///{tmp_path / 's.db'}")
+    session = tracker.session(model="gpt-4o")
+    session.add("Rules of the house. " * 800, role="system")
+    session.add("hello")
+    session.set_policy(session.policy.replace(window=int(session.used_tokens / 0.93)))
+    assert session.auto_compact() is None and session.last_alert
+    again = Tracker(store=tracker.store.url).open(session.id)
+    assert again.auto_compact() is None
+    assert len(again.events(types=["alert"])) == 1  # no second attempt, no second alert
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_failed_write_inside_the_transaction_rolls_back(tmp_path: Path, when: str) -> None:
+    tracker, session = stored_session(tmp_path)
+    url = tracker.store.url
+    before = (session.context_hash(), session.version, len(session.events()))
+    # update_session's first call is the plain save before the transaction: fail the
+    # second, inside it
+    faulty = Tracker(
+        store=FaultyStore(Tracker(store=url).store, fail_on="update_session", after=1, when=when)
+    )  # type: ignore[arg-type]
+    victim = faulty.open(session.id)
+    with pytest.raises(StoreError, match="injected"):
+        victim.compact(CompactionPolicy(target_ratio=5))
+    fresh = Tracker(store=url).open(session.id)
+    assert (fresh.context_hash(), fresh.version, len(fresh.events())) == before

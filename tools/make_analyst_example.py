@@ -5,7 +5,9 @@
 writes ``examples/analyst-ep24.json`` (25 exchanges, 50 messages) and
 ``examples/analyst-ep24-15.json`` (the same session cut after exchange 15, the moment
 seed 000 compresses at 79% of its 12,000-token window), then prints each exchange's
-token counts and the running total.
+token counts and the running total. It also writes the same bytes of
+``analyst-ep24.json`` into the package (``src/ctxbudget/examples/``), where
+``ctxbudget demo analyst`` reads it as package data.
 
 Deterministic: the texts are fixed below and every number in the files is computed
 from them with the o200k_base counter, so running the script again gives the same
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_EXAMPLES = ROOT / "src" / "ctxbudget" / "examples"  # package data of the demo
 MODEL = "claude-sonnet-4-5"
 FRAMING = 4  # tokens of role/turn framing per message
 WINDOW = 12_000
@@ -1374,6 +1377,13 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT / "examples",
         help="directory to write into (default: examples/)",
     )
+    parser.add_argument(
+        "--package-out",
+        type=Path,
+        default=PACKAGE_EXAMPLES,
+        help="directory of the package's copy of analyst-ep24.json (default: "
+        "src/ctxbudget/examples/)",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not print the table")
     args = parser.parse_args(argv)
 
@@ -1383,6 +1393,7 @@ def main(argv: list[str] | None = None) -> int:
     cut = dict(document, messages=document["messages"][: 2 * CUT])
     write(args.out / "analyst-ep24.json", document)
     write(args.out / "analyst-ep24-15.json", cut)
+    write(args.package_out / "analyst-ep24.json", document)  # the demo's package data
 
     if not args.quiet:
         print(f"system prompt: {count(SYSTEM)} tokens; framing {FRAMING}/message")
@@ -1396,7 +1407,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(
             f"wrote {args.out / 'analyst-ep24.json'} (50 messages) and "
-            f"{args.out / 'analyst-ep24-15.json'} ({2 * CUT} messages)"
+            f"{args.out / 'analyst-ep24-15.json'} ({2 * CUT} messages); "
+            f"package copy {args.package_out / 'analyst-ep24.json'}"
         )
     return 0
 

@@ -17,12 +17,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .compaction import Action, CompactionPolicy, CompactionResult, compact
-from .compaction.engine import Summarizer
+from .compaction.engine import Summarizer, protected_floor
 from .errors import CompactionError
 from .model import Item
 
 if TYPE_CHECKING:
     from .session import Session
+
+
+# Tokens a summary needs at the least (the engine's own floor for one).
+SUMMARY_ROOM = 120
 
 
 @dataclass(slots=True)
@@ -37,6 +41,7 @@ class Compaction:
     version_from: int
     version_to: int | None = None
     applied_at: float | None = None
+    context_hash: str = ""  # of the context the plan was made from
 
     @property
     def freed(self) -> int:
@@ -100,7 +105,15 @@ def plan(
 
     if all(item.pinned for item in session.items):
         raise CompactionError("every item is pinned: nothing may be compacted")
-    local_target = max(1, int((target - overhead) / k))
+    # What no compaction removes: the provider's own overhead, the protected items and
+    # room for a summary. A target under that floor is aimed at the floor instead, so
+    # an impossible target never strips the context down to nothing.
+    kept_tokens, kept_items = protected_floor(session.items, count, policy, protect)
+    floor = overhead + round(k * (kept_tokens + SUMMARY_ROOM) + c * (kept_items + 1))
+    aim = target
+    if target < floor < used:
+        aim = floor
+    local_target = max(1, int((aim - overhead - c * (kept_items + 1)) / k))
     result = compact(
         session.items,
         count=count,
@@ -109,11 +122,13 @@ def plan(
         summarizer=summarizer,
         protect=protect,
     )
-    for _ in range(3):  # the per-item framing shrinks with the items: aim again
+    # The per-item framing shrinks with the items: aim again, a little lower (not with
+    # an LLM summarizer: each try is a paid call).
+    for _ in range(0 if summarizer is not None else 3):
         after = after_of(result)
-        if after <= target or result.tokens_after <= 1 or not result.actions:
+        if after <= aim or result.tokens_after <= 1 or not result.actions:
             break
-        local_target = max(1, local_target - int((after - target) / k) - 1)
+        local_target = max(1, local_target - int((after - aim) / k) - 1)
         again = compact(
             session.items,
             count=count,
@@ -131,6 +146,12 @@ def plan(
     ]
     if target >= used:
         result.notes.insert(0, f"already under the target ({used:,} ≤ {target:,} tokens)")
+    elif aim > target:
+        result.notes.append(
+            f"target not reached: {target:,} tokens is below what must stay ({floor:,}: "
+            f"{overhead:,} the provider counts beyond the transcript, the protected exchanges "
+            "and the summary); aimed at that instead"
+        )
     elif after_of(result) > target:
         result.notes.append(
             f"target not reached ({after_of(result):,} > {target:,} tokens): what is left is "
@@ -145,6 +166,7 @@ def plan(
         target=target,
         overhead=overhead,
         version_from=session.version,
+        context_hash=context_hash(session.items),
     )
 
 
@@ -167,13 +189,31 @@ def _to_session_units(result: CompactionResult, k: float, freed: int) -> None:
 
 
 def apply(session: Session, compaction: Compaction) -> Compaction:
-    """Persist ``compaction`` as a new context version, in one transaction."""
+    """Persist ``compaction`` as a new context version, in one transaction.
+
+    Refused when the session changed since the plan (here, or in the store by another
+    process): applying it would lose what came in since.
+    """
     store = session.tracker.store
-    session.save()
     result = compaction.result
     if not result.actions:
         raise CompactionError("nothing to apply: " + ("; ".join(result.notes) or "no action"))
+    changed = CompactionError(
+        "the session changed since the compaction was planned: plan again (nothing applied)"
+    )
+    if context_hash(session.items) != compaction.context_hash:
+        raise changed
+    if not session._known_to_store:
+        session.save()
+    compaction.version_from = session.version
     with store.transaction():
+        stored_now = store.get_session(session.id)
+        if (
+            stored_now.context_version != session.version
+            or context_hash(store.load_items(session.id, version=session.version))
+            != compaction.context_hash
+        ):
+            raise changed
         versions = [v.version for v in store.versions(session.id)]
         new_version = max([*versions, session.version]) + 1
         store.append_items(session.id, result.items, version=new_version)
@@ -212,13 +252,20 @@ def auto_compact(
     """Compact when the trigger is reached; see ``Session.auto_compact``."""
     window = session.policy.window
     used = session.used_tokens
-    trigger = policy.trigger_percent or session.policy.critical_percent
+    trigger = (
+        policy.trigger_percent
+        if policy.trigger_percent is not None
+        else session.policy.critical_percent
+    )
     trigger_tokens = int(window * trigger / 100)
+    if policy.trigger_tokens is not None:
+        trigger_tokens = policy.trigger_tokens
     if summarizer is not None:
         # An LLM summarizer answers within the window: keep room for its summary.
         room = min(8192, max(256, policy.target_for(used, window)))
         trigger_tokens = min(trigger_tokens, window - room)
-    if used < trigger_tokens or used <= session._auto_quiet_until:
+    quiet = max(session._auto_quiet_until, int(session.budget_meta_value("auto_quiet_until")))
+    if used < trigger_tokens or used <= quiet:
         return None
     try:
         compaction = plan(session, policy, summarizer)
@@ -233,6 +280,7 @@ def auto_compact(
             "or must-keep facts. Start a fresh session or raise the window."
         )
         session._auto_quiet_until = used
+        session.remember("auto_quiet_until", used)
         if session._known_to_store:
             session.tracker.store.append_event(
                 session.id, "alert", {"reason": session.last_alert, "used_tokens": used}
@@ -242,8 +290,14 @@ def auto_compact(
     return apply(session, compaction)
 
 
-def restore(session: Session, version: int | None = None) -> tuple[int, int]:
-    """Point the session back at ``version`` (default: the one before the current)."""
+def restore(
+    session: Session, version: int | None = None, *, force: bool = False
+) -> tuple[int, int]:
+    """Point the session back at ``version`` (default: the one before the current).
+
+    Refused when items were added after the compaction that made the current version
+    (they would be dropped), unless ``force``.
+    """
     store = session.tracker.store
     available = [v.version for v in store.versions(session.id)]
     if version is None:
@@ -260,6 +314,18 @@ def restore(session: Session, version: int | None = None) -> tuple[int, int]:
             f"(versions: {', '.join(map(str, available))})"
         )
     previous = session.version
+    if not force:
+        made = [
+            e
+            for e in store.events(session.id, types=["compacted", "pruned"])
+            if e.data.get("version_to") == session.version
+        ]
+        if made and made[-1].data.get("context_hash_after") != context_hash(session.items):
+            raise CompactionError(
+                f"the context changed since version {session.version} was made "
+                "(items were added): restoring would drop them; pass force=True "
+                "(--force) to restore anyway"
+            )
     items = store.load_items(session.id, version=version)
     state = None
     for event in reversed(store.events(session.id, types=["compacted"])):
@@ -363,6 +429,8 @@ def _clip_to(item: Item, query: str, budget: int, session: Session) -> Item:
             break
         lo, hi = max(0, lo - 1), min(len(lines) - 1, hi + 1)
     text = out[0] if out else item.text[: budget * 3]
+    while text and session.counter.count(text) > budget:  # never over the budget
+        text = text[: int(len(text) * 0.8)]
     from dataclasses import replace
 
     return replace(item, text=text, tokens=session.counter.count(text), _hash=None)

@@ -30,6 +30,7 @@ from .budget.layers import (
     prune_emergency,
     prune_on_phase_complete,
 )
+from .budget.prediction import Predictor, Task, fits
 from .compaction import CompactionPolicy
 from .errors import ConfigurationError
 from .model import MAIN_AGENT, Component, Item
@@ -331,3 +332,75 @@ def _prune(session: Session, indices: Sequence[int]) -> int:
 
 def components() -> list[str]:
     return [c.value for c in Component]
+
+
+# -- prediction (seed 002, strategy 4) ------------------------------------------------
+
+
+def predictor(session: Session, *, sessions: int = 200) -> Predictor:
+    """The seed's constants, calibrated from every ``task_completed`` event stored."""
+    model = Predictor()
+    if not session._known_to_store:
+        return model
+    store = session.tracker.store
+    for stored in store.list_sessions(limit=sessions):
+        for event in store.events(stored.id, types=["task_completed"]):
+            data = event.data
+            task = Task(
+                name=str(data.get("task", "task")),
+                files=int(data.get("files", 0)),
+                agents=int(data.get("agents", 0)),
+                minutes=float(data.get("minutes", 0)),
+                complexity=data.get("complexity"),
+            )
+            model.observe(task, int(data["actual_tokens"]))
+    return model
+
+
+def plan_tasks(
+    session: Session, tasks: Sequence[Task], *, cleanup_first: bool = True
+) -> dict[str, Any]:
+    """Predict what coming tasks need; when it does not fit, compact first (pre-emptive
+    cleanup, archived) to make the room. Returns the prediction and what was done."""
+    model = predictor(session)
+    predicted = model.predict_all(tasks)
+    remaining = session.status().remaining_tokens
+    advice = fits(predicted, remaining)
+    freed = 0
+    if not advice.fits and cleanup_first and session.items:
+        target = max(1, session.used_tokens - advice.to_free)
+        plan = archive.plan(session, CompactionPolicy(target_tokens=target))
+        if plan.result.actions and plan.freed > 0:
+            if session._known_to_store:
+                archive.apply(session, plan)
+            else:
+                session._replace_context(plan.result.items, session.version, plan.overhead)
+            freed = plan.freed
+        advice = fits(predicted, session.status().remaining_tokens)
+    out = {
+        "tasks": [t.name for t in tasks],
+        "predicted_tokens": predicted,
+        "calibrated_on": len(model.observations),
+        "freed_by_cleanup": freed,
+        **advice.to_dict(),
+    }
+    _log(session, "tasks_planned", out)
+    return out
+
+
+def task_completed(session: Session, task: Task, actual_tokens: int) -> None:
+    """Record what a task really used: the predictor learns from it."""
+    if actual_tokens < 0:
+        raise ConfigurationError(f"actual tokens must be 0 or more (got {actual_tokens})")
+    _log(
+        session,
+        "task_completed",
+        {
+            "task": task.name,
+            "files": task.files,
+            "agents": task.agents,
+            "minutes": task.minutes,
+            "complexity": task.complexity,
+            "actual_tokens": actual_tokens,
+        },
+    )

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__, cli_budget, cli_compact
+from . import __version__, cli_budget, cli_compact, cli_demo
 from .errors import CtxBudgetError, SessionNotFoundError
 from .model import Level
 from .policy import fields_from_toml
@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_compact.register(commands, _policy_flags)
     cli_budget.register(commands, _policy_flags)
+    cli_demo.register(commands)
 
     events = commands.add_parser("events", help="a stored session's event ledger (audit trail)")
     events.add_argument("session")
@@ -300,6 +301,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Tracker], int]] = {
     "recall": cli_compact.cmd_recall,
     "gate": lambda args, tracker: cli_budget.cmd_gate(args, tracker, _open_source),
     "budget": lambda args, tracker: cli_budget.cmd_budget(args, tracker, _open_source),
+    "demo": cli_demo.cmd_demo,
 }
 
 

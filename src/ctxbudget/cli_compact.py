@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .archive import Compaction
 from .compaction import CompactionPolicy
+from .errors import CompactionError
 from .model import Kind
 
 if TYPE_CHECKING:
@@ -99,6 +101,9 @@ def register(commands: Any, policy_flags: Callable[[argparse.ArgumentParser], No
     )
     restore.add_argument("session", metavar="SESSION")
     restore.add_argument("--to", type=int, metavar="VERSION", help="the version to go back to")
+    restore.add_argument(
+        "--force", action="store_true", help="restore even if items were added since (dropped)"
+    )
     restore.add_argument("--json", action="store_true")
 
     recall = commands.add_parser(
@@ -143,6 +148,8 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
     session = open_source(tracker, args.source, args)
     policy = _policy(args)
     summarizer = _summarizer(args)
+    if args.output:
+        _check_output(Path(args.output))  # before anything is applied
     if args.if_needed and not args.dry_run:
         done = session.auto_compact(policy, summarizer)
         if done is None:
@@ -169,10 +176,11 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
         compaction = done
     else:
         compaction = session.plan_compaction(policy, summarizer)
-    if not args.dry_run and not args.if_needed and compaction.result.actions:
-        from .archive import apply
-
-        compaction = apply(session, compaction)
+        if not args.dry_run and compaction.result.actions:
+            session.save()  # recording first can change the version: plan against it
+            if compaction.version_from != session.version:
+                compaction = session.plan_compaction(policy, summarizer)
+            compaction = session.apply_compaction(compaction)
     if args.output:
         from .sources.writers import write
 
@@ -192,7 +200,7 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
         out["dry_run"] = bool(args.dry_run)
         out["window"] = session.policy.window
         print(json.dumps(out, indent=2, ensure_ascii=False))
-        return 0
+        return _exit(compaction)
     window = session.policy.window
     print(render_plan(compaction, window) if args.dry_run else render_done(compaction, window))
     if args.output:
@@ -202,7 +210,21 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
             f'Session {session.id}: undo with "ctxbudget restore {session.id[:12]}", '
             f'search the archive with "ctxbudget recall {session.id[:12]} QUERY".'
         )
-    return 0
+    return _exit(compaction)
+
+
+def _exit(compaction: Compaction) -> int:
+    """1 when a compaction ran but missed its target: scripts should know."""
+    applied = compaction.applied_at is not None
+    short = compaction.used_after > compaction.target < compaction.used_before
+    return 1 if applied and short else 0
+
+
+def _check_output(path: Path) -> None:
+    if path.is_dir():
+        raise CompactionError(f"--output {path} is a directory: name a file")
+    if not path.parent.is_dir():
+        raise CompactionError(f"--output {path}: the directory {path.parent} does not exist")
 
 
 def _pct(tokens: int, window: int) -> str:
@@ -226,7 +248,6 @@ def render_plan(c: Compaction, window: int) -> str:
             lines.append(f"  {a.step:<20} {len(a.items):>6} {a.tokens_freed:>10,}  {a.description}")
     for note in r.notes:
         lines.append(f"Note: {note}")
-    at_risk = [*r.facts.restored, *(f for f in r.facts.missing if f not in r.facts.archived)]
     lines.append("")
     lines.append(
         f"Facts: {r.facts.kept}/{r.facts.total} kept "
@@ -238,10 +259,13 @@ def render_plan(c: Compaction, window: int) -> str:
             else ""
         )
     )
-    for fact in at_risk[:12]:
-        lines.append(f"  at risk: {fact.kind}: {fact.key[:80]}")
-    if len(at_risk) > 12:
-        lines.append(f"  … and {len(at_risk) - 12} more")
+    for fact in r.facts.missing[:12]:
+        where = "archive only" if fact in r.facts.archived else "LOST"
+        lines.append(f"  leaves the context ({where}): {fact.kind}: {fact.key[:70]}")
+    for fact in r.facts.restored[:6]:
+        lines.append(f"  at risk, put back by the ledger: {fact.kind}: {fact.key[:60]}")
+    if len(r.facts.restored) > 6:
+        lines.append(f"  … and {len(r.facts.restored) - 6} more put back")
     lines.append(RULE)
     return "\n".join(lines)
 
@@ -291,13 +315,18 @@ def render_done(c: Compaction, window: int) -> str:
             else ""
         )
     )
+    if c.used_after > c.target:
+        lines.append("")
+        lines.append(f"⚠️ Target of {c.target:,} tokens not reached.")
+    for note in r.notes:
+        lines.append(f"Note: {note}")
     lines.extend(["", "Ready to continue working.", RULE])
     return "\n".join(lines)
 
 
 def cmd_restore(args: argparse.Namespace, tracker: Tracker) -> int:
     session = tracker.open(args.session)
-    before, after = session.restore(args.to)
+    before, after = session.restore(args.to, force=args.force)
     status = session.status()
     if args.json:
         print(

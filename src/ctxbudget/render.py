@@ -66,7 +66,15 @@ def warning_block(status: Status) -> str:
     ]
     if status.estimated_exchanges_left is not None:
         n = status.estimated_exchanges_left
-        lines.append(f"Estimated remaining capacity: ~{n} exchange{'s' if n != 1 else ''}")
+        eta = ""
+        if status.eta_seconds:
+            hours = status.eta_seconds / 3600
+            eta = (
+                f" (ETA {hours:.1f} h)"
+                if hours >= 1
+                else f" (ETA {status.eta_seconds / 60:.0f} min)"
+            )
+        lines.append(f"Estimated remaining capacity: ~{n} exchange{'s' if n != 1 else ''}{eta}")
     lines.append(f"Recommendation: {status.recommendation}")
     lines.append(rule)
     return "\n".join(lines)

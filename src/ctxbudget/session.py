@@ -9,6 +9,7 @@ append-only ledger. Compaction, restore and recall are applied here (the engine 
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -86,6 +87,7 @@ class Session:
         self._overhead = 0
         self.last_alert: str | None = None
         self.budget = BudgetState()
+        self._extra: dict[str, Any] = {}
         self._auto_quiet_until = 0  # no auto-compaction below this size (after an alert)
 
     # -- counting -----------------------------------------------------------------
@@ -316,7 +318,14 @@ class Session:
             session_id=self.id,
             unknown_records=self._unknown,
             items=len(self.items),
+            seconds_per_exchange=self._seconds_per_exchange(),
         )
+
+    def _seconds_per_exchange(self) -> float | None:
+        """Median time between the user's turns (the last ten): the pace of the work."""
+        times = [i.created_at for i in self.items if i.kind is Kind.USER_TEXT][-11:]
+        gaps = sorted(b - a for a, b in itertools.pairwise(times) if b - a > 0.5)
+        return gaps[len(gaps) // 2] if gaps else None
 
     def recount(self) -> int:
         """Count every item again through the content-hash cache; returns the total.
@@ -348,15 +357,29 @@ class Session:
         self, policy: CompactionPolicy | None = None, summarizer: Summarizer | None = None
     ) -> Compaction:
         """What a compaction would do: each action, tokens freed, facts at risk. Changes
-        nothing."""
-        return archive.plan(self, policy or CompactionPolicy(), summarizer)
+        nothing. ``policy.summarizer == "llm"`` uses the LLM summarizer (from env)."""
+        policy = policy or CompactionPolicy()
+        if summarizer is None and policy.summarizer == "llm":
+            from .compaction.llm import llm_summarizer
+
+            summarizer = llm_summarizer()
+        return archive.plan(self, policy, summarizer)
 
     def compact(
         self, policy: CompactionPolicy | None = None, summarizer: Summarizer | None = None
     ) -> Compaction:
         """Compact and persist as a new context version (one transaction); the removed
         items stay in the archive."""
-        return archive.apply(self, self.plan_compaction(policy, summarizer))
+        plan = self.plan_compaction(policy, summarizer)
+        if plan.result.actions:
+            self.save()  # recording first can change the version: plan against it
+            if plan.version_from != self.version:
+                plan = self.plan_compaction(policy, summarizer)
+        return archive.apply(self, plan)
+
+    def apply_compaction(self, plan: Compaction) -> Compaction:
+        """Apply a plan from ``plan_compaction`` (refused if the session changed since)."""
+        return archive.apply(self, plan)
 
     def auto_compact(
         self, policy: CompactionPolicy | None = None, summarizer: Summarizer | None = None
@@ -370,9 +393,21 @@ class Session:
         """
         return archive.auto_compact(self, policy or CompactionPolicy(), summarizer)
 
-    def restore(self, version: int | None = None) -> tuple[int, int]:
+    def restore(self, version: int | None = None, *, force: bool = False) -> tuple[int, int]:
         """Undo a compaction: back to ``version`` (default: the previous one)."""
-        return archive.restore(self, version)
+        return archive.restore(self, version, force=force)
+
+    def remember(self, key: str, value: Any) -> None:
+        """Keep a small value in the session's stored metadata (e.g. auto-compaction's
+        quiet mark, so a hook run in a new process does not try again)."""
+        self._extra[key] = value
+        if self._known_to_store:
+            stored = self.tracker.store.get_session(self.id)
+            stored.meta = {**stored.meta, "extra": dict(self._extra)}
+            self.tracker.store.update_session(stored)
+
+    def budget_meta_value(self, key: str, default: Any = 0) -> Any:
+        return self._extra.get(key, default)
 
     def recall(self, query: str, budget: int = 500) -> list[Item]:
         """Archived items that best match ``query``, within ``budget`` tokens."""
@@ -410,6 +445,15 @@ class Session:
     def complete_phase(self, name: str | None = None, pruning: str | None = None) -> Any:
         """Prune by policy (aggressive / moderate / minimal; archived) and report."""
         return budgeting.complete_phase(self, name, pruning)
+
+    def plan_tasks(self, tasks: Any, *, cleanup_first: bool = True) -> dict[str, Any]:
+        """Predict what coming ``Task``s need (seed 002, calibrated from stored use);
+        compact first when they would not fit."""
+        return budgeting.plan_tasks(self, tasks, cleanup_first=cleanup_first)
+
+    def task_completed(self, task: Any, actual_tokens: int) -> None:
+        """Record what a task used, so later predictions learn from it."""
+        budgeting.task_completed(self, task, actual_tokens)
 
     def save_budget(self) -> None:
         if self._known_to_store:
@@ -521,6 +565,7 @@ class Session:
             "recorded_calls": self._recorded_calls,
             "overhead": self._overhead,
             "budget": self.budget.to_dict(),
+            "extra": dict(self._extra),
         }
 
     def save(self) -> None:
@@ -665,6 +710,7 @@ class Session:
         self._recorded_calls = int(meta.get("recorded_calls", 0))
         self._overhead = int(meta.get("overhead", 0) or 0)
         self.budget = BudgetState.from_dict(meta.get("budget"))
+        self._extra = dict(meta.get("extra") or {})
         cal = meta.get("calibration") or {}
         self.calibration = self._new_calibration()
         self.calibration.per_token = float(cal.get("per_token", self.calibration.per_token))

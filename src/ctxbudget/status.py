@@ -96,6 +96,7 @@ class Status:
     session_id: str | None = None
     unknown_records: int = 0
     items: int = 0
+    eta_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +109,7 @@ class Status:
             "level": self.level.value,
             "recommendation": self.recommendation,
             "estimated_exchanges_left": self.estimated_exchanges_left,
+            "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds),
             "anchored_on_usage": self.anchored,
             "reported_tokens": self.reported_tokens,
             "estimated_since_report": self.estimated_since_report,
@@ -132,6 +134,7 @@ def build_status(
     session_id: str | None = None,
     unknown_records: int = 0,
     items: int = 0,
+    seconds_per_exchange: float | None = None,
 ) -> Status:
     percent = 100.0 * used_tokens / policy.window
     level = policy.level_for(percent)
@@ -141,7 +144,11 @@ def build_status(
     exchanges = None
     if tokens_per_exchange and tokens_per_exchange > 0:
         exchanges = int(remaining // tokens_per_exchange)
+    eta = None
+    if exchanges is not None and seconds_per_exchange:
+        eta = exchanges * seconds_per_exchange
     return Status(
+        eta_seconds=eta,
         used_tokens=used_tokens,
         max_tokens=policy.window,
         percent=percent,

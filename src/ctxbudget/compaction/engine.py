@@ -54,9 +54,8 @@ class _Work:
         self.actions: list[Action] = []
 
     def _tokens_of(self, item: Item) -> int:
-        if item.tokens is None:
-            item.tokens = self.count(item.text)
-        return item.tokens
+        # counted here, not written onto the caller's items: compact() changes nothing
+        return item.tokens if item.tokens is not None else self.count(item.text)
 
     @property
     def total(self) -> int:
@@ -482,22 +481,27 @@ def compact(
         notes.append(
             f"already under the target ({before:,} ≤ {target_tokens:,} tokens): nothing to do"
         )
-    # Protection first as the policy says; when what it protects alone is over the
-    # target, protect less (only the last exchange, not the first) rather than miss
-    # the target. Each pass starts again from the original items. When the facts the
-    # ledger puts back overshoot the target, the summary gets less room and the last
-    # pass runs again.
+    # Protection first as the policy says. When that misses the target, protect less
+    # (only the last exchange, not the first) if and only if that reaches it; a target
+    # nothing reaches keeps the full protection. Each pass starts from the original
+    # items. When the facts the ledger puts back overshoot the target, the summary gets
+    # less room and runs again (the extractive one only: an LLM summary is paid for).
     passes = [(policy.keep_first, policy.keep_last)]
     if policy.keep_last > 1 or policy.keep_first:
         passes.append((0, min(1, policy.keep_last)))
     aim = target_tokens
-    for attempt in range(3):
-        for keep_first, keep_last in passes:
-            pass_policy = dataclasses.replace(policy, keep_first=keep_first, keep_last=keep_last)
+    for attempt in range(3 if summarizer is None else 1):
+        chosen: tuple[_Work, Item | None, tuple[int, int]] | None = None
+        first: tuple[_Work, Item | None, tuple[int, int]] | None = None
+        for keep in passes:
+            pass_policy = dataclasses.replace(policy, keep_first=keep[0], keep_last=keep[1])
             work = _Work(original, count)
             summary = _run_steps(work, pass_policy, aim, facts, summarizer, protect)
+            first = first or (work, summary, keep)
             if work.total <= aim:
+                chosen = (work, summary, keep)
                 break
+        work, summary, (keep_first, keep_last) = chosen or first  # type: ignore[misc]
         summary, report = _validate(work, summary, facts, policy, count, aim)
         overshoot = work.total - target_tokens
         if overshoot <= 0 or summary is None or attempt == 2 or before <= target_tokens:
@@ -527,3 +531,21 @@ def compact(
         summary=summary.text if summary is not None else "",
         notes=notes,
     )
+
+
+def protected_floor(
+    items: Sequence[Item],
+    count: Callable[[str], int],
+    policy: CompactionPolicy | None = None,
+    protect: Callable[[Item], bool] | None = None,
+) -> tuple[int, int]:
+    """Tokens and items no step may remove under ``policy``: what any target must leave."""
+    policy = policy or CompactionPolicy()
+    keep = _protected(items, messages_of(items), policy)
+    if protect is not None:
+        keep |= {i for i, item in enumerate(items) if protect(item)}
+    tokens = 0
+    for i in keep:
+        known = items[i].tokens
+        tokens += known if known is not None else count(items[i].text)
+    return tokens, len(keep)

@@ -158,6 +158,16 @@ _ERROR = re.compile(
 _DIAGNOSTIC = re.compile(r"^\S+\.\w+:\d+(?::\d+)?:\s")  # file.go:12:3: undefined: x
 _NOT_ERROR = re.compile(r"(?i)\b(?:0|no|zero|without) (?:errors?|failures?|failed)\b|[✅✓]")
 _DIGITS = re.compile(r"\d+")
+# Lines that mention errors without being one: structured log records and timestamps
+# (a passing test logs "level=ERROR msg=..."), and a command's help ("--log-failed ...").
+_LOG_LINE = re.compile(
+    r"^\s*(?:time=|level=|\d{4}-\d\d-\d\d[T ]\d\d:|\[\d\d:\d\d|-{1,2}[a-z][\w-]*\s)"
+)
+# A run that says it passed and names no failure: its "error" words are test fixtures.
+_PASSED = re.compile(r"\bPASS\b|^ok\s+\S+|\b\d+ passed\b|\bBUILD SUCCESS|All tests passed", re.M)
+_FAILED_RUN = re.compile(
+    r"\bFAIL(?:ED)?\b|\b\d+ failed\b|Traceback \(most|panic:|exit status [1-9]"
+)
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 # --- entities, dates, numbers ------------------------------------------------------------
@@ -453,6 +463,8 @@ def _from_result(ledger: _Ledger, item: Item, index: int) -> None:
     text = _ANSI.sub("", item.text) if "\x1b" in item.text else item.text
     block = item.raw.get("block") if isinstance(item.raw, dict) else None
     failed = isinstance(block, dict) and bool(block.get("is_error"))
+    if not failed and _PASSED.search(text) and not _FAILED_RUN.search(text):
+        return
     found = False
     line_end = -1
     for match in _ERROR.finditer(text):
@@ -472,7 +484,7 @@ def _from_result(ledger: _Ledger, item: Item, index: int) -> None:
 
 
 def _error(ledger: _Ledger, line: str, index: int, at: int) -> bool:
-    if _NOT_ERROR.search(line):
+    if _NOT_ERROR.search(line) or _LOG_LINE.match(line):
         return False
     line = line.replace("<tool_use_error>", "").replace("</tool_use_error>", "")
     words = line.split()[:ERROR_WORDS]

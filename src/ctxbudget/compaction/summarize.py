@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..model import Item, Kind, Role
-from .structure import call_target
+from .structure import call_target, tool_input
 from .types import Fact
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]+|\d[\d:.,/-]*")
@@ -198,13 +199,38 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def _common_root(paths: Sequence[str]) -> str:
+    """The directory most paths share (written once instead of forty times)."""
+    absolute = [p for p in paths if p.startswith("/") and "." in p.rsplit("/", 1)[-1]]
+    groups: dict[str, list[str]] = {}
+    for p in absolute:
+        groups.setdefault("/".join(p.split("/")[:4]), []).append(p)
+    group = max(groups.values(), key=len, default=[])
+    if len(group) < 3:
+        return ""
+    root = os.path.commonpath(group)
+    return root + "/" if root.count("/") >= 2 else ""
+
+
+def _under(path: str, root: str) -> str:
+    # only files with an extension: their basename still identifies them
+    if root and path.startswith(root) and "." in path.rsplit("/", 1)[-1]:
+        return path[len(root) :]
+    return path
+
+
 def _segments(items: Sequence[Item], calls: dict[str, Item]) -> list[Segment]:
-    """Map: one segment per user request, with what happened until the next one."""
+    """Map: one segment per user request, or per todo list update in a long agentic run
+    (its task in progress names the topic), with what happened until the next one."""
     segments = [Segment()]
     for item in items:
         if item.kind is Kind.USER_TEXT and item.role is Role.USER and item.text.strip():
             segments.append(Segment(request=item.text))
             continue
+        if item.kind is Kind.TOOL_CALL and item.tool == "TodoWrite":
+            task = _task_in_progress(item)
+            if task and segments[-1].tools:
+                segments.append(Segment(request=f"(todo) {task}"))
         seg = segments[-1]
         if item.kind is Kind.TOOL_CALL and item.tool:
             seg.tools[item.tool] += 1
@@ -217,6 +243,22 @@ def _segments(items: Sequence[Item], calls: dict[str, Item]) -> list[Segment]:
             seg.outcome = item.text
     return [s for s in segments if s.request or s.tools or s.outcome]
 
+
+def _task_in_progress(item: Item) -> str:
+    data = tool_input(item)
+    todos = data.get("todos") if isinstance(data, dict) else None
+    for todo in todos if isinstance(todos, list) else []:
+        if isinstance(todo, dict) and todo.get("status") == "in_progress":
+            return str(todo.get("content", ""))
+    return ""
+
+
+# The agent narrating its next step: no fact in it ("Let me check the tests:").
+_NARRATION = re.compile(
+    r"^(?:now |next,? |first,? |ok(?:ay)?,? )?(?:let me|let's|i'll|i will|i'm going to|"
+    r"perfect|great|excellent|good|awesome)\b.{0,120}[:.!]$",
+    re.I,
+)
 
 _CLAUSE = re.compile(r"(?<=\w)[,;:]\s+|\s+[-–—]\s+")
 _FILLER = re.compile(
@@ -239,6 +281,8 @@ def _sentences(
             continue
         for raw in _SENTENCE.split(item.text):
             sentence = _FILLER.sub("", " ".join(raw.split())) if clauses else " ".join(raw.split())
+            if item.role is Role.ASSISTANT and _NARRATION.match(sentence):
+                continue
             parts = _CLAUSE.split(sentence) if clauses and len(sentence) > 80 else [sentence]
             for part in parts:
                 if len(part) < 12 or part.lower() in seen:
@@ -355,16 +399,20 @@ def summarize_extractive(
     section("Open questions", [_clip(f.text, 200) for f in by_kind.get("question", [])])
     edited = list(dict.fromkeys(p for s in segments for p in s.edited))
     read = [p for p in dict.fromkeys(p for s in segments for p in s.read) if p not in edited]
+    known = [*edited, *read]
     mentioned = [
-        f.key for f in by_kind.get("file", []) if f.key not in edited and f.key not in read
+        f.key
+        for f in by_kind.get("file", [])
+        if not any(p == f.key or p.endswith("/" + f.key.lstrip("./")) for p in known)
     ]
-    files = []
+    root = _common_root([*edited, *read, *mentioned])
+    files = [f"(paths under {root})"] if root else []
     if edited:
-        files.append("edited: " + ", ".join(edited))
+        files.append("edited: " + ", ".join(_under(p, root) for p in edited))
     if read:
-        files.append("read: " + ", ".join(read))
+        files.append("read: " + ", ".join(_under(p, root) for p in read))
     if mentioned:
-        files.append("mentioned: " + ", ".join(mentioned))
+        files.append("mentioned: " + ", ".join(_under(p, root) for p in mentioned))
     section("Files", files)
     section("Todos", [_clip(f.key, 200) for f in by_kind.get("todo", [])])
     section("Errors", [_clip(f.text, 160) for f in by_kind.get("error", [])[-8:]])

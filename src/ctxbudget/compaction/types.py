@@ -26,6 +26,7 @@ class CompactionPolicy:
     target_ratio: float | None = None
     target_percent: float = 60.0
     trigger_percent: float | None = None  # None: the policy's critical threshold
+    trigger_tokens: int | None = None  # overrides trigger_percent when given
     keep_first: int = 1
     keep_last: int = 5
     keep_results: int = 3
@@ -47,6 +48,10 @@ class CompactionPolicy:
             raise ConfigurationError(
                 f"target percent must be within 0–100 (got {self.target_percent})"
             )
+        if self.trigger_percent is not None and not 0 <= self.trigger_percent <= 100:
+            raise ConfigurationError(f"trigger must be within 0–100% (got {self.trigger_percent})")
+        if self.trigger_tokens is not None and self.trigger_tokens <= 0:
+            raise ConfigurationError(f"trigger tokens must be positive (got {self.trigger_tokens})")
         if self.keep_first < 0 or self.keep_last < 0 or self.keep_results < 0:
             raise ConfigurationError("keep_first, keep_last and keep_results must be 0 or more")
         if self.summarizer not in ("extractive", "llm"):

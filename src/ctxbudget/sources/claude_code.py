@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ..model import MAIN_AGENT, ApiCall, Item, Kind, Role, Transcript, Usage
@@ -115,6 +116,9 @@ class _Builder:
             "message_index": message_index,
             "id": record.get("uuid"),
         }
+        when = _epoch(record.get("timestamp"))
+        if when is not None:
+            common["created_at"] = when
         if isinstance(content, str):
             kind = (
                 Kind.SUMMARY
@@ -182,6 +186,16 @@ class _Builder:
         self.unknown += 1
         text = json.dumps(block, ensure_ascii=False) if block is not None else ""
         return Item(role=role, kind=Kind.UNKNOWN, text=text, raw=raw, **common)
+
+
+def _epoch(timestamp: Any) -> float | None:
+    """Seconds since the epoch of an ISO timestamp ("2025-07-21T18:16:56.261Z")."""
+    if not isinstance(timestamp, str):
+        return None
+    try:
+        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _usage_of(record: dict[str, Any]) -> Usage | None:
