@@ -9,6 +9,7 @@ are the archive, searched by ``recall`` and brought back whole by ``restore``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import time
@@ -108,7 +109,9 @@ def plan(
     # What no compaction removes: the provider's own overhead, the protected items and
     # room for a summary. A target under that floor is aimed at the floor instead, so
     # an impossible target never strips the context down to nothing.
-    kept_tokens, kept_items = protected_floor(session.items, count, policy, protect)
+    # (the engine may relax to the last exchange alone to reach a target: that is the floor)
+    relaxed = dataclasses.replace(policy, keep_first=0, keep_last=min(1, policy.keep_last))
+    kept_tokens, kept_items = protected_floor(session.items, count, relaxed, protect)
     floor = overhead + round(k * (kept_tokens + SUMMARY_ROOM) + c * (kept_items + 1))
     aim = target
     if target < floor < used:

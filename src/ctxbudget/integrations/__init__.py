@@ -1,0 +1,1 @@
+"""Integrations of ctxbudget with the tools people already run (optional extras)."""
