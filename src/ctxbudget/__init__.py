@@ -10,27 +10,38 @@
     print(session.status().percent)
 
 The public API is what ``__all__`` lists; everything else is internal.
+
+Names are imported on first use (PEP 562): ``import ctxbudget`` alone loads nothing
+heavy, so small entry points (the Claude Code status line runs every few hundred
+milliseconds) start fast. ``from ctxbudget import Tracker`` works as before.
 """
 
 from __future__ import annotations
 
-from .accounting import Calibration, HistoryPoint
-from .errors import (
-    BudgetBlockedError,
-    ConfigurationError,
-    CtxBudgetError,
-    MissingExtraError,
-    SessionNotFoundError,
-    SourceError,
-    StoreError,
-    TokenizerUnavailableError,
-)
-from .model import Component, Item, Kind, Layer, Level, Role, Transcript, Usage
-from .policy import Policy
-from .sources import load_source
-from .status import Breakdown, Status
-from .tokens.counters import available_counters, counter_for_model, get_counter
-from .tracker import Session, Tracker
+import importlib
+
+TYPE_CHECKING = False  # typing itself is not imported at run time: it costs milliseconds
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .accounting import Calibration, HistoryPoint
+    from .errors import (
+        BudgetBlockedError,
+        ConfigurationError,
+        CtxBudgetError,
+        MissingExtraError,
+        SessionNotFoundError,
+        SourceError,
+        StoreError,
+        TokenizerUnavailableError,
+    )
+    from .integrations.sdk import wrap
+    from .model import Component, Item, Kind, Layer, Level, Role, Transcript, Usage
+    from .policy import Policy
+    from .sources import load_source
+    from .status import Breakdown, Status
+    from .tokens.counters import available_counters, counter_for_model, get_counter
+    from .tracker import Session, Tracker
 
 __version__ = "0.1.0"
 
@@ -64,3 +75,55 @@ __all__ = [
     "get_counter",
     "load_source",
 ]
+
+# Where each public name lives (relative module).
+_LAZY = {
+    "Calibration": ".accounting",
+    "HistoryPoint": ".accounting",
+    "BudgetBlockedError": ".errors",
+    "ConfigurationError": ".errors",
+    "CtxBudgetError": ".errors",
+    "MissingExtraError": ".errors",
+    "SessionNotFoundError": ".errors",
+    "SourceError": ".errors",
+    "StoreError": ".errors",
+    "TokenizerUnavailableError": ".errors",
+    "Component": ".model",
+    "Item": ".model",
+    "Kind": ".model",
+    "Layer": ".model",
+    "Level": ".model",
+    "Role": ".model",
+    "Transcript": ".model",
+    "Usage": ".model",
+    "Policy": ".policy",
+    "load_source": ".sources",
+    "Breakdown": ".status",
+    "Status": ".status",
+    "available_counters": ".tokens.counters",
+    "counter_for_model": ".tokens.counters",
+    "get_counter": ".tokens.counters",
+    "Session": ".tracker",
+    "Tracker": ".tracker",
+    "wrap": ".integrations.sdk",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value  # later lookups are plain attribute reads
+        return value
+    if not name.startswith("__"):
+        # ``ctxbudget.sources`` and friends, as the eager imports used to provide.
+        try:
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

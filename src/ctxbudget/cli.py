@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__, cli_budget, cli_compact, cli_demo
+from . import __version__, cli_budget, cli_compact, cli_demo, cli_hooks
 from .errors import CtxBudgetError, SessionNotFoundError
 from .model import Level
 from .policy import fields_from_toml
@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_compact.register(commands, _policy_flags)
     cli_budget.register(commands, _policy_flags)
     cli_demo.register(commands)
+    cli_hooks.register(commands)
 
     events = commands.add_parser("events", help="a stored session's event ledger (audit trail)")
     events.add_argument("session")
@@ -303,9 +304,17 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Tracker], int]] = {
     "budget": lambda args, tracker: cli_budget.cmd_budget(args, tracker, _open_source),
     "demo": cli_demo.cmd_demo,
 }
+_COMMANDS.update(cli_hooks.COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["statusline"]:
+        # The status line runs every few hundred ms and must never fail: its own
+        # light entry point, no store, no argument errors.
+        from .cli_statusline import main as statusline_main
+
+        return statusline_main(args_list[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -42,7 +42,7 @@ def bar(percent: float, width: int = 10) -> str:
 def status_line(status: Status, *, color: bool = False, prefix: str | None = None) -> str:
     """``Tokens: 142,500/200,000 (71%) | ████████░░ | Normal`` (seed 003, §5.1)."""
     parts = [] if not prefix else [prefix]
-    parts.append(f"Tokens: {status.used_tokens:,}/{status.max_tokens:,} ({status.percent:.0f}%)")
+    parts.append(f"Tokens: {status.used_tokens:,}/{status.max_tokens:,} ({pct(status.percent)})")
     parts.append(paint(bar(status.percent), status.level, color))
     parts.append(paint(LEVEL_LABEL[status.level], status.level, color))
     return " | ".join(parts)

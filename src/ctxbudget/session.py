@@ -758,5 +758,10 @@ class Session:
                     items=len(agent_items),
                 )
             )
+        if transcript.format == "claude-code" and transcript.path:
+            # newer Claude Code keeps each sub-agent in a file of its own
+            from .hooks import subagent_usages
+
+            self._subagents.extend(subagent_usages(transcript.path, transcript.session_id))
         if MAIN_AGENT not in self._by["agent"] and self.items:
             self._by["agent"][MAIN_AGENT] = 0

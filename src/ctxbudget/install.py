@@ -1,0 +1,665 @@
+"""Install ctxbudget into Claude Code's settings, and take it out again.
+
+``plan_install`` adds ``"statusLine": {"type": "command", "command": "ctxbudget
+statusline"}`` and one hook per event (PreToolUse with matcher ``Task|Agent``,
+UserPromptSubmit, PreCompact, SessionStart, SubagentStop, each ``{"type": "command",
+"command": "ctxbudget hook …"}`` in the settings format ``"hooks": {EVENT: [{"matcher":
+…, "hooks": [...]}]}``; events without tool names take no matcher) to a
+``settings.json``. It edits the text, never re-serialises the document: every byte it
+did not add stays where it was, in the file's own indentation and line endings, and
+the result is checked to parse to exactly the original settings plus the additions.
+
+``apply_install`` keeps a timestamped backup of the original bytes next to the file
+and a marker (``settings.json.ctxbudget.json``) of what it added. ``plan_uninstall``
+writes the original bytes back when the file is as install left it; when it changed
+since, it removes only ctxbudget's entries (found by their command) and keeps the
+rest. Nothing is written by a plan; ``--dry-run`` prints its diff.
+
+It owns the settings file edit only; what the hooks do is ``ctxbudget.hooks``.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import os
+import shlex
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigurationError
+
+__all__ = [
+    "HOOKS",
+    "SettingsChange",
+    "SettingsError",
+    "apply_install",
+    "apply_uninstall",
+    "plan_install",
+    "plan_uninstall",
+    "settings_path",
+]
+
+# (event, matcher or None, ``ctxbudget hook`` event name)
+HOOKS: tuple[tuple[str, str | None, str], ...] = (
+    ("PreToolUse", "Task|Agent", "pre-tool-use"),
+    ("UserPromptSubmit", None, "user-prompt-submit"),
+    ("PreCompact", None, "pre-compact"),
+    ("SessionStart", None, "session-start"),
+    ("SubagentStop", None, "subagent-stop"),
+)
+_MARKER_FORMAT = 1
+
+
+class SettingsError(ConfigurationError):
+    """The settings file cannot be changed as asked (invalid JSON, a foreign statusLine…)."""
+
+
+def settings_path(scope: str = "user", explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``--settings PATH``, the project's ``.claude/settings.json``, or the user's
+    (``$CLAUDE_CONFIG_DIR/settings.json``, else ``~/.claude/settings.json``)."""
+    if explicit is not None:
+        return Path(explicit).expanduser()
+    if scope == "project":
+        return Path.cwd() / ".claude" / "settings.json"
+    config = os.environ.get("CLAUDE_CONFIG_DIR")
+    return (Path(config).expanduser() if config else Path.home() / ".claude") / "settings.json"
+
+
+def marker_path(path: Path) -> Path:
+    return path.with_name(path.name + ".ctxbudget.json")
+
+
+# -- where each value is in the text ---------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Node:
+    """One JSON value's span in the text; containers list their members or items."""
+
+    start: int
+    end: int
+    kind: str  # "object", "array" or "scalar"
+    members: list[tuple[str, int, _Node]] = field(default_factory=list)  # key, key start
+    items: list[_Node] = field(default_factory=list)
+
+    def member(self, key: str) -> tuple[int, _Node] | None:
+        """The last member named ``key`` (the one a JSON reader keeps), with its index."""
+        for index in range(len(self.members) - 1, -1, -1):
+            if self.members[index][0] == key:
+                return index, self.members[index][2]
+        return None
+
+
+class _Spans:
+    """A parser of already validated JSON text that records where each value is."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def parse(self) -> _Node:
+        node, _ = self._value(self._ws(0))
+        return node
+
+    def _ws(self, i: int) -> int:
+        text = self.text
+        while i < len(text) and text[i] in " \t\r\n":
+            i += 1
+        return i
+
+    def _string_end(self, i: int) -> int:
+        text = self.text
+        j = i + 1
+        while text[j] != '"':
+            j += 2 if text[j] == "\\" else 1
+        return j + 1
+
+    def _value(self, i: int) -> tuple[_Node, int]:
+        text = self.text
+        c = text[i]
+        if c == "{":
+            node = _Node(i, i, "object")
+            j = self._ws(i + 1)
+            while text[j] != "}":
+                key_end = self._string_end(j)
+                key = json.loads(text[j:key_end])
+                value, k = self._value(self._ws(self._ws(key_end) + 1))  # past ':'
+                node.members.append((key, j, value))
+                k = self._ws(k)
+                j = self._ws(k + 1) if text[k] == "," else k
+            node.end = j + 1
+            return node, node.end
+        if c == "[":
+            node = _Node(i, i, "array")
+            j = self._ws(i + 1)
+            while text[j] != "]":
+                value, k = self._value(j)
+                node.items.append(value)
+                k = self._ws(k)
+                j = self._ws(k + 1) if text[k] == "," else k
+            node.end = j + 1
+            return node, node.end
+        if c == '"':
+            end = self._string_end(i)
+            return _Node(i, end, "scalar"), end
+        j = i
+        while j < len(text) and text[j] not in ",]} \t\r\n":
+            j += 1
+        return _Node(i, j, "scalar"), j
+
+
+def _line_indent(text: str, pos: int) -> str:
+    """The leading whitespace of the line that holds ``pos``."""
+    start = text.rfind("\n", 0, pos) + 1
+    end = start
+    while end < len(text) and text[end] in " \t":
+        end += 1
+    return text[start:end]
+
+
+@dataclass(slots=True)
+class _Style:
+    unit: str  # one level of indentation
+    newline: str
+    item_sep: str = ", "  # on one line: ", " and ": ", or "," and ":" in minified JSON
+    key_sep: str = ": "
+
+
+def _style(text: str, root: _Node) -> _Style:
+    newline = "\r\n" if "\r\n" in text else "\n"
+    unit = "  "
+    if root.members:
+        before_first = text[root.start + 1 : root.members[0][1]]
+        if "\n" in before_first:
+            unit = before_first.rsplit("\n", 1)[1] or unit
+    if "\n" not in text.strip() and '": ' not in text:  # minified: stay minified
+        return _Style(unit=unit, newline=newline, item_sep=",", key_sep=":")
+    return _Style(unit=unit, newline=newline)
+
+
+def _indent_at(text: str, pos: int) -> str | None:
+    """The indentation a value written at ``pos`` continues with (None: one line)."""
+    return _line_indent(text, pos) if "\n" in text.strip() else None
+
+
+def _dump(value: Any, indent: str | None, style: _Style) -> str:
+    if indent is None:
+        return json.dumps(value, separators=(style.item_sep, style.key_sep))
+    return json.dumps(value, indent=style.unit).replace("\n", style.newline + indent)
+
+
+def _entries(node: _Node) -> tuple[list[int], list[int]]:
+    """Where each member (from its key) or item of a container starts and ends."""
+    if node.kind == "object":
+        return [k for _, k, _ in node.members], [v.end for _, _, v in node.members]
+    return [v.start for v in node.items], [v.end for v in node.items]
+
+
+def _append(text: str, node: _Node, key: str | None, value: Any, style: _Style) -> str:
+    """Add a member (``key``) or an item (``key`` None) at the end of a container."""
+    starts, ends = _entries(node)
+    prefix = "" if key is None else json.dumps(key) + style.key_sep
+    if starts:
+        # The separator before the last entry, copied: the new one looks like the rest.
+        sep = (
+            text[ends[-2] : starts[-1]]
+            if len(starts) > 1
+            else "," + text[node.start + 1 : starts[0]]
+        )
+        indent = sep.rsplit("\n", 1)[1] if "\n" in sep else None
+        if indent is None and len(starts) == 1:
+            sep = style.item_sep
+        piece = sep + prefix + _dump(value, indent, style)
+        return text[: ends[-1]] + piece + text[ends[-1] :]
+    # An empty container: open it up over lines (unless the document is one line).
+    outer = _line_indent(text, node.start)
+    if "\n" in text.strip() or not text[: node.start].strip():
+        inner = outer + style.unit
+        body = style.newline + inner + prefix + _dump(value, inner, style) + style.newline + outer
+    else:
+        body = prefix + _dump(value, None, style)
+    return text[: node.start + 1] + body + text[node.end - 1 :]
+
+
+def _remove(text: str, node: _Node, index: int) -> str:
+    """Take out entry ``index`` of a container, with the separator that came with it."""
+    starts, ends = _entries(node)
+    if len(starts) == 1:
+        return text[: node.start + 1] + text[node.end - 1 :]
+    if index > 0:
+        return text[: ends[index - 1]] + text[ends[index] :]
+    return text[: starts[0]] + text[starts[1] :]
+
+
+def _replace(text: str, node: _Node, new: str) -> str:
+    return text[: node.start] + new + text[node.end :]
+
+
+# -- what is ours --------------------------------------------------------------------
+
+
+def _command(executable: str, *words: str) -> str:
+    return " ".join([shlex.quote(executable), *words])
+
+
+def _runs(command: Any, *words: str) -> bool:
+    """Does ``command`` run ``ctxbudget WORDS…`` (any path to ctxbudget, any options)?"""
+    if not isinstance(command, str):
+        return False
+    try:
+        tokens = shlex.split(command)
+    except ValueError:
+        tokens = command.split()
+    n = len(words)
+    return any(
+        "ctxbudget" in Path(token).name and tuple(tokens[i + 1 : i + 1 + n]) == words
+        for i, token in enumerate(tokens)
+    )
+
+
+def _is_our_statusline(value: Any) -> bool:
+    return isinstance(value, dict) and _runs(value.get("command"), "statusline")
+
+
+def _our_hook(hook: Any, name: str) -> bool:
+    return isinstance(hook, dict) and _runs(hook.get("command"), "hook", name)
+
+
+def _group_has(group: Any, name: str) -> bool:
+    hooks = group.get("hooks") if isinstance(group, dict) else None
+    return isinstance(hooks, list) and any(_our_hook(h, name) for h in hooks)
+
+
+def _entry(matcher: str | None, command: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {} if matcher is None else {"matcher": matcher}
+    entry["hooks"] = [{"type": "command", "command": command}]
+    return entry
+
+
+# -- reading and checking the file ---------------------------------------------------
+
+
+def _read(path: Path) -> tuple[bytes, bool]:
+    try:
+        return path.read_bytes(), True
+    except FileNotFoundError:
+        return b"", False
+    except IsADirectoryError as exc:
+        raise SettingsError(f"{path} is a directory, not a settings file") from exc
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+
+
+def _decode(raw: bytes, path: Path) -> tuple[str, str, Any]:
+    """BOM, text and parsed settings; an empty or missing file is ``{}``."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SettingsError(
+            f"{path} is not UTF-8 text (byte {exc.start}): nothing written"
+        ) from exc
+    bom = "\ufeff" if text.startswith("\ufeff") else ""
+    body = text[len(bom) :]
+    if not body.strip():
+        return bom, "{}" + ("\n" if not raw else body), {}
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise SettingsError(
+            f"{path} is not valid JSON ({exc}): fix it first; nothing was written"
+        ) from exc
+    if not isinstance(data, dict):
+        raise SettingsError(
+            f"{path} holds a JSON {type(data).__name__}, not an object: nothing written"
+        )
+    return bom, body, data
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(slots=True)
+class SettingsChange:
+    """A planned change to a settings file; ``after`` None deletes the file."""
+
+    action: str  # "install" or "uninstall"
+    path: Path
+    existed: bool
+    before: bytes
+    after: bytes | None
+    notes: list[str] = field(default_factory=list)
+    added: dict[str, Any] = field(default_factory=dict)
+    executable: str = "ctxbudget"
+    restores_original: bool = False
+
+    @property
+    def changed(self) -> bool:
+        if self.after is None:
+            return self.existed
+        return self.after != self.before or not self.existed
+
+    def diff(self) -> str:
+        old = self.before.decode("utf-8", errors="replace") if self.existed else ""
+        new = "" if self.after is None else self.after.decode("utf-8", errors="replace")
+        lines = difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=str(self.path) if self.existed else "/dev/null",
+            tofile=str(self.path) if self.after is not None else "/dev/null",
+        )
+        return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+# -- install -------------------------------------------------------------------------
+
+
+def plan_install(
+    path: Path, *, executable: str = "ctxbudget", statusline: bool = True, force: bool = False
+) -> SettingsChange:
+    """What installing would change (nothing is written)."""
+    raw, existed = _read(path)
+    bom, text, data = _decode(raw, path)
+    expected = copy.deepcopy(data)
+    added: dict[str, Any] = {
+        "statusLine": None,
+        "hooks_created": False,
+        "events_created": [],
+        "events_appended": [],
+    }
+    notes: list[str] = []
+    present: list[str] = []
+    root = _Spans(text).parse()
+    style = _style(text, root)
+
+    if statusline:
+        ours = {"type": "command", "command": _command(executable, "statusline")}
+        found = root.member("statusLine")
+        if found is None:
+            text = _append(text, root, "statusLine", ours, style)
+            added["statusLine"] = "added"
+        elif _is_our_statusline(data["statusLine"]):
+            present.append("statusLine")
+        elif data["statusLine"] is not None and not force:
+            current = data["statusLine"]
+            shown = current.get("command") if isinstance(current, dict) else current
+            raise SettingsError(
+                f"{path} already has a statusLine that is not ctxbudget's ({shown!r}): keep it "
+                "and install the hooks only with --no-statusline, or replace it with --force "
+                "(uninstall puts it back); nothing was written"
+            )
+        else:
+            added["statusLine"] = "replaced"
+            added["statusLine_before"] = text[found[1].start : found[1].end]
+            text = _replace(text, found[1], _dump(ours, _indent_at(text, found[1].start), style))
+            notes.append(f"Replacing the statusLine {data['statusLine']!r} (--force).")
+        expected["statusLine"] = ours
+
+    text = _add_hooks(text, path, data, expected, executable, style, added, present)
+    if present:
+        notes.append("Already installed: " + ", ".join(present) + ".")
+
+    after = (bom + text).encode("utf-8")
+    if after != raw and json.loads(text) != expected:  # the edit must add exactly this
+        raise SettingsError(f"{path}: could not add the settings cleanly; nothing was written")
+    return SettingsChange(
+        action="install",
+        path=path,
+        existed=existed,
+        before=raw,
+        after=after,
+        notes=notes,
+        added=added,
+        executable=executable,
+    )
+
+
+def _add_hooks(
+    text: str,
+    path: Path,
+    data: dict[str, Any],
+    expected: dict[str, Any],
+    executable: str,
+    style: _Style,
+    added: dict[str, Any],
+    present: list[str],
+) -> str:
+    """Add each hook not there yet: a new ``hooks`` object, a new event list, or one
+    more group at the end of an event's list. ``expected`` gets the same additions."""
+    hooks = data.get("hooks")
+    if "hooks" in data and not isinstance(hooks, dict):
+        raise SettingsError(f'{path}: "hooks" is not an object: nothing was written')
+    wanted = {
+        event: [_entry(matcher, _command(executable, "hook", name))]
+        for event, matcher, name in HOOKS
+    }
+    if hooks is None:
+        text = _append(text, _Spans(text).parse(), "hooks", wanted, style)
+        added["hooks_created"] = True
+        added["events_created"] = list(wanted)
+        expected["hooks"] = copy.deepcopy(wanted)
+        return text
+    for event, _, name in HOOKS:
+        groups = hooks.get(event)
+        hooks_node = _hooks_node(text)
+        if event not in hooks:
+            text = _append(text, hooks_node, event, wanted[event], style)
+            added["events_created"].append(event)
+            expected["hooks"][event] = copy.deepcopy(wanted[event])
+        elif not isinstance(groups, list):
+            raise SettingsError(f'{path}: "hooks.{event}" is not a list: nothing was written')
+        elif any(_group_has(g, name) for g in groups):
+            present.append(event)
+        else:
+            found = hooks_node.member(event)
+            assert found is not None
+            text = _append(text, found[1], None, wanted[event][0], style)
+            added["events_appended"].append(event)
+            expected["hooks"][event].append(copy.deepcopy(wanted[event][0]))
+    return text
+
+
+def _hooks_node(text: str) -> _Node:
+    found = _Spans(text).parse().member("hooks")
+    assert found is not None
+    return found[1]
+
+
+def _write_atomic(path: Path, data: bytes, mode: int | None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _target(path: Path) -> Path:
+    """Write through a symlink (a dotfiles manager's link stays a link)."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _mode(path: Path) -> int:
+    """The file's permissions, or what a new file gets under the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def apply_install(change: SettingsChange) -> list[str]:
+    """Write the planned install: backup first, then the file, then the marker."""
+    target = _target(change.path)
+    current, _ = _read(target)
+    if current != change.before:
+        raise SettingsError(f"{change.path} changed while planning: run the command again")
+    lines = []
+    backup = None
+    mode = _mode(target)
+    if change.existed:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        backup = target.with_name(f"{target.name}.{stamp}.ctxbudget.bak")
+        n = 1
+        while backup.exists():
+            n += 1
+            backup = target.with_name(f"{target.name}.{stamp}-{n}.ctxbudget.bak")
+        _write_atomic(backup, change.before, mode)
+        lines.append(f"Backup of the original: {backup}")
+    assert change.after is not None
+    _write_atomic(target, change.after, mode)
+    marker = {
+        "format": _MARKER_FORMAT,
+        "settings": str(change.path),
+        "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "existed": change.existed,
+        "backup": str(backup) if backup else None,
+        "original_sha256": _sha(change.before),
+        "installed_sha256": _sha(change.after),
+        "executable": change.executable,
+        "added": change.added,
+    }
+    _write_atomic(marker_path(target), (json.dumps(marker, indent=2) + "\n").encode(), None)
+    what = []
+    if change.added.get("statusLine"):
+        what.append("statusLine")
+    new = set(change.added["events_created"]) | set(change.added["events_appended"])
+    events = [event for event, _, _ in HOOKS if event in new]
+    if events:
+        what.append("hooks " + ", ".join(events))
+    lines.insert(0, f"Installed ctxbudget in {change.path}: {'; '.join(what)}.")
+    lines.append("Restart Claude Code to load it. Undo with: ctxbudget uninstall claude-code")
+    return lines
+
+
+# -- uninstall -----------------------------------------------------------------------
+
+
+def _load_marker(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(marker_path(_target(path)).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == _MARKER_FORMAT else None
+
+
+def plan_uninstall(path: Path) -> SettingsChange:
+    """What uninstalling would change: the original bytes back when the file is as
+    install left it, else ctxbudget's entries taken out of the current text."""
+    raw, existed = _read(path)
+    marker = _load_marker(path)
+    change = SettingsChange(action="uninstall", path=path, existed=existed, before=raw, after=raw)
+    if not existed:
+        change.after = None
+        change.notes.append(f"{path} does not exist: nothing to uninstall.")
+        return change
+    if marker is not None and marker.get("installed_sha256") == _sha(raw):
+        if not marker.get("existed"):
+            change.after = None  # install created the file
+            change.restores_original = True
+            return change
+        backup = Path(str(marker.get("backup") or ""))
+        try:
+            original = backup.read_bytes()
+        except OSError:
+            original = None
+        if original is not None and _sha(original) == marker.get("original_sha256"):
+            # An install over an earlier one backed up a file that had some of ours.
+            change.after = _remove_ours(original, path, None)
+            change.restores_original = change.after == original
+            return change
+        change.notes.append(f"The backup {backup} is missing or changed: removing entries instead.")
+    elif marker is not None:
+        change.notes.append(f"{path} changed since install: removing ctxbudget's entries only.")
+    change.after = _remove_ours(raw, path, marker)
+    if change.after == raw:
+        change.notes.append(f"ctxbudget is not installed in {path}.")
+    return change
+
+
+def _remove_ours(raw: bytes, path: Path, marker: dict[str, Any] | None) -> bytes:
+    bom, text, data = _decode(raw, path)
+    unchanged = text
+    added = (marker or {}).get("added") or {}
+    if _is_our_statusline(data.get("statusLine")):
+        root = _Spans(text).parse()
+        found = root.member("statusLine")
+        assert found is not None
+        before = added.get("statusLine_before")
+        if added.get("statusLine") == "replaced" and isinstance(before, str):
+            text = _replace(text, found[1], before)  # the statusLine --force replaced
+        else:
+            text = _remove(text, root, found[0])
+    if isinstance(data.get("hooks"), dict):
+        emptied = False
+        for event, _, name in HOOKS:
+            text, now_empty = _remove_event_hooks(text, event, name)
+            created = event in added.get("events_created", []) or marker is None
+            if now_empty and created:
+                hooks_node = _hooks_node(text)
+                found = hooks_node.member(event)
+                if found is not None:
+                    text = _remove(text, hooks_node, found[0])
+                    emptied = True
+        root = _Spans(text).parse()
+        found = root.member("hooks")
+        created = added.get("hooks_created") or (marker is None and emptied)
+        if found is not None and not found[1].members and created:
+            text = _remove(text, root, found[0])
+    return raw if text == unchanged else (bom + text).encode("utf-8")
+
+
+def _remove_event_hooks(text: str, event: str, name: str) -> tuple[str, bool]:
+    """Take ctxbudget's hook out of ``hooks[event]``; True when that list became empty
+    by it. A group left with no hook goes too."""
+    removed = False
+    while True:
+        found = _hooks_node(text).member(event)
+        if found is None or found[1].kind != "array":
+            return text, False
+        groups = json.loads(text[found[1].start : found[1].end])
+        hit = next((i for i, g in enumerate(groups) if _group_has(g, name)), None)
+        if hit is None:
+            return text, removed and not groups
+        removed = True
+        group_node = found[1].items[hit]
+        inner = group_node.member("hooks")
+        assert inner is not None
+        hooks = groups[hit]["hooks"]
+        mine = [i for i, h in enumerate(hooks) if _our_hook(h, name)]
+        if len(mine) == len(hooks):
+            text = _remove(text, found[1], hit)
+        else:
+            text = _remove(text, inner[1], mine[0])
+
+
+def apply_uninstall(change: SettingsChange) -> list[str]:
+    target = _target(change.path)
+    current, _ = _read(target)
+    if current != change.before:
+        raise SettingsError(f"{change.path} changed while planning: run the command again")
+    if change.after is None:
+        target.unlink()
+        done = f"Removed {change.path} (install had created it)."
+    else:
+        _write_atomic(target, change.after, _mode(target))
+        done = (
+            f"Removed ctxbudget from {change.path}: the original bytes are back."
+            if change.restores_original
+            else f"Removed ctxbudget's entries from {change.path}; everything else is kept."
+        )
+    marker_path(target).unlink(missing_ok=True)
+    return [done, "Restart Claude Code to unload it."]

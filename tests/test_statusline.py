@@ -1,0 +1,671 @@
+"""``ctxbudget statusline``: Claude Code's status line JSON in, one line out, always."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_cli
+
+from ctxbudget import cli_statusline, statusline
+from ctxbudget.model import Level
+from ctxbudget.policy import Policy
+from ctxbudget.render import status_line
+from ctxbudget.status import Breakdown, Status, build_status
+from ctxbudget.statusline import (
+    DEFAULT_FORMAT,
+    default_line,
+    format_line,
+    read_transcript,
+    render_statusline,
+    transcript_figure,
+)
+
+SONNET = {"id": "claude-sonnet-4-20250514", "display_name": "Sonnet 4"}
+SESSION = "5d3f6a0e-0000-4000-8000-000000000001"
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+# -- fixtures: a small Claude Code transcript, written record by record ---------------
+
+
+def _base(uuid: str, parent: str | None, *, sidechain: bool = False) -> dict[str, Any]:
+    return {
+        "parentUuid": parent,
+        "isSidechain": sidechain,
+        "userType": "external",
+        "cwd": "/home/dev/proj",
+        "sessionId": SESSION,
+        "version": "1.0.80",
+        "uuid": uuid,
+        "timestamp": "2025-08-01T10:00:00.000Z",
+    }
+
+
+def user(uuid: str, parent: str | None, content: Any, **extra: Any) -> dict[str, Any]:
+    sidechain = extra.pop("sidechain", False)
+    return {
+        **_base(uuid, parent, sidechain=sidechain),
+        "type": "user",
+        "message": {"role": "user", "content": content},
+        **extra,
+    }
+
+
+def result(uuid: str, parent: str, tool_id: str, text: str) -> dict[str, Any]:
+    return user(uuid, parent, [{"type": "tool_result", "tool_use_id": tool_id, "content": text}])
+
+
+def assistant(
+    uuid: str,
+    parent: str | None,
+    mid: str,
+    block: dict[str, Any],
+    context: int,
+    output: int,
+    *,
+    sidechain: bool = False,
+) -> dict[str, Any]:
+    return {
+        **_base(uuid, parent, sidechain=sidechain),
+        "type": "assistant",
+        "message": {
+            "id": mid,
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-20250514",
+            "content": [block],
+            "usage": {
+                "input_tokens": 4,
+                "cache_creation_input_tokens": 500,
+                "cache_read_input_tokens": context - 504,
+                "output_tokens": output,
+            },
+        },
+    }
+
+
+def text(t: str) -> dict[str, Any]:
+    return {"type": "text", "text": t}
+
+
+def tool(tool_id: str, name: str, **inp: Any) -> dict[str, Any]:
+    return {"type": "tool_use", "id": tool_id, "name": name, "input": inp}
+
+
+def boundary(uuid: str, parent: str | None) -> dict[str, Any]:
+    return {
+        **_base(uuid, parent),
+        "type": "system",
+        "subtype": "compact_boundary",
+        "content": "Conversation compacted",
+        "compactMetadata": {"trigger": "auto", "preTokens": 171000},
+    }
+
+
+FILE_TEXT = "".join(f"{n:>6}\u2192def f{n}(x):\n        return x * {n}\n" for n in range(40))
+
+
+def session_records(last_context: int = 141_905) -> list[dict[str, Any]]:
+    """Three main-thread calls (the first split over two records), a sub-agent with a
+    bigger context of its own, and the last call's response at the end. The context
+    grows by about what was added, as in real sessions."""
+    return [
+        user("u1", None, "Fix the failing test in src/app.py; keep the API stable."),
+        assistant("a1", "u1", "msg_1", text("I'll read the file."), 141_000, 12),
+        assistant("a1b", "a1", "msg_1", tool("t1", "Read", file_path="src/app.py"), 141_000, 61),
+        result("r1", "a1b", "t1", FILE_TEXT),
+        assistant("a2", "r1", "msg_2", tool("t2", "Task", prompt="Review it"), 141_800, 40),
+        user("s1", None, "Review it", sidechain=True),
+        assistant("s2", "s1", "msg_S", text("Looks fine."), 190_000, 9, sidechain=True),
+        result("r2", "a2", "t2", "Looks fine."),
+        assistant("a3", "r2", "msg_3", text("Fixed: add() returns a + b."), last_context, 25),
+    ]
+
+
+def write(path: Path, records: list[dict[str, Any]], *, mode: str = "w") -> Path:
+    with path.open(mode, encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+    return path
+
+
+def stdin_json(path: Path | str | None = None, **extra: Any) -> str:
+    data: dict[str, Any] = {
+        "hook_event_name": "Status",
+        "session_id": SESSION,
+        "cwd": "/home/dev/proj",
+        "model": SONNET,
+        "workspace": {"current_dir": "/home/dev/proj", "project_dir": "/home/dev/proj"},
+        "version": "1.0.80",
+        "output_style": {"name": "default"},
+        "cost": {"total_cost_usd": 0.42, "total_duration_ms": 180000},
+    }
+    if path is not None:
+        data["transcript_path"] = str(path)
+    data.update(extra)
+    return json.dumps(data)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CTXBUDGET_CACHE_DIR", str(cache))
+    monkeypatch.delenv("CTXBUDGET_STATUSLINE_FORMAT", raising=False)
+    return cache
+
+
+@pytest.fixture
+def transcript(tmp_path: Path) -> Path:
+    return write(tmp_path / f"{SESSION}.jsonl", session_records())
+
+
+def run_main(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    data: str | bytes,
+    *argv: str,
+) -> tuple[int, str, str]:
+    raw = data.encode() if isinstance(data, str) else data
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8"))
+    code = cli_statusline.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def cached_state(cache: Path) -> dict[str, Any]:
+    (file,) = (cache / "statusline").glob("*.json")
+    data: dict[str, Any] = json.loads(file.read_text())
+    return data
+
+
+# -- where the figure comes from -------------------------------------------------------
+
+
+def test_context_window_is_used_first(
+    transcript: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    context_window = {
+        "total_input_tokens": 15234,
+        "total_output_tokens": 4521,
+        "context_window_size": 200_000,
+        "used_percentage": 71,
+        "remaining_percentage": 29,
+        "current_usage": {
+            "input_tokens": 2_500,
+            "output_tokens": 1_200,
+            "cache_creation_input_tokens": 10_000,
+            "cache_read_input_tokens": 130_000,
+        },
+    }
+    code, out, err = run_main(
+        monkeypatch,
+        capsys,
+        stdin_json(transcript, context_window=context_window),
+        "--window",
+        "50000",
+    )
+    assert code == 0 and err == ""
+    # input + cache creation + cache read, in Claude Code's window (not --window)
+    assert out == "Sonnet 4 | Tokens: 142,500/200,000 (71%) | ████████░░ | Normal\n"
+
+
+def test_context_window_size_without_usage_reads_the_transcript(transcript: Path) -> None:
+    cw = {"context_window_size": 1_000_000, "current_usage": None, "used_percentage": None}
+    line = render_statusline(stdin_json(transcript, context_window=cw))
+    assert "/1,000,000 (14%)" in line  # the transcript's figure in Claude Code's window
+
+
+def test_used_percentage_when_nothing_else(tmp_path: Path) -> None:
+    cw = {"context_window_size": 200_000, "current_usage": None, "used_percentage": 40}
+    line = render_statusline(stdin_json(tmp_path / "missing.jsonl", context_window=cw))
+    assert line.startswith("Sonnet 4 | Tokens: 80,000/200,000 (40%)")
+
+
+def test_transcript_path(transcript: Path) -> None:
+    line = render_statusline(stdin_json(transcript))
+    # last main-thread usage + its reported output + framing of its one block
+    assert line == "Sonnet 4 | Tokens: 141,960/200,000 (70%) | ████████░░ | Normal"
+
+
+def test_usage_counted_once_per_message_id(tmp_path: Path) -> None:
+    # msg_1's two records both repeat usage: one call, output from the last record.
+    path = write(tmp_path / "t.jsonl", session_records()[:3])
+    state, _ = read_transcript(str(path))
+    assert state.anchor is not None
+    assert state.anchor[:4] == ["msg_1", 141_000, 61, 2]
+    assert transcript_figure(state).used == 141_000 + 61 + 2 * 30
+
+
+def test_sidechain_usage_is_ignored(tmp_path: Path) -> None:
+    records = session_records(last_context=50_000)
+    records.append(assistant("s3", "s2", "msg_S2", text("More."), 195_000, 5, sidechain=True))
+    state, _ = read_transcript(str(write(tmp_path / "t.jsonl", records)))
+    assert state.anchor is not None and state.anchor[:3] == ["msg_3", 50_000, 25]
+    assert state.since_items == 0  # sub-agent records add nothing to the main window
+
+
+def test_compaction_boundary_resets(tmp_path: Path) -> None:
+    records = [
+        *session_records(last_context=170_000),
+        boundary("b1", "a3"),
+        user(
+            "c1",
+            "b1",
+            "This session is being continued. Summary: fixed add().",
+            isCompactSummary=True,
+        ),
+    ]
+    path = write(tmp_path / "t.jsonl", records)
+    before = render_statusline(stdin_json(path))
+    state, _ = read_transcript(str(path))
+    assert state.anchor is None and state.since_items == 1
+    figure = transcript_figure(state)
+    assert figure.used is not None and figure.used < 1_000 and not figure.anchored
+    assert "(0%)" in before and "Normal" in before
+    # the first usage after the compaction anchors again
+    write(path, [assistant("a4", "c1", "msg_4", text("Continuing."), 21_000, 8)], mode="a")
+    assert "Tokens: 21,038/200,000 (10%)" in render_statusline(stdin_json(path))
+
+
+def test_appended_records_are_read_incrementally(
+    tmp_path: Path, _cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "t.jsonl", session_records(last_context=100_000))
+    first = render_statusline(stdin_json(path))
+    assert "Tokens: 100,055/200,000 (50%)" in first
+    offset = cached_state(_cache)["transcript"]["offset"]
+    assert offset == path.stat().st_size
+
+    seen: list[str] = []
+    add = statusline._Tail.add
+
+    def spy(self: Any, record: dict[str, Any]) -> None:
+        seen.append(record["uuid"])
+        add(self, record)
+
+    monkeypatch.setattr(statusline._Tail, "add", spy)
+    # A tool result after the response: estimated locally on top of the anchor.
+    write(path, [result("r3", "a3", "t9", FILE_TEXT)], mode="a")
+    second = render_statusline(stdin_json(path))
+    assert seen == ["r3"]  # only the appended tail was read
+    used = int(re.search(r"Tokens: ([\d,]+)/", second).group(1).replace(",", ""))  # type: ignore[union-attr]
+    assert 100_055 + 400 < used < 100_055 + 1_500
+    assert cached_state(_cache)["transcript"]["offset"] == path.stat().st_size > offset
+
+    # A line still being written is left for the next call ...
+    line = json.dumps(assistant("a4", "r3", "msg_4", text("Next."), 120_000, 10))
+    with path.open("a", encoding="utf-8") as f:
+        f.write(line[:40])
+    seen.clear()
+    assert render_statusline(stdin_json(path)) == second
+    assert seen == []
+    # ... and read once complete.
+    with path.open("a", encoding="utf-8") as f:
+        f.write(line[40:] + "\n")
+    assert "Tokens: 120,040/200,000 (60%)" in render_statusline(stdin_json(path))
+    assert seen == ["a4"]
+
+
+def test_truncated_or_replaced_transcript_is_read_again(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.jsonl", session_records(last_context=150_000))
+    assert "(75%)" in render_statusline(stdin_json(path))
+    write(path, session_records()[:3])  # shorter: a new file under the same name
+    assert "Tokens: 141,121/200,000 (70%)" in render_statusline(stdin_json(path))
+
+
+def test_unchanged_transcript_is_not_read(
+    transcript: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = render_statusline(stdin_json(transcript))
+
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("read_transcript called")
+
+    original = statusline.read_transcript
+    monkeypatch.setattr(statusline, "read_transcript", fail)
+    assert render_statusline(stdin_json(transcript)) == first
+    # a different format is drawn again, from the cached state
+    monkeypatch.setattr(statusline, "read_transcript", original)
+    assert render_statusline(stdin_json(transcript), fmt="{percent}") == "70"
+
+
+def test_cache_that_cannot_be_written(transcript: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = transcript.parent / "not-a-dir"
+    blocker.write_text("x")
+    monkeypatch.setenv("CTXBUDGET_CACHE_DIR", str(blocker / "sub"))
+    assert render_statusline(stdin_json(transcript)).startswith("Sonnet 4 | Tokens: 141,960/")
+
+
+def test_corrupt_cache_is_ignored(transcript: Path, _cache: Path) -> None:
+    first = render_statusline(stdin_json(transcript))
+    (file,) = (_cache / "statusline").glob("*.json")
+    data = json.loads(file.read_text())
+    data["memo"] = None
+    data["transcript"]["head"] = "not hex"
+    file.write_text(json.dumps(data))
+    assert render_statusline(stdin_json(transcript)) == first
+    file.write_text("{ not json")
+    assert render_statusline(stdin_json(transcript)) == first
+
+
+# -- bad input: still a line, exit 0 ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("{not json", "Tokens: ?/200,000"),
+        ("", "Tokens: ?/200,000"),
+        ("[1, 2]", "Tokens: ?/200,000"),
+        (b"\xff\xfe\x00garbage", "Tokens: ?/200,000"),
+        (stdin_json("/nonexistent/t.jsonl"), "Sonnet 4 | Tokens: ?/200,000"),
+        (
+            json.dumps(
+                {
+                    "model": {"id": "mystery-9", "display_name": "Mystery"},
+                    "transcript_path": None,
+                    "context_window": "soon",
+                }
+            ),
+            "Mystery | Tokens: ?/200,000",
+        ),
+    ],
+)
+def test_bad_input_still_prints_a_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    data: str | bytes,
+    expected: str,
+) -> None:
+    code, out, err = run_main(monkeypatch, capsys, data)
+    assert code == 0
+    assert out == expected + "\n"
+    assert err == ""
+
+
+def test_unknown_model_uses_the_default_window(transcript: Path) -> None:
+    line = render_statusline(
+        stdin_json(transcript, model={"id": "some-new-model", "display_name": "New"})
+    )
+    assert line.startswith("New | Tokens: 141,960/200,000 (70%)")
+
+
+def test_a_directory_or_a_non_transcript(tmp_path: Path) -> None:
+    assert render_statusline(stdin_json(tmp_path)).endswith("Tokens: ?/200,000")
+    messages = tmp_path / "m.json"
+    messages.write_text(json.dumps([{"role": "user", "content": "hi"}], indent=2))
+    assert render_statusline(stdin_json(messages)).endswith("Tokens: ?/200,000")
+
+
+def test_bad_flags_are_ignored(
+    transcript: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_main(
+        monkeypatch,
+        capsys,
+        stdin_json(transcript),
+        "--window",
+        "lots",
+        "--color",
+        "sometimes",
+        "--bogus",
+        "--policy",
+        "/no/such.toml",
+    )
+    assert code == 0 and out.startswith("Sonnet 4 | Tokens: 141,960/200,000 (70%)")
+
+
+def test_internal_errors_are_caught(
+    transcript: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(statusline, "build", boom)
+    code, out, err = run_main(monkeypatch, capsys, stdin_json(transcript))
+    assert (code, out, err) == (0, "Sonnet 4 | Tokens: ?\n", "")
+    monkeypatch.setenv("CTXBUDGET_DEBUG", "1")
+    code, out, err = run_main(monkeypatch, capsys, stdin_json(transcript))
+    assert code == 0 and "RuntimeError: bug" in err and "Traceback" not in err
+
+
+# -- what the line says ----------------------------------------------------------------
+
+
+def _status(percent: float, window: int = 200_000, policy: Policy | None = None) -> Status:
+    policy = policy or Policy(window=window)
+    return build_status(
+        used_tokens=round(window * percent / 100),
+        policy=policy,
+        breakdown=Breakdown(),
+        anchored=True,
+        reported_tokens=None,
+        estimated_since_report=0,
+        counter="estimate",
+        tokens_per_exchange=None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("percent", "action"),
+    [
+        (10, ""),
+        (74.9, ""),
+        (80, " · compact soon"),
+        (92, " · compact now"),
+        (97, " · new agents blocked"),
+    ],
+)
+def test_action_from_the_warning_level(percent: float, action: str) -> None:
+    status = _status(percent)
+    line = default_line(status, model="Opus", window=200_000)
+    assert line.endswith(action or "Normal")
+    assert line == status_line(status, prefix="Opus") + action
+
+
+@pytest.mark.parametrize("percent", [0, 0.4, 0.5, 12.5, 70.5, 71.25, 74.99, 89.5, 94.6, 99.5, 120])
+def test_default_format_is_the_render_status_line(percent: float) -> None:
+    """The documented default format gives exactly what ``render.status_line`` prints."""
+    status = _status(percent)
+    for color in (False, True):
+        drawn = format_line(
+            DEFAULT_FORMAT,
+            status,
+            model="Sonnet 4",
+            session_id=None,
+            window=200_000,
+            color=color,
+        )
+        assert drawn == default_line(status, model="Sonnet 4", window=200_000, color=color)
+
+
+def test_format_placeholders(transcript: Path) -> None:
+    fmt = (
+        "[{session}] {model}: {percent}% of {max}, {used} used, {remaining} left {bar} "
+        "{level}{action} {nope} {"
+    )
+    line = render_statusline(stdin_json(transcript), fmt=fmt, window=160_000)
+    assert line == (
+        "[5d3f6a0e] Sonnet 4: 88% of 160,000, 141,960 used, 18,040 left █████████░ "
+        "⚠️ Warning · compact soon {nope} {"
+    )
+
+
+def test_format_from_the_environment(transcript: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTXBUDGET_STATUSLINE_FORMAT", "ctx {percent}%{action}")
+    assert render_statusline(stdin_json(transcript)) == "ctx 70%"
+    assert render_statusline(stdin_json(transcript), fmt="{level}") == "Normal"
+
+
+def test_policy_file_and_window(transcript: Path, tmp_path: Path) -> None:
+    policy = tmp_path / "p.toml"
+    policy.write_text(
+        "[policy]\nwindow = 150000\n[policy.thresholds]\nwarning = 50\n"
+        "critical = 60\nblocked = 99\n"
+    )
+    line = render_statusline(stdin_json(transcript), policy_file=str(policy))
+    assert line.endswith("Tokens: 141,960/150,000 (94%) | ██████████ | 🔴 Critical · compact now")
+    # --window over the file's window; Claude Code's context_window_size over both
+    line = render_statusline(stdin_json(transcript), policy_file=str(policy), window=300_000)
+    assert "/300,000 (47%)" in line and line.endswith("Normal")
+    cw = {"context_window_size": 1_000_000, "current_usage": None}
+    line = render_statusline(stdin_json(transcript, context_window=cw), window=300_000)
+    assert "/1,000,000 (14%)" in line
+
+
+def test_window_by_model_when_nothing_else(transcript: Path) -> None:
+    gpt = {"id": "gpt-4o", "display_name": "GPT-4o"}
+    assert "/128,000 (" in render_statusline(stdin_json(transcript, model=gpt))
+
+
+@pytest.mark.parametrize(("mode", "ansi"), [("always", True), ("never", False), ("auto", False)])
+def test_colour(
+    transcript: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    mode: str,
+    ansi: bool,
+) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    code, out, _ = run_main(monkeypatch, capsys, stdin_json(transcript), "--color", mode)
+    assert code == 0
+    assert ("\x1b[" in out) is ansi  # auto: stdout is not a terminal here
+    if ansi:
+        assert "\x1b[32m████████░░\x1b[0m" in out
+        assert re.sub(r"\x1b\[[\d;]*m", "", out).startswith("Sonnet 4 | Tokens: 141,960/")
+
+
+# -- the same figure and level as `ctxbudget tokens` ------------------------------------
+
+
+def _tokens_line(capsys: pytest.CaptureFixture[str], path: Path, window: int) -> str:
+    code, out, err = run_cli(
+        capsys, "--store", "memory://", "tokens", str(path), "--window", str(window)
+    )
+    assert code == 0, err
+    return out.splitlines()[0]
+
+
+@pytest.mark.parametrize("target", [None, 60.5, 80.5, 92.5, 97.5])
+def test_same_percent_and_level_as_tokens(
+    capsys: pytest.CaptureFixture[str], transcript: Path, fixtures: Path, target: float | None
+) -> None:
+    extra = [result("r9", "a3", "t9", FILE_TEXT), user("u9", "r9", "Now run the tests.")]
+    paths = [
+        transcript,
+        fixtures / "claude_code_small.jsonl",
+        fixtures / "claude_code_compacted.jsonl",
+    ]
+    with_tail = write(transcript.parent / "tail.jsonl", session_records() + extra)
+    for path in [*paths, with_tail]:
+        state, _ = read_transcript(str(path))
+        used = transcript_figure(state).used
+        assert used is not None
+        window = 200_000 if target is None else round(used / (target / 100))
+        ours = render_statusline(stdin_json(path), window=window)
+        theirs = _tokens_line(capsys, path, window)
+        pattern = r"Tokens: ([\d,]+)/([\d,]+) \((\d+)%\) \| (\S+) \| ([^|·]+?)(?: ·|$)"
+        a, b = re.search(pattern, ours), re.search(pattern, theirs)
+        assert a and b, (ours, theirs)
+        assert a.group(2, 3, 4, 5) == b.group(2, 3, 4, 5), (path.name, ours, theirs)
+        # the figures differ only by the per-session correction tokens learns
+        assert abs(int(a[1].replace(",", "")) - int(b[1].replace(",", ""))) <= 0.005 * window
+
+
+def test_constants_agree_with_the_session() -> None:
+    from ctxbudget import session
+
+    assert statusline.UNANCHORED_PER_ITEM == session.UNANCHORED_PER_ITEM
+    assert set(statusline.ACTIONS) == {lv.value for lv in Level if lv is not Level.NORMAL}
+
+
+# -- as a process: the real entry points --------------------------------------------------
+
+
+def _env(cache: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CTXBUDGET_")}
+    env["CTXBUDGET_CACHE_DIR"] = str(cache)
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
+    return env
+
+
+def test_module_entry_point(transcript: Path, _cache: Path) -> None:
+    for data, expected in (
+        (
+            stdin_json(transcript),
+            "Sonnet 4 | Tokens: 141,960/200,000 (70%) | ████████░░ | Normal\n",
+        ),
+        ("this is not json", "Tokens: ?/200,000\n"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "ctxbudget.cli_statusline"],
+            input=data.encode(),
+            capture_output=True,
+            env=_env(_cache),
+            timeout=60,
+        )
+        assert proc.returncode == 0
+        assert proc.stdout.decode() == expected
+        assert proc.stderr == b""
+
+
+def test_no_heavy_imports(transcript: Path, _cache: Path) -> None:
+    """Neither a tokenizer, the store nor the compaction engine, even on a cold call
+    that estimates appended records."""
+    records = [*session_records(), result("r9", "a3", "t9", FILE_TEXT)]
+    write(transcript, records)
+    code = (
+        "import sys, io\n"
+        "from ctxbudget import cli_statusline\n"
+        f"sys.stdin = io.TextIOWrapper(io.BytesIO({stdin_json(transcript).encode()!r}))\n"
+        "cli_statusline.main([])\n"
+        "heavy = ('tiktoken', 'sqlite3', 'ctxbudget.store', 'ctxbudget.compaction',\n"
+        "         'ctxbudget.tracker', 'ctxbudget.session', 'platformdirs', 'argparse')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, env=_env(_cache), timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    line, modules = proc.stdout.decode().splitlines()
+    assert line.startswith("Sonnet 4 | Tokens: 14")
+    assert modules == "[]"
+
+
+def test_register_and_command(
+    transcript: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    commands = parser.add_subparsers(dest="command")
+    cli_statusline.register(commands)
+    args = parser.parse_args(["statusline", "--format", "{percent}|{level}", "--window", "x"])
+    stdin = io.TextIOWrapper(io.BytesIO(stdin_json(transcript).encode()))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert cli_statusline.cmd_statusline(args, None) == 0
+    assert capsys.readouterr().out == "70|Normal\n"
+
+
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_statusline.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "{percent}" in out and "{action}" in out and "--color" in out
+
+
+def test_gzip_transcript(tmp_path: Path, transcript: Path) -> None:
+    import gzip
+
+    packed = tmp_path / "t.jsonl.gz"
+    packed.write_bytes(gzip.compress(transcript.read_bytes()))
+    assert render_statusline(stdin_json(packed)) == render_statusline(stdin_json(transcript))
