@@ -481,6 +481,7 @@ def test_anthropic_messages_stream_helper_sync_and_async(
         assert isinstance(stream, MessageStream)  # the SDK's own helper, unchanged
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
+        assert len(usage_events(client)) == 1  # recorded at message_stop, not at exit
     assert text == "All done." and final.usage.output_tokens == 42
     assert [(e["context_tokens"], e["output_tokens"]) for e in usage_events(client)] == [(2000, 42)]
 
@@ -937,3 +938,19 @@ def test_a_stored_session_is_the_one_the_cli_shows(
     shown = json.loads(out)
     assert shown["used_tokens"] == session.status().used_tokens == 2000
     assert shown["level"] == session.status().level.value
+
+
+def test_an_abandoned_stream_records_what_it_reported(anthropic: ModuleType, api: FakeAPI) -> None:
+    seen, on_status = statuses()
+    client = wrap(anthropic_client(anthropic, api), on_status=on_status)
+    stream = client.messages.create(
+        model=CLAUDE, max_tokens=64, stream=True, messages=[{"role": "user", "content": "Hi"}]
+    )
+    first = next(stream)
+    assert first.type == "message_start"
+    stream.close()  # the caller stops early
+    # the input is known from message_start; the output so far is what it said (1)
+    assert [(e["context_tokens"], e["output_tokens"]) for e in usage_events(client)] == [(2000, 1)]
+    assert len(seen) == 1
+    stream.close()
+    assert len(seen) == 1  # recorded once

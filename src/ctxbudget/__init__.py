@@ -49,6 +49,7 @@ __all__ = [
     "Breakdown",
     "BudgetBlockedError",
     "Calibration",
+    "CompactionError",
     "Component",
     "ConfigurationError",
     "CtxBudgetError",
@@ -74,6 +75,7 @@ __all__ = [
     "counter_for_model",
     "get_counter",
     "load_source",
+    "wrap",
 ]
 
 # Where each public name lives (relative module).
@@ -81,6 +83,7 @@ _LAZY = {
     "Calibration": ".accounting",
     "HistoryPoint": ".accounting",
     "BudgetBlockedError": ".errors",
+    "CompactionError": ".errors",
     "ConfigurationError": ".errors",
     "CtxBudgetError": ".errors",
     "MissingExtraError": ".errors",

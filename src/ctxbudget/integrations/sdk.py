@@ -52,8 +52,17 @@ calls that send a conversation: ``messages.create`` and ``messages.stream``
 
 ``on_status(status)`` is called after each request (when a stream ends), with the
 status of the window that request used. ``wrapped.ctxbudget_session`` is the session
-(created at the first request unless given), ``wrapped.ctxbudget_last_call`` a
-``CallRecord`` of the latest request.
+(created at the first request unless given; in memory unless ``tracker=Tracker()`` or
+a stored ``session`` is given, then ``ctxbudget tokens ID`` shows the same figures),
+``wrapped.ctxbudget_last_call`` a ``CallRecord`` of the latest request.
+``with_options()`` and ``copy()`` give a wrapped copy that keeps the same session.
+
+The cost per request is reading its messages (no tokenizing of what was counted
+before) and, after a compaction, one JSON fingerprint per replaced message: a few
+milliseconds for a 200k-token conversation. Prompt-caching marks
+(``cache_control``) may move between requests; they do not make a message another
+one. Should ctxbudget itself fail (a store error, a bug), the request is sent as
+given, untracked, with a ``RuntimeWarning``: only a refusal stops it.
 
 One wrapped client follows one conversation: a request that does not continue the
 previous one replaces the session's context. Wrap the client again (another session)
@@ -255,10 +264,6 @@ def _max_tokens(provider: str, kwargs: Mapping[str, Any]) -> int:
     return 0
 
 
-def _percent_floor(percent: float) -> int:
-    return math.floor(percent)
-
-
 # ---------------------------------------------------------------- the shared state
 
 
@@ -400,7 +405,7 @@ class _Budget:
                 # marks (the caller's own marks in what follows are all there are; the
                 # API takes four at most).
                 self.swap = _Swap([_fingerprint(m) for m in messages], _without_cache_marks(out))
-            status = request_status(session, reserve)
+            status = _request_status(session, reserve)
             if status.level is Level.BLOCKED:
                 raise RequestBlockedError(
                     _blocked_message(session, status, reserve, note), status, compaction
@@ -497,7 +502,7 @@ class _Budget:
         assert policy is not None
         window = session.policy.window
         used = session.used_tokens
-        if request_status(session, reserve).level is Level.BLOCKED:
+        if _request_status(session, reserve).level is Level.BLOCKED:
             return True
         trigger = policy.trigger_percent
         if trigger is None:
@@ -522,7 +527,7 @@ class _Budget:
         # Aim at the target share of what the window leaves once the answer's room is kept.
         usable = max(1, window - reserve - session.policy.safety_margin)
         target = max(1, min(policy.target_for(used, usable), usable - 1))
-        blocked_now = request_status(session, reserve).level is Level.BLOCKED
+        blocked_now = _request_status(session, reserve).level is Level.BLOCKED
         try:
             plan = session.plan_compaction(dataclasses.replace(policy, target_tokens=target))
         except CompactionError as exc:
@@ -607,7 +612,7 @@ class _Budget:
                     reported = usage if isinstance(usage, Usage) else Usage.from_api(usage)
                     session.record_usage(reported)
                     record.usage = reported
-                status = request_status(session, prepared.reserve)
+                status = _request_status(session, prepared.reserve)
             except Exception as exc:
                 # The response is the caller's: a failure to record it must not lose it.
                 warnings.warn(
@@ -635,7 +640,7 @@ def _level(session: Session, used: int, reserve: int) -> Level:
     return policy.level_for(100.0 * used / policy.window)
 
 
-def request_status(session: Session, reserve: int) -> Status:
+def _request_status(session: Session, reserve: int) -> Status:
     """``session.status()`` with ``reserve`` (the request's ``max_tokens``, at least the
     policy's ``reserved_output``) kept free for the answer."""
     status = session.status()
@@ -661,7 +666,7 @@ def _blocked_message(session: Session, status: Status, reserve: int, note: str) 
     policy = session.policy
     used, window = status.used_tokens, policy.window
     margin = policy.safety_margin
-    percent = _percent_floor(status.percent)
+    percent = math.floor(status.percent)  # 94% is never shown when blocked
     if used + reserve + margin >= window:
         parts = [f"{used:,} tokens of context"]
         if reserve:
@@ -1190,7 +1195,8 @@ def wrap(
     """Track, budget and auto-compact every conversation request ``client`` sends.
 
     ``client``: ``anthropic.Anthropic`` / ``AsyncAnthropic``, ``openai.OpenAI`` /
-    ``AsyncOpenAI`` (their Azure, Bedrock and Vertex variants too).
+    ``AsyncOpenAI``; their subclasses and variants (Azure, Bedrock, Vertex) are
+    recognised the same way, by the SDK module their class comes from.
     ``session``: the session to keep (else one is created at the first request, in
     ``tracker``, by default an in-memory one: pass ``Tracker()`` to store it).
     ``model``: names the window and the counter (default: each request's model).
