@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +78,7 @@ class Session:
         self._local_total = 0
         self._by: dict[str, dict[str, int]] = {"component": {}, "kind": {}, "tool": {}, "agent": {}}
         self._user_turns = 0
+        self._user_times: deque[float] = deque(maxlen=11)  # pace of the last ten turns
         self._conversation_tokens = 0
         self._level = Level.NORMAL
         self._subagents: list[AgentUsage] = []
@@ -126,6 +128,7 @@ class Session:
             self._conversation_tokens += tokens
         if item.kind is Kind.USER_TEXT:
             self._user_turns += 1
+            self._user_times.append(item.created_at)
 
     # -- building -----------------------------------------------------------------
 
@@ -236,6 +239,7 @@ class Session:
             "local_total": self._local_total,
             "by": {k: dict(v) for k, v in self._by.items()},
             "user_turns": self._user_turns,
+            "user_times": list(self._user_times),
             "conversation_tokens": self._conversation_tokens,
             "since": (self._since_tokens, self._since_items),
             "reported": (self._reported, self._last_reported),
@@ -253,6 +257,7 @@ class Session:
         self._local_total = snap["local_total"]
         self._by = snap["by"]
         self._user_turns = snap["user_turns"]
+        self._user_times = deque(snap["user_times"], maxlen=11)
         self._conversation_tokens = snap["conversation_tokens"]
         self._since_tokens, self._since_items = snap["since"]
         self._reported, self._last_reported = snap["reported"]
@@ -322,9 +327,8 @@ class Session:
         )
 
     def _seconds_per_exchange(self) -> float | None:
-        """Median time between the user's turns (the last ten): the pace of the work."""
-        times = [i.created_at for i in self.items if i.kind is Kind.USER_TEXT][-11:]
-        gaps = sorted(b - a for a, b in itertools.pairwise(times) if b - a > 0.5)
+        """Median time between the user's last ten turns: the pace of the work."""
+        gaps = sorted(b - a for a, b in itertools.pairwise(self._user_times) if b - a > 0.5)
         return gaps[len(gaps) // 2] if gaps else None
 
     def recount(self) -> int:
@@ -347,6 +351,7 @@ class Session:
         self._local_total = 0
         self._by = {"component": {}, "kind": {}, "tool": {}, "agent": {}}
         self._user_turns = 0
+        self._user_times.clear()
         self._conversation_tokens = 0
         for item in self.items:
             self._tally(item)
