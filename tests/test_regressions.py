@@ -168,3 +168,25 @@ def test_ambiguous_prefix_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     tracker.session("same-2", model="gpt-4o")
     code, _, err = run(capsys, "tokens", "same")
     assert code == 2 and "ambiguous" in err
+
+
+def test_recording_a_compacted_file_again_keeps_the_compaction(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = json.loads((EXAMPLES / "analyst-ep24.json").read_text())
+    path = tmp_path / "session.json"
+    doc_start = {**doc, "messages": doc["messages"][:40]}
+    path.write_text(json.dumps(doc_start))
+    run(capsys, "tokens", str(path), "--policy", str(EXAMPLES / "analyst.toml"), "--record")
+    code, out, _ = run(capsys, "compact", str(path), "--ratio", "3", "--json")
+    compacted = json.loads(out)
+    assert code == 0 and compacted["applied"]
+    run(capsys, "tokens", str(path), "--record")  # again, unchanged, no flags
+    _, out, _ = run(capsys, "tokens", "file-", "--json")
+    data = json.loads(out)
+    assert data["max_tokens"] == 12000  # the stored policy stays
+    assert data["items"] == compacted["items_after"]  # still compacted
+    path.write_text(json.dumps(doc))  # the conversation went on: 10 more messages
+    run(capsys, "tokens", str(path), "--record")
+    _, out, _ = run(capsys, "tokens", "file-", "--json")
+    assert json.loads(out)["items"] == compacted["items_after"] + 10

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -279,8 +280,8 @@ def auto_compact(
         freed = f"free only {compaction.freed:,} tokens" if compaction else f"fail ({reason})"
         session.last_alert = (
             f"auto-compaction would {freed} (less than {policy.min_freed_share:.0%} of the "
-            f"window) at {100 * used / window:.0f}%: not applied; what is left is protected "
-            "or must-keep facts. Start a fresh session or raise the window."
+            f"window) at {math.floor(100 * used / window)}%: not applied; what is left is "
+            "protected or must-keep facts. Start a fresh session or raise the window."
         )
         session._auto_quiet_until = used
         session.remember("auto_quiet_until", used)

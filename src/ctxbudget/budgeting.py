@@ -7,6 +7,7 @@ being archived), persists the outcome and logs one event per decision.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from .budget.allocation import (
     decide_after_cleanup,
     utilization_report,
 )
-from .budget.gate import ALLOW_AFTER_COMPACTION, GateDecision, decide_gate
+from .budget.gate import ALLOW_AFTER_COMPACTION, DENY, GateDecision, decide_gate
 from .budget.layers import (
     PHASE_EMERGENCY_PERCENT,
     Pruning,
@@ -108,20 +109,29 @@ def allocate(
     """Grant ``tokens`` to ``component``: in full, after cleanup, in part, or not."""
     _check_component(session, component)
     shares = Shares(session.budget.shares)
-    limit = shares.limit(component, budget_total(session))
-    used = component_used(session).get(component, 0)
+    total = budget_total(session)
+    usage = component_used(session)
+    used = usage.get(component, 0)
+    # A component never gets more than its share, nor more than the window has left.
+    room_overall = max(0, total - sum(usage.values()))
+    limit = min(shares.limit(component, total), used + room_overall)
     decision = decide(component, tokens, limit=limit, used=used)
     if decision is None:
-        freed = cleanup(session, component, needed=used + tokens - limit)
-        after = component_used(session).get(component, 0)
+        # Plan the cleanup first and apply it only if the allocation then gets
+        # something: a denied allocation changes nothing.
+        plan = _cleanup_plan(session, component, needed=used + tokens - limit)
+        freed = plan.freed if plan is not None else 0
+        limit = min(shares.limit(component, total), used - freed + room_overall + freed)
         decision = decide_after_cleanup(
             component,
             tokens,
             limit=limit,
-            used_after_cleanup=after,
+            used_after_cleanup=used - freed,
             freed=freed,
             allow_partial=allow_partial,
         )
+        if decision.granted and plan is not None:
+            _apply_cleanup(session, plan)
     if decision.granted:
         reservations = session.budget.reservations
         reservations[component] = reservations.get(component, 0) + decision.granted
@@ -159,13 +169,21 @@ def cleanup(session: Session, component: str, needed: int) -> int:
     """Free about ``needed`` tokens of ``component`` through the compaction engine.
 
     Only that component's items may change (the others are protected); what is removed
-    is archived as usual. Returns the tokens freed (0 when nothing could be).
+    is archived as usual (the session is stored first if it is not). Returns the
+    tokens freed (0 when nothing could be).
     """
+    plan = _cleanup_plan(session, component, needed)
+    if plan is None:
+        return 0
+    _apply_cleanup(session, plan)
+    return plan.freed
+
+
+def _cleanup_plan(session: Session, component: str, needed: int) -> archive.Compaction | None:
     if needed <= 0 or not session.items:
-        return 0
-    in_component = [i for i in session.items if i.component and i.component.value == component]
-    if not in_component:
-        return 0
+        return None
+    if not any(i.component and i.component.value == component for i in session.items):
+        return None
     target = max(1, session.used_tokens - needed)
     policy = CompactionPolicy(target_tokens=target, keep_first=0, keep_last=1, keep_results=1)
 
@@ -173,13 +191,14 @@ def cleanup(session: Session, component: str, needed: int) -> int:
         return item.component is None or item.component.value != component
 
     plan = archive.plan(session, policy, protect=protect)
-    if not plan.result.actions or plan.freed <= 0:
-        return 0
-    if session._known_to_store:
-        archive.apply(session, plan)
-    else:
-        session._replace_context(plan.result.items, session.version, plan.overhead)
-    return plan.freed
+    return plan if plan.result.actions and plan.freed > 0 else None
+
+
+def _apply_cleanup(session: Session, plan: archive.Compaction) -> None:
+    # Nothing leaves a context without reaching the archive: store the session first.
+    if not session._known_to_store:
+        session.save()
+    archive.apply(session, plan)
 
 
 def report(session: Session) -> UtilizationReport:
@@ -218,7 +237,12 @@ def gate(
         )
     used = session.used_tokens
     policy = session.policy
-    limit = int(policy.window * policy.blocked_percent / 100)
+    # the same limit the status uses: the blocked threshold, or no room left once the
+    # reserved output and the safety margin are kept free
+    limit = min(
+        int(policy.window * policy.blocked_percent / 100),
+        policy.window - policy.reserved_output - policy.safety_margin,
+    )
     after = None
     plan = None
     if compact and isinstance(tokens, int) and used + tokens >= limit and session.items:
@@ -237,10 +261,22 @@ def gate(
         agent_used=agent_usage(session).get(agent, 0),
         agent_budget=session.budget.agent_budgets.get(agent),
         used_after_compaction=after,
+        limit_tokens=limit,
     )
-    stored = session._known_to_store
-    if decision.outcome == ALLOW_AFTER_COMPACTION and apply and plan is not None and stored:
-        archive.apply(session, plan)
+    if decision.outcome == ALLOW_AFTER_COMPACTION and plan is not None:
+        if apply and session._known_to_store:
+            archive.apply(session, plan)
+        else:
+            # Nothing was compacted here (a transcript file, or apply=False): it does not
+            # fit now, so the answer is no, with what would make room.
+            decision = dataclasses.replace(
+                decision,
+                outcome=DENY,
+                reason=f"denied for now: {decision.reason}; compact first "
+                '("ctxbudget compact SESSION", or a stored session and the gate compacts)',
+                projected_percent=100.0 * (used + tokens) / policy.window,
+                freed_by_compaction=0,
+            )
     _log(session, "gate", decision.to_dict())
     return decision
 
@@ -323,10 +359,9 @@ def _prune(session: Session, indices: Sequence[int]) -> int:
         return 0
     drop = set(indices)
     kept = [item for i, item in enumerate(session.items) if i not in drop]
-    if session._known_to_store:
-        archive.replace_context(session, kept, reason="phase pruning")
-    else:
-        session._replace_context(kept, session.version, session._overhead)
+    if not session._known_to_store:
+        session.save()  # nothing leaves a context without reaching the archive
+    archive.replace_context(session, kept, reason="phase pruning")
     return len(drop)
 
 
@@ -371,10 +406,7 @@ def plan_tasks(
         target = max(1, session.used_tokens - advice.to_free)
         plan = archive.plan(session, CompactionPolicy(target_tokens=target))
         if plan.result.actions and plan.freed > 0:
-            if session._known_to_store:
-                archive.apply(session, plan)
-            else:
-                session._replace_context(plan.result.items, session.version, plan.overhead)
+            _apply_cleanup(session, plan)
             freed = plan.freed
         advice = fits(predicted, session.status().remaining_tokens)
     out = {

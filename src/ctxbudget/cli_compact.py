@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,7 +156,7 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
         if done is None:
             status = session.status()
             message = session.last_alert or (
-                f"Not needed: {status.percent:.0f}% of the window, under the trigger "
+                f"Not needed: {math.floor(status.percent)}% of the window, under the trigger "
                 f"({policy.trigger_percent or session.policy.critical_percent:g}%)."
             )
             if args.json:
@@ -228,7 +229,7 @@ def _check_output(path: Path) -> None:
 
 
 def _pct(tokens: int, window: int) -> str:
-    return f"{100 * tokens / window:.0f}%"
+    return f"{math.floor(100 * tokens / window)}%"
 
 
 def render_plan(c: Compaction, window: int) -> str:
@@ -346,7 +347,7 @@ def cmd_restore(args: argparse.Namespace, tracker: Tracker) -> int:
     print(
         f"Restored session {session.id}: context version {before} → {after} "
         f"({len(session.items)} items, {status.used_tokens:,} tokens, "
-        f"{status.percent:.0f}% of {status.max_tokens:,})"
+        f"{math.floor(status.percent)}% of {status.max_tokens:,})"
     )
     return 0
 

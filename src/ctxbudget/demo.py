@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -345,14 +346,15 @@ class AnalystRun:
         free = max(0, window - used - self.reserved_output)
 
         def share(tokens: int) -> str:
-            return f"{100 * tokens / window:.0f}%"
+            return f"{math.floor(100 * tokens / window)}%"
 
         rows: list[str] = [
             f"Context Window: {window:,} tokens",
             "",
-            f"Current Usage: {used:,} / {window:,} ({status.percent:.0f}%)",
+            f"Current Usage: {used:,} / {window:,} ({math.floor(status.percent)}%)",
             bar(status.percent, 40),
-            f"Peak: {self.peak_tokens:,} ({self.peak_percent:.0f}%) at Ex {self.peak.exchange}",
+            f"Peak: {self.peak_tokens:,} ({math.floor(self.peak_percent)}%) "
+            f"at Ex {self.peak.exchange}",
             "",
             "Breakdown:",
             f"├─ System prompts:     {self.system_tokens:,} ({share(self.system_tokens)})  [Fixed]",
@@ -368,12 +370,12 @@ class AnalystRun:
         policy = self.session.policy
         if status.percent < policy.warning_percent:
             rows.append(
-                f"✅ Within budget ({status.percent:.0f}% < {policy.warning_percent:g}% warning "
-                "threshold)"
+                f"✅ Within budget ({math.floor(status.percent)}% < "
+                f"{policy.warning_percent:g}% warning threshold)"
             )
         else:
             rows.append(
-                f"⚠️ Over the warning threshold ({status.percent:.0f}% ≥ "
+                f"⚠️ Over the warning threshold ({math.floor(status.percent)}% ≥ "
                 f"{policy.warning_percent:g}%)"
             )
         for c in self.compactions:
@@ -464,11 +466,11 @@ class AnalystRun:
         breakdown += [
             (
                 "Final context:",
-                f"{self.final_tokens:,} tokens ({self.final_percent:.0f}% of {k} window)",
+                f"{self.final_tokens:,} tokens ({math.floor(self.final_percent)}% of {k} window)",
             ),
             (
                 "Peak usage:",
-                f"{self.peak_tokens:,} tokens ({self.peak_percent:.0f}% of {k} window, "
+                f"{self.peak_tokens:,} tokens ({math.floor(self.peak_percent)}% of {k} window, "
                 f"Ex {self.peak.exchange})",
             ),
         ]
@@ -504,12 +506,12 @@ class AnalystRun:
             [
                 (
                     "Without compression:",
-                    f"{self.uncompacted_tokens:,} tokens ({self.uncompacted_percent:.0f}%: "
+                    f"{self.uncompacted_tokens:,} tokens ({math.floor(self.uncompacted_percent)}%: "
                     f"{verdict})",
                 ),
                 (
                     "With budget management:",
-                    f"{self.peak_tokens:,} tokens peak ({self.peak_percent:.0f}% < "
+                    f"{self.peak_tokens:,} tokens peak ({math.floor(self.peak_percent)}% < "
                     f"{critical:g}% critical: "
                     + ("within budget ✅)" if managed_ok else "over budget ❌)"),
                 ),
@@ -811,8 +813,8 @@ def _compact(
         f"  ── Compaction #{number} after exchange {exchange}: conversation "
         f"{record.conversation_before:,} → {record.conversation_after:,} tokens "
         f"(-{record.reduction_percent:.0f}%); context {record.tokens_before:,} → "
-        f"{record.tokens_after:,} ({100 * record.tokens_before / window:.0f}% → "
-        f"{100 * record.tokens_after / window:.0f}% of the window)"
+        f"{record.tokens_after:,} ({math.floor(100 * record.tokens_before / window)}% → "
+        f"{math.floor(100 * record.tokens_after / window)}% of the window)"
     )
     emit("     steps: " + "; ".join(f"{a.step} {-a.tokens_freed:+,}" for a in result.actions))
     preserved = record.facts_preserved

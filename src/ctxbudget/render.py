@@ -164,7 +164,8 @@ def history_chart(
         rows.append("         " + "".join("▲" if m else " " for m in marks) + "  compaction")
     peak = max(p.reported_tokens for p in points)
     rows.append(
-        f"         {len(points)} API calls · peak {peak:,} ({100 * peak / policy.window:.0f}%)"
+        f"         {len(points)} API calls · peak {peak:,} "
+        f"({math.floor(100 * peak / policy.window)}%)"
         f" · last {points[-1].reported_tokens:,}"
     )
     return "\n".join(rows)

@@ -90,6 +90,8 @@ class Session:
         self.last_alert: str | None = None
         self.budget = BudgetState()
         self._extra: dict[str, Any] = {}
+        self._policy_given = True  # Tracker.load says when the policy came from defaults
+        self._recording: dict[str, Any] = {}
         self._auto_quiet_until = 0  # no auto-compaction below this size (after an alert)
 
     # -- counting -----------------------------------------------------------------
@@ -402,6 +404,16 @@ class Session:
         """Undo a compaction: back to ``version`` (default: the previous one)."""
         return archive.restore(self, version, force=force)
 
+    def _remember_recording(self, count: int) -> None:
+        """How much of the transcript is recorded, so recording it again adds only what
+        is new, on top of the stored context (even a compacted one)."""
+        store = self.tracker.store
+        recorded = self.transcript.items[:count] if self.transcript else []
+        self._recording = {"recorded_items": count, "recorded_hash": archive.context_hash(recorded)}
+        stored = store.get_session(self.id)
+        stored.meta = {**stored.meta, **self._recording}
+        store.update_session(stored)
+
     def remember(self, key: str, value: Any) -> None:
         """Keep a small value in the session's stored metadata (e.g. auto-compaction's
         quiet mark, so a hook run in a new process does not try again)."""
@@ -571,6 +583,7 @@ class Session:
             "overhead": self._overhead,
             "budget": self.budget.to_dict(),
             "extra": dict(self._extra),
+            **self._recording,
         }
 
     def save(self) -> None:
@@ -598,18 +611,42 @@ class Session:
                 Level((existing.meta or {}).get("level", "normal")) if existing else (Level.NORMAL)
             )
             to_append = list(self.items)
+            adopt: list[Item] | None = None
             if existing is not None:
                 # Recording a transcript again: what was stored stays (the ledger is
-                # append-only); only what is new is written. If the stored context is
-                # not a prefix of this one (it was compacted or edited), this context
-                # becomes a new version.
+                # append-only) and only what is new is written. When the transcript
+                # still starts with what was recorded last time, its new items go on top
+                # of the stored context, compacted or not. Otherwise, if the stored
+                # context is a prefix of this one, only the tail is added; else this
+                # context becomes a new version.
+                old = existing.meta or {}
+                seen = int(old.get("recorded_items", 0) or 0)
                 stored_items = store.load_items(self.id, version=existing.context_version)
                 stored_hashes = [i.hash for i in stored_items]
-                if [i.hash for i in self.items[: len(stored_items)]] == stored_hashes:
+                if (
+                    self.transcript is not None
+                    and old.get("recorded_hash")
+                    and seen <= len(self.items)
+                    and archive.context_hash(self.items[:seen]) == old.get("recorded_hash")
+                ):
+                    self.version = existing.context_version
+                    to_append = self.items[seen:]
+                    if stored_hashes != [i.hash for i in self.items[:seen]]:
+                        adopt = stored_items + to_append  # the stored context was compacted
+                elif [i.hash for i in self.items[: len(stored_items)]] == stored_hashes:
                     self.version = existing.context_version
                     to_append = self.items[len(stored_items) :]
                 else:
                     self.version = existing.context_version + 1
+                if not self._policy_given:
+                    # a file recorded again without flags keeps the policy it was stored with
+                    self.policy = Policy.from_mapping(existing.policy, origin="stored session")
+                elif existing.policy != self.policy.to_dict():
+                    store.append_event(
+                        self.id,
+                        "policy_changed",
+                        {"from": existing.policy, "to": self.policy.to_dict()},
+                    )
                 existing.policy = self.policy.to_dict()
                 existing.meta = self._meta()
                 existing.context_version = self.version
@@ -651,6 +688,11 @@ class Session:
                     },
                 )
             self._record_transcript_calls(recorded_calls, previous_level)
+            if self.transcript is not None:
+                self._remember_recording(len(self.transcript.items))
+            if adopt is not None:
+                stored = store.get_session(self.id)
+                self._replace_context(adopt, self.version, int(stored.meta.get("overhead", 0) or 0))
 
     def _record_transcript_calls(self, done: int, level: Level) -> None:
         """One usage event per API call not recorded before, and each threshold crossed."""
@@ -716,6 +758,7 @@ class Session:
         self._overhead = int(meta.get("overhead", 0) or 0)
         self.budget = BudgetState.from_dict(meta.get("budget"))
         self._extra = dict(meta.get("extra") or {})
+        self._recording = {k: meta[k] for k in ("recorded_items", "recorded_hash") if k in meta}
         cal = meta.get("calibration") or {}
         self.calibration = self._new_calibration()
         self.calibration.per_token = float(cal.get("per_token", self.calibration.per_token))

@@ -116,6 +116,7 @@ class Tracker:
             session_id=transcript.session_id or _file_session_id(transcript.path),
             stored=False,
         )
+        session._policy_given = policy is not None or bool(policy_fields)
         session._from_transcript(transcript)
         return session
 

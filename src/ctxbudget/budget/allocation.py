@@ -357,7 +357,7 @@ class UtilizationReport:
                 f"{row.allocated_tokens:,}",
                 f"{row.used_tokens:,}",
                 f"{row.available_tokens:,}",
-                f"{row.utilization_percent:.0f}%",
+                f"{math.floor(row.utilization_percent)}%",
                 _bar(row.utilization_percent),
                 row.status.value,
             )
@@ -376,7 +376,7 @@ class UtilizationReport:
         out.extend(line(row) for row in rows)
         out.append(
             f"overall: {self.total_used:,} / {self.total_budget:,} used "
-            f"({self.utilization_percent:.0f}%), {self.total_available:,} available"
+            f"({math.floor(self.utilization_percent)}%), {self.total_available:,} available"
         )
         return "\n".join(out)
 

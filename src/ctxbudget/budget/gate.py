@@ -9,6 +9,7 @@ and applies the compaction when it allows after one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,7 @@ def decide_gate(
     agent_used: int = 0,
     agent_budget: int | None = None,
     used_after_compaction: int | None = None,
+    limit_tokens: int | None = None,
 ) -> GateDecision:
     """Decide whether ``agent`` may spawn needing ``estimated_tokens``.
 
@@ -70,7 +72,10 @@ def decide_gate(
         raise ConfigurationError(f"tokens must be a positive number (got {estimated_tokens})")
     if not agent or not agent.strip():
         raise ConfigurationError("the agent needs a name")
-    limit = int(window * blocked_percent / 100)
+    threshold = int(window * blocked_percent / 100)
+    limit = threshold
+    if limit_tokens is not None:  # e.g. no room left once reserved output is kept free
+        limit = min(limit, limit_tokens)
     projected = used_tokens + estimated_tokens
     percent = 100.0 * projected / window
 
@@ -97,7 +102,7 @@ def decide_gate(
         return decision(
             ALLOW,
             f"{agent!r} fits: {used_tokens:,} + {estimated_tokens:,} = {projected:,} tokens, "
-            f"{percent:.0f}% of {window:,} (blocked at {blocked_percent:g}%)",
+            f"{math.floor(percent)}% of {window:,} (blocked at {blocked_percent:g}%)",
         )
     if used_after_compaction is not None and used_after_compaction + estimated_tokens < limit:
         after = used_after_compaction + estimated_tokens
@@ -105,14 +110,16 @@ def decide_gate(
             ALLOW_AFTER_COMPACTION,
             f"{agent!r} fits after compaction: {used_tokens:,} → {used_after_compaction:,} "
             f"tokens, then + {estimated_tokens:,} = {after:,} "
-            f"({100 * after / window:.0f}% of {window:,})",
+            f"({math.floor(100 * after / window)}% of {window:,})",
             freed=used_tokens - used_after_compaction,
             at=after,
         )
     why = (
         f"{used_tokens:,} + {estimated_tokens:,} = {projected:,} tokens would be "
-        f"{percent:.0f}% of {window:,}, at or over the blocked threshold "
-        f"({blocked_percent:g}%)"
+        f"{math.floor(percent)}% of {window:,}, at or over the blocked threshold "
+        f"({blocked_percent:g}%"
+        + (f"; {limit:,} tokens once the reserved output is kept free" if limit < threshold else "")
+        + ")"
     )
     if used_after_compaction is not None:
         why += f"; even compacted to {used_after_compaction:,} it would not fit"

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 import uuid
 import warnings
@@ -606,7 +607,7 @@ class BudgetHook:
                 if status.level is Level.BLOCKED:
                     reason = session.last_alert or "auto-compaction did not reach its trigger"
                     raise BudgetBlockedError(
-                        f"context window at {status.percent:.0f}% ({status.used_tokens:,}/"
+                        f"context window at {math.floor(status.percent)}% ({status.used_tokens:,}/"
                         f"{status.max_tokens:,} tokens), blocked level: the request was not "
                         f"sent. {reason}"
                     )

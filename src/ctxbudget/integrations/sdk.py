@@ -221,14 +221,11 @@ def _unmarked(blocks: Any) -> Any:
     return out
 
 
-def _without_cache_marks(messages: list[Any]) -> list[Any]:
-    """``messages`` with every ``cache_control`` mark of their blocks removed (copies)."""
-    return [
-        {**m, "content": _unmarked(m["content"])}
-        if isinstance(m, dict) and isinstance(m.get("content"), list)
-        else m
-        for m in messages
-    ]
+def _without_cache_marks(message: Any) -> Any:
+    """``message`` with every ``cache_control`` mark of its blocks removed (a copy)."""
+    if isinstance(message, dict) and isinstance(message.get("content"), list):
+        return {**message, "content": _unmarked(message["content"])}
+    return message
 
 
 def _key(item: Item) -> tuple[Any, ...]:
@@ -270,10 +267,13 @@ def _max_tokens(provider: str, kwargs: Mapping[str, Any]) -> int:
 @dataclass(slots=True)
 class _Swap:
     """The caller's messages (by fingerprint) that a compaction replaced, and what was
-    sent in their place."""
+    sent in their place: for each message sent, the index of the caller's message it
+    passed through unchanged (``caller``; the caller's message of the later request is
+    sent, with its own cache marks), or None and the rewritten message (``sent``)."""
 
     originals: list[bytes]
     sent: list[Any]
+    caller: list[int | None]
 
 
 @dataclass(slots=True)
@@ -383,7 +383,7 @@ class _Budget:
         request_model = send.get("model") if isinstance(send.get("model"), str) else None
         with self.lock:
             session = self.session_for(request_model)
-            effective = self._effective(messages)
+            effective, origins = self._effective(messages)
             envelope = self._envelope(provider, send)
             request = self._read(envelope, effective)
             self._sync(session, request.items)
@@ -391,20 +391,32 @@ class _Budget:
             reserve = max(session.policy.reserved_output, _max_tokens(provider, send))
             given = session.used_tokens
             compaction: Compaction | None = None
-            out: list[Any] | None = None
+            written: list[tuple[Any, int | None]] | None = None
             note = ""
             if self.compaction is None:
                 note = "Auto-compaction is off (compaction=None)."
             elif self._should_compact(session, reserve):
-                compaction, out, note = self._compact(
+                compaction, written, note = self._compact(
                     provider, session, envelope, effective, reserve
                 )
-            if out is not None:
+            out: list[Any] | None = None
+            if written is not None:
+                out = [message for message, _ in written]
                 # The session holds the compacted context now, whatever follows: later
-                # requests send these messages in place of the caller's, without cache
-                # marks (the caller's own marks in what follows are all there are; the
-                # API takes four at most).
-                self.swap = _Swap([_fingerprint(m) for m in messages], _without_cache_marks(out))
+                # requests send these messages in place of the caller's. A message the
+                # compaction kept is the caller's own one of that request (its cache
+                # marks as the caller set them then); a rewritten one goes without
+                # cache marks (the caller's own marks are all there are; the API takes
+                # four at most).
+                caller = [None if e is None else origins[e] for _, e in written]
+                self.swap = _Swap(
+                    [_fingerprint(m) for m in messages],
+                    [
+                        None if c is not None else _without_cache_marks(m)
+                        for (m, _), c in zip(written, caller, strict=True)
+                    ],
+                    caller,
+                )
             status = _request_status(session, reserve)
             if status.level is Level.BLOCKED:
                 raise RequestBlockedError(
@@ -443,19 +455,26 @@ class _Budget:
             )
         return _Prepared(send, record, reserve, inject)
 
-    def _effective(self, messages: list[Any]) -> list[Any]:
+    def _effective(self, messages: list[Any]) -> tuple[list[Any], list[int | None]]:
         """The caller's messages with an earlier compaction's messages in place of the
-        ones it replaced, when the request starts with those."""
+        ones it replaced, when the request starts with those; and for each, the index of
+        the caller's message it is (None: a message that compaction rewrote)."""
         swap = self.swap
+        caller: list[int | None] = list(range(len(messages)))
+        same = (messages, caller)
         if swap is None or not swap.originals or len(messages) < len(swap.originals):
-            return messages
+            return same
         n = len(swap.originals)
         # the ends first: a conversation that is not this one is told apart in O(1)
         if _fingerprint(messages[n - 1]) != swap.originals[-1]:
-            return messages
+            return same
         if [_fingerprint(m) for m in messages[:n]] != swap.originals:
-            return messages
-        return [*swap.sent, *messages[n:]]
+            return same
+        head = [
+            sent if c is None else messages[c]
+            for sent, c in zip(swap.sent, swap.caller, strict=True)
+        ]
+        return [*head, *messages[n:]], [*swap.caller, *range(n, len(messages))]
 
     @staticmethod
     def _envelope(provider: str, send: Mapping[str, Any]) -> dict[str, Any]:
@@ -517,9 +536,11 @@ class _Budget:
         envelope: dict[str, Any],
         effective: list[Any],
         reserve: int,
-    ) -> tuple[Compaction | None, list[Any] | None, str]:
+    ) -> tuple[Compaction | None, list[tuple[Any, int | None]] | None, str]:
         """Plan a compaction; when it is worth it, apply it and return the messages to
-        send. The third value says what happened, for an error message."""
+        send, each with the index in ``effective`` of the message it passes through
+        unchanged (None: rewritten). The third value says what happened, for an error
+        message."""
         policy = self.compaction
         assert policy is not None
         window = session.policy.window
@@ -563,7 +584,8 @@ class _Budget:
                 f"Auto-compaction would bring it to {plan.used_after:,} tokens only, which is "
                 "still blocked: not applied.",
             )
-        out = _write(provider, plan.result.items, effective)
+        written = _write(provider, session.items, plan.result.items, effective)
+        out = [message for message, _ in written]
         from ..sources.writers import validate_messages
 
         problems = validate_messages(_plain(out), provider)
@@ -586,7 +608,7 @@ class _Budget:
         applied = session.apply_compaction(plan)
         session.last_alert = None
         self.quiet_until = 0
-        return applied, out, f"Auto-compaction freed {applied.freed:,} tokens."
+        return applied, written, f"Auto-compaction freed {applied.freed:,} tokens."
 
     def _alert(self, session: Session, used: int, reason: str) -> str:
         """A compaction not applied: say so on the session and in its ledger (as
@@ -695,24 +717,163 @@ def _blocked_message(session: Session, status: Status, reserve: int, note: str) 
 # ---------------------------------------------------------------- writing and replacing
 
 
-def _write(provider: str, items: list[Item], effective: list[Any]) -> list[Any]:
-    """The compacted items as the request's ``messages``."""
-    from ..sources.writers import to_anthropic, to_openai
+def _source(item: Item) -> int | None:
+    """The index of the request message ``item`` was read from (None: the envelope's
+    system and tools, or an item the compaction wrote, such as a summary)."""
+    raw = item.raw
+    index = raw.get("message") if isinstance(raw, dict) else None
+    return index if isinstance(index, int) and not isinstance(index, bool) else None
 
-    if provider == ANTHROPIC:
-        # ``system`` and ``tools`` are protected and go out as the caller gave them.
-        messages: list[Any] = to_anthropic(items)["messages"]
-        return messages
-    # Leading system / developer messages are protected: send the caller's own (roles,
-    # names and parts as given) instead of the writer's plain system messages.
-    head = 0
-    while head < len(effective):
-        message = _plain(effective[head])
-        if not isinstance(message, dict) or message.get("role") not in ("system", "developer"):
-            break
-        head += 1
-    rest = [i for i in items if not (i.role is Role.SYSTEM and 0 <= i.message_index < head)]
-    return [*effective[:head], *to_openai(rest)]
+
+def _same(after: Item, before: Item) -> bool:
+    return after is before or (
+        after.kind is before.kind
+        and after.role is before.role
+        and after.text == before.text
+        and after.pair_id == before.pair_id
+    )
+
+
+def _kept_spans(before: list[Item], after: list[Item], count: int) -> dict[int, tuple[int, int]]:
+    """The messages the compaction left as they were: ``{start: (message, end)}``, where
+    ``after[start:end]`` are all the items of request message ``message``, unchanged
+    and in order, and nothing else."""
+    given: dict[int, list[Item]] = {}
+    for item in before:
+        index = _source(item)
+        if index is not None:
+            given.setdefault(index, []).append(item)
+    placed: dict[int, list[int]] = {}
+    for position, item in enumerate(after):
+        index = _source(item)
+        if index is not None:
+            placed.setdefault(index, []).append(position)
+    spans: dict[int, tuple[int, int]] = {}
+    for index, positions in placed.items():
+        original = given.get(index)
+        start, end = positions[0], positions[-1] + 1
+        if (
+            0 <= index < count
+            and original is not None
+            and len(original) == len(positions) == end - start
+            and all(_same(after[p], o) for p, o in zip(positions, original, strict=True))
+        ):
+            spans[start] = (index, end)
+    return spans
+
+
+def _role(message: Any) -> Any:
+    if isinstance(message, Mapping):
+        return message.get("role")
+    return getattr(message, "role", None)
+
+
+def _kept_ids(items: list[Item], message: Any) -> dict[str, str]:
+    """The tool ids a kept message carries, by pair id: a rewritten message that holds
+    the other half of one of its pairs must use the same id."""
+    ids: dict[str, str] = {}
+    for item in items:
+        if item.pair_id is None:
+            continue
+        block = item.raw.get("block") if isinstance(item.raw, dict) else None
+        original: Any = None
+        if item.kind is Kind.TOOL_CALL and isinstance(block, dict):
+            original = block.get("id")
+        elif item.role is Role.TOOL and isinstance(block, dict):
+            original = block.get("tool_use_id")
+        elif item.role is Role.TOOL:
+            plain = _plain(message)
+            original = plain.get("tool_call_id") if isinstance(plain, dict) else None
+        if isinstance(original, str) and original:
+            ids[item.pair_id] = original
+    return ids
+
+
+def _write(
+    provider: str, before: list[Item], items: list[Item], effective: list[Any]
+) -> list[tuple[Any, int | None]]:
+    """The compacted items as the request's ``messages``, each with the index in
+    ``effective`` of the message it is (None: a message the compaction rewrote).
+
+    A message whose items the compaction left as they were (``before``: the items the
+    plan started from) is sent as the caller's own message object: the same dict, the
+    same parts (images, documents, signed thinking), the same extra keys (``name``,
+    ``cache_control``, tool ids). Only what the compaction changed (summaries, stubbed
+    results, shortened calls, messages it took items from) is written from the items
+    (``to_anthropic`` / ``to_openai``), with the tool ids of the kept messages. The
+    envelope (Anthropic ``system``, ``tools``) goes out as the caller gave it.
+    """
+    from ..sources.writers import _anthropic_messages, _Ids, to_openai
+
+    spans = _kept_spans(before, items, len(effective))
+    known: dict[str, str] = {}
+    for start, (index, end) in spans.items():
+        known.update(_kept_ids(items[start:end], effective[index]))
+    ids = _Ids("toolu_ctx_", sanitize=True)
+    for pair_id, original in known.items():  # a rewritten half uses the kept half's id
+        ids.known[pair_id] = original
+        ids.used.add(original)
+
+    pieces: list[tuple[Any, int | None]] = []
+    run: list[Item] = []
+
+    def flush() -> None:
+        if not run:
+            return
+        if provider == ANTHROPIC:
+            pieces.extend((message, None) for message in _anthropic_messages(run, ids))
+        else:
+            for message in to_openai(run):  # its ids are the pair ids
+                if message.get("tool_call_id") in known:
+                    message["tool_call_id"] = known[message["tool_call_id"]]
+                for call in message.get("tool_calls") or []:
+                    call["id"] = known.get(call["id"], call["id"])
+                pieces.append((message, None))
+        run.clear()
+
+    position = 0
+    while position < len(items):
+        span = spans.get(position)
+        if span is None:
+            item = items[position]
+            if not (item.role is Role.SYSTEM and _source(item) is None):
+                run.append(item)
+            position += 1
+            continue
+        flush()
+        index, position = span
+        pieces.append((effective[index], index))
+    flush()
+    return _alternating(pieces) if provider == ANTHROPIC else pieces
+
+
+def _alternating(pieces: list[tuple[Any, int | None]]) -> list[tuple[Any, int | None]]:
+    """Anthropic messages whose roles alternate, starting with the user: two messages
+    of one role in a row (a summary next to a kept user message) become one."""
+    from ..sources.writers import CONTINUE_TEXT
+
+    out: list[tuple[Any, int | None]] = []
+    for message, index in pieces:
+        role = _role(message)
+        if not out or _role(out[-1][0]) != role:
+            out.append((message, index))
+            continue
+        blocks = [*_content_blocks(out[-1][0]), *_content_blocks(message)]
+        if role == "user":  # tool results first, in their order
+            blocks.sort(key=lambda b: not (isinstance(b, dict) and b.get("type") == "tool_result"))
+        out[-1] = ({"role": role, "content": blocks}, None)
+    if not out or _role(out[0][0]) != "user":
+        opening = {"role": "user", "content": [{"type": "text", "text": CONTINUE_TEXT}]}
+        out.insert(0, (opening, None))
+    return out
+
+
+def _content_blocks(message: Any) -> list[Any]:
+    plain = _plain(message)
+    content = plain.get("content") if isinstance(plain, dict) else None
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content.strip() else []
+    return list(content) if isinstance(content, list) else []
 
 
 def _replace_context(session: Session, items: list[Item], *, kept: int) -> None:
