@@ -194,7 +194,7 @@ def test_gate_and_budget_commands(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "budget", src, "--policy", str(EXAMPLES / "analyst.toml"))
     assert code == 0 and "interaction_buffer" in out and "By agent" in out
     code, out, _ = run(capsys, "budget", src, "--json")
-    assert set(json.loads(out)["components"]["components"]) >= {"working_memory"}
+    assert set(json.loads(out)["components"]) >= {"working_memory"}
 
 
 @pytest.mark.parametrize(
@@ -323,3 +323,44 @@ def test_eta_from_the_pace_of_user_turns() -> None:
     assert status.estimated_exchanges_left and status.eta_seconds == pytest.approx(
         status.estimated_exchanges_left * 120
     )
+
+
+def test_completing_a_phase_keeps_the_conversation_and_report_metadata(tmp_path: Path) -> None:
+    tracker = Tracker(store=f"sqlite:///{tmp_path / 'ph2.db'}")
+    s = tracker.session(model="gpt-4o", window=50_000)
+    s.start_phase("research")
+    s.add("REQ-AUTH-001: SSO for every tenant.")
+    s.add("Decision: use Auth0 (approved by CTO).", role="assistant")
+    s.add(
+        Item(
+            role=Role.TOOL,
+            kind=Kind.AGENT_REPORT,
+            tool="Task",
+            text="# OAuth review\n"
+            + "The authorization code flow with PKCE fits. " * 80
+            + "\n- PKCE for public clients",
+        )
+    )
+    report = s.complete_phase(pruning="aggressive")
+    texts = " ".join(i.text for i in s.items)
+    assert "REQ-AUTH-001" in texts and "Decision: use Auth0" in texts
+    assert "[agent report: OAuth review]" in texts and "PKCE for public clients" in texts
+    assert report["reports_to_metadata"] == 1
+    archived = {
+        i.text
+        for v in tracker.store.versions(s.id)
+        for i in tracker.store.load_items(s.id, v.version)
+    }
+    assert any(t.startswith("# OAuth review") for t in archived)
+
+
+def test_adjusting_twice_does_not_compound_and_new_sessions_learn(tmp_path: Path) -> None:
+    tracker = Tracker(store=f"sqlite:///{tmp_path / 'adj.db'}")
+    s = tracker.session(model="gpt-4o", window=5_000)
+    for _ in range(4):
+        s.allocate("agent_context", 10_000)
+    first = dict(s.adjust_shares().after.to_dict())
+    second = dict(s.adjust_shares().after.to_dict())
+    assert first == pytest.approx(second)
+    fresh = tracker.session(model="gpt-4o")
+    assert fresh.budget.shares == pytest.approx(first)

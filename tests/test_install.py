@@ -130,7 +130,7 @@ def test_install_only_adds_and_uninstall_restores_the_bytes(
     installed = path.read_bytes()
     only_insertions(original, installed)
     settings = parse(installed)
-    assert settings["statusLine"] == {"type": "command", "command": "ctxbudget statusline"}
+    assert settings["statusLine"] == {"type": "command", "command": "ctxbudget statusline --color always"}
     for event, matcher, name in HOOKS:
         ours = [g for g in settings["hooks"][event] if "ctxbudget" in json.dumps(g)]
         expected = {"hooks": [{"type": "command", "command": f"ctxbudget hook {name}"}]}
@@ -206,7 +206,7 @@ def test_dry_run_writes_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     original = write(path, USER_SETTINGS)
     code, out, _ = run(capsys, "install", "claude-code", "--dry-run")
     assert code == 0
-    assert '+    "command": "ctxbudget statusline"' in out
+    assert '+    "command": "ctxbudget statusline --color always"' in out
     assert '+            "command": "ctxbudget hook pre-tool-use"' in out
     assert "(dry run:" in out
     assert path.read_bytes() == original
@@ -219,7 +219,7 @@ def test_dry_run_writes_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert run(capsys, "install", "claude-code")[0] == 0
     installed = path.read_bytes()
     code, out, _ = run(capsys, "uninstall", "claude-code", "--dry-run")
-    assert code == 0 and '-    "command": "ctxbudget statusline"' in out
+    assert code == 0 and '-    "command": "ctxbudget statusline --color always"' in out
     assert path.read_bytes() == installed and marker_path(path).exists()
 
 
@@ -252,7 +252,7 @@ def test_force_replaces_and_uninstall_puts_it_back(
     original = write(path, USER_SETTINGS.replace('"model": "opus",', f'"statusLine": {foreign},'))
     code, out, _ = run(capsys, "install", "claude-code", "--force")
     assert code == 0 and "Replacing the statusLine" in out
-    assert parse(path.read_bytes())["statusLine"]["command"] == "ctxbudget statusline"
+    assert parse(path.read_bytes())["statusLine"]["command"] == "ctxbudget statusline --color always"
     backup = next(path.parent.glob("*.ctxbudget.bak"))
     assert backup.read_bytes() == original
     # The user changes something else meanwhile: the statusLine still comes back as it was.
@@ -314,7 +314,7 @@ def test_a_created_file_is_removed_again(
     path = settings_file(tmp_path)
     assert not path.exists()
     assert run(capsys, "install", "claude-code")[0] == 0
-    assert parse(path.read_bytes())["statusLine"]["command"] == "ctxbudget statusline"
+    assert parse(path.read_bytes())["statusLine"]["command"] == "ctxbudget statusline --color always"
     assert run(capsys, "uninstall", "claude-code")[0] == 0
     assert not path.exists() and not marker_path(path).exists()
     assert run(capsys, "uninstall", "claude-code")[0] == 0  # nothing there: fine

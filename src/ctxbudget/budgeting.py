@@ -34,7 +34,8 @@ from .budget.layers import (
 from .budget.prediction import Predictor, Task, fits
 from .compaction import CompactionPolicy
 from .errors import ConfigurationError
-from .model import MAIN_AGENT, Component, Item
+from .compaction.engine import report_metadata
+from .model import MAIN_AGENT, Component, Item, Kind, Layer
 
 if TYPE_CHECKING:
     from .session import Session
@@ -208,17 +209,34 @@ def report(session: Session) -> UtilizationReport:
 
 
 def adjust(session: Session, *, apply: bool = True, sessions: int = 200) -> Adjustment:
-    """Adjust the shares from allocation history across stored sessions (seed 002)."""
+    """Adjust the shares from allocation history across stored sessions (seed 002).
+
+    Always from the default shares and the whole history, so adjusting twice on the
+    same history gives the same shares (no compounding). New sessions start from the
+    latest adjusted shares (``learned_shares``).
+    """
     store = session.tracker.store
     records: list[dict[str, Any]] = []
     for stored in store.list_sessions(limit=sessions):
         records.extend(e.data for e in store.events(stored.id, types=["allocation"]))
-    adjustment = adjust_shares(Shares(session.budget.shares), history_from(records))
+    adjustment = adjust_shares(Shares(dict(DEFAULT_SHARES)), history_from(records))
     if apply:
         session.budget.shares = dict(adjustment.after.to_dict())
         session.save_budget()
         _log(session, "shares_adjusted", adjustment.to_dict())
     return adjustment
+
+
+def learned_shares(tracker: Any, sessions: int = 20) -> dict[str, float] | None:
+    """The shares of the latest ``shares_adjusted`` event among recent sessions."""
+    store = tracker.store
+    latest: tuple[float, dict[str, float]] | None = None
+    for stored in store.list_sessions(limit=sessions):
+        for event in store.events(stored.id, types=["shares_adjusted"]):
+            after = event.data.get("after")
+            if isinstance(after, dict) and (latest is None or event.at > latest[0]):
+                latest = (event.at, {k: float(v) for k, v in after.items()})
+    return latest[1] if latest else None
 
 
 def gate(
@@ -336,6 +354,7 @@ def complete_phase(
     if name not in state.phases:
         raise ConfigurationError(f"unknown phase {name!r}; phases: {', '.join(state.phases)}")
     policy = Pruning(pruning or state.pruning)
+    reports = _reports_to_metadata(session, name) if policy is not Pruning.MINIMAL else 0
     pruned = _prune(session, prune_on_phase_complete(session.items, name, state.phases, policy))
     if state.phase == name:
         state.phase = None
@@ -348,9 +367,38 @@ def complete_phase(
     if result["percent"] > PHASE_EMERGENCY_PERCENT:
         emergency = _prune(session, prune_emergency(session.items, state.phase))
         result = phase_report(name, session.used_tokens, budget, phase_usage(session))
-    result.update(pruned_items=pruned, emergency_pruned_items=emergency, pruning=policy.value)
+    result.update(
+        pruned_items=pruned,
+        emergency_pruned_items=emergency,
+        reports_to_metadata=reports,
+        pruning=policy.value,
+    )
     _log(session, "phase_completed", result)
     return result
+
+
+def _reports_to_metadata(session: Session, phase: str) -> int:
+    """The phase's full sub-agent reports become metadata items (the full text goes to
+    the archive): what the next phases keep of them."""
+    changed = 0
+    items = list(session.items)
+    for i, item in enumerate(items):
+        if item.kind is Kind.AGENT_REPORT and item.phase == phase and item.layer is Layer.TRANSIENT:
+            text = report_metadata(item.text)
+            items[i] = dataclasses.replace(
+                item,
+                text=text,
+                tokens=session.counter.count(text),
+                layer=Layer.METADATA,
+                _hash=None,
+                id=None,
+            )
+            changed += 1
+    if changed:
+        if not session._known_to_store:
+            session.save()
+        archive.replace_context(session, items, reason="reports to metadata")
+    return changed
 
 
 def _prune(session: Session, indices: Sequence[int]) -> int:

@@ -28,7 +28,7 @@ def register(commands: Any, policy_flags: Callable[[argparse.ArgumentParser], No
         help="may a new sub-agent start? exit 0 allow, 3 deny",
         description="Decide whether an agent may start in this session's window: allow, "
         "allow after compaction (applied to a stored session), or deny (at the blocked "
-        "threshold, 95%% by default, or over the agent's own budget). Exit 0 allow, 3 deny; "
+        "threshold, 95% by default, or over the agent's own budget). Exit 0 allow, 3 deny; "
         "the reason goes to stderr. SESSION: a stored session id, or any source "
         '"ctxbudget tokens" reads.',
     )
@@ -92,7 +92,7 @@ def cmd_budget(args: argparse.Namespace, tracker: Tracker, open_source: OpenSour
         out = {
             "session_id": session.id,
             "total_tokens": budget_total(session),
-            "components": report.to_dict(),
+            **_rounded(report.to_dict()),
             "agents": {
                 name: {"tokens": tokens, "budget": session.budget.agent_budgets.get(name)}
                 for name, tokens in agents.items()
@@ -117,6 +117,25 @@ def cmd_budget(args: argparse.Namespace, tracker: Tracker, open_source: OpenSour
             limit = session.budget.phase_budgets.get(name)
             print(f"  {name:<32} {tokens:>9,}" + (f"  of {limit:,}" if limit else ""))
     if adjustment is not None:
-        print("\nShares adjusted from the allocation history:")
-        print(json.dumps(adjustment.to_dict(), indent=2))
+        changes = adjustment.to_dict().get("changes") or []
+        if not changes:
+            print("\nShares unchanged: the allocation history gives no reason to move them.")
+        else:
+            print("\nShares adjusted from the allocation history:")
+            for change in changes:
+                print(
+                    f"  {change['component']:<20} {change['before']:6.1%} → "
+                    f"{change['after']:6.1%}  {change['reason']}"
+                )
     return 0
+
+
+def _rounded(value: Any) -> Any:
+    """Floats to two decimals, for people reading the JSON."""
+    if isinstance(value, float):
+        return round(value, 2)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value

@@ -42,7 +42,9 @@ def register(commands: Any) -> None:
         f"report is expected to add, default {DEFAULT_REPORT_TOKENS:,}), --policy FILE, "
         "--window N, --store URL. 'ctxbudget install claude-code' registers them.",
     )
-    hook.add_argument("event", metavar="EVENT")
+    # optional here: a missing event is reported by the hook itself (exit 1), never as
+    # argparse's exit 2, which Claude Code would take for "block"
+    hook.add_argument("event", metavar="EVENT", nargs="?")
     # Taken whole and parsed in cmd_hook: see the module docstring.
     hook.add_argument("options", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
@@ -126,6 +128,12 @@ def _write(stream: IO[str], text: str) -> None:
 
 def hook_result(args: argparse.Namespace, tracker: Tracker) -> HookResult:
     """The hook's answer, without writing it (the tests' entry point)."""
+    if not args.event:
+        return HookResult(
+            1,
+            stderr="ctxbudget hook: which event? pre-tool-use, user-prompt-submit, "
+            "pre-compact, session-start or subagent-stop\n",
+        )
     try:
         options, store = _hook_options(args.options)
     except SystemExit as exc:  # --help (0), or a bad option, already printed

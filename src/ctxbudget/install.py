@@ -378,7 +378,11 @@ def plan_install(
     style = _style(text, root)
 
     if statusline:
-        ours = {"type": "command", "command": _command(executable, "statusline")}
+        # Claude Code gives the command no terminal but renders ANSI colours: ask for them
+        ours = {
+            "type": "command",
+            "command": _command(executable, "statusline") + " --color always",
+        }
         found = root.member("statusLine")
         if found is None:
             text = _append(text, root, "statusLine", ours, style)
@@ -541,7 +545,10 @@ def apply_install(change: SettingsChange) -> list[str]:
     if events:
         what.append("hooks " + ", ".join(events))
     lines.insert(0, f"Installed ctxbudget in {change.path}: {'; '.join(what)}.")
-    lines.append("Restart Claude Code to load it. Undo with: ctxbudget uninstall claude-code")
+    undo = "ctxbudget uninstall claude-code"
+    if change.path != settings_path("user"):
+        undo += f" --settings {change.path}"
+    lines.append(f"Restart Claude Code to load it. Undo with: {undo}")
     return lines
 
 

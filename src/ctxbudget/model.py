@@ -100,6 +100,10 @@ DEFAULT_LAYER: dict[Kind, Layer] = {
     Kind.FILE_READ: Layer.TRANSIENT,
     Kind.SEARCH_RESULT: Layer.TRANSIENT,
     Kind.SUMMARY: Layer.METADATA,
+    # The conversation itself stays unless it is tagged phase-scoped or transient: a
+    # phase completing must not prune what the user asked and decided.
+    Kind.USER_TEXT: Layer.PERMANENT,
+    Kind.ASSISTANT_TEXT: Layer.PERMANENT,
 }
 
 

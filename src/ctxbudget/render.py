@@ -128,7 +128,7 @@ def breakdown_table(status: Status) -> str:
 def history_chart(
     points: Sequence[HistoryPoint], policy: Policy, *, height: int = 12, width: int = 72
 ) -> str:
-    """Context size at each API call, thresholds as dotted lines, compactions as ▼."""
+    """Context size at each API call, thresholds as dotted lines, compactions as ▲."""
     if not points:
         return "No API calls with usage in this session: no history to draw."
     columns = min(width, len(points))

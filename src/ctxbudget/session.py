@@ -376,12 +376,15 @@ class Session:
         self, policy: CompactionPolicy | None = None, summarizer: Summarizer | None = None
     ) -> Compaction:
         """Compact and persist as a new context version (one transaction); the removed
-        items stay in the archive."""
+        items stay in the archive. When there is nothing to do (already under the target),
+        the plan comes back unapplied (``applied_at`` is None) with the reason in its
+        notes."""
         plan = self.plan_compaction(policy, summarizer)
-        if plan.result.actions:
-            self.save()  # recording first can change the version: plan against it
-            if plan.version_from != self.version:
-                plan = self.plan_compaction(policy, summarizer)
+        if not plan.result.actions:
+            return plan  # nothing to do (e.g. already under the target): see plan.result.notes
+        self.save()  # recording first can change the version: plan against it
+        if plan.version_from != self.version:
+            plan = self.plan_compaction(policy, summarizer)
         return archive.apply(self, plan)
 
     def apply_compaction(self, plan: Compaction) -> Compaction:
@@ -511,19 +514,29 @@ class Session:
         if self.transcript is None:
             if not self._known_to_store:
                 return []
-            events = self.tracker.store.events(self.id, types=["usage_recorded"])
-            return [
-                HistoryPoint(
-                    call=n,
-                    reported_tokens=int(e.data.get("context_tokens", 0)),
-                    predicted_tokens=int(e.data.get("predicted_tokens", 0)),
-                    local_added_tokens=0,
-                    timestamp=e.data.get("timestamp"),
-                    after_compaction=bool(e.data.get("after_compaction")),
+            events = self.tracker.store.events(
+                self.id, types=["usage_recorded", "compacted", "pruned", "restored"]
+            )
+            points: list[HistoryPoint] = []
+            compacted = False  # a compaction here: the next call starts a new context
+            for e in events:
+                if e.type != "usage_recorded":
+                    compacted = True
+                    continue
+                if not e.data.get("context_tokens"):
+                    continue
+                points.append(
+                    HistoryPoint(
+                        call=len(points),
+                        reported_tokens=int(e.data.get("context_tokens", 0)),
+                        predicted_tokens=int(e.data.get("predicted_tokens", 0)),
+                        local_added_tokens=0,
+                        timestamp=e.data.get("timestamp"),
+                        after_compaction=compacted or bool(e.data.get("after_compaction")),
+                    )
                 )
-                for n, e in enumerate(events)
-                if e.data.get("context_tokens")
-            ]
+                compacted = False
+            return points
         points, _ = replay_history(
             self.transcript.calls,
             self.transcript.history_items,

@@ -61,6 +61,11 @@ class Tracker:
                 return self._open_stored(stored)
         policy = (policy or Policy.for_model(model)).replace(model=model, **policy_fields)
         session = Session(self, policy=policy, session_id=session_id, name=name)
+        from .budgeting import learned_shares
+
+        shares = learned_shares(self)  # what the allocation history taught
+        if shares:
+            session.budget.shares = shares
         session.save()
         return session
 

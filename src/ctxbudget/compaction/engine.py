@@ -250,6 +250,26 @@ def _step_duplicates(work: _Work, keep: set[int], target: int) -> None:
         work.actions.append(action)
 
 
+def report_metadata(text: str) -> str:
+    """A sub-agent report as metadata (seed 004): title, a ~50-word summary, key
+    findings, the paths it names."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    title = lines[0].lstrip("#* ").strip()[:100] if lines else "report"
+    prose = " ".join(ln for ln in lines[1:] if not ln.startswith(("-", "*", "#", "|")))
+    summary = " ".join(prose.split()[:50])
+    findings = [
+        ln.lstrip("-* ").strip()[:120] for ln in lines if ln.startswith(("-", "*")) and len(ln) > 3
+    ][:5]
+    paths = sorted({p for p in re.findall(r"[\w./-]+/[\w.-]+\.\w+", text)})[:5]
+    meta = [f"[agent report: {title}]", f"Summary: {summary}"]
+    if findings:
+        meta.append("Key findings: " + "; ".join(findings))
+    if paths:
+        meta.append("Paths: " + ", ".join(paths))
+    meta.append("(full report archived)")
+    return "\n".join(meta)
+
+
 def _step_agent_reports(work: _Work, keep: set[int], target: int) -> None:
     action = Action(step="agent_reports", description="sub-agent reports → metadata")
     for i, item in enumerate(work.items):
@@ -257,23 +277,7 @@ def _step_agent_reports(work: _Work, keep: set[int], target: int) -> None:
             break
         if i in keep or item.kind is not Kind.AGENT_REPORT:
             continue
-        lines = [ln.strip() for ln in item.text.splitlines() if ln.strip()]
-        title = lines[0].lstrip("#* ").strip()[:100] if lines else "report"
-        prose = " ".join(ln for ln in lines[1:] if not ln.startswith(("-", "*", "#", "|")))
-        summary = " ".join(prose.split()[:50])
-        findings = [
-            ln.lstrip("-* ").strip()[:120]
-            for ln in lines
-            if ln.startswith(("-", "*")) and len(ln) > 3
-        ][:5]
-        paths = sorted({p for p in re.findall(r"[\w./-]+/[\w.-]+\.\w+", item.text)})[:5]
-        meta = [f"[agent report: {title}]", f"Summary: {summary}"]
-        if findings:
-            meta.append("Key findings: " + "; ".join(findings))
-        if paths:
-            meta.append("Paths: " + ", ".join(paths))
-        meta.append("(full report archived)")
-        work.replace_text(i, "\n".join(meta), action)
+        work.replace_text(i, report_metadata(item.text), action)
     if action.items:
         work.actions.append(action)
 
