@@ -18,6 +18,8 @@ import pytest
 from ctxbudget import cli_hooks
 from ctxbudget.install import HOOKS, marker_path, plan_install, plan_uninstall, settings_path
 
+STATUSLINE = "ctxbudget statusline --color always"
+
 # A user's settings with unrelated content: permissions, env, their own hooks.
 USER_SETTINGS = """{
   "$schema": "https://json.schemastore.org/claude-code-settings.json",
@@ -130,7 +132,8 @@ def test_install_only_adds_and_uninstall_restores_the_bytes(
     installed = path.read_bytes()
     only_insertions(original, installed)
     settings = parse(installed)
-    assert settings["statusLine"] == {"type": "command", "command": "ctxbudget statusline --color always"}
+    statusline = {"type": "command", "command": "ctxbudget statusline --color always"}
+    assert settings["statusLine"] == statusline
     for event, matcher, name in HOOKS:
         ours = [g for g in settings["hooks"][event] if "ctxbudget" in json.dumps(g)]
         expected = {"hooks": [{"type": "command", "command": f"ctxbudget hook {name}"}]}
@@ -252,7 +255,7 @@ def test_force_replaces_and_uninstall_puts_it_back(
     original = write(path, USER_SETTINGS.replace('"model": "opus",', f'"statusLine": {foreign},'))
     code, out, _ = run(capsys, "install", "claude-code", "--force")
     assert code == 0 and "Replacing the statusLine" in out
-    assert parse(path.read_bytes())["statusLine"]["command"] == "ctxbudget statusline --color always"
+    assert parse(path.read_bytes())["statusLine"]["command"] == STATUSLINE
     backup = next(path.parent.glob("*.ctxbudget.bak"))
     assert backup.read_bytes() == original
     # The user changes something else meanwhile: the statusLine still comes back as it was.
@@ -314,7 +317,7 @@ def test_a_created_file_is_removed_again(
     path = settings_file(tmp_path)
     assert not path.exists()
     assert run(capsys, "install", "claude-code")[0] == 0
-    assert parse(path.read_bytes())["statusLine"]["command"] == "ctxbudget statusline --color always"
+    assert parse(path.read_bytes())["statusLine"]["command"] == STATUSLINE
     assert run(capsys, "uninstall", "claude-code")[0] == 0
     assert not path.exists() and not marker_path(path).exists()
     assert run(capsys, "uninstall", "claude-code")[0] == 0  # nothing there: fine

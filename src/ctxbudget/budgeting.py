@@ -33,8 +33,8 @@ from .budget.layers import (
 )
 from .budget.prediction import Predictor, Task, fits
 from .compaction import CompactionPolicy
-from .errors import ConfigurationError
 from .compaction.engine import report_metadata
+from .errors import ConfigurationError
 from .model import MAIN_AGENT, Component, Item, Kind, Layer
 
 if TYPE_CHECKING:
