@@ -202,9 +202,12 @@ def _handler(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
             self.end_headers()  # HTTP/1.0: the body ends when the connection closes
-            for event in events:
-                self.wfile.write(event)
-                self.wfile.flush()
+            try:
+                for event in events:
+                    self.wfile.write(event)
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client closed the stream early (a test does)
 
         def do_GET(self) -> None:
             self._record({})
@@ -746,6 +749,174 @@ def test_openai_request_over_budget_is_compacted_before_it_is_sent(
     answered = [m["tool_call_id"] for m in sent["messages"] if m["role"] == "tool"]
     assert calls == answered  # every call sent keeps its result
     assert usage_events(client)[-1]["context_tokens"] < 0.7 * uncompacted
+
+
+# a 1x1 PNG: the image parts must reach the server as the caller gave them
+PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6"
+    "kgAAAABJRU5ErkJggg=="
+)
+
+
+def chat_history(exchanges: int) -> list[dict[str, Any]]:
+    """Questions and long answers, no tool calls: only a summary can make room."""
+    messages: list[dict[str, Any]] = []
+    for n in range(exchanges):
+        messages.append({"role": "user", "content": f"Explain part {n} of the parser."})
+        messages.append({"role": "assistant", "content": f"Part {n}.\n" + README})
+    return messages
+
+
+def _rewritten(sent: list[dict[str, Any]], given: list[Any]) -> list[int]:
+    """The positions of the messages sent that are none of the caller's, byte for byte."""
+    own = {json.dumps(m) for m in given}
+    return [i for i, m in enumerate(sent) if json.dumps(m) not in own]
+
+
+def _steps(client: WrappedClient) -> list[str]:
+    call = client.ctxbudget_last_call
+    assert call is not None and call.compaction is not None
+    return [action.step for action in call.compaction.result.actions]
+
+
+def test_openai_messages_the_compaction_kept_are_sent_as_the_caller_gave_them(
+    openai: ModuleType, api: FakeAPI
+) -> None:
+    api.input_tokens = None
+    client = wrap(openai_client(openai, api), policy=Policy(window=10_000))
+    question = {
+        "role": "user",
+        "name": "alice",
+        "content": [
+            {"type": "text", "text": "What does this screenshot show (REQ-009)?"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+        ],
+    }
+    developer = {"role": "developer", "content": "You are a careful agent.", "name": "rules"}
+    messages: list[Any] = [developer, *chat_history(20), question]  # 9.2k tokens: critical
+    given = copy.deepcopy(messages)
+    client.chat.completions.create(model=GPT, messages=messages, max_completion_tokens=500)
+
+    assert "summarize" in _steps(client)  # older messages were summarized
+    sent = api.posts("/v1/chat/completions")[-1]["messages"]
+    assert messages == given
+    assert validate_messages(sent, "openai") == []
+    assert len(sent) < len(messages)
+    # the image part and the name reach the server byte-identical
+    assert json.dumps(sent[-1]) == json.dumps(question)
+    assert json.dumps(sent[0]) == json.dumps(developer)
+    # only the summary is written by ctxbudget; every other message is the caller's
+    (summary,) = _rewritten(sent, messages)
+    kept_tail = sent[summary + 1 :]
+    assert kept_tail == messages[len(messages) - len(kept_tail) :]
+
+    # The next request (the caller's full list again, plus the new turn) is sent with
+    # the same compacted messages, the kept ones still the caller's own
+    messages += [
+        {"role": "assistant", "content": "A login form."},
+        {"role": "user", "content": "Thanks.", "name": "alice"},
+    ]
+    client.chat.completions.create(model=GPT, messages=messages, max_completion_tokens=500)
+    again = api.posts("/v1/chat/completions")[-1]["messages"]
+    assert json.dumps(again[: len(sent)]) == json.dumps(sent)
+    assert again[len(sent) :] == messages[-2:]
+    session = client.ctxbudget_session
+    assert session is not None and len(session.events(["compacted"])) == 1
+
+
+def test_anthropic_messages_the_compaction_kept_are_sent_as_the_caller_gave_them(
+    anthropic: ModuleType, api: FakeAPI
+) -> None:
+    api.input_tokens = None
+    client = wrap(anthropic_client(anthropic, api), policy=Policy(window=11_000))
+    image = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": PNG},
+        "cache_control": {"type": "ephemeral"},
+    }
+    question = {
+        "role": "user",
+        "content": [{"type": "text", "text": "What does this screenshot show (REQ-009)?"}, image],
+    }
+    messages: list[Any] = [*chat_history(20), question]  # 10.5k tokens: critical
+    given = copy.deepcopy(messages)
+    client.messages.create(
+        model=CLAUDE, max_tokens=500, system="You are a careful agent.", messages=messages
+    )
+
+    assert "summarize" in _steps(client)
+    body = api.posts("/v1/messages")[-1]
+    sent = body["messages"]
+    assert messages == given
+    assert validate_messages(sent, "anthropic") == []
+    assert len(sent) < len(messages) and body["system"] == "You are a careful agent."
+    assert json.dumps(sent[-1]) == json.dumps(question)  # image and cache mark as given
+    rewritten = _rewritten(sent, messages)
+    assert len(rewritten) == 1  # the summary; the others are the caller's
+    kept_tail = sent[rewritten[0] + 1 :]
+    assert kept_tail == messages[len(messages) - len(kept_tail) :]
+    assert json.dumps(body).count("cache_control") == 1
+
+
+def test_kept_tool_calls_keep_their_ids_when_their_results_are_stubbed(
+    openai: ModuleType, anthropic: ModuleType, api: FakeAPI
+) -> None:
+    """A result rewritten as a stub answers the caller's own call message, by its id."""
+    api.input_tokens = None
+    client = wrap(openai_client(openai, api), policy=Policy(window=10_500))
+    messages = openai_conversation(20)
+    for n, message in enumerate(messages):
+        if message.get("tool_calls"):
+            message["tool_calls"][0]["id"] = f"call_Zx{n}-abc"  # the API's own ids
+        elif message["role"] == "tool":
+            message["tool_call_id"] = f"call_Zx{n - 1}-abc"
+    client.chat.completions.create(model=GPT, messages=messages, max_completion_tokens=1000)
+    sent = api.posts("/v1/chat/completions")[-1]["messages"]
+    assert validate_messages(sent, "openai") == []
+    stubs = [m for m in sent if m["role"] == "tool" and m not in messages]
+    assert stubs and all(m["tool_call_id"].startswith("call_Zx") for m in stubs)
+    calls = [m for m in sent if m.get("tool_calls")]
+    assert calls and all(m in messages for m in calls)  # the calls: the caller's own
+
+    aclient = wrap(anthropic_client(anthropic, api), policy=Policy(window=12_000))
+    conversation = anthropic_conversation(20)
+    aclient.messages.create(model=CLAUDE, max_tokens=1024, messages=conversation)
+    sent = api.posts("/v1/messages")[-1]["messages"]
+    assert validate_messages(sent, "anthropic") == []
+    assert [m for m in sent if m["role"] == "assistant" and m not in conversation] == []
+    _tool_pairs_intact(sent)
+
+
+def test_create_stream_returns_the_sdks_own_stream(
+    openai: ModuleType, anthropic: ModuleType, api: FakeAPI
+) -> None:
+    client = wrap(openai_client(openai, api))
+    hi = [{"role": "user", "content": "Hi"}]
+    stream = client.chat.completions.create(model=GPT, messages=hi, stream=True)
+    assert isinstance(stream, openai.Stream)
+    with stream:
+        assert [c.choices[0].delta.content for c in stream][1:4] == ["All ", "done", "."]
+    aclient = wrap(anthropic_client(anthropic, api))
+    events = aclient.messages.create(model=CLAUDE, max_tokens=10, messages=hi, stream=True)
+    assert isinstance(events, anthropic.Stream)
+    assert next(events).type == "message_start"
+    events.close()
+    assert [e["output_tokens"] for e in usage_events(aclient)] == [1]
+
+    async def run() -> tuple[bool, bool]:
+        oa = wrap(openai_client(openai, api, aio=True), stream_usage=True)
+        ostream = await oa.chat.completions.create(model=GPT, messages=hi, stream=True)
+        chunks = [c async for c in ostream]
+        an = wrap(anthropic_client(anthropic, api, aio=True))
+        astream = await an.messages.create(model=CLAUDE, max_tokens=10, messages=hi, stream=True)
+        async with astream:
+            first = await astream.__anext__()
+        assert first.type == "message_start" and all(c.choices for c in chunks)
+        assert usage_events(oa)[0]["context_tokens"] == 1200
+        assert len(usage_events(an)) == 1
+        return isinstance(ostream, openai.AsyncStream), isinstance(astream, anthropic.AsyncStream)
+
+    assert asyncio.run(run()) == (True, True)
 
 
 HUGE = "The requirements of the port, in full. " * 1600  # ~ 15k tokens, one message

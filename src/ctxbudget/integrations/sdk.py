@@ -29,13 +29,19 @@ calls that send a conversation: ``messages.create`` and ``messages.stream``
    is blocked, the session is compacted (``ctxbudget.compaction``; archived and
    undoable like ``session.compact()``) towards the target share of what the window
    leaves once the answer's room is kept, and the request goes out with the compacted
-   messages (``to_anthropic`` / ``to_openai``; every other argument as the caller gave
-   it; tool calls never separated from their results). The caller's list is never
+   messages (every other argument as the caller gave it; tool calls never separated
+   from their results). Every message the compaction left as it was is sent as the
+   caller's own message object (the same dict: its parts, images included, and its
+   other keys, ``name``, ``cache_control``, tool ids); only what it rewrote (a
+   summary, stubbed tool results, shortened calls) is written from the compacted
+   items (as ``to_anthropic`` / ``to_openai`` do, with the kept messages' tool ids;
+   Anthropic messages of one role in a row are merged into one). The system prompt,
+   system and developer messages and tools go out as given. The caller's list is never
    modified: later requests that start with the same messages are sent with the
-   compacted ones in their place, so a conversation is compacted once, not on every
-   request. A compaction that would free less than ``min_freed_share`` of the window
-   is not applied (``session.last_alert`` says why) and is not retried until the
-   context grows.
+   compacted ones in their place (the kept ones as the caller's messages of that
+   request), so a conversation is compacted once, not on every request. A compaction
+   that would free less than ``min_freed_share`` of the window is not applied
+   (``session.last_alert`` says why) and is not retried until the context grows.
 4. **Refusal.** If the request is still at the blocked level after that, it is not
    sent: ``RequestBlockedError`` (a ``BudgetBlockedError``) says what happened, with
    the figures and what to do. With ``gate_agent``, the gate (``session.gate``) must
@@ -43,7 +49,11 @@ calls that send a conversation: ``messages.create`` and ``messages.stream``
 5. **Usage.** The usage the response reports is recorded (``session.record_usage``):
    for a stream, from its events as they pass (Anthropic: ``message_start`` usage
    updated by ``message_delta``; OpenAI: the final chunk's ``usage``). The caller gets
-   the same events, unchanged. OpenAI sends usage in a stream only when asked
+   the same events, unchanged, from the SDK's own stream object: ``create(stream=True)``
+   returns it with its class swapped for a subclass of its own that watches the events
+   (``isinstance(s, openai.Stream)`` / ``anthropic.Stream`` holds; a stream class
+   that does not allow it is returned in a proxy that forwards every attribute, and
+   ``isinstance`` does not hold then). OpenAI sends usage in a stream only when asked
    (``stream_options={"include_usage": True}``), which adds a final chunk with no
    choices: the wrapper does not ask on its own. Without it the call is not anchored
    and the context stays estimated (the reply is counted when the next request
@@ -404,8 +414,8 @@ class _Budget:
                 out = [message for message, _ in written]
                 # The session holds the compacted context now, whatever follows: later
                 # requests send these messages in place of the caller's. A message the
-                # compaction kept is the caller's own one of that request (its cache
-                # marks as the caller set them then); a rewritten one goes without
+                # compaction kept is the caller's own message of each later request (its
+                # cache marks as the caller sets them then); a rewritten one goes without
                 # cache marks (the caller's own marks are all there are; the API takes
                 # four at most).
                 caller = [None if e is None else origins[e] for _, e in written]
@@ -836,7 +846,8 @@ def _write(
         span = spans.get(position)
         if span is None:
             item = items[position]
-            if not (item.role is Role.SYSTEM and _source(item) is None):
+            envelope = item.role is Role.SYSTEM and item.message_index < 0
+            if not (envelope and _source(item) is None):
                 run.append(item)
             position += 1
             continue
@@ -1016,7 +1027,8 @@ class _OpenAIObserver(_Observer):
 
 
 class _ObservedStream:
-    """A sync SDK stream, yielding the same events, watched by an observer."""
+    """A proxy of a sync stream, yielding the same events, watched by an observer (the
+    raw stream under ``messages.stream()``; a stream whose class cannot be swapped)."""
 
     def __init__(self, stream: Any, observer: _Observer) -> None:
         self._ctxbudget_stream = stream
@@ -1062,7 +1074,7 @@ class _ObservedStream:
 
 
 class _AsyncObservedStream:
-    """An async SDK stream, yielding the same events, watched by an observer."""
+    """``_ObservedStream`` for async streams."""
 
     def __init__(self, stream: Any, observer: _Observer) -> None:
         self._ctxbudget_stream = stream
@@ -1108,6 +1120,105 @@ class _AsyncObservedStream:
 
     def __repr__(self) -> str:
         return f"<ctxbudget observed {self._ctxbudget_stream!r}>"
+
+
+def _watching_class(base: type, aio: bool) -> type:
+    """A subclass of an SDK stream class (``anthropic.Stream``, ``openai.AsyncStream``)
+    whose iteration and ``close`` go through the instance's ``_ctxbudget_observer``.
+
+    One base only, the methods calling the base's own: a mixin would change the
+    instance layout, and ``__class__`` could not be set (CPython 3.11+).
+    """
+    namespace: dict[str, Any] = {"__module__": base.__module__, "__qualname__": base.__qualname__}
+    if not aio:
+
+        def __iter__(self: Any) -> Iterator[Any]:
+            observer: _Observer = self._ctxbudget_observer
+            for event in base.__iter__(self):  # type: ignore[attr-defined]
+                if observer.see(event):
+                    yield event
+            observer.complete()
+
+        def __next__(self: Any) -> Any:
+            observer: _Observer = self._ctxbudget_observer
+            while True:
+                try:
+                    event = base.__next__(self)  # type: ignore[attr-defined]
+                except StopIteration:
+                    observer.complete()
+                    raise
+                if observer.see(event):
+                    return event
+
+        def close(self: Any) -> None:
+            try:
+                base.close(self)  # type: ignore[attr-defined]
+            finally:
+                self._ctxbudget_observer.complete()
+
+        namespace.update(__iter__=__iter__, __next__=__next__, close=close)
+    else:
+
+        async def __aiter__(self: Any) -> AsyncIterator[Any]:
+            observer: _Observer = self._ctxbudget_observer
+            async for event in base.__aiter__(self):  # type: ignore[attr-defined]
+                if observer.see(event):
+                    yield event
+            observer.complete()
+
+        async def __anext__(self: Any) -> Any:
+            observer: _Observer = self._ctxbudget_observer
+            while True:
+                try:
+                    event = await base.__anext__(self)  # type: ignore[attr-defined]
+                except StopAsyncIteration:
+                    observer.complete()
+                    raise
+                if observer.see(event):
+                    return event
+
+        async def aclose(self: Any) -> None:
+            try:
+                await base.close(self)  # type: ignore[attr-defined]
+            finally:
+                self._ctxbudget_observer.complete()
+
+        namespace.update(__aiter__=__aiter__, __anext__=__anext__, close=aclose)
+    return type(base.__name__, (base,), namespace)
+
+
+_WATCHED_CLASSES: dict[tuple[type, bool], type] = {}
+
+
+def _observed(stream: Any, observer: _Observer, aio: bool) -> Any:
+    """``stream`` (what ``create(stream=True)`` returned), watched by ``observer``.
+
+    An SDK stream stays the SDK's object: its class becomes a subclass of its own with
+    the watching methods, so ``isinstance(s, openai.Stream)`` still holds. Anything
+    else (a class that does not allow it) is wrapped in a proxy that forwards every
+    attribute.
+    """
+    cls = type(stream)
+    root = (cls.__module__ or "").split(".", 1)[0]
+    if root in (ANTHROPIC, OPENAI) and hasattr(stream, "__dict__"):
+        watched = _WATCHED_CLASSES.get((cls, aio))
+        if watched is None:
+            try:
+                watched = _watching_class(cls, aio)
+            except TypeError:
+                watched = None
+            else:
+                _WATCHED_CLASSES[(cls, aio)] = watched
+        if watched is not None:
+            try:
+                stream.__class__ = watched
+            except TypeError:
+                pass
+            else:
+                stream._ctxbudget_observer = observer
+                return stream
+    proxy = _AsyncObservedStream if aio else _ObservedStream
+    return proxy(stream, observer)
 
 
 def _watch_message_stream(message_stream: Any, observer: _AnthropicObserver, aio: bool) -> None:
@@ -1213,7 +1324,7 @@ class _SyncCreate(_Resource):
             return self._ctxbudget_inner.create(*args, **kwargs)
         result = self._ctxbudget_inner.create(**prepared.kwargs)
         if stream:
-            return _ObservedStream(result, self._observer(prepared))
+            return _observed(result, self._observer(prepared), aio=False)
         self._ctxbudget_budget.finish(prepared, getattr(result, "usage", None))
         return result
 
@@ -1226,7 +1337,7 @@ class _AsyncCreate(_Resource):
             return await self._ctxbudget_inner.create(*args, **kwargs)
         result = await self._ctxbudget_inner.create(**prepared.kwargs)
         if stream:
-            return _AsyncObservedStream(result, self._observer(prepared))
+            return _observed(result, self._observer(prepared), aio=True)
         self._ctxbudget_budget.finish(prepared, getattr(result, "usage", None))
         return result
 
