@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from conftest import SDK_ENV, local_http_server
 
 pytest.importorskip("anthropic")
 pytest.importorskip("openai")
@@ -145,30 +145,13 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAPI]:
         "CTXBUDGET_LLM_BASE_URL",
         "CTXBUDGET_LLM_API_KEY",
         "CTXBUDGET_LLM_INPUT_CHARS",
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_AUTH_TOKEN",
-        "ANTHROPIC_BASE_URL",
-        "ANTHROPIC_PROFILE",
-        "ANTHROPIC_CUSTOM_HEADERS",
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "OPENAI_ORG_ID",
-        "OPENAI_PROJECT_ID",
+        *SDK_ENV,
     ):
         monkeypatch.delenv(name, raising=False)
     state = FakeAPI()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-    )
-    thread.start()
-    try:
+    with local_http_server(_handler(state)) as url:
+        state.url = url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def _base(api: FakeAPI, provider: str) -> str:

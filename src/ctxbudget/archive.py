@@ -118,14 +118,18 @@ def plan(
     if target < floor < used:
         aim = floor
     local_target = max(1, int((aim - overhead - c * (kept_items + 1)) / k))
-    result = compact(
-        session.items,
-        count=count,
-        target_tokens=local_target,
-        policy=policy,
-        summarizer=summarizer,
-        protect=protect,
-    )
+
+    def run(local: int) -> CompactionResult:
+        return compact(
+            session.items,
+            count=count,
+            target_tokens=local,
+            policy=policy,
+            summarizer=summarizer,
+            protect=protect,
+        )
+
+    result = run(local_target)
     # The per-item framing shrinks with the items: aim again, a little lower (not with
     # an LLM summarizer: each try is a paid call).
     for _ in range(0 if summarizer is not None else 3):
@@ -133,14 +137,7 @@ def plan(
         if after <= aim or result.tokens_after <= 1 or not result.actions:
             break
         local_target = max(1, local_target - int((after - aim) / k) - 1)
-        again = compact(
-            session.items,
-            count=count,
-            target_tokens=local_target,
-            policy=policy,
-            summarizer=summarizer,
-            protect=protect,
-        )
+        again = run(local_target)
         if again.tokens_after >= result.tokens_after:
             break  # protected items and must-keep facts: aiming lower frees nothing more
         result = again

@@ -50,7 +50,7 @@ from uuid import UUID
 
 from ..errors import BudgetBlockedError, MissingExtraError
 from ..model import Item, Kind, Level, Role, Usage, content_hash
-from ..sources.messages import PairIds, compact_json, flatten_content, tool_result_kind
+from ..sources.messages import TEXT_KIND, PairIds, compact_json, flatten_content, tool_result_kind
 
 try:
     from langchain_core.callbacks import BaseCallbackHandler
@@ -114,12 +114,7 @@ _CHAT_ROLES = {
     "tool": Role.TOOL,
     "function": Role.TOOL,
 }
-_TEXT_KIND = {
-    Role.SYSTEM: Kind.SYSTEM_PROMPT,
-    Role.USER: Kind.USER_TEXT,
-    Role.ASSISTANT: Kind.ASSISTANT_TEXT,
-    Role.TOOL: Kind.TOOL_RESULT,
-}
+_TEXT_KIND = TEXT_KIND
 
 # One lock per session: the hook and the callback may run on different threads.
 _LOCKS: weakref.WeakKeyDictionary[Session, threading.RLock] = weakref.WeakKeyDictionary()

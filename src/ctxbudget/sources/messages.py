@@ -45,7 +45,8 @@ _ROLES = {
     "tool": Role.TOOL,
     "function": Role.TOOL,
 }
-_TEXT_KIND = {
+# The kind of a plain text block by its role (also used by the LangGraph adapter).
+TEXT_KIND = _TEXT_KIND = {
     Role.SYSTEM: Kind.SYSTEM_PROMPT,
     Role.USER: Kind.USER_TEXT,
     Role.ASSISTANT: Kind.ASSISTANT_TEXT,
