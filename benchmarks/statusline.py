@@ -5,13 +5,15 @@ temporary .jsonl), run the status line command with Claude Code's JSON on stdin
 (``transcript_path`` set, no ``context_window``: the transcript is what matters) and
 compare the percent it prints with the last reported usage / 200,000, computed here
 independently from the raw records (last main-thread usage after the last compaction,
-once per message.id). Goal: within 1 point.
+once per message.id). Goal: within 1 point. The figure it prints is also compared with
+``ctxbudget tokens <transcript> --json``'s used_tokens (run as its own process): the
+status line learns the same per-session correction, so the two are expected equal.
 
 (2) Wall time of one call, process start included, on the largest session: cold (no
 cache), warm (nothing changed since the last call; the goal is ≤ 50 ms median), and
 right after 10 new records were appended (real records copied from another part of
 the file, with fresh uuids and message ids). The incremental figure is checked against
-a from-scratch read of the same file.
+a from-scratch read of the same file and against ``ctxbudget tokens``.
 
     python benchmarks/statusline.py [--data DIR] [--runs N] [--json]
 
@@ -122,6 +124,22 @@ class Runner:
         elapsed = time.perf_counter() - start
         return proc.stdout.decode("utf-8", "replace").strip(), elapsed, proc.returncode
 
+    def tokens(self, transcript: Path) -> int | None:
+        """``ctxbudget tokens TRANSCRIPT --json``'s used_tokens (None when it fails)."""
+        code = "import sys; from ctxbudget.cli import main; sys.exit(main(sys.argv[1:]))"
+        argv = ["--store", "memory://", "tokens", str(transcript), "--json"]
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *argv],
+            capture_output=True,
+            env=self.env,
+            timeout=300,
+            check=False,
+        )
+        try:
+            return int(json.loads(proc.stdout)["used_tokens"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
     def baseline(self, runs: int) -> float:
         times = []
         for _ in range(runs):
@@ -214,6 +232,7 @@ def main() -> int:
         for name, path in sessions:
             line, seconds, code = runner.call(path, name)
             used, percent = parse(line)
+            tokens_used = runner.tokens(path)
             expected = expected_usage(path)
             exp_pct = None if expected is None else 100 * expected / WINDOW
             ok = None
@@ -230,6 +249,8 @@ def main() -> int:
                     "expected_tokens": expected,
                     "expected_percent": None if exp_pct is None else round(exp_pct, 2),
                     "within_1_point": ok,
+                    "tokens_used": tokens_used,
+                    "equals_tokens": used is not None and used == tokens_used,
                     "cold_ms": round(1000 * seconds, 1),
                 }
             )
@@ -248,6 +269,7 @@ def main() -> int:
         warm = [warm_runner.call(work, name)[1] for _ in range(args.runs)]
         appended = []
         incremental_ok = True
+        incremental_tokens = True
         for trial in range(10):
             records = fresh_records(big, 10, trial, last_uuid(work))
             with work.open("a", encoding="utf-8") as f:
@@ -256,6 +278,7 @@ def main() -> int:
             appended.append(seconds)
             full_line = Runner(cmd, tmp / f"check-{trial}", bytecode).call(work, name)[0]
             incremental_ok = incremental_ok and line == full_line
+            incremental_tokens = incremental_tokens and parse(line)[0] == runner.tokens(work)
         no_bytecode = None
         if bytecode is not None:
             plain = Runner(cmd, tmp / "warm-cache", None)
@@ -271,18 +294,20 @@ def main() -> int:
             "warm_p90_ms": round(1000 * sorted(warm)[int(0.9 * (len(warm) - 1))], 1),
             "appended_10_ms": round(median_ms(appended), 1),
             "incremental_equals_full_read": incremental_ok,
+            "incremental_equals_tokens": incremental_tokens,
             "warm_no_bytecode_ms": None if no_bytecode is None else round(no_bytecode, 1),
         }
 
     checked = [r for r in rows if r["within_1_point"] is not None]
     passed = sum(bool(r["within_1_point"]) for r in checked)
+    same = sum(bool(r["equals_tokens"]) for r in rows)
     if args.json:
         print(json.dumps({"sessions": rows, "timing": timing}, indent=2, ensure_ascii=False))
         return 0
     print(f"Status line vs the last reported usage / {WINDOW:,} ({label})\n")
     head = (
         f"{'session':<9} {'size':>7} │ {'printed':>9} {'%':>4} │ {'expected':>9} {'%':>6} │"
-        f" {'±1 pt':>5} │ {'cold':>6}"
+        f" {'±1 pt':>5} │ {'tokens':>9} {'=':>3} │ {'cold':>6}"
     )
     print(head)
     print("─" * len(head))
@@ -295,15 +320,21 @@ def main() -> int:
             e_tokens = f"{r['expected_tokens']:,}"
             e_pct = f"{r['expected_percent']:.2f}%"
             mark = "yes" if r["within_1_point"] else "NO"
+        tokens = "?" if r["tokens_used"] is None else f"{r['tokens_used']:,}"
+        equal = "yes" if r["equals_tokens"] else "NO"
         print(
             f"{r['session']:<9} {r['bytes'] / 1e6:>6.2f}M │ {printed:>9} {pct:>4} │ {e_tokens:>9}"
-            f" {e_pct:>6} │ {mark:>5} │ {r['cold_ms']:>4.0f}ms"
+            f" {e_pct:>6} │ {mark:>5} │ {tokens:>9} {equal:>3} │ {r['cold_ms']:>4.0f}ms"
         )
     print("─" * len(head))
     print(
         f"{passed}/{len(checked)} sessions with a current usage within 1 point; "
         f"{len(rows) - len(checked)} without one (their printed figure is the local "
         "estimate of the context since the last compaction)."
+    )
+    print(
+        f"{same}/{len(rows)} sessions print the figure of `ctxbudget tokens` "
+        "(column tokens: its used_tokens)."
     )
     t = timing
     print(
@@ -322,9 +353,13 @@ def main() -> int:
     )
     if t["warm_no_bytecode_ms"] is not None:
         print(f"  warm without a bytecode cache       {t['warm_no_bytecode_ms']:>6.1f} ms")
-    same = "yes" if t["incremental_equals_full_read"] else "NO"
-    print(f"  incremental figure = full re-read    {same}")
-    print("Goal: warm ≤ 50 ms median; every session within 1 point.")
+    same_read = "yes" if t["incremental_equals_full_read"] else "NO"
+    same_tokens = "yes" if t["incremental_equals_tokens"] else "NO"
+    print(f"  incremental figure = full re-read    {same_read}")
+    print(f"  incremental figure = tokens         {same_tokens}")
+    print(
+        "Goal: warm ≤ 50 ms median; every session within 1 point and equal to `ctxbudget tokens`."
+    )
     return 0
 
 

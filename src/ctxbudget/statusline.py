@@ -14,25 +14,59 @@ null until the first API call. Older versions send no ``context_window``.
 The figure comes from the first of these that is there:
 
 1. ``context_window.current_usage``: input + cache creation + cache read (the
-   provider's own count of the last request), in ``context_window_size``;
-2. the transcript at ``transcript_path``: the last main-thread usage since the last
-   compaction (once per ``message.id``, sub-agent records ignored), plus the reported
-   size of that response and a local estimate of what was appended after it, the same
-   arithmetic as ``Session`` (so ``ctxbudget tokens`` prints the same figure), with
-   the accounting's prior correction instead of a per-session fit;
+   provider's own count of the last request), in ``context_window_size``; except
+   when the transcript (2.) can be read and its last usage has that same size: then
+   the transcript's figure, which adds that response and what came after it;
+2. the transcript at ``transcript_path``, with the definition and arithmetic of
+   ``ctxbudget tokens`` (``Session._from_transcript`` over ``replay_history``), so
+   both print the same figure (below);
 3. ``context_window.used_percentage``;
 4. nothing: ``Tokens: ?``.
 
-The window is ``context_window_size``, else ``--window`` / the policy file, else the
-model's (``window_for_model``). Levels, bar and labels come from ``Policy``,
-``build_status`` and ``ctxbudget.render``, as everywhere else.
+The transcript's figure. Records are taken in file order; sub-agent (``isSidechain``)
+records are skipped. A context starts at a ``compact_boundary`` record, an
+``isCompactSummary`` record or a user / assistant record without ``parentUuid``. An
+API call is the first main-thread assistant record of a ``message.id`` (the last 256
+ids are remembered), or one without an id, whose usage has input + cache creation +
+cache read above 0; its output is the largest ``output_tokens`` of the records of
+that id. Each user / assistant record gives the items the Claude Code reader makes of
+it, each counted locally (an item's own ``tokens`` when it has them, images) with the
+counter ``ctxbudget tokens`` picks: ``counter_name_for_model`` of the last assistant
+model of the file (``<synthetic>`` aside), sub-agents' included (``estimate`` for
+Claude without ``ctok``, i.e. on Python 3.11). The correction
+``Calibration.for_counter`` (exact only for ``o200k_base`` / ``cl100k_base``) learns
+from every call that has an anchor, the previous call of its context: with *added*
+the items from the anchor's first record to this call's, *out_n* the number of them
+in records of the anchor's id (0 when the anchor reported no output or has no id)
+and *rest* ``added[out_n:]``, it learns (local count of rest, len(rest), reported −
+anchor's reported − anchor's output × (out_n > 0) − round(per_item × out_n)), with
+per_item as it was before this observation, across compactions too. The figure, when
+the current context has a call (the anchor, and *added* since it): anchor's reported
++ its output × (out_n > 0) + round(per_item × out_n) + round(per_token × local count
+of rest + per_item × len(rest)); without one: round(per_token × local count + framing
+× items) of the context since its start, where framing is per_item once the
+correction has a sample, else min(per_item, ``UNANCHORED_PER_ITEM``). ``ctxbudget
+tokens`` follows ``parentUuid`` chains where this follows the file: the two agree
+where each record's context is what precedes it in the file since the context's start
+(true of the shared Claude Code sessions), not after an edit that branched the
+conversation.
 
-Speed: the transcript's state (stat, byte offset of the last complete line, last usage,
-recent message ids, pending local estimate) is kept in a small JSON file per transcript
-under the user cache dir, so a call reads only what was appended since the last one,
-and the rendered line is memoised on everything it depends on: a call that finds
-nothing changed imports no more than ``json`` and prints the memo. Nothing here imports
-a tokenizer, the store or the compaction engine.
+The window is ``context_window_size``, else ``--window`` / the policy file, else the
+model's (``window_for_model``): Claude Code's ``model.id``, else the transcript's
+model as above. Levels, bar and labels come from ``Policy``, ``build_status`` and
+``ctxbudget.render``, as everywhere else.
+
+Speed: the transcript's state (stat, byte offset of the last complete line, the
+anchor and the local count of each item since it, the correction learnt so far with
+its samples, the counter's name, recent message ids) is kept in a small JSON file per
+transcript under the user cache dir, so a call reads only what was appended since the
+last one and never replays the history; a read after which the file's model picks
+another counter than the counts were made with counts the whole file again. The
+first call on a transcript counts every main-thread item. The rendered line is
+memoised on everything it depends on (the transcript's stat included): a call that
+finds nothing changed imports no more than ``json`` and prints the memo. Nothing here
+imports the store or the compaction engine, nor a tokenizer unless the transcript's
+model picks one (``estimate`` is pure Python).
 
 ``render_statusline`` never raises: bad input still gives a line.
 """
@@ -47,8 +81,10 @@ import zlib
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
+    from .accounting import Calibration
     from .model import Item
     from .policy import Policy
     from .status import Status
@@ -68,7 +104,7 @@ ACTIONS = {
 #: Framing per item when the transcript never reported usage (``session.UNANCHORED_PER_ITEM``).
 UNANCHORED_PER_ITEM = 5.0
 #: Bump when the cached state's meaning changes: older cache files are then ignored.
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 _MAX_STDIN = 1 << 20
 _RECENT_IDS = 256
@@ -264,15 +300,23 @@ class TranscriptState:
     """What the status line remembers of a transcript between two calls.
 
     ``offset`` is the byte just after the last complete line read; a last line without
-    its newline is left for the next call. ``anchor`` is the last main-thread usage
-    since the last compaction boundary: ``[message_id, context_tokens, output_tokens,
-    output_items, output_local_tokens]``. ``since_tokens`` / ``since_items`` are the
-    local count (estimate counter, uncorrected) of what came after that response.
+    its newline is left for the next call. ``anchor`` is the last main-thread API call
+    since the last context start: ``[message_id, context_tokens, output_tokens,
+    output_items]``, where ``output_items`` counts the items of the records that carry
+    its message id (none when it has no id). ``added`` is the local count of each
+    main-thread item from the anchor's first record on (that record included), in file
+    order. Without an anchor, ``since_tokens`` / ``since_items`` are the local count of
+    the context since its start. ``calibration`` is the learned correction
+    ``[per_token, per_item, samples]`` (None: the prior), ``counter`` the name of the
+    counter the counts were made with (None: nothing counted yet).
     """
 
     __slots__ = (
+        "added",
         "anchor",
+        "calibration",
         "calls",
+        "counter",
         "dev",
         "head",
         "ids",
@@ -287,9 +331,11 @@ class TranscriptState:
         "since_items",
         "since_tokens",
         "size",
+        "version",
     )
 
     def __init__(self, path: str) -> None:
+        self.version = STATE_VERSION
         self.path = path
         self.dev = 0
         self.ino = 0
@@ -298,8 +344,11 @@ class TranscriptState:
         self.offset = 0
         self.head = ""
         self.anchor: list[Any] | None = None
+        self.added: list[int] = []
         self.since_tokens = 0
         self.since_items = 0
+        self.calibration: list[Any] | None = None
+        self.counter: str | None = None
         self.calls = 0  # main-thread API calls seen in the whole file
         self.ids: list[str] = []
         self.model: str | None = None
@@ -315,6 +364,8 @@ class TranscriptState:
         """The saved state of ``path``, or None when absent or not understood."""
         if not isinstance(data, dict) or data.get("path") != path:
             return None
+        if data.get("version") != STATE_VERSION:
+            return None
         state = cls(path)
         try:
             for name in cls.__slots__:
@@ -328,43 +379,96 @@ class TranscriptState:
                 state.calls,
                 state.malformed,
             )
-            if not all(isinstance(v, int) for v in (*ints, *counts)) or not isinstance(
-                state.ids, list
-            ):
+            if not all(_is_int(v) for v in (*ints, *counts)):
                 return None
             bytes.fromhex(state.head)
-            if not all(isinstance(i, str) for i in state.ids) or not isinstance(
-                state.model, str | None
+            if not (
+                _str_list(state.ids)
+                and isinstance(state.model, str | None)
+                and isinstance(state.counter, str | None)
+                and isinstance(state.added, list)
+                and all(_is_int(v) for v in state.added)
             ):
                 return None
             anchor = state.anchor
             if anchor is not None and not (
                 isinstance(anchor, list)
-                and len(anchor) == 5
-                and all(isinstance(v, int) for v in anchor[1:])
+                and len(anchor) == 4
+                and isinstance(anchor[0], str | None)
+                and all(_is_int(v) for v in anchor[1:])
+            ):
+                return None
+            cal = state.calibration
+            if cal is not None and not (
+                isinstance(cal, list)
+                and len(cal) == 3
+                and all(isinstance(v, float) for v in cal[:2])
+                and isinstance(cal[2], list)
+                and all(
+                    isinstance(row, list) and len(row) == 3 and all(_is_int(v) for v in row)
+                    for row in cal[2]
+                )
             ):
                 return None
         except (TypeError, AttributeError, ValueError):
             return None
         return state
 
-    # The figure, with the same arithmetic as Session.used_tokens.
-    def used_tokens(self, per_token: float, per_item: float) -> int:
-        since_tokens, since_items = self.since_tokens, self.since_items
+    def counter_name(self) -> str:
+        """The counter of this transcript: the one already used, else the one
+        ``ctxbudget tokens`` picks for its model."""
+        if self.counter is None:
+            from .tokens.counters import counter_name_for_model
+
+            return counter_name_for_model(self.model)
+        return self.counter
+
+    def new_calibration(self) -> Calibration:
+        """The saved calibration, else the prior of the counter (``Session`` rule)."""
+        from .accounting import Calibration
+
+        exact = self.counter_name() in _EXACT_COUNTERS
+        calibration = Calibration.for_counter(exact_for_model=exact)
+        if self.calibration is not None:
+            per_token, per_item, samples = self.calibration
+            calibration.per_token = float(per_token)
+            calibration.per_item = float(per_item)
+            calibration.samples = [(int(a), int(b), int(c)) for a, b, c in samples]
+        return calibration
+
+    def keep_calibration(self, calibration: Calibration) -> None:
+        self.calibration = [
+            calibration.per_token,
+            calibration.per_item,
+            [list(row) for row in calibration.samples],
+        ]
+
+    # The figure, with the same arithmetic as Session._from_transcript / used_tokens.
+    def used_tokens(self, calibration: Calibration) -> int:
         if self.anchor is None:
-            # Session.framing: the learned per-item framing once two calls taught it
+            # Session.framing: the learned per-item framing once a usage taught it
             # something, else a message's role markers.
-            framing = per_item if self.calls >= 2 else min(per_item, UNANCHORED_PER_ITEM)
-            return round(per_token * since_tokens + framing * since_items)
-        _, context, output, out_items, out_local = self.anchor
-        known = int(context)
-        if output and out_items:
-            # The response's size is reported: only its blocks' framing is estimated.
-            known += output + round(per_item * out_items)
-        else:
-            since_tokens += out_local
-            since_items += out_items
-        return known + round(per_token * since_tokens + per_item * since_items)
+            per_item = calibration.per_item
+            framing = per_item if calibration.samples else min(per_item, UNANCHORED_PER_ITEM)
+            return round(calibration.per_token * self.since_tokens + framing * self.since_items)
+        context, output, out_items = (int(v) for v in self.anchor[1:])
+        # The response's size is reported (output tokens): its items are its first
+        # ``out_n`` ones, of which only the framing is estimated.
+        out_n = out_items if output else 0
+        rest = self.added[out_n:]
+        known = context + output * (out_n > 0) + round(calibration.per_item * out_n)
+        return known + calibration.predict(sum(rest), len(rest))
+
+
+_EXACT_COUNTERS = ("o200k_base", "cl100k_base")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def _is_boundary(record: dict[str, Any]) -> bool:
@@ -375,92 +479,140 @@ def _is_boundary(record: dict[str, Any]) -> bool:
 
 
 class _Tail:
-    """Applies appended records to a state; counts pending items once, at the end."""
+    """Applies appended records to a state, as ``replay_history`` would see them.
+
+    Records are kept uncounted until a new API call (or the end of the read) needs their
+    count: then each item is counted once, in order, into ``state.added`` (or the
+    unanchored sums), and at a new call with an anchor the calibration learns from
+    what was added since that anchor.
+    """
 
     def __init__(self, state: TranscriptState) -> None:
         self.state = state
-        self.pending: list[dict[str, Any]] = []  # records after the anchor's response
-        self.pending_out: list[dict[str, Any]] = []  # more records of the anchor's response
+        # Records not counted yet, each with whether it is part of the anchor's response.
+        self.pending: list[tuple[dict[str, Any], bool]] = []
         self.ids = set(state.ids)
+        self._calibration: Calibration | None = None
+        self._count: Callable[[Item], int] | None = None
 
     def add(self, record: dict[str, Any]) -> None:
         s = self.state
         s.records += 1
         if s.session_id is None and isinstance(record.get("sessionId"), str):
             s.session_id = record["sessionId"]
-        if record.get("isSidechain"):
-            return  # a sub-agent's own context, not the main window
-        if _is_boundary(record):
-            # A new context starts (the summary record itself is part of it).
-            s.anchor = None
-            s.since_tokens = s.since_items = 0
-            self.pending.clear()
-            self.pending_out.clear()
         rtype = record.get("type")
-        if rtype not in ("user", "assistant"):
-            return
         message = record.get("message")
         message = message if isinstance(message, dict) else {}
-        mid = message.get("id") if isinstance(message.get("id"), str) else None
-        usage = message.get("usage") if rtype == "assistant" else None
         model = message.get("model")
+        # The model as the reader names it: the last response's, sub-agents' included.
         if rtype == "assistant" and isinstance(model, str) and not model.startswith("<"):
             s.model = model
+        if record.get("isSidechain"):
+            return  # a sub-agent's own context, not the main window
+        if _is_boundary(record) or (
+            rtype in ("user", "assistant") and record.get("parentUuid") is None
+        ):
+            # A new context starts (at a compaction, or at a record with no parent:
+            # the reader's root); the summary or root record itself is part of it.
+            self.pending.clear()
+            s.anchor = None
+            s.added = []
+            s.since_tokens = s.since_items = 0
+        if rtype not in ("user", "assistant"):
+            return
+        mid = message.get("id") if isinstance(message.get("id"), str) else None
+        anchor_id = s.anchor[0] if s.anchor is not None else None
+        usage = message.get("usage") if rtype == "assistant" else None
         if isinstance(usage, dict):
             context = sum(
                 _count(usage.get(k)) or 0
                 for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
             )
             output = _count(usage.get("output_tokens")) or 0
-            if s.anchor is not None and mid is not None and mid == s.anchor[0]:
+            if s.anchor is not None and anchor_id is not None and mid == anchor_id:
                 # Another block of the anchor's response: its last record has the final
                 # output count.
                 s.anchor[2] = max(s.anchor[2], output)
-                self.pending_out.append(record)
+                self.pending.append((record, True))
                 return
             if context > 0 and (mid is None or mid not in self.ids):
-                s.anchor = [mid, context, output, 0, 0]
-                s.calls += 1
-                s.since_tokens = s.since_items = 0
-                self.pending.clear()
-                self.pending_out = [record]
-                if mid is not None:
-                    self.ids.add(mid)
-                    s.ids.append(mid)
-                    del s.ids[:-_RECENT_IDS]
+                self._call(record, mid, context, output)
                 return
-        elif s.anchor is not None and mid is not None and mid == s.anchor[0]:
-            self.pending_out.append(record)
+        elif anchor_id is not None and mid == anchor_id:
+            self.pending.append((record, True))
             return
-        self.pending.append(record)
+        self.pending.append((record, False))
 
-    def finish(self) -> None:
-        """Count what is pending with the estimate counter (imported only if needed)."""
-        if not self.pending and not self.pending_out:
+    def _call(self, record: dict[str, Any], mid: str | None, context: int, output: int) -> None:
+        """A new main-thread API call: learn from it as ``replay_history`` does, then
+        anchor on it."""
+        s = self.state
+        self._flush()
+        if s.anchor is not None:
+            _, a_context, a_output, a_items = s.anchor
+            out_n = a_items if a_output else 0
+            rest = s.added[out_n:]
+            known = a_context + a_output * (out_n > 0)
+            calibration = self.calibration()
+            calibration.learn(
+                sum(rest), len(rest), context - known - round(calibration.per_item * out_n)
+            )
+        s.anchor = [mid, context, output, 0]
+        s.added = []
+        s.since_tokens = s.since_items = 0
+        s.calls += 1
+        self.pending.append((record, mid is not None))
+        if mid is not None:
+            self.ids.add(mid)
+            s.ids.append(mid)
+            del s.ids[:-_RECENT_IDS]
+
+    def calibration(self) -> Calibration:
+        if self._calibration is None:
+            if self.state.counter is None:
+                self.state.counter = self.state.counter_name()
+            self._calibration = self.state.new_calibration()
+        return self._calibration
+
+    def counter(self) -> Callable[[Item], int]:
+        """An item's local count, as ``Session._count`` makes it."""
+        if self._count is None:
+            from .tokens.counters import get_counter
+
+            s = self.state
+            if s.counter is None:
+                s.counter = s.counter_name()
+            count_text = get_counter(s.counter).count
+
+            def count(item: Item) -> int:
+                if item.tokens is not None:
+                    return item.tokens
+                return count_text(item.text) if item.text else 0
+
+            self._count = count
+        return self._count
+
+    def _flush(self) -> None:
+        """Count the pending records' items (the counter is imported only if needed)."""
+        if not self.pending:
             return
         s = self.state
-        out_items = out_local = 0
-        since_items = since_local = 0
-        for records, is_out in ((self.pending_out, True), (self.pending, False)):
-            for record in records:
-                for item in _items_of(record):
-                    tokens = item.tokens if item.tokens is not None else _estimate(item.text)
-                    if is_out:
-                        out_items += 1
-                        out_local += tokens
-                    else:
-                        since_items += 1
-                        since_local += tokens
-        if s.anchor is not None:
-            s.anchor[3] += out_items
-            s.anchor[4] += out_local
-        else:  # records of a response with no usage cannot be pending_out
-            since_items += out_items
-            since_local += out_local
-        s.since_items += since_items
-        s.since_tokens += since_local
+        count = self.counter()
+        for record, is_out in self.pending:
+            counts = [count(item) for item in _items_of(record)]
+            if s.anchor is not None:
+                s.added.extend(counts)
+                if is_out:
+                    s.anchor[3] += len(counts)
+            else:
+                s.since_tokens += sum(counts)
+                s.since_items += len(counts)
         self.pending.clear()
-        self.pending_out.clear()
+
+    def finish(self) -> None:
+        self._flush()
+        if self._calibration is not None:
+            self.state.keep_calibration(self._calibration)
 
 
 def _items_of(record: dict[str, Any]) -> list[Item]:
@@ -469,18 +621,6 @@ def _items_of(record: dict[str, Any]) -> list[Item]:
     from .sources.claude_code import _Builder
 
     return _Builder().items_of(record, MAIN_AGENT, 0)
-
-
-_COUNTER: Any = None
-
-
-def _estimate(text: str) -> int:
-    global _COUNTER
-    if _COUNTER is None:
-        from .tokens.estimate import EstimateCounter
-
-        _COUNTER = EstimateCounter()
-    return int(_COUNTER.count(text))
 
 
 def read_transcript(path: str, saved: Any = None) -> tuple[TranscriptState, bool]:
@@ -498,6 +638,23 @@ def read_transcript(path: str, saved: Any = None) -> tuple[TranscriptState, bool
         st.st_mtime_ns,
     ):
         return state, False  # nothing happened since the last call
+    state = _read(path, st, state)
+    if state.counter is not None:
+        from .tokens.counters import counter_name_for_model
+
+        wanted = counter_name_for_model(state.model)
+        if wanted != state.counter:
+            # The model named in the records read so far picked another counter than
+            # the whole file's model does: count everything again with that one.
+            debug(f"{path}: counted with {state.counter}, its model wants {wanted}")
+            fresh = TranscriptState(path)
+            fresh.counter = wanted
+            state = _read(path, st, fresh)
+    return state, True
+
+
+def _read(path: str, st: os.stat_result, state: TranscriptState | None) -> TranscriptState:
+    """``state`` (None: a new one) plus the complete lines of ``path`` after its offset."""
     with open(path, "rb") as f:
         head = f.read(_HEAD_BYTES)
         if state is not None and (
@@ -543,7 +700,7 @@ def read_transcript(path: str, saved: Any = None) -> tuple[TranscriptState, bool
         st.st_size,
         st.st_mtime_ns,
     )
-    return state, True
+    return state
 
 
 # -- the line --------------------------------------------------------------------------
@@ -552,7 +709,7 @@ def read_transcript(path: str, saved: Any = None) -> tuple[TranscriptState, bool
 class Figure:
     """The context size the line shows, and where it came from."""
 
-    __slots__ = ("anchored", "estimated", "reported", "source", "used")
+    __slots__ = ("anchored", "counter", "estimated", "reported", "source", "used")
 
     def __init__(
         self,
@@ -562,21 +719,22 @@ class Figure:
         reported: int | None = None,
         anchored: bool = True,
         estimated: int = 0,
+        counter: str = "provider",
     ) -> None:
         self.used = used
         self.source = source  # context_window, transcript, used_percentage, none
         self.reported = reported
         self.anchored = anchored
         self.estimated = estimated
+        self.counter = counter  # what the estimated part was counted with
 
 
 def transcript_figure(state: TranscriptState) -> Figure:
-    from .accounting import PRIOR_PER_ITEM, PRIOR_PER_TOKEN
-
+    """The transcript's figure, with the calibration learned from its whole history."""
     if state.records == 0:
         return Figure(None, "none")  # not a Claude Code transcript, or still empty
 
-    used = state.used_tokens(PRIOR_PER_TOKEN, PRIOR_PER_ITEM)
+    used = state.used_tokens(state.new_calibration())
     reported = state.anchor[1] if state.anchor is not None else None
     return Figure(
         used,
@@ -584,6 +742,7 @@ def transcript_figure(state: TranscriptState) -> Figure:
         reported=reported,
         anchored=reported is not None,
         estimated=used - (reported or 0),
+        counter=state.counter_name(),
     )
 
 
@@ -630,7 +789,7 @@ def build(figure: Figure, policy: Policy, inp: StatuslineInput) -> Status | None
         anchored=figure.anchored,
         reported_tokens=figure.reported,
         estimated_since_report=figure.estimated,
-        counter="estimate" if figure.source == "transcript" else "provider",
+        counter=figure.counter,
         tokens_per_exchange=None,
         model=policy.model,
         session_id=inp.session_id,
@@ -762,7 +921,7 @@ def _render(
         window,
         _file_stamp(policy_file),
         color,
-        _file_stamp(path) if inp.context_tokens is None else None,
+        _file_stamp(path),
     ]
     memo = saved.get("memo")
     if isinstance(memo, dict) and memo.get("key") == memo_key and isinstance(memo.get("line"), str):
@@ -770,10 +929,7 @@ def _render(
 
     state: TranscriptState | None = None
     changed = False
-    figure = Figure(None, "none")
-    if inp.context_tokens is not None:
-        figure = Figure(inp.context_tokens, "context_window", reported=inp.context_tokens)
-    elif path:
+    if path:
         try:
             try:
                 state, changed = read_transcript(path, saved.get("transcript"))
@@ -782,9 +938,18 @@ def _render(
             except Exception as exc:  # a cache we do not understand: start over
                 debug(f"cached state dropped ({type(exc).__name__}: {exc})")
                 state, changed = read_transcript(path, None)
-            figure = transcript_figure(state)
         except OSError as exc:
             debug(f"transcript not read ({exc})")
+    figure = Figure(None, "none")
+    if inp.context_tokens is not None:
+        if state is not None and state.anchor is not None and state.anchor[1] == inp.context_tokens:
+            # Claude Code's usage is the transcript's last one: the transcript's figure
+            # (that usage, its response, what came after), as `ctxbudget tokens` has it.
+            figure = transcript_figure(state)
+        else:
+            figure = Figure(inp.context_tokens, "context_window", reported=inp.context_tokens)
+    elif state is not None:
+        figure = transcript_figure(state)
     policy = make_policy(
         inp,
         window=window,
