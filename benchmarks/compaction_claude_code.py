@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _data import data_dir
+from _data import data_dir, truncate
 from _inventory import (
     Score,
     add_scores,
@@ -43,19 +43,6 @@ RATIO = 5
 
 def short_name(path: Path) -> str:
     return path.name.split("_", 1)[-1].split(".")[0][:8]
-
-
-def truncate(items: list[Item], budget: int) -> list[Item]:
-    """Keep-last: the newest items whose tokens fit in ``budget``, as a plain tail."""
-    spent = 0
-    start = len(items)
-    for i in range(len(items) - 1, -1, -1):
-        tokens = items[i].tokens or 0
-        if spent + tokens > budget:
-            break
-        spent += tokens
-        start = i
-    return items[start:]
 
 
 def split_pairs(before: list[Item], after: list[Item]) -> int:

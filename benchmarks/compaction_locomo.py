@@ -27,11 +27,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _data import data_dir
+from _data import data_dir, truncate
 
 from ctxbudget import Tracker
 from ctxbudget.compaction import CompactionPolicy, compact
-from ctxbudget.model import Item
 
 RATIO = 5
 CATEGORIES = (1, 2, 3, 4)
@@ -72,18 +71,6 @@ def evidence_ids(evidence: Any) -> list[str]:
     """``["D1:3"]``, ``["D8:6; D9:17"]``, ``["D:11:26"]``, ``["D"]``: tolerant."""
     values = evidence if isinstance(evidence, list) else [evidence]
     return [f"D{s}:{t}" for v in values for s, t in _EVIDENCE.findall(str(v))]
-
-
-def truncate(items: list[Item], budget: int) -> list[Item]:
-    """Keep-last: the newest items whose tokens fit in ``budget``, as a plain tail."""
-    spent, start = 0, len(items)
-    for i in range(len(items) - 1, -1, -1):
-        tokens = items[i].tokens or 0
-        if spent + tokens > budget:
-            break
-        spent += tokens
-        start = i
-    return items[start:]
 
 
 def share(kept: int, total: int) -> float | None:

@@ -18,12 +18,10 @@ milliseconds) start fast. ``from ctxbudget import Tracker`` works as before.
 
 from __future__ import annotations
 
-import importlib
+from ._lazy import lazy_names
 
 TYPE_CHECKING = False  # typing itself is not imported at run time: it costs milliseconds
 if TYPE_CHECKING:
-    from typing import Any
-
     from .accounting import Calibration, HistoryPoint
     from .errors import (
         BudgetBlockedError,
@@ -112,21 +110,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(module, __name__), name)
-        globals()[name] = value  # later lookups are plain attribute reads
-        return value
-    if not name.startswith("__"):
-        # ``ctxbudget.sources`` and friends, as the eager imports used to provide.
-        try:
-            return importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__, globals())
