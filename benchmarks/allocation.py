@@ -2,14 +2,14 @@
 
     python benchmarks/allocation.py [--events 10000] [--json]
 
-A stored session (SQLite in a temporary directory) with the five components of seed 002
+A stored session (SQLite in a temporary directory) with the five budget components
 and 10,000 recorded events in its ledger. Measured, median of many runs:
 
 1. one allocation decision that fits (read the utilization, decide, log the event);
 2. one allocation decision that must clean up first: the working-memory cleanup runs
    through the compaction engine and the archive (a new context version), then decides.
 
-Seed 002's targets: an allocation decision under 10 ms, a cleanup under 500 ms. The
+The targets: an allocation decision under 10 ms, a cleanup under 500 ms. The
 baseline in the same run is the store's own cost of logging one event, the floor any
 decision that is recorded pays.
 """
@@ -111,11 +111,11 @@ def main() -> int:
     print(
         f"  one allocation decision             {result['allocation_ms']:8.3f} ms   "
         f"{result['allocation_ms'] / result['log_event_ms']:.1f}× the baseline   "
-        "(seed target < 10 ms)"
+        "(target < 10 ms)"
     )
     print(
         f"  allocation that cleans up first     {result['allocation_with_cleanup_ms']:8.1f} ms"
-        "   (seed target < 500 ms)"
+        "   (target < 500 ms)"
     )
     return 0
 

@@ -11,7 +11,7 @@ rewind, where the context shrinks without a compaction, counts against the growt
 
 Predictions, all from what the first half shows, in the same run:
 
-    seed        Predictor() with seed 002's constants on a Task made from the first
+    default     Predictor() with the default prediction constants on a Task made from the first
                 half: distinct files in Read/Edit/MultiEdit/Write/NotebookEdit calls,
                 Task/Agent calls, and active minutes (gaps between calls capped at 5
                 minutes), each scaled by calls left / calls so far.
@@ -52,12 +52,11 @@ from ctxbudget.budget.prediction import (
     active_minutes,
     forecast_remaining_growth,
     net_growth,
-    seed_tokens,
+    task_class_tokens,
 )
 from ctxbudget.model import Kind
+from ctxbudget.sources.tools import AGENT_TOOLS, FILE_TOOLS
 
-FILE_TOOLS = {"Read", "Edit", "MultiEdit", "Write", "NotebookEdit", "NotebookRead"}
-AGENT_TOOLS = {"Task", "Agent"}
 IDLE_CAP_SECONDS = 300.0
 # A resumed Claude Code session copies the earlier calls with the resume time as their
 # timestamp: a gap under a second between two API calls says nothing of the time spent.
@@ -195,7 +194,7 @@ def evaluate(sessions: list[Session], prior_weight: float | None) -> list[dict[s
     for s in sessions:
         scale = s.second.calls / s.first.calls
         task = s.first.task(f"{s.name}-rest", scale)
-        seed = Predictor()
+        default = Predictor()
         calibrated = Predictor() if prior_weight is None else Predictor(prior_weight=prior_weight)
         for other in sessions:
             if other.group == s.group:
@@ -209,7 +208,7 @@ def evaluate(sessions: list[Session], prior_weight: float | None) -> list[dict[s
             resets=s.first.resets,
         )
         predictions = {
-            "seed": seed.predict(task),
+            "default": default.predict(task),
             "calibrated": calibrated.predict(task),
             "growth": growth,
         }
@@ -220,7 +219,8 @@ def evaluate(sessions: list[Session], prior_weight: float | None) -> list[dict[s
                 "calls": s.n,
                 "middle": s.middle,
                 "compactions_second_half": s.compactions_second_half,
-                "task": task.to_dict() | {"class": task.level(), "seed_tokens": seed_tokens(task)},
+                "task": task.to_dict()
+                | {"class": task.level(), "class_tokens": task_class_tokens(task)},
                 "first_half": {
                     "files": s.first.files,
                     "agents": s.first.agents,
@@ -247,7 +247,7 @@ def fit_all(sessions: list[Session]) -> Predictor:
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | int | None]]:
     out: dict[str, dict[str, float | int | None]] = {}
-    for method in ("seed", "calibrated", "growth"):
+    for method in ("default", "calibrated", "growth"):
         errors = [r["error"][method] for r in rows if r["error"][method] is not None]
         out[method] = {
             "sessions": len(errors),
@@ -300,7 +300,7 @@ def main() -> int:
     print("Remaining growth of each session predicted from its first half\n")
     head = (
         f"{'session':<9} {'calls':>5} {'mid':>4} {'cmp':>3} │ {'files':>5} {'agt':>3} "
-        f"{'min':>5} {'cls':<6} │ {'actual':>8} │ {'seed':>8} {'err':>5} │ "
+        f"{'min':>5} {'cls':<6} │ {'actual':>8} │ {'default':>8} {'err':>5} │ "
         f"{'calibr.':>8} {'err':>5} │ {'growth':>8} {'err':>5}"
     )
     print(head)
@@ -312,12 +312,12 @@ def main() -> int:
             f"{r['session']:<9} {r['calls']:>5} {r['middle']:>4} "
             f"{r['compactions_second_half']:>3} │ {t['files']:>5} {t['agents']:>3} "
             f"{t['minutes']:>5.1f} {t['class']:<6} │ {r['actual']:>8,} │ "
-            f"{p['seed']:>8,} {_pct(e['seed']):>5} │ {p['calibrated']:>8,} "
+            f"{p['default']:>8,} {_pct(e['default']):>5} │ {p['calibrated']:>8,} "
             f"{_pct(e['calibrated']):>5} │ {growth:>8} {_pct(e['growth']):>5}"
         )
     print("─" * len(head))
     for method, label in (
-        ("seed", "seed constants"),
+        ("default", "default constants"),
         ("calibrated", "calibrated (leave-one-session-out + own first half)"),
         ("growth", "first half's growth per call × calls left"),
     ):

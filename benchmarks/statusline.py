@@ -18,7 +18,7 @@ a from-scratch read of the same file and against ``ctxbudget tokens``.
     python benchmarks/statusline.py [--data DIR] [--runs N] [--json]
 
 The command is ``ctxbudget statusline`` when the console script has it, else
-``python -m ctxbudget.cli_statusline``. Calls run with a bytecode cache (as an installed
+``python -m ctxbudget.cli.statusline``. Calls run with a bytecode cache (as an installed
 package has); ``--no-bytecode`` keeps $PYTHONDONTWRITEBYTECODE as it is.
 """
 
@@ -91,7 +91,7 @@ def command() -> tuple[list[str], str]:
         )
         if probe.returncode == 0 and b"statusline" in probe.stdout:
             return [exe, "statusline"], "ctxbudget statusline"
-    return [sys.executable, "-m", "ctxbudget.cli_statusline"], "python -m ctxbudget.cli_statusline"
+    return [sys.executable, "-m", "ctxbudget.cli.statusline"], "python -m ctxbudget.cli.statusline"
 
 
 class Runner:

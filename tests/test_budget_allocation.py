@@ -1,4 +1,4 @@
-"""Allocation, utilization report and share adjustment (seed 002, issue 4 item 2)."""
+"""Allocation, utilization report and share adjustment (issue 4 item 2)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def history_for(names: list[str]) -> st.SearchStrategy[dict[str, ComponentHistor
 # --- shares ------------------------------------------------------------------------
 
 
-def test_default_shares_are_seed_002(shares: Shares) -> None:
+def test_default_allocation_shares(shares: Shares) -> None:
     assert dict(DEFAULT_SHARES) == {
         "system_context": 0.10,
         "working_memory": 0.30,
@@ -411,8 +411,8 @@ def test_component_history_validation() -> None:
 # --- adjustment --------------------------------------------------------------------
 
 
-def test_seed_002_worked_example(shares: Shares) -> None:
-    # The seed's usage_history; samples are ours (the seed does not count them).
+def test_share_adjustment_worked_example(shares: Shares) -> None:
+    # The worked example's usage history; sample counts are ours.
     history = {
         "system_context": ComponentHistory(0, 0.98, 10),
         "working_memory": ComponentHistory(0, 0.75, 10),
@@ -421,9 +421,9 @@ def test_seed_002_worked_example(shares: Shares) -> None:
         "interaction_buffer": ComponentHistory(0, 0.45, 10),
     }
     adjustment = adjust_shares(shares, history)
-    # The seed's "Result" comment (agent_context 0.20, interaction_buffer 0.20) is what
-    # the rules give: nobody else is under 50% or exhausted more than 3 times, and the
-    # +5% and −5% cancel, so normalising changes nothing. It just omits the others.
+    # agent_context 0.20 and interaction_buffer 0.20 are what the rules give: nobody
+    # else is under 50% or exhausted more than 3 times, and the +5% and −5% cancel, so
+    # normalising changes nothing; the others keep their shares.
     assert adjustment.after.to_dict() == pytest.approx(
         {
             "system_context": 0.10,

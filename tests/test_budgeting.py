@@ -295,7 +295,7 @@ def test_prediction_learns_from_recorded_tasks_and_cleans_up_ahead(tmp_path: Pat
         s.extend(tool_pair(n, 300))
     task = Task("implement", files=3, agents=1, minutes=20)
     first = s.plan_tasks([task], cleanup_first=False)
-    assert first["predicted_tokens"] == 55_000 and first["calibrated_on"] == 0  # the seed's
+    assert first["predicted_tokens"] == 55_000 and first["calibrated_on"] == 0  # the default
     s.task_completed(task, 20_000)
     other = tracker.session(model="gpt-4o", window=60_000)  # calibration crosses sessions
     second = other.plan_tasks([task], cleanup_first=False)

@@ -1,4 +1,4 @@
-"""``ctxbudget demo analyst``: seed 000's session through the engine, in-process."""
+"""``ctxbudget demo analyst``: the analyst example through the engine, in-process."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ctxbudget import cli_demo
+from ctxbudget.cli import demo as cli_demo
 from ctxbudget.demo import AnalystRun, _width, run_analyst
 from ctxbudget.tracker import Tracker
 

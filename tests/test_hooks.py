@@ -16,14 +16,9 @@ from typing import Any
 
 import pytest
 
-from ctxbudget import cli_hooks
-from ctxbudget.hooks import (
-    DEFAULT_REPORT_TOKENS,
-    HookOptions,
-    find_subagent_transcripts,
-    run_hook,
-    subagent_usages,
-)
+from ctxbudget.claude_code.hooks import DEFAULT_REPORT_TOKENS, HookOptions, run_hook
+from ctxbudget.cli import hooks as cli_hooks
+from ctxbudget.sources.claude_code_agents import find_subagent_transcripts, subagent_usages
 from ctxbudget.tracker import Tracker
 
 SID = "0c9f6e2a-5b7d-4e43-9a51-2f7c3b1d8e40"
@@ -298,7 +293,7 @@ def test_as_a_real_process(home: Path, tmp_path: Path) -> None:
         "CTXBUDGET_STORE": f"sqlite:///{tmp_path / 'proc.db'}",
         "HOME": str(tmp_path),
     }
-    command = [sys.executable, "-m", "ctxbudget.cli_hooks", "hook", "pre-tool-use"]
+    command = [sys.executable, "-m", "ctxbudget.cli.hooks", "hook", "pre-tool-use"]
     done = subprocess.run(
         command, input=json.dumps(pre_tool_use(path)), capture_output=True, text=True, env=env
     )

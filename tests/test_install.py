@@ -15,8 +15,14 @@ from typing import Any
 
 import pytest
 
-from ctxbudget import cli_hooks
-from ctxbudget.install import HOOKS, marker_path, plan_install, plan_uninstall, settings_path
+from ctxbudget.claude_code.install import (
+    HOOKS,
+    marker_path,
+    plan_install,
+    plan_uninstall,
+    settings_path,
+)
+from ctxbudget.cli import hooks as cli_hooks
 
 STATUSLINE = "ctxbudget statusline --color always"
 

@@ -7,7 +7,7 @@ import pytest
 from ctxbudget import ConfigurationError, Level, Policy
 
 
-def test_defaults_match_the_seed_thresholds() -> None:
+def test_defaults_match_the_documented_thresholds() -> None:
     p = Policy()
     assert (p.warning_percent, p.critical_percent, p.blocked_percent) == (75, 90, 95)
     assert p.level_for(74.9) is Level.NORMAL

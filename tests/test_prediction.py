@@ -8,8 +8,8 @@ import pytest
 
 from ctxbudget import ConfigurationError
 from ctxbudget.budget.prediction import (
+    DEFAULT_CONSTANTS,
     PRIOR_SCALES,
-    SEED_CONSTANTS,
     Constants,
     Predictor,
     Task,
@@ -22,13 +22,13 @@ from ctxbudget.budget.prediction import (
     growth_deltas,
     net_growth,
     robust_average,
-    seed_tokens,
+    task_class_tokens,
 )
 
 WM, AC, KB = "working_memory", "agent_context", "knowledge_base"
 
 
-# -- the seed's constants (seed 002, Strategy 4) ------------------------------------
+# -- the default prediction constants ----------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -45,17 +45,17 @@ WM, AC, KB = "working_memory", "agent_context", "knowledge_base"
         (Task("3 files 3 agents 30 min", files=3, agents=3, minutes=30), "high", 110_000),
     ],
 )
-def test_seed_classes_and_totals(task: Task, level: str, tokens: int) -> None:
+def test_default_classes_and_totals(task: Task, level: str, tokens: int) -> None:
     assert task.level() == level
-    assert seed_tokens(task) == tokens
+    assert task_class_tokens(task) == tokens
     assert Predictor().predict(task) == tokens
 
 
-def test_seed_score_weights() -> None:
+def test_default_score_weights() -> None:
     assert Task("t", files=3, agents=2, minutes=7.5).score() == 3 * 10 + 2 * 20 + 7.5 * 2
 
 
-def test_seed_components_per_class() -> None:
+def test_default_components_per_class() -> None:
     predictor = Predictor()
     assert predictor.predict_components(Task("s", files=1)) == {WM: 10_000, AC: 5_000}
     assert predictor.predict_components(Task("m", files=5)) == {WM: 30_000, AC: 15_000, KB: 10_000}
@@ -64,19 +64,19 @@ def test_seed_components_per_class() -> None:
         AC: 30_000,
         KB: 20_000,
     }
-    # predict_token_needs over a list: the sums of the seed's three branches
+    # needs over a list of tasks: the sums of the three classes
     tasks = [Task("s", files=1), Task("m", files=5), Task("c", files=20)]
     assert predictor.predict_components_all(tasks) == {WM: 100_000, AC: 50_000, KB: 30_000}
     assert predictor.predict_all(tasks) == 180_000
 
 
-def test_seed_is_silent_on_per_unit_tokens_and_base() -> None:
-    c = SEED_CONSTANTS
+def test_defaults_have_no_per_unit_tokens_or_base() -> None:
+    c = DEFAULT_CONSTANTS
     assert (c.base, c.per_file, c.per_agent, c.per_minute) == (0, 0, 0, 0)
     assert c.multipliers == pytest.approx({"low": 1.0, "medium": 55 / 15, "high": 110 / 15})
 
 
-def test_explicit_complexity_and_the_seeds_names() -> None:
+def test_explicit_complexity_and_the_alternative_names() -> None:
     assert Task("t", files=50, complexity="low").level() == "low"
     assert Task("t", complexity="complex").level() == "high"
     assert Task("t", complexity="moderate").complexity == "medium"
@@ -129,10 +129,10 @@ def test_many_observations_move_predictions_to_observed_use() -> None:
     predictor = Predictor()
     tasks = [Task(f"t{i}", files=i % 17, agents=i % 3, minutes=(i * 7) % 50) for i in range(60)]
     for task in tasks:
-        predictor.observe(task, seed_tokens(task) // 2)  # every task used half the seed
+        predictor.observe(task, task_class_tokens(task) // 2)  # every task used half its class
     unseen = [Task("u1", files=4, minutes=3), Task("u2", files=8, agents=1, minutes=20)]
     for task in unseen:
-        assert predictor.predict(task) == pytest.approx(seed_tokens(task) / 2, rel=0.1)
+        assert predictor.predict(task) == pytest.approx(task_class_tokens(task) / 2, rel=0.1)
 
 
 def test_calibration_learns_a_per_file_cost() -> None:
@@ -221,9 +221,9 @@ def test_fits_per_component_like_preemptive_cleanup() -> None:
 # -- a running session ---------------------------------------------------------------
 
 
-def test_exchanges_left_reproduces_seed_000() -> None:
+def test_exchanges_left_reproduces_the_analyst_example() -> None:
     # "Available for continued gathering: 5,771 tokens ... Can continue for ~10-12 more
-    # exchanges" with the seed's avg_tokens_per_exchange = 500.
+    # exchanges" with the analyst example's avg_tokens_per_exchange = 500.
     assert exchanges_left(5_771, [500] * 12) == 11
     # TokenBudgetTracker at start: working budget 12,000 - 800 - 2,000 = 9,200.
     assert exchanges_left(9_200, [500]) == 18

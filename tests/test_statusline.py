@@ -14,12 +14,8 @@ from typing import Any
 import pytest
 from conftest import run_cli
 
-from ctxbudget import cli_statusline, statusline
-from ctxbudget.model import Level
-from ctxbudget.policy import Policy
-from ctxbudget.render import status_line
-from ctxbudget.status import Breakdown, Status, build_status
-from ctxbudget.statusline import (
+from ctxbudget.claude_code import statusline
+from ctxbudget.claude_code.statusline import (
     DEFAULT_FORMAT,
     default_line,
     format_line,
@@ -27,6 +23,11 @@ from ctxbudget.statusline import (
     render_statusline,
     transcript_figure,
 )
+from ctxbudget.cli import statusline as cli_statusline
+from ctxbudget.model import Level
+from ctxbudget.policy import Policy
+from ctxbudget.render import status_line
+from ctxbudget.status import Breakdown, Status, build_status
 
 SONNET = {"id": "claude-sonnet-4-20250514", "display_name": "Sonnet 4"}
 SESSION = "5d3f6a0e-0000-4000-8000-000000000001"
@@ -778,7 +779,7 @@ def test_module_entry_point(transcript: Path, _cache: Path) -> None:
         ("this is not json", "Tokens: ?/200,000\n"),
     ):
         proc = subprocess.run(
-            [sys.executable, "-m", "ctxbudget.cli_statusline"],
+            [sys.executable, "-m", "ctxbudget.cli.statusline"],
             input=data.encode(),
             capture_output=True,
             env=_env(_cache),
@@ -796,7 +797,7 @@ def test_no_heavy_imports(transcript: Path, _cache: Path) -> None:
     write(transcript, records)
     code = (
         "import sys, io\n"
-        "from ctxbudget import cli_statusline\n"
+        "from ctxbudget.cli import statusline as cli_statusline\n"
         f"sys.stdin = io.TextIOWrapper(io.BytesIO({stdin_json(transcript).encode()!r}))\n"
         "cli_statusline.main([])\n"
         "heavy = ('tiktoken', 'sqlite3', 'ctxbudget.store', 'ctxbudget.compaction',\n"

@@ -1,10 +1,10 @@
-"""Write the EP24 analyst example session (seed 000) as Anthropic-style message lists.
+"""Write the EP24 analyst example session as Anthropic-style message lists.
 
     python tools/make_analyst_example.py
 
 writes ``examples/analyst-ep24.json`` (25 exchanges, 50 messages) and
 ``examples/analyst-ep24-15.json`` (the same session cut after exchange 15, the moment
-seed 000 compresses at 79% of its 12,000-token window), then prints each exchange's
+the analyst compresses at 79% of its 12,000-token window), then prints each exchange's
 token counts and the running total. It also writes the same bytes of
 ``analyst-ep24.json`` into the package (``src/ctxbudget/examples/``), where
 ``ctxbudget demo analyst`` reads it as package data.
@@ -16,13 +16,13 @@ the provider had reported it: ``input_tokens`` is the context the request held
 (system prompt + every earlier message + this exchange's user message, plus
 ``FRAMING`` tokens per message) and ``output_tokens`` is the reply's own count.
 
-Sizes follow seed 000 (``TARGETS``). Its exchange counts (450-610) add up to 7,845
+Sizes follow the analyst example (``TARGETS``). Its exchange counts (450-610) add up to 7,845
 tokens for exchanges 1-15, yet it reports 9,445 tokens (79%) at compression time and
 14,315 for the whole session without compaction; the texts here are sized to those two
-totals (exchanges 1-15 run about 10% above the seed's per-exchange figures, exchanges
+totals (exchanges 1-15 run about 10% above the example's per-exchange figures, exchanges
 16-25 match them), within a few tokens of each exchange's target. The running total
 after exchange 15 lands in ctxbudget's warning band (75-90% of 12,000); after exchange
-25 it is past the window, as in the seed's no-compaction scenario.
+25 it is past the window, as in the example's no-compaction scenario.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ PACKAGE_EXAMPLES = ROOT / "src" / "ctxbudget" / "examples"  # package data of th
 MODEL = "claude-sonnet-4-5"
 FRAMING = 4  # tokens of role/turn framing per message
 WINDOW = 12_000
-CUT = 15  # the exchange after which seed 000 compresses
+CUT = 15  # the exchange after which the analyst compresses
 
-# Seed 000's per-exchange totals (user + analyst + framing), exchanges 1-15 scaled by
-# 9,445 / (800 + 7,845) so the running total at exchange 15 is the seed's 79% figure.
+# The analyst example's per-exchange totals (user + analyst + framing), exchanges 1-15
+# scaled by 9,445 / (800 + 7,845) so the running total at exchange 15 is its 79% figure.
 TARGETS = [
     496,
     573,

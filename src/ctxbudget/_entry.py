@@ -2,7 +2,8 @@
 
 Claude Code runs ``ctxbudget statusline`` every few hundred milliseconds; importing the
 whole command line (store, compaction, argparse) would cost more than the status line
-itself, so it takes its own light path. Everything else goes to ``ctxbudget.cli``.
+itself, so it takes its own light path. Everything else goes to ``ctxbudget.cli``
+(whose package imports nothing until ``main`` is called).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 def main() -> int:
     argv = sys.argv[1:]
     if argv[:1] == ["statusline"]:
-        from .cli_statusline import main as statusline_main
+        from .cli.statusline import main as statusline_main
 
         return statusline_main(argv[1:])
     from .cli import main as cli_main

@@ -17,11 +17,14 @@ no I/O.
 
 from __future__ import annotations
 
+import itertools
 import statistics
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from .model import ApiCall, Item
+from .model import ApiCall, Item, Kind
 
 # Prior of the correction when the counter only approximates the model's tokenizer
 # (Claude): Claude's tokenizer yields about 6% more tokens than o200k_base (and the
@@ -84,6 +87,138 @@ class Calibration:
                 break
             rows = kept
         self.per_token, self.per_item = k, c
+
+
+@dataclass(slots=True)
+class Anchor:
+    """Where a session's count stands: the provider's latest figure and what came since.
+
+    ``reported`` is the context the provider reported last, plus the size of the
+    response that came with it (its reported output tokens and framing): only what
+    came after it is estimated, as ``since_tokens`` local tokens in ``since_items``
+    items. ``last_reported`` is what the provider itself said. ``overhead`` is what
+    the provider counts beyond the items (system prompt, tool definitions), kept when
+    a compaction or restore drops the last usage.
+    """
+
+    reported: int | None = None
+    last_reported: int | None = None
+    since_tokens: int = 0
+    since_items: int = 0
+    overhead: int = 0
+
+    def used_tokens(
+        self, calibration: Calibration, local_total: int, items: int, framing: float
+    ) -> int:
+        """The context size now: the anchor plus the corrected count of what came since;
+        without any usage, the overhead plus the corrected count of every item."""
+        if self.reported is None:
+            return self.overhead + round(calibration.per_token * local_total + framing * items)
+        return self.reported + calibration.predict(self.since_tokens, self.since_items)
+
+    def drop_usage(self, overhead: int) -> None:
+        """A new context: no usage applies to it until the provider reports again."""
+        self.reported = None
+        self.last_reported = None
+        self.since_tokens = 0
+        self.since_items = 0
+        self.overhead = overhead
+
+    def to_meta(self) -> dict[str, int | None]:
+        return {
+            "reported_tokens": self.reported,
+            "last_reported_tokens": self.last_reported,
+            "since_tokens": self.since_tokens,
+            "since_items": self.since_items,
+            "overhead": self.overhead,
+        }
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any], overhead: int = 0) -> Anchor:
+        reported = meta.get("reported_tokens")
+        return cls(
+            reported=reported,
+            last_reported=meta.get("last_reported_tokens", reported),
+            since_tokens=int(meta.get("since_tokens", 0) or 0),
+            since_items=int(meta.get("since_items", 0) or 0),
+            overhead=int(meta.get("overhead", overhead) or 0),
+        )
+
+
+# Kinds of item that make up the conversation (the exchanges, as opposed to the
+# system prompt and instructions): their size per user turn is the exchange size.
+CONVERSATION_KINDS = frozenset(
+    {
+        Kind.USER_TEXT,
+        Kind.ASSISTANT_TEXT,
+        Kind.TOOL_CALL,
+        Kind.TOOL_RESULT,
+        Kind.FILE_READ,
+        Kind.SEARCH_RESULT,
+        Kind.AGENT_REPORT,
+        Kind.THINKING,
+    }
+)
+DIMENSIONS = ("component", "kind", "tool", "agent")
+
+
+@dataclass(slots=True)
+class Totals:
+    """Running local counts of a context, kept as items come, so the status never
+    recounts: the total, the split by component / kind / tool / agent, the
+    conversation's tokens, and the user's turns with the time of the last ten."""
+
+    local_total: int = 0
+    by: dict[str, dict[str, int]] = field(default_factory=lambda: {d: {} for d in DIMENSIONS})
+    user_turns: int = 0
+    user_times: deque[float] = field(default_factory=lambda: deque(maxlen=11))
+    conversation_tokens: int = 0
+
+    def add(self, item: Item, tokens: int) -> None:
+        self.local_total += tokens
+        for dimension, key in (
+            ("component", item.component.value if item.component else None),
+            ("kind", item.kind.value),
+            ("tool", item.tool),
+            ("agent", item.agent),
+        ):
+            if key:
+                bucket = self.by[dimension]
+                bucket[key] = bucket.get(key, 0) + tokens
+        if item.kind in CONVERSATION_KINDS:
+            self.conversation_tokens += tokens
+        if item.kind is Kind.USER_TEXT:
+            self.user_turns += 1
+            self.user_times.append(item.created_at)
+
+    def copy(self) -> Totals:
+        return Totals(
+            local_total=self.local_total,
+            by={k: dict(v) for k, v in self.by.items()},
+            user_turns=self.user_turns,
+            user_times=deque(self.user_times, maxlen=11),
+            conversation_tokens=self.conversation_tokens,
+        )
+
+    def scaled(self, per_token: float) -> dict[str, dict[str, int]]:
+        """Each dimension's split in provider units, largest first."""
+        return {
+            dim: {
+                key: round(v * per_token)
+                for key, v in sorted(values.items(), key=lambda kv: -kv[1])
+            }
+            for dim, values in self.by.items()
+        }
+
+    def tokens_per_exchange(self, per_token: float) -> float | None:
+        if not self.user_turns:
+            return None
+        return per_token * self.conversation_tokens / self.user_turns
+
+    def seconds_per_exchange(self) -> float | None:
+        """Median time between the user's last ten turns: the pace of the work."""
+        gaps = sorted(b - a for a, b in itertools.pairwise(self.user_times) if b - a > 0.5)
+        return gaps[len(gaps) // 2] if gaps else None
 
 
 def _ridge(rows: Sequence[tuple[int, int, int]], prior: tuple[float, float]) -> tuple[float, float]:

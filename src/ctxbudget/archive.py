@@ -10,22 +10,17 @@ are the archive, searched by ``recall`` and brought back whole by ``restore``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from .compaction import Action, CompactionPolicy, CompactionResult, compact
 from .compaction.engine import Summarizer, protected_floor
-from .errors import CompactionError
-from .model import Item
-
-if TYPE_CHECKING:
-    from .session import Session
-
+from .errors import CompactionError, ConcurrentModificationError
+from .model import EventType, Item
+from .session_state import SessionState, context_hash
 
 # Tokens a summary needs at the least (the engine's own floor for one).
 SUMMARY_ROOM = 120
@@ -66,25 +61,8 @@ class Compaction:
         return data
 
 
-def context_hash(items: list[Item]) -> str:
-    """A hash of a context's content and order: equal hashes, identical contexts."""
-    digest = hashlib.blake2b(digest_size=16)
-    for item in items:
-        for part in (
-            item.role.value,
-            item.kind.value,
-            item.tool or "",
-            item.pair_id or "",
-            item.text,
-        ):
-            digest.update(part.encode("utf-8", "surrogatepass"))
-            digest.update(b"\x1f")
-        digest.update(b"\x1e")
-    return digest.hexdigest()
-
-
 def plan(
-    session: Session,
+    session: SessionState,
     policy: CompactionPolicy,
     summarizer: Summarizer | None = None,
     protect: Callable[[Item], bool] | None = None,
@@ -95,8 +73,7 @@ def plan(
     k = session.calibration.per_token
     c = session.framing
     used = session.used_tokens
-    local = sum(i.tokens or 0 for i in session.items)
-    overhead = max(0, used - round(k * local + c * len(session.items)))
+    overhead = session.unattributed_tokens
     target = policy.target_for(used, session.policy.window)
 
     def after_of(result: CompactionResult) -> int:
@@ -189,13 +166,12 @@ def _to_session_units(result: CompactionResult, k: float, freed: int) -> None:
         result.actions[-1].tokens_before += residual
 
 
-def apply(session: Session, compaction: Compaction) -> Compaction:
+def apply(session: SessionState, compaction: Compaction) -> Compaction:
     """Persist ``compaction`` as a new context version, in one transaction.
 
     Refused when the session changed since the plan (here, or in the store by another
     process): applying it would lose what came in since.
     """
-    store = session.tracker.store
     result = compaction.result
     if not result.actions:
         raise CompactionError("nothing to apply: " + ("; ".join(result.notes) or "no action"))
@@ -204,69 +180,34 @@ def apply(session: Session, compaction: Compaction) -> Compaction:
     )
     if context_hash(session.items) != compaction.context_hash:
         raise changed
-    if not session._known_to_store:
+    if not session.is_stored:
         session.save()
     compaction.version_from = session.version
-    with store.transaction():
-        stored_now = store.get_session(session.id)
-        if (
-            stored_now.context_version != session.version
-            or context_hash(store.load_items(session.id, version=session.version))
-            != compaction.context_hash
-        ):
-            raise changed
-        versions = [v.version for v in store.versions(session.id)]
-        new_version = max([*versions, session.version]) + 1
-        store.append_items(session.id, result.items, version=new_version)
-        store.set_context_version(session.id, new_version)
-        store.append_event(
-            session.id,
-            "compacted",
-            {
-                **{k: v for k, v in compaction.to_dict().items() if k != "notes"},
-                "version_to": new_version,
-                "context_hash_before": context_hash(session.items),
-                "context_hash_after": context_hash(result.items),
-                # what restore needs to give back the pre-compaction figures exactly
-                "session_state_before": session._meta(),
-            },
+    try:
+        new_version = session.new_version(
+            result.items,
+            event=EventType.COMPACTED,
+            data={k: v for k, v in compaction.to_dict().items() if k != "notes"},
+            overhead=compaction.overhead,
+            expect_hash=compaction.context_hash,
         )
-        stored = store.get_session(session.id)
-        stored.context_version = new_version
-        stored.meta = {
-            **session._meta(),
-            "reported_tokens": None,
-            "since_tokens": 0,
-            "since_items": 0,
-            "overhead": compaction.overhead,
-        }
-        store.update_session(stored)
+    except ConcurrentModificationError:
+        raise changed from None
     compaction.version_to = new_version
     compaction.applied_at = time.time()
-    session._replace_context(result.items, new_version, compaction.overhead)
     return compaction
 
 
 def auto_compact(
-    session: Session, policy: CompactionPolicy, summarizer: Summarizer | None = None
+    session: SessionState, policy: CompactionPolicy, summarizer: Summarizer | None = None
 ) -> Compaction | None:
     """Compact when the trigger is reached; see ``Session.auto_compact``."""
     window = session.policy.window
     used = session.used_tokens
-    trigger = (
-        policy.trigger_percent
-        if policy.trigger_percent is not None
-        else session.policy.critical_percent
+    trigger = policy.trigger_for(
+        window, session.policy.critical_percent, used, summary_room=summarizer is not None
     )
-    trigger_tokens = int(window * trigger / 100)
-    if policy.trigger_tokens is not None:
-        trigger_tokens = policy.trigger_tokens
-    if summarizer is not None:
-        # An LLM summarizer answers within the window: keep room for its summary.
-        room = min(8192, max(256, policy.target_for(used, window)))
-        trigger_tokens = min(trigger_tokens, window - room)
-    quiet = max(session._auto_quiet_until, int(session.budget_meta_value("auto_quiet_until")))
-    if used < trigger_tokens or used <= quiet:
+    if used < trigger or used <= session.auto_quiet_until:
         return None
     try:
         compaction = plan(session, policy, summarizer)
@@ -275,31 +216,26 @@ def auto_compact(
         reason = str(exc)
     if compaction is None or compaction.freed < policy.min_freed_share * window:
         freed = f"free only {compaction.freed:,} tokens" if compaction else f"fail ({reason})"
-        session.last_alert = (
+        session.quiet_auto_compaction(
+            used,
             f"auto-compaction would {freed} (less than {policy.min_freed_share:.0%} of the "
             f"window) at {math.floor(100 * used / window)}%: not applied; what is left is "
-            "protected or must-keep facts. Start a fresh session or raise the window."
+            "protected or must-keep facts. Start a fresh session or raise the window.",
         )
-        session._auto_quiet_until = used
-        session.remember("auto_quiet_until", used)
-        if session._known_to_store:
-            session.tracker.store.append_event(
-                session.id, "alert", {"reason": session.last_alert, "used_tokens": used}
-            )
         return None
     session.last_alert = None
     return apply(session, compaction)
 
 
 def restore(
-    session: Session, version: int | None = None, *, force: bool = False
+    session: SessionState, version: int | None = None, *, force: bool = False
 ) -> tuple[int, int]:
     """Point the session back at ``version`` (default: the one before the current).
 
     Refused when items were added after the compaction that made the current version
     (they would be dropped), unless ``force``.
     """
-    store = session.tracker.store
+    store = session.store
     available = [v.version for v in store.versions(session.id)]
     if version is None:
         earlier = [v for v in available if v < session.version]
@@ -318,7 +254,7 @@ def restore(
     if not force:
         made = [
             e
-            for e in store.events(session.id, types=["compacted", "pruned"])
+            for e in store.events(session.id, types=[EventType.COMPACTED, EventType.PRUNED])
             if e.data.get("version_to") == session.version
         ]
         if made and made[-1].data.get("context_hash_after") != context_hash(session.items):
@@ -329,37 +265,26 @@ def restore(
             )
     items = store.load_items(session.id, version=version)
     state = None
-    for event in reversed(store.events(session.id, types=["compacted"])):
+    for event in reversed(store.events(session.id, types=[EventType.COMPACTED])):
         if event.data.get("version_from") == version:
             state = event.data.get("session_state_before")
             break
-    with store.transaction():
-        store.set_context_version(session.id, version)
-        store.append_event(
-            session.id,
-            "restored",
-            {
-                "version_from": previous,
-                "version_to": version,
-                "context_hash": context_hash(items),
-            },
-        )
-        stored = store.get_session(session.id)
-        stored.context_version = version
-        if state:
-            stored.meta = {**stored.meta, **state}
-        store.update_session(stored)
-    session._replace_context(items, version, session._overhead, state)
+    session.restore_version(
+        version,
+        items,
+        state,
+        {"version_from": previous, "version_to": version, "context_hash": context_hash(items)},
+    )
     return previous, version
 
 
-def recall(session: Session, query: str, budget: int = 500) -> list[Item]:
+def recall(session: SessionState, query: str, budget: int = 500) -> list[Item]:
     """The archived items that best match ``query``, within ``budget`` tokens."""
     if budget <= 0:
         raise CompactionError(f"the recall budget must be positive (got {budget})")
-    if not session._known_to_store:
+    if not session.is_stored:
         return []
-    store = session.tracker.store
+    store = session.store
     hits = store.search_archive(session.id, query, exclude_version=session.version)
     current = {item.hash for item in session.items}
     # The reply to a matching message often holds what was asked about ("Where did
@@ -395,13 +320,13 @@ def recall(session: Session, query: str, budget: int = 500) -> list[Item]:
 NEIGHBOURS = 2
 
 
-def _following(session: Session, hits: list[Item]) -> dict[str, Item]:
+def _following(session: SessionState, hits: list[Item]) -> dict[str, Item]:
     """For each hit, the archived item that came right after it in its context."""
     if not hits:
         return {}
     wanted = {item.hash for item in hits}
     out: dict[str, Item] = {}
-    store = session.tracker.store
+    store = session.store
     for info in store.versions(session.id):
         if info.version == session.version or len(out) == len(wanted):
             continue
@@ -412,7 +337,7 @@ def _following(session: Session, hits: list[Item]) -> dict[str, Item]:
     return out
 
 
-def _clip_to(item: Item, query: str, budget: int, session: Session) -> Item:
+def _clip_to(item: Item, query: str, budget: int, session: SessionState) -> Item:
     """The part of a long archived item around the query's words, within budget."""
     words = {w.lower() for w in query.split() if len(w) > 3}
     lines = item.text.splitlines()
@@ -437,33 +362,12 @@ def _clip_to(item: Item, query: str, budget: int, session: Session) -> Item:
     return replace(item, text=text, tokens=session.counter.count(text), _hash=None)
 
 
-def replace_context(session: Session, items: list[Item], *, reason: str) -> int:
+def replace_context(session: SessionState, items: list[Item], *, reason: str) -> int:
     """Make ``items`` the context as a new version (one transaction); what is left out
     stays in the archive. Returns the new version."""
-    store = session.tracker.store
     session.save()
-    removed = len(session.items) - len(items)
-    with store.transaction():
-        versions = [v.version for v in store.versions(session.id)]
-        new_version = max([*versions, session.version]) + 1
-        store.append_items(session.id, items, version=new_version)
-        if items:  # an empty context has no items to make its version exist
-            store.set_context_version(session.id, new_version)
-        store.append_event(
-            session.id,
-            "pruned",
-            {
-                "reason": reason,
-                "archived_items": removed,
-                "version_from": session.version,
-                "version_to": new_version,
-                "context_hash_before": context_hash(session.items),
-                "context_hash_after": context_hash(items),
-                "session_state_before": session._meta(),
-            },
-        )
-        stored = store.get_session(session.id)
-        stored.context_version = new_version
-        store.update_session(stored)
-    session._replace_context(items, new_version, session._overhead)
-    return new_version
+    return session.new_version(
+        items,
+        event=EventType.PRUNED,
+        data={"reason": reason, "archived_items": len(session.items) - len(items)},
+    )

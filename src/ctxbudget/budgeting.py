@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import archive
 from .budget.adjustment import Adjustment, adjust_shares, history_from
@@ -34,57 +33,18 @@ from .budget.layers import (
 from .budget.prediction import Predictor, Task, fits
 from .compaction import CompactionPolicy
 from .compaction.engine import report_metadata
-from .errors import ConfigurationError
-from .model import MAIN_AGENT, Component, Item, Kind, Layer
-
-if TYPE_CHECKING:
-    from .session import Session
+from .errors import CompactionError, ConfigurationError
+from .model import MAIN_AGENT, Component, EventType, Item, Kind, Layer
+from .session_state import SessionState, Workspace
 
 
-@dataclass(slots=True)
-class BudgetState:
-    """What a session remembers of its budgets (stored in its metadata)."""
-
-    shares: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SHARES))
-    reservations: dict[str, int] = field(default_factory=dict)
-    agent_budgets: dict[str, int] = field(default_factory=dict)
-    phase_budgets: dict[str, int] = field(default_factory=dict)
-    phases: list[str] = field(default_factory=list)
-    phase: str | None = None
-    pruning: str = Pruning.MODERATE.value
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "shares": dict(self.shares),
-            "reservations": dict(self.reservations),
-            "agent_budgets": dict(self.agent_budgets),
-            "phase_budgets": dict(self.phase_budgets),
-            "phases": list(self.phases),
-            "phase": self.phase,
-            "pruning": self.pruning,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> BudgetState:
-        data = data or {}
-        return cls(
-            shares=dict(data.get("shares") or DEFAULT_SHARES),
-            reservations={k: int(v) for k, v in (data.get("reservations") or {}).items()},
-            agent_budgets={k: int(v) for k, v in (data.get("agent_budgets") or {}).items()},
-            phase_budgets={k: int(v) for k, v in (data.get("phase_budgets") or {}).items()},
-            phases=list(data.get("phases") or []),
-            phase=data.get("phase"),
-            pruning=str(data.get("pruning") or Pruning.MODERATE.value),
-        )
-
-
-def budget_total(session: Session) -> int:
+def budget_total(session: SessionState) -> int:
     """The tokens the components share: the window less what the policy keeps free."""
     p = session.policy
     return p.window - p.reserved_output - p.safety_margin
 
 
-def component_used(session: Session) -> dict[str, int]:
+def component_used(session: SessionState) -> dict[str, int]:
     """Tokens each component holds: its items (in provider units) plus reservations."""
     breakdown = session.status().breakdown.component
     used = {c: breakdown.get(c, 0) for c in session.budget.shares}
@@ -93,19 +53,14 @@ def component_used(session: Session) -> dict[str, int]:
     return used
 
 
-def _log(session: Session, kind: str, data: dict[str, Any]) -> None:
-    if session._known_to_store:
-        session.tracker.store.append_event(session.id, kind, data)
-
-
-def _check_component(session: Session, component: str) -> None:
+def _check_component(session: SessionState, component: str) -> None:
     if component not in session.budget.shares:
         known = ", ".join(session.budget.shares)
         raise ConfigurationError(f"unknown budget component {component!r}; known: {known}")
 
 
 def allocate(
-    session: Session, component: str, tokens: int, *, allow_partial: bool = True
+    session: SessionState, component: str, tokens: int, *, allow_partial: bool = True
 ) -> AllocationDecision:
     """Grant ``tokens`` to ``component``: in full, after cleanup, in part, or not."""
     _check_component(session, component)
@@ -137,9 +92,8 @@ def allocate(
         reservations = session.budget.reservations
         reservations[component] = reservations.get(component, 0) + decision.granted
         session.save_budget()
-    _log(
-        session,
-        "allocation",
+    session.log_event(
+        EventType.ALLOCATION,
         {
             "component": component,
             "requested": decision.requested,
@@ -155,7 +109,7 @@ def allocate(
     return decision
 
 
-def release(session: Session, component: str, tokens: int | None = None) -> int:
+def release(session: SessionState, component: str, tokens: int | None = None) -> int:
     """Give back reserved tokens (all of them by default); returns what was released."""
     _check_component(session, component)
     held = session.budget.reservations.get(component, 0)
@@ -166,7 +120,7 @@ def release(session: Session, component: str, tokens: int | None = None) -> int:
     return amount
 
 
-def cleanup(session: Session, component: str, needed: int) -> int:
+def cleanup(session: SessionState, component: str, needed: int) -> int:
     """Free about ``needed`` tokens of ``component`` through the compaction engine.
 
     Only that component's items may change (the others are protected); what is removed
@@ -180,7 +134,7 @@ def cleanup(session: Session, component: str, needed: int) -> int:
     return plan.freed
 
 
-def _cleanup_plan(session: Session, component: str, needed: int) -> archive.Compaction | None:
+def _cleanup_plan(session: SessionState, component: str, needed: int) -> archive.Compaction | None:
     if needed <= 0 or not session.items:
         return None
     if not any(i.component and i.component.value == component for i in session.items):
@@ -195,44 +149,44 @@ def _cleanup_plan(session: Session, component: str, needed: int) -> archive.Comp
     return plan if plan.result.actions and plan.freed > 0 else None
 
 
-def _apply_cleanup(session: Session, plan: archive.Compaction) -> None:
+def _apply_cleanup(session: SessionState, plan: archive.Compaction) -> None:
     # Nothing leaves a context without reaching the archive: store the session first.
-    if not session._known_to_store:
+    if not session.is_stored:
         session.save()
     archive.apply(session, plan)
 
 
-def report(session: Session) -> UtilizationReport:
+def report(session: SessionState) -> UtilizationReport:
     return utilization_report(
         Shares(session.budget.shares), budget_total(session), component_used(session)
     )
 
 
-def adjust(session: Session, *, apply: bool = True, sessions: int = 200) -> Adjustment:
-    """Adjust the shares from allocation history across stored sessions (seed 002).
+def adjust(session: SessionState, *, apply: bool = True, sessions: int = 200) -> Adjustment:
+    """Adjust the shares from allocation history across stored sessions (dynamic share adjustment).
 
     Always from the default shares and the whole history, so adjusting twice on the
     same history gives the same shares (no compounding). New sessions start from the
     latest adjusted shares (``learned_shares``).
     """
-    store = session.tracker.store
+    store = session.store
     records: list[dict[str, Any]] = []
     for stored in store.list_sessions(limit=sessions):
-        records.extend(e.data for e in store.events(stored.id, types=["allocation"]))
+        records.extend(e.data for e in store.events(stored.id, types=[EventType.ALLOCATION]))
     adjustment = adjust_shares(Shares(dict(DEFAULT_SHARES)), history_from(records))
     if apply:
         session.budget.shares = dict(adjustment.after.to_dict())
         session.save_budget()
-        _log(session, "shares_adjusted", adjustment.to_dict())
+        session.log_event(EventType.SHARES_ADJUSTED, adjustment.to_dict())
     return adjustment
 
 
-def learned_shares(tracker: Any, sessions: int = 20) -> dict[str, float] | None:
+def learned_shares(tracker: Workspace, sessions: int = 20) -> dict[str, float] | None:
     """The shares of the latest ``shares_adjusted`` event among recent sessions."""
     store = tracker.store
     latest: tuple[float, dict[str, float]] | None = None
     for stored in store.list_sessions(limit=sessions):
-        for event in store.events(stored.id, types=["shares_adjusted"]):
+        for event in store.events(stored.id, types=[EventType.SHARES_ADJUSTED]):
             after = event.data.get("after")
             if isinstance(after, dict) and (latest is None or event.at > latest[0]):
                 latest = (event.at, {k: float(v) for k, v in after.items()})
@@ -240,7 +194,7 @@ def learned_shares(tracker: Any, sessions: int = 20) -> dict[str, float] | None:
 
 
 def gate(
-    session: Session, agent: str, tokens: int, *, compact: bool = True, apply: bool = True
+    session: SessionState, agent: str, tokens: int, *, compact: bool = True, apply: bool = True
 ) -> GateDecision:
     """May ``agent`` spawn needing ``tokens``? Compacts first when that makes room.
 
@@ -266,7 +220,7 @@ def gate(
     if compact and isinstance(tokens, int) and used + tokens >= limit and session.items:
         try:
             plan = archive.plan(session, CompactionPolicy())
-        except Exception:  # nothing compactable: decide without it
+        except CompactionError:  # nothing compactable: decide without it
             plan = None
         if plan is not None and plan.result.actions:
             after = plan.used_after
@@ -282,7 +236,7 @@ def gate(
         limit_tokens=limit,
     )
     if decision.outcome == ALLOW_AFTER_COMPACTION and plan is not None:
-        if apply and session._known_to_store:
+        if apply and session.is_stored:
             archive.apply(session, plan)
         else:
             # Nothing was compacted here (a transcript file, or apply=False): it does not
@@ -295,11 +249,11 @@ def gate(
                 projected_percent=100.0 * (used + tokens) / policy.window,
                 freed_by_compaction=0,
             )
-    _log(session, "gate", decision.to_dict())
+    session.log_event(EventType.GATE, decision.to_dict())
     return decision
 
 
-def agent_usage(session: Session) -> dict[str, int]:
+def agent_usage(session: SessionState) -> dict[str, int]:
     """Tokens per agent: its items in this context and, for sub-agents, their own."""
     status = session.status()
     usage = dict(status.breakdown.agent)
@@ -309,17 +263,17 @@ def agent_usage(session: Session) -> dict[str, int]:
     return usage
 
 
-def set_agent_budget(session: Session, agent: str, tokens: int) -> None:
+def set_agent_budget(session: SessionState, agent: str, tokens: int) -> None:
     if tokens <= 0:
         raise ConfigurationError(f"an agent budget must be positive (got {tokens})")
     session.budget.agent_budgets[agent] = tokens
     session.save_budget()
 
 
-# -- phases (seed 004) --------------------------------------------------------------
+# -- phases (the layered-context model) ---------------------------------------------
 
 
-def start_phase(session: Session, name: str, budget: int | None = None) -> None:
+def start_phase(session: SessionState, name: str, budget: int | None = None) -> None:
     if not name or not name.strip():
         raise ConfigurationError("a phase needs a name")
     state = session.budget
@@ -331,10 +285,10 @@ def start_phase(session: Session, name: str, budget: int | None = None) -> None:
             raise ConfigurationError(f"a phase budget must be positive (got {budget})")
         state.phase_budgets[name] = budget
     session.save_budget()
-    _log(session, "phase_started", {"phase": name, "budget": budget})
+    session.log_event(EventType.PHASE_STARTED, {"phase": name, "budget": budget})
 
 
-def phase_usage(session: Session) -> dict[str, int]:
+def phase_usage(session: SessionState) -> dict[str, int]:
     usage: dict[str, int] = {}
     k = session.calibration.per_token
     for item in session.items:
@@ -344,7 +298,7 @@ def phase_usage(session: Session) -> dict[str, int]:
 
 
 def complete_phase(
-    session: Session, name: str | None = None, pruning: str | None = None
+    session: SessionState, name: str | None = None, pruning: str | None = None
 ) -> dict[str, Any]:
     """End a phase: prune by the pruning policy (archived), then report (75% / 95%)."""
     state = session.budget
@@ -373,11 +327,11 @@ def complete_phase(
         reports_to_metadata=reports,
         pruning=policy.value,
     )
-    _log(session, "phase_completed", result)
+    session.log_event(EventType.PHASE_COMPLETED, result)
     return result
 
 
-def _reports_to_metadata(session: Session, phase: str) -> int:
+def _reports_to_metadata(session: SessionState, phase: str) -> int:
     """The phase's full sub-agent reports become metadata items (the full text goes to
     the archive): what the next phases keep of them."""
     changed = 0
@@ -395,19 +349,19 @@ def _reports_to_metadata(session: Session, phase: str) -> int:
             )
             changed += 1
     if changed:
-        if not session._known_to_store:
+        if not session.is_stored:
             session.save()
         archive.replace_context(session, items, reason="reports to metadata")
     return changed
 
 
-def _prune(session: Session, indices: Sequence[int]) -> int:
+def _prune(session: SessionState, indices: Sequence[int]) -> int:
     """Remove these items from the context, archived as a new context version."""
     if not indices:
         return 0
     drop = set(indices)
     kept = [item for i, item in enumerate(session.items) if i not in drop]
-    if not session._known_to_store:
+    if not session.is_stored:
         session.save()  # nothing leaves a context without reaching the archive
     archive.replace_context(session, kept, reason="phase pruning")
     return len(drop)
@@ -417,17 +371,17 @@ def components() -> list[str]:
     return [c.value for c in Component]
 
 
-# -- prediction (seed 002, strategy 4) ------------------------------------------------
+# -- prediction (task-need prediction) ------------------------------------------------
 
 
-def predictor(session: Session, *, sessions: int = 200) -> Predictor:
-    """The seed's constants, calibrated from every ``task_completed`` event stored."""
+def predictor(session: SessionState, *, sessions: int = 200) -> Predictor:
+    """The default prediction constants, calibrated from every ``task_completed`` event stored."""
     model = Predictor()
-    if not session._known_to_store:
+    if not session.is_stored:
         return model
-    store = session.tracker.store
+    store = session.store
     for stored in store.list_sessions(limit=sessions):
-        for event in store.events(stored.id, types=["task_completed"]):
+        for event in store.events(stored.id, types=[EventType.TASK_COMPLETED]):
             data = event.data
             task = Task(
                 name=str(data.get("task", "task")),
@@ -441,7 +395,7 @@ def predictor(session: Session, *, sessions: int = 200) -> Predictor:
 
 
 def plan_tasks(
-    session: Session, tasks: Sequence[Task], *, cleanup_first: bool = True
+    session: SessionState, tasks: Sequence[Task], *, cleanup_first: bool = True
 ) -> dict[str, Any]:
     """Predict what coming tasks need; when it does not fit, compact first (pre-emptive
     cleanup, archived) to make the room. Returns the prediction and what was done."""
@@ -464,17 +418,16 @@ def plan_tasks(
         "freed_by_cleanup": freed,
         **advice.to_dict(),
     }
-    _log(session, "tasks_planned", out)
+    session.log_event(EventType.TASKS_PLANNED, out)
     return out
 
 
-def task_completed(session: Session, task: Task, actual_tokens: int) -> None:
+def task_completed(session: SessionState, task: Task, actual_tokens: int) -> None:
     """Record what a task really used: the predictor learns from it."""
     if actual_tokens < 0:
         raise ConfigurationError(f"actual tokens must be 0 or more (got {actual_tokens})")
-    _log(
-        session,
-        "task_completed",
+    session.log_event(
+        EventType.TASK_COMPLETED,
         {
             "task": task.name,
             "files": task.files,

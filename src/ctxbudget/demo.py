@@ -1,4 +1,4 @@
-"""``ctxbudget demo analyst``: seed 000's requirements session, replayed through the engine.
+"""``ctxbudget demo analyst``: the analyst example's session, replayed through the engine.
 
 An Analyst agent gathers the requirements of epic EP24 over 25 exchanges in a
 12,000-token window (about 800 for the system prompt, 2,000 reserved for the final JSON
@@ -46,11 +46,11 @@ from .tracker import Tracker
 DATA_FILE = "analyst-ep24.json"
 EPIC = "EP24"
 WINDOW = 12_000
-RESERVED_OUTPUT = 2_000  # seed 000: the final JSON handoff
+RESERVED_OUTPUT = 2_000  # the analyst's final JSON handoff
 COUNTER = "o200k_base"  # what the file's usage figures were counted with
 TRIGGER_SHARE = 0.70  # compact when the conversation passes 70% of the working budget
-APPROACH_SHARE = 0.60  # warn from here (seed 000: "compress at 60-70%")
-TARGET_SHARE = 0.20  # compact the conversation down to a fifth (seed 000: 80% reduction)
+APPROACH_SHARE = 0.60  # warn from here (the analyst example: "compress at 60-70%")
+TARGET_SHARE = 0.20  # compact the conversation down to a fifth (the analyst example: 80% reduction)
 KEEP_LAST = 1  # exchanges kept verbatim by a compaction
 MODULE_NAMES = {
     "AUTH": "Authentication",
@@ -339,7 +339,7 @@ class AnalystRun:
     # -- renderings ---------------------------------------------------------------
 
     def monitor(self) -> str:
-        """Seed 000's "ANALYST TOKEN BUDGET MONITOR" box, for the end of the run."""
+        """The analyst example's "ANALYST TOKEN BUDGET MONITOR" box, for the end of the run."""
         status, window = self.final_status, self.window
         used = status.used_tokens
         active = max(0, used - self.system_tokens - self.summary_tokens)
@@ -413,7 +413,7 @@ class AnalystRun:
         return _box(f"ANALYST TOKEN BUDGET MONITOR - {EPIC}", rows)
 
     def report(self) -> str:
-        """Seed 000's final "TOKEN BUDGET REPORT"."""
+        """The analyst example's final "TOKEN BUDGET REPORT"."""
         rule = "═" * 62
         window = self.window
         k = f"{window // 1000}K" if window % 1000 == 0 else f"{window:,}"
@@ -637,7 +637,7 @@ def _request_tokens(session: Session, framing: int) -> int:
 
 
 def run_analyst(tracker: Tracker, *, on_event: Callable[[str], None] | None = None) -> AnalystRun:
-    """Replay the EP24 session in ``tracker``'s store, compacting as seed 000 does.
+    """Replay the EP24 session in ``tracker``'s store, compacting as the analyst example does.
 
     ``on_event`` gets one line per exchange and per compaction, as they happen.
     """

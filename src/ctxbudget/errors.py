@@ -9,7 +9,9 @@ can catch one type. Driver and OS errors are wrapped with ``raise ... from exc``
     ├── SourceError               a transcript or message file cannot be read
     ├── TokenizerUnavailableError a counter's tokenizer cannot be loaded offline
     ├── StoreError                the store failed (connection, schema, transaction)
-    │   └── SessionNotFoundError  no stored session with that id
+    │   ├── SessionNotFoundError  no stored session with that id
+    │   ├── AmbiguousSessionError a session id prefix that matches several
+    │   └── ConcurrentModificationError  another writer changed the session first
     ├── CompactionError           a compaction cannot be done, or would lose facts
     └── BudgetBlockedError        the window is at the blocked level
 """
@@ -50,6 +52,14 @@ class StoreError(CtxBudgetError):
 
 class SessionNotFoundError(StoreError):
     """No stored session has the requested id."""
+
+
+class AmbiguousSessionError(StoreError):
+    """A session id prefix matches more than one stored session."""
+
+
+class ConcurrentModificationError(StoreError):
+    """Another writer changed the session since it was read; nothing was overwritten."""
 
 
 class CompactionError(CtxBudgetError):

@@ -40,7 +40,7 @@ class Kind(StrEnum):
 
 
 class Component(StrEnum):
-    """The budget components of seed 002."""
+    """The budget components (the default allocation shares are set per component)."""
 
     SYSTEM_CONTEXT = "system_context"
     WORKING_MEMORY = "working_memory"
@@ -50,7 +50,7 @@ class Component(StrEnum):
 
 
 class Layer(StrEnum):
-    """The context layers of seed 004."""
+    """How long an item lives: the layered-context model (permanent to transient)."""
 
     PERMANENT = "permanent"
     PHASE = "phase"
@@ -70,6 +70,35 @@ class Level(StrEnum):
     def rank(self) -> int:
         return _LEVEL_RANK[self]
 
+
+class EventType(StrEnum):
+    """What a session's ledger (its append-only audit trail) records."""
+
+    SESSION_CREATED = "session_created"
+    ITEMS_ADDED = "items_added"
+    USAGE_RECORDED = "usage_recorded"
+    THRESHOLD_CROSSED = "threshold_crossed"
+    POLICY_CHANGED = "policy_changed"
+    COMPACTED = "compacted"
+    PRUNED = "pruned"
+    RESTORED = "restored"
+    CONTEXT_REPLACED = "context_replaced"
+    EXTERNAL_COMPACTION = "external_compaction"
+    SESSION_STARTED = "session_started"
+    SUBAGENT_USAGE = "subagent_usage"
+    ALERT = "alert"
+    ALLOCATION = "allocation"
+    GATE = "gate"
+    SHARES_ADJUSTED = "shares_adjusted"
+    PHASE_STARTED = "phase_started"
+    PHASE_COMPLETED = "phase_completed"
+    PHASE_BUDGETS = "phase_budgets"
+    TASKS_PLANNED = "tasks_planned"
+    TASK_COMPLETED = "task_completed"
+
+
+# Events that make a new context version (a compaction's archive begins there).
+NEW_VERSION_EVENTS = (EventType.COMPACTED, EventType.PRUNED, EventType.CONTEXT_REPLACED)
 
 _LEVEL_RANK = {Level.NORMAL: 0, Level.WARNING: 1, Level.CRITICAL: 2, Level.BLOCKED: 3}
 
@@ -254,3 +283,23 @@ class Transcript:
     session_id: str | None = None
     path: str | None = None
     raw: Any = None
+
+
+@dataclass(slots=True)
+class AgentUsage:
+    """One agent's own context, as its latest call reported it (or counted locally)."""
+
+    name: str
+    context_tokens: int
+    calls: int = 0
+    output_tokens: int = 0
+    items: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "context_tokens": self.context_tokens,
+            "calls": self.calls,
+            "output_tokens": self.output_tokens,
+            "items": self.items,
+        }

@@ -40,7 +40,7 @@ def bar(percent: float, width: int = 10) -> str:
 
 
 def status_line(status: Status, *, color: bool = False, prefix: str | None = None) -> str:
-    """``Tokens: 142,500/200,000 (71%) | ████████░░ | Normal`` (seed 003, §5.1)."""
+    """``Tokens: 142,500/200,000 (71%) | ████████░░ | Normal`` (the status bar format)."""
     parts = [] if not prefix else [prefix]
     parts.append(f"Tokens: {status.used_tokens:,}/{status.max_tokens:,} ({pct(status.percent)})")
     parts.append(paint(bar(status.percent), status.level, color))
@@ -49,7 +49,7 @@ def status_line(status: Status, *, color: bool = False, prefix: str | None = Non
 
 
 def warning_block(status: Status) -> str:
-    """The notice shown at warning level and above (seed 003, §5.2–5.3)."""
+    """The notice shown at warning level and above (the warning format)."""
     if status.level is Level.NORMAL:
         return ""
     title = {

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import Level
+from .model import AgentUsage, Level
 from .policy import Policy
 
-# Recommended actions by level (seed 003, §2.2 BR-009 and §3.2).
+# Recommended actions by level (shown with the warnings).
 RECOMMENDATIONS = {
     Level.NORMAL: "No action needed.",
     Level.WARNING: (
@@ -29,26 +29,6 @@ RECOMMENDATIONS = {
         "the window with --window if the model allows more."
     ),
 }
-
-
-@dataclass(slots=True)
-class AgentUsage:
-    """One agent's own context, as its latest call reported it (or counted locally)."""
-
-    name: str
-    context_tokens: int
-    calls: int = 0
-    output_tokens: int = 0
-    items: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "context_tokens": self.context_tokens,
-            "calls": self.calls,
-            "output_tokens": self.output_tokens,
-            "items": self.items,
-        }
 
 
 @dataclass(slots=True)

@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from .errors import SessionNotFoundError
+from .errors import AmbiguousSessionError, SessionNotFoundError
 from .model import Transcript
 from .policy import Policy
 from .session import Session
@@ -76,7 +76,7 @@ class Tracker:
     def _open_stored(self, stored: StoredSession) -> Session:
         policy = Policy.from_mapping(stored.policy, origin=f"stored session {stored.id}")
         session = Session(self, policy=policy, session_id=stored.id, name=stored.name)
-        session._restore(stored, self.store.load_items(stored.id))
+        session.load_stored(stored, self.store.load_items(stored.id))
         return session
 
     def _resolve(self, session_id: str) -> StoredSession:
@@ -88,7 +88,7 @@ class Tracker:
                 return matches[0]
             if len(matches) > 1:
                 ids = ", ".join(m.id for m in matches[:5])
-                raise SessionNotFoundError(
+                raise AmbiguousSessionError(
                     f'session id "{session_id}" is ambiguous ({ids}…): type more of it'
                 ) from None
             raise
@@ -121,8 +121,8 @@ class Tracker:
             session_id=transcript.session_id or _file_session_id(transcript.path),
             stored=False,
         )
-        session._policy_given = policy is not None or bool(policy_fields)
-        session._from_transcript(transcript)
+        session.policy_given = policy is not None or bool(policy_fields)
+        session.load_transcript(transcript)
         return session
 
     def sessions(self, limit: int = 50) -> list[StoredSession]:

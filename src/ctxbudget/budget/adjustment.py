@@ -1,4 +1,4 @@
-"""Dynamic adjustment of component shares from usage history (seed 002, Strategy 1).
+"""Dynamic adjustment of component shares from usage history (dynamic share adjustment).
 
 This module owns the rule that moves shares between sessions: a component that ran
 out more than ``exhausted_after`` times gains ``step``, one that used less than
@@ -178,19 +178,19 @@ def adjust_shares(
     underused_below: float = 0.50,
     min_samples: int = 1,
 ) -> Adjustment:
-    """Seed 002's ``adjust_allocations``, with the band kept after normalising.
+    """Dynamic share adjustment, with the band kept after normalising.
 
     1. A component exhausted more than ``exhausted_after`` times gains ``step``,
        capped at ``high``.
     2. A component whose average utilization is under ``underused_below`` loses
        ``step``, floored at ``low``. Both rules apply in turn to a component that
-       meets both, as in the seed (they cancel out).
+       meets both (they cancel out).
     3. Every share is clamped into [``low``, ``high``] and the shares are scaled to sum
-       to 100%. Plain division by the sum (the seed's step) can push a share back out
+       to 100%. Plain division by the sum (the plain rule's step) can push a share back out
        of the band (0.50 / 0.95 > 0.50), so shares that would leave it are held at the
        bound and the others scaled to fill the rest: the result sums to 1 within 1e-9
        and every share lies in [low, high] (up to float rounding). When nothing needs
-       holding this is exactly the seed's normalisation.
+       holding this is exactly plain division by the sum.
 
     The rules read only components with at least ``min_samples`` samples; history
     for components the shares do not list is ignored. When the band cannot be kept
@@ -200,12 +200,11 @@ def adjust_shares(
     Note that "+5%" is before normalisation: when other shares do not fall to make
     room, the net gain is smaller (0.15 + 0.05 alone normalises to 0.20 / 1.05 ≈ 0.19).
 
-    The seed's worked example (agent_context exhausted 5 times, interaction_buffer at
-    45%) gives agent_context 0.20 and interaction_buffer 0.20, as its "Result" comment
-    says: no other component is under 50% or exhausted more than 3 times
+    The worked example of dynamic share adjustment (agent_context exhausted 5 times,
+    interaction_buffer at 45%) gives agent_context 0.20 and interaction_buffer 0.20:
+    no other component is under 50% or exhausted more than 3 times
     (knowledge_base's 2 exhaustions do not count), and +5% / −5% cancel so the
-    normalisation changes nothing. The comment only leaves out the three unchanged
-    shares (0.10, 0.30, 0.20). The rules, not the comment, are what this follows.
+    normalisation changes nothing; the three other shares stay 0.10, 0.30, 0.20.
     """
     if not 0 < low <= high <= 1:
         raise ConfigurationError(f"the share band needs 0 < low ≤ high ≤ 1, got {low}–{high}")

@@ -1,4 +1,4 @@
-"""Component shares, allocation decisions and the utilization report (seed 002, §1 and §3).
+"""Component shares, allocation decisions and the utilization report (the utilization bands).
 
 This module owns the arithmetic of splitting a window between the budget components
 and of answering one request for tokens: granted in full, after cleanup, in part, or
@@ -92,7 +92,7 @@ class Shares(Mapping[str, float]):
 
     @classmethod
     def default(cls) -> Shares:
-        """Seed 002's standard allocation: 10 / 30 / 20 / 15 / 25 %."""
+        """The default allocation shares: 10 / 30 / 20 / 15 / 25 %."""
         return cls(DEFAULT_SHARES)
 
     @classmethod
@@ -264,7 +264,7 @@ def decide_after_cleanup(
 
 
 class UtilizationStatus(StrEnum):
-    """Seed 002's bands of one component's use of its allocation."""
+    """The utilization bands of one component's use of its allocation."""
 
     LOW = "low"
     MODERATE = "moderate"
@@ -273,7 +273,7 @@ class UtilizationStatus(StrEnum):
 
 
 def utilization_status(percent: float) -> UtilizationStatus:
-    """≥ 90 critical, ≥ 75 high, ≥ 50 moderate, else low (seed 002)."""
+    """≥ 90 critical, ≥ 75 high, ≥ 50 moderate, else low (the utilization bands)."""
     if percent >= 90:
         return UtilizationStatus.CRITICAL
     if percent >= 75:
@@ -320,7 +320,7 @@ class ComponentUtilization:
 
 @dataclass(slots=True, frozen=True)
 class UtilizationReport:
-    """Per component and overall use of the window (seed 002's ``get_utilization_report``).
+    """Per component and overall use of the window (the utilization report).
 
     ``available_tokens`` is never negative: a component over its allocation shows 0
     available and more than 100%.

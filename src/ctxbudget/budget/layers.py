@@ -1,9 +1,9 @@
-"""Layers and phases (seed 004): what to prune when a phase completes, and phase budgets.
+"""The layered-context model: what to prune when a phase completes, and phase budgets.
 
 Items carry a layer: permanent (kept throughout), phase (kept while its phase runs),
 metadata (short extracts kept in place of full content) and transient (full agent
 reports, diagnostics: pruned once their metadata is out). Pruning policies decide
-when (seed 004, "Pruning Policies"):
+when (the phase pruning policies):
 
 - aggressive: prune transient content of any completed phase and the phase-scoped
   content of the completed phase, right away;
@@ -11,7 +11,7 @@ when (seed 004, "Pruning Policies"):
   (keep the one just completed for reference), and its phase-scoped content;
 - minimal: prune nothing until the workflow completes, except in an emergency.
 
-Emergency pruning (the tutorial's 95% threshold) drops every transient and phase item
+Emergency pruning (the layered-context model's 95% threshold) drops every transient and phase item
 not of the current phase. Everything pruned goes to the archive (the facade applies
 the plan as a new context version). Pure functions; no I/O.
 """
@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..model import Item, Kind, Layer, Role
 
-# The context report's thresholds after each phase (seed 004, "Budget Threshold Alerts").
+# The context report's thresholds after each phase (the layered-context model's alerts).
 PHASE_WARNING_PERCENT = 75.0
 PHASE_EMERGENCY_PERCENT = 95.0
 
@@ -116,14 +116,14 @@ def phase_budgets(
     reserve_share: float = 0.4,
     debug_share: float = 0.2,
 ) -> dict[str, Any]:
-    """Token budget per phase (seed 004, "Budget Allocation Strategies").
+    """Token budget per phase (the layered-context model's phase budget strategies).
 
     - fixed: each phase's given budget; the rest of ``total`` is the buffer;
     - dynamic: ``total`` split by complexity (1,500 / 2,400 / 3,600 of 7,500 for
-      complexities 5 / 8 / 12, as the seed computes);
+      complexities 5 / 8 / 12, the layered-context model's example);
     - reserve: the phases share ``1 − reserve_share`` of ``total`` by complexity, and
       the reserve is split into a debugging reserve (``debug_share`` of the total) and an
-      overflow buffer (60% / 20% / 20% in the seed).
+      overflow buffer (60% / 20% / 20% in the layered-context model's example).
     """
     if total <= 0:
         raise ConfigurationError(f"the total budget must be positive (got {total})")
@@ -162,7 +162,7 @@ def phase_budgets(
 def phase_report(
     phase: str, used: int, budget: int, usage_by_phase: Mapping[str, int] | None = None
 ) -> dict[str, Any]:
-    """The context report after a phase, with the tutorial's 75% / 95% thresholds."""
+    """The context report after a phase, with the layered-context model's 75% / 95% thresholds."""
     percent = 100.0 * used / budget if budget else 100.0
     if percent > PHASE_EMERGENCY_PERCENT:
         alert, action = "critical", "emergency pruning: every transient and old-phase item"

@@ -3,27 +3,29 @@
 Two questions, two methods, no I/O (the facade stores the calibration and runs the
 pre-emptive cleanup):
 
-**Planned tasks** (seed 002, Strategy 4, ``predict_token_needs``). A ``Task`` is
-described by the files it touches, the agents it starts and its estimated minutes;
-the seed scores it (10 per file, 20 per agent, 2 per minute), classes the score
-(< 50 simple, < 150 moderate, else complex) and books a fixed amount per class and
+**Planned tasks** (task-need prediction). A ``Task`` is described by the files it
+touches, the agents it starts and its estimated minutes; the default prediction
+constants score it (10 per file, 20 per agent, 2 per minute), class the score
+(< 50 simple, < 150 moderate, else complex) and book a fixed amount per class and
 component (15,000 / 55,000 / 110,000 tokens in all). ``Predictor`` starts from exactly
 that and learns from what tasks really used: a multiplicative correction::
 
-    tokens ≈ seed_tokens(task) × e^w0 × (1 + files)^w1 × (1 + agents)^w2
-                               × (1 + minutes)^w3
+    tokens ≈ task_class_tokens(task) × e^w0 × (1 + files)^w1 × (1 + agents)^w2
+                                     × (1 + minutes)^w3
 
-with the prior w = 0: uncalibrated, it *is* the seed. Each ``observe`` adds one
-(task, actual tokens) pair; w is a ridge fit of log(actual / seed) towards 0, the
+with the prior w = 0: uncalibrated, it *is* the default constants' figure. Each
+``observe`` adds one (task, actual tokens) pair; w is a ridge fit of
+log(actual / class tokens) towards 0, the
 prior on the overall factor worth ``prior_weight`` observations (4: one observation
 moves a prediction a fifth to a quarter of the way in log, many move it to what the
 tasks really use).
-``fits`` turns a prediction and the room left into the figure to free (the seed's
-``preemptive_cleanup``).
+``fits`` turns a prediction and the room left into the figure to free (pre-emptive
+cleanup).
 
-**A running session** (seed 000's monitor: "Can continue for ~8 more exchanges",
+**A running session** (the analyst example's budget monitor: "Can continue for ~8 more exchanges",
 "ETA: 1.2 hours remaining"). ``exchanges_left`` divides the room left by the average
-growth of the latest exchanges (the seed's ``remaining_tokens // avg_tokens_per_exchange``
+growth of the latest exchanges (the analyst example's
+``remaining_tokens // avg_tokens_per_exchange``
 with the average measured instead of fixed at 500); ``eta`` multiplies exchanges by
 the typical seconds per exchange; ``forecast_remaining_growth`` extrapolates a
 session's per-call growth over a horizon of calls.
@@ -43,20 +45,20 @@ from ..model import Component
 
 LOW, MEDIUM, HIGH = "low", "medium", "high"
 COMPLEXITIES = (LOW, MEDIUM, HIGH)
-# The seed names the classes simple / moderate / complex; both spellings are accepted.
+# The classes are also called simple / moderate / complex; both spellings are accepted.
 _ALIASES = {"simple": LOW, "moderate": MEDIUM, "complex": HIGH}
 
 
-# -- the seed's constants ------------------------------------------------------------
+# -- the default prediction constants ------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Constants:
-    """The constants of seed 002's ``predict_token_needs`` and ``_analyze_task_complexity``.
+    """The default prediction constants: task complexity scoring and tokens per class.
 
-    The seed prices a task through its complexity class only: it gives score weights
-    per file, agent and minute, two score thresholds, and tokens per class and
-    component. It gives no tokens per file, per agent or per minute and no base, so
+    They price a task through its complexity class only: score weights per file,
+    agent and minute, two score thresholds, and tokens per class and component.
+    They give no tokens per file, per agent or per minute and no base, so
     those are 0 here (a file costs what its class costs) until calibration learns them.
     """
 
@@ -90,7 +92,7 @@ class Constants:
             },
         }
     )
-    # The seed is silent on these: a task costs its class's tokens, nothing per unit.
+    # 0 by default: a task costs its class's tokens, nothing per unit.
     base: float = 0.0
     per_file: float = 0.0
     per_agent: float = 0.0
@@ -111,7 +113,7 @@ class Constants:
 
     @property
     def multipliers(self) -> dict[str, float]:
-        """Each class's tokens relative to the low class (the seed: 1, 3.67, 7.33)."""
+        """Each class's tokens relative to the low class (by default: 1, 3.67, 7.33)."""
         low = self.class_total(LOW) or 1
         return {c: self.class_total(c) / low for c in COMPLEXITIES}
 
@@ -143,7 +145,7 @@ class Constants:
             raise ConfigurationError(f"invalid prediction constants: {exc}") from exc
 
 
-SEED_CONSTANTS = Constants()
+DEFAULT_CONSTANTS = Constants()
 
 
 # -- tasks ---------------------------------------------------------------------------
@@ -153,8 +155,8 @@ SEED_CONSTANTS = Constants()
 class Task:
     """A coming task: files it touches, agents it starts, minutes it should take.
 
-    ``complexity`` (low / medium / high; the seed's simple / moderate / complex are
-    accepted) overrides the class the seed's score would give.
+    ``complexity`` (low / medium / high; simple / moderate / complex are also
+    accepted) overrides the class the complexity score would give.
     """
 
     name: str
@@ -177,16 +179,16 @@ class Task:
                 )
             object.__setattr__(self, "complexity", value)
 
-    def score(self, constants: Constants = SEED_CONSTANTS) -> float:
-        """The seed's complexity score: 10 per file + 20 per agent + 2 per minute."""
+    def score(self, constants: Constants = DEFAULT_CONSTANTS) -> float:
+        """The complexity score: 10 per file + 20 per agent + 2 per minute."""
         return (
             constants.score_per_file * self.files
             + constants.score_per_agent * self.agents
             + constants.score_per_minute * self.minutes
         )
 
-    def level(self, constants: Constants = SEED_CONSTANTS) -> str:
-        """The complexity class: the given one, else the seed's rule on the score."""
+    def level(self, constants: Constants = DEFAULT_CONSTANTS) -> str:
+        """The complexity class: the given one, else the class thresholds on the score."""
         if self.complexity is not None:
             return self.complexity
         score = self.score(constants)
@@ -216,8 +218,8 @@ class Task:
         )
 
 
-def seed_tokens(task: Task, constants: Constants = SEED_CONSTANTS) -> int:
-    """What the seed books for ``task`` (the sum over components of its class)."""
+def task_class_tokens(task: Task, constants: Constants = DEFAULT_CONSTANTS) -> int:
+    """What the constants book for ``task`` (the sum over components of its class)."""
     return constants.class_total(task.level(constants))
 
 
@@ -227,10 +229,10 @@ def seed_tokens(task: Task, constants: Constants = SEED_CONSTANTS) -> int:
 # tokens to (1 + files), (1 + agents) and (1 + minutes).
 TERMS = ("factor", "files", "agents", "minutes")
 # How far each term may plausibly be from 0 (no correction), a documented default (the
-# seed gives no such figure): the overall factor within about e (×2.7 or ÷2.7), each
-# elasticity within 0.15 (a task with 10× the files costing about 40% more or less
-# than its class already says). The elasticities are the stiffer: they refine the
-# seed's classes, which already grow with files, agents and minutes, and an overall
+# default prediction constants give no such figure): the overall factor within about e
+# (×2.7 or ÷2.7), each elasticity within 0.15 (a task with 10× the files costing about
+# 40% more or less than its class already says). The elasticities are the stiffer: they refine the
+# complexity classes, which already grow with files, agents and minutes, and an overall
 # factor is what a few observations can tell.
 PRIOR_SCALES = (1.0, 0.15, 0.15, 0.15)
 # The prior on the overall factor counts as this many observations (each elasticity's,
@@ -266,19 +268,19 @@ def _terms(task: Task) -> tuple[float, ...]:
 
 @dataclass(slots=True)
 class Predictor:
-    """Tokens for coming tasks: the seed's constants, corrected by observed use.
+    """Tokens for coming tasks: the default prediction constants, corrected by observed use.
 
-    ``predict(task) = prior(task) × correction(task)``, where ``prior`` is the seed's
-    class total (plus the constants' base and per-unit tokens, 0 in the seed) and::
+    ``predict(task) = prior(task) × correction(task)``, where ``prior`` is the task's
+    class total (plus the constants' base and per-unit tokens, 0 by default) and::
 
         correction = e^w0 × (1 + files)^w1 × (1 + agents)^w2 × (1 + minutes)^w3
 
     is fitted by ridge regression of log(actual / prior) towards w = 0, so errors count
     relatively (a task 2× over weighs the same whatever its size). With no observation
-    the correction is 1: the prediction is the seed's.
+    the correction is 1: the prediction is the constants' alone.
     """
 
-    constants: Constants = SEED_CONSTANTS
+    constants: Constants = DEFAULT_CONSTANTS
     prior_weight: float = DEFAULT_PRIOR_WEIGHT
     max_observations: int = MAX_OBSERVATIONS
     observations: list[Observation] = field(default_factory=list)
@@ -293,11 +295,11 @@ class Predictor:
         self._fit()
 
     def prior(self, task: Task) -> float:
-        """What the constants alone give: the seed's class total, plus base and
-        per-unit tokens (0 in the seed)."""
+        """What the constants alone give: the task's class total, plus base and
+        per-unit tokens (0 by default)."""
         c = self.constants
         return (
-            seed_tokens(task, c)
+            task_class_tokens(task, c)
             + c.base
             + c.per_file * task.files
             + c.per_agent * task.agents
@@ -316,7 +318,7 @@ class Predictor:
         return sum(self.predict(task) for task in tasks)
 
     def predict_components(self, task: Task) -> dict[str, int]:
-        """The prediction split over components as the seed's class splits it."""
+        """The prediction split over components as its complexity class splits it."""
         shares = self.constants.class_tokens[task.level(self.constants)]
         total = sum(shares.values())
         predicted = self.predict(task)
@@ -328,7 +330,7 @@ class Predictor:
         return out
 
     def predict_components_all(self, tasks: Iterable[Task]) -> dict[str, int]:
-        """The seed's ``predict_token_needs``: needs per component over all tasks."""
+        """Task-need prediction: needs per component over all tasks."""
         out: dict[str, int] = {}
         for task in tasks:
             for component, tokens in self.predict_components(task).items():
@@ -444,11 +446,11 @@ class Advice:
 
 
 def fits(predicted: int, remaining: int, *, margin: float = 0.0) -> Advice:
-    """The seed's ``preemptive_cleanup`` test: ``predicted_need > current_available``
+    """The pre-emptive cleanup test: ``predicted_need > current_available``
     means ``predicted_need - current_available`` must be freed first.
 
-    ``margin`` asks for headroom on top of the prediction (0.1: 10% more); the seed
-    has none. ``remaining`` may be negative (already over budget): the overrun is
+    ``margin`` asks for headroom on top of the prediction (0.1: 10% more); by
+    default there is none. ``remaining`` may be negative (already over budget): the overrun is
     added to what must be freed.
     """
     if predicted < 0:
@@ -477,7 +479,7 @@ def fits(predicted: int, remaining: int, *, margin: float = 0.0) -> Advice:
 def fits_components(
     predicted: Mapping[str, int], available: Mapping[str, int], *, margin: float = 0.0
 ) -> dict[str, Advice]:
-    """``fits`` per component, as the seed's ``preemptive_cleanup`` loops over them."""
+    """``fits`` per component, as pre-emptive cleanup checks each one."""
     return {c: fits(need, available.get(c, 0), margin=margin) for c, need in predicted.items()}
 
 

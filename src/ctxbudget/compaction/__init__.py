@@ -8,6 +8,14 @@ it as a new context version, archiving what it removed.
 from __future__ import annotations
 
 from .engine import compact
-from .types import Action, CompactionPolicy, CompactionResult, Fact, FactReport
+from .types import Action, CompactionPolicy, CompactionResult, Fact, FactKind, FactReport
 
-__all__ = ["Action", "CompactionPolicy", "CompactionResult", "Fact", "FactReport", "compact"]
+__all__ = [
+    "Action",
+    "CompactionPolicy",
+    "CompactionResult",
+    "Fact",
+    "FactKind",
+    "FactReport",
+    "compact",
+]

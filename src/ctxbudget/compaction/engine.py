@@ -36,7 +36,15 @@ from .structure import (
     tool_input,
 )
 from .summarize import summarize_extractive, words_of
-from .types import MUST_KEEP, Action, CompactionPolicy, CompactionResult, Fact, FactReport
+from .types import (
+    MUST_KEEP,
+    Action,
+    CompactionPolicy,
+    CompactionResult,
+    Fact,
+    FactKind,
+    FactReport,
+)
 
 Summarizer = Callable[[Sequence[Item], Sequence[Fact], int], str]
 
@@ -251,7 +259,7 @@ def _step_duplicates(work: _Work, keep: set[int], target: int) -> None:
 
 
 def report_metadata(text: str) -> str:
-    """A sub-agent report as metadata (seed 004): title, a ~50-word summary, key
+    """A sub-agent report as metadata (the layered-context model): title, a ~50-word summary, key
     findings, the paths it names."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     title = lines[0].lstrip("#* ").strip()[:100] if lines else "report"
@@ -415,7 +423,7 @@ def _validate(
             f"(e.g. {must[0].kind} {must[0].key[:60]!r}): rolled back"
         )
     # newest requests first: the latest asks matter most
-    optional.sort(key=lambda f: (f.kind != "request", -f.item))
+    optional.sort(key=lambda f: (f.kind != FactKind.REQUEST, -f.item))
     ledger = ledger_section(must)
     room = target - work.total - (count(ledger) if ledger else 0)
     if optional and room > 20:

@@ -20,7 +20,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..model import Item, Kind, Role
-from .types import Fact, FactReport
+from ..sources.tools import EDIT_TOOLS, FILE_TOOLS, QUIET_TOOLS
+from .types import Fact, FactKind, FactReport
 
 __all__ = [
     "KINDS",
@@ -33,18 +34,7 @@ __all__ = [
 ]
 
 # Every kind, in the order a ledger section lists them (most important first).
-KINDS = (
-    "requirement",
-    "decision",
-    "question",
-    "todo",
-    "request",
-    "file",
-    "error",
-    "date",
-    "number",
-    "entity",
-)
+KINDS = tuple(FactKind)
 LEDGER_TITLE = "## Ledger (facts restored by validation)"
 
 MAX_ERRORS = 20  # the most recent distinct ones: a log of 500 errors is not 500 facts
@@ -59,19 +49,14 @@ def _word_set(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
 
-_WORD_KINDS = _word_set("decision question todo request error")
+_WORD_KINDS = frozenset(
+    {FactKind.DECISION, FactKind.QUESTION, FactKind.TODO, FactKind.REQUEST, FactKind.ERROR}
+)
 _SKIPPED = frozenset({Kind.SYSTEM_PROMPT, Kind.INSTRUCTION, Kind.THINKING, Kind.IMAGE})
 _TEXT_KINDS = frozenset({Kind.USER_TEXT, Kind.ASSISTANT_TEXT, Kind.SUMMARY})
-_FILE_TOOLS = _word_set("Read Edit Write MultiEdit NotebookEdit NotebookRead")
 _FILE_TOOL_HINTS = ("read", "edit", "write", "file", "open", "view", "create")
 _OUTPUT_KINDS = frozenset({Kind.TOOL_RESULT, Kind.FILE_READ, Kind.SEARCH_RESULT})
-_WRITE_TOOLS = _word_set("Edit MultiEdit Write NotebookEdit")
 _PATH_KEYS = ("file_path", "notebook_path", "path", "filename")
-# Results of these tools echo file content or search hits, where "Error" is code, and
-# their own errors ("String to replace not found") are the agent's slips, not facts.
-_QUIET_TOOLS = _word_set(
-    "Edit MultiEdit Write NotebookEdit Read NotebookRead Grep Glob LS TodoWrite WebFetch WebSearch"
-)
 _WORD = re.compile(r"[^\W\d_]{4,}")
 _ASCII_WORD = re.compile(r"[a-z]{4,}")
 
@@ -257,16 +242,20 @@ class _Ledger:
         # explicitly; where they do, the marked line records the same decision.
         self.prose_decisions: list[tuple[Fact, int]] = []
         self.errors: dict[str, list[Any]] = {}  # shape -> [last item, fact]
-        self.notable: dict[str, dict[str, list[Any]]] = {"entity": {}, "date": {}, "number": {}}
+        self.notable: dict[FactKind, dict[str, list[Any]]] = {
+            FactKind.ENTITY: {},
+            FactKind.DATE: {},
+            FactKind.NUMBER: {},
+        }
         self.todos: tuple[int, list[str]] | None = None  # the latest TodoWrite list
         self.checkboxes: tuple[int, list[str]] | None = None  # the latest "- [ ]" list
 
-    def _new(self, kind: str, key: str, text: str, item: int, at: int) -> Fact:
+    def _new(self, kind: FactKind, key: str, text: str, item: int, at: int) -> Fact:
         fact = Fact(kind, key, _clip(text), item)
         self.offsets[id(fact)] = at
         return fact
 
-    def add(self, kind: str, key: str, text: str, item: int, at: int = 0) -> None:
+    def add(self, kind: FactKind, key: str, text: str, item: int, at: int = 0) -> None:
         key = key.strip()
         if key and (kind, key.casefold()) not in self.facts:
             self.facts[kind, key.casefold()] = self._new(kind, key, text, item, at)
@@ -276,15 +265,15 @@ class _Ledger:
         shape = _DIGITS.sub("0", key.casefold())
         seen = self.errors.get(shape)
         if seen is None:
-            self.errors[shape] = [item, self._new("error", key, text, item, at)]
+            self.errors[shape] = [item, self._new(FactKind.ERROR, key, text, item, at)]
         else:
             seen[0] = item
 
-    def notice(self, kind: str, key: str, text: str, item: int, at: int) -> None:
+    def notice(self, kind: FactKind, key: str, text: str, item: int, at: int) -> None:
         key = " ".join(key.split())
         table = self.notable[kind]
         # "24h", "24 hours" and "24-hour" are one number; the first spelling is its key.
-        shape = _number_shape(key) if kind == "number" else key.casefold()
+        shape = _number_shape(key) if kind == FactKind.NUMBER else key.casefold()
         seen = table.get(shape)
         if seen is None:
             table[shape] = [1, item, self._new(kind, key, text, item, at)]
@@ -293,7 +282,7 @@ class _Ledger:
             seen[1] = item
 
     def result(self) -> list[Fact]:
-        if not any(kind == "decision" for kind, _ in self.facts):
+        if not any(kind == FactKind.DECISION for kind, _ in self.facts):
             for fact, at in self.prose_decisions:
                 self.add(fact.kind, fact.key, fact.text, fact.item, at)
         facts = _without_redundant_files(list(self.facts.values()))
@@ -305,7 +294,7 @@ class _Ledger:
                     key = " ".join(content.split())
                     if _has_word(key) and key.casefold() not in seen:
                         seen.add(key.casefold())
-                        facts.append(self._new("todo", key, content, index, len(seen)))
+                        facts.append(self._new(FactKind.TODO, key, content, index, len(seen)))
         recent = sorted(self.errors.values(), key=lambda e: e[0], reverse=True)
         facts.extend(e[1] for e in recent[:MAX_ERRORS])
         for table in self.notable.values():
@@ -325,10 +314,10 @@ def _without_redundant_files(facts: list[Fact]) -> list[Fact]:
     ``internal/config/wizard.go`` next to ``/home/x/internal/config/wizard.go``."""
     suffixes: set[str] = set()
     for fact in facts:
-        if fact.kind == "file":
+        if fact.kind == FactKind.FILE:
             parts = fact.key.rstrip("/").split("/")
             suffixes.update("/".join(parts[i:]) for i in range(1, len(parts)))
-    return [f for f in facts if f.kind != "file" or f.key.rstrip("/") not in suffixes]
+    return [f for f in facts if f.kind != FactKind.FILE or f.key.rstrip("/") not in suffixes]
 
 
 def _clip(text: str, limit: int = 300) -> str:
@@ -385,21 +374,21 @@ def extract_facts(items: Sequence[Item]) -> list[Fact]:
                     if len(request) > REQUEST_CHARS:
                         request = request[:REQUEST_CHARS].rsplit(" ", 1)[0]
                     if _has_word(request):
-                        ledger.add("request", request, text, index)
+                        ledger.add(FactKind.REQUEST, request, text, index)
             _from_text(ledger, text, index, kind)
         elif kind is Kind.AGENT_REPORT:
             # A sub-agent's report: its concrete files are facts, its prose is tool output.
             for path, line, at in _paths(text):
                 if "/" in path and _EXTENSION_END.search(path):
-                    ledger.add("file", path, line, index, at)
+                    ledger.add(FactKind.FILE, path, line, index, at)
         elif kind is Kind.TOOL_RESULT:
             _from_result(ledger, item, index)
-        if kind in _OUTPUT_KINDS or item.tool in _WRITE_TOOLS:
+        if kind in _OUTPUT_KINDS or item.tool in EDIT_TOOLS:
             continue  # ids in a listing or in a file's content were not set in this session
         if kind in _TEXT_KINDS and "```" in text:
             text = _FENCE.sub("", text)  # arr[MAX-1] in a code block is no id
         for key, at in _requirement_ids(text):
-            ledger.add("requirement", key, _line_at(text, at), index, at)
+            ledger.add(FactKind.REQUIREMENT, key, _line_at(text, at), index, at)
     return ledger.result()
 
 
@@ -448,17 +437,17 @@ def _from_tool_call(ledger: _Ledger, item: Item, index: int) -> None:
                 [str(t.get("content", "")) for t in todos if isinstance(t, dict)],
             )
         return
-    if tool not in _FILE_TOOLS and not any(h in tool.casefold() for h in _FILE_TOOL_HINTS):
+    if tool not in FILE_TOOLS and not any(h in tool.casefold() for h in _FILE_TOOL_HINTS):
         return
     data = _tool_input(item)
     for name in _PATH_KEYS:
         value = data.get(name) if data else None
         if isinstance(value, str) and value.strip():
-            ledger.add("file", value.strip(), item.text[:300], index)
+            ledger.add(FactKind.FILE, value.strip(), item.text[:300], index)
 
 
 def _from_result(ledger: _Ledger, item: Item, index: int) -> None:
-    if item.tool in _QUIET_TOOLS:
+    if item.tool in QUIET_TOOLS:  # their "Error" is code, or a slip
         return
     text = _ANSI.sub("", item.text) if "\x1b" in item.text else item.text
     block = item.raw.get("block") if isinstance(item.raw, dict) else None
@@ -499,13 +488,14 @@ def _from_text(ledger: _Ledger, text: str, index: int, kind: Kind) -> None:
     if any(hint in text for hint in _HINTS):
         _markers(ledger, text, index, kind)
     for path, line, at in _paths(text):
-        ledger.add("file", path, line, index, at)
+        ledger.add(FactKind.FILE, path, line, index, at)
     prose = _FENCE.sub("", text) if "```" in text else text
     for match in _DATE.finditer(prose):
-        ledger.notice("date", match.group(0), _line_at(prose, match.start()), index, match.start())
+        start = match.start()
+        ledger.notice(FactKind.DATE, match.group(0), _line_at(prose, start), index, start)
     for match in _NUMBER.finditer(prose):
         at = match.start()
-        ledger.notice("number", match.group(0), _line_at(prose, at), index, at)
+        ledger.notice(FactKind.NUMBER, match.group(0), _line_at(prose, at), index, at)
     _entities(ledger, _LABEL.sub("", prose), index)
 
 
@@ -554,7 +544,8 @@ def _is_path(path: str, text: str, start: int) -> bool:
 
 def _markers(ledger: _Ledger, text: str, index: int, kind: Kind) -> None:
     """Decisions, open questions and checkboxes, line by line."""
-    section = ""  # "decision" or "question": each list item below such a header is one
+    # DECISION or QUESTION: each list item below such a header is one
+    section: FactKind | None = None
     question_heading = False  # "?"-lines below a heading about questions are questions
     checkboxes: list[str] = []
     offset = 0
@@ -567,9 +558,9 @@ def _markers(ledger: _Ledger, text: str, index: int, kind: Kind) -> None:
         if heading:
             title = (heading.group(1) or heading.group(2) or "").strip().rstrip(":").casefold()
             question_heading = kind is not Kind.USER_TEXT and "question" in title
-            section = "question" if "open question" in title else ""
+            section = FactKind.QUESTION if "open question" in title else None
             if _DECISIONS_HEADER.match(title):
-                section = "decision"
+                section = FactKind.DECISION
             continue
         box = _CHECKBOX.match(raw_line)
         if box:
@@ -579,14 +570,14 @@ def _markers(ledger: _Ledger, text: str, index: int, kind: Kind) -> None:
         if section and _IS_LIST_ITEM.match(raw_line):
             ledger.add(section, _phrase(bare), line, index, at)
             continue
-        section = ""
+        section = None
         _marked_line(ledger, bare, line, index, at)
         if (match := _QUESTION.match(bare)) and not match.group(2).strip():
-            section = "question"
+            section = FactKind.QUESTION
         elif bare.endswith(":") and _DECISIONS_HEADER.match(bare):
-            section = "decision"
+            section = FactKind.DECISION
         elif question_heading and _QUESTION_LINE.search(bare):
-            ledger.add("question", _phrase(bare), line, index, at)
+            ledger.add(FactKind.QUESTION, _phrase(bare), line, index, at)
     if checkboxes:
         ledger.checkboxes = (index, checkboxes)
 
@@ -594,22 +585,22 @@ def _markers(ledger: _Ledger, text: str, index: int, kind: Kind) -> None:
 def _marked_line(ledger: _Ledger, bare: str, line: str, index: int, at: int) -> None:
     """A line that says it is a decision or an open question."""
     if match := _DECISION.match(bare):
-        ledger.add("decision", _phrase(match.group(1)), line, index, at)
+        ledger.add(FactKind.DECISION, _phrase(match.group(1)), line, index, at)
     elif match := _DECISION_MARK.match(bare):
         mark, rest = match.groups()
         # ✅ alone is a progress tick ("✅ tests pass"); a decision names its approval.
         approved = mark == "✅" and "approved" in bare.casefold()
         if approved or (mark == "❌" and _DESCOPED.search(bare)):
-            ledger.add("decision", _phrase(rest), line, index, at)
+            ledger.add(FactKind.DECISION, _phrase(rest), line, index, at)
     elif match := _QUESTION.match(bare):
         plural, rest = match.group(1), match.group(2).strip()
         # "Open questions: none" or "Open questions: 2 (tax, GraphQL)" is a recap.
         if rest and ("?" in rest or not (plural or _RECAP.match(rest))):
-            ledger.add("question", _phrase(rest), line, index, at)
+            ledger.add(FactKind.QUESTION, _phrase(rest), line, index, at)
     elif match := _DECISION_SENTENCE.search(bare):
         start = bare.rfind(". ", 0, match.start())
         phrase = _phrase(bare[start + 2 if start >= 0 else 0 :])
-        ledger.prose_decisions.append((Fact("decision", phrase, _clip(line), index), at))
+        ledger.prose_decisions.append((Fact(FactKind.DECISION, phrase, _clip(line), index), at))
 
 
 def _entities(ledger: _Ledger, text: str, index: int) -> None:
@@ -641,7 +632,7 @@ def _entities(ledger: _Ledger, text: str, index: int) -> None:
                 continue
         elif not (mid or any(_PRODUCT.match(w) or w.isupper() for w in words)):
             continue  # "Hash Caching Optimization" opening a list item is a title
-        ledger.notice("entity", " ".join(words), _line_at(text, start), index, start)
+        ledger.notice(FactKind.ENTITY, " ".join(words), _line_at(text, start), index, start)
 
 
 def _mid_sentence(text: str, start: int) -> bool:
@@ -665,13 +656,13 @@ def _present(fact: Fact, text: str, folded: str, words: set[str]) -> bool:
         if not wanted:
             return key.casefold() in folded
         return len(wanted & words) >= WORD_SHARE * len(wanted) - 1e-9
-    if kind == "file":
+    if kind == FactKind.FILE:
         if key in text:
             return True
         name = key.rsplit("/", 1)[-1]
         # A directory's last segment ("tasks/") is too common a word to stand for it.
         return bool(name) and not key.endswith("/") and "." in name and name in text
-    if kind == "requirement":
+    if kind == FactKind.REQUIREMENT:
         return _has_id(folded, key.casefold())
     return key.casefold() in folded
 
@@ -721,11 +712,11 @@ def check_facts(facts: Sequence[Fact], text: str) -> FactReport:
 # --- restoring ---------------------------------------------------------------------------
 
 _LIST_LABELS = {
-    "requirement": "Requirements",
-    "file": "Files",
-    "date": "Dates",
-    "number": "Numbers",
-    "entity": "Entities",
+    FactKind.REQUIREMENT: "Requirements",
+    FactKind.FILE: "Files",
+    FactKind.DATE: "Dates",
+    FactKind.NUMBER: "Numbers",
+    FactKind.ENTITY: "Entities",
 }
 
 
@@ -743,9 +734,9 @@ def _shortest(key: str) -> str:
 
 def _entry(fact: Fact) -> str:
     key = " ".join(fact.key.split())
-    if fact.kind == "request":
+    if fact.kind == FactKind.REQUEST:
         key = _shortest(key)
-    elif fact.kind == "decision":
+    elif fact.kind == FactKind.DECISION:
         mark = next((m for m in ("✅", "❌") if m in fact.text), "")
         key = f"{mark} {key}".strip()
     return f"- {fact.kind}: {key}"
@@ -759,7 +750,7 @@ def ledger_section(facts: Sequence[Fact], max_chars: int | None = None) -> str:
     With ``max_chars``, the most important kinds go first and what does not fit is left
     out (check again to see what is still missing). Empty when there is nothing to say.
     """
-    by_kind: dict[str, list[Fact]] = {}
+    by_kind: dict[FactKind, list[Fact]] = {}
     for fact in facts:
         by_kind.setdefault(fact.kind, []).append(fact)
     lines = [LEDGER_TITLE]

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import Item, Kind, Role
+from ..sources.tools import TODO_TOOLS
 
-TODO_TOOLS = {"TodoWrite", "todo_write", "TodoRead"}
 _TARGET_KEYS = (
     "file_path",
     "notebook_path",

@@ -20,15 +20,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..model import Item, Kind, Role
+from ..sources.tools import FILE_EDITORS, FILE_READERS
 from .structure import call_target, tool_input
-from .types import Fact
+from .types import Fact, FactKind
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]+|\d[\d:.,/-]*")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n+")
 # Names and numbers inside a sentence (not its first word): "went to Paris in 2022".
 _NAMED = re.compile(r"(?<=[a-z,;:] )[A-Z][a-zA-Z'’-]+|\d[\d:.,/-]*")
-_EDIT_TOOLS = {"Edit", "MultiEdit", "Write", "NotebookEdit", "str_replace_editor", "edit"}
-_READ_TOOLS = {"Read", "NotebookRead", "open", "read_file", "view"}
 _STOP = frozenset(
     [
         "a",
@@ -235,9 +234,9 @@ def _segments(items: Sequence[Item], calls: dict[str, Item]) -> list[Segment]:
         if item.kind is Kind.TOOL_CALL and item.tool:
             seg.tools[item.tool] += 1
             target = call_target(item)
-            if item.tool in _EDIT_TOOLS and target:
+            if item.tool in FILE_EDITORS and target:
                 seg.edited.append(target)
-            elif item.tool in _READ_TOOLS and target:
+            elif item.tool in FILE_READERS and target:
                 seg.read.append(target)
         elif item.kind is Kind.ASSISTANT_TEXT and item.text.strip():
             seg.outcome = item.text
@@ -360,7 +359,7 @@ def summarize_extractive(
     # A long chat with no tool use (people talking): its turns are not requests and
     # have no tool timeline; the budget goes to key facts instead.
     chat = not any(s.tools for s in segments) and len(segments) > 30
-    by_kind: dict[str, list[Fact]] = {}
+    by_kind: dict[FactKind, list[Fact]] = {}
     for fact in facts:
         by_kind.setdefault(fact.kind, []).append(fact)
 
@@ -377,7 +376,7 @@ def summarize_extractive(
 
     # Requests newest first, up to a third of the budget: a long chat has hundreds of
     # user turns, and the archive keeps the rest.
-    requests = by_kind.get("request", [])
+    requests = by_kind.get(FactKind.REQUEST, [])
     kept_requests: list[str] = []
     spent_requests = 0
     for fact in reversed(requests):
@@ -394,15 +393,15 @@ def summarize_extractive(
         )
     if not chat:
         section("Requests", kept_requests)
-    section("Requirements", [_clip(f.text, 200) for f in by_kind.get("requirement", [])])
-    section("Decisions", [_clip(f.text, 200) for f in by_kind.get("decision", [])])
-    section("Open questions", [_clip(f.text, 200) for f in by_kind.get("question", [])])
+    section("Requirements", [_clip(f.text, 200) for f in by_kind.get(FactKind.REQUIREMENT, [])])
+    section("Decisions", [_clip(f.text, 200) for f in by_kind.get(FactKind.DECISION, [])])
+    section("Open questions", [_clip(f.text, 200) for f in by_kind.get(FactKind.QUESTION, [])])
     edited = list(dict.fromkeys(p for s in segments for p in s.edited))
     read = [p for p in dict.fromkeys(p for s in segments for p in s.read) if p not in edited]
     known = [*edited, *read]
     mentioned = [
         f.key
-        for f in by_kind.get("file", [])
+        for f in by_kind.get(FactKind.FILE, [])
         if not any(p == f.key or p.endswith("/" + f.key.lstrip("./")) for p in known)
     ]
     root = _common_root([*edited, *read, *mentioned])
@@ -414,8 +413,8 @@ def summarize_extractive(
     if mentioned:
         files.append("mentioned: " + ", ".join(_under(p, root) for p in mentioned))
     section("Files", files)
-    section("Todos", [_clip(f.key, 200) for f in by_kind.get("todo", [])])
-    section("Errors", [_clip(f.text, 160) for f in by_kind.get("error", [])[-8:]])
+    section("Todos", [_clip(f.key, 200) for f in by_kind.get(FactKind.TODO, [])])
+    section("Errors", [_clip(f.text, 160) for f in by_kind.get(FactKind.ERROR, [])[-8:]])
     must = "\n".join(lines)
     remaining = budget - count(must)
 

@@ -6,6 +6,7 @@ Pure data, shared by the pipeline steps, the fact ledger, the writers and the fa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from ..errors import ConfigurationError
@@ -17,7 +18,7 @@ class CompactionPolicy:
     """What a compaction aims at and what it must never touch.
 
     The target is, in order of precedence: ``target_tokens``, ``target_ratio`` (of the
-    tokens before), ``target_percent`` (of the window, default 60%, seed 001).
+    tokens before), ``target_percent`` (of the window, default 60%).
     ``keep_first`` / ``keep_last`` count exchanges (a user message and the reply to it;
     a tool result counts as a user message, as the APIs see it).
     """
@@ -59,6 +60,22 @@ class CompactionPolicy:
         if self.on_missing_facts not in ("restore", "rollback"):
             raise ConfigurationError("on_missing_facts must be restore or rollback")
 
+    def trigger_for(
+        self, window: int, critical_percent: float, used: int, *, summary_room: bool = False
+    ) -> int:
+        """Tokens from which auto-compaction runs: ``trigger_tokens``, else
+        ``trigger_percent`` of the window (default: the policy's critical threshold).
+        With ``summary_room`` (an LLM writes the summary) early enough that its answer
+        still fits the window."""
+        percent = self.trigger_percent if self.trigger_percent is not None else critical_percent
+        trigger = int(window * percent / 100)
+        if self.trigger_tokens is not None:
+            trigger = self.trigger_tokens
+        if summary_room:
+            room = min(8192, max(256, self.target_for(used, window)))
+            trigger = min(trigger, window - room)
+        return trigger
+
     def target_for(self, tokens_before: int, window: int) -> int:
         if self.target_tokens is not None:
             return self.target_tokens
@@ -67,17 +84,35 @@ class CompactionPolicy:
         return int(window * self.target_percent / 100)
 
 
+class FactKind(StrEnum):
+    """What a ``Fact`` is, in the order a ledger section lists them (most important
+    first). A member compares equal to its string value (``FactKind.FILE == "file"``)
+    and serialises as it, so JSON output and stored data hold the plain strings.
+    """
+
+    REQUIREMENT = "requirement"
+    DECISION = "decision"
+    QUESTION = "question"
+    TODO = "todo"
+    REQUEST = "request"
+    FILE = "file"
+    ERROR = "error"
+    DATE = "date"
+    NUMBER = "number"
+    ENTITY = "entity"
+
+
 @dataclass(slots=True, frozen=True)
 class Fact:
     """One thing a compaction must not lose.
 
-    ``kind``: requirement, decision, question, file, todo, error, entity, date, number,
-    request. ``key`` is what is checked in the compacted text (an id, a path, a phrase);
-    ``text`` the line it came from, used to put it back. ``item`` is the index of the item
-    it was found in.
+    ``kind``: a ``FactKind`` (requirement, decision, question, todo, request, file,
+    error, date, number, entity; a member's plain string behaves the same). ``key`` is what is
+    checked in the compacted text (an id, a path, a phrase); ``text`` the line it came
+    from, used to put it back. ``item`` is the index of the item it was found in.
     """
 
-    kind: str
+    kind: FactKind
     key: str
     text: str
     item: int = -1
@@ -86,12 +121,21 @@ class Fact:
 # Facts a compaction must keep in the context whatever the target; the others
 # (requests, dates, numbers, names) stay in the context as far as the target allows,
 # and otherwise in the archive, where recall finds them.
-MUST_KEEP = frozenset({"requirement", "decision", "question", "todo", "file", "error"})
+MUST_KEEP = frozenset(
+    {
+        FactKind.REQUIREMENT,
+        FactKind.DECISION,
+        FactKind.QUESTION,
+        FactKind.TODO,
+        FactKind.FILE,
+        FactKind.ERROR,
+    }
+)
 
 
 @dataclass(slots=True)
 class FactReport:
-    """What the fact ledger found after compaction (seed 000's validate_compression_quality)."""
+    """What the fact ledger found after compaction (the compression quality check)."""
 
     total: int = 0
     kept: int = 0

@@ -509,7 +509,7 @@ class BudgetHook:
         self._converter = _Converter()
         self._synced: list[str] = []
         self._base_version = session.version  # the session equals the messages at it
-        mark = session.budget_meta_value(_SYNC_KEY, None)
+        mark = session.remembered(_SYNC_KEY, None)
         if isinstance(mark, dict) and mark.get("count"):
             # a stored session the hook worked on before (another process): resume
             self._converter.seed(session.items)
@@ -555,8 +555,6 @@ class BudgetHook:
         self._remember()
 
     def _rebase(self, messages: Sequence[BaseMessage]) -> None:
-        from .. import archive
-
         warnings.warn(
             "ctxbudget: the agent's message history does not extend what the session saw "
             "(edited, or another thread): the session now holds these messages as a new "
@@ -567,17 +565,14 @@ class BudgetHook:
         self._converter = _Converter()
         kept = [i for i in self.session.items if _lc(i) is None and i.kind is not Kind.SUMMARY]
         items = kept + self._converter.items(messages)
-        if self.session._known_to_store:
-            archive.replace_context(self.session, items, reason="agent history rewritten")
-        else:
-            self.session._replace_context(items, self.session.version, self.session._overhead)
+        self.session.replace_context(items, reason="agent history rewritten")
         self._synced = [str(m.id) for m in messages]
         self._base_version = self.session.version
 
     def _remember(self) -> None:
         last = self._synced[-1] if self._synced else None
         mark = {"count": len(self._synced), "last": last, "base": self._base_version}
-        if self.session.budget_meta_value(_SYNC_KEY, None) != mark:
+        if self.session.remembered(_SYNC_KEY, None) != mark:
             self.session.remember(_SYNC_KEY, mark)
 
     # -- deciding -----------------------------------------------------------------------

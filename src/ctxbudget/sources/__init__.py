@@ -9,7 +9,6 @@ line; records a reader does not understand are kept, counted and reported instea
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Any
 
 from ..errors import SourceError
 from ..model import Transcript
-from .claude_code import looks_like_claude_code, read_claude_code
 
 __all__ = ["find_latest_claude_session", "load_source", "parse_source"]
 
@@ -34,6 +32,8 @@ def _read_bytes(path: Path) -> bytes:
             raise SourceError(f"{path} is larger than 2 GiB: not a transcript")
         data = path.read_bytes()
         if data[:2] == b"\x1f\x8b":
+            import gzip
+
             data = gzip.decompress(data)
     except PermissionError as exc:
         raise SourceError(f"{path}: permission denied") from exc
@@ -55,6 +55,10 @@ def _decode(data: bytes, name: str) -> str:
 
 def parse_source(text: str, *, name: str = "<input>", path: str | None = None) -> Transcript:
     """Pick the reader for ``text`` and run it."""
+    # Readers are imported when a source is read: the package itself stays light for
+    # the modules that need one reader only (the status line's, the sub-agents').
+    from .claude_code import looks_like_claude_code, read_claude_code
+
     stripped = text.strip()
     if not stripped:
         raise SourceError(f"{name} is empty: nothing to count")

@@ -31,12 +31,10 @@ from typing import Any
 
 from ..model import MAIN_AGENT, ApiCall, Item, Kind, Role, Transcript, Usage
 from .messages import tool_result_kind
+from .tools import AGENT_TOOLS, READ_TOOLS, SEARCH_TOOLS
 
 # Record types Claude Code writes that never reach the model.
 _KNOWN_NON_CONTEXT = {"system", "summary", "file-history-snapshot", "queue-operation"}
-_AGENT_TOOLS = {"Task", "Agent"}
-_READ_TOOLS = {"Read", "NotebookRead"}
-_SEARCH_TOOLS = {"Grep", "Glob", "LS", "WebSearch", "WebFetch", "ToolSearch"}
 # Anthropic bills an image by its pixels (about width*height/750); a transcript keeps
 # only the bytes, so an image counts as a typical screenshot's 1,600 tokens.
 IMAGE_TOKENS = 1600
@@ -83,16 +81,25 @@ def tool_result_text(content: Any) -> str:
 
 
 def _result_kind(tool: str | None, call_input: Any) -> Kind:
-    if tool in _READ_TOOLS:
+    if tool in READ_TOOLS:
         return Kind.FILE_READ
-    if tool in _SEARCH_TOOLS:
+    if tool in SEARCH_TOOLS:
         return Kind.SEARCH_RESULT
-    if tool in _AGENT_TOOLS:
+    if tool in AGENT_TOOLS:
         return Kind.AGENT_REPORT
     return tool_result_kind(tool, call_input)  # e.g. Bash running grep: a search
 
 
-class _Builder:
+class TranscriptBuilder:
+    """Makes the items of Claude Code records, one record at a time.
+
+    ``items_of(record, agent, message_index)`` gives the items of one ``user`` /
+    ``assistant`` record exactly as ``read_claude_code`` makes them: one per content
+    block, with the tool names and inputs of earlier ``tool_use`` blocks remembered
+    so that a ``tool_result`` gets its kind (file read, search, agent report). The
+    status line uses it to read a transcript incrementally with the reader's items.
+    """
+
     def __init__(self) -> None:
         self.unknown = 0
         self.tool_names: dict[str, str] = {}
@@ -210,8 +217,15 @@ def _usage_of(record: dict[str, Any]) -> Usage | None:
     return parsed if parsed.context_tokens > 0 else None
 
 
-def _is_boundary(data: dict[str, Any]) -> bool:
+def is_compact_boundary(data: dict[str, Any]) -> bool:
+    """A ``system`` record of subtype ``compact_boundary``: a compaction happened here."""
     return data.get("type") == "system" and data.get("subtype") == "compact_boundary"
+
+
+def starts_new_context(data: dict[str, Any]) -> bool:
+    """Whether this record starts a new context: a compaction boundary, or the
+    ``isCompactSummary`` record that holds the summary the new context starts with."""
+    return bool(is_compact_boundary(data) or data.get("isCompactSummary"))
 
 
 def _link(records: list[_Record]) -> None:
@@ -219,7 +233,7 @@ def _link(records: list[_Record]) -> None:
     by_uuid = {r.uuid: r.index for r in records if r.uuid}
     last_in_thread: dict[bool, int] = {}
     for r in records:
-        if _is_boundary(r.data) or r.parent is None:
+        if is_compact_boundary(r.data) or r.parent is None:
             r.prev = None
         elif r.parent in by_uuid and by_uuid[r.parent] < r.index:
             r.prev = by_uuid[r.parent]
@@ -237,7 +251,7 @@ def _chain(records: list[_Record], start: int | None) -> list[int]:
         seen.add(i)
         out.append(i)
         data = records[i].data
-        if data.get("isCompactSummary") or _is_boundary(data):
+        if starts_new_context(data):
             break
         i = records[i].prev
     out.reverse()
@@ -256,7 +270,7 @@ def _agent_names(records: list[_Record]) -> dict[int, str]:
             if (
                 isinstance(block, dict)
                 and block.get("type") == "tool_use"
-                and block.get("name") in _AGENT_TOOLS
+                and block.get("name") in AGENT_TOOLS
             ):
                 tool_input = block.get("input") or {}
                 name = str(
@@ -291,7 +305,7 @@ def _agent_names(records: list[_Record]) -> dict[int, str]:
 
 def read_claude_code(lines: Iterable[str], *, path: str | None = None) -> Transcript:
     """Read the lines of a Claude Code transcript. Bad lines are counted, not fatal."""
-    builder = _Builder()
+    builder = TranscriptBuilder()
     records: list[_Record] = []
     malformed = 0
     total = 0
@@ -403,7 +417,7 @@ def _build_calls(records: list[_Record], transcript: Transcript) -> None:
                     if anchor_id and (records[j].data.get("message") or {}).get("id") == anchor_id
                 )
                 break
-            if rec.data.get("isCompactSummary") or _is_boundary(rec.data):
+            if starts_new_context(rec.data):
                 break
             i = rec.prev
         call.anchor_call = anchor
@@ -424,7 +438,7 @@ def _build_current(records: list[_Record], transcript: Transcript) -> None:
             r.index
             for r in reversed(records)
             if not r.sidechain
-            and (r.data.get("type") in ("user", "assistant") or _is_boundary(r.data))
+            and (r.data.get("type") in ("user", "assistant") or is_compact_boundary(r.data))
         ),
         None,
     )

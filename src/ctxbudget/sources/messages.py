@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import SourceError
 from ..model import ApiCall, Component, Item, Kind, Role, Transcript, Usage, content_hash
+from .tools import AGENT_TOOL_NAMES, READ_WORDS, SEARCH_WORDS, SHELL_TOOLS
 
 __all__ = [
     "ANTHROPIC",
@@ -25,7 +26,9 @@ __all__ = [
     "OPENAI",
     "PairIds",
     "compact_json",
+    "document_text",
     "flatten_content",
+    "image_note",
     "looks_like_messages",
     "messages_format",
     "parse_arguments",
@@ -60,13 +63,6 @@ _OPENAI_ONLY_PARTS = {"image_url", "input_text", "output_text", "input_image", "
 _ANTHROPIC_ONLY_PARTS = {"tool_use", "tool_result", "thinking", "redacted_thinking", "document"}
 _OPENAI_ONLY_ROLES = {"tool", "function", "developer"}
 _OPENAI_ONLY_KEYS = ("tool_calls", "function_call", "tool_call_id")
-
-# Tool-name heuristics, matched on the words of a name (``read_file``, ``ReadFile``,
-# ``mcp__fs__read_file`` all give "read"), so tools we never saw still land well.
-_AGENT_TOOLS = {"task", "agent", "dispatch_agent", "subagent", "sub_agent", "spawn_agent"}
-_SEARCH_WORDS = {"search", "grep", "glob", "find", "rg", "ripgrep", "locate"}
-_READ_WORDS = {"read", "cat", "view", "open", "head", "tail", "less", "goto", "scroll"}
-_SHELL_TOOLS = {"bash", "shell", "sh", "terminal", "run_command", "execute_command"}
 
 
 def compact_json(value: Any) -> str:
@@ -106,17 +102,17 @@ def tool_result_kind(tool: str | None, call_input: Any = None) -> Kind:
         return Kind.TOOL_RESULT
     lowered = tool.lower()
     words = _words(tool)
-    if lowered in _AGENT_TOOLS or "subagent" in words:
+    if lowered in AGENT_TOOL_NAMES or "subagent" in words:
         return Kind.AGENT_REPORT
     command = call_input.get("command") if isinstance(call_input, dict) else None
     if isinstance(command, str):
         if command == "view":  # str_replace_editor / text editor tools
             return Kind.FILE_READ
-        if lowered in _SHELL_TOOLS or "bash" in words:
+        if lowered in SHELL_TOOLS or "bash" in words:
             words = _command_words(command)
-    if any(w in _SEARCH_WORDS for w in words):
+    if any(w in SEARCH_WORDS for w in words):
         return Kind.SEARCH_RESULT
-    if any(w in _READ_WORDS for w in words):
+    if any(w in READ_WORDS for w in words):
         return Kind.FILE_READ
     return Kind.TOOL_RESULT
 
@@ -143,7 +139,7 @@ class PairIds:
         return self._latest.get(call_id, call_id)
 
 
-def _image_note(block: dict[str, Any]) -> str:
+def image_note(block: dict[str, Any]) -> str:
     """A short stand-in for an image: equal images get equal text, different ones not."""
     source = block.get("source")
     url: Any = block.get("image_url")
@@ -161,7 +157,8 @@ def _image_note(block: dict[str, Any]) -> str:
     return "[image]"
 
 
-def _document_text(block: dict[str, Any]) -> str:
+def document_text(block: dict[str, Any]) -> str:
+    """A document block's text: its inline text source, else ``[document <title>]``."""
     source = block.get("source")
     if isinstance(source, dict):
         if source.get("type") == "text" and isinstance(source.get("data"), str):
@@ -194,9 +191,9 @@ def flatten_content(content: Any) -> tuple[str, int]:
         elif isinstance(part, dict) and ptype in _TEXT_PARTS and isinstance(part.get("text"), str):
             texts.append(part["text"])
         elif isinstance(part, dict) and ptype in _IMAGE_PARTS:
-            texts.append(_image_note(part))
+            texts.append(image_note(part))
         elif isinstance(part, dict) and ptype in _DOCUMENT_PARTS:
-            texts.append(_document_text(part))
+            texts.append(document_text(part))
         else:
             texts.append(compact_json(part))
             unknown += 1
@@ -386,10 +383,10 @@ class _Reader:
             text = block.get("thinking") or block.get("data") or ""
             self.add(index, block, role, Kind.THINKING, str(text))
         elif btype in _IMAGE_PARTS:
-            self.add(index, block, role, Kind.IMAGE, _image_note(block))
+            self.add(index, block, role, Kind.IMAGE, image_note(block))
         elif btype in _DOCUMENT_PARTS:
             # A document the user attached is reference material, not a tool's file read.
-            text = _document_text(block)
+            text = document_text(block)
             self.add(index, block, role, Kind.USER_TEXT, text, component=Component.KNOWLEDGE_BASE)
         elif btype == "search_result":
             text, _ = flatten_content(block.get("content"))

@@ -37,7 +37,7 @@ from typing import Any
 from ..errors import SourceError
 from ..model import Item, Kind, Role
 from .claude_code import tool_result_text
-from .messages import _document_text, _image_note, compact_json, flatten_content
+from .messages import compact_json, document_text, flatten_content, image_note
 
 __all__ = [
     "CONTINUE_TEXT",
@@ -136,9 +136,9 @@ def _unchanged(item: Item, block: dict[str, Any]) -> bool:
     if btype in ("thinking", "redacted_thinking"):
         return item.text == str(block.get("thinking") or block.get("data") or "")
     if btype in ("image", "image_url", "input_image"):
-        return item.text in ("[image]", _image_note(block))
+        return item.text in ("[image]", image_note(block))
     if btype in ("document", "file", "input_file"):
-        return item.text == _document_text(block)
+        return item.text == document_text(block)
     if btype == "search_result":
         return item.text == flatten_content(block.get("content"))[0]
     text = block.get("text")
@@ -169,7 +169,7 @@ def _is_tool_definition(item: Item) -> bool:
     return item.role is Role.SYSTEM and item.tool is not None and item.message_index == -1
 
 
-class _Ids:
+class ItemIds:
     """Tool ids for one output: each pair id maps to one unique, valid id."""
 
     def __init__(self, prefix: str, *, sanitize: bool) -> None:
@@ -225,7 +225,7 @@ def _text_block(item: Item) -> dict[str, Any] | None:
     return {"type": "text", "text": item.text}
 
 
-def _anthropic_block(item: Item, ids: _Ids) -> tuple[str, dict[str, Any]] | None:
+def _anthropic_block(item: Item, ids: ItemIds) -> tuple[str, dict[str, Any]] | None:
     """The API role and block of one non-system item, or None to leave it out."""
     block = _raw_block(item)
     btype = _block_type(block)
@@ -307,7 +307,7 @@ def _tool_results_first(message: dict[str, Any]) -> None:
     message["content"] = results + others
 
 
-def _anthropic_messages(items: Iterable[Item], ids: _Ids) -> list[dict[str, Any]]:
+def anthropic_messages(items: Iterable[Item], ids: ItemIds) -> list[dict[str, Any]]:
     """The conversation items as alternating messages (system items are skipped)."""
     messages: list[dict[str, Any]] = []
     for item in items:
@@ -353,7 +353,7 @@ def to_anthropic(items: Sequence[Item], *, model: str | None = None) -> dict[str
             block = _text_block(item)
             if block is not None:
                 system.append(block)
-    messages = _anthropic_messages(items, _Ids("toolu_ctx_", sanitize=True))
+    messages = anthropic_messages(items, ItemIds("toolu_ctx_", sanitize=True))
     if not messages or messages[0]["role"] != "user":
         messages.insert(0, _continue_message())
     out: dict[str, Any] = {}
@@ -380,7 +380,7 @@ def _openai_arguments(item: Item) -> str:
     return compact_json(_input_from_text(item))
 
 
-def _openai_tool_call(item: Item, ids: _Ids) -> dict[str, Any]:
+def _openai_tool_call(item: Item, ids: ItemIds) -> dict[str, Any]:
     block = _raw_block(item)
     name = _call_spec(block)[0] if block is not None and _call_unchanged(item, block) else None
     return {
@@ -400,7 +400,7 @@ def to_openai(items: Sequence[Item], *, model: str | None = None) -> list[dict[s
     accepted for symmetry with ``to_anthropic`` and not written.
     """
     del model  # a message list has no envelope to hold it
-    ids = _Ids("call_ctx_", sanitize=False)
+    ids = ItemIds("call_ctx_", sanitize=False)
     out: list[dict[str, Any]] = []
     for item in items:
         block = _raw_block(item)
@@ -492,7 +492,7 @@ def to_claude_code(
     while lead < len(conversation) and conversation[lead].kind is Kind.SUMMARY:
         lead += 1
     summaries = [item.text for item in conversation[:lead]]
-    messages = _anthropic_messages(conversation[lead:], _Ids("toolu_ctx_", sanitize=True))
+    messages = anthropic_messages(conversation[lead:], ItemIds("toolu_ctx_", sanitize=True))
     if not summaries and (not messages or messages[0]["role"] != "user"):
         messages.insert(0, _continue_message())
 

@@ -79,15 +79,18 @@ import os
 import sys
 import zlib
 
+# Imports nothing: the status line's arithmetic is ``ctxbudget tokens``'s.
+from ..tokens.framing import EXACT_COUNTERS, UNANCHORED_PER_ITEM
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from .accounting import Calibration
-    from .model import Item
-    from .policy import Policy
-    from .status import Status
+    from ..accounting import Calibration
+    from ..model import Item
+    from ..policy import Policy
+    from ..status import Status
 
 #: Placeholders: {model} {used} {max} {percent} {bar} {level} {action} {remaining}
 #: {session}. ``{action}`` is empty below the warning level, else " · compact soon" etc.
@@ -101,8 +104,6 @@ ACTIONS = {
     "critical": "compact now",
     "blocked": "new agents blocked",
 }
-#: Framing per item when the transcript never reported usage (``session.UNANCHORED_PER_ITEM``).
-UNANCHORED_PER_ITEM = 5.0
 #: Bump when the cached state's meaning changes: older cache files are then ignored.
 STATE_VERSION = 2
 
@@ -110,7 +111,16 @@ _MAX_STDIN = 1 << 20
 _RECENT_IDS = 256
 _HEAD_BYTES = 64
 _GZIP_MAGIC = b"\x1f\x8b"
-_CODE = ("statusline.py", "render.py", "status.py", "policy.py", "accounting.py", "model.py")
+# The code the line depends on, from the package's root.
+_CODE = (
+    "claude_code/statusline.py",
+    "render.py",
+    "status.py",
+    "policy.py",
+    "accounting.py",
+    "model.py",
+    "tokens/framing.py",
+)
 _PLACEHOLDER_NAMES = ("model", "used", "max", "percent", "bar", "level", "action", "remaining")
 
 
@@ -273,7 +283,7 @@ def _save_json(path: str, data: dict[str, Any]) -> bool:
 
 def _code_stamp() -> list[int]:
     """Modification times of the code the line depends on: a change redraws it."""
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = []
     for name in _CODE:
         try:
@@ -418,16 +428,16 @@ class TranscriptState:
         """The counter of this transcript: the one already used, else the one
         ``ctxbudget tokens`` picks for its model."""
         if self.counter is None:
-            from .tokens.counters import counter_name_for_model
+            from ..tokens.counters import counter_name_for_model
 
             return counter_name_for_model(self.model)
         return self.counter
 
     def new_calibration(self) -> Calibration:
         """The saved calibration, else the prior of the counter (``Session`` rule)."""
-        from .accounting import Calibration
+        from ..accounting import Calibration
 
-        exact = self.counter_name() in _EXACT_COUNTERS
+        exact = self.counter_name() in EXACT_COUNTERS
         calibration = Calibration.for_counter(exact_for_model=exact)
         if self.calibration is not None:
             per_token, per_item, samples = self.calibration
@@ -460,9 +470,6 @@ class TranscriptState:
         return known + calibration.predict(sum(rest), len(rest))
 
 
-_EXACT_COUNTERS = ("o200k_base", "cl100k_base")
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -471,11 +478,11 @@ def _str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-def _is_boundary(record: dict[str, Any]) -> bool:
-    return bool(
-        (record.get("type") == "system" and record.get("subtype") == "compact_boundary")
-        or record.get("isCompactSummary")
-    )
+def _starts_context(record: dict[str, Any]) -> bool:
+    """A compaction boundary or summary: the Claude Code reader's rule."""
+    from ..sources.claude_code import starts_new_context
+
+    return starts_new_context(record)
 
 
 class _Tail:
@@ -509,7 +516,7 @@ class _Tail:
             s.model = model
         if record.get("isSidechain"):
             return  # a sub-agent's own context, not the main window
-        if _is_boundary(record) or (
+        if _starts_context(record) or (
             rtype in ("user", "assistant") and record.get("parentUuid") is None
         ):
             # A new context starts (at a compaction, or at a record with no parent:
@@ -577,7 +584,7 @@ class _Tail:
     def counter(self) -> Callable[[Item], int]:
         """An item's local count, as ``Session._count`` makes it."""
         if self._count is None:
-            from .tokens.counters import get_counter
+            from ..tokens.counters import get_counter
 
             s = self.state
             if s.counter is None:
@@ -617,10 +624,10 @@ class _Tail:
 
 def _items_of(record: dict[str, Any]) -> list[Item]:
     """The record's items exactly as the Claude Code reader makes them."""
-    from .model import MAIN_AGENT
-    from .sources.claude_code import _Builder
+    from ..model import MAIN_AGENT
+    from ..sources.claude_code import TranscriptBuilder
 
-    return _Builder().items_of(record, MAIN_AGENT, 0)
+    return TranscriptBuilder().items_of(record, MAIN_AGENT, 0)
 
 
 def read_transcript(path: str, saved: Any = None) -> tuple[TranscriptState, bool]:
@@ -640,7 +647,7 @@ def read_transcript(path: str, saved: Any = None) -> tuple[TranscriptState, bool
         return state, False  # nothing happened since the last call
     state = _read(path, st, state)
     if state.counter is not None:
-        from .tokens.counters import counter_name_for_model
+        from ..tokens.counters import counter_name_for_model
 
         wanted = counter_name_for_model(state.model)
         if wanted != state.counter:
@@ -755,8 +762,8 @@ def make_policy(
 ) -> Policy:
     """The policy the line is judged by: file and flags as for ``ctxbudget tokens``,
     and the window Claude Code reports above both."""
-    from .errors import CtxBudgetError
-    from .policy import Policy, fields_from_toml
+    from ..errors import CtxBudgetError
+    from ..policy import Policy, fields_from_toml
 
     model = inp.model_id or transcript_model
     fields: dict[str, Any] = {}
@@ -778,7 +785,7 @@ def make_policy(
 
 
 def build(figure: Figure, policy: Policy, inp: StatuslineInput) -> Status | None:
-    from .status import Breakdown, build_status
+    from ..status import Breakdown, build_status
 
     if figure.used is None:
         return None
@@ -815,7 +822,7 @@ def format_line(
     color: bool = False,
 ) -> str:
     """Fill the placeholders of ``fmt``; unknown ``{names}`` stay as written."""
-    from .render import LEVEL_LABEL, bar, paint
+    from ..render import LEVEL_LABEL, bar, paint
 
     values: dict[str, str] = {
         "model": model or "",
@@ -858,7 +865,7 @@ def default_line(
     status: Status | None, *, model: str | None, window: int, color: bool = False
 ) -> str:
     """``DEFAULT_FORMAT``, drawn by ``render.status_line`` itself."""
-    from .render import paint, status_line
+    from ..render import paint, status_line
 
     if status is None:
         return f"{model} | Tokens: ?/{window:,}" if model else f"Tokens: ?/{window:,}"

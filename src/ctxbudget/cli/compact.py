@@ -1,6 +1,6 @@
 """``ctxbudget compact``, ``restore`` and ``recall``: the compaction commands of the CLI.
 
-Thin like the rest of the CLI: parse, call the session, render. ``cli.py`` registers
+Thin like the rest of the CLI: parse, call the session, render. ``cli.app`` registers
 these commands with ``register``.
 """
 
@@ -13,14 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .archive import Compaction
-from .compaction import CompactionPolicy
-from .errors import CompactionError
-from .model import Kind
+from ..archive import Compaction
+from ..compaction import CompactionPolicy
+from ..errors import CompactionError
+from ..model import Kind
 
 if TYPE_CHECKING:
-    from .session import Session
-    from .tracker import Tracker
+    from ..session import Session
+    from ..tracker import Tracker
 
 OpenSource = Callable[["Tracker", str | None, argparse.Namespace], "Session"]
 RULE = "━" * 60
@@ -140,7 +140,7 @@ def _policy(args: argparse.Namespace) -> CompactionPolicy:
 def _summarizer(args: argparse.Namespace) -> Any:
     if args.summarizer != "llm":
         return None
-    from .compaction.llm import llm_summarizer
+    from ..compaction.llm import llm_summarizer
 
     return llm_summarizer()
 
@@ -183,7 +183,7 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
                 compaction = session.plan_compaction(policy, summarizer)
             compaction = session.apply_compaction(compaction)
     if args.output:
-        from .sources.writers import write
+        from ..sources.writers import write
 
         transcript = session.transcript
         items = compaction.result.items if compaction.result.actions else session.items
@@ -272,7 +272,7 @@ def render_plan(c: Compaction, window: int) -> str:
 
 
 def render_done(c: Compaction, window: int) -> str:
-    """The compaction summary of seed 003, §5.4."""
+    """The compaction summary printed after ``ctxbudget compact``."""
     r = c.result
     if not r.actions:
         return "Nothing to compact: " + ("; ".join(r.notes) or "no action applies")

@@ -15,7 +15,7 @@ writes the original bytes back when the file is as install left it; when it chan
 since, it removes only ctxbudget's entries (found by their command) and keeps the
 rest. Nothing is written by a plan; ``--dry-run`` prints its diff.
 
-It owns the settings file edit only; what the hooks do is ``ctxbudget.hooks``.
+It owns the settings file edit only; what the hooks do is ``ctxbudget.claude_code.hooks``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 __all__ = [
     "HOOKS",

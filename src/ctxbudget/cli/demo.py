@@ -1,7 +1,7 @@
-"""``ctxbudget demo analyst``: seed 000's session replayed through the engine (demo.py).
+"""``ctxbudget demo analyst``: the analyst example's session replayed through the engine (demo.py).
 
-Wiring into ``cli.py``: call ``cli_demo.register(commands)`` in ``build_parser`` and add
-``"demo": cli_demo.cmd_demo`` to ``_COMMANDS`` (``main`` calls it as
+Wiring (``cli.app``): ``demo.register(commands)`` in ``build_parser``, and
+``"demo": demo.cmd_demo`` in ``COMMANDS`` (``main`` calls it as
 ``cmd_demo(args, tracker)``).
 
 The demo writes nowhere unless asked: its store is ``memory://`` unless ``--store URL``
@@ -17,9 +17,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from .demo import AnalystRun, run_analyst
-from .errors import ConfigurationError
-from .tracker import Tracker
+from ..demo import AnalystRun, run_analyst
+from ..errors import ConfigurationError
+from ..tracker import Tracker
 
 SCENARIOS = ("analyst",)
 DEFAULT_STORE = "memory://"
@@ -29,15 +29,15 @@ def register(commands: Any) -> None:
     """Add the ``demo`` subcommand to ``commands`` (an argparse subparsers action)."""
     demo = commands.add_parser(
         "demo",
-        help="replay a seed scenario through the engine (analyst: seed 000)",
-        description="Replay seed 000's requirements session (epic EP24, 25 exchanges, a "
+        help="replay the analyst example through the engine (epic EP24)",
+        description="Replay the analyst example's requirements session (epic EP24, 25 exchanges, a "
         "12,000-token window with 2,000 reserved for output) through a real session: "
         "usage recorded per request, compaction when the conversation passes 70% of the "
         "working budget, every requirement, decision and open question checked at the end. "
         "Prints one line per exchange, the compactions, the budget monitor and the final "
         f"token budget report. The session is kept in {DEFAULT_STORE} (nothing is written "
         "to your store) unless --store URL is given.",
-        # cli.py adds --store to every subcommand after registering them: the same flag,
+        # cli.app adds --store to every subcommand after registering them: the same flag,
         # so let the later definition replace this one instead of clashing.
         conflict_handler="resolve",
     )

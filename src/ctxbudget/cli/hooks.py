@@ -1,13 +1,14 @@
 """``ctxbudget hook EVENT``, ``ctxbudget install claude-code`` and ``uninstall``.
 
-The shell around ``ctxbudget.hooks`` and ``ctxbudget.install``: it reads the hook JSON
-from stdin, writes the answer, and exits with the code Claude Code acts on. A hook's
-own options are parsed here, not by the main parser: a parse error there would exit
-2, which Claude Code reads as "block" (and for UserPromptSubmit, "erase the prompt").
-Here a bad option is a non-blocking error (exit 1, shown to the user).
+The shell around ``ctxbudget.claude_code.hooks`` and ``ctxbudget.claude_code.install``:
+it reads the hook JSON from stdin, writes the answer, and exits with the code Claude
+Code acts on. A hook's own options are parsed here, not by the main parser: a parse
+error there would exit 2, which Claude Code reads as "block" (and for
+UserPromptSubmit, "erase the prompt"). Here a bad option is a non-blocking error
+(exit 1, shown to the user).
 
-Wiring (``cli.py``): ``cli_hooks.register(commands)`` next to the other commands, and
-``_COMMANDS.update(cli_hooks.COMMANDS)``.
+Wiring (``cli.app``): ``hooks.register(commands)`` next to the other commands, and
+``hooks.COMMANDS`` in its ``COMMANDS``.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from .hooks import DEFAULT_REPORT_TOKENS, HookOptions, HookResult, failed, run_hook
+from ..claude_code.hooks import DEFAULT_REPORT_TOKENS, HookOptions, HookResult, failed, run_hook
 
 if TYPE_CHECKING:
-    from .tracker import Tracker
+    from ..tracker import Tracker
 
 HOOK_EVENTS = (
     "pre-tool-use",
@@ -94,7 +95,7 @@ def _hook_options(argv: Sequence[str]) -> tuple[HookOptions, str | None]:
     args = parser.parse_args(list(argv))
     fields: dict[str, Any] = {}
     if args.policy:
-        from .policy import fields_from_toml
+        from ..policy import fields_from_toml
 
         fields.update(fields_from_toml(args.policy))
     if args.window is not None:
@@ -146,7 +147,7 @@ def hook_result(args: argparse.Namespace, tracker: Tracker) -> HookResult:
     except Exception as exc:
         return failed("cannot read stdin", exc)
     if store is not None:
-        from .tracker import Tracker as _Tracker
+        from ..tracker import Tracker as _Tracker
 
         with _Tracker(store=store) as own:
             return run_hook(args.event, raw, own, options)
@@ -164,13 +165,13 @@ def cmd_hook(args: argparse.Namespace, tracker: Tracker) -> int:
 
 
 def _settings_path(args: argparse.Namespace) -> Any:
-    from .install import settings_path
+    from ..claude_code.install import settings_path
 
     return settings_path(args.scope, args.settings)
 
 
 def cmd_install(args: argparse.Namespace, tracker: Tracker) -> int:
-    from .install import apply_install, plan_install
+    from ..claude_code.install import apply_install, plan_install
 
     plan = plan_install(
         _settings_path(args),
@@ -182,7 +183,7 @@ def cmd_install(args: argparse.Namespace, tracker: Tracker) -> int:
 
 
 def cmd_uninstall(args: argparse.Namespace, tracker: Tracker) -> int:
-    from .install import apply_uninstall, plan_uninstall
+    from ..claude_code.install import apply_uninstall, plan_uninstall
 
     return _report(plan_uninstall(_settings_path(args)), args.dry_run, apply_uninstall)
 
@@ -210,14 +211,14 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Tracker], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """These commands alone (``python -m ctxbudget.cli_hooks``), until cli.py has them."""
-    from .cli import _Parser
-    from .errors import CtxBudgetError
-    from .tracker import Tracker as _Tracker
+    """These commands alone (``python -m ctxbudget.cli.hooks``)."""
+    from ..errors import CtxBudgetError
+    from ..tracker import Tracker as _Tracker
+    from .common import Parser
 
-    parser = _Parser(prog="ctxbudget")
+    parser = Parser(prog="ctxbudget")
     parser.add_argument("--store", metavar="URL")
-    register(parser.add_subparsers(dest="command", required=True, parser_class=_Parser))
+    register(parser.add_subparsers(dest="command", required=True, parser_class=Parser))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

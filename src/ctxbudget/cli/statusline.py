@@ -8,7 +8,7 @@ It reads Claude Code's JSON on stdin and prints one line, e.g.
 prompt (``CTXBUDGET_DEBUG=1`` prints what went wrong on stderr).
 
 Two entry points: ``register(commands)`` / ``cmd_statusline(args, tracker)`` for the
-``ctxbudget`` command, and ``main()`` (``python -m ctxbudget.cli_statusline``), which
+``ctxbudget`` command, and ``main()`` (``python -m ctxbudget.cli.statusline``), which
 parses its few flags by hand so that nothing but what the line needs is imported.
 """
 
@@ -123,7 +123,7 @@ def _write(line: str) -> None:
 def run(fmt: str | None, window: Any, policy: str | None, color: Any) -> int:
     """Read stdin, print the line, return 0 whatever happens."""
     try:
-        from .statusline import render_statusline
+        from ..claude_code.statusline import render_statusline
 
         try:
             text = _read_stdin()

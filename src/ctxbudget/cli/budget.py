@@ -12,11 +12,11 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .budgeting import agent_usage, budget_total, phase_usage
+from ..budgeting import agent_usage, budget_total, phase_usage
 
 if TYPE_CHECKING:
-    from .session import Session
-    from .tracker import Tracker
+    from ..session import Session
+    from ..tracker import Tracker
 
 OpenSource = Callable[["Tracker", str | None, argparse.Namespace], "Session"]
 EXIT_DENY = 3
@@ -56,8 +56,9 @@ def register(commands: Any, policy_flags: Callable[[argparse.ArgumentParser], No
         "budget",
         help="allocation and utilization by component, agent and phase",
         description="The budget report of a session: the window split between components "
-        "(seed 002 shares), what each uses (status low / moderate / high / critical), usage "
-        "per agent and per phase. SESSION: a stored session id or any source.",
+        "(the default allocation shares unless adjusted), what each uses (status low / "
+        "moderate / high / critical), usage per agent and per phase. SESSION: a stored "
+        "session id or any source.",
     )
     budget.add_argument("session", metavar="SESSION")
     budget.add_argument(

@@ -1,0 +1,7 @@
+"""``python -m ctxbudget.cli``: the ``ctxbudget`` command."""
+
+import sys
+
+from .app import main
+
+sys.exit(main())

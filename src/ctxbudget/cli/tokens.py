@@ -1,0 +1,108 @@
+"""``ctxbudget tokens``: how full a session's context window is."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ..model import Level
+from ..render import breakdown_table, history_chart, status_line, warning_block
+from .common import EXIT_BLOCKED, EXIT_FAIL_ON, EXIT_OK, color, open_source, policy_flags
+
+if TYPE_CHECKING:
+    from ..tracker import Tracker
+
+
+def register(commands: Any) -> None:
+    """Add ``tokens`` to the ``ctxbudget`` subcommands."""
+    tokens = commands.add_parser(
+        "tokens",
+        help="how full a session's context window is",
+        description="Show how full a session's context window is. SOURCE is a Claude Code "
+        "transcript (.jsonl), a JSON message list, a SWE-agent .traj, or a stored session id; "
+        "without it, the newest Claude Code session under ~/.claude/projects.",
+    )
+    tokens.add_argument("source", nargs="?", metavar="SOURCE")
+    tokens.add_argument(
+        "--breakdown", action="store_true", help="tokens by component, kind, tool and agent"
+    )
+    tokens.add_argument("--history", action="store_true", help="context size at each API call")
+    tokens.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    tokens.add_argument("--record", action="store_true", help="store the session and its events")
+    tokens.add_argument(
+        "--fail-on",
+        choices=[lv.value for lv in Level if lv is not Level.NORMAL],
+        help="exit 1 when this level is reached (3 when blocked)",
+    )
+    policy_flags(tokens)
+
+
+def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
+    """Print the status of a session (``--json``: one object); the ``--fail-on`` code."""
+    session = open_source(tracker, args.source, args)
+    if args.record:
+        session.save()
+    status = session.status()
+    history = session.history() if args.history else []
+    transcript = session.transcript
+    if args.json:
+        out = status.to_dict()
+        out["session_id"] = session.id if args.record or transcript is None else None
+        out["recorded"] = bool(args.record or transcript is None)
+        if transcript is not None:
+            out["source"] = transcript.path
+            out["format"] = transcript.format
+            out["transcript_session_id"] = transcript.session_id
+            out["api_calls"] = len(transcript.calls)
+        if args.history:
+            out["history"] = [
+                {
+                    "call": p.call,
+                    "reported_tokens": p.reported_tokens,
+                    "predicted_tokens": p.predicted_tokens,
+                    "timestamp": p.timestamp,
+                    "after_compaction": p.after_compaction,
+                }
+                for p in history
+            ]
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        print(status_line(status, color=color(sys.stdout)))
+        notice = warning_block(status)
+        if notice:
+            print(notice)
+        if status.unknown_records:
+            print(
+                f"Note: {status.unknown_records} record(s) of unknown shape were kept but not "
+                "understood."
+            )
+        if not status.anchored:
+            if (transcript is not None and transcript.calls) or session.version > 1:
+                print(
+                    f"Note: no provider usage since the last compaction: counted locally "
+                    f"({status.counter})."
+                )
+            else:
+                print(
+                    f"Note: no provider usage in this source: counted locally ({status.counter})."
+                )
+        if args.breakdown:
+            print()
+            print(breakdown_table(status))
+        if args.history:
+            print()
+            print(history_chart(history, session.policy))
+        if args.record:
+            print(f"Recorded as session {session.id} in {tracker.store.url}")
+    return exit_for(status.level, args.fail_on)
+
+
+def exit_for(level: Level, fail_on: str | None) -> int:
+    """The exit code of ``--fail-on``: 1 from that level on, 3 when blocked."""
+    if fail_on is None:
+        return EXIT_OK
+    if level is Level.BLOCKED:
+        return EXIT_BLOCKED
+    return EXIT_FAIL_ON if level.rank >= Level(fail_on).rank else EXIT_OK

@@ -1,0 +1,16 @@
+"""Accounting constants ``ctxbudget tokens`` and the status line share.
+
+The session's accounting (``session_state``) and the status line
+(``claude_code/statusline.py``) must print the same figure; the status line cannot
+import the session (it would load the store), so the constants both need live here,
+in a module that imports nothing.
+"""
+
+from __future__ import annotations
+
+#: Counters that are a model's own tokenizer (OpenAI's encodings through tiktoken):
+#: when the model's counter is one of them, the correction starts from
+#: ``Calibration.for_counter(exact_for_model=True)``, else from Claude's prior.
+EXACT_COUNTERS = ("o200k_base", "cl100k_base")
+#: Framing per item when no usage was ever reported (the role markers of a message).
+UNANCHORED_PER_ITEM = 5.0

@@ -1,0 +1,92 @@
+"""A session object that another writer overtook never undoes that writer's work.
+
+Two ``Tracker``s on one SQLite file stand for two processes: each write of a session's
+state checks the revision it read (compare-and-set); an append or a usage is applied
+again on top of what the other stored, and what cannot be re-applied is refused with
+``ConcurrentModificationError``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ctxbudget import Tracker
+from ctxbudget.compaction import CompactionPolicy
+from ctxbudget.errors import ConcurrentModificationError
+
+
+def _long_session(tracker: Tracker) -> str:
+    session = tracker.session(model="gpt-4o", window=20_000)
+    session.add("You are a careful analyst.", role="system")
+    for n in range(12):
+        session.add(f"Question {n}: what does REQ-{n:03d} say about the export format? " * 8)
+        session.add(f"Answer {n}: REQ-{n:03d} needs CSV and JSON exports. " * 12, role="assistant")
+    return session.id
+
+
+@pytest.fixture
+def two_trackers(tmp_path: Path) -> tuple[Tracker, Tracker]:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    return Tracker(url), Tracker(url)
+
+
+def test_stale_add_keeps_the_other_writers_compaction(
+    two_trackers: tuple[Tracker, Tracker],
+) -> None:
+    first, second = two_trackers
+    session_id = _long_session(first)
+    stale = first.open(session_id)
+    other = second.open(session_id)
+    compaction = other.compact(CompactionPolicy(target_ratio=3, keep_last=1))
+    assert compaction.version_to == 2
+
+    stale.add("One more question about REQ-011.")
+
+    fresh = Tracker(second.store).open(session_id)
+    assert fresh.version == 2  # the compaction stands
+    assert fresh.items[-1].text == "One more question about REQ-011."
+    assert stale.version == 2 and stale.used_tokens == fresh.used_tokens
+    fresh.restore(force=True)  # and it can still be undone
+    assert fresh.version == 1
+
+
+def test_two_writers_appending_both_count(two_trackers: tuple[Tracker, Tracker]) -> None:
+    first, second = two_trackers
+    session_id = _long_session(first)
+    a = first.open(session_id)
+    b = second.open(session_id)
+    a.add("Appended by the first process: REQ-100 is new.")
+    b.add("Appended by the second process: REQ-200 is new.")
+    b.record_usage(9_000)
+    a.add("The first process again.")
+
+    final = Tracker(first.store).open(session_id)
+    texts = [item.text for item in final.items]
+    assert texts[-3:] == [
+        "Appended by the first process: REQ-100 is new.",
+        "Appended by the second process: REQ-200 is new.",
+        "The first process again.",
+    ]
+    # the usage the second process recorded anchors the figure; the first's later
+    # item is counted on top of it
+    assert final.status().reported_tokens == 9_000
+    assert final.used_tokens > 9_000
+    assert a.used_tokens == final.used_tokens
+
+
+def test_a_stale_restore_is_refused(two_trackers: tuple[Tracker, Tracker]) -> None:
+    first, second = two_trackers
+    session_id = _long_session(first)
+    compacting = first.open(session_id)
+    compacting.compact(CompactionPolicy(target_ratio=3, keep_last=1))
+    stale = second.open(session_id)  # at version 2
+    first.open(session_id).add("Work after the compaction.")
+    before = Tracker(first.store).open(session_id)
+
+    with pytest.raises(ConcurrentModificationError, match="changed in the store"):
+        stale.restore(force=True)
+
+    after = Tracker(first.store).open(session_id)
+    assert (after.version, after.context_hash()) == (before.version, before.context_hash())
