@@ -7,8 +7,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+# Hypothesis budgets for the property tests that read their size from the profile
+# (tests/test_readers_fuzz.py: 300 examples per test by default, which is "ci"):
+# python -m pytest tests/test_readers_fuzz.py --hypothesis-profile=long  (3,000 each)
+settings.register_profile("ci", max_examples=300, deadline=None)
+settings.register_profile("long", max_examples=3000, deadline=None)
 
 
 @pytest.fixture(autouse=True)
@@ -17,6 +24,7 @@ def _isolated_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CTXBUDGET_STORE", f"sqlite:///{tmp_path / 'store.db'}")
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude-home"))
     monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("CTXBUDGET_CACHE_DIR", str(tmp_path / "cache"))  # never ~/.cache
 
 
 @pytest.fixture

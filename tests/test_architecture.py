@@ -4,7 +4,7 @@ private names.
 Every import counts, also those under ``if TYPE_CHECKING:`` and those inside
 functions (a lazy import is still a dependency). Layers, from the floor up:
 
-    0 foundations   errors, model, policy, tokens/, sources/, _lazy
+    0 foundations   errors, model, policy, tokens/, sources/, _lazy, redact
     1 storage       store/
     2 services      compaction/, budget/, accounting, status, render
     3 facade        context, archive, budgeting, session, tracker, testing
@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "tokens": 0,
     "sources": 0,
     "_lazy": 0,
+    "redact": 0,
     "store": 1,
     "compaction": 2,
     "budget": 2,

@@ -41,7 +41,9 @@ def test_json_contract(capsys: pytest.CaptureFixture[str], fixtures: Path) -> No
     ):
         assert key in data
     assert data["session_id"] == "11111111-2222-3333-4444-555555555555"
-    assert [h["reported_tokens"] for h in data["history"]] == [12004, 12154, 12274, 12364]
+    calls, now = data["history"][:-1], data["history"][-1]
+    assert [h["reported_tokens"] for h in calls] == [12004, 12154, 12274, 12364]
+    assert now["now"] and now["used_tokens"] == data["used_tokens"]  # the last point is now
     assert all("predicted_tokens" in h for h in data["history"])
     # the stored session can be read back by id
     code, out, _ = run(capsys, "tokens", "11111111", "--json")

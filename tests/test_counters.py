@@ -34,8 +34,17 @@ def test_model_mapping(model: str, expected: str) -> None:
     assert counter_name_for_model(model) == expected
 
 
-def test_claude_maps_to_reconstruction_or_estimate() -> None:
-    assert counter_name_for_model("claude-sonnet-4-5") in {"claude", "estimate"}
+def test_claude_maps_to_reconstruction_or_claude_estimate() -> None:
+    assert counter_name_for_model("claude-sonnet-4-5") in {"claude", "claude-estimate"}
+
+
+def test_claude_estimate_is_fitted_to_claude_not_o200k() -> None:
+    """Claude's tokenizer splits prose into more tokens than o200k_base: the counter
+    fitted to it must count more than the o200k_base estimate on ordinary English."""
+    text = "The quarterly report summarises revenue, churn and the hiring plan. " * 20
+    claude, o200k = get_counter("claude-estimate"), get_counter("estimate")
+    assert claude.name == "claude-estimate" and not claude.exact
+    assert claude.count(text) > 1.05 * o200k.count(text)
 
 
 def test_unknown_counter() -> None:

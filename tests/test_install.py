@@ -10,6 +10,7 @@ import copy
 import difflib
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 
 from ctxbudget.claude_code.install import (
     HOOKS,
+    default_executable,
     marker_path,
     plan_install,
     plan_uninstall,
@@ -24,7 +26,9 @@ from ctxbudget.claude_code.install import (
 )
 from ctxbudget.cli import hooks as cli_hooks
 
-STATUSLINE = "ctxbudget statusline --color always"
+# What install writes: the running ctxbudget by its absolute path.
+EXE = shlex.quote(default_executable())
+STATUSLINE = f"{EXE} statusline --color always"
 
 # A user's settings with unrelated content: permissions, env, their own hooks.
 USER_SETTINGS = """{
@@ -138,11 +142,12 @@ def test_install_only_adds_and_uninstall_restores_the_bytes(
     installed = path.read_bytes()
     only_insertions(original, installed)
     settings = parse(installed)
-    statusline = {"type": "command", "command": "ctxbudget statusline --color always"}
+    exe = shlex.quote(default_executable())  # the running ctxbudget, by its absolute path
+    statusline = {"type": "command", "command": f"{exe} statusline --color always"}
     assert settings["statusLine"] == statusline
     for event, matcher, name in HOOKS:
         ours = [g for g in settings["hooks"][event] if "ctxbudget" in json.dumps(g)]
-        expected = {"hooks": [{"type": "command", "command": f"ctxbudget hook {name}"}]}
+        expected = {"hooks": [{"type": "command", "command": f"{exe} hook {name}"}]}
         assert ours == [{"matcher": matcher, **expected} if matcher else expected]
     kept = without_ours(settings)
     before = parse(original)
@@ -215,8 +220,8 @@ def test_dry_run_writes_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     original = write(path, USER_SETTINGS)
     code, out, _ = run(capsys, "install", "claude-code", "--dry-run")
     assert code == 0
-    assert '+    "command": "ctxbudget statusline --color always"' in out
-    assert '+            "command": "ctxbudget hook pre-tool-use"' in out
+    assert f'+    "command": "{STATUSLINE}"' in out
+    assert f'+            "command": "{EXE} hook pre-tool-use"' in out
     assert "(dry run:" in out
     assert path.read_bytes() == original
     assert sorted(p.name for p in path.parent.iterdir()) == ["settings.json"]
@@ -228,7 +233,7 @@ def test_dry_run_writes_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert run(capsys, "install", "claude-code")[0] == 0
     installed = path.read_bytes()
     code, out, _ = run(capsys, "uninstall", "claude-code", "--dry-run")
-    assert code == 0 and '-    "command": "ctxbudget statusline --color always"' in out
+    assert code == 0 and f'-    "command": "{STATUSLINE}"' in out
     assert path.read_bytes() == installed and marker_path(path).exists()
 
 

@@ -226,7 +226,8 @@ def test_exchanges_left_reproduces_the_analyst_example() -> None:
     # exchanges" with the analyst example's avg_tokens_per_exchange = 500.
     assert exchanges_left(5_771, [500] * 12) == 11
     # TokenBudgetTracker at start: working budget 12,000 - 800 - 2,000 = 9,200.
-    assert exchanges_left(9_200, [500]) == 18
+    assert exchanges_left(9_200, [500, 500]) == 18
+    assert exchanges_left(9_200, [500]) is None  # one exchange says nothing of the next
 
 
 def test_exchanges_left_edge_cases() -> None:

@@ -111,7 +111,7 @@ def test_stored_session_keeps_its_history_and_threshold_events(
         "--record",
     )
     _, out, _ = run(capsys, "tokens", "file-", "--history", "--json")
-    assert len(json.loads(out)["history"]) == 25
+    assert len(json.loads(out)["history"]) == 25 + 1  # each call, then now
     _, out, _ = run(capsys, "events", "file-", "--type", "threshold_crossed", "--json")
     crossed = [e["data"]["to"] for e in json.loads(out)]
     assert crossed[:3] == ["warning", "critical", "blocked"]

@@ -25,6 +25,7 @@ import math
 import random
 import string
 import sys
+import sysconfig
 import time
 from collections.abc import Callable
 from functools import partial
@@ -1127,11 +1128,88 @@ def mape_by_group(
     return {name: 100.0 * sum(e) / len(e) for name, e in sorted(errors.items())}
 
 
+# Where real text is collected for the Claude fit: the Python standard library's own
+# source and documentation files on this machine (code, prose, reStructuredText, JSON).
+REAL_SUFFIXES = (".py", ".txt", ".rst", ".md", ".json", ".html", ".cfg", ".toml")
+
+
+def real_corpus(roots: list[Path], seed: int, n_docs: int) -> list[tuple[str, str]]:
+    """``n_docs`` pieces of real text (200 to 5,000 characters, cut at line ends) from
+    files under ``roots``, named by their kind; deterministic for a seed."""
+    files = sorted(
+        p for root in roots if root.exists() for p in root.rglob("*") if p.suffix in REAL_SUFFIXES
+    )
+    rng = random.Random(seed)
+    rng.shuffle(files)
+    corpus: list[tuple[str, str]] = []
+    for path in files:
+        if len(corpus) >= n_docs:
+            break
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        size = int(math.exp(rng.uniform(math.log(200), math.log(5000))))
+        start = rng.randrange(max(1, len(text) - size))
+        start = text.find("\n", start) + 1 if start else 0
+        piece = text[start : start + size]
+        cut = piece.rfind("\n")
+        piece = piece[: cut if cut > size // 2 else size]
+        if piece.strip():
+            kind = {".py": "real_code", ".json": "real_json"}.get(path.suffix, "real_text")
+            corpus.append((kind, piece))
+    return corpus
+
+
+def _keep_counted(
+    docs: list[tuple[str, str]], x: list[list[int]], y: list[int]
+) -> tuple[list[tuple[str, str]], list[list[int]], list[int]]:
+    kept = [i for i, tokens in enumerate(y) if tokens > 0]
+    return [docs[i] for i in kept], [x[i] for i in kept], [y[i] for i in kept]
+
+
+def numbered(text: str, first: int = 1) -> str:
+    """``text`` as Claude Code's Read tool shows a file: each line after its number
+    (right-aligned in six columns) and an arrow."""
+    return "\n".join(f"{n:>6}\u2192{line}" for n, line in enumerate(text.split("\n"), first))
+
+
+def listing_corpus(docs: list[tuple[str, str]], seed: int) -> list[tuple[str, str]]:
+    """File listings as agents read them: numbered lines of code, JSON, logs and text."""
+    rng = random.Random(seed)
+    out = []
+    for name, text in docs:
+        if name in ("python", "javascript", "go", "shell", "json", "log", "markdown", "real_code"):
+            out.append(("numbered_" + name.removeprefix("real_"), numbered(text, rng.randint(1, 400))))
+    return out
+
+
+def claude_counter() -> Callable[[str], int]:
+    """ctok's reconstruction of Claude's tokenizer (Python 3.12+, ``ctxbudget[claude]``)."""
+    from ctxbudget.tokens.counters import get_counter
+
+    return get_counter("claude").count
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--docs", type=int, default=DEFAULT_DOCS)
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--target",
+        choices=("o200k_base", "claude"),
+        default="o200k_base",
+        help="what to fit: exact o200k_base, or Claude's tokenizer through ctok "
+        "(needs Python 3.12+ and ctok; adds real text from --real)",
+    )
+    parser.add_argument(
+        "--real",
+        type=Path,
+        action="append",
+        help="a folder of real text to add to the corpus (default with --target claude: "
+        "this Python's standard library)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="report only, write nothing")
     args = parser.parse_args(argv)
 
@@ -1142,14 +1220,30 @@ def main(argv: list[str] | None = None) -> int:
 
     tiktoken_version = version("tiktoken")
 
-    exact = get_counter("o200k_base")
     started = time.perf_counter()
     train = make_corpus(args.seed, args.docs)
     valid = make_corpus(args.seed + 1, args.docs // 2)
+    if args.target == "claude":
+        count = claude_counter()
+        roots = args.real or [Path(sysconfig.get_paths()["stdlib"])]
+        real = real_corpus(roots, args.seed, args.docs // 2)
+        train += real[: len(real) * 2 // 3]
+        valid += real[len(real) * 2 // 3 :]
+        # agents read files with numbered lines: a kind of its own for Claude's tokenizer
+        train += listing_corpus(train[: len(train) // 3], args.seed)
+        valid += listing_corpus(valid[: len(valid) // 3], args.seed + 1)
+        out = args.out or OUT.with_name("estimate_claude_coefficients.json")
+    else:
+        count = get_counter("o200k_base").count
+        out = args.out or OUT
     x_train = [features(text) for _, text in train]
-    y_train = [exact.count(text) for _, text in train]
+    y_train = [count(text) for _, text in train]
     x_valid = [features(text) for _, text in valid]
-    y_valid = [exact.count(text) for _, text in valid]
+    y_valid = [count(text) for _, text in valid]
+    # a document the tokenizer gives no tokens (whitespace its framing absorbs) says
+    # nothing about the rates
+    train, x_train, y_train = _keep_counted(train, x_train, y_train)
+    valid, x_valid, y_valid = _keep_counted(valid, x_valid, y_valid)
     chars = sum(len(t) for _, t in train)
     print(f"corpus: {len(train)} training documents ({chars:,} chars), {len(valid)} validation")
 
@@ -1166,13 +1260,15 @@ def main(argv: list[str] | None = None) -> int:
     for name, c in zip(FEATURES, coef, strict=True):
         print(f"  {name:<20}{c:+.4f}")
 
+    target = "ctok " + version("ctok") if args.target == "claude" else "o200k_base"
+    corpus = "a synthetic corpus and real text" if args.target == "claude" else "a synthetic corpus"
     result = {
         "comment": (
             "Coefficients of the estimate counter (ctxbudget.tokens.estimate), fitted to "
-            "o200k_base counts of a synthetic corpus by: python tools/fit_estimator.py "
-            f"--seed {args.seed} --docs {args.docs}"
+            f"{target} counts of {corpus} by: python tools/fit_estimator.py "
+            f"--target {args.target} --seed {args.seed} --docs {args.docs}"
         ),
-        "target": "o200k_base",
+        "target": target,
         "seed": args.seed,
         "documents": len(train),
         "validation_mape_pct": {k: round(v, 2) for k, v in valid_err.items()},
@@ -1180,8 +1276,8 @@ def main(argv: list[str] | None = None) -> int:
         "coefficients": {name: round(c, 6) for name, c in zip(FEATURES, coef, strict=True)},
     }
     if not args.dry_run:
-        args.out.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
-        print(f"wrote {args.out}")
+        out.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+        print(f"wrote {out}")
     print(f"({time.perf_counter() - started:.1f}s)")
     return 0
 

@@ -13,18 +13,29 @@ fitted by ridge regression towards a prior (1.06, 30) over the latest samples, w
 outliers (context the transcript never shows, such as file-change notices) trimmed.
 This module holds that arithmetic and the replay of a transcript's history; it does
 no I/O.
+
+The provider also counts what the transcript never shows: the system prompt and the
+tool definitions (plus notices and reminders that accumulate with the conversation).
+Each call measures it as its usage minus the corrected count of the transcript it
+sent (``overhead_sample``). After a compaction no usage applies to the new context
+until the provider reports again, and the overhead is estimated from those samples
+(``estimate_overhead``: a low quantile of the latest, because the system prompt and
+tools are in every request while what accumulated mostly leaves with the compacted
+conversation).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import ApiCall, Item, Kind
+from .model import ApiCall, Item, Kind, Role
+from .tokens.framing import COUNTER_PRIORS
 
 # Prior of the correction when the counter only approximates the model's tokenizer
 # (Claude): Claude's tokenizer yields about 6% more tokens than o200k_base (and the
@@ -54,13 +65,13 @@ class Calibration:
     prior: tuple[float, float] = (PRIOR_PER_TOKEN, PRIOR_PER_ITEM)
 
     @classmethod
-    def for_counter(cls, exact_for_model: bool) -> Calibration:
-        """The starting correction: none for the model's own tokenizer, else Claude's."""
-        prior = (
-            (EXACT_PER_TOKEN, EXACT_PER_ITEM)
-            if exact_for_model
-            else (PRIOR_PER_TOKEN, PRIOR_PER_ITEM)
-        )
+    def for_counter(cls, exact_for_model: bool, counter: str | None = None) -> Calibration:
+        """The starting correction: none for the model's own tokenizer, else the prior
+        fitted for ``counter`` on Claude traffic (``COUNTER_PRIORS``), else Claude's."""
+        if exact_for_model:
+            prior = (EXACT_PER_TOKEN, EXACT_PER_ITEM)
+        else:
+            prior = COUNTER_PRIORS.get(counter or "", (PRIOR_PER_TOKEN, PRIOR_PER_ITEM))
         return cls(per_token=prior[0], per_item=prior[1], prior=prior)
 
     def predict(self, local_tokens: int, items: int) -> int:
@@ -145,34 +156,36 @@ class Anchor:
         )
 
 
-# Kinds of item that make up the conversation (the exchanges, as opposed to the
-# system prompt and instructions): their size per user turn is the exchange size.
-CONVERSATION_KINDS = frozenset(
-    {
-        Kind.USER_TEXT,
-        Kind.ASSISTANT_TEXT,
-        Kind.TOOL_CALL,
-        Kind.TOOL_RESULT,
-        Kind.FILE_READ,
-        Kind.SEARCH_RESULT,
-        Kind.AGENT_REPORT,
-        Kind.THINKING,
-    }
-)
+# Kinds of item that are not exchanges: the system prompt, instructions and summaries
+# are the context the exchanges happen in.
+NOT_EXCHANGE_KINDS = frozenset({Kind.SYSTEM_PROMPT, Kind.INSTRUCTION, Kind.SUMMARY})
 DIMENSIONS = ("component", "kind", "tool", "agent")
+# Exchanges remembered for the live estimates (sizes of the last ten, gaps between the
+# starts of the last eleven).
+RECENT_EXCHANGES = 10
 
 
 @dataclass(slots=True)
 class Totals:
     """Running local counts of a context, kept as items come, so the status never
-    recounts: the total, the split by component / kind / tool / agent, the
-    conversation's tokens, and the user's turns with the time of the last ten."""
+    recounts: the total, the split by component / kind / tool / agent, and the latest
+    exchanges.
+
+    An exchange is one round of the conversation: what was sent (a user message, tool
+    results) and the response to it, i.e. what one request adds to the context. A new
+    one starts at the first non-assistant item after a response; ``exchanges`` keeps
+    the latest closed ones as (local tokens, items, start time), ``current`` the one
+    under way."""
 
     local_total: int = 0
     by: dict[str, dict[str, int]] = field(default_factory=lambda: {d: {} for d in DIMENSIONS})
-    user_turns: int = 0
-    user_times: deque[float] = field(default_factory=lambda: deque(maxlen=11))
-    conversation_tokens: int = 0
+    # items per key of each dimension (each carries the provider's per-item framing)
+    counts: dict[str, dict[str, int]] = field(default_factory=lambda: {d: {} for d in DIMENSIONS})
+    exchanges: deque[tuple[int, int, float]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_EXCHANGES + 1)
+    )
+    # [local tokens, items, start time, 1 once a response came]; items 0: none under way
+    current: list[float] = field(default_factory=lambda: [0, 0, 0.0, 0])
 
     def add(self, item: Item, tokens: int) -> None:
         self.local_total += tokens
@@ -185,40 +198,88 @@ class Totals:
             if key:
                 bucket = self.by[dimension]
                 bucket[key] = bucket.get(key, 0) + tokens
-        if item.kind in CONVERSATION_KINDS:
-            self.conversation_tokens += tokens
-        if item.kind is Kind.USER_TEXT:
-            self.user_turns += 1
-            self.user_times.append(item.created_at)
+                counts = self.counts[dimension]
+                counts[key] = counts.get(key, 0) + 1
+        if item.role is Role.SYSTEM or item.kind in NOT_EXCHANGE_KINDS:
+            return
+        current = self.current
+        response = item.role is Role.ASSISTANT
+        if not response and current[3]:
+            # something sent after a response: that exchange is over, a new one starts
+            self.exchanges.append((int(current[0]), int(current[1]), current[2]))
+            current[:] = [0, 0, 0.0, 0]
+        if not current[1]:
+            current[2] = item.created_at
+        current[0] += tokens
+        current[1] += 1
+        if response:
+            current[3] = 1
 
     def copy(self) -> Totals:
         return Totals(
             local_total=self.local_total,
             by={k: dict(v) for k, v in self.by.items()},
-            user_turns=self.user_turns,
-            user_times=deque(self.user_times, maxlen=11),
-            conversation_tokens=self.conversation_tokens,
+            counts={k: dict(v) for k, v in self.counts.items()},
+            exchanges=deque(self.exchanges, maxlen=RECENT_EXCHANGES + 1),
+            current=list(self.current),
         )
 
-    def scaled(self, per_token: float) -> dict[str, dict[str, int]]:
-        """Each dimension's split in provider units, largest first."""
-        return {
-            dim: {
-                key: round(v * per_token)
-                for key, v in sorted(values.items(), key=lambda kv: -kv[1])
-            }
-            for dim, values in self.by.items()
-        }
+    def scaled(self, per_token: float, per_item: float = 0.0) -> dict[str, dict[str, int]]:
+        """Each dimension's split in provider units (``per_token`` × local tokens +
+        ``per_item`` × items), largest first, rounded so that a dimension covering
+        every item adds up to ``round(per_token × local_total + per_item × items)``."""
+        out = {}
+        for dim, values in self.by.items():
+            counts = self.counts[dim]
+            exact = {k: per_token * v + per_item * counts.get(k, 0) for k, v in values.items()}
+            out[dim] = _rounded_shares(exact)
+        return out
 
-    def tokens_per_exchange(self, per_token: float) -> float | None:
-        if not self.user_turns:
-            return None
-        return per_token * self.conversation_tokens / self.user_turns
+    def recent_exchanges(self, per_token: float, per_item: float) -> list[int]:
+        """The sizes of the latest closed exchanges (up to ten) in provider units."""
+        return [
+            round(per_token * tokens + per_item * items)
+            for tokens, items, _ in list(self.exchanges)[-RECENT_EXCHANGES:]
+        ]
 
-    def seconds_per_exchange(self) -> float | None:
-        """Median time between the user's last ten turns: the pace of the work."""
-        gaps = sorted(b - a for a, b in itertools.pairwise(self.user_times) if b - a > 0.5)
-        return gaps[len(gaps) // 2] if gaps else None
+    def exchange_gaps(self) -> list[float]:
+        """Seconds between the starts of the latest exchanges (the one under way too)."""
+        starts = [start for _, _, start in self.exchanges]
+        if self.current[1]:
+            starts.append(self.current[2])
+        return [b - a for a, b in itertools.pairwise(starts[-(RECENT_EXCHANGES + 1) :])]
+
+
+def _rounded_shares(exact: Mapping[str, float]) -> dict[str, int]:
+    """Whole numbers adding up to the rounded total (largest remainders), largest first."""
+    floors = {k: math.floor(v) for k, v in exact.items()}
+    missing = round(sum(exact.values())) - sum(floors.values())
+    for key in sorted(exact, key=lambda k: floors[k] - exact[k])[: max(0, missing)]:
+        floors[key] += 1
+    return dict(sorted(floors.items(), key=lambda kv: -kv[1]))
+
+
+# What the provider counts beyond the transcript, as measured at each call: the latest
+# this many samples are kept, and the overhead of a context without usage yet is their
+# OVERHEAD_QUANTILE (a low one: the system prompt and tools are in every request).
+OVERHEAD_SAMPLES = 100
+OVERHEAD_QUANTILE = 0.1
+
+
+def overhead_sample(reported: int, local_tokens: int, items: int, calibration: Calibration) -> int:
+    """What a call's usage counted beyond its transcript: the reported context less the
+    corrected count of the ``items`` it sent (``local_tokens`` locally)."""
+    return reported - calibration.predict(local_tokens, items)
+
+
+def estimate_overhead(samples: Sequence[int]) -> int | None:
+    """The overhead of a context no usage has measured yet (after a compaction), from
+    the samples of earlier calls: the low quantile of the latest ones, at least 0;
+    None without any sample."""
+    recent = sorted(samples[-OVERHEAD_SAMPLES:])
+    if not recent:
+        return None
+    return max(0, recent[int(OVERHEAD_QUANTILE * (len(recent) - 1))])
 
 
 def _ridge(rows: Sequence[tuple[int, int, int]], prior: tuple[float, float]) -> tuple[float, float]:
@@ -250,6 +311,9 @@ class HistoryPoint:
     local_added_tokens: int
     timestamp: str | None
     after_compaction: bool
+    # What the provider counted beyond the transcript sent at this call
+    # (``overhead_sample`` with the correction as learnt up to this call).
+    overhead_tokens: int = 0
 
     @property
     def error(self) -> float:
@@ -267,16 +331,23 @@ def replay_history(
     For call *i* with anchor *j*: predicted = reported(j) + correction(local count of
     what was added since j). Without an anchor (first call, or first after a
     compaction) the prediction is the local count of the whole context sent.
+    Each point also carries the call's ``overhead_tokens``: its usage less the corrected
+    count of the whole transcript it sent.
     """
     calibration = calibration or Calibration()
     points = []
+    # the local count and items of the whole context each call sent
+    sent: list[tuple[int, int]] = []
     for index, call in enumerate(calls):
         added = [items[i] for i in call.added_items]
         local = sum(count(item) for item in added)
         reported = call.usage.context_tokens
         if call.anchor_call is None:
+            sent.append((local, len(added)))
             predicted = calibration.predict(local, len(added))
         else:
+            before = sent[call.anchor_call]
+            sent.append((before[0] + local, before[1] + len(added)))
             anchor = calls[call.anchor_call]
             # The anchor's own response is known exactly: its reported output tokens.
             out_n = call.anchor_output_items if anchor.usage.output_tokens else 0
@@ -299,6 +370,7 @@ def replay_history(
                 local_added_tokens=local,
                 timestamp=call.timestamp,
                 after_compaction=call.after_compaction,
+                overhead_tokens=overhead_sample(reported, *sent[-1], calibration),
             )
         )
     return points, calibration

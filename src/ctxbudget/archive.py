@@ -74,7 +74,12 @@ def plan(
     c = session.framing
     used = session.used_tokens
     overhead = session.unattributed_tokens
-    target = policy.target_for(used, session.policy.window)
+    if policy.target_tokens is None and policy.target_ratio is not None:
+        # A ratio is of what compaction can change: the transcript, not the provider's
+        # fixed overhead (system prompt, tools), which stays as it is.
+        target = overhead + max(1, int((used - overhead) / policy.target_ratio))
+    else:
+        target = policy.target_for(used, session.policy.window)
 
     def after_of(result: CompactionResult) -> int:
         return overhead + round(k * result.tokens_after + c * len(result.items))

@@ -204,27 +204,57 @@ class Usage:
 
     @classmethod
     def from_api(cls, usage: Any) -> Usage:
-        """Build from an Anthropic or OpenAI usage object or dict."""
+        """Build from an Anthropic or OpenAI usage object or dict.
+
+        Raises ``ValueError`` naming the field (``usage.input_tokens is 'abc', not a
+        token count``) when a count is not a whole number from 0 to 2**53: a string,
+        NaN, Infinity, a list or a negative number is no usage to anchor on.
+        """
         get = usage.get if isinstance(usage, dict) else lambda k, d=None: getattr(usage, k, d)
         if get("prompt_tokens") is not None and get("input_tokens") is None:
             details = get("prompt_tokens_details") or {}
             cached = (
-                details.get("cached_tokens", 0)
+                details.get("cached_tokens")
                 if isinstance(details, dict)
-                else getattr(details, "cached_tokens", 0)
-            ) or 0
-            prompt = int(get("prompt_tokens") or 0)
-            return cls(
-                input_tokens=prompt - int(cached),
-                cache_read_input_tokens=int(cached),
-                output_tokens=int(get("completion_tokens") or 0),
+                else getattr(details, "cached_tokens", None)
             )
-        return cls(
-            input_tokens=int(get("input_tokens") or 0),
-            cache_creation_input_tokens=int(get("cache_creation_input_tokens") or 0),
-            cache_read_input_tokens=int(get("cache_read_input_tokens") or 0),
-            output_tokens=int(get("output_tokens") or 0),
-        )
+            prompt = token_count(get("prompt_tokens"), "prompt_tokens")
+            cached_tokens = token_count(cached, "prompt_tokens_details.cached_tokens")
+            if cached_tokens > prompt:
+                raise ValueError(
+                    f"usage.prompt_tokens_details.cached_tokens ({cached_tokens}) is more "
+                    f"than usage.prompt_tokens ({prompt})"
+                )
+            return cls(
+                input_tokens=prompt - cached_tokens,
+                cache_read_input_tokens=cached_tokens,
+                output_tokens=token_count(get("completion_tokens"), "completion_tokens"),
+            )
+        return cls(**{name: token_count(get(name), name) for name in USAGE_FIELDS})
+
+
+# The four counts of ``Usage``, as Anthropic names them.
+USAGE_FIELDS = (
+    "input_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "output_tokens",
+)
+# Counts above this are not a provider's (and would lose precision as floats).
+MAX_TOKEN_COUNT = 2**53
+
+
+def token_count(value: Any, name: str) -> int:
+    """``value`` as a token count (None is 0); ``ValueError`` naming ``usage.<name>``
+    when it is not a whole number from 0 to ``MAX_TOKEN_COUNT``."""
+    if value is None:
+        return 0
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or not 0 <= value <= MAX_TOKEN_COUNT:
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise ValueError(f"usage.{name} is {shown}, not a token count")
+    return int(value)
 
 
 @dataclass(slots=True)
@@ -264,7 +294,9 @@ class Transcript:
     starts: items from there on were added after the last reported usage; the first
     ``anchor_output_items`` of them are that call's response. ``compactions`` holds the
     indices in ``calls`` of the first call after each compaction. ``unknown_records``
-    counts what the reader kept but did not understand.
+    counts what the reader kept but did not understand; ``problems`` says, one line
+    each (``file:line: what``), which records or fields were bad and what was done
+    with them.
     """
 
     format: str
@@ -283,6 +315,7 @@ class Transcript:
     session_id: str | None = None
     path: str | None = None
     raw: Any = None
+    problems: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

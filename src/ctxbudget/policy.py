@@ -34,6 +34,27 @@ _WINDOWS: tuple[tuple[str, int], ...] = (
     ("o4", 200_000),
 )
 DEFAULT_WINDOW = 200_000
+# No model has a window near this; a larger one is a typo (and would show 0% forever).
+MAX_WINDOW = 100_000_000
+# Model families whose window the table above knows (a name under "claude" that is none
+# of these, like "claude-nonexistent-7", gets the claude window but a note says so).
+KNOWN_FAMILIES: tuple[str, ...] = (
+    "claude-opus",
+    "claude-sonnet",
+    "claude-haiku",
+    "claude-3",
+    "claude-2",
+    "claude-instant",
+    "gpt-5",
+    "gpt-4.1",
+    "gpt-4o",
+    "gpt-4-turbo",
+    "gpt-4",
+    "gpt-3.5-turbo",
+    "o1",
+    "o3",
+    "o4",
+)
 
 
 def window_for_model(model: str | None) -> int:
@@ -42,6 +63,23 @@ def window_for_model(model: str | None) -> int:
         if m.startswith(prefix):
             return window
     return DEFAULT_WINDOW
+
+
+def window_assumption(model: str | None) -> str | None:
+    """One line saying which window an unknown ``model`` name gets, and why; ``None``
+    for a known family (or no model). For shells to print on stderr."""
+    if not model:
+        return None
+    m = model.lower()
+    if any(m.startswith(family) for family in KNOWN_FAMILIES):
+        return None
+    window = window_for_model(model)
+    prefix = next((p for p, _ in _WINDOWS if m.startswith(p)), None)
+    why = f"the {prefix} default" if prefix else "the default for unknown models"
+    return (
+        f"unknown model {model!r}: assumed a {window:,}-token window ({why}); known "
+        f"families: {', '.join(KNOWN_FAMILIES)}; set the window with --window N"
+    )
 
 
 @dataclass(slots=True, frozen=True)
@@ -66,6 +104,8 @@ class Policy:
         problems = []
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window <= 0:
             problems.append(f"window must be a positive number of tokens (got {self.window!r})")
+        elif self.window > MAX_WINDOW:
+            problems.append(f"window must be at most {MAX_WINDOW:,} tokens (got {self.window:,})")
         for name in ("reserved_output", "safety_margin"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

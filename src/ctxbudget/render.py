@@ -64,20 +64,39 @@ def warning_block(status: Status) -> str:
         f"({status.used_tokens:,}/{status.max_tokens:,})",
         rule,
     ]
-    if status.estimated_exchanges_left is not None:
-        n = status.estimated_exchanges_left
-        eta = ""
-        if status.eta_seconds:
-            hours = status.eta_seconds / 3600
-            eta = (
-                f" (ETA {hours:.1f} h)"
-                if hours >= 1
-                else f" (ETA {status.eta_seconds / 60:.0f} min)"
-            )
-        lines.append(f"Estimated remaining capacity: ~{n} exchange{'s' if n != 1 else ''}{eta}")
+    lines.append(f"Estimated remaining capacity: {capacity_text(status)}")
     lines.append(f"Recommendation: {status.recommendation}")
     lines.append(rule)
     return "\n".join(lines)
+
+
+def eta_text(seconds: float | None) -> str:
+    """``ETA 40 s`` / ``ETA 12 min`` / ``ETA 1.5 h``; ``ETA unknown`` for None."""
+    if seconds is None:
+        return "ETA unknown"
+    if seconds < 90:
+        return f"ETA {seconds:.0f} s"
+    if seconds < 3600:
+        return f"ETA {seconds / 60:.0f} min"
+    return f"ETA {seconds / 3600:.1f} h"
+
+
+def capacity_text(status: Status) -> str:
+    """``~12 exchanges (ETA 9 min)``, from the typical recent exchange; ``unknown`` with
+    too little history (fewer than two exchanges)."""
+    n = status.estimated_exchanges_left
+    if n is None:
+        return "unknown (fewer than two exchanges to go by)"
+    per = status.tokens_per_exchange
+    if n == 0:
+        return (
+            f"none: a typical exchange (~{per:,} tokens) does not fit in the "
+            f"{status.remaining_tokens:,} left"
+            if per
+            else "none: no room left"
+        )
+    size = f", ~{per:,} tokens each" if per else ""
+    return f"~{n} exchange{'s' if n != 1 else ''} ({eta_text(status.eta_seconds)}{size})"
 
 
 def _rows(title: str, values: dict[str, int], total: int, limit: int = 12) -> list[str]:
@@ -103,7 +122,9 @@ def breakdown_table(status: Status) -> str:
     lines: list[str] = []
     component = dict(b.component)
     if b.unattributed:
-        component["unattributed (system prompt, tools, framing)"] = b.unattributed
+        label = "unattributed (system prompt, tools, framing"
+        label += ", estimated)" if status.overhead_estimated else ")"
+        component[label] = b.unattributed
     for title, values in (
         ("By component", component),
         ("By kind", b.kind),
@@ -126,9 +147,15 @@ def breakdown_table(status: Status) -> str:
 
 
 def history_chart(
-    points: Sequence[HistoryPoint], policy: Policy, *, height: int = 12, width: int = 72
+    points: Sequence[HistoryPoint],
+    policy: Policy,
+    *,
+    height: int = 12,
+    width: int = 72,
+    compacted_since: bool = False,
 ) -> str:
-    """Context size at each API call, thresholds as dotted lines, compactions as ▲."""
+    """Context size at each API call, thresholds as dotted lines, compactions as ▲
+    (``compacted_since``: ctxbudget compacted after the last call, marked at the end)."""
     if not points:
         return "No API calls with usage in this session: no history to draw."
     columns = min(width, len(points))
@@ -147,21 +174,35 @@ def history_chart(
         policy.threshold_tokens(Level.CRITICAL): "critical",
         policy.threshold_tokens(Level.WARNING): "warning",
     }
+    # Row r covers (top*r/height, top*(r+1)/height], labelled with its top. A threshold
+    # is its own dotted line at the row boundary nearest to it: the rows under it are
+    # below the threshold, the rows over it at or above.
+    boundary_of: dict[int, list[tuple[int, str]]] = {}
+    for t, name in thresholds.items():
+        boundary = min(height, max(0, round(t / top * height)))
+        boundary_of.setdefault(boundary, []).append((t, name))
     rows = []
-    row_of = {t: min(height - 1, int(t / top * height)) for t in thresholds}
     for r in range(height - 1, -1, -1):
+        for t, name in sorted(boundary_of.get(r + 1, []), reverse=True):
+            line = "".join("█" if v >= t else "·" for v in values)
+            rows.append(f"{t / 1000:>6.0f}k ┼{line}  {name}")
         low = top * r / height
         label_tokens = top * (r + 1) / height
         line = ""
         for v in values:
             line += "█" if v > low + (top / height) / 2 else ("▄" if v > low else " ")
-        names = [name for t, name in thresholds.items() if row_of[t] == r]
-        if names:
-            line = "".join(ch if ch != " " else "·" for ch in line)
-        rows.append(f"{label_tokens / 1000:>6.0f}k ┤{line}  {' / '.join(names)}")
+        rows.append(f"{label_tokens / 1000:>6.0f}k ┤{line}")
     rows.append("        └" + "─" * columns)
-    if any(marks):
-        rows.append("         " + "".join("▲" if m else " " for m in marks) + "  compaction")
+    if any(marks) or compacted_since:
+        rows.append(
+            "         "
+            + "".join("▲" if m else " " for m in marks)
+            + (
+                "▲  compaction (the last one by ctxbudget, after the last call)"
+                if compacted_since
+                else "  compaction"
+            )
+        )
     peak = max(p.reported_tokens for p in points)
     rows.append(
         f"         {len(points)} API calls · peak {peak:,} "

@@ -28,6 +28,7 @@ from .compaction import CompactionPolicy
 from .compaction.engine import Summarizer
 from .model import Item
 from .session_state import SessionState, Workspace
+from .status import Status
 from .tokens.framing import UNANCHORED_PER_ITEM
 
 __all__ = ["UNANCHORED_PER_ITEM", "Session", "Workspace"]
@@ -60,7 +61,9 @@ class Session(SessionState):
         plan = self.plan_compaction(policy, summarizer)
         if not plan.result.actions:
             return plan  # nothing to do (e.g. already under the target): see plan.result.notes
-        self.save()  # recording first can change the version: plan against it
+        # recording first can change the version: plan against it (a transcript keeps
+        # its own context, even where the store holds a compacted copy of it)
+        self.save(keep_transcript_context=self.transcript is not None)
         if plan.version_from != self.version:
             plan = self.plan_compaction(policy, summarizer)
         return archive.apply(self, plan)
@@ -100,11 +103,30 @@ class Session(SessionState):
     # -- budgets: allocation, the gate, phases (ctxbudget.budgeting) -----------------
 
     def allocate(
-        self, component: str, tokens: int, *, allow_partial: bool = True
+        self,
+        component: str,
+        tokens: int,
+        *,
+        allow_partial: bool = True,
+        key: str | None = None,
+        ttl: float | None = None,
     ) -> AllocationDecision:
         """Reserve ``tokens`` for a component (its share of the default allocation):
-        full, after cleanup, partial or denied; returns the decision and logs it."""
-        return budgeting.allocate(self, component, tokens, allow_partial=allow_partial)
+        full, after cleanup, partial or denied; returns the decision and logs it.
+        A stored session's grant is a reservation taken atomically in the store (never
+        more than fits, whoever asks at once), confirmed by the next recorded usage,
+        expiring after ``ttl`` seconds (``CTXBUDGET_RESERVATION_TTL``, 600) if not."""
+        return budgeting.allocate(
+            self, component, tokens, allow_partial=allow_partial, key=key, ttl=ttl
+        )
+
+    def record_usage(self, usage: Any) -> Status:
+        """Anchor on the provider's usage (see ``SessionState.record_usage``); the
+        reservations it turns into usage (allocations, gates asked without a key)
+        are confirmed."""
+        status = super().record_usage(usage)
+        budgeting.usage_recorded(self)
+        return status
 
     def release(self, component: str, tokens: int | None = None) -> int:
         return budgeting.release(self, component, tokens)
@@ -117,10 +139,24 @@ class Session(SessionState):
     def adjust_shares(self, *, apply: bool = True) -> Adjustment:
         return budgeting.adjust(self, apply=apply)
 
-    def gate(self, agent: str, tokens: int, *, compact: bool = True) -> GateDecision:
+    def gate(
+        self,
+        agent: str,
+        tokens: int,
+        *,
+        compact: bool = True,
+        key: str | None = None,
+        reserve: bool | None = None,
+        ttl: float | None = None,
+    ) -> GateDecision:
         """May ``agent`` spawn needing ``tokens``? ``GateDecision``: allow, allow after
-        compaction (applied), or deny; logged as a ``gate`` event."""
-        return budgeting.gate(self, agent, tokens, compact=compact)
+        compaction (applied), or deny; logged as a ``gate`` event. An allowed spawn of
+        a stored session (or with ``reserve=True``) holds a reservation of ``tokens``
+        (``decision.reservation``), keyed by ``key`` (its ``tool_use_id``: asked twice,
+        reserved once) until the sub-agent stops, or ``ttl`` seconds pass."""
+        return budgeting.gate(
+            self, agent, tokens, compact=compact, key=key, reserve=reserve, ttl=ttl
+        )
 
     def set_agent_budget(self, agent: str, tokens: int) -> None:
         budgeting.set_agent_budget(self, agent, tokens)

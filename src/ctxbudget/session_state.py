@@ -18,9 +18,16 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from .accounting import Anchor, Calibration, HistoryPoint, Totals, replay_history
+from .accounting import (
+    Anchor,
+    Calibration,
+    HistoryPoint,
+    Totals,
+    estimate_overhead,
+    replay_history,
+)
 from .budget.state import BudgetState
-from .errors import ConcurrentModificationError, SessionNotFoundError
+from .errors import ConcurrentModificationError, SessionNotFoundError, SourceError
 from .model import MAIN_AGENT, AgentUsage, EventType, Item, Kind, Level, Role, Transcript, Usage
 from .policy import Policy
 from .status import Breakdown, Status, build_status
@@ -44,6 +51,11 @@ class Workspace(Protocol):
     def store(self) -> Store: ...
 
     def counter(self, name: str) -> CachedCounter: ...
+
+
+def _next_version(store: Store, session_id: str, stored: StoredSession) -> int:
+    """A context version number no stored version has (restore can leave later ones)."""
+    return max([stored.context_version, *(v.version for v in store.versions(session_id))]) + 1
 
 
 def _revision_of(stored: StoredSession) -> int:
@@ -90,6 +102,9 @@ class SessionState:
         self.anchor = Anchor()
         self.last_alert: str | None = None
         self.budget = BudgetState()
+        # Set by ``save(keep_transcript_context=True)``: the compacted stored version the
+        # transcript's own context was stored on top of.
+        self.overtook_compacted_version: int | None = None
         # False when the policy came from defaults (``Tracker.load`` says): a file
         # recorded again without flags then keeps the policy it was stored with.
         self.policy_given = True
@@ -198,9 +213,14 @@ class SessionState:
             self._check_fresh(store.get_session(self.id))
             if expect_hash is not None:
                 stored_now = store.get_session(self.id)
-                if (
-                    stored_now.context_version != self.version
-                    or context_hash(store.load_items(self.id, version=self.version)) != expect_hash
+                loaded = context_hash(store.load_items(self.id, version=self.version))
+                if stored_now.context_version != self.version or (
+                    loaded != expect_hash
+                    # the store holds secrets redacted: compare with what it wrote
+                    and (
+                        context_hash(self.items) != expect_hash
+                        or loaded != context_hash([store.redacted_item(i) for i in self.items])
+                    )
                 ):
                     raise ConcurrentModificationError(
                         f"session {self.id} changed in the store since it was read "
@@ -341,7 +361,7 @@ class SessionState:
         """The starting correction for this session's counter and model."""
         name = self.policy.counter or counter_name_for_model(self.policy.model)
         exact = name in EXACT_COUNTERS and name == counter_name_for_model(self.policy.model)
-        return Calibration.for_counter(exact_for_model=exact)
+        return Calibration.for_counter(exact_for_model=exact, counter=name)
 
     def count(self, item: Item) -> int:
         """The item's local token count (counted once, then kept on the item)."""
@@ -434,7 +454,10 @@ class SessionState:
         if isinstance(usage, int):
             usage = Usage(input_tokens=usage)
         elif not isinstance(usage, Usage):
-            usage = Usage.from_api(usage)
+            try:
+                usage = Usage.from_api(usage)
+            except ValueError as exc:
+                raise SourceError(f"the usage given is not usable: {exc}") from exc
         # a usage anchors whatever the context now is: safe to re-apply
         return self._reapplied(lambda: self._record_usage(usage))
 
@@ -520,12 +543,21 @@ class SessionState:
     def status(self) -> Status:
         used = self.used_tokens
         k = self.calibration.per_token
+        framing = self.framing
+        # Each item in provider units: its corrected count and its framing, so that what
+        # is left over (``unattributed``) is the provider's overhead, the figure
+        # ``unattributed_tokens`` and the compaction use.
         local_total = self.totals.local_total
-        if local_total and k * local_total > used:
+        counted = k * local_total + framing * len(self.items)
+        if framing < 0:
+            # a learnt framing below 0 (a fit that trades it against per_token): the same
+            # total, spread over the tokens, so that no share is negative
+            k, framing = (max(0.0, counted) / local_total if local_total else 0.0), 0.0
+        if counted > used:
             # Local counts overshoot what the provider reported: shares must still add
             # up to the total, so scale them down to it.
-            k = used / local_total
-        scaled = self.totals.scaled(k)
+            k, framing = k * used / counted, framing * used / counted
+        scaled = self.totals.scaled(k, framing)
         attributed = sum(scaled["component"].values())
         breakdown = Breakdown(
             component=scaled["component"],
@@ -535,7 +567,6 @@ class SessionState:
             unattributed=max(0, used - attributed),
             subagents=list(self._subagents),
         )
-        per_exchange = self.totals.tokens_per_exchange(k)
         anchor = self.anchor
         return build_status(
             used_tokens=used,
@@ -547,12 +578,14 @@ class SessionState:
             else (anchor.reported),
             estimated_since_report=used - (anchor.last_reported or anchor.reported or 0),
             counter=self.counter.name,
-            tokens_per_exchange=per_exchange,
+            recent_exchanges=self.totals.recent_exchanges(self.calibration.per_token, self.framing),
+            exchange_gaps=self.totals.exchange_gaps(),
             model=self.policy.model,
             session_id=self.id,
             unknown_records=self.unknown_records,
             items=len(self.items),
-            seconds_per_exchange=self.totals.seconds_per_exchange(),
+            # no usage measured this context yet: its overhead came from earlier ones
+            overhead_estimated=anchor.reported is None and anchor.overhead > 0,
         )
 
     def recount(self) -> int:
@@ -657,8 +690,16 @@ class SessionState:
                     },
                 )
 
-    def save(self) -> None:
-        """Write the session's row (creating it, with its items, the first time)."""
+    def save(self, *, keep_transcript_context: bool = False) -> None:
+        """Write the session's row (creating it, with its items, the first time).
+
+        A transcript recorded again adds only what is new, on top of the stored context
+        (compacted or not). With ``keep_transcript_context`` (compacting a file: the plan
+        was made on the file's own context), a stored context that was compacted since
+        is not adopted: the transcript's context becomes a new version on top of the
+        stored ones (which stay for ``restore``), and ``overtook_compacted_version``
+        names the stored version it went past.
+        """
         self._stored = True
         store = self.store
         now = time.time()
@@ -706,12 +747,21 @@ class SessionState:
                     self.version = existing.context_version
                     to_append = self.items[seen:]
                     if stored_hashes != [i.hash for i in self.items[:seen]]:
-                        adopt = stored_items + to_append  # the stored context was compacted
-                elif [i.hash for i in self.items[: len(stored_items)]] == stored_hashes:
+                        if keep_transcript_context:  # the file's own context, on top
+                            self.overtook_compacted_version = existing.context_version
+                            self.version = _next_version(store, self.id, existing)
+                            to_append = list(self.items)
+                        else:
+                            adopt = stored_items + to_append  # the stored context was compacted
+                elif [i.hash for i in self.items[: len(stored_items)]] == stored_hashes or [
+                    # the store holds secrets redacted: compare with what it wrote
+                    store.redacted_item(i).hash
+                    for i in self.items[: len(stored_items)]
+                ] == stored_hashes:
                     self.version = existing.context_version
                     to_append = self.items[len(stored_items) :]
                 else:
-                    self.version = existing.context_version + 1
+                    self.version = _next_version(store, self.id, existing)
                 if not self.policy_given:
                     # a file recorded again without flags keeps the policy it was stored with
                     self.policy = Policy.from_mapping(existing.policy, origin="stored session")
@@ -860,7 +910,7 @@ class SessionState:
             self._tally(item)
         self.items = list(transcript.items)
         # Learn the correction from the whole history, then anchor on the latest call.
-        _, self.calibration = replay_history(
+        points, self.calibration = replay_history(
             transcript.calls, transcript.history_items, self.count, self.new_calibration()
         )
         anchor = self.anchor
@@ -881,6 +931,12 @@ class SessionState:
         else:
             anchor.since_tokens = self.totals.local_total
             anchor.since_items = len(self.items)
+            if points:
+                # No usage in this context yet (Claude Code compacted it): the system
+                # prompt and tools are estimated from what the earlier usages counted
+                # beyond their transcript (status().overhead_estimated says so).
+                estimate = estimate_overhead([p.overhead_tokens for p in points])
+                anchor.overhead = estimate or anchor.overhead
         self._level = self.policy.level_for(100.0 * self.used_tokens / self.policy.window)
         for name, agent_items in transcript.agents.items():
             calls = transcript.agent_calls.get(name, [])

@@ -7,6 +7,7 @@ all print or serve this same value, so they can never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,12 @@ class Status:
     unknown_records: int = 0
     items: int = 0
     eta_seconds: float | None = None
+    # The provider's overhead (``breakdown.unattributed``) is an estimate from earlier
+    # usage: no usage has measured this context yet (right after a compaction).
+    overhead_estimated: bool = False
+    # The typical exchange the estimates above divide by (None: too little history).
+    tokens_per_exchange: int | None = None
+    seconds_per_exchange: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +97,12 @@ class Status:
             "recommendation": self.recommendation,
             "estimated_exchanges_left": self.estimated_exchanges_left,
             "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds),
+            "tokens_per_exchange": self.tokens_per_exchange,
+            "seconds_per_exchange": (
+                None if self.seconds_per_exchange is None else round(self.seconds_per_exchange, 1)
+            ),
+            "overhead_tokens": self.breakdown.unattributed,
+            "overhead_estimated": self.overhead_estimated,
             "anchored_on_usage": self.anchored,
             "reported_tokens": self.reported_tokens,
             "estimated_since_report": self.estimated_since_report,
@@ -109,24 +122,34 @@ def build_status(
     reported_tokens: int | None,
     estimated_since_report: int,
     counter: str,
-    tokens_per_exchange: float | None,
+    recent_exchanges: Sequence[int] = (),
+    exchange_gaps: Sequence[float] = (),
     model: str | None = None,
     session_id: str | None = None,
     unknown_records: int = 0,
     items: int = 0,
-    seconds_per_exchange: float | None = None,
+    overhead_estimated: bool = False,
 ) -> Status:
+    """The Status of a window holding ``used_tokens``.
+
+    ``recent_exchanges`` are the sizes of the latest exchanges (provider tokens) and
+    ``exchange_gaps`` the seconds between their starts: exchanges left and ETA come
+    from them (``ctxbudget.budget.prediction.live_estimate``); none given, both are
+    unknown.
+    """
     percent = 100.0 * used_tokens / policy.window
     level = policy.level_for(percent)
     remaining = max(0, policy.window - policy.reserved_output - policy.safety_margin - used_tokens)
     if remaining == 0:
         level = Level.BLOCKED  # no room left once the reserves are kept free
-    exchanges = None
-    if tokens_per_exchange and tokens_per_exchange > 0:
-        exchanges = int(remaining // tokens_per_exchange)
-    eta = None
-    if exchanges is not None and seconds_per_exchange:
-        eta = exchanges * seconds_per_exchange
+    exchanges = eta = per_exchange = seconds = None
+    if recent_exchanges:
+        # imported only here: the status line, which has no exchanges, never loads it
+        from .budget.prediction import live_estimate
+
+        estimate = live_estimate(remaining, recent_exchanges, exchange_gaps)
+        exchanges, eta = estimate.exchanges_left, estimate.eta_seconds
+        per_exchange, seconds = estimate.tokens_per_exchange, estimate.seconds_per_exchange
     return Status(
         eta_seconds=eta,
         used_tokens=used_tokens,
@@ -145,4 +168,7 @@ def build_status(
         session_id=session_id,
         unknown_records=unknown_records,
         items=items,
+        overhead_estimated=overhead_estimated,
+        tokens_per_exchange=per_exchange,
+        seconds_per_exchange=seconds,
     )

@@ -15,7 +15,15 @@ from typing import Any, Literal
 
 from .errors import StoreError
 from .model import Item
-from .store.base import ItemAggregates, Store, StoredEvent, StoredSession, VersionInfo
+from .store.base import (
+    ItemAggregates,
+    Reservation,
+    ScrubReport,
+    Store,
+    StoredEvent,
+    StoredSession,
+    VersionInfo,
+)
 
 __all__ = ["FakeClock", "FaultyStore"]
 
@@ -160,6 +168,31 @@ class FaultyStore(Store):
 
     def token_cache_put(self, counter: str, counts: dict[str, int]) -> None:
         self._call("token_cache_put", counter, counts)
+
+    # budgets and secrets: the same pass-through, so a fault can be injected there too
+
+    def reserve(self, *args: Any, **kwargs: Any) -> Reservation | None:
+        result: Reservation | None = self._call("reserve", *args, **kwargs)
+        return result
+
+    def reservations(self, *args: Any, **kwargs: Any) -> list[Reservation]:
+        result: list[Reservation] = self._call("reservations", *args, **kwargs)
+        return result
+
+    def settle_reservations(self, *args: Any, **kwargs: Any) -> list[Reservation]:
+        result: list[Reservation] = self._call("settle_reservations", *args, **kwargs)
+        return result
+
+    def set_agent_budget(self, session_id: str, agent: str, tokens: int) -> None:
+        self._call("set_agent_budget", session_id, agent, tokens)
+
+    def agent_budgets(self, session_id: str) -> dict[str, int]:
+        result: dict[str, int] = self._call("agent_budgets", session_id)
+        return result
+
+    def scrub_secrets(self, *, dry_run: bool = False) -> ScrubReport:
+        result: ScrubReport = self._call("scrub_secrets", dry_run=dry_run)
+        return result
 
     def transaction(self) -> AbstractContextManager[None]:
         result: AbstractContextManager[None] = self._call("transaction")

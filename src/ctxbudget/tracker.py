@@ -25,16 +25,19 @@ __all__ = ["Session", "Tracker"]
 class Tracker:
     """Entry point: ``Tracker(store="sqlite:///budget.db").session(model="claude-…")``."""
 
-    def __init__(self, store: str | Store | None = None) -> None:
+    def __init__(self, store: str | Store | None = None, *, create_store: bool = True) -> None:
         # The store opens on first use: reading a transcript needs none.
+        # create_store=False: only reads; a store that does not exist is not created
+        # (see ``open_store(create=False)``).
         self._store: Store | None = store if isinstance(store, Store) else None
         self._store_url = None if isinstance(store, Store) else store
+        self._create_store = create_store
         self._counters: dict[str, CachedCounter] = {}
 
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = open_store(self._store_url)
+            self._store = open_store(self._store_url, create=self._create_store)
         return self._store
 
     def counter(self, name: str) -> CachedCounter:

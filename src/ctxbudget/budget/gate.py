@@ -1,7 +1,8 @@
 """The spawn gate: may this agent start, with this many tokens, in this window?
 
 A pure decision (BR-010, BR-016): allow when the window stays under the blocked
-threshold with the agent's estimate added and the agent stays within its own budget;
+threshold with the agent's estimate added (and the tokens other spawns hold reserved:
+``reserved_tokens``) and the agent stays within its own budget (its reservations too);
 allow after compaction when a compaction the caller planned would make room; deny
 otherwise, always with a reason a person can act on. The facade gathers the figures
 and applies the compaction when it allows after one.
@@ -30,6 +31,10 @@ class GateDecision:
     window: int
     projected_percent: float
     freed_by_compaction: int = 0
+    #: tokens other spawns held reserved when this was decided (counted in the projection)
+    reserved_tokens: int = 0
+    #: the key of the reservation this allowance holds (None: nothing reserved)
+    reservation: str | None = None
 
     @property
     def allowed(self) -> bool:
@@ -46,6 +51,8 @@ class GateDecision:
             "window": self.window,
             "projected_percent": round(self.projected_percent, 2),
             "freed_by_compaction": self.freed_by_compaction,
+            "reserved_tokens": self.reserved_tokens,
+            "reservation": self.reservation,
         }
 
 
@@ -60,11 +67,15 @@ def decide_gate(
     agent_budget: int | None = None,
     used_after_compaction: int | None = None,
     limit_tokens: int | None = None,
+    reserved_tokens: int = 0,
+    agent_reserved: int = 0,
 ) -> GateDecision:
     """Decide whether ``agent`` may spawn needing ``estimated_tokens``.
 
     ``used_after_compaction`` is what the window would hold after the compaction the
-    caller could apply (None: no compaction possible or wanted).
+    caller could apply (None: no compaction possible or wanted). ``reserved_tokens``
+    are held by spawns allowed but not yet finished (their reservations), of which
+    ``agent_reserved`` by this agent: both count as used.
     """
     if isinstance(estimated_tokens, bool) or not isinstance(estimated_tokens, int):
         raise ConfigurationError(f"tokens must be a whole number (got {estimated_tokens!r})")
@@ -76,8 +87,11 @@ def decide_gate(
     limit = threshold
     if limit_tokens is not None:  # e.g. no room left once reserved output is kept free
         limit = min(limit, limit_tokens)
-    projected = used_tokens + estimated_tokens
+    held = max(0, reserved_tokens)
+    projected = used_tokens + held + estimated_tokens
     percent = 100.0 * projected / window
+    # "used + estimated", or "used + reserved + estimated" when spawns hold some
+    plus = f"{used_tokens:,} + {held:,} reserved + " if held else f"{used_tokens:,} + "
 
     def decision(outcome: str, reason: str, freed: int = 0, at: int = projected) -> GateDecision:
         return GateDecision(
@@ -89,33 +103,40 @@ def decide_gate(
             window=window,
             projected_percent=100.0 * at / window,
             freed_by_compaction=freed,
+            reserved_tokens=held,
         )
 
-    if agent_budget is not None and agent_used + estimated_tokens > agent_budget:
+    agent_held = agent_used + max(0, agent_reserved)
+    if agent_budget is not None and agent_held + estimated_tokens > agent_budget:
+        held_note = f", {agent_reserved:,} reserved" if agent_reserved > 0 else ""
         return decision(
             DENY,
-            f"agent {agent!r} would use {agent_used + estimated_tokens:,} tokens, over its "
-            f"budget of {agent_budget:,} ({agent_used:,} used): raise its budget or split "
-            "the task",
+            f"agent {agent!r} would use {agent_held + estimated_tokens:,} tokens, over its "
+            f"budget of {agent_budget:,} ({agent_used:,} used{held_note}): raise its budget "
+            "or split the task",
         )
     if projected < limit:
         return decision(
             ALLOW,
-            f"{agent!r} fits: {used_tokens:,} + {estimated_tokens:,} = {projected:,} tokens, "
+            f"{agent!r} fits: {plus}{estimated_tokens:,} = {projected:,} tokens, "
             f"{math.floor(percent)}% of {window:,} (blocked at {blocked_percent:g}%)",
         )
-    if used_after_compaction is not None and used_after_compaction + estimated_tokens < limit:
-        after = used_after_compaction + estimated_tokens
+    if (
+        used_after_compaction is not None
+        and used_after_compaction + held + estimated_tokens < limit
+    ):
+        after = used_after_compaction + held + estimated_tokens
+        then = f"then + {held:,} reserved + " if held else "then + "
         return decision(
             ALLOW_AFTER_COMPACTION,
             f"{agent!r} fits after compaction: {used_tokens:,} → {used_after_compaction:,} "
-            f"tokens, then + {estimated_tokens:,} = {after:,} "
+            f"tokens, {then}{estimated_tokens:,} = {after:,} "
             f"({math.floor(100 * after / window)}% of {window:,})",
             freed=used_tokens - used_after_compaction,
             at=after,
         )
     why = (
-        f"{used_tokens:,} + {estimated_tokens:,} = {projected:,} tokens would be "
+        f"{plus}{estimated_tokens:,} = {projected:,} tokens would be "
         f"{math.floor(percent)}% of {window:,}, at or over the blocked threshold "
         f"({blocked_percent:g}%"
         + (f"; {limit:,} tokens once the reserved output is kept free" if limit < threshold else "")
@@ -124,3 +145,24 @@ def decide_gate(
     if used_after_compaction is not None:
         why += f"; even compacted to {used_after_compaction:,} it would not fit"
     return decision(DENY, f"denied: {why}. Compact, finish the task, or start a fresh session")
+
+
+def already_reserved(
+    *, agent: str, reserved_for_key: int, key: str, used_tokens: int, window: int, held: int
+) -> GateDecision:
+    """The answer to a spawn asked about again (an MCP ``gate`` and then the PreToolUse
+    hook for the same ``tool_use_id``): it holds its reservation already, so it is
+    allowed, and nothing is reserved twice. ``held``: every live reservation, its own
+    included."""
+    return GateDecision(
+        agent=agent,
+        estimated_tokens=reserved_for_key,
+        outcome=ALLOW,
+        reason=f"{agent!r} already holds {reserved_for_key:,} reserved tokens for {key}: "
+        "allowed once, not reserved twice",
+        used_tokens=used_tokens,
+        window=window,
+        projected_percent=100.0 * (used_tokens + held) / window,
+        reserved_tokens=held - reserved_for_key,
+        reservation=key,
+    )

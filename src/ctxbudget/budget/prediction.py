@@ -23,12 +23,18 @@ tasks really use).
 cleanup).
 
 **A running session** (the analyst example's budget monitor: "Can continue for ~8 more exchanges",
-"ETA: 1.2 hours remaining"). ``exchanges_left`` divides the room left by the average
-growth of the latest exchanges (the analyst example's
-``remaining_tokens // avg_tokens_per_exchange``
-with the average measured instead of fixed at 500); ``eta`` multiplies exchanges by
-the typical seconds per exchange; ``forecast_remaining_growth`` extrapolates a
-session's per-call growth over a horizon of calls.
+"ETA: 1.2 hours remaining"). An exchange is one round: what a request sends and the
+response (``accounting.Totals`` measures them). ``exchanges_left`` divides the room
+left by a robust average of the latest ten exchanges (the analyst example's
+``remaining_tokens // avg_tokens_per_exchange`` with the average measured instead of
+fixed at 500: a mean without the largest and smallest), never more than the room
+divided by the smallest of them, and unknown (None) with fewer than two exchanges.
+``eta`` multiplies exchanges by the median gap between the latest exchanges' starts;
+unknown when no gap was measured, when pauses (gaps over ``IDLE_GAP_SECONDS``) are
+half of them or more, or when it would be more than ``MAX_ETA_SECONDS`` (a day: no
+basis for a forecast that far). ``live_estimate`` does both for the Status;
+``forecast_remaining_growth`` extrapolates a session's per-call growth over a horizon
+of calls.
 """
 
 from __future__ import annotations
@@ -487,6 +493,14 @@ def fits_components(
 
 # How many of the latest exchanges the live estimates average over.
 DEFAULT_WINDOW = 10
+# Fewer exchanges than this: no basis for an estimate (one exchange says nothing of the
+# next).
+MIN_EXCHANGES = 2
+# A gap between two exchanges longer than this is a pause (the user away), not the pace
+# of the work.
+IDLE_GAP_SECONDS = 600.0
+# An ETA further than this is no forecast: reported as unknown.
+MAX_ETA_SECONDS = 86_400.0
 
 
 def robust_average(values: Sequence[float], trim: float = 0.1) -> float | None:
@@ -504,6 +518,14 @@ def robust_average(values: Sequence[float], trim: float = 0.1) -> float | None:
     return statistics.fmean(kept)
 
 
+def _recent_growth(recent_growth: Sequence[int], window: int | None) -> list[int]:
+    # Shrinks and zeros (a compaction, a rewind) are not exchanges that fill the window.
+    growth = [g for g in recent_growth if g > 0]
+    if window is not None:
+        growth = growth[-window:] if window > 0 else []
+    return growth
+
+
 def exchanges_left(
     remaining_tokens: int,
     recent_growth: Sequence[int],
@@ -513,20 +535,21 @@ def exchanges_left(
 ) -> int | None:
     """How many more exchanges fit: ``remaining // average growth per exchange``.
 
-    The average is a trimmed mean of the last ``window`` growths (None: all).
-    Shrinks (a compaction, a rewind) are not exchanges that fill the window and are
-    left out. 0 when nothing remains; None when no exchange grew the context (no
-    basis for an estimate: the session is not filling up).
+    The average is a trimmed mean of the last ``window`` growths (None: all), and the
+    answer is never more than ``remaining // smallest growth``. Shrinks (a
+    compaction, a rewind) are not exchanges that fill the window and are left out.
+    0 when nothing remains; None with fewer than ``MIN_EXCHANGES`` growths (no basis
+    for an estimate).
     """
     if remaining_tokens <= 0:
         return 0
-    growth = [g for g in recent_growth if g >= 0]
-    if window is not None:
-        growth = growth[-window:] if window > 0 else []
+    growth = _recent_growth(recent_growth, window)
+    if len(growth) < MIN_EXCHANGES:
+        return None
     average = robust_average(growth, trim)
     if average is None or average <= 0:
         return None
-    return int(remaining_tokens // average)
+    return min(int(remaining_tokens // average), int(remaining_tokens // min(growth)))
 
 
 def eta(
@@ -534,11 +557,15 @@ def eta(
     recent_seconds_per_exchange: Sequence[float],
     *,
     window: int | None = DEFAULT_WINDOW,
+    idle_seconds: float = IDLE_GAP_SECONDS,
+    max_seconds: float = MAX_ETA_SECONDS,
 ) -> float | None:
     """Seconds until the exchanges left are used: exchanges × median seconds per exchange.
 
     The median, because a pause (the user away) makes one interval hours long. None
-    when the exchanges left are unknown or no interval was measured; 0 when none is left.
+    when the exchanges left are unknown, no interval was measured, pauses (intervals
+    over ``idle_seconds``) are half of the intervals or more (the session is idle, not
+    at work), or the answer is over ``max_seconds``; 0 when none is left.
     """
     if exchanges_left is None:
         return None
@@ -549,7 +576,51 @@ def eta(
         seconds = seconds[-window:] if window > 0 else []
     if not seconds:
         return None
-    return exchanges_left * statistics.median(seconds)
+    idle = sum(1 for s in seconds if s > idle_seconds)
+    if 2 * idle >= len(seconds):
+        return None
+    out = exchanges_left * statistics.median(seconds)
+    return out if out <= max_seconds else None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEstimate:
+    """What a running session's latest exchanges say of the room left.
+
+    ``tokens_per_exchange`` is the robust average the exchanges left divide by, and
+    ``seconds_per_exchange`` the median gap the ETA multiplies by (None: unknown).
+    """
+
+    exchanges_left: int | None
+    eta_seconds: float | None
+    tokens_per_exchange: int | None
+    seconds_per_exchange: float | None
+
+
+# Gaps shorter than this are not a pace: items stamped together (a file loaded at once).
+_MIN_GAP_SECONDS = 0.5
+
+
+def live_estimate(
+    remaining_tokens: int,
+    recent_exchanges: Sequence[int],
+    gaps: Sequence[float],
+    *,
+    window: int = DEFAULT_WINDOW,
+) -> LiveEstimate:
+    """Exchanges left and ETA from the latest ``recent_exchanges`` (sizes, provider
+    tokens) and the ``gaps`` in seconds between their starts."""
+    exchanges = exchanges_left(remaining_tokens, recent_exchanges, window=window)
+    growth = _recent_growth(recent_exchanges, window)
+    average = robust_average(growth) if len(growth) >= MIN_EXCHANGES else None
+    timed = [g for g in gaps if g > _MIN_GAP_SECONDS and math.isfinite(g)][-window:]
+    seconds = eta(exchanges, timed, window=window)
+    return LiveEstimate(
+        exchanges_left=exchanges,
+        eta_seconds=seconds,
+        tokens_per_exchange=None if average is None else round(average),
+        seconds_per_exchange=statistics.median(timed) if timed else None,
+    )
 
 
 def intervals(timestamps: Sequence[float]) -> list[float]:

@@ -20,10 +20,25 @@ exit 2 is a blocking error whose stderr is fed to the model (PreToolUse: the too
 is blocked; UserPromptSubmit: the prompt is erased, so never used here); any other
 code is a non-blocking error shown to the user.
 
-A hook must never stop the user's work because of its own failure: ``run_hook`` turns
-every exception into exit 0 (with a line on stderr when ``CTXBUDGET_DEBUG=1``). The
-handlers only gather figures and call the facade; the decisions are the gate's and
-the Status's, the same every other surface shows. Sub-agent transcripts are read by
+A hook must never stop the user's work because of its own failure, and a gate that
+cannot decide must not wave a spawn through. So: a hook exits 2 only to block (a
+sub-agent spawn the gate denies); any other failure (bad stdin, a bug, a busy store)
+is exit 0, or exit 1 with one line on stderr when something the user should know was
+not done (an event not recorded after retries). The exception is PreToolUse on a
+sub-agent spawn (``Task`` / ``Agent``): when it cannot decide (stdin unreadable, the
+store unreachable, a bug) it denies with the reason, and when the transcript cannot be
+read it decides on the last figure it could establish; ``fail_open``
+(``--fail-open``, ``CTXBUDGET_HOOK_FAIL_OPEN=1``) lets such spawns through instead.
+Records of the transcript that cannot be decoded or carry fields of the wrong type are
+skipped or read as far as they can be: they never turn a refusal into a pass.
+
+The transcript is read incrementally (``ctxbudget.claude_code.incremental``): a run
+reads what was appended since the last one, with the status line's arithmetic, so a
+hook's cost follows the appended bytes, not the transcript's size. The hooks record in
+the store the session's row and its ledger (gate decisions, usage, compactions,
+sub-agent usage), not the transcript's items: ``ctxbudget tokens TRANSCRIPT --record``
+records those. The decisions are the gate's and the Status's, the same every other
+surface shows. Sub-agent transcripts are read by
 ``ctxbudget.sources.claude_code_agents``.
 """
 
@@ -31,15 +46,19 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..model import Level
 from ..render import pct
 from ..sources.claude_code_agents import agent_dirs, read_agent_transcript
 from ..sources.tools import AGENT_TOOLS
+from .incremental import HookMemory, TranscriptFigure, read_figure
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -49,9 +68,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_REPORT_TOKENS",
     "EVENTS",
+    "FAIL_OPEN_ENV",
+    "MAX_STDIN_BYTES",
     "HookOptions",
     "HookResult",
     "failed",
+    "parse_hook_input",
     "run_hook",
 ]
 
@@ -61,6 +83,18 @@ __all__ = [
 DEFAULT_REPORT_TOKENS = 5_000
 
 EXIT_OK, EXIT_ERROR, EXIT_BLOCK = 0, 1, 2
+
+#: ``CTXBUDGET_HOOK_FAIL_OPEN=1``: a spawn gate that cannot decide lets the spawn through.
+FAIL_OPEN_ENV = "CTXBUDGET_HOOK_FAIL_OPEN"
+#: Hook input larger than this is not parsed (Claude Code's own payloads are far smaller;
+#: a Write tool's content is the largest part of them).
+MAX_STDIN_BYTES = 64 << 20
+#: Deeper JSON than this is refused before parsing (Python's parser recurses).
+MAX_JSON_DEPTH = 200
+# Store writes retried on a busy store: attempts, and the first pause (doubled after
+# each, with jitter) on top of the store's own busy timeout.
+STORE_ATTEMPTS = 3
+STORE_FIRST_PAUSE = 0.25
 
 # What to do in Claude Code at each level (the Status's own recommendation names
 # ctxbudget's compaction, which does not reach Claude Code's context).
@@ -72,13 +106,27 @@ CLAUDE_CODE_ACTIONS = {
     Level.BLOCKED: "New sub-agents are refused. Run /compact now.",
 }
 
+_SPAWN_RE = re.compile(
+    rb'"tool_name"\s*:\s*"(?:%s)"' % b"|".join(re.escape(t.encode()) for t in sorted(AGENT_TOOLS))
+)
+
 
 @dataclass(slots=True, frozen=True)
 class HookOptions:
-    """Settings of a hook run: the report budget and policy fields (window…)."""
+    """Settings of a hook run: the report budget, policy fields (window…), whether a
+    gate that cannot decide lets spawns through (None: ``CTXBUDGET_HOOK_FAIL_OPEN``),
+    and where the incremental state is kept (None: the user cache dir)."""
 
     report_tokens: int = DEFAULT_REPORT_TOKENS
     policy_fields: Mapping[str, Any] = field(default_factory=dict)
+    fail_open: bool | None = None
+    cache_dir: str | None = None
+
+    @property
+    def fails_open(self) -> bool:
+        if self.fail_open is not None:
+            return self.fail_open
+        return os.environ.get(FAIL_OPEN_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
 @dataclass(slots=True, frozen=True)
@@ -91,6 +139,7 @@ class HookResult:
 
 
 Handler = Callable[[dict[str, Any], "Tracker", HookOptions], HookResult]
+T = TypeVar("T")
 
 
 def debug_enabled() -> bool:
@@ -110,25 +159,141 @@ def normalize_event(name: str) -> str:
     return name.replace("-", "").replace("_", "").lower()
 
 
+class HookInputError(ValueError):
+    """The hook input cannot be used (too big, too deep, not JSON, not an object)."""
+
+
+def parse_hook_input(raw: str | bytes) -> dict[str, Any]:
+    """The hook JSON object, read defensively: a size and a nesting limit before the
+    parser sees it. Raises ``HookInputError`` with a one-line reason."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if len(data) > MAX_STDIN_BYTES:
+        raise HookInputError(f"the hook input is larger than {MAX_STDIN_BYTES >> 20} MB")
+    if _too_deep(data, MAX_JSON_DEPTH):
+        raise HookInputError(f"the hook input nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        payload = json.loads(data.decode("utf-8", errors="replace"))
+    except (ValueError, RecursionError) as exc:
+        raise HookInputError(f"the hook input is not JSON ({exc})") from None
+    if not isinstance(payload, dict):
+        raise HookInputError("the hook input is not a JSON object")
+    return payload
+
+
+def _too_deep(data: bytes, limit: int) -> bool:
+    """Whether brackets outside strings nest deeper than ``limit`` (a cheap scan of the
+    bracket and quote bytes only)."""
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
 def run_hook(
     event: str, raw: str | bytes, tracker: Tracker, options: HookOptions | None = None
 ) -> HookResult:
     """Run the handler of ``event`` on the hook JSON ``raw``. Never raises."""
-    handler = EVENTS.get(normalize_event(event))
+    options = options or HookOptions()
+    key = normalize_event(event)
+    handler = EVENTS.get(key)
     if handler is None:
         known = ", ".join(sorted(_EVENT_NAMES))
         return HookResult(EXIT_ERROR, stderr=f"ctxbudget hook: unknown event {event!r} ({known})\n")
     try:
-        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-        payload = json.loads(text)
-    except ValueError as exc:
-        return failed("the hook input is not JSON", exc)
-    if not isinstance(payload, dict):
-        return failed("the hook input is not a JSON object")
+        payload = parse_hook_input(raw)
+    except HookInputError as exc:
+        if key == "pretooluse" and _looks_like_spawn(raw):
+            return _undecided(options, str(exc))
+        return failed(str(exc))
+    except Exception as exc:  # MemoryError and the like: still never a blocking exit
+        return failed("the hook input cannot be read", exc)
     try:
-        return handler(payload, tracker, options or HookOptions())
+        return handler(payload, tracker, options)
     except Exception as exc:
+        if key == "pretooluse" and payload.get("tool_name") in AGENT_TOOLS:
+            return _undecided(options, f"{type(exc).__name__}: {exc}")
         return failed(f"{event} failed", exc)
+
+
+def _looks_like_spawn(raw: str | bytes) -> bool:
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    return _SPAWN_RE.search(data[:MAX_STDIN_BYTES]) is not None
+
+
+def _undecided(options: HookOptions, why: str) -> HookResult:
+    """A spawn the gate cannot decide: denied with the reason, unless fail-open."""
+    if options.fails_open:
+        return HookResult(
+            EXIT_ERROR,
+            stderr=f"ctxbudget: spawn gate could not decide ({why}); allowed ({FAIL_OPEN_ENV})\n",
+        )
+    reason = (
+        f"ctxbudget could not decide on this spawn ({why}), so it is refused; "
+        f"to let spawns through when it cannot decide, set {FAIL_OPEN_ENV}=1 "
+        "or run the hook with --fail-open"
+    )
+    return HookResult(EXIT_BLOCK, stderr=_denied("subagent", reason))
+
+
+# -- the store, with retries ----------------------------------------------------------
+
+
+def _retrying(action: Callable[[], T]) -> T:
+    """``action()``, tried again with backoff when the store is busy or failing."""
+    from ..errors import ConfigurationError, SessionNotFoundError, StoreError
+
+    pause = STORE_FIRST_PAUSE
+    for attempt in range(1, STORE_ATTEMPTS + 1):
+        try:
+            return action()
+        except (SessionNotFoundError, ConfigurationError):
+            raise  # an answer, or a setting to fix: trying again changes nothing
+        except StoreError:
+            if attempt == STORE_ATTEMPTS:
+                raise
+            time.sleep(pause * (1 + random.random()))
+            pause *= 2
+    raise AssertionError("unreachable")
+
+
+def _record(tracker: Tracker, session_id: str, kind: str, data: dict[str, Any]) -> str | None:
+    """Append an event (retried); None when done, else the line saying it was not."""
+    try:
+        _retrying(
+            lambda: tracker.store.append_event(session_id, kind, {"source": "claude-code", **data})
+        )
+    except Exception as exc:
+        return (
+            f"ctxbudget hook: the {kind} event of session {session_id} was not recorded "
+            f"after {STORE_ATTEMPTS} attempts: {exc}\n"
+        )
+    return None
+
+
+def _with_notes(result: HookResult, notes: list[str]) -> HookResult:
+    """``result`` with the notes on stderr; exit 0 becomes 1 (non-blocking, shown)."""
+    notes = [n for n in notes if n]
+    if not notes:
+        return result
+    code = EXIT_ERROR if result.exit_code == EXIT_OK else result.exit_code
+    return HookResult(code, result.stdout, result.stderr + "".join(notes))
 
 
 # -- reading the session ------------------------------------------------------------
@@ -148,40 +313,74 @@ def _transcript(payload: Mapping[str, Any]) -> Path | None:
 
 
 def _stored(tracker: Tracker, session_id: str | None) -> StoredSession | None:
-    """The stored session of this id, or None (no store lookup without an id)."""
+    """The stored session of this id, or None (no store lookup without an id).
+    Raises when the store cannot answer (after retries)."""
     from ..errors import SessionNotFoundError
 
     if session_id is None:
         return None
     try:
-        return tracker.store.get_session(session_id)
+        return _retrying(lambda: tracker.store.get_session(session_id))
     except SessionNotFoundError:
         return None
 
 
-def _load(tracker: Tracker, payload: Mapping[str, Any], options: HookOptions) -> Session | None:
-    """The session as its transcript says now, with the stored session's policy and
-    budgets (agent budgets, roster) when one of the same id is stored."""
-    from ..policy import Policy
-
-    path = _transcript(payload)
-    if path is None:
+def _memory(payload: Mapping[str, Any], options: HookOptions) -> HookMemory | None:
+    key = _text(payload, "transcript_path") or _text(payload, "session_id")
+    if key is None:
         return None
-    session_id = _text(payload, "session_id")
-    stored = _stored(tracker, session_id)
-    policy = None
-    if stored is not None:
-        policy = Policy.from_mapping(stored.policy, origin=f"stored session {stored.id}")
-    session = tracker.load(path, policy=policy, **dict(options.policy_fields))
-    if session_id is not None:
-        session.id = session_id  # the id Claude Code knows the session by
+    return HookMemory.load(str(Path(key).expanduser()), options.cache_dir)
+
+
+def _figure(payload: Mapping[str, Any], memory: HookMemory | None) -> TranscriptFigure | None:
+    """The transcript's figure, read from where the last run stopped (None: no
+    readable transcript, or nothing in it yet)."""
+    path = _transcript(payload)
+    if path is None or memory is None:
+        return None
+    try:
+        figure = read_figure(str(path), memory)
+    except OSError:
+        return None
+    return figure if figure.used_tokens is not None else None
+
+
+def _session(
+    tracker: Tracker,
+    session_id: str | None,
+    figure: TranscriptFigure | None,
+    stored: StoredSession | None,
+    options: HookOptions,
+    model: str | None = None,
+) -> Session:
+    """A Session (not stored) at the figure's size, with the stored session's policy
+    and budgets when one of that id is stored, the hook's policy fields on top."""
+    from ..accounting import Anchor
+    from ..policy import Policy
+    from ..session import Session
+
+    fields = dict(options.policy_fields)
+    base = (
+        Policy.from_mapping(stored.policy, origin=f"stored session {stored.id}") if stored else None
+    )
+    model = (
+        fields.pop("model", None)
+        or (base.model if base else None)
+        or (figure.model if figure else None)
+        or model
+    )
+    policy = (base or Policy.for_model(model)).replace(model=model, **fields)
+    session = Session(tracker, policy=policy, session_id=session_id, stored=False)
+    if figure is not None and figure.used_tokens is not None:
+        if figure.reported_tokens is not None:
+            session.anchor = Anchor(
+                reported=figure.used_tokens, last_reported=figure.reported_tokens
+            )
+        else:
+            session.anchor = Anchor(overhead=figure.used_tokens)
     if stored is not None:
         session.use_stored_settings(stored)
     return session
-
-
-def _is_stored(tracker: Tracker, session_id: str | None) -> bool:
-    return _stored(tracker, session_id) is not None
 
 
 def _model(payload: Mapping[str, Any]) -> str | None:
@@ -192,66 +391,124 @@ def _model(payload: Mapping[str, Any]) -> str | None:
     return model if isinstance(model, str) and model else None
 
 
+@dataclass(slots=True)
+class _Registered:
+    session_id: str
+    session: Session | None  # None: no transcript figure yet
+    notes: list[str]
+
+
 def _register(
     tracker: Tracker, payload: Mapping[str, Any], options: HookOptions
-) -> tuple[str | None, Session | None]:
-    """Store the session (its transcript recorded; only what is new on a later call),
-    or an empty one when there is no transcript yet. Returns its id and the session."""
-    session = _load(tracker, payload, options)
-    if session is not None:
-        session.save()
-        return session.id, session
+) -> _Registered | None:
+    """Make sure the session is stored (its row; an empty one when new) and put the
+    API calls read since the last run in its ledger. None without a session id."""
     session_id = _text(payload, "session_id")
     if session_id is None:
-        return None, None
-    if not _is_stored(tracker, session_id):
+        return None
+    memory = _memory(payload, options)
+    figure = _figure(payload, memory)
+    notes: list[str] = []
+    stored = _stored(tracker, session_id)
+    session = _session(tracker, session_id, figure, stored, options, _model(payload))
+    if stored is None:
         fields = dict(options.policy_fields)
-        fields.setdefault("model", _model(payload))
-        tracker.session(session_id, name=_text(payload, "cwd"), **fields)
-    return session_id, None
-
-
-def _event(tracker: Tracker, session_id: str, kind: str, data: dict[str, Any]) -> None:
-    tracker.store.append_event(session_id, kind, {"source": "claude-code", **data})
+        fields["model"] = session.policy.model
+        fields.setdefault("window", session.policy.window)
+        name = _text(payload, "cwd")
+        _retrying(lambda: tracker.session(session_id, name=name, **fields))
+    if figure is not None and memory is not None:
+        if figure.calls < memory.recorded_calls:
+            memory.recorded_calls = 0  # the transcript was replaced
+        if figure.calls > memory.recorded_calls and figure.reported_tokens is not None:
+            note = _record(
+                tracker,
+                session_id,
+                "usage_recorded",
+                {
+                    "call": figure.calls,
+                    "calls_since_last": figure.calls - memory.recorded_calls,
+                    "context_tokens": figure.reported_tokens,
+                    "predicted_tokens": figure.used_tokens,
+                },
+            )
+            if note is None:
+                memory.recorded_calls = figure.calls
+            notes.append(note or "")
+        memory.remember_figure(session.used_tokens, session.policy.window)
+    if memory is not None:
+        memory.save()
+    return _Registered(session_id, session if figure is not None else None, notes)
 
 
 # -- handlers ------------------------------------------------------------------------
 
 
 def pre_tool_use(payload: dict[str, Any], tracker: Tracker, options: HookOptions) -> HookResult:
-    """Gate a sub-agent spawn: exit 2 with the reason when the gate denies it."""
+    """Gate a sub-agent spawn: exit 2 with the reason when the gate denies it, or when
+    it cannot decide (unless fail-open)."""
     if payload.get("tool_name") not in AGENT_TOOLS:
         return HookResult()  # not a sub-agent: nothing to decide, nothing read
     tool_input = payload.get("tool_input")
     tool_input = tool_input if isinstance(tool_input, dict) else {}
     agent = str(tool_input.get("subagent_type") or tool_input.get("description") or "subagent")
-    session = _load(tracker, payload, options)
-    if session is None:
-        return failed("no readable transcript_path: the spawn is allowed")
+    session_id = _text(payload, "session_id")
+    memory = _memory(payload, options)
+    figure = _figure(payload, memory)
+    try:
+        stored = _stored(tracker, session_id)
+    except Exception as exc:
+        return _undecided(options, f"the store cannot be read: {exc}")
+    session = _session(tracker, session_id, figure, stored, options)
+    if figure is None:
+        last = memory.last_good if memory is not None else None
+        if not last or not isinstance(last.get("used_tokens"), int):
+            return failed("no readable transcript_path and no earlier figure: the spawn is allowed")
+        # The transcript cannot be read now: decide on the last figure read from it.
+        from ..accounting import Anchor
+
+        session.anchor = Anchor(reported=last["used_tokens"])
+    elif memory is not None:
+        memory.remember_figure(session.used_tokens, session.policy.window)
+        memory.save()
     prompt = tool_input.get("prompt")
     prompt_tokens = tracker.counter("estimate").count(prompt if isinstance(prompt, str) else "")
     estimated = prompt_tokens + max(0, options.report_tokens)
-    roster = session.budget.agent_budgets
-    stored = _is_stored(tracker, session.id)
+    from ..budgeting import agent_budgets
+
+    roster = agent_budgets(session)  # its own rows: budgets set concurrently all count
+    stored_id = stored.id if stored is not None else None
     if roster and agent not in roster:
         reason = (
             f"agent {agent!r} has no budget in this session (budgeted: "
             f"{', '.join(sorted(roster))}); give it one with "
             f'"ctxbudget gate {session.id} --agent {agent} --agent-budget N --tokens N"'
         )
-        if stored:
-            _event(
-                tracker, session.id, "gate", {"agent": agent, "allowed": False, "reason": reason}
+        notes = []
+        if stored_id:
+            notes.append(
+                _record(
+                    tracker, stored_id, "gate", {"agent": agent, "allowed": False, "reason": reason}
+                )
+                or ""
             )
-        return HookResult(EXIT_BLOCK, stderr=_denied(agent, reason))
-    decision = session.gate(agent, max(1, estimated), compact=False)
-    if stored:
+        return _with_notes(HookResult(EXIT_BLOCK, stderr=_denied(agent, reason)), notes)
+    # A stored session's allowed spawn holds a reservation keyed by its tool_use_id
+    # (an MCP gate for the same spawn reserves once) until SubagentStop confirms it.
+    tool_use_id = _text(payload, "tool_use_id")
+    decision = session.gate(
+        agent, max(1, estimated), compact=False, key=tool_use_id, reserve=stored is not None
+    )
+    notes = []
+    if stored_id:
         data = decision.to_dict()
         data.update(tool=payload.get("tool_name"), tool_use_id=payload.get("tool_use_id"))
-        _event(tracker, session.id, "gate", data)
+        if figure is None:
+            data.update(figure="last known")
+        notes.append(_record(tracker, stored_id, "gate", data) or "")
     if decision.allowed:
-        return HookResult()
-    return HookResult(EXIT_BLOCK, stderr=_denied(agent, decision.reason))
+        return _with_notes(HookResult(), notes)
+    return _with_notes(HookResult(EXIT_BLOCK, stderr=_denied(agent, decision.reason)), notes)
 
 
 def _denied(agent: str, reason: str) -> str:
@@ -265,10 +522,20 @@ def user_prompt_submit(
     payload: dict[str, Any], tracker: Tracker, options: HookOptions
 ) -> HookResult:
     """At warning level and above: a line for the user and the same for the model."""
-    session = _load(tracker, payload, options)
-    if session is None:
+    memory = _memory(payload, options)
+    figure = _figure(payload, memory)
+    if figure is None:
         return HookResult()
+    session_id = _text(payload, "session_id")
+    try:
+        stored = _stored(tracker, session_id)
+    except Exception:
+        stored = None  # the store is busy: the transcript and the options still tell
+    session = _session(tracker, session_id, figure, stored, options)
     status = session.status()
+    if memory is not None:
+        memory.remember_figure(status.used_tokens, status.max_tokens)
+        memory.save()
     if status.level is Level.NORMAL:
         return HookResult()
     text = (
@@ -285,44 +552,49 @@ def user_prompt_submit(
 
 def pre_compact(payload: dict[str, Any], tracker: Tracker, options: HookOptions) -> HookResult:
     """Record Claude Code's compaction (trigger, tokens before) in the ledger."""
-    session_id, session = _register(tracker, payload, options)
-    if session_id is None:
+    registered = _register(tracker, payload, options)
+    if registered is None:
         return failed("no session_id: compaction not recorded")
     data: dict[str, Any] = {
         "trigger": _text(payload, "trigger") or "unknown",
         "custom_instructions": _text(payload, "custom_instructions"),
     }
-    if session is not None:
-        status = session.status()
+    if registered.session is not None:
+        status = registered.session.status()
         data.update(
             tokens_before=status.used_tokens,
             reported_tokens_before=status.reported_tokens,
             percent_before=round(status.percent, 2),
             window=status.max_tokens,
         )
-    _event(tracker, session_id, "external_compaction", data)
-    return HookResult()
+    notes = [
+        *registered.notes,
+        _record(tracker, registered.session_id, "external_compaction", data),
+    ]
+    return _with_notes(HookResult(), [n or "" for n in notes])
 
 
 def session_start(payload: dict[str, Any], tracker: Tracker, options: HookOptions) -> HookResult:
     """Register the session; after a compaction, note the new context's size."""
-    session_id, session = _register(tracker, payload, options)
-    if session_id is None:
+    registered = _register(tracker, payload, options)
+    if registered is None:
         return failed("no session_id: session not registered")
+    session_id = registered.session_id
     source = _text(payload, "source") or "unknown"
     data: dict[str, Any] = {"trigger": source, "transcript": _text(payload, "transcript_path")}
-    if session is not None:
-        status = session.status()
+    if registered.session is not None:
+        status = registered.session.status()
         data.update(tokens=status.used_tokens, percent=round(status.percent, 2))
         if source == "compact":
-            before = [
-                e.data.get("tokens_before")
-                for e in tracker.store.events(session_id, types=["external_compaction"])
-            ]
+            events = _retrying(
+                lambda: tracker.store.events(session_id, types=["external_compaction"])
+            )
+            before = [e.data.get("tokens_before") for e in events]
             if before and isinstance(before[-1], int):
                 data.update(tokens_before=before[-1], freed=before[-1] - status.used_tokens)
-    _event(tracker, session_id, "session_started", data)
-    return HookResult()  # stdout would become context for the model: say nothing
+    notes = [*registered.notes, _record(tracker, session_id, "session_started", data)]
+    # stdout would become context for the model: say nothing there
+    return _with_notes(HookResult(), [n or "" for n in notes])
 
 
 def subagent_stop(payload: dict[str, Any], tracker: Tracker, options: HookOptions) -> HookResult:
@@ -334,14 +606,31 @@ def subagent_stop(payload: dict[str, Any], tracker: Tracker, options: HookOption
     stats = read_agent_transcript(path)
     agent_type = _text(payload, "agent_type")
     name = agent_type or stats.agent_type or f"agent-{agent_id or stats.agent_id or path.stem}"
-    session_id, _ = _register(tracker, payload, options)
-    if session_id is None:
+    registered = _register(tracker, payload, options)
+    if registered is None:
         return failed("no session_id: sub-agent usage not recorded")
     usage = stats.usage(name)
     data = usage.to_dict()
     data.update(agent_id=agent_id or stats.agent_id, agent_type=agent_type, transcript=str(path))
-    _event(tracker, session_id, "subagent_usage", data)
-    return HookResult()
+    notes = [*registered.notes, _confirm_spawn(tracker, registered.session_id, name, payload)]
+    notes.append(_record(tracker, registered.session_id, "subagent_usage", data))
+    return _with_notes(HookResult(), [n or "" for n in notes])
+
+
+def _confirm_spawn(
+    tracker: Tracker, session_id: str, agent: str, payload: Mapping[str, Any]
+) -> str | None:
+    """The sub-agent's usage arrived: its spawn's reservation (taken by PreToolUse) is
+    confirmed, by ``tool_use_id`` when the payload has one, else the agent's oldest.
+    None when done (or there was none), else the line saying it was not."""
+    from ..budgeting import spawn_finished
+
+    key = _text(payload, "tool_use_id")
+    try:
+        _retrying(lambda: spawn_finished(tracker.store, session_id, agent, key))
+    except Exception as exc:
+        return f"ctxbudget hook: the reservation of {agent!r} was not confirmed: {exc}\n"
+    return None
 
 
 def _agent_transcript(payload: Mapping[str, Any], agent_id: str | None) -> Path | None:

@@ -9,7 +9,8 @@ UserPromptSubmit, PreCompact, SessionStart, SubagentStop, each ``{"type": "comma
 did not add stays where it was, in the file's own indentation and line endings, and
 the result is checked to parse to exactly the original settings plus the additions.
 
-``apply_install`` keeps a timestamped backup of the original bytes next to the file
+``apply_install`` keeps one backup of the original bytes next to the file (named by
+their hash: installing again over the same original adds none)
 and a marker (``settings.json.ctxbudget.json``) of what it added. ``plan_uninstall``
 writes the original bytes back when the file is as install left it; when it changed
 since, it removes only ctxbudget's entries (found by their command) and keeps the
@@ -26,6 +27,8 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -40,6 +43,7 @@ __all__ = [
     "SettingsError",
     "apply_install",
     "apply_uninstall",
+    "default_executable",
     "plan_install",
     "plan_uninstall",
     "settings_path",
@@ -244,7 +248,16 @@ def _replace(text: str, node: _Node, new: str) -> str:
 
 
 def _command(executable: str, *words: str) -> str:
-    return " ".join([shlex.quote(executable), *words])
+    """The shell command running ``executable WORDS…``: a path is one word (quoted
+    when it has spaces); a command line ``PYTHON -m ctxbudget.cli`` keeps its words."""
+    if " -m " not in executable or Path(executable).exists():
+        head = shlex.quote(executable)
+    else:
+        try:
+            head = shlex.join(shlex.split(executable))
+        except ValueError:
+            head = shlex.quote(executable)
+    return " ".join([head, *words])
 
 
 def _runs(command: Any, *words: str) -> bool:
@@ -505,6 +518,43 @@ def _mode(path: Path) -> int:
         return 0o666 & ~umask
 
 
+def _backup(target: Path, original: bytes, mode: int | None) -> Path:
+    """The backup of ``original`` next to ``target``: named by its hash, so installing
+    again over the same original reuses the one backup instead of adding another."""
+    digest = _sha(original)[:12]
+    backup = target.with_name(f"{target.name}.{digest}.ctxbudget.bak")
+    n = 1
+    while backup.exists():
+        try:
+            if backup.read_bytes() == original:
+                return backup  # this original is already kept
+        except OSError:
+            pass
+        n += 1
+        backup = target.with_name(f"{target.name}.{digest}-{n}.ctxbudget.bak")
+    _write_atomic(backup, original, mode)
+    return backup
+
+
+def default_executable() -> str:
+    """How Claude Code should run the ctxbudget that is running now, as an absolute
+    path (Claude Code's PATH may not have an un-activated virtualenv on it): the
+    ``ctxbudget`` script this process was started as, else the one next to this
+    Python, else the one on PATH, else ``python -m ctxbudget.cli`` with this Python."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    candidates = []
+    if argv0 and Path(argv0).name.startswith("ctxbudget"):
+        candidates.append(Path(argv0))
+    candidates.append(Path(sys.executable).parent / "ctxbudget")
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate.absolute())
+    found = shutil.which("ctxbudget")
+    if found:
+        return str(Path(found).absolute())
+    return shlex.join([sys.executable, "-m", "ctxbudget.cli"])
+
+
 def apply_install(change: SettingsChange) -> list[str]:
     """Write the planned install: backup first, then the file, then the marker."""
     target = _target(change.path)
@@ -515,13 +565,7 @@ def apply_install(change: SettingsChange) -> list[str]:
     backup = None
     mode = _mode(target)
     if change.existed:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        backup = target.with_name(f"{target.name}.{stamp}.ctxbudget.bak")
-        n = 1
-        while backup.exists():
-            n += 1
-            backup = target.with_name(f"{target.name}.{stamp}-{n}.ctxbudget.bak")
-        _write_atomic(backup, change.before, mode)
+        backup = _backup(target, change.before, mode)
         lines.append(f"Backup of the original: {backup}")
     assert change.after is not None
     _write_atomic(target, change.after, mode)
@@ -545,6 +589,7 @@ def apply_install(change: SettingsChange) -> list[str]:
     if events:
         what.append("hooks " + ", ".join(events))
     lines.insert(0, f"Installed ctxbudget in {change.path}: {'; '.join(what)}.")
+    lines.insert(1, f"Claude Code will run: {_command(change.executable)}")
     undo = "ctxbudget uninstall claude-code"
     if change.path != settings_path("user"):
         undo += f" --settings {change.path}"

@@ -45,7 +45,10 @@ the current context has a call (the anchor, and *added* since it): anchor's repo
 + its output × (out_n > 0) + round(per_item × out_n) + round(per_token × local count
 of rest + per_item × len(rest)); without one: round(per_token × local count + framing
 × items) of the context since its start, where framing is per_item once the
-correction has a sample, else min(per_item, ``UNANCHORED_PER_ITEM``). ``ctxbudget
+correction has a sample, else min(per_item, ``UNANCHORED_PER_ITEM``), plus the
+provider's overhead (system prompt, tools) as earlier calls measured it
+(``accounting.estimate_overhead`` of each call's reported − round(per_token × local
+count + per_item × items) of the whole context it sent, right after learning from it). ``ctxbudget
 tokens`` follows ``parentUuid`` chains where this follows the file: the two agree
 where each record's context is what precedes it in the file since the context's start
 (true of the shared Claude Code sessions), not after an edit that branched the
@@ -76,6 +79,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import sys
 import zlib
 
@@ -105,7 +109,13 @@ ACTIONS = {
     "blocked": "new agents blocked",
 }
 #: Bump when the cached state's meaning changes: older cache files are then ignored.
-STATE_VERSION = 2
+STATE_VERSION = 3
+
+#: The most bytes one call reads of a transcript (``$CTXBUDGET_STATUSLINE_MAX_BYTES``
+#: overrides): a first read of a bigger file, or a bigger append, is not read at all and
+#: the line says ``?`` (or shows Claude Code's own figure) rather than stall the prompt.
+MAX_BYTES_ENV = "CTXBUDGET_STATUSLINE_MAX_BYTES"
+DEFAULT_MAX_BYTES = 64 << 20
 
 _MAX_STDIN = 1 << 20
 _RECENT_IDS = 256
@@ -159,6 +169,7 @@ class StatuslineInput:
         "error",
         "model_id",
         "model_name",
+        "output_tokens",
         "session_id",
         "transcript_path",
         "used_percentage",
@@ -171,7 +182,8 @@ class StatuslineInput:
         self.model_id: str | None = None
         self.model_name: str | None = None
         self.window: int | None = None  # context_window.context_window_size
-        self.context_tokens: int | None = None  # from context_window.current_usage
+        self.context_tokens: int | None = None  # current_usage: input + cache creation + read
+        self.output_tokens = 0  # current_usage.output_tokens: the last response's size
         self.used_percentage: float | None = None
         self.error: str | None = None  # why the input was not usable, for debugging
 
@@ -183,6 +195,7 @@ class StatuslineInput:
             self.model_name,
             self.window,
             self.context_tokens,
+            self.output_tokens,
             self.used_percentage,
         ]
 
@@ -221,6 +234,7 @@ def parse_input(text: str) -> StatuslineInput:
             ]
             if any(p is not None for p in parts):
                 result.context_tokens = sum(p or 0 for p in parts)
+                result.output_tokens = _count(usage.get("output_tokens")) or 0
         used = window.get("used_percentage")
         if isinstance(used, int | float) and not isinstance(used, bool) and 0 <= used <= 1000:
             result.used_percentage = float(used)
@@ -267,8 +281,16 @@ def _save_json(path: str, data: dict[str, Any]) -> bool:
     """Write atomically (temporary file, then rename); False when it cannot."""
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
+        directory = os.path.dirname(path)
+        if not os.path.isdir(directory):
+            # 0700: the cache root and its statusline directory are the user's alone
+            os.makedirs(os.path.dirname(directory), mode=0o700, exist_ok=True)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        # 0600, whatever the umask allows: the rename keeps it, so older 0644 files
+        # are replaced by private ones on their next write.
+        with open(
+            os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8"
+        ) as f:
             json.dump(data, f, separators=(",", ":"), ensure_ascii=False)
         os.replace(tmp, path)
         return True
@@ -326,6 +348,7 @@ class TranscriptState:
         "anchor",
         "calibration",
         "calls",
+        "context",
         "counter",
         "dev",
         "head",
@@ -335,6 +358,7 @@ class TranscriptState:
         "model",
         "mtime_ns",
         "offset",
+        "overheads",
         "path",
         "records",
         "session_id",
@@ -360,6 +384,10 @@ class TranscriptState:
         self.calibration: list[Any] | None = None
         self.counter: str | None = None
         self.calls = 0  # main-thread API calls seen in the whole file
+        # local tokens and items of the whole context the anchor call sent
+        self.context = [0, 0]
+        # what each call's usage counted beyond its transcript (the latest ones)
+        self.overheads: list[int] = []
         self.ids: list[str] = []
         self.model: str | None = None
         self.session_id: str | None = None
@@ -394,6 +422,11 @@ class TranscriptState:
             bytes.fromhex(state.head)
             if not (
                 _str_list(state.ids)
+                and isinstance(state.context, list)
+                and len(state.context) == 2
+                and all(_is_int(v) for v in state.context)
+                and isinstance(state.overheads, list)
+                and all(_is_int(v) for v in state.overheads)
                 and isinstance(state.model, str | None)
                 and isinstance(state.counter, str | None)
                 and isinstance(state.added, list)
@@ -437,8 +470,8 @@ class TranscriptState:
         """The saved calibration, else the prior of the counter (``Session`` rule)."""
         from ..accounting import Calibration
 
-        exact = self.counter_name() in EXACT_COUNTERS
-        calibration = Calibration.for_counter(exact_for_model=exact)
+        name = self.counter_name()
+        calibration = Calibration.for_counter(exact_for_model=name in EXACT_COUNTERS, counter=name)
         if self.calibration is not None:
             per_token, per_item, samples = self.calibration
             calibration.per_token = float(per_token)
@@ -453,6 +486,16 @@ class TranscriptState:
             [list(row) for row in calibration.samples],
         ]
 
+    def estimated_overhead(self) -> int:
+        """Without a usage in the current context (after a compaction): the system
+        prompt and tools as the earlier calls measured them (``load_transcript``'s
+        ``estimate_overhead``), else 0."""
+        if self.anchor is not None or not self.overheads:
+            return 0
+        from ..accounting import estimate_overhead
+
+        return estimate_overhead(self.overheads) or 0
+
     # The figure, with the same arithmetic as Session._from_transcript / used_tokens.
     def used_tokens(self, calibration: Calibration) -> int:
         if self.anchor is None:
@@ -460,7 +503,8 @@ class TranscriptState:
             # something, else a message's role markers.
             per_item = calibration.per_item
             framing = per_item if calibration.samples else min(per_item, UNANCHORED_PER_ITEM)
-            return round(calibration.per_token * self.since_tokens + framing * self.since_items)
+            local = round(calibration.per_token * self.since_tokens + framing * self.since_items)
+            return local + self.estimated_overhead()
         context, output, out_items = (int(v) for v in self.anchor[1:])
         # The response's size is reported (output tokens): its items are its first
         # ``out_n`` ones, of which only the framing is estimated.
@@ -564,6 +608,15 @@ class _Tail:
             calibration.learn(
                 sum(rest), len(rest), context - known - round(calibration.per_item * out_n)
             )
+            sent = [s.context[0] + sum(s.added), s.context[1] + len(s.added)]
+        else:
+            sent = [s.since_tokens, s.since_items]
+        # what this usage counted beyond the transcript sent (replay_history's sample)
+        from ..accounting import OVERHEAD_SAMPLES, overhead_sample
+
+        s.context = sent
+        s.overheads.append(overhead_sample(context, sent[0], sent[1], self.calibration()))
+        del s.overheads[:-OVERHEAD_SAMPLES]
         s.anchor = [mid, context, output, 0]
         s.added = []
         s.since_tokens = s.since_items = 0
@@ -630,13 +683,18 @@ def _items_of(record: dict[str, Any]) -> list[Item]:
     return TranscriptBuilder().items_of(record, MAIN_AGENT, 0)
 
 
-def read_transcript(path: str, saved: Any = None) -> tuple[TranscriptState, bool]:
+def read_transcript(
+    path: str, saved: Any = None, *, max_bytes: int | None = None
+) -> tuple[TranscriptState, bool]:
     """The state of the transcript at ``path``, from ``saved`` plus what was appended.
 
     Returns the state and whether it changed. Raises OSError when the file cannot be
-    read at all.
+    read at all: missing, not a regular file (a FIFO would block forever, ``/dev/zero``
+    never ends), or more than ``max_bytes`` (default ``max_read_bytes()``) to read.
     """
     st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(f"{path} is not a regular file")
     state = TranscriptState.from_json(saved, path)
     if state is not None and (state.dev, state.ino, state.size, state.mtime_ns) == (
         st.st_dev,
@@ -645,7 +703,7 @@ def read_transcript(path: str, saved: Any = None) -> tuple[TranscriptState, bool
         st.st_mtime_ns,
     ):
         return state, False  # nothing happened since the last call
-    state = _read(path, st, state)
+    state = _read(path, st, state, max_bytes)
     if state.counter is not None:
         from ..tokens.counters import counter_name_for_model
 
@@ -656,13 +714,44 @@ def read_transcript(path: str, saved: Any = None) -> tuple[TranscriptState, bool
             debug(f"{path}: counted with {state.counter}, its model wants {wanted}")
             fresh = TranscriptState(path)
             fresh.counter = wanted
-            state = _read(path, st, fresh)
+            state = _read(path, st, fresh, max_bytes)
     return state, True
 
 
-def _read(path: str, st: os.stat_result, state: TranscriptState | None) -> TranscriptState:
-    """``state`` (None: a new one) plus the complete lines of ``path`` after its offset."""
-    with open(path, "rb") as f:
+def max_read_bytes() -> int:
+    """``$CTXBUDGET_STATUSLINE_MAX_BYTES`` when it is a positive integer, else
+    ``DEFAULT_MAX_BYTES``."""
+    try:
+        value = int(os.environ.get(MAX_BYTES_ENV, ""))
+    except ValueError:
+        return DEFAULT_MAX_BYTES
+    return value if value > 0 else DEFAULT_MAX_BYTES
+
+
+def _open_regular(path: str) -> tuple[Any, os.stat_result]:
+    """``path`` opened for reading, checked on the open descriptor to be a regular file
+    (non-blocking open: a FIFO swapped in after the stat cannot hang the call)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return os.fdopen(fd, "rb"), st
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read(
+    path: str, st: os.stat_result, state: TranscriptState | None, max_bytes: int | None = None
+) -> TranscriptState:
+    """``state`` (None: a new one) plus the complete lines of ``path`` after its offset,
+    up to the size ``st`` gave (what is appended meanwhile waits for the next call)."""
+    cap = max_bytes or max_read_bytes()
+    f, opened = _open_regular(path)
+    with f:
+        if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+            raise OSError(f"{path} was replaced while being read")
         head = f.read(_HEAD_BYTES)
         if state is not None and (
             (state.dev, state.ino) != (st.st_dev, st.st_ino)
@@ -679,11 +768,17 @@ def _read(path: str, st: os.stat_result, state: TranscriptState | None) -> Trans
             import gzip
 
             f.seek(0)
-            data = gzip.decompress(f.read())
+            with gzip.GzipFile(fileobj=f) as unpacked:
+                data = unpacked.read(cap + 1)
+            if len(data) > cap:
+                raise OSError(f"{path} unpacks to more than {cap:,} bytes ({MAX_BYTES_ENV})")
             state.offset = 0
         else:
+            size = st.st_size - state.offset
+            if size > cap:
+                raise OSError(f"{size:,} bytes to read in {path}, above {cap:,} ({MAX_BYTES_ENV})")
             f.seek(state.offset)
-            data = f.read()
+            data = f.read(size)
     end = data.rfind(b"\n") + 1  # a last line without newline waits for the next call
     tail = _Tail(state)
     for line in data[:end].splitlines():
@@ -753,6 +848,13 @@ def transcript_figure(state: TranscriptState) -> Figure:
     )
 
 
+def _regular_or_missing(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True  # missing: the policy reader says so
+
+
 def make_policy(
     inp: StatuslineInput,
     *,
@@ -767,6 +869,9 @@ def make_policy(
 
     model = inp.model_id or transcript_model
     fields: dict[str, Any] = {}
+    if policy_file and not _regular_or_missing(policy_file):
+        debug(f"policy file {policy_file} is not a regular file: ignored")
+        policy_file = None
     if policy_file:
         try:
             fields = fields_from_toml(policy_file)
@@ -797,7 +902,6 @@ def build(figure: Figure, policy: Policy, inp: StatuslineInput) -> Status | None
         reported_tokens=figure.reported,
         estimated_since_report=figure.estimated,
         counter=figure.counter,
-        tokens_per_exchange=None,
         model=policy.model,
         session_id=inp.session_id,
     )
@@ -920,6 +1024,14 @@ def _render(
         except Exception as exc:
             debug(f"no cache ({exc})")
             cache_path = None
+    # With Claude Code's current usage the figure is known: the transcript adds only its
+    # estimate of what came after that usage, and is consulted only through a state an
+    # earlier call saved (brought up to date from the bytes appended since); a first
+    # call does not open it. Without that usage, the transcript is the figure.
+    use_transcript = bool(path) and (
+        inp.context_tokens is None
+        or TranscriptState.from_json(saved.get("transcript"), path or "") is not None
+    )
     memo_key = [
         STATE_VERSION,
         _code_stamp(),
@@ -928,7 +1040,7 @@ def _render(
         window,
         _file_stamp(policy_file),
         color,
-        _file_stamp(path),
+        _file_stamp(path) if use_transcript else None,
     ]
     memo = saved.get("memo")
     if isinstance(memo, dict) and memo.get("key") == memo_key and isinstance(memo.get("line"), str):
@@ -936,7 +1048,7 @@ def _render(
 
     state: TranscriptState | None = None
     changed = False
-    if path:
+    if path and use_transcript:
         try:
             try:
                 state, changed = read_transcript(path, saved.get("transcript"))
@@ -954,7 +1066,14 @@ def _render(
             # (that usage, its response, what came after), as `ctxbudget tokens` has it.
             figure = transcript_figure(state)
         else:
-            figure = Figure(inp.context_tokens, "context_window", reported=inp.context_tokens)
+            # The next request's context: the last one's input and cache, and the
+            # response, which it will carry (the transcript's figure counts it too).
+            figure = Figure(
+                inp.context_tokens + inp.output_tokens,
+                "context_window",
+                reported=inp.context_tokens,
+                estimated=inp.output_tokens,
+            )
     elif state is not None:
         figure = transcript_figure(state)
     policy = make_policy(

@@ -15,18 +15,90 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from importlib import import_module
 
 from .. import __version__
 from ..errors import CtxBudgetError
-from ..tracker import Tracker
-from . import budget, compact, demo, hooks, sessions, tokens
-from .common import EXIT_OK, EXIT_USAGE, STORE_HELP, Parser, open_source, policy_flags
+from .common import EXIT_OK, EXIT_USAGE, STORE_HELP, Parser, add_examples, writes_store
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..tracker import Tracker
+
+__all__ = ["GROUPS", "build_parser", "command_of", "main", "runner"]
+
+#: The command groups in the order ``--help`` lists them: module (under ``cli``), its
+#: register function, whether that takes the policy flags, and the commands it adds
+#: with their one-line help. ``--help`` and a usage error list every command from here
+#: without importing any module (a command module imports the store, the compaction
+#: engine or the demo); the module of the command being run is imported to build its
+#: own parser. A test keeps this table equal to what the modules register.
+GROUPS: tuple[tuple[str, str, bool, tuple[tuple[str, str], ...]], ...] = (
+    ("tokens", "register", False, (("tokens", "how full a session's context window is"),)),
+    ("sessions", "register_sessions", False, (("sessions", "list stored sessions"),)),
+    (
+        "compact",
+        "register",
+        True,
+        (
+            ("compact", "compact a session: free tokens, keep every fact, archive the rest"),
+            ("restore", "undo a compaction exactly"),
+            ("recall", "search what compaction archived"),
+        ),
+    ),
+    (
+        "budget",
+        "register",
+        True,
+        (
+            ("gate", "may a new sub-agent start? exit 0 allow, 3 deny"),
+            ("budget", "allocation and utilization by component, agent and phase"),
+        ),
+    ),
+    (
+        "demo",
+        "register",
+        False,
+        (("demo", "replay the analyst example through the engine (epic EP24)"),),
+    ),
+    (
+        "hooks",
+        "register",
+        False,
+        (
+            ("hook", "run as a Claude Code hook (reads the hook JSON on stdin)"),
+            ("install", "add to Claude Code's settings ctxbudget's status line and hooks"),
+            ("uninstall", "remove from Claude Code's settings ctxbudget's status line and hooks"),
+        ),
+    ),
+    (
+        "sessions",
+        "register_events",
+        False,
+        (("events", "a stored session's event ledger (audit trail)"),),
+    ),
+    (
+        "scrub",
+        "register",
+        False,
+        (("scrub", "redact the secrets a store already holds (API keys, tokens, passwords)"),),
+    ),
+    # main() runs the status line before parsing; listed for --help
+    (
+        "statusline",
+        "register",
+        False,
+        (("statusline", "one status line for Claude Code (JSON on stdin)"),),
+    ),
+)
+ALL = None  # build_parser(ALL): every command's full parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(load: Collection[str] | None = ALL) -> argparse.ArgumentParser:
+    """The ``ctxbudget`` parser. ``load``: the commands whose module is imported for
+    their full parser (None: all); the others are listed, with their help, and
+    nothing more."""
     parser = Parser(
         prog="ctxbudget",
         description="Token budget manager for LLM agent sessions: how full is the window, "
@@ -37,32 +109,74 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ctxbudget {__version__}")
     parser.add_argument("--store", metavar="URL", help=STORE_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for module, function, takes_policy, names in GROUPS:
+        if load is ALL or any(name in load for name, _ in names):
+            register = getattr(import_module(f".{module}", __package__), function)
+            if takes_policy:
+                from .common import policy_flags
 
-    tokens.register(commands)
-    sessions.register_sessions(commands)
-    compact.register(commands, policy_flags)
-    budget.register(commands, policy_flags)
-    demo.register(commands)
-    hooks.register(commands)
-    sessions.register_events(commands)
+                register(commands, policy_flags)
+            else:
+                register(commands)
+        else:
+            for name, help_text in names:
+                commands.add_parser(name, help=help_text)
+    add_examples(commands)
     # --store works after the command too ("ctxbudget tokens X --store memory://").
     for sub in commands.choices.values():
         sub.add_argument("--store", metavar="URL", default=argparse.SUPPRESS, help=STORE_HELP)
     return parser
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace, Tracker], int]] = {
-    "tokens": tokens.cmd_tokens,
-    "sessions": sessions.cmd_sessions,
-    "events": sessions.cmd_events,
-    "compact": lambda args, tracker: compact.cmd_compact(args, tracker, open_source),
-    "restore": compact.cmd_restore,
-    "recall": compact.cmd_recall,
-    "gate": lambda args, tracker: budget.cmd_gate(args, tracker, open_source),
-    "budget": lambda args, tracker: budget.cmd_budget(args, tracker, open_source),
-    "demo": demo.cmd_demo,
-    **hooks.COMMANDS,
-}
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv`` (the first word that is not an option), if any."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--store":
+            next(args, None)
+        elif arg == "--":
+            return next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def runner(name: str) -> Callable[[argparse.Namespace, Tracker], int]:
+    """The function that runs command ``name`` (its module imported now)."""
+    from .common import open_source
+
+    if name == "tokens":
+        from .tokens import cmd_tokens
+
+        return cmd_tokens
+    if name in ("sessions", "events"):
+        from . import sessions
+
+        return sessions.cmd_sessions if name == "sessions" else sessions.cmd_events
+    if name == "compact":
+        from .compact import cmd_compact
+
+        return lambda args, tracker: cmd_compact(args, tracker, open_source)
+    if name in ("restore", "recall"):
+        from . import compact
+
+        return compact.cmd_restore if name == "restore" else compact.cmd_recall
+    if name in ("gate", "budget"):
+        from . import budget
+
+        run = budget.cmd_gate if name == "gate" else budget.cmd_budget
+        return lambda args, tracker: run(args, tracker, open_source)
+    if name == "demo":
+        from .demo import cmd_demo
+
+        return cmd_demo
+    if name == "scrub":
+        from .scrub import cmd_scrub
+
+        return cmd_scrub
+    from .hooks import COMMANDS
+
+    return COMMANDS[name]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,17 +187,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .statusline import main as statusline_main
 
         return statusline_main(args_list[1:])
-    parser = build_parser()
+    parser = build_parser({name} if (name := command_of(args_list)) else ())
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(args_list)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
     try:
-        with Tracker(store=args.store) as tracker:
-            return COMMANDS[args.command](args, tracker)
+        from ..tracker import Tracker
+
+        run = runner(args.command)
+        with Tracker(store=args.store, create_store=writes_store(args)) as tracker:
+            return run(args, tracker)
     except CtxBudgetError as exc:
         print(f"ctxbudget: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

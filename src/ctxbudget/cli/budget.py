@@ -1,20 +1,26 @@
 """``ctxbudget gate`` and ``ctxbudget budget``: the spawn gate and the budget report.
 
 ``gate`` exits 0 when the agent may start (also after a compaction it applied), 3 when
-it is denied, with the reason on stderr, so a hook or script can act on the code.
+it is denied, with the reason on stderr, so a hook or script can act on the code. On a
+stored session an allowance is a reservation in the store, taken atomically: gates
+run at once never allow more than fits (``ctxbudget.budgeting.gate``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..budgeting import agent_usage, budget_total, phase_usage
+from ..budgeting import agent_budgets, agent_usage, budget_total, phase_usage
+from ..model import Component
+from ..render import status_line
 
 if TYPE_CHECKING:
+    from ..budget.allocation import UtilizationReport
     from ..session import Session
     from ..tracker import Tracker
 
@@ -48,6 +54,11 @@ def register(commands: Any, policy_flags: Callable[[argparse.ArgumentParser], No
         metavar="N",
         help="the agent's own budget (stored with --record)",
     )
+    gate.add_argument(
+        "--key",
+        metavar="ID",
+        help="what the spawn is for (its tool_use_id): asked twice, reserved once",
+    )
     gate.add_argument("--record", action="store_true", help="store the session and the decision")
     gate.add_argument("--json", action="store_true")
     policy_flags(gate)
@@ -76,10 +87,15 @@ def cmd_gate(args: argparse.Namespace, tracker: Tracker, open_source: OpenSource
         session.save()
     if args.agent_budget is not None:
         session.set_agent_budget(args.agent, args.agent_budget)
-    decision = session.gate(args.agent, args.tokens, compact=not args.no_compact)
+    # A stored session's allowance is a reservation (see "Budgets" in the README).
+    decision = session.gate(args.agent, args.tokens, compact=not args.no_compact, key=args.key)
     if args.json:
         print(json.dumps(decision.to_dict(), indent=2))
-    print(f"ctxbudget gate: {decision.outcome}: {decision.reason}", file=sys.stderr)
+    # Name the command to run with this very source, not a placeholder.
+    reason = decision.reason.replace(
+        '"ctxbudget compact SESSION"', f'"ctxbudget compact {shlex.quote(args.session)}"'
+    )
+    print(f"ctxbudget gate: {decision.outcome}: {reason}", file=sys.stderr)
     return 0 if decision.allowed else EXIT_DENY
 
 
@@ -87,15 +103,27 @@ def cmd_budget(args: argparse.Namespace, tracker: Tracker, open_source: OpenSour
     session = open_source(tracker, args.session, args)
     adjustment = session.adjust_shares(apply=True) if args.adjust else None
     report = session.budget_report()
+    status = session.status()
+    overhead = status.breakdown.unattributed
     agents = agent_usage(session)
+    budgets = agent_budgets(session)
     phases = phase_usage(session)
     if args.json:
         out = {
             "session_id": session.id,
             "total_tokens": budget_total(session),
+            # the figure every surface shows (ctxbudget tokens, the status line, hooks)
+            "used_tokens": status.used_tokens,
+            "max_tokens": status.max_tokens,
+            "percent": round(status.percent, 2),
+            "provider_overhead": {
+                "tokens": overhead,
+                "estimated": status.overhead_estimated,
+                "charged_to": Component.SYSTEM_CONTEXT.value,
+            },
             **_rounded(report.to_dict()),
             "agents": {
-                name: {"tokens": tokens, "budget": session.budget.agent_budgets.get(name)}
+                name: {"tokens": tokens, "budget": budgets.get(name)}
                 for name, tokens in agents.items()
             },
             "phases": {
@@ -106,12 +134,15 @@ def cmd_budget(args: argparse.Namespace, tracker: Tracker, open_source: OpenSour
         }
         print(json.dumps(out, indent=2))
         return 0
-    print(f"Budget of session {session.id} ({budget_total(session):,} tokens to share)\n")
-    print(report.render())
+    print(f"Budget of session {session.id} ({budget_total(session):,} tokens to share)")
+    print(status_line(status) + "\n")
+    print(_with_overhead(report, overhead, status.overhead_estimated))
     print("\nBy agent")
     for name, tokens in sorted(agents.items(), key=lambda kv: -kv[1]):
-        limit = session.budget.agent_budgets.get(name)
+        limit = budgets.get(name)
         print(f"  {name:<32} {tokens:>9,}" + (f"  of {limit:,}" if limit else ""))
+    if overhead:
+        print(f"  {'(provider overhead, no agent)':<32} {overhead:>9,}")
     if phases:
         print("\nBy phase")
         for name, tokens in phases.items():
@@ -129,6 +160,22 @@ def cmd_budget(args: argparse.Namespace, tracker: Tracker, open_source: OpenSour
                     f"{change['after']:6.1%}  {change['reason']}"
                 )
     return 0
+
+
+def _with_overhead(report: UtilizationReport, overhead: int, estimated: bool) -> str:
+    """The report's table with the provider's overhead on its own line, under the
+    ``system_context`` row it is charged to."""
+    lines = report.render().split("\n")
+    names = [row.component for row in report.components]
+    system = Component.SYSTEM_CONTEXT.value
+    if overhead and system in names:
+        at = 2 + names.index(system)  # after the header and its rule
+        note = ", estimated" if estimated else ""
+        lines.insert(
+            at + 1,
+            f"  └ of which provider overhead (system prompt, tools{note}): {overhead:,}",
+        )
+    return "\n".join(lines)
 
 
 def _rounded(value: Any) -> Any:

@@ -5,28 +5,31 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import AmbiguousSessionError, CtxBudgetError, SessionNotFoundError
-from ..policy import fields_from_toml
-from ..sources import claude_projects_dir, find_latest_claude_session
 
 if TYPE_CHECKING:
     from ..tracker import Session, Tracker
 
 __all__ = [
+    "EXAMPLES",
     "EXIT_BLOCKED",
     "EXIT_FAIL_ON",
     "EXIT_OK",
     "EXIT_USAGE",
     "STORE_HELP",
+    "HelpFormatter",
     "Parser",
     "UsageError",
+    "add_examples",
     "color",
     "open_source",
     "policy_fields",
     "policy_flags",
+    "writes_store",
 ]
 
 EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE, EXIT_BLOCKED = 0, 1, 2, 3
@@ -40,16 +43,72 @@ class UsageError(CtxBudgetError):
     """Bad command-line input."""
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that a text with line breaks (an epilog of
+    examples, a list) is printed as written: one example per line."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" not in text:  # a plain paragraph (every description): as argparse does
+            return super()._fill_text(text, width, indent)
+        return "\n".join(indent + line for line in text.splitlines())
+
+
 class Parser(argparse.ArgumentParser):
     """Usage errors in one line, with where to look for help (exit 2)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"ctxbudget: error: {message} (see: {self.prog} --help)\n")
 
 
+# One example per command, shown at the end of its --help (``add_examples``).
+EXAMPLES: dict[str, str] = {
+    "tokens": "examples:\n  ctxbudget tokens ~/.claude/projects/-home-me-app/3f2a9c.jsonl "
+    "--breakdown\n  ctxbudget tokens --history --model claude-sonnet-4-5",
+    "sessions": "example:\n  ctxbudget sessions --limit 5",
+    "events": "example:\n  ctxbudget events 3f2a9c --type compacted,threshold_crossed",
+    "compact": "examples:\n  ctxbudget compact session.jsonl --dry-run --ratio 5\n"
+    "  ctxbudget compact 3f2a9c --target-percent 50",
+    "restore": "example:\n  ctxbudget restore 3f2a9c --to 1",
+    "recall": 'example:\n  ctxbudget recall 3f2a9c "database schema" --budget 800',
+    "gate": "example:\n  ctxbudget gate 3f2a9c --agent researcher --tokens 20000",
+    "budget": "example:\n  ctxbudget budget session.jsonl --json",
+    "demo": "example:\n  ctxbudget demo analyst --quiet",
+    "install": "example:\n  ctxbudget install claude-code --dry-run",
+    "uninstall": "example:\n  ctxbudget uninstall claude-code",
+    "scrub": "example:\n  ctxbudget scrub --dry-run --json",
+}
+
+
+def add_examples(commands: Any) -> None:
+    """Give each subcommand of ``commands`` without an epilog its ``EXAMPLES`` entry."""
+    for name, sub in commands.choices.items():
+        if not sub.epilog and name in EXAMPLES:
+            sub.epilog = EXAMPLES[name]
+
+
 def color(stream: Any) -> bool:
     """Whether to colour what goes to ``stream``: a terminal, and no ``NO_COLOR``."""
     return bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
+
+
+# Commands that only read the store unless a flag says otherwise: a read never creates
+# a store (an explicit --store that does not exist is an error, the default one on a
+# first run reads as empty). The others (hooks, install, demo…) open it as they did.
+_READS = frozenset({"sessions", "events", "recall", "restore", "tokens", "gate", "budget", "scrub"})
+
+
+def writes_store(args: argparse.Namespace) -> bool:
+    """Whether this command line may create the store (store something new in it)."""
+    command = getattr(args, "command", None)
+    if command == "compact":
+        return not getattr(args, "dry_run", False)
+    if command in _READS:
+        return bool(getattr(args, "record", False))
+    return True
 
 
 def policy_flags(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +131,8 @@ def policy_flags(parser: argparse.ArgumentParser) -> None:
 
 def policy_fields(args: argparse.Namespace) -> dict[str, Any]:
     """Policy settings given on this command line: the file's, then the flags'."""
+    from ..policy import fields_from_toml  # imported here: `ctxbudget --help` skips it
+
     fields = fields_from_toml(args.policy) if args.policy else {}
     flags = {
         "window": args.window,
@@ -92,7 +153,13 @@ def open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) 
 
     Policy flags apply to this run only; ``--record`` stores them with the session.
     """
+    from ..policy import window_assumption
+    from ..sources import claude_projects_dir, find_latest_claude_session
+
     fields = policy_fields(args)
+    note = None if "window" in fields else window_assumption(fields.get("model"))
+    if note:
+        print(f"ctxbudget: note: {note}", file=sys.stderr)
     if source is None:
         latest = find_latest_claude_session()
         if latest is None:
@@ -103,7 +170,11 @@ def open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) 
         source = str(latest)
     path = Path(source).expanduser()
     if path.exists():
-        return tracker.load(path, **fields)
+        loaded = tracker.load(path, **fields)
+        # Bad records the reader skipped or kept as unknown, one line each (file:line).
+        for problem in loaded.transcript.problems if loaded.transcript else []:
+            print(f"ctxbudget: note: {problem}", file=sys.stderr)
+        return loaded
     try:
         session = tracker.open(source)
     except AmbiguousSessionError as exc:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..archive import Compaction
 from ..compaction import CompactionPolicy
+from ..compaction.summarize import current_task
 from ..errors import CompactionError
 from ..model import Kind
 
@@ -35,7 +37,9 @@ def register(commands: Any, policy_flags: Callable[[argparse.ArgumentParser], No
         "then check that every fact (requirement ids, decisions, questions, files, todos, "
         "requests…) survived. Applied as a new context version; the removed items stay in "
         'the archive ("ctxbudget recall", "ctxbudget restore"). SOURCE: a transcript or '
-        "messages file, or a stored session id.",
+        "messages file, or a stored session id. Exit codes: 0 a compaction was applied (or "
+        "planned, with --dry-run), whatever the target; 1 nothing could be compacted (or "
+        "--if-needed alerted instead); 2 bad input or a failure (nothing changed).",
     )
     compact.add_argument("source", metavar="SOURCE")
     compact.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
@@ -52,8 +56,16 @@ def register(commands: Any, policy_flags: Callable[[argparse.ArgumentParser], No
         help="with --if-needed: compact from this share of the window",
     )
     target = compact.add_mutually_exclusive_group()
-    target.add_argument("--ratio", type=float, metavar="R", help="aim at 1/R of the tokens")
-    target.add_argument("--target", type=int, metavar="TOKENS", help="aim at this many tokens")
+    target.add_argument(
+        "--ratio",
+        type=float,
+        metavar="R",
+        help="the transcript (what compaction can change) becomes 1/R of itself; the "
+        "provider's fixed overhead (system prompt, tools) is shown apart",
+    )
+    target.add_argument(
+        "--target", type=int, metavar="TOKENS", help="aim at this many tokens (whole context)"
+    )
     target.add_argument(
         "--target-percent", type=float, metavar="P", help="aim at P%% of the window (default 60)"
     )
@@ -178,10 +190,20 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
     else:
         compaction = session.plan_compaction(policy, summarizer)
         if not args.dry_run and compaction.result.actions:
-            session.save()  # recording first can change the version: plan against it
+            # recording first can change the version: plan against it; a file is compacted
+            # from its own context, even where the store holds a compacted copy of it
+            session.save(keep_transcript_context=session.transcript is not None)
             if compaction.version_from != session.version:
                 compaction = session.plan_compaction(policy, summarizer)
             compaction = session.apply_compaction(compaction)
+            if session.overtook_compacted_version is not None and not args.json:
+                print(
+                    f"The store already holds a compacted version of this session "
+                    f"(version {session.overtook_compacted_version}): compacted the file's "
+                    f"own context instead; to compact the stored version: "
+                    f'"ctxbudget compact {session.id[:12]}"',
+                    file=sys.stderr,
+                )
     if args.output:
         from ..sources.writers import write
 
@@ -206,7 +228,8 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
     print(render_plan(compaction, window) if args.dry_run else render_done(compaction, window))
     if args.output:
         print(f"Wrote the compacted context to {args.output} ({args.format})")
-    if not args.dry_run and compaction.applied_at is not None:
+        print(_written_line(compaction))
+    if not args.dry_run and compaction.applied_at is not None and _keeps(tracker):
         print(
             f'Session {session.id}: undo with "ctxbudget restore {session.id[:12]}", '
             f'search the archive with "ctxbudget recall {session.id[:12]} QUERY".'
@@ -215,10 +238,34 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
 
 
 def _exit(compaction: Compaction) -> int:
-    """1 when a compaction ran but missed its target: scripts should know."""
-    applied = compaction.applied_at is not None
-    short = compaction.used_after > compaction.target < compaction.used_before
-    return 1 if applied and short else 0
+    """0 when a compaction was applied or planned, whatever the target (the output says
+    when it was missed); 1 when nothing could be compacted."""
+    return 0 if compaction.result.actions else 1
+
+
+def _keeps(tracker: Tracker) -> bool:
+    """Whether the store outlives this command (``memory://`` does not: no restore)."""
+    return not tracker.store.url.startswith("memory:")
+
+
+def _overhead_line(c: Compaction) -> list[str]:
+    if c.overhead <= 0:
+        return []
+    return [
+        f"Fixed:  {c.overhead:>9,} more the provider adds: system prompt and tools; "
+        "compaction cannot change them"
+    ]
+
+
+def _written_line(c: Compaction) -> str:
+    """What a file written with --output holds, and what the provider adds to it."""
+    held = max(0, c.used_after - c.overhead)
+    if c.overhead <= 0:
+        return f"It holds the whole context: ~{held:,} tokens (After)."
+    return (
+        f"It holds the transcript only, ~{held:,} tokens; the provider adds the system "
+        f"prompt and tools (~{c.overhead:,}) when it is sent: {c.used_after:,} in all (After)."
+    )
 
 
 def _check_output(path: Path) -> None:
@@ -242,6 +289,7 @@ def render_plan(c: Compaction, window: int) -> str:
         + ("" if c.used_after <= c.target else "   (target not reached)")
     )
     lines.append(f"Freed:  {c.freed:>9,} tokens")
+    lines.extend(_overhead_line(c))
     lines.append("")
     if r.actions:
         lines.append(f"  {'step':<20} {'items':>6} {'freed':>10}")
@@ -277,7 +325,9 @@ def render_done(c: Compaction, window: int) -> str:
     if not r.actions:
         return "Nothing to compact: " + ("; ".join(r.notes) or "no action applies")
     counts = r.facts.by_kind
-    task = next((i.text for i in reversed(r.items) if i.kind is Kind.USER_TEXT), "")
+    # The latest request may be a nudge ("go on") whose task was summarized away:
+    # look through what was removed too (it came before what was kept).
+    task = current_task([*r.removed, *r.items])
     agents = sorted(
         {i.agent for i in r.removed if i.agent != "main"}
         | {i.tool for i in r.removed if i.kind is Kind.AGENT_REPORT and i.tool}
@@ -290,6 +340,7 @@ def render_done(c: Compaction, window: int) -> str:
         f"After:  {c.used_after:,} tokens ({_pct(c.used_after, window)})",
         f"Freed:  {c.freed:,} tokens ({len(r.removed)} items archived, "
         f"version {c.version_from} → {c.version_to})",
+        *_overhead_line(c),
         "",
         "Summary of preserved context:",
     ]

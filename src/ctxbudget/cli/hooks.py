@@ -18,7 +18,15 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from ..claude_code.hooks import DEFAULT_REPORT_TOKENS, HookOptions, HookResult, failed, run_hook
+from ..claude_code.hooks import (
+    DEFAULT_REPORT_TOKENS,
+    FAIL_OPEN_ENV,
+    MAX_STDIN_BYTES,
+    HookOptions,
+    HookResult,
+    failed,
+    run_hook,
+)
 
 if TYPE_CHECKING:
     from ..tracker import Tracker
@@ -31,6 +39,24 @@ HOOK_EVENTS = (
     "subagent-stop",
 )
 
+# Shown by "ctxbudget hook --help": the events and the options read after EVENT.
+HOOK_EPILOG = f"""events:
+  pre-tool-use        PreToolUse on Task|Agent: exit 2 (block) when the
+                      sub-agent would take the window to the blocked level
+  user-prompt-submit  UserPromptSubmit: from the warning level on, a line
+                      for the user and the same for the model
+  pre-compact         PreCompact: records Claude Code's compaction
+  session-start       SessionStart: registers the session; after a
+                      compaction, notes the new context's size
+  subagent-stop       SubagentStop: records the sub-agent's own usage
+options (after EVENT):
+  --report-tokens N   tokens a sub-agent's report adds (default {DEFAULT_REPORT_TOKENS:,})
+  --policy FILE       policy TOML file (window, thresholds…)
+  --window N          context window in tokens
+  --store URL         sqlite:///path.db or memory://
+example (as "ctxbudget install claude-code" writes it; hook JSON on stdin):
+  ctxbudget hook pre-tool-use --report-tokens 8000"""
+
 
 def register(commands: Any) -> None:
     hook = commands.add_parser(
@@ -38,10 +64,13 @@ def register(commands: Any) -> None:
         help="run as a Claude Code hook (reads the hook JSON on stdin)",
         description="Run as a Claude Code hook. EVENT: " + ", ".join(HOOK_EVENTS) + ". "
         "pre-tool-use exits 2 with the reason on stderr when a sub-agent (Task/Agent) "
-        "would take the window to the blocked threshold; every other outcome, failures "
-        "included, exits 0. Options after EVENT: --report-tokens N (tokens a sub-agent's "
+        "would take the window to the blocked threshold, or when it cannot decide (unless "
+        f"--fail-open or {FAIL_OPEN_ENV}=1); every other outcome exits 0, or 1 with a line on "
+        "stderr when an event could not be recorded. Options after EVENT: --fail-open, "
+        "--report-tokens N (tokens a sub-agent's "
         f"report is expected to add, default {DEFAULT_REPORT_TOKENS:,}), --policy FILE, "
         "--window N, --store URL. 'ctxbudget install claude-code' registers them.",
+        epilog=HOOK_EPILOG,
     )
     # optional here: a missing event is reported by the hook itself (exit 1), never as
     # argparse's exit 2, which Claude Code would take for "block"
@@ -74,9 +103,9 @@ def register(commands: Any) -> None:
             sub.add_argument("--no-statusline", action="store_true", help="install the hooks only")
             sub.add_argument(
                 "--executable",
-                default="ctxbudget",
                 metavar="CMD",
-                help="how Claude Code runs ctxbudget (default: ctxbudget, from PATH)",
+                help="how Claude Code runs ctxbudget (default: the absolute path of this "
+                "ctxbudget, so hooks work without an activated virtualenv)",
             )
 
 
@@ -92,6 +121,12 @@ def _hook_options(argv: Sequence[str]) -> tuple[HookOptions, str | None]:
     parser.add_argument("--policy", metavar="FILE", help="policy TOML file (window, thresholds…)")
     parser.add_argument("--window", type=int, metavar="N", help="context window in tokens")
     parser.add_argument("--store", metavar="URL", help="sqlite:///path.db or memory://")
+    parser.add_argument(
+        "--fail-open",
+        action="store_true",
+        default=None,
+        help=f"let a sub-agent spawn through when the gate cannot decide ({FAIL_OPEN_ENV}=1)",
+    )
     args = parser.parse_args(list(argv))
     fields: dict[str, Any] = {}
     if args.policy:
@@ -100,18 +135,22 @@ def _hook_options(argv: Sequence[str]) -> tuple[HookOptions, str | None]:
         fields.update(fields_from_toml(args.policy))
     if args.window is not None:
         fields["window"] = args.window
-    return HookOptions(report_tokens=args.report_tokens, policy_fields=fields), args.store
+    options = HookOptions(
+        report_tokens=args.report_tokens, policy_fields=fields, fail_open=args.fail_open
+    )
+    return options, args.store
 
 
 def _read_stdin() -> bytes:
     stream = sys.stdin
     if stream is None or stream.isatty():
         return b""  # run by hand: no hook JSON
+    # One byte past the limit is enough to know it is too big (the hook says so).
     buffer = getattr(stream, "buffer", None)
     if buffer is not None:
-        data: bytes = buffer.read()
+        data: bytes = buffer.read(MAX_STDIN_BYTES + 1)
         return data
-    return stream.read().encode("utf-8", errors="replace")
+    return stream.read(MAX_STDIN_BYTES + 1).encode("utf-8", errors="replace")
 
 
 def _write(stream: IO[str], text: str) -> None:
@@ -149,8 +188,11 @@ def hook_result(args: argparse.Namespace, tracker: Tracker) -> HookResult:
     if store is not None:
         from ..tracker import Tracker as _Tracker
 
-        with _Tracker(store=store) as own:
-            return run_hook(args.event, raw, own, options)
+        try:
+            with _Tracker(store=store) as own:
+                return run_hook(args.event, raw, own, options)
+        except Exception as exc:  # closing a broken store: never a blocking exit
+            return failed("the store failed", exc)
     return run_hook(args.event, raw, tracker, options)
 
 
@@ -171,11 +213,11 @@ def _settings_path(args: argparse.Namespace) -> Any:
 
 
 def cmd_install(args: argparse.Namespace, tracker: Tracker) -> int:
-    from ..claude_code.install import apply_install, plan_install
+    from ..claude_code.install import apply_install, default_executable, plan_install
 
     plan = plan_install(
         _settings_path(args),
-        executable=args.executable,
+        executable=args.executable or default_executable(),
         statusline=not args.no_statusline,
         force=args.force,
     )

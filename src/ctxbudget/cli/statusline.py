@@ -36,6 +36,10 @@ FORMAT_HELP = (
     '"{model} | Tokens: {used}/{max} ({percent}%%) | {bar} | {level}{action}")'
 )
 COLOR_CHOICES = ("auto", "always", "never")
+EXAMPLE = (
+    "example (Claude Code settings.json):\n"
+    '  "statusLine": {"type": "command", "command": "ctxbudget statusline --color always"}'
+)
 
 
 def _add_flags(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +70,7 @@ def register(commands: Any) -> None:
         "statusline",
         help="one status line for Claude Code (JSON on stdin)",
         description=DESCRIPTION,
+        epilog=EXAMPLE,
     )
     _add_flags(parser)
 
@@ -159,7 +164,12 @@ def cmd_statusline(args: argparse.Namespace, tracker: Any = None) -> int:
 def _help() -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="ctxbudget statusline", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(
+        prog="ctxbudget statusline",
+        description=DESCRIPTION,
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_flags(parser)
     parser.print_help()
 

@@ -7,12 +7,12 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..model import Level
+from ..model import EventType, Level
 from ..render import breakdown_table, history_chart, status_line, warning_block
 from .common import EXIT_BLOCKED, EXIT_FAIL_ON, EXIT_OK, color, open_source, policy_flags
 
 if TYPE_CHECKING:
-    from ..tracker import Tracker
+    from ..tracker import Session, Tracker
 
 
 def register(commands: Any) -> None:
@@ -47,8 +47,11 @@ def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
     status = session.status()
     history = session.history() if args.history else []
     transcript = session.transcript
+    empty = transcript is not None and not transcript.items and not transcript.history_items
     if args.json:
         out = status.to_dict()
+        if empty:
+            out["conversation"] = False
         out["session_id"] = session.id if args.record or transcript is None else None
         out["recorded"] = bool(args.record or transcript is None)
         if transcript is not None:
@@ -57,6 +60,7 @@ def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
             out["transcript_session_id"] = transcript.session_id
             out["api_calls"] = len(transcript.calls)
         if args.history:
+            window = session.policy.window
             out["history"] = [
                 {
                     "call": p.call,
@@ -64,9 +68,25 @@ def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
                     "predicted_tokens": p.predicted_tokens,
                     "timestamp": p.timestamp,
                     "after_compaction": p.after_compaction,
+                    "used_tokens": p.reported_tokens,
+                    "percent": round(100 * p.reported_tokens / window, 2),
                 }
                 for p in history
             ]
+            # The last point is now: the figure every surface shows (the next request's
+            # context), which adds the last response and what came since to the last call.
+            out["history"].append(
+                {
+                    "call": None,
+                    "now": True,
+                    "reported_tokens": None,
+                    "predicted_tokens": None,
+                    "timestamp": None,
+                    "after_compaction": False,
+                    "used_tokens": status.used_tokens,
+                    "percent": round(status.percent, 2),
+                }
+            )
         print(json.dumps(out, indent=2, ensure_ascii=False))
     else:
         print(status_line(status, color=color(sys.stdout)))
@@ -78,8 +98,19 @@ def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
                 f"Note: {status.unknown_records} record(s) of unknown shape were kept but not "
                 "understood."
             )
-        if not status.anchored:
-            if (transcript is not None and transcript.calls) or session.version > 1:
+        if empty and transcript is not None:
+            print(
+                f"Note: {transcript.path} holds no conversation: {transcript.records:,} "
+                "record(s), none of them a message (hook output or bookkeeping only)."
+            )
+        elif not status.anchored:
+            if status.overhead_estimated:
+                print(
+                    f"Note: no provider usage since the last compaction: the system prompt "
+                    f"and tools ({status.breakdown.unattributed:,}) are estimated from the "
+                    f"earlier usage, the rest counted locally ({status.counter})."
+                )
+            elif (transcript is not None and transcript.calls) or session.version > 1:
                 print(
                     f"Note: no provider usage since the last compaction: counted locally "
                     f"({status.counter})."
@@ -93,7 +124,7 @@ def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
             print(breakdown_table(status))
         if args.history:
             print()
-            print(history_chart(history, session.policy))
+            print(history_chart(history, session.policy, compacted_since=_compacted_since(session)))
         if args.record:
             print(f"Recorded as session {session.id} in {tracker.store.url}")
     return exit_for(status.level, args.fail_on)
@@ -106,3 +137,13 @@ def exit_for(level: Level, fail_on: str | None) -> int:
     if level is Level.BLOCKED:
         return EXIT_BLOCKED
     return EXIT_FAIL_ON if level.rank >= Level(fail_on).rank else EXIT_OK
+
+
+def _compacted_since(session: Session) -> bool:
+    """Whether ctxbudget compacted the stored session after its last recorded call (a
+    compaction shows on the next call's point; until then it is marked at the end)."""
+    if session.transcript is not None:
+        return False
+    kinds = [EventType.USAGE_RECORDED, EventType.COMPACTED]
+    events = session.events(types=kinds)
+    return bool(events) and events[-1].type == EventType.COMPACTED

@@ -53,21 +53,23 @@ _LINE_NUMBER = re.compile(r"^\s*(\d+)[→\t:]", re.M)
 
 
 class _Work:
-    """The context being compacted: items (copied on change), tokens, the plan so far."""
+    """The context being compacted: items (copied on change), tokens, the plan so far.
+
+    ``total`` is kept as a running sum: every step asks for it once per item it looks
+    at, and summing all items each time made a plan quadratic in the session's length.
+    Change ``tokens`` only through the methods here, which keep ``total`` true.
+    """
 
     def __init__(self, items: Sequence[Item], count: Callable[[str], int]) -> None:
         self.items = list(items)
         self.count = count
         self.tokens = [self._tokens_of(i) for i in self.items]
+        self.total = sum(self.tokens)
         self.actions: list[Action] = []
 
     def _tokens_of(self, item: Item) -> int:
         # counted here, not written onto the caller's items: compact() changes nothing
         return item.tokens if item.tokens is not None else self.count(item.text)
-
-    @property
-    def total(self) -> int:
-        return sum(self.tokens)
 
     def replace_text(self, index: int, text: str, action: Action) -> bool:
         """Shorten one item's text; keeps it only when it saves tokens."""
@@ -81,8 +83,23 @@ class _Work:
         action.items.append(index)
         action.tokens_before += self.tokens[index]
         action.tokens_after += tokens
+        self.total += tokens - self.tokens[index]
         self.tokens[index] = tokens
         return True
+
+    def set_item(self, index: int, item: Item, tokens: int) -> None:
+        self.items[index] = item
+        self.total += tokens - self.tokens[index]
+        self.tokens[index] = tokens
+
+    def insert_item(self, index: int, item: Item, tokens: int) -> None:
+        self.items.insert(index, item)
+        self.tokens.insert(index, tokens)
+        self.total += tokens
+
+    def replace_all(self, items: list[Item], tokens: list[int]) -> None:
+        self.items, self.tokens = items, tokens
+        self.total = sum(tokens)
 
 
 def _first_line(text: str) -> str:
@@ -205,7 +222,13 @@ def _step_call_inputs(work: _Work, keep: set[int], policy: CompactionPolicy, tar
 def _near_duplicate(a: set[str], b: set[str]) -> bool:
     if not a or not b:
         return False
-    return len(a & b) / len(a | b) >= 0.9
+    # Jaccard ≥ 0.9 needs the smaller set to be ≥ 0.9 of the larger: most pairs fail
+    # that test by size alone. The union's size comes from the intersection's.
+    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    if len(small) / len(large) < 0.9:  # division, as below: the same float rounding
+        return False
+    common = len(small & large)
+    return common / (len(a) + len(b) - common) >= 0.9
 
 
 def _step_duplicates(work: _Work, keep: set[int], target: int) -> None:
@@ -308,8 +331,10 @@ def _step_summarize(
     calls = calls_by_pair(work.items)
     for i in list(span):
         item = work.items[i]
-        if item.role is Role.TOOL and calls.get(item.pair_id or "") not in span_set | {None}:
-            span_set.discard(i)
+        if item.role is Role.TOOL:
+            call = calls.get(item.pair_id or "")
+            if call is not None and call not in span_set:
+                span_set.discard(i)
     results = {
         item.pair_id
         for j, item in enumerate(work.items)
@@ -354,7 +379,7 @@ def _step_summarize(
         if i not in span_set:
             new_items.append(item)
             new_tokens.append(work.tokens[i])
-    work.items, work.tokens = new_items, new_tokens
+    work.replace_all(new_items, new_tokens)
     work.actions.append(action)
     return summary
 
@@ -442,8 +467,7 @@ def _validate(
         action.tokens_before = 0
         action.tokens_after = tokens - (summary.tokens or 0)
         summary = dataclasses.replace(summary, text=text, tokens=tokens, _hash=None)
-        work.items[index] = summary
-        work.tokens[index] = tokens
+        work.set_item(index, summary, tokens)
     else:
         position = next(
             (i for i, it in enumerate(work.items) if it.role is not Role.SYSTEM),
@@ -458,8 +482,7 @@ def _validate(
             layer=Layer.METADATA,
             message_index=anchor.message_index,
         )
-        work.items.insert(position, summary)
-        work.tokens.insert(position, summary.tokens or 0)
+        work.insert_item(position, summary, summary.tokens or 0)
         action.tokens_after = summary.tokens or 0
     report = check_facts(facts, "\n".join(i.text for i in work.items))
     report.restored = [f for f in restored_now if f not in report.missing]

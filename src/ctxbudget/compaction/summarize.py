@@ -399,10 +399,14 @@ def summarize_extractive(
     edited = list(dict.fromkeys(p for s in segments for p in s.edited))
     read = [p for p in dict.fromkeys(p for s in segments for p in s.read) if p not in edited]
     known = [*edited, *read]
+    # a mentioned path is known when a known path equals it or ends with "/" + it: the
+    # tails of the known paths after each "/" answer that in one look-up (not paths²)
+    known_exact = set(known)
+    known_tails = {p[j + 1 :] for p in known for j, ch in enumerate(p) if ch == "/"}
     mentioned = [
         f.key
         for f in by_kind.get(FactKind.FILE, [])
-        if not any(p == f.key or p.endswith("/" + f.key.lstrip("./")) for p in known)
+        if f.key not in known_exact and f.key.lstrip("./") not in known_tails
     ]
     root = _common_root([*edited, *read, *mentioned])
     files = [f"(paths under {root})"] if root else []
@@ -465,3 +469,30 @@ def summarize_extractive(
             lines.append("## Timeline (latest)")
             lines.extend(reversed(kept))
     return "\n".join(lines)
+
+
+# Requests that carry no task of their own ("continue", "go on", "ok"): the task is
+# the one before them.
+_TASK_NUDGE = (
+    r"(?:please|continue|go\s+on|go\s+ahead|keep\s+going|carry\s+on|proceed|ok(?:ay)?|"
+    r"yes|yep|yeah|sure|right|fine|good|great|thanks?(?:\s+you)?|thx|next|do\s+it|"
+    r"resume|lgtm|sounds\s+good)"
+)
+_TASK_FILLER = re.compile(rf"^\W*{_TASK_NUDGE}(?:[\s,.!;]+{_TASK_NUDGE})*\W*$", re.IGNORECASE)
+
+
+def current_task(items: Sequence[Item]) -> str:
+    """The latest substantive request among ``items``: the last user text that is not
+    a nudge such as "continue", "go on" or "ok" (those leave the task as it was).
+    The last user text when every one is a nudge; "" when there is none."""
+    last = ""
+    for item in reversed(items):
+        if item.kind is not Kind.USER_TEXT:
+            continue
+        text = " ".join(item.text.split())
+        if not text:
+            continue
+        if not _TASK_FILLER.match(text):
+            return text
+        last = last or text
+    return last

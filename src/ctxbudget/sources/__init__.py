@@ -4,18 +4,20 @@
 (optionally gzip-compressed), Anthropic / OpenAI message lists (JSON, or JSONL of
 messages) and SWE-agent ``.traj`` files. Problems with the file itself (missing, a
 directory, empty, binary, invalid JSON) raise ``SourceError`` with one readable
-line; records a reader does not understand are kept, counted and reported instead.
+line; records a reader does not understand are kept, counted and reported instead,
+and bad records are named (``file:line: what``) in ``Transcript.problems``. Bytes
+that are not UTF-8 are replaced (and named) rather than losing the whole file.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import SourceError
 from ..model import Transcript
+from .problems import ProblemLog, loads
 
 __all__ = ["find_latest_claude_session", "load_source", "parse_source"]
 
@@ -42,15 +44,16 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-def _decode(data: bytes, name: str) -> str:
+def _decode(data: bytes, name: str, problems: ProblemLog) -> str:
     if b"\x00" in data[:65536]:
         raise SourceError(f"{name} is binary, not a transcript (expected JSON or JSONL text)")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise SourceError(
-            f"{name} is not UTF-8 text (byte {exc.start}): expected a JSON or JSONL transcript"
-        ) from exc
+        # One bad byte in one record must not lose the session: replace it, say where.
+        line = data.count(b"\n", 0, exc.start) + 1
+        problems.add(line, f"not UTF-8 (byte {exc.start}): invalid bytes replaced")
+        return data.decode("utf-8-sig", errors="replace")
 
 
 def parse_source(text: str, *, name: str = "<input>", path: str | None = None) -> Transcript:
@@ -67,11 +70,11 @@ def parse_source(text: str, *, name: str = "<input>", path: str | None = None) -
             f"{name} is not a transcript: expected Claude Code JSONL, a JSON message list "
             "or a SWE-agent .traj file"
         )
-    lines = stripped.splitlines()
+    lines = text.splitlines()
     whole: Any = None
     whole_error: ValueError | None = None
     try:
-        whole = json.loads(stripped)
+        whole = loads(stripped)
     except ValueError as exc:
         whole_error = exc
     if whole_error is None and not (isinstance(whole, dict) and looks_like_claude_code(whole)):
@@ -81,15 +84,21 @@ def parse_source(text: str, *, name: str = "<input>", path: str | None = None) -
         assert whole_error is not None
         raise SourceError(f"{name} is not valid JSON: {whole_error}")
     if looks_like_claude_code(first):
-        return read_claude_code(lines, path=path)
+        return read_claude_code(lines, path=path, name=name)
     if isinstance(first, dict) and "role" in first:
         messages = []
-        for line in lines:
+        problems = ProblemLog(name)
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
             try:
-                messages.append(json.loads(line))
-            except ValueError:
+                messages.append(loads(line))
+            except ValueError as exc:
+                problems.add(number, f"not a JSON message ({exc}): kept as unknown")
                 messages.append({"unparsed_line": line[:200]})
-        return _read_json_document(messages, name=name, path=path)
+        transcript = _read_json_document(messages, name=name, path=path)
+        transcript.problems[:0] = problems.lines()
+        return transcript
     raise SourceError(f"{name}: JSON lines of an unknown shape (not Claude Code, not messages)")
 
 
@@ -98,7 +107,7 @@ def _first_json_line(lines: list[str]) -> Any:
         if not line.strip():
             continue
         try:
-            return json.loads(line)
+            return loads(line)
         except ValueError:
             continue
     return None
@@ -109,9 +118,9 @@ def _read_json_document(data: Any, *, name: str, path: str | None) -> Transcript
     from .swe_agent import looks_like_swe_agent, read_swe_agent
 
     if looks_like_swe_agent(data):
-        return read_swe_agent(data, path=path)
+        return read_swe_agent(data, path=path, name=name)
     if looks_like_messages(data):
-        return read_messages(data, path=path)
+        return read_messages(data, path=path, name=name)
     raise SourceError(
         f"{name}: JSON of an unknown shape; expected a message list ([{{role, content}}] or "
         '{"messages": [...]}), a SWE-agent .traj or a Claude Code transcript'
@@ -121,8 +130,11 @@ def _read_json_document(data: Any, *, name: str, path: str | None) -> Transcript
 def load_source(path: str | os.PathLike[str]) -> Transcript:
     """Read a transcript or messages file from disk."""
     p = Path(path).expanduser()
-    text = _decode(_read_bytes(p), str(p))
-    return parse_source(text, name=str(p), path=str(p))
+    problems = ProblemLog(str(p))
+    text = _decode(_read_bytes(p), str(p), problems)
+    transcript = parse_source(text, name=str(p), path=str(p))
+    transcript.problems[:0] = problems.lines()
+    return transcript
 
 
 def claude_projects_dir() -> Path:

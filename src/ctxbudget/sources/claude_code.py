@@ -16,6 +16,9 @@ One JSON record per line. What matters for accounting:
   ``isCompactSummary``, starts a new context.
 - ``system`` records (hook output, notices) and ``summary`` records are not sent to
   the model. Record types we do not know are counted in ``unknown_records``.
+- A bad record (a line that is not JSON, a ``message`` that is not an object, a usage
+  count that is not a whole number) is counted there too and named, ``file:line``, in
+  ``Transcript.problems``; a call with bad usage is kept but anchors nothing.
 
 This module turns records into a ``Transcript``; it does no counting and no I/O
 beyond iterating the lines it is given.
@@ -30,7 +33,8 @@ from datetime import datetime
 from typing import Any
 
 from ..model import MAIN_AGENT, ApiCall, Item, Kind, Role, Transcript, Usage
-from .messages import tool_result_kind
+from .messages import compact_json, tool_result_kind
+from .problems import ProblemLog, loads, shown
 from .tools import AGENT_TOOLS, READ_TOOLS, SEARCH_TOOLS
 
 # Record types Claude Code writes that never reach the model.
@@ -50,6 +54,18 @@ class _Record:
     items: list[Item] = field(default_factory=list)
     prev: int | None = None
     call_index: int | None = None
+    line: int | None = None  # in the file, for problem lines
+    usage: Usage | None = None  # valid usage of an assistant record, else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _message_of(data: dict[str, Any]) -> dict[str, Any]:
+    """A record's ``message``, or {} when it has none (or not an object)."""
+    message = data.get("message")
+    return message if isinstance(message, dict) else {}
 
 
 def looks_like_claude_code(first_record: Any) -> bool:
@@ -57,9 +73,11 @@ def looks_like_claude_code(first_record: Any) -> bool:
         "sessionId" in first_record
         or "parentUuid" in first_record
         or (
-            first_record.get("type") in {"summary", "user", "assistant", "system"}
+            _str(first_record.get("type")) in {"summary", "user", "assistant", "system"}
             and "uuid" in first_record
         )
+        # resumed sessions of older versions start with summaries of earlier ones
+        or (first_record.get("type") == "summary" and "leafUuid" in first_record)
     )
 
 
@@ -75,9 +93,16 @@ def tool_result_text(content: Any) -> str:
             elif isinstance(block, dict) and block.get("type") == "image":
                 parts.append("[image]")
             else:
-                parts.append(json.dumps(block, ensure_ascii=False))
+                parts.append(_dumps(block))
         return "\n".join(parts)
-    return "" if content is None else json.dumps(content, ensure_ascii=False)
+    return "" if content is None else _dumps(content)
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (RecursionError, ValueError):
+        return compact_json(value)
 
 
 def _result_kind(tool: str | None, call_input: Any) -> Kind:
@@ -147,7 +172,7 @@ class TranscriptBuilder:
     def _block(
         self, block: Any, role: Role, record: dict[str, Any], common: dict[str, Any]
     ) -> Item:
-        btype = block.get("type") if isinstance(block, dict) else None
+        btype = _str(block.get("type")) if isinstance(block, dict) else None
         raw = {"block": block}
         if btype == "text":
             if record.get("isCompactSummary"):
@@ -159,12 +184,12 @@ class TranscriptBuilder:
             text = str(block.get("thinking") or block.get("data") or "")
             return Item(role=role, kind=Kind.THINKING, text=text, raw=raw, **common)
         if btype == "tool_use":
-            name = str(block.get("name", ""))
-            call_id = block.get("id")
-            if isinstance(call_id, str):
+            name = _str(block.get("name")) or ""
+            call_id = _str(block.get("id"))
+            if call_id is not None:
                 self.tool_names[call_id] = name
                 self.tool_inputs[call_id] = block.get("input")
-            text = name + " " + json.dumps(block.get("input"), ensure_ascii=False)
+            text = name + " " + _dumps(block.get("input"))
             return Item(
                 role=role,
                 kind=Kind.TOOL_CALL,
@@ -175,8 +200,8 @@ class TranscriptBuilder:
                 **common,
             )
         if btype == "tool_result":
-            call_id = block.get("tool_use_id")
-            tool = self.tool_names.get(call_id) if isinstance(call_id, str) else None
+            call_id = _str(block.get("tool_use_id"))
+            tool = self.tool_names.get(call_id) if call_id is not None else None
             return Item(
                 role=Role.TOOL,
                 kind=_result_kind(tool, self.tool_inputs.get(call_id) if call_id else None),
@@ -191,7 +216,7 @@ class TranscriptBuilder:
                 role=role, kind=Kind.IMAGE, text="[image]", tokens=IMAGE_TOKENS, raw=raw, **common
             )
         self.unknown += 1
-        text = json.dumps(block, ensure_ascii=False) if block is not None else ""
+        text = _dumps(block) if block is not None else ""
         return Item(role=role, kind=Kind.UNKNOWN, text=text, raw=raw, **common)
 
 
@@ -201,18 +226,25 @@ def _epoch(timestamp: Any) -> float | None:
         return None
     try:
         return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         return None
 
 
-def _usage_of(record: dict[str, Any]) -> Usage | None:
+def _usage_of(record: dict[str, Any], problems: ProblemLog, line: int | None) -> Usage | None:
     message = record.get("message")
     if record.get("type") != "assistant" or not isinstance(message, dict):
         return None
     usage = message.get("usage")
-    if not isinstance(usage, dict):
+    if usage is None:
         return None
-    parsed = Usage.from_api(usage)
+    if not isinstance(usage, dict):
+        problems.add(line, f"message.usage is {shown(usage)}, not an object: no usage used")
+        return None
+    try:
+        parsed = Usage.from_api(usage)
+    except ValueError as exc:
+        problems.add(line, f"message.{exc}: this call's usage is not used")
+        return None
     # Claude Code writes zero usage for messages it made itself (API errors, aborts).
     return parsed if parsed.context_tokens > 0 else None
 
@@ -270,9 +302,10 @@ def _agent_names(records: list[_Record]) -> dict[int, str]:
             if (
                 isinstance(block, dict)
                 and block.get("type") == "tool_use"
-                and block.get("name") in AGENT_TOOLS
+                and _str(block.get("name")) in AGENT_TOOLS
+                and isinstance(block.get("input"), dict)
             ):
-                tool_input = block.get("input") or {}
+                tool_input = block["input"]
                 name = str(
                     tool_input.get("subagent_type") or tool_input.get("description") or "subagent"
                 )
@@ -286,7 +319,7 @@ def _agent_names(records: list[_Record]) -> dict[int, str]:
         if r.prev is not None and r.prev in names:
             names[r.index] = names[r.prev]
             continue
-        agent_id = r.data.get("agentId")
+        agent_id = _str(r.data.get("agentId"))
         message = r.data.get("message")
         content = message.get("content") if isinstance(message, dict) else None
         text = content if isinstance(content, str) else tool_result_text(content)
@@ -303,39 +336,59 @@ def _agent_names(records: list[_Record]) -> dict[int, str]:
     return names
 
 
-def read_claude_code(lines: Iterable[str], *, path: str | None = None) -> Transcript:
-    """Read the lines of a Claude Code transcript. Bad lines are counted, not fatal."""
+def read_claude_code(
+    lines: Iterable[str], *, path: str | None = None, name: str | None = None
+) -> Transcript:
+    """Read the lines of a Claude Code transcript. Bad lines are counted, not fatal:
+    each is named (``name:line``, ``name`` defaulting to ``path``) in ``problems``."""
     builder = TranscriptBuilder()
+    problems = ProblemLog(name or path or "<transcript>")
     records: list[_Record] = []
     malformed = 0
     total = 0
     session_id = None
-    for line in lines:
+    pending: tuple[int, str] | None = None  # a bad line, reported unless it is the last
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         total += 1
+        if pending is not None:
+            problems.add(*pending)
+            pending = None
         try:
-            data = json.loads(line)
-        except ValueError:
-            malformed += 1  # a line cut short while Claude Code was writing it
+            data = loads(line)
+        except ValueError as exc:
+            malformed += 1
+            # The last line may be cut short while Claude Code is writing it: not a
+            # problem of the file. Anywhere else it is.
+            pending = (number, f"not a JSON record ({exc}): skipped")
             continue
         if not isinstance(data, dict):
             malformed += 1
+            problems.add(number, f"{shown(data)} is not a JSON object: skipped")
             continue
-        session_id = session_id or data.get("sessionId")
+        session_id = session_id or _str(data.get("sessionId"))
         rtype = data.get("type")
-        if rtype not in ("user", "assistant") and rtype not in _KNOWN_NON_CONTEXT:
+        if not isinstance(rtype, str):
+            problems.add(number, f"type is {shown(rtype)}, not a record type: kept as unknown")
+            builder.unknown += 1
+        elif rtype in ("user", "assistant") and not isinstance(data.get("message"), dict):
+            problems.add(
+                number, f"message is {shown(data.get('message'))}, not an object: kept as unknown"
+            )
+        elif rtype not in ("user", "assistant") and rtype not in _KNOWN_NON_CONTEXT:
             builder.unknown += 1
         parent = data.get("parentUuid")
-        records.append(
-            _Record(
-                index=len(records),
-                data=data,
-                uuid=data.get("uuid") if isinstance(data.get("uuid"), str) else None,
-                parent=parent if isinstance(parent, str) else None,
-                sidechain=bool(data.get("isSidechain")),
-            )
+        record = _Record(
+            index=len(records),
+            data=data,
+            uuid=_str(data.get("uuid")),
+            parent=_str(parent),
+            sidechain=bool(data.get("isSidechain")),
+            line=number,
         )
+        record.usage = _usage_of(data, problems, number)
+        records.append(record)
     _link(records)
     agent_of = _agent_names(records)
     message_index = 0
@@ -352,6 +405,7 @@ def read_claude_code(lines: Iterable[str], *, path: str | None = None) -> Transc
     transcript.records = total
     transcript.model = builder.model
     transcript.raw = {"malformed_lines": malformed}
+    transcript.problems = problems.lines()
     return transcript
 
 
@@ -362,12 +416,9 @@ def _build_calls(records: list[_Record], transcript: Transcript) -> None:
     # Streaming writes one record per block; the last one carries the final output count.
     final_output: dict[str, int] = {}
     for r in records:
-        message = r.data.get("message")
-        if isinstance(message, dict) and isinstance(message.get("usage"), dict):
-            mid = message.get("id")
-            out = message["usage"].get("output_tokens")
-            if isinstance(mid, str) and isinstance(out, int):
-                final_output[mid] = max(out, final_output.get(mid, 0))
+        mid = _str(_message_of(r.data).get("id"))
+        if r.usage is not None and mid is not None:
+            final_output[mid] = max(r.usage.output_tokens, final_output.get(mid, 0))
     for r in records:
         agent = r.items[0].agent if r.items else MAIN_AGENT
         if r.sidechain:
@@ -376,8 +427,8 @@ def _build_calls(records: list[_Record], transcript: Transcript) -> None:
             start = len(transcript.history_items)
             transcript.history_items.extend(r.items)
             positions[r.index] = list(range(start, len(transcript.history_items)))
-        usage = _usage_of(r.data)
-        message_id = (r.data.get("message") or {}).get("id")
+        usage = r.usage
+        message_id = _str(_message_of(r.data).get("id"))
         if usage is None or (message_id and message_id in seen_ids):
             continue
         if message_id:
@@ -393,8 +444,8 @@ def _build_calls(records: list[_Record], transcript: Transcript) -> None:
             items_before=positions[r.index][0] if positions.get(r.index) else 0,
             agent=agent if r.sidechain else MAIN_AGENT,
             message_id=message_id,
-            model=(r.data.get("message") or {}).get("model"),
-            timestamp=r.data.get("timestamp"),
+            model=_str(_message_of(r.data).get("model")),
+            timestamp=_str(r.data.get("timestamp")),
         )
         if r.sidechain:
             transcript.agent_calls.setdefault(call.agent, []).append(call)
@@ -414,7 +465,7 @@ def _build_calls(records: list[_Record], transcript: Transcript) -> None:
                 call.anchor_output_items = sum(
                     len(positions.get(j, []))
                     for j in walked
-                    if anchor_id and (records[j].data.get("message") or {}).get("id") == anchor_id
+                    if anchor_id and _message_of(records[j].data).get("id") == anchor_id
                 )
                 break
             if starts_new_context(rec.data):
@@ -445,7 +496,7 @@ def _build_current(records: list[_Record], transcript: Transcript) -> None:
     chain = _chain(records, last)
     anchor_record = next((i for i in reversed(chain) if records[i].call_index is not None), None)
     anchor_id = (
-        (records[anchor_record].data.get("message") or {}).get("id")
+        _str(_message_of(records[anchor_record].data).get("id"))
         if anchor_record is not None
         else None
     )
@@ -453,6 +504,6 @@ def _build_current(records: list[_Record], transcript: Transcript) -> None:
         if i == anchor_record:
             transcript.anchor_position = len(transcript.items)
             transcript.anchor_call = records[i].call_index
-        if anchor_id and (records[i].data.get("message") or {}).get("id") == anchor_id:
+        if anchor_id and _message_of(records[i].data).get("id") == anchor_id:
             transcript.anchor_output_items += len(records[i].items)
         transcript.items.extend(records[i].items)

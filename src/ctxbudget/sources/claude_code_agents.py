@@ -15,7 +15,6 @@ figures are the usage the provider reported.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model import AgentUsage, Usage
+from .problems import loads
 from .tools import AGENT_TOOLS
 
 __all__ = [
@@ -41,8 +41,11 @@ def _lines(path: Path) -> Iterator[str]:
     if compressed:
         import gzip
 
-        with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
-            yield from f
+        try:
+            with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
+                yield from f
+        except (OSError, EOFError):
+            return  # a damaged or cut-short archive: what was read is what there is
     else:
         with path.open("r", encoding="utf-8", errors="replace") as f:
             yield from f
@@ -53,7 +56,7 @@ def _records(path: Path) -> Iterator[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = loads(line)
         except ValueError:
             continue  # a line cut short while Claude Code was writing it
         if isinstance(record, dict):
@@ -86,6 +89,7 @@ class AgentTranscript:
     last_context: int = 0
     outputs: dict[str, int] = field(default_factory=dict)  # message id -> final output
     items: int = 0
+    bad_usage: int = 0  # assistant records whose usage has a count that is no count
 
     @property
     def warmup(self) -> bool:
@@ -122,7 +126,11 @@ def read_agent_transcript(path: Path) -> AgentTranscript:
         usage = message.get("usage")
         if rtype != "assistant" or not isinstance(usage, dict):
             continue
-        parsed = Usage.from_api(usage)
+        try:
+            parsed = Usage.from_api(usage)
+        except ValueError:
+            stats.bad_usage += 1  # a count that is not a whole number: not a usage
+            continue
         if parsed.context_tokens <= 0:
             continue  # Claude Code's own messages (errors, aborts) report zero usage
         message_id = _str(message.get("id"))
@@ -146,7 +154,7 @@ def _meta_agent_type(path: Path) -> str | None:
     """``agent-<id>.meta.json`` (next to the transcript) holds ``agentType``."""
     meta = path.with_name(path.name.removesuffix(".jsonl") + ".meta.json")
     try:
-        data = json.loads(meta.read_text(encoding="utf-8"))
+        data = loads(meta.read_text(encoding="utf-8", errors="replace"))
     except (OSError, ValueError):
         return None
     return _str(data.get("agentType")) if isinstance(data, dict) else None
@@ -203,7 +211,7 @@ def _parent_index(transcript: Path) -> tuple[dict[str, list[str]], set[str]]:
         if not sidechain and '"tool_use"' not in line:
             continue
         try:
-            record = json.loads(line)
+            record = loads(line)
         except ValueError:
             continue
         if not isinstance(record, dict):
@@ -218,7 +226,10 @@ def _parent_index(transcript: Path) -> tuple[dict[str, list[str]], set[str]]:
         for block in content if isinstance(content, list) else []:
             if not isinstance(block, dict) or block.get("type") != "tool_use":
                 continue
-            if block.get("name") not in AGENT_TOOLS or not isinstance(block.get("input"), dict):
+            name = block.get("name")
+            if not isinstance(name, str) or name not in AGENT_TOOLS:
+                continue
+            if not isinstance(block.get("input"), dict):
                 continue
             tool_input = block["input"]
             name = str(tool_input.get("subagent_type") or tool_input.get("description") or "")

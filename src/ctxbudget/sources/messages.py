@@ -4,7 +4,9 @@ Accepts a list of ``{role, content}`` messages or a request-shaped object
 ``{"messages": [...], "system": ..., "model": ..., "tools": [...]}``, in either
 provider's dialect (or a mix: the reader takes the union of both). Every content block
 becomes one Item; tool calls and their results share ``pair_id``. A message that
-carries ``usage`` (an API response logged next to the messages) becomes an ``ApiCall``.
+carries ``usage`` (an API response logged next to the messages) becomes an ``ApiCall``;
+usage with a bad count (a string, NaN, a negative number) is named in
+``Transcript.problems`` and anchors nothing.
 This module also owns the tool-name heuristics (which results are file reads, searches
 or sub-agent reports) that the SWE-agent reader reuses. It does no file I/O, no JSON
 parsing and no choice between formats: the loader in ``sources/__init__`` does those.
@@ -18,6 +20,7 @@ from typing import Any
 
 from ..errors import SourceError
 from ..model import ApiCall, Component, Item, Kind, Role, Transcript, Usage, content_hash
+from .problems import ProblemLog, loads, shown
 from .tools import AGENT_TOOL_NAMES, READ_WORDS, SEARCH_WORDS, SHELL_TOOLS
 
 __all__ = [
@@ -67,7 +70,12 @@ _OPENAI_ONLY_KEYS = ("tool_calls", "function_call", "tool_call_id")
 
 def compact_json(value: Any) -> str:
     """JSON without spaces: the cheapest faithful text of a structured value."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    except RecursionError:
+        return f"[{type(value).__name__} nested too deeply to show]"
+    except ValueError:  # a value that contains itself
+        return shown(value, 200)
 
 
 def _words(name: str) -> list[str]:
@@ -185,7 +193,7 @@ def flatten_content(content: Any) -> tuple[str, int]:
     texts: list[str] = []
     unknown = 0
     for part in content:
-        ptype = part.get("type") if isinstance(part, dict) else None
+        ptype = _type_of(part)
         if isinstance(part, str):
             texts.append(part)
         elif isinstance(part, dict) and ptype in _TEXT_PARTS and isinstance(part.get("text"), str):
@@ -204,11 +212,17 @@ def parse_arguments(raw: Any) -> tuple[str, Any]:
     """Compact text and parsed value of tool arguments (OpenAI sends them as a string)."""
     if isinstance(raw, str):
         try:
-            parsed = json.loads(raw)
+            parsed = loads(raw)
         except ValueError:
             return raw, None  # models do emit invalid JSON; keep exactly what was sent
         return compact_json(parsed), parsed
     return compact_json(raw if raw is not None else {}), raw
+
+
+def _type_of(block: Any) -> str | None:
+    """A block's ``type`` when it is a dict with a string type, else None."""
+    btype = block.get("type") if isinstance(block, dict) else None
+    return btype if isinstance(btype, str) else None
 
 
 def _split(data: Any) -> tuple[list[Any], dict[str, Any]]:
@@ -242,7 +256,8 @@ def messages_format(data: Any) -> str:
     openai = anthropic = 0
     if "system" in envelope:
         anthropic += 1  # OpenAI requests put the system prompt in the messages
-    for tool in envelope.get("tools") or []:
+    tools = envelope.get("tools")
+    for tool in tools if isinstance(tools, list) else []:
         if isinstance(tool, dict) and "input_schema" in tool:
             anthropic += 1
         elif isinstance(tool, dict) and "function" in tool:
@@ -250,12 +265,12 @@ def messages_format(data: Any) -> str:
     for message in messages:
         if not isinstance(message, dict):
             continue
-        if message.get("role") in _OPENAI_ONLY_ROLES:
+        if str(message.get("role")) in _OPENAI_ONLY_ROLES:
             openai += 1
         openai += sum(1 for key in _OPENAI_ONLY_KEYS if key in message)
         content = message.get("content")
         for block in content if isinstance(content, list) else []:
-            btype = block.get("type") if isinstance(block, dict) else None
+            btype = _type_of(block)
             if btype in _OPENAI_ONLY_PARTS:
                 openai += 1
             elif btype in _ANTHROPIC_ONLY_PARTS or (btype == "image" and "source" in block):
@@ -270,7 +285,8 @@ def messages_format(data: Any) -> str:
 class _Reader:
     """Walks the messages once, remembering calls so results can be paired."""
 
-    def __init__(self) -> None:
+    def __init__(self, problems: ProblemLog) -> None:
+        self.problems = problems
         self.items: list[Item] = []
         self.calls: list[ApiCall] = []
         self.unknown = 0
@@ -306,6 +322,7 @@ class _Reader:
             name = tool.get("name") if isinstance(tool, dict) else None
             if name is None and isinstance(tool, dict) and isinstance(tool.get("function"), dict):
                 name = tool["function"].get("name")
+            name = name if isinstance(name, str) else None
             self.add(None, tool, Role.SYSTEM, Kind.SYSTEM_PROMPT, compact_json(tool), tool=name)
         system = envelope.get("system")
         if isinstance(system, str):
@@ -321,11 +338,26 @@ class _Reader:
             message = self._unwrap_completion(message)
         role = _ROLES.get(str(message.get("role"))) if isinstance(message, dict) else None
         if role is None or not isinstance(message, dict):
+            bad_role = isinstance(message, dict) and not isinstance(message.get("role"), str)
+            if bad_role and "unparsed_line" not in message:  # a bad line: already named
+                self.problems.add(
+                    f"messages[{index}]",
+                    f"role {shown(message.get('role'))} is not a message role: kept as unknown",
+                )
+            elif not isinstance(message, dict):
+                what = shown(message)
+                self.problems.add(
+                    f"messages[{index}]", f"{what} is not a message role: kept as unknown"
+                )
             self.add_unknown(index, message)
             return
         usage = message.get("usage")
         if isinstance(usage, dict):
-            self._record_call(message, usage)
+            self._record_call(index, message, usage)
+        elif usage is not None:
+            self.problems.add(
+                f"messages[{index}]", f"usage is {shown(usage)}, not an object: no usage used"
+            )
         content = message.get("content")
         if role is Role.TOOL:
             self._tool_message(index, message, content)
@@ -352,14 +384,19 @@ class _Reader:
         message.setdefault("id", response.get("id"))
         return message
 
-    def _record_call(self, message: dict[str, Any], usage: dict[str, Any]) -> None:
+    def _record_call(self, index: int, message: dict[str, Any], usage: dict[str, Any]) -> None:
+        try:
+            parsed = Usage.from_api(usage)
+        except ValueError as exc:
+            self.problems.add(f"messages[{index}]", f"{exc}: this call's usage is not used")
+            return
         before = len(self.items)
         previous = self.calls[-1].items_before if self.calls else 0
         model = message.get("model") if isinstance(message.get("model"), str) else None
         self.model = model or self.model
         self.calls.append(
             ApiCall(
-                usage=Usage.from_api(usage),
+                usage=parsed,
                 items_before=before,
                 message_id=message.get("id") if isinstance(message.get("id"), str) else None,
                 model=model,
@@ -372,8 +409,8 @@ class _Reader:
         if isinstance(block, str):
             self.add(index, block, role, _TEXT_KIND[role], block)
             return
-        btype = block.get("type") if isinstance(block, dict) else None
-        if not isinstance(block, dict) or not isinstance(btype, str):
+        btype = _type_of(block)
+        if not isinstance(block, dict) or btype is None:
             self.add_unknown(index, block, role)
         elif btype in _TEXT_PARTS and isinstance(block.get("text"), str):
             self.add(index, block, role, _TEXT_KIND[role], block["text"])
@@ -444,7 +481,7 @@ class _Reader:
             self.add(index, None, Role.ASSISTANT, Kind.ASSISTANT_TEXT, message["refusal"])
         tool_calls = message.get("tool_calls")
         for call in tool_calls if isinstance(tool_calls, list) else []:
-            spec = call.get(call.get("type") or "function") if isinstance(call, dict) else None
+            spec = call.get(_type_of(call) or "function") if isinstance(call, dict) else None
             if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
                 self.add_unknown(index, call, Role.ASSISTANT)
                 continue
@@ -472,15 +509,17 @@ def _response_items(items: list[Item], start: int) -> int:
     return n
 
 
-def read_messages(data: Any, *, path: str | None = None) -> Transcript:
+def read_messages(data: Any, *, path: str | None = None, name: str | None = None) -> Transcript:
     """Read an Anthropic or OpenAI message list (parsed JSON) into a ``Transcript``.
 
     Each item's ``raw`` is ``{"message": <index or None for envelope parts>, "block":
     <the original block, or None for string content>}``; ``Transcript.raw`` is ``data``
-    itself, so a writer can emit the same format again.
+    itself, so a writer can emit the same format again. Bad usage is named in
+    ``problems`` as ``<name>:messages[<index>]: ...`` (``name`` defaults to ``path``).
     """
     messages, envelope = _split(data)
-    reader = _Reader()
+    problems = ProblemLog(name or path or "<messages>")
+    reader = _Reader(problems)
     reader.envelope(envelope)
     for index, message in enumerate(messages):
         reader.message(index, message)
@@ -502,4 +541,5 @@ def read_messages(data: Any, *, path: str | None = None) -> Transcript:
         anchor_output_items=_response_items(reader.items, reader.calls[-1].items_before)
         if reader.calls
         else 0,
+        problems=problems.lines(),
     )

@@ -13,12 +13,12 @@ module does no file I/O or JSON parsing and shares the tool heuristics of
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..errors import SourceError
 from ..model import Component, Item, Kind, Role, Transcript
 from .messages import PairIds, compact_json, flatten_content, parse_arguments, tool_result_kind
+from .problems import ProblemLog, loads, shown
 
 __all__ = ["FORMAT", "looks_like_swe_agent", "model_stats", "read_swe_agent"]
 
@@ -57,7 +57,8 @@ def _first_word(action: str) -> str | None:
 class _Reader:
     """Walks the history, pairing each observation with the action before it."""
 
-    def __init__(self) -> None:
+    def __init__(self, problems: ProblemLog) -> None:
+        self.problems = problems
         self.items: list[Item] = []
         self.unknown = 0
         # Per call id: the tool's name, and the name and input its result is classified
@@ -84,6 +85,11 @@ class _Reader:
     def entry(self, index: int, entry: Any) -> None:
         role = _ROLES.get(str(entry.get("role"))) if isinstance(entry, dict) else None
         if role is None or not isinstance(entry, dict):
+            if not isinstance(entry, dict) or not isinstance(entry.get("role"), str):
+                what = f"role {shown(entry.get('role'))}" if isinstance(entry, dict) else "entry"
+                self.problems.add(
+                    f"history[{index}]", f"{what} is not a message role: kept as unknown"
+                )
             self.add_unknown(index, entry)
             return
         text, unknown_parts = flatten_content(entry.get("content"))
@@ -103,7 +109,8 @@ class _Reader:
             self.add(index, None, role, Kind.USER_TEXT, text)
 
     def assistant(self, index: int, entry: dict[str, Any], text: str) -> None:
-        for block in entry.get("thinking_blocks") or []:
+        blocks = entry.get("thinking_blocks")
+        for block in blocks if isinstance(blocks, list) else []:
             thinking = block.get("thinking") if isinstance(block, dict) else None
             if isinstance(thinking, str):
                 self.add(index, block, Role.ASSISTANT, Kind.THINKING, thinking)
@@ -189,7 +196,7 @@ def _model_name(data: dict[str, Any]) -> str | None:
     config = data.get("replay_config")
     if isinstance(config, str):
         try:
-            config = json.loads(config)
+            config = loads(config)
         except ValueError:
             return None
     agent = config.get("agent") if isinstance(config, dict) else None
@@ -198,15 +205,17 @@ def _model_name(data: dict[str, Any]) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def read_swe_agent(data: Any, *, path: str | None = None) -> Transcript:
+def read_swe_agent(data: Any, *, path: str | None = None, name: str | None = None) -> Transcript:
     """Read a SWE-agent trajectory (parsed JSON) into a ``Transcript``.
 
     Items' ``raw`` is ``{"message": <history index>, "block": <tool call or None>}``;
-    ``Transcript.raw`` is ``data`` itself (``model_stats()`` reads its totals).
+    ``Transcript.raw`` is ``data`` itself (``model_stats()`` reads its totals). History
+    entries that are no message are named in ``problems`` (``<name>:history[<i>]: ...``,
+    ``name`` defaulting to ``path``).
     """
     if not isinstance(data, dict):
         raise SourceError("not a SWE-agent trajectory: expected a JSON object")
-    reader = _Reader()
+    reader = _Reader(ProblemLog(name or path or "<trajectory>"))
     history, steps = data.get("history"), data.get("trajectory")
     if isinstance(history, list):
         for index, entry in enumerate(history):
@@ -227,4 +236,5 @@ def read_swe_agent(data: Any, *, path: str | None = None) -> Transcript:
         model=_model_name(data),
         path=path,
         raw=data,
+        problems=reader.problems.lines(),
     )

@@ -18,11 +18,41 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import ConfigurationError
-from .base import ItemAggregates, Store, StoredEvent, StoredSession, VersionInfo, import_driver
+from ..errors import ConfigurationError, StoreError
+from .base import (
+    CONFIRMED,
+    DEFAULT_RESERVATION_TTL,
+    EXPIRED,
+    LIVE,
+    RELEASED,
+    RESERVATION_TTL_ENV,
+    SETTLE_ON_STOP,
+    SETTLE_ON_USAGE,
+    Cap,
+    ItemAggregates,
+    Reservation,
+    ScrubReport,
+    Store,
+    StoredEvent,
+    StoredSession,
+    VersionInfo,
+    import_driver,
+    reservation_ttl,
+)
 
 __all__ = [
+    "CONFIRMED",
+    "DEFAULT_RESERVATION_TTL",
+    "EXPIRED",
+    "LIVE",
+    "RELEASED",
+    "RESERVATION_TTL_ENV",
+    "SETTLE_ON_STOP",
+    "SETTLE_ON_USAGE",
+    "Cap",
     "ItemAggregates",
+    "Reservation",
+    "ScrubReport",
     "Store",
     "StoredEvent",
     "StoredSession",
@@ -32,6 +62,7 @@ __all__ = [
     "import_driver",
     "open_store",
     "register_backend",
+    "reservation_ttl",
 ]
 
 ENV_VAR = "CTXBUDGET_STORE"
@@ -102,11 +133,19 @@ def _backend_class(scheme: str, url: str) -> type[Store]:
     return cls
 
 
-def open_store(url: str | None = None, *, clock: Callable[[], float] | None = None) -> Store:
+def open_store(
+    url: str | None = None, *, clock: Callable[[], float] | None = None, create: bool = True
+) -> Store:
     """Open the store a URL names (see ``default_store_url`` when it is empty).
 
     ``clock`` stamps events and session activity; tests pass a ``FakeClock``.
+    ``create=False`` opens a store only to read it, and creates nothing: a ``url``
+    naming a store that does not exist raises ``StoreError`` (one line saying so);
+    the default store (no ``url``) that does not exist yet reads as empty and refuses
+    writes. A backend takes part by defining a ``exists(url)`` classmethod and a
+    ``create`` keyword (``sqlite``); the others (memory, servers) always exist.
     """
+    explicit = bool((url or "").strip())
     url = (url or "").strip() or default_store_url()
     scheme, separator, _ = url.partition(":")
     if not separator or not _SCHEME.match(scheme.lower()) or len(scheme) < 2:
@@ -114,4 +153,13 @@ def open_store(url: str | None = None, *, clock: Callable[[], float] | None = No
         raise ConfigurationError(
             f"{url!r} is not a store URL: use e.g. sqlite:///path/to/ctxbudget.db or memory://"
         )
-    return _backend_class(scheme.lower(), url)(url, clock=clock)
+    cls = _backend_class(scheme.lower(), url)
+    exists = getattr(cls, "exists", None)
+    if create or exists is None or exists(url):
+        return cls(url, clock=clock)
+    if explicit:
+        raise StoreError(
+            f"no store at {url}: it does not exist, and a read creates none; check the URL, "
+            f"or store a session there first (ctxbudget tokens SOURCE --record --store {url})"
+        )
+    return cls(url, clock=clock, create=False)  # type: ignore[call-arg]

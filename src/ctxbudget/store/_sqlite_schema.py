@@ -11,8 +11,11 @@ Schema versions (``PRAGMA user_version``):
    table (same rows, same order) and back-fills the index.
 
 The index is created whenever a store opens the file with FTS5 and finds it missing,
-so a file first written without FTS5 gets it later. Without FTS5 the archive search
-scores in Python (``_search.bm25_scores``), with the same interface.
+so a file first written without FTS5 gets it later. The budget tables
+(``reservations``: the leases of budget grants; ``agent_budgets``: one row per agent)
+are created the same way, whenever a store finds them missing: they add to schema 2
+without changing it, and a ctxbudget that does not know them leaves them alone.
+Without FTS5 the archive search scores in Python (``_search.bm25_scores``), with the same interface.
 """
 
 from __future__ import annotations
@@ -92,6 +95,27 @@ _FULL_TEXT = (
 )
 
 
+# Budgets that hold under concurrency: a grant is a row taken by one INSERT whose
+# WHERE holds the limit check (``RESERVE``), inside the store's BEGIN IMMEDIATE.
+_BUDGET_TABLES = (
+    """CREATE TABLE IF NOT EXISTS reservations (
+        session_id TEXT NOT NULL, key TEXT NOT NULL, scope TEXT NOT NULL,
+        tokens INTEGER NOT NULL CHECK (tokens >= 0),
+        created_at REAL NOT NULL, expires_at REAL NOT NULL,
+        state TEXT NOT NULL, settle TEXT NOT NULL,
+        PRIMARY KEY (session_id, key))""",
+    "CREATE INDEX IF NOT EXISTS reservations_live ON reservations (session_id, state, scope)",
+    """CREATE TABLE IF NOT EXISTS agent_budgets (
+        session_id TEXT NOT NULL, agent TEXT NOT NULL, tokens INTEGER NOT NULL,
+        updated_at REAL NOT NULL, PRIMARY KEY (session_id, agent)) WITHOUT ROWID""",
+)
+
+
+def has_budget_tables(conn: sqlite3.Connection) -> bool:
+    sql = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)"
+    return int(conn.execute(sql, ("reservations", "agent_budgets")).fetchone()[0]) == 2
+
+
 def fts5_available(conn: sqlite3.Connection) -> bool:
     """Whether this SQLite has FTS5 (built in, or registered as an extension)."""
     if conn.execute("SELECT sqlite_compileoption_used('ENABLE_FTS5')").fetchone()[0]:
@@ -121,7 +145,11 @@ def up_to_date(conn: sqlite3.Connection, url: str, *, full_text: bool) -> bool:
             f"the store {url} has schema version {version}, newer than this "
             f"ctxbudget understands ({SCHEMA_VERSION}): upgrade ctxbudget"
         )
-    return version == SCHEMA_VERSION and not (full_text and not has_full_text(conn))
+    return (
+        version == SCHEMA_VERSION
+        and not (full_text and not has_full_text(conn))
+        and has_budget_tables(conn)
+    )
 
 
 def upgrade(conn: sqlite3.Connection, found: int, *, full_text: bool) -> None:
@@ -135,6 +163,8 @@ def upgrade(conn: sqlite3.Connection, found: int, *, full_text: bool) -> None:
     if full_text and not has_full_text(conn):
         for statement in _FULL_TEXT:
             conn.execute(statement)
+    for statement in _BUDGET_TABLES:
+        conn.execute(statement)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -290,3 +320,47 @@ def search_python(
             seen.add(row[_HASH])
             documents.append((item_row(row), word_counts(from_db(row[_TEXT]))))
     return rank(terms, documents, limit)
+
+
+# -- reservations ---------------------------------------------------------------------------
+
+RESERVATION_COLUMNS = "session_id, key, scope, tokens, created_at, expires_at, state, settle"
+EXPIRE = (
+    "UPDATE reservations SET state = 'expired'"
+    " WHERE session_id = ? AND state = 'live' AND expires_at <= ?"
+)
+
+
+def scope_filter(scope: str, name: str = "scope") -> tuple[str, dict[str, Any]]:
+    """SQL matching ``scope``: itself, or every scope under it when it ends in ':'."""
+    if scope.endswith(":"):
+        return f"substr(scope, 1, length(:{name})) = :{name}", {name: scope}
+    return f"scope = :{name}", {name: scope}
+
+
+def reserve_statement(caps: list[tuple[str, int, int]]) -> tuple[str, dict[str, Any]]:
+    """One INSERT … SELECT … WHERE that takes a reservation only when, for every cap
+    (scope, limit, used): used + live reservations in that scope + :tokens ≤ limit.
+
+    The caller adds the row's values (:session, :key, :scope, :tokens, :created,
+    :expires, :settle) to the returned parameters, and runs it in BEGIN IMMEDIATE
+    after expiring what is due (``EXPIRE``), so "live" means unexpired.
+    """
+    checks: list[str] = []
+    params: dict[str, Any] = {}
+    for n, (scope, limit, used) in enumerate(caps):
+        where, scope_params = scope_filter(scope, f"cap_scope_{n}")
+        checks.append(
+            f":cap_used_{n} + (SELECT coalesce(sum(tokens), 0) FROM reservations"
+            f" WHERE session_id = :session AND state = 'live' AND {where})"
+            f" + :tokens <= :cap_limit_{n}"
+        )
+        params.update(scope_params)
+        params[f"cap_used_{n}"], params[f"cap_limit_{n}"] = int(used), int(limit)
+    sql = (
+        f"INSERT INTO reservations ({RESERVATION_COLUMNS})"
+        " SELECT :session, :key, :scope, :tokens, :created, :expires, 'live', :settle"
+    )
+    if checks:
+        sql += " WHERE " + " AND ".join(checks)
+    return sql, params

@@ -13,7 +13,10 @@ the facade gives it.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import math
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -22,8 +25,9 @@ from dataclasses import dataclass, field
 from types import ModuleType, TracebackType
 from typing import Any, ClassVar, Self, TypedDict
 
-from ..errors import MissingExtraError, SessionNotFoundError, StoreError
+from ..errors import ConfigurationError, MissingExtraError, SessionNotFoundError, StoreError
 from ..model import Item
+from ..redact import redact_data, redact_text, redaction_enabled
 
 
 @dataclass(slots=True)
@@ -90,6 +94,112 @@ class VersionInfo:
     created_at: float | None
 
 
+@dataclass(slots=True)
+class ScrubReport:
+    """What ``Store.scrub_secrets`` found (``dry_run``) or redacted in a store.
+
+    ``items``/``events``: rows read; ``items_redacted``/``events_redacted``: rows whose
+    text, raw block or data held a secret; ``secrets``: secrets replaced, by kind.
+    """
+
+    items: int = 0
+    items_redacted: int = 0
+    events: int = 0
+    events_redacted: int = 0
+    secrets: dict[str, int] = field(default_factory=dict)
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+#: How long a reservation lives when nothing confirms nor releases it (seconds);
+#: ``$CTXBUDGET_RESERVATION_TTL`` changes the default.
+DEFAULT_RESERVATION_TTL = 600.0
+RESERVATION_TTL_ENV = "CTXBUDGET_RESERVATION_TTL"
+
+#: States of a reservation: counted against its limits only while ``LIVE`` (and before
+#: ``expires_at``); ``CONFIRMED`` (its usage arrived), ``RELEASED`` (the work was
+#: refused or given back) and ``EXPIRED`` (nothing confirmed it in time) count no more.
+LIVE, CONFIRMED, RELEASED, EXPIRED = "live", "confirmed", "released", "expired"
+#: What confirms a reservation: the session's next recorded usage, or the stop of the
+#: sub-agent whose spawn it is for (Claude Code's SubagentStop).
+SETTLE_ON_USAGE, SETTLE_ON_STOP = "usage", "stop"
+
+
+def reservation_ttl(ttl: float | None = None) -> float:
+    """``ttl``, else ``$CTXBUDGET_RESERVATION_TTL``, else ``DEFAULT_RESERVATION_TTL``."""
+    if ttl is None:
+        raw = os.environ.get(RESERVATION_TTL_ENV, "").strip()
+        try:
+            ttl = float(raw) if raw else DEFAULT_RESERVATION_TTL
+        except ValueError:
+            raise ConfigurationError(
+                f"${RESERVATION_TTL_ENV} must be a number of seconds, got {raw!r}"
+            ) from None
+    if not math.isfinite(ttl) or ttl <= 0:
+        raise ConfigurationError(f"a reservation's time limit must be > 0 seconds, got {ttl!r}")
+    return float(ttl)
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """One limit a reservation must fit under, checked in the same atomic step that
+    takes it: ``used`` (what the session's status says is used, reservations left
+    out) + the live reservations in ``scope`` + the new tokens ≤ ``limit``. A scope
+    ending in ``:`` covers every scope that starts with it (``"component:"``)."""
+
+    scope: str
+    limit: int
+    used: int = 0
+
+    def covers(self, scope: str) -> bool:
+        return scope.startswith(self.scope) if self.scope.endswith(":") else scope == self.scope
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A lease on budget tokens: taken atomically under its caps, keyed by what it is
+    for (one key reserves once per session), turned into usage (``CONFIRMED``) when
+    that usage arrives, ``RELEASED`` when the work is refused, ``EXPIRED`` after
+    ``expires_at`` when nothing did either. ``existing``: ``Store.reserve`` found a
+    live reservation of that key and returned it instead of taking a second one."""
+
+    session_id: str
+    key: str
+    scope: str
+    tokens: int
+    created_at: float
+    expires_at: float
+    state: str = LIVE
+    settle: str = SETTLE_ON_USAGE
+    existing: bool = False
+
+    def live_at(self, now: float) -> bool:
+        return self.state == LIVE and self.expires_at > now
+
+
+def settled(
+    chosen: list[Reservation], *, tokens: int | None = None, oldest: bool = False
+) -> list[tuple[Reservation, int]]:
+    """Which of ``chosen`` (live, oldest first) a settlement takes, and how many tokens
+    of each: every one whole; ``oldest``: the first only; ``tokens``: at most that
+    many, newest first, the last one taken in part. Shared by every backend."""
+    if oldest:
+        chosen = chosen[:1]
+    if tokens is None:
+        return [(r, r.tokens) for r in chosen]
+    left = max(0, int(tokens))
+    plan: list[tuple[Reservation, int]] = []
+    for reservation in reversed(chosen):
+        if left <= 0:
+            break
+        amount = min(left, reservation.tokens)
+        plan.append((reservation, amount))
+        left -= amount
+    return plan
+
+
 def import_driver(
     module: str, *, backend: str, extra: str, package: str | None = None
 ) -> ModuleType:
@@ -116,6 +226,12 @@ class Store(ABC):
     ``append_items`` and ``append_event`` also move the session's ``updated_at``
     forward (never back) to the store clock, so ``list_sessions`` shows the most
     recently active first.
+
+    Secrets: every backend writes items through ``redacted_item`` and event data
+    through ``redacted_data``, so well-known secret shapes (``ctxbudget.redact``)
+    never reach the rows nor the full-text index, whoever writes. The item's token
+    count stays the count of the text before redaction. ``redact_secrets`` (default:
+    on unless ``$CTXBUDGET_REDACT`` is off) turns it off for this store.
     """
 
     scheme: ClassVar[str]
@@ -125,6 +241,39 @@ class Store(ABC):
         # Every backend is built as cls(url, clock=...) by open_store.
         self.url = url
         self.clock: Callable[[], float] = clock or time.time
+        self.redact_secrets: bool = redaction_enabled()
+
+    # -- secrets: the one place where what is written is redacted ------------------------
+    #
+    # Here rather than in the facade: hooks and integrations also write events
+    # straight to the store, and a backend is the last code every write goes through.
+
+    def redacted_item(self, item: Item) -> Item:
+        """``item`` as this store writes it: a copy with secrets redacted in its text
+        and raw block (same id, tokens and times), or ``item`` itself when it holds
+        none or redaction is off. The caller's object is never changed: the live
+        context (what an agent sends) keeps its text."""
+        if not self.redact_secrets:
+            return item
+        text = redact_text(item.text)
+        raw = redact_data(item.raw) if item.raw is not None else None
+        if text is item.text and raw is item.raw:
+            return item
+        return dataclasses.replace(item, text=text, raw=raw, _hash=None)
+
+    def redacted_data(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Event ``data`` as this store writes it (secrets redacted in its strings)."""
+        if not self.redact_secrets:
+            return data
+        redacted: dict[str, Any] = redact_data(data)
+        return redacted
+
+    def scrub_secrets(self, *, dry_run: bool = False) -> ScrubReport:
+        """Redact the secrets already stored (items, their full-text index, events),
+        whatever ``redact_secrets`` says; ``dry_run`` only counts them. Rows keep
+        their token counts; ledger events are rewritten in place (the one exception
+        to their append-only rule)."""
+        raise self._unsupported("scrub_secrets")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
@@ -268,6 +417,65 @@ class Store(ABC):
         limit: int | None = None,
     ) -> list[StoredEvent]:
         """Events with ``id > since_id``, oldest first, optionally of some types."""
+
+    # -- budget reservations and agent budgets -------------------------------------------
+    #
+    # The atomic step of every budget grant. Reservations are keyed by session id but
+    # need no session row (a hook may reserve for a session it only read). Not
+    # abstract only so that wrappers written against the earlier contract still build.
+
+    def reserve(
+        self,
+        session_id: str,
+        scope: str,
+        key: str,
+        tokens: int,
+        caps: Iterable[Cap] = (),
+        *,
+        ttl: float,
+        settle: str = SETTLE_ON_USAGE,
+    ) -> Reservation | None:
+        """Take a reservation of ``tokens`` in ``scope`` if it fits under every cap,
+        in one atomic step (the check and the write together); None when it does not.
+
+        First, live reservations whose time is up become ``EXPIRED``. A live
+        reservation with the same ``key`` is returned as it is (``existing=True``,
+        nothing taken twice); a settled one of that key is replaced.
+        """
+        raise self._unsupported("reserve")
+
+    def reservations(
+        self, session_id: str, scope: str | None = None, *, live: bool = True
+    ) -> list[Reservation]:
+        """The session's reservations (only the live, unexpired ones by default), in
+        ``scope`` (a scope ending in ':' covers those under it), oldest first."""
+        raise self._unsupported("reservations")
+
+    def settle_reservations(
+        self,
+        session_id: str,
+        state: str,
+        *,
+        key: str | None = None,
+        scope: str | None = None,
+        settle: str | None = None,
+        tokens: int | None = None,
+        oldest: bool = False,
+    ) -> list[Reservation]:
+        """Mark live reservations ``CONFIRMED`` or ``RELEASED`` and return them (as
+        they were): the one of ``key``, or those in ``scope`` / with ``settle``.
+        ``oldest``: only the oldest that matches. ``tokens``: at most that many,
+        newest first, the last one cut down (its rest stays live)."""
+        raise self._unsupported("settle_reservations")
+
+    def set_agent_budget(self, session_id: str, agent: str, tokens: int) -> None:
+        """Store one agent's budget in its own row: concurrent writers of other
+        agents' budgets never undo it."""
+        raise self._unsupported("set_agent_budget")
+
+    def agent_budgets(self, session_id: str) -> dict[str, int]:
+        """The budgets stored with ``set_agent_budget``, by agent."""
+        raise self._unsupported("agent_budgets")
 
     # -- token-count cache ----------------------------------------------------------
 

@@ -13,6 +13,7 @@ Each ``open_store("memory://")`` is a new, empty store; nothing is shared.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -20,7 +21,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import StoreError
-from ..model import Item
+from ..model import Item, content_hash
+from ..redact import Redactor
 from . import _search
 from ._rows import (
     GROUPED_BY,
@@ -39,14 +41,29 @@ from ._rows import (
     session_from_row,
     session_to_row,
 )
-from .base import ItemAggregates, Store, StoredEvent, StoredSession, VersionInfo
+from .base import (
+    CONFIRMED,
+    EXPIRED,
+    LIVE,
+    RELEASED,
+    SETTLE_ON_USAGE,
+    Cap,
+    ItemAggregates,
+    Reservation,
+    ScrubReport,
+    Store,
+    StoredEvent,
+    StoredSession,
+    VersionInfo,
+    settled,
+)
 
 # An event as held here: id, type, at, data as JSON text.
 _EventRecord = tuple[int, str, float, str]
 # Positions in the shared row tuples, so the code below reads by name.
 _CREATED, _VERSION = SESSION_COLUMNS.index("created_at"), SESSION_COLUMNS.index("context_version")
-_SEQ, _ITEM_VERSION, _TOKENS, _HASH, _TEXT = (
-    ITEM_COLUMNS.index(c) for c in ("seq", "version", "tokens", "hash", "text")
+_SEQ, _ITEM_VERSION, _TOKENS, _HASH, _TEXT, _RAW = (
+    ITEM_COLUMNS.index(c) for c in ("seq", "version", "tokens", "hash", "text", "raw")
 )
 _GROUPS = tuple((column, ITEM_COLUMNS.index(column)) for column in GROUPED_BY)
 
@@ -70,6 +87,10 @@ class MemoryStore(Store):
         self._word_counts: dict[str, Counter[str]] = {}
         self._events: dict[str, list[_EventRecord]] = {}
         self._token_cache: dict[tuple[str, str], int] = {}
+        # Budget reservations by session, then key (insertion order: oldest first);
+        # agent budgets by session, then agent.
+        self._reservations: dict[str, dict[str, Reservation]] = {}
+        self._agent_budgets: dict[str, dict[str, int]] = {}
         self._last_event_id = 0
         self._undo: list[Callable[[], None]] = []
         self._depth = 0
@@ -119,6 +140,8 @@ class MemoryStore(Store):
             self._on_rollback(lambda: self._forget(session.id))
 
     def _forget(self, session_id: str) -> None:
+        self._reservations.pop(session_id, None)
+        self._agent_budgets.pop(session_id, None)
         self._sessions.pop(session_id, None)
         self._items.pop(session_id, None)
         self._events.pop(session_id, None)
@@ -165,9 +188,15 @@ class MemoryStore(Store):
             events = self._events[session_id]
             ids = {key: value for key, value in self._item_ids.items() if key[0] == session_id}
             created = {k: v for k, v in self._version_created.items() if k[0] == session_id}
+            reserved = self._reservations.get(session_id)
+            budgets = self._agent_budgets.get(session_id)
             self._forget(session_id)
 
             def undo() -> None:
+                if reserved is not None:
+                    self._reservations[session_id] = reserved
+                if budgets is not None:
+                    self._agent_budgets[session_id] = budgets
                 self._sessions[session_id] = row
                 self._items[session_id] = items
                 self._events[session_id] = events
@@ -205,7 +234,7 @@ class MemoryStore(Store):
                 )
             now = self.clock()
             new_rows = [
-                item_to_row(item, session_id, seq + offset, version, item_id)
+                item_to_row(self.redacted_item(item), session_id, seq + offset, version, item_id)
                 for offset, (item, item_id) in enumerate(zip(items, ids, strict=True))
             ]
             before = len(rows)
@@ -301,7 +330,7 @@ class MemoryStore(Store):
     def append_event(self, session_id: str, type: str, data: dict[str, Any]) -> StoredEvent:
         with self.transaction():
             self._get_row(session_id)
-            encoded = dump_json(data, f"data of event {type!r}")
+            encoded = dump_json(self.redacted_data(data), f"data of event {type!r}")
             now = self.clock()
             self._last_event_id += 1
             record = (self._last_event_id, type, now, encoded)
@@ -351,6 +380,155 @@ class MemoryStore(Store):
                 cache.update(previous)
 
             self._on_rollback(undo)
+
+    # -- budget reservations and agent budgets -------------------------------------------
+    #
+    # Atomic because every step runs under the store's lock, inside one transaction.
+
+    def _held(self, session_id: str) -> dict[str, Reservation]:
+        """The session's reservations, the expired ones marked so (undone on rollback)."""
+        held = self._reservations.setdefault(session_id, {})
+        now = self.clock()
+        for reservation in list(held.values()):
+            if reservation.state == LIVE and reservation.expires_at <= now:
+                self._put(held, dataclasses.replace(reservation, state=EXPIRED))
+        return held
+
+    def _put(
+        self, held: dict[str, Reservation], reservation: Reservation | None, key: str = ""
+    ) -> None:
+        """Write (or, with None, delete) one reservation, with its undo."""
+        key = reservation.key if reservation is not None else key
+        before = held.get(key)
+        if reservation is None:
+            held.pop(key, None)
+        else:
+            held[key] = reservation
+
+        def undo() -> None:
+            if before is None:
+                held.pop(key, None)
+            else:
+                held[key] = before
+
+        self._on_rollback(undo)
+
+    def reserve(
+        self,
+        session_id: str,
+        scope: str,
+        key: str,
+        tokens: int,
+        caps: Iterable[Cap] = (),
+        *,
+        ttl: float,
+        settle: str = SETTLE_ON_USAGE,
+    ) -> Reservation | None:
+        with self.transaction():
+            held = self._held(session_id)
+            found = held.get(key)
+            if found is not None and found.state == LIVE:
+                return dataclasses.replace(found, existing=True)
+            live = [r for r in held.values() if r.state == LIVE]
+            for cap in caps:
+                reserved = sum(r.tokens for r in live if cap.covers(r.scope))
+                if cap.used + reserved + tokens > cap.limit:
+                    return None
+            if found is not None:
+                self._put(held, None, key)  # re-inserted: newest again
+            now = self.clock()
+            taken = Reservation(session_id, key, scope, int(tokens), now, now + ttl, LIVE, settle)
+            self._put(held, taken)
+            return taken
+
+    def reservations(
+        self, session_id: str, scope: str | None = None, *, live: bool = True
+    ) -> list[Reservation]:
+        with self._lock:
+            self._check_open()
+            now = self.clock()
+            chosen = Cap(scope, 0) if scope is not None else None
+            return [
+                r
+                for r in self._reservations.get(session_id, {}).values()
+                if (not live or r.live_at(now)) and (chosen is None or chosen.covers(r.scope))
+            ]
+
+    def settle_reservations(
+        self,
+        session_id: str,
+        state: str,
+        *,
+        key: str | None = None,
+        scope: str | None = None,
+        settle: str | None = None,
+        tokens: int | None = None,
+        oldest: bool = False,
+    ) -> list[Reservation]:
+        if state not in (CONFIRMED, RELEASED):
+            raise StoreError(f"a reservation is settled as confirmed or released, not {state!r}")
+        with self.transaction():
+            held = self._held(session_id)
+            chosen = [
+                r
+                for r in self.reservations(session_id, scope)
+                if (key is None or r.key == key) and (settle is None or r.settle == settle)
+            ]
+            plan = settled(chosen, tokens=tokens, oldest=oldest)
+            for reservation, amount in plan:
+                if amount < reservation.tokens:  # part of it: what is left stays live
+                    updated = dataclasses.replace(reservation, tokens=reservation.tokens - amount)
+                else:
+                    updated = dataclasses.replace(reservation, state=state)
+                self._put(held, updated)
+            return [dataclasses.replace(r, tokens=amount, state=state) for r, amount in plan]
+
+    def set_agent_budget(self, session_id: str, agent: str, tokens: int) -> None:
+        with self.transaction():
+            budgets = self._agent_budgets.setdefault(session_id, {})
+            before = budgets.get(agent)
+            budgets[agent] = int(tokens)
+
+            def undo() -> None:
+                if before is None:
+                    budgets.pop(agent, None)
+                else:
+                    budgets[agent] = before
+
+            self._on_rollback(undo)
+
+    def agent_budgets(self, session_id: str) -> dict[str, int]:
+        with self._lock:
+            self._check_open()
+            return dict(sorted(self._agent_budgets.get(session_id, {}).items()))
+
+    def scrub_secrets(self, *, dry_run: bool = False) -> ScrubReport:
+        redactor = Redactor()
+        report = ScrubReport(dry_run=dry_run)
+        with self._lock:
+            for rows in self._items.values():
+                for n, row in enumerate(rows):
+                    report.items += 1
+                    raw = load_json(row[_RAW])
+                    text, new_raw = redactor.text(row[_TEXT]), redactor.data(raw)
+                    if text is not row[_TEXT] or new_raw is not raw:
+                        report.items_redacted += 1
+                        if not dry_run:
+                            changed = list(row)
+                            changed[_TEXT], changed[_HASH] = text, content_hash(text)
+                            changed[_RAW] = None if raw is None else dump_json(new_raw, "raw")
+                            rows[n] = tuple(changed)
+            for events in self._events.values():
+                for n, (event_id, kind, at, data) in enumerate(events):
+                    report.events += 1
+                    value = load_json(data)
+                    redacted = redactor.data(value)
+                    if redacted is not value:
+                        report.events_redacted += 1
+                        if not dry_run:
+                            events[n] = (event_id, kind, at, dump_json(redacted, "event data"))
+        report.secrets = dict(sorted(redactor.counts.items()))
+        return report
 
     def close(self) -> None:
         with self._lock:

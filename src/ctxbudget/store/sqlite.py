@@ -14,7 +14,10 @@ Python BM25 otherwise. Budget logic does not live here.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -40,7 +43,22 @@ from ._rows import (
 )
 from ._search import query_terms
 from ._sqlite_schema import SCHEMA_VERSION, from_db, marks, to_db
-from .base import ItemAggregates, Store, StoredEvent, StoredSession, VersionInfo
+from ._sqlite_scrub import scrub
+from .base import (
+    CONFIRMED,
+    LIVE,
+    RELEASED,
+    SETTLE_ON_USAGE,
+    Cap,
+    ItemAggregates,
+    Reservation,
+    ScrubReport,
+    Store,
+    StoredEvent,
+    StoredSession,
+    VersionInfo,
+    settled,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "database_path"]
 
@@ -52,6 +70,11 @@ _CHUNK = 500
 
 def _session(row: tuple[Any, ...]) -> StoredSession:
     return session_from_row(tuple(from_db(value) for value in row))
+
+
+def _reservation(row: tuple[Any, ...]) -> Reservation:
+    sid, key, scope, tokens, created, expires, state, settle = (from_db(v) for v in row)
+    return Reservation(sid, key, scope, int(tokens), created, expires, state, settle)
 
 
 def database_path(url: str) -> str:
@@ -86,6 +109,7 @@ class SQLiteStore(Store):
         clock: Callable[[], float] | None = None,
         busy_timeout_ms: int = 5000,
         full_text: bool = True,
+        create: bool = True,
     ) -> None:
         self.path = database_path(url)
         memory = self.path == ":memory:"
@@ -94,14 +118,21 @@ class SQLiteStore(Store):
         self._lock = threading.RLock()
         self._depth = 0
         self._conn: sqlite3.Connection | None = None
-        if not memory:
+        # create=False on a file that does not exist: read as an empty store, create
+        # nothing (no directory, no file), refuse writes (see ``transaction``).
+        self.absent = not memory and not create and not Path(self.path).exists()
+        self._refuse_writes = False  # set once the (in-memory) schema is in place
+        if not memory and not self.absent:
             self._prepare_path(Path(self.path))
         conn: sqlite3.Connection | None = None
         try:
             # isolation_level=None: no implicit transactions, we issue BEGIN ourselves;
             # check_same_thread=False: threads share it, one at a time, behind _lock.
             conn = sqlite3.connect(
-                self.path, busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+                ":memory:" if self.absent else self.path,
+                busy_timeout_ms / 1000,
+                isolation_level=None,
+                check_same_thread=False,
             )
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             self.journal_mode = _set_wal(conn, busy_timeout_ms)
@@ -109,6 +140,7 @@ class SQLiteStore(Store):
             self.full_text = full_text and schema.fts5_available(conn)
             self._conn = conn
             self._migrate()
+            self._refuse_writes = self.absent
         except BaseException as exc:
             self._conn = None
             if conn is not None:
@@ -124,13 +156,14 @@ class SQLiteStore(Store):
                 f"name a file instead, e.g. sqlite:///{path / 'ctxbudget.db'}"
             )
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_private_dirs(path.parent)
         except OSError as exc:
             raise StoreError(
                 f"cannot open the store {self.url}: cannot create the directory "
                 f"{path.parent} ({exc.strerror or exc}); choose another location "
                 "with CTXBUDGET_STORE"
             ) from exc
+        _make_private_file(path)
 
     def _migrate(self) -> None:
         conn = self._connection()
@@ -160,8 +193,19 @@ class SQLiteStore(Store):
             except sqlite3.Error as exc:
                 raise self._error(exc, action) from exc
 
+    @classmethod
+    def exists(cls, url: str) -> bool:
+        """Whether the store ``url`` names is there to read (``:memory:`` always is)."""
+        path = database_path(url)
+        return path == ":memory:" or Path(path).is_file()
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        if self._refuse_writes:
+            raise StoreError(
+                f"the store {self.url} does not exist and was opened only to read: "
+                "nothing was written"
+            )
         with self._guard("a transaction") as conn:
             depth = self._depth
             conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT nested_{depth}")
@@ -240,6 +284,8 @@ class SQLiteStore(Store):
             # Children first, explicitly: correct even where foreign keys are off.
             conn.execute("DELETE FROM items WHERE session_id = ?", (sid,))
             conn.execute("DELETE FROM events WHERE session_id = ?", (sid,))
+            conn.execute("DELETE FROM reservations WHERE session_id = ?", (sid,))
+            conn.execute("DELETE FROM agent_budgets WHERE session_id = ?", (sid,))
             if conn.execute("DELETE FROM sessions WHERE id = ?", (sid,)).rowcount == 0:
                 raise self.not_found(session_id)
 
@@ -272,7 +318,15 @@ class SQLiteStore(Store):
             first = 0 if last is None else last + 1
             now = self.clock()
             rows = [
-                (*map(to_db, item_to_row(item, session_id, first + n, version, item_id)), now)
+                (
+                    *map(
+                        to_db,
+                        item_to_row(
+                            self.redacted_item(item), session_id, first + n, version, item_id
+                        ),
+                    ),
+                    now,
+                )
                 for n, (item, item_id) in enumerate(zip(items, ids, strict=True))
             ]
             try:
@@ -357,7 +411,7 @@ class SQLiteStore(Store):
     # -- events ---------------------------------------------------------------------
 
     def append_event(self, session_id: str, type: str, data: dict[str, Any]) -> StoredEvent:
-        encoded = dump_json(data, f"data of event {type!r}")
+        encoded = dump_json(self.redacted_data(data), f"data of event {type!r}")
         with self._guard("appending an event") as conn, self.transaction():
             now = self.clock()
             if not self._touch(conn, session_id, now):
@@ -402,7 +456,7 @@ class SQLiteStore(Store):
         return found
 
     def token_cache_put(self, counter: str, counts: dict[str, int]) -> None:
-        if not counts:
+        if not counts or self.absent:  # a cache: nothing is lost by not keeping it
             return
         rows = [(counter, text_hash, int(tokens)) for text_hash, tokens in counts.items()]
         with self._guard("caching token counts") as conn, self.transaction():
@@ -412,11 +466,180 @@ class SQLiteStore(Store):
                 rows,
             )
 
+    # -- budget reservations and agent budgets -------------------------------------------
+
+    def reserve(
+        self,
+        session_id: str,
+        scope: str,
+        key: str,
+        tokens: int,
+        caps: Iterable[Cap] = (),
+        *,
+        ttl: float,
+        settle: str = SETTLE_ON_USAGE,
+    ) -> Reservation | None:
+        sid = to_db(session_id)
+        with self._guard("reserving budget tokens") as conn, self.transaction():
+            now = self.clock()
+            conn.execute(schema.EXPIRE, (sid, now))
+            found = conn.execute(
+                f"SELECT {schema.RESERVATION_COLUMNS} FROM reservations"
+                " WHERE session_id = ? AND key = ?",
+                (sid, to_db(key)),
+            ).fetchone()
+            if found is not None:
+                if found[6] == LIVE:
+                    return dataclasses.replace(_reservation(found), existing=True)
+                conn.execute(
+                    "DELETE FROM reservations WHERE session_id = ? AND key = ?", (sid, to_db(key))
+                )
+            sql, params = schema.reserve_statement([(c.scope, c.limit, c.used) for c in caps])
+            params.update(
+                session=sid,
+                key=to_db(key),
+                scope=to_db(scope),
+                tokens=int(tokens),
+                created=now,
+                expires=now + ttl,
+                settle=settle,
+            )
+            if conn.execute(sql, params).rowcount == 0:
+                return None
+        return Reservation(session_id, key, scope, int(tokens), now, now + ttl, LIVE, settle)
+
+    def reservations(
+        self, session_id: str, scope: str | None = None, *, live: bool = True
+    ) -> list[Reservation]:
+        sql = f"SELECT {schema.RESERVATION_COLUMNS} FROM reservations WHERE session_id = :session"
+        params: dict[str, Any] = {"session": to_db(session_id), "now": self.clock()}
+        if live:
+            sql += " AND state = 'live' AND expires_at > :now"
+        if scope is not None:
+            where, scope_params = schema.scope_filter(scope)
+            sql += f" AND {where}"
+            params.update(scope_params)
+        with self._guard("reading reservations") as conn:
+            rows = conn.execute(sql + " ORDER BY created_at, rowid", params).fetchall()
+        return [_reservation(row) for row in rows]
+
+    def settle_reservations(
+        self,
+        session_id: str,
+        state: str,
+        *,
+        key: str | None = None,
+        scope: str | None = None,
+        settle: str | None = None,
+        tokens: int | None = None,
+        oldest: bool = False,
+    ) -> list[Reservation]:
+        if state not in (CONFIRMED, RELEASED):
+            raise StoreError(f"a reservation is settled as confirmed or released, not {state!r}")
+        sid = to_db(session_id)
+        with self._guard("settling reservations") as conn, self.transaction():
+            conn.execute(schema.EXPIRE, (sid, self.clock()))
+            chosen = [
+                r
+                for r in self.reservations(session_id, scope)
+                if (key is None or r.key == key) and (settle is None or r.settle == settle)
+            ]
+            plan = settled(chosen, tokens=tokens, oldest=oldest)
+            for reservation, amount in plan:
+                if amount < reservation.tokens:  # part of it: what is left stays live
+                    conn.execute(
+                        "UPDATE reservations SET tokens = tokens - ?"
+                        " WHERE session_id = ? AND key = ?",
+                        (amount, sid, to_db(reservation.key)),
+                    )
+                else:
+                    conn.execute(
+                        "UPDATE reservations SET state = ? WHERE session_id = ? AND key = ?",
+                        (state, sid, to_db(reservation.key)),
+                    )
+        return [dataclasses.replace(r, tokens=amount, state=state) for r, amount in plan]
+
+    def set_agent_budget(self, session_id: str, agent: str, tokens: int) -> None:
+        with self._guard("storing an agent budget") as conn, self.transaction():
+            conn.execute(
+                "INSERT INTO agent_budgets (session_id, agent, tokens, updated_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (session_id, agent)"
+                " DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+                (to_db(session_id), to_db(agent), int(tokens), self.clock()),
+            )
+
+    def agent_budgets(self, session_id: str) -> dict[str, int]:
+        with self._guard("reading agent budgets") as conn:
+            rows = conn.execute(
+                "SELECT agent, tokens FROM agent_budgets WHERE session_id = ? ORDER BY agent",
+                (to_db(session_id),),
+            ).fetchall()
+        return {from_db(agent): int(tokens) for agent, tokens in rows}
+
+    # -- secrets --------------------------------------------------------------------
+
+    def scrub_secrets(self, *, dry_run: bool = False) -> ScrubReport:
+        with self._guard("scrubbing secrets") as conn:
+            if dry_run:
+                return scrub(conn, dry_run=True)
+            # zero what the rewritten rows and the old index leave behind in the file
+            secure = conn.execute("PRAGMA secure_delete").fetchone()[0]
+            conn.execute("PRAGMA secure_delete = ON")
+            try:
+                with self.transaction():
+                    report = scrub(conn, dry_run=False)
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.execute(f"PRAGMA secure_delete = {int(secure)}")
+        return report
+
     def close(self) -> None:
         with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None:
                 conn.close()
+
+
+# -- file modes: the store holds conversations; only its owner reads it ----------------
+
+
+def _tighten(path: Path, keep: int) -> None:
+    """Drop the mode bits outside ``keep`` from a path of ours; never fails."""
+    if os.name == "nt":
+        return
+    with suppress(OSError):
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if mode & ~keep and os.stat(path).st_uid == os.getuid():
+            os.chmod(path, mode & keep)
+
+
+def _make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and its missing parents 0700; tighten it to 0700 when it
+    is ctxbudget's own (named ``ctxbudget``, as the default data directory is). A
+    directory the user chose and that exists keeps its mode."""
+    missing: list[Path] = []
+    while not directory.exists():
+        missing.append(directory)
+        if directory.parent == directory:
+            break
+        directory = directory.parent
+    for created in reversed(missing):
+        with suppress(FileExistsError):  # another process made it meanwhile
+            created.mkdir(mode=0o700)
+    own = missing[0] if missing else directory
+    if own.name == "ctxbudget":
+        _tighten(own, 0o700)
+
+
+def _make_private_file(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (its -wal and -shm files then
+    get the same mode), and take group and other access from an existing one."""
+    if not path.exists():
+        with suppress(OSError):  # SQLite then says what is wrong, in its own words
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        if name.exists():
+            _tighten(name, 0o600)
 
 
 def _set_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> str:

@@ -12,6 +12,7 @@ This module owns counting only; which usage anchors a session lives in
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -107,10 +108,17 @@ def _build_estimate() -> Counter:
     return EstimateCounter()
 
 
+def _build_claude_estimate() -> Counter:
+    from .estimate import claude_estimate
+
+    return claude_estimate()
+
+
 _BUILDERS: dict[str, Callable[[], Counter]] = {
     "o200k_base": lambda: TiktokenCounter("o200k_base"),
     "cl100k_base": lambda: TiktokenCounter("cl100k_base"),
     "claude": ClaudeCounter,
+    "claude-estimate": _build_claude_estimate,
     "estimate": _build_estimate,
 }
 _built: dict[str, Counter] = {}
@@ -122,12 +130,22 @@ def available_counters() -> list[str]:
     return [*_BUILDERS, "hf:<path/to/tokenizer.json>"]
 
 
+_claude_found: bool | None = None
+
+
 def claude_available() -> bool:
-    try:
-        import ctok  # noqa: F401
-    except ModuleNotFoundError:
-        return False
-    return True
+    """Whether the optional ``ctok`` package is installed; looked up once per process.
+
+    Asked for every text a session counts: a failed import searches every entry of
+    ``sys.path`` each time, which made counting a long session's items quadratic-slow.
+    """
+    global _claude_found
+    if _claude_found is None:
+        try:
+            _claude_found = importlib.util.find_spec("ctok") is not None
+        except (ImportError, ValueError):  # a broken or half-installed package
+            _claude_found = False
+    return _claude_found
 
 
 def get_counter(name: str) -> Counter:
@@ -155,7 +173,7 @@ def counter_name_for_model(model: str | None) -> str:
     if m.startswith(("gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada")):
         return "cl100k_base"
     if m.startswith("claude") or "claude" in m:
-        return "claude" if claude_available() else "estimate"
+        return "claude" if claude_available() else "claude-estimate"
     return "estimate"
 
 

@@ -174,9 +174,9 @@ def features(text: str) -> list[int]:
     return counts
 
 
-def load_coefficients() -> dict[str, float]:
+def load_coefficients(file: str = _COEFFICIENTS_FILE) -> dict[str, float]:
     """The packaged coefficients (fitted by ``tools/fit_estimator.py``), by feature name."""
-    raw = resources.files(__package__ or "ctxbudget.tokens").joinpath(_COEFFICIENTS_FILE)
+    raw = resources.files(__package__ or "ctxbudget.tokens").joinpath(file)
     data = json.loads(raw.read_text("utf-8"))
     coefficients: dict[str, float] = data["coefficients"]
     return coefficients
@@ -193,9 +193,19 @@ class EstimateCounter:
     exact = False
     description = "estimate (calibrated linear model, ±5% of o200k_base)"
 
-    def __init__(self, coefficients: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        coefficients: Mapping[str, float] | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> None:
         if coefficients is None:
             coefficients = load_coefficients()
+        if name is not None:
+            self.name = name
+        if description is not None:
+            self.description = description
         missing = [f for f in FEATURES if f not in coefficients]
         if missing:
             raise ValueError(f"estimate coefficients lack {', '.join(missing)}")
@@ -206,3 +216,17 @@ class EstimateCounter:
             return 0
         estimate: float = sum(map(mul, self._coefficients, features(text)))
         return max(1, round(estimate))
+
+
+#: The same features fitted to Claude's tokenizer (ctok's reconstruction) over a
+#: synthetic corpus and real text: ``python tools/fit_estimator.py --target claude``.
+CLAUDE_COEFFICIENTS_FILE = "estimate_claude_coefficients.json"
+
+
+def claude_estimate() -> EstimateCounter:
+    """The default counter for Claude models where ctok cannot be installed."""
+    return EstimateCounter(
+        load_coefficients(CLAUDE_COEFFICIENTS_FILE),
+        name="claude-estimate",
+        description="claude-estimate (linear model fitted to Claude's tokenizer via ctok, ±3%)",
+    )

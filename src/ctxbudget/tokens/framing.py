@@ -14,3 +14,12 @@ from __future__ import annotations
 EXACT_COUNTERS = ("o200k_base", "cl100k_base")
 #: Framing per item when no usage was ever reported (the role markers of a message).
 UNANCHORED_PER_ITEM = 5.0
+#: The prior of the per-session correction (tokens per local token, tokens per item)
+#: for counters fitted to Claude's tokenizer, on Claude traffic: a least-squares fit
+#: over the shared Claude Code sessions (``python benchmarks/accuracy_cv.py`` fits it
+#: and reports it on sessions left out of the fit). Other counters start from
+#: ``accounting.PRIOR_PER_TOKEN`` / ``PRIOR_PER_ITEM``.
+COUNTER_PRIORS: dict[str, tuple[float, float]] = {
+    "claude-estimate": (0.9595, 21.9),
+    "claude": (0.9865, 28.3),
+}

@@ -1,0 +1,54 @@
+"""What the readers say about bad records: one line each, naming the record.
+
+A reader that meets a record it cannot use (a line that is not JSON, a ``message``
+that is a string, a usage count that is NaN) keeps going and notes it here, as
+``<file>:<line>: <what>: <what was done>``; the lines end up in
+``Transcript.problems``. This module owns the wording helpers and the cap on how many
+lines are kept; it reads nothing and decides nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["MAX_PROBLEMS", "ProblemLog", "loads", "shown"]
+
+# A file with thousands of bad records needs its first few named, not all of them.
+MAX_PROBLEMS = 20
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A short repr of a bad value for a message."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"<deeply nested {type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def loads(text: str) -> Any:
+    """``json.loads`` that raises ``ValueError`` for nesting too deep to parse too."""
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise ValueError("nested too deeply") from exc
+
+
+class ProblemLog:
+    """The problem lines of one file: the first ``MAX_PROBLEMS`` kept, the rest counted."""
+
+    def __init__(self, name: str | None) -> None:
+        self.name = name or "<input>"
+        self.kept: list[str] = []
+        self.total = 0
+
+    def add(self, where: str | int | None, what: str) -> None:
+        self.total += 1
+        if len(self.kept) < MAX_PROBLEMS:
+            place = self.name if where is None else f"{self.name}:{where}"
+            self.kept.append(f"{place}: {what}".replace("\n", " "))
+
+    def lines(self) -> list[str]:
+        more = self.total - len(self.kept)
+        return [*self.kept, f"{self.name}: {more} more bad record(s)"] if more else list(self.kept)
