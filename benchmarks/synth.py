@@ -28,6 +28,7 @@ From another benchmark::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import sys
@@ -37,7 +38,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-_WORDS = (
+
+def _list(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+_WORDS = _list(
     "the a an of to in for on with by from at as into over after before under between "
     "request response handler server client cache store session token budget window "
     "context limit retry timeout queue worker thread process lock index schema table "
@@ -50,20 +56,20 @@ _WORDS = (
     "check validate parse encode decode compress hash sign verify load save open close "
     "start stop run build deploy release rollback commit branch review issue fix bug "
     "feature refactor rename move extract inline simplify document explain measure"
-).split()
-_VERBS = (
+)
+_VERBS = _list(
     "read checked updated fixed found added removed moved renamed tested measured "
     "reviewed traced replaced simplified documented refactored profiled verified"
-).split()
-_DIRS = (
+)
+_DIRS = _list(
     "src api core internal cmd pkg lib utils models services handlers storage config "
     "cli web server client tests docs scripts tools migrations templates static"
-).split()
-_STEMS = (
+)
+_STEMS = _list(
     "session store cache parser reader writer budget ledger archive router auth user "
     "token counter policy status render engine worker queue index schema client server "
     "config events metrics logging errors"
-).split()
+)
 _EXTS = (".py", ".go", ".ts", ".md", ".json", ".yaml", ".toml", ".sql", ".rs")
 _UNITS = ("ms", "s", "MB", "KB", "GB", "tokens", "%", "req/s", "items", "lines")
 _TOOLS = (
@@ -78,6 +84,29 @@ _TOOLS = (
     ("WebSearch", 2),
 )
 _TOOL_NAMES = [name for name, _ in _TOOLS]
+
+
+def _vocabulary() -> tuple[str, ...]:
+    """The common words, then a few thousand rarer made-up ones (fixed, whatever the seed):
+    real text has a long tail of rare words, which near-duplicate detection relies on."""
+    rng = random.Random(0)
+    onsets = _list("b c d f g h k l m n p r s t v w br cl dr gr pl pr sh st th tr")
+    vowels = _list("a e i o u a e i o ea ou")
+    codas = _list("- - - n r s t l m nd st ng")
+    rare: dict[str, None] = {}
+    while len(rare) < 4000:
+        syllables = rng.choice((2, 2, 2, 3, 3))
+        word = "".join(
+            rng.choice(onsets) + rng.choice(vowels) + rng.choice(codas).strip("-")
+            for _ in range(syllables)
+        )
+        rare.setdefault(word, None)
+    return (*_WORDS, *rare)
+
+
+_VOCABULARY = _vocabulary()
+# Zipf's law: the n-th most common word is used about 1/n as often as the first.
+_ZIPF = list(itertools.accumulate(1 / n for n in range(1, len(_VOCABULARY) + 1)))
 _TOOL_WEIGHTS = [weight for _, weight in _TOOLS]
 _CWD = "/home/dev/projects/atlas"
 
@@ -90,7 +119,7 @@ class _Text:
         self.req = 100
 
     def words(self, n: int) -> str:
-        return " ".join(self.rng.choice(_WORDS) for _ in range(n))
+        return " ".join(self.rng.choices(_VOCABULARY, cum_weights=_ZIPF, k=n))
 
     def sentence(self) -> str:
         r = self.rng
@@ -199,7 +228,9 @@ def _tool_call(text: _Text, name: str) -> tuple[dict[str, Any], str]:
         return {"command": command, "description": text.words(5)}, result
     if name == "Read":
         start = r.choice([1, 1, 1, r.randint(20, 400)])
-        body = text.code_lines(r.randint(10, 90)) if r.random() < 0.7 else text.prose(12).split(". ")
+        body = (
+            text.code_lines(r.randint(10, 90)) if r.random() < 0.7 else text.prose(12).split(". ")
+        )
         return {"file_path": f"{_CWD}/{text.path()}"}, text.numbered(body, start)
     if name == "Edit":
         path = f"{_CWD}/{text.path()}"
@@ -208,7 +239,11 @@ def _tool_call(text: _Text, name: str) -> tuple[dict[str, Any], str]:
             f"The file {path} has been updated. Here's the result of running `cat -n` on a "
             "snippet of the edited file:\n" + text.numbered(new, r.randint(1, 500))
         )
-        return {"file_path": path, "old_string": "\n".join(old), "new_string": "\n".join(new)}, result
+        return {
+            "file_path": path,
+            "old_string": "\n".join(old),
+            "new_string": "\n".join(new),
+        }, result
     if name == "Write":
         path = f"{_CWD}/{text.path()}"
         content = "\n".join(text.code_lines(r.randint(15, 60)))

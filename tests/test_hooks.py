@@ -250,7 +250,7 @@ def test_bad_options_and_unknown_events_are_non_blocking_errors(
     assert code == 1 and "--bogus" in err
     code, _, err = hook(monkeypatch, capsys, "pre-tool-use", pre_tool_use(path), "--window", "x")
     assert code == 1
-    code, _, err = hook(monkeypatch, capsys, "post-tool-use", pre_tool_use(path))
+    code, _, err = hook(monkeypatch, capsys, "notification", pre_tool_use(path))
     assert code == 1 and "unknown event" in err
     # Claude Code's own event names work too.
     assert hook(monkeypatch, capsys, "PreToolUse", pre_tool_use(path))[0] == 2

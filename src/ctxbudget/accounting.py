@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import statistics
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +86,8 @@ class Calibration:
         self._fit()
 
     def _fit(self) -> None:
+        import statistics  # only when learning: the status line's read path stays light
+
         rows = list(self.samples)
         for _ in range(2):
             k, c = _ridge(rows, self.prior)

@@ -10,13 +10,14 @@ than what it reserves.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError
 from .model import Level
+
+if TYPE_CHECKING:  # the status line imports this module: pathlib and tomllib cost ms
+    from pathlib import Path
 
 # Context windows by model-name prefix, longest prefix first (providers' model pages).
 _WINDOWS: tuple[tuple[str, int], ...] = (
@@ -220,6 +221,9 @@ def fields_from_mapping(data: Any, origin: str = "policy") -> dict[str, Any]:
 
 def fields_from_toml(path: str | Path) -> dict[str, Any]:
     """The settings a policy file gives, validated for names (values: when applied)."""
+    import tomllib
+    from pathlib import Path
+
     p = Path(path).expanduser()
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))

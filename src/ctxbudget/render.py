@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from .accounting import HistoryPoint
 from .model import Level
 from .policy import Policy
 from .status import Status
+
+if TYPE_CHECKING:  # the status line renders through here: accounting costs ms
+    from .accounting import HistoryPoint
 
 LEVEL_LABEL = {
     Level.NORMAL: "Normal",

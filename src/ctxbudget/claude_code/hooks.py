@@ -61,7 +61,9 @@ from ..sources.tools import AGENT_TOOLS
 from .incremental import HookMemory, TranscriptFigure, read_figure
 
 if TYPE_CHECKING:
+    from ..policy import Policy
     from ..session import Session
+    from ..status import Status
     from ..store import StoredSession
     from ..tracker import Tracker
 
@@ -115,12 +117,15 @@ _SPAWN_RE = re.compile(
 class HookOptions:
     """Settings of a hook run: the report budget, policy fields (window…), whether a
     gate that cannot decide lets spawns through (None: ``CTXBUDGET_HOOK_FAIL_OPEN``),
-    and where the incremental state is kept (None: the user cache dir)."""
+    and where the incremental state is kept (None: the user cache dir). ``plugin``:
+    run as the plugin's hook, which stands down for an event that a settings.json
+    hook of ctxbudget also handles (``ctxbudget hook EVENT --plugin``)."""
 
     report_tokens: int = DEFAULT_REPORT_TOKENS
     policy_fields: Mapping[str, Any] = field(default_factory=dict)
     fail_open: bool | None = None
     cache_dir: str | None = None
+    plugin: bool = False
 
     @property
     def fails_open(self) -> bool:
@@ -224,12 +229,26 @@ def run_hook(
         return failed(str(exc))
     except Exception as exc:  # MemoryError and the like: still never a blocking exit
         return failed("the hook input cannot be read", exc)
+    if options.plugin and _settings_handle(key, payload):
+        return HookResult()  # settings.json runs ctxbudget for this event: once is enough
     try:
         return handler(payload, tracker, options)
     except Exception as exc:
         if key == "pretooluse" and payload.get("tool_name") in AGENT_TOOLS:
             return _undecided(options, f"{type(exc).__name__}: {exc}")
         return failed(f"{event} failed", exc)
+
+
+def _settings_handle(key: str, payload: Mapping[str, Any]) -> bool:
+    """Whether a settings.json of this session runs ctxbudget's hook for event ``key``
+    (then the plugin's hook stands down: no event is recorded twice)."""
+    from .install import settings_run_hook
+
+    try:
+        name = next(n for n in _EVENT_NAMES if normalize_event(n) == key)
+        return settings_run_hook(name, _text(payload, "cwd"))
+    except Exception:
+        return False  # cannot tell: the plugin's hook runs
 
 
 def _looks_like_spawn(raw: str | bytes) -> bool:
@@ -521,10 +540,27 @@ def _denied(agent: str, reason: str) -> str:
 def user_prompt_submit(
     payload: dict[str, Any], tracker: Tracker, options: HookOptions
 ) -> HookResult:
-    """At warning level and above: a line for the user and the same for the model."""
+    """The warning (75%) and the critical alert (90%), once per crossing."""
+    return _crossing_warning(payload, tracker, options, "UserPromptSubmit")
+
+
+def post_tool_use(payload: dict[str, Any], tracker: Tracker, options: HookOptions) -> HookResult:
+    """The same as UserPromptSubmit, after a tool's result (the window grows there)."""
+    return _crossing_warning(payload, tracker, options, "PostToolUse")
+
+
+_LEVEL_RANK = {Level.NORMAL: 0, Level.WARNING: 1, Level.CRITICAL: 2, Level.BLOCKED: 3}
+
+
+def _crossing_warning(
+    payload: dict[str, Any], tracker: Tracker, options: HookOptions, event: str
+) -> HookResult:
+    """A line for the user (``systemMessage``) and the same for the model
+    (``additionalContext``) when the level rose past a threshold since the last run
+    of the session: once per crossing, again after it fell back (a compaction)."""
     memory = _memory(payload, options)
     figure = _figure(payload, memory)
-    if figure is None:
+    if figure is None or memory is None:
         return HookResult()
     session_id = _text(payload, "session_id")
     try:
@@ -533,25 +569,51 @@ def user_prompt_submit(
         stored = None  # the store is busy: the transcript and the options still tell
     session = _session(tracker, session_id, figure, stored, options)
     status = session.status()
-    if memory is not None:
-        memory.remember_figure(status.used_tokens, status.max_tokens)
-        memory.save()
-    if status.level is Level.NORMAL:
-        return HookResult()
-    text = (
-        f"ctxbudget: context window at {pct(status.percent)} "
-        f"({status.used_tokens:,}/{status.max_tokens:,} tokens), {status.level.value} level. "
-        f"{CLAUDE_CODE_ACTIONS[status.level]}"
-    )
+    memory.remember_figure(status.used_tokens, status.max_tokens)
+    try:
+        previous = _LEVEL_RANK[Level(str(memory.extra.get("warned_level")))]
+    except ValueError:
+        previous = 0  # first run, or a state file of another version
+    memory.extra["warned_level"] = status.level.value
+    memory.save()
+    if _LEVEL_RANK[status.level] <= previous:
+        return HookResult()  # the same level as last time (or lower): said already
+    text = warning_text(status, session.policy, options.report_tokens)
     out = {
         "systemMessage": text,  # shown to the user
-        "hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": text},
+        "hookSpecificOutput": {"hookEventName": event, "additionalContext": text},
     }
     return HookResult(stdout=json.dumps(out) + "\n")
 
 
+def warning_text(status: Status, policy: Policy, report_tokens: int) -> str:
+    """The warning of ``status``'s level: the figure, the sub-agent invocations left
+    before spawns are refused, Claude Code's own compaction threshold, what to do."""
+    from .autocompact import autocompact_threshold
+
+    blocked_at = policy.threshold_tokens(Level.BLOCKED)
+    per_agent = max(1, report_tokens)
+    agents_left = max(0, (blocked_at - status.used_tokens) // per_agent)
+    auto = autocompact_threshold(status.max_tokens)
+    until = auto.percent - status.percent
+    auto_text = f"{auto.describe()}: {pct(until)} from here" if until > 0 else auto.describe()
+    return (
+        f"ctxbudget: context window at {pct(status.percent)} "
+        f"({status.used_tokens:,}/{status.max_tokens:,} tokens), {status.level.value} level. "
+        f"About {agents_left:,} sub-agent invocation{'s' if agents_left != 1 else ''} left "
+        f"before new ones are refused at {pct(policy.blocked_percent)} (~{per_agent:,} "
+        f"tokens each). {auto_text}. {CLAUDE_CODE_ACTIONS[status.level]}"
+    )
+
+
 def pre_compact(payload: dict[str, Any], tracker: Tracker, options: HookOptions) -> HookResult:
-    """Record Claude Code's compaction (trigger, tokens before) in the ledger."""
+    """Record Claude Code's compaction (trigger, tokens before) in the ledger; on
+    ``/compact --dry-run``, the preview on stderr and exit 2: Claude Code shows it and
+    compacts nothing (nothing is recorded either)."""
+    from .preview import is_dry_run
+
+    if is_dry_run(_text(payload, "custom_instructions")):
+        return _compaction_preview(payload, tracker, options)
     registered = _register(tracker, payload, options)
     if registered is None:
         return failed("no session_id: compaction not recorded")
@@ -572,6 +634,23 @@ def pre_compact(payload: dict[str, Any], tracker: Tracker, options: HookOptions)
         _record(tracker, registered.session_id, "external_compaction", data),
     ]
     return _with_notes(HookResult(), [n or "" for n in notes])
+
+
+def _compaction_preview(
+    payload: dict[str, Any], tracker: Tracker, options: HookOptions
+) -> HookResult:
+    from .preview import preview_compaction
+
+    path = _transcript(payload)
+    if path is None:
+        text = "ctxbudget: /compact --dry-run: no transcript to preview; nothing was compacted.\n"
+        return HookResult(EXIT_BLOCK, stderr=text)
+    try:
+        preview = preview_compaction(str(path), tracker, options.policy_fields)
+    except Exception as exc:  # a dry run never compacts, even when the preview fails
+        text = f"ctxbudget: /compact --dry-run: no preview ({exc}); nothing was compacted.\n"
+        return HookResult(EXIT_BLOCK, stderr=text)
+    return HookResult(EXIT_BLOCK, stderr=preview.render())
 
 
 def session_start(payload: dict[str, Any], tracker: Tracker, options: HookOptions) -> HookResult:
@@ -650,6 +729,7 @@ def _agent_transcript(payload: Mapping[str, Any], agent_id: str | None) -> Path 
 
 EVENTS: dict[str, Handler] = {
     "pretooluse": pre_tool_use,
+    "posttooluse": post_tool_use,
     "userpromptsubmit": user_prompt_submit,
     "precompact": pre_compact,
     "sessionstart": session_start,
@@ -657,6 +737,7 @@ EVENTS: dict[str, Handler] = {
 }
 _EVENT_NAMES = (
     "pre-tool-use",
+    "post-tool-use",
     "user-prompt-submit",
     "pre-compact",
     "session-start",

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 HOOK_EVENTS = (
     "pre-tool-use",
+    "post-tool-use",
     "user-prompt-submit",
     "pre-compact",
     "session-start",
@@ -43,9 +44,11 @@ HOOK_EVENTS = (
 HOOK_EPILOG = f"""events:
   pre-tool-use        PreToolUse on Task|Agent: exit 2 (block) when the
                       sub-agent would take the window to the blocked level
-  user-prompt-submit  UserPromptSubmit: from the warning level on, a line
-                      for the user and the same for the model
-  pre-compact         PreCompact: records Claude Code's compaction
+  post-tool-use       PostToolUse: as user-prompt-submit, after a tool
+  user-prompt-submit  UserPromptSubmit: at 75% (warning) and 90% (critical),
+                      once per crossing, a line for the user and the model
+  pre-compact         PreCompact: records Claude Code's compaction; on
+                      "/compact --dry-run", the preview and exit 2
   session-start       SessionStart: registers the session; after a
                       compaction, notes the new context's size
   subagent-stop       SubagentStop: records the sub-agent's own usage
@@ -54,6 +57,8 @@ options (after EVENT):
   --policy FILE       policy TOML file (window, thresholds…)
   --window N          context window in tokens
   --store URL         sqlite:///path.db or memory://
+  --plugin            as the plugin's hook: stands down where settings.json
+                      runs ctxbudget's hook for the same event
 example (as "ctxbudget install claude-code" writes it; hook JSON on stdin):
   ctxbudget hook pre-tool-use --report-tokens 8000"""
 
@@ -90,10 +95,16 @@ def register(commands: Any) -> None:
             "kept; install keeps a timestamped backup, and uninstall restores the original "
             "bytes when nothing else changed since.",
         )
-        sub.add_argument("target", choices=["claude-code"])
+        sub.add_argument("target", choices=["claude-code"], nargs="?", default="claude-code")
         sub.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
         sub.add_argument("--scope", choices=["user", "project"], default="user")
         sub.add_argument("--settings", metavar="PATH", help="this settings file instead")
+        sub.add_argument(
+            "--commands",
+            action="store_true",
+            help="also the user commands /tokens, /recall, /budget and /preview "
+            "(~/.claude/commands)",
+        )
         if name == "install":
             sub.add_argument(
                 "--force",
@@ -101,6 +112,12 @@ def register(commands: Any) -> None:
                 help="replace a statusLine that is not ctxbudget's (uninstall puts it back)",
             )
             sub.add_argument("--no-statusline", action="store_true", help="install the hooks only")
+            sub.add_argument(
+                "--plugin",
+                action="store_true",
+                help="for the Claude Code plugin: record where this ctxbudget is (so the "
+                "plugin finds it in a virtualenv not on PATH); settings.json is not touched",
+            )
             sub.add_argument(
                 "--executable",
                 metavar="CMD",
@@ -127,6 +144,7 @@ def _hook_options(argv: Sequence[str]) -> tuple[HookOptions, str | None]:
         default=None,
         help=f"let a sub-agent spawn through when the gate cannot decide ({FAIL_OPEN_ENV}=1)",
     )
+    parser.add_argument("--plugin", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(list(argv))
     fields: dict[str, Any] = {}
     if args.policy:
@@ -136,7 +154,10 @@ def _hook_options(argv: Sequence[str]) -> tuple[HookOptions, str | None]:
     if args.window is not None:
         fields["window"] = args.window
     options = HookOptions(
-        report_tokens=args.report_tokens, policy_fields=fields, fail_open=args.fail_open
+        report_tokens=args.report_tokens,
+        policy_fields=fields,
+        fail_open=args.fail_open,
+        plugin=args.plugin,
     )
     return options, args.store
 
@@ -215,18 +236,47 @@ def _settings_path(args: argparse.Namespace) -> Any:
 def cmd_install(args: argparse.Namespace, tracker: Tracker) -> int:
     from ..claude_code.install import apply_install, default_executable, plan_install
 
+    executable = args.executable or default_executable()
+    if args.plugin:
+        return _install_plugin(executable, args.dry_run)
+    if args.commands and not args.dry_run:
+        from ..claude_code.user_commands import write_user_commands
+
+        for line in write_user_commands(executable):
+            print(line)
     plan = plan_install(
         _settings_path(args),
-        executable=args.executable or default_executable(),
+        executable=executable,
         statusline=not args.no_statusline,
         force=args.force,
     )
     return _report(plan, args.dry_run, apply_install)
 
 
+def _install_plugin(executable: str, dry_run: bool) -> int:
+    from ..claude_code.install import plugin_executable_files, record_plugin_executable
+
+    if dry_run:
+        for path in plugin_executable_files():
+            print(f"Would record {executable} in {path}")
+        return 0
+    for path in record_plugin_executable(executable):
+        print(f"Recorded {executable} in {path}")
+    print(
+        "The plugin will run it. In Claude Code: /plugin marketplace add <this repository>, "
+        "then /plugin install ctxbudget@ctxbudget"
+    )
+    return 0
+
+
 def cmd_uninstall(args: argparse.Namespace, tracker: Tracker) -> int:
     from ..claude_code.install import apply_uninstall, plan_uninstall
 
+    if args.commands and not args.dry_run:
+        from ..claude_code.user_commands import remove_user_commands
+
+        for line in remove_user_commands():
+            print(line)
     return _report(plan_uninstall(_settings_path(args)), args.dry_run, apply_uninstall)
 
 

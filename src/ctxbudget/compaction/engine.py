@@ -66,6 +66,31 @@ class _Work:
         self.tokens = [self._tokens_of(i) for i in self.items]
         self.total = sum(self.tokens)
         self.actions: list[Action] = []
+        # The messages and the call behind each pair id depend on the items' roles,
+        # kinds, message indexes and pair ids, which ``replace_text`` keeps: found
+        # once, shared by every pass, forgotten when items are added or removed.
+        self._messages: list[Message] | None = None
+        self._calls: dict[str, int] | None = None
+
+    def copy(self) -> _Work:
+        """A fresh pass over the same items: the plan so far is not copied."""
+        work = _Work.__new__(_Work)
+        work.items, work.tokens = list(self.items), list(self.tokens)
+        work.count, work.total, work.actions = self.count, self.total, []
+        work._messages, work._calls = self.messages, self.calls
+        return work
+
+    @property
+    def messages(self) -> list[Message]:
+        if self._messages is None:
+            self._messages = messages_of(self.items)
+        return self._messages
+
+    @property
+    def calls(self) -> dict[str, int]:
+        if self._calls is None:
+            self._calls = calls_by_pair(self.items)
+        return self._calls
 
     def _tokens_of(self, item: Item) -> int:
         # counted here, not written onto the caller's items: compact() changes nothing
@@ -91,15 +116,18 @@ class _Work:
         self.items[index] = item
         self.total += tokens - self.tokens[index]
         self.tokens[index] = tokens
+        self._messages = self._calls = None
 
     def insert_item(self, index: int, item: Item, tokens: int) -> None:
         self.items.insert(index, item)
         self.tokens.insert(index, tokens)
         self.total += tokens
+        self._messages = self._calls = None
 
     def replace_all(self, items: list[Item], tokens: list[int]) -> None:
         self.items, self.tokens = items, tokens
         self.total = sum(tokens)
+        self._messages = self._calls = None
 
 
 def _first_line(text: str) -> str:
@@ -147,7 +175,7 @@ def _step_results(
     recent = (
         set(_result_indices(work.items)[-policy.keep_results :]) if policy.keep_results else set()
     )
-    calls = calls_by_pair(work.items)
+    calls = work.calls
     action = Action(step=step, description=describe)
     for i, item in enumerate(work.items):
         if work.total <= target:
@@ -219,16 +247,61 @@ def _step_call_inputs(work: _Work, keep: set[int], policy: CompactionPolicy, tar
         work.actions.append(action)
 
 
+_NEAR = 0.9  # Jaccard similarity of word sets from which two items are near duplicates
+
+
 def _near_duplicate(a: set[str], b: set[str]) -> bool:
     if not a or not b:
         return False
     # Jaccard ≥ 0.9 needs the smaller set to be ≥ 0.9 of the larger: most pairs fail
     # that test by size alone. The union's size comes from the intersection's.
     small, large = (a, b) if len(a) <= len(b) else (b, a)
-    if len(small) / len(large) < 0.9:  # division, as below: the same float rounding
+    if len(small) / len(large) < _NEAR:  # division, as below: the same float rounding
         return False
     common = len(small & large)
-    return common / (len(a) + len(b) - common) >= 0.9
+    return common / (len(a) + len(b) - common) >= _NEAR
+
+
+class _RecentWordSets:
+    """The word sets of the last ``size`` items kept, searched for a near duplicate.
+
+    Prefix filtering (as in PPJoin): put the words of every set in one fixed order;
+    two sets with Jaccard ≥ t share a word among the first |s| - ceil(t·|s|) + 1 words
+    of each. Each set is filed under those words, so a new one is compared only with
+    the recent sets it shares one with: the same answer as comparing it with all.
+    """
+
+    def __init__(self, size: int = 50) -> None:
+        self.size = size
+        self.sets: list[set[str]] = []
+        self.postings: dict[str, list[int]] = {}
+
+    @staticmethod
+    def _prefix(words: set[str]) -> list[str]:
+        # longer words first (rarer: fewer candidates), then alphabetical: one total
+        # order; int() ≤ ceil() keeps the prefix at least as long as the bound needs
+        ordered = sorted(sorted(words), key=len, reverse=True)
+        return ordered[: len(words) - int(_NEAR * len(words)) + 1]
+
+    def has_near_duplicate(self, words: set[str]) -> bool:
+        oldest = len(self.sets) - self.size
+        tried: set[int] = set()
+        for word in self._prefix(words):
+            positions = self.postings.get(word, ())
+            for at in reversed(positions):
+                if at < oldest:
+                    break
+                if at not in tried:
+                    tried.add(at)
+                    if _near_duplicate(words, self.sets[at]):
+                        return True
+        return False
+
+    def add(self, words: set[str]) -> None:
+        at = len(self.sets)
+        self.sets.append(words)
+        for word in self._prefix(words):
+            self.postings.setdefault(word, []).append(at)
 
 
 def _step_duplicates(work: _Work, keep: set[int], target: int) -> None:
@@ -237,8 +310,8 @@ def _step_duplicates(work: _Work, keep: set[int], target: int) -> None:
         description="drop exact and near duplicates and failed attempts a later success superseded",
     )
     latest: dict[tuple[str, str], int] = {}
-    shingles: list[tuple[int, set[str]]] = []
-    calls = calls_by_pair(work.items)
+    recent = _RecentWordSets()
+    calls = work.calls
     # Later occurrences win: walk backwards, stub earlier copies.
     for i in range(len(work.items) - 1, -1, -1):
         if work.total <= target:
@@ -252,10 +325,10 @@ def _step_duplicates(work: _Work, keep: set[int], target: int) -> None:
             continue
         latest[key] = i
         words = set(words_of(item.text))
-        if any(_near_duplicate(words, other) for _, other in shingles[-50:]):
+        if recent.has_near_duplicate(words):
             work.replace_text(i, f"[near-duplicate of a later {item.kind.value}; archived]", action)
             continue
-        shingles.append((i, words))
+        recent.add(words)
     # Failed attempts: an error result whose call (tool + target) later succeeded.
     succeeded: set[tuple[str | None, str]] = set()
     for i in range(len(work.items) - 1, -1, -1):
@@ -316,7 +389,7 @@ def _step_agent_reports(work: _Work, keep: set[int], target: int) -> None:
 def _step_summarize(
     work: _Work, keep: set[int], target: int, facts: Sequence[Fact], summarizer: Summarizer | None
 ) -> Item | None:
-    messages = messages_of(work.items)
+    messages = work.messages
     head = head_end(work.items, messages, 0)
     # the middle: whole messages, none protected, between the kept head and tail
     middle_msgs = [m for m in messages[head:] if not any(i in keep for i in m.items)]
@@ -328,7 +401,7 @@ def _step_summarize(
     span_set = set(span)
     # never split a pair across the cut: results whose call stays, and calls whose result
     # stays, stay too
-    calls = calls_by_pair(work.items)
+    calls = work.calls
     for i in list(span):
         item = work.items[i]
         if item.role is Role.TOOL:
@@ -395,7 +468,7 @@ def _run_steps(
     """Steps 1–5 on ``work``, each only while over ``target``; returns the summary item."""
     if work.total <= target:
         return None
-    keep = _protected(work.items, messages_of(work.items), policy)
+    keep = _protected(work.items, work.messages, policy)
     if protect is not None:
         keep |= {i for i, item in enumerate(work.items) if protect(item)}
     _step_results(
@@ -509,7 +582,8 @@ def compact(
     if not items:
         raise CompactionError("nothing to compact: the session is empty")
     original = list(items)
-    before = _Work(original, count).total
+    start = _Work(original, count)  # counted once: every pass starts from a copy
+    before = start.total
     facts = extract_facts(original)
     notes: list[str] = []
     if before <= target_tokens:
@@ -530,7 +604,7 @@ def compact(
         first: tuple[_Work, Item | None, tuple[int, int]] | None = None
         for keep in passes:
             pass_policy = dataclasses.replace(policy, keep_first=keep[0], keep_last=keep[1])
-            work = _Work(original, count)
+            work = start.copy()
             summary = _run_steps(work, pass_policy, aim, facts, summarizer, protect)
             first = first or (work, summary, keep)
             if work.total <= aim:

@@ -14,6 +14,7 @@ Thinking is not read either: it restates what the text around it says.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -648,23 +649,140 @@ def _mid_sentence(text: str, start: int) -> bool:
 # --- checking ----------------------------------------------------------------------------
 
 
-def _present(fact: Fact, text: str, folded: str, words: set[str]) -> bool:
+class _Haystack:
+    """One text searched for many short keys, with the answers of ``in`` and ``find``.
+
+    Checking every fact of a long session by scanning the whole compacted text made
+    the check cost facts × text. This index records where each alphanumeric run of the
+    text starts. A key occurs at position q only if each of its runs occurs there too:
+    a run bounded on both sides inside the key is a whole run of the text, one bounded
+    on its left starts a run of the text, one bounded on its right ends one. So the
+    positions of the key's rarest bounded run, shifted by its offset, hold every
+    occurrence of the key; each is then confirmed with ``startswith``. A key with no
+    bounded run (one word, matched anywhere) falls back to a plain search.
+    """
+
+    _RUN = re.compile(r"[^\W_]+")
+    _MAX_CANDIDATES = 4096  # beyond this a plain search is as quick
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        starts: dict[str, list[int]] = {}
+        for match in self._RUN.finditer(text):
+            starts.setdefault(match.group(), []).append(match.start())
+        self._starts = starts
+        self._prefixes = sorted(starts)
+        self._suffixes = sorted(run[::-1] for run in starts)
+
+    def _runs_from(self, ordered: list[str], stem: str) -> Iterator[str]:
+        at = bisect.bisect_left(ordered, stem)
+        while at < len(ordered) and ordered[at].startswith(stem):
+            yield ordered[at]
+            at += 1
+
+    def _positions(self, key: str) -> list[int] | None:
+        """Every position where ``key`` may start, or None: search the whole text."""
+        starts = self._starts
+        best: list[tuple[str, int]] | None = None  # (run of the text, shift to the key)
+        best_cost = self._MAX_CANDIDATES + 1
+        for match in self._RUN.finditer(key):
+            run, offset = match.group(), match.start()
+            left, right = offset > 0, match.end() < len(key)
+            if left and right:
+                matches: Iterator[tuple[str, int]] = iter([(run, -offset)] if run in starts else [])
+            elif left:  # the run starts a run of the text
+                matches = ((r, -offset) for r in self._runs_from(self._prefixes, run))
+            elif right:  # the run ends a run of the text (its offset is 0)
+                matches = (
+                    (r[::-1], len(r) - len(run)) for r in self._runs_from(self._suffixes, run[::-1])
+                )
+            else:
+                continue
+            chosen: list[tuple[str, int]] = []
+            cost = 0
+            for text_run, shift in matches:
+                cost += len(starts[text_run])
+                if cost >= best_cost:
+                    break
+                chosen.append((text_run, shift))
+            if cost < best_cost:
+                best, best_cost = chosen, cost
+                if not cost:
+                    break
+        if best is None:
+            return None
+        return [p + shift for text_run, shift in best for p in starts[text_run]]
+
+    def __contains__(self, key: str) -> bool:
+        positions = self._positions(key)
+        if positions is None:
+            return key in self.text
+        return any(q >= 0 and self.text.startswith(key, q) for q in positions)
+
+    def has_id(self, key: str) -> bool:
+        positions = self._positions(key)
+        if positions is None:
+            return _has_id(self.text, key)
+        text, end = self.text, len(key)
+        for q in positions:
+            if q >= 0 and text.startswith(key, q):
+                after = text[q + end : q + end + 1]
+                if not (after.isalnum() or after == "-"):
+                    return True
+        return False
+
+
+class _Text:
+    """A text as the presence rules read it: as written, case-folded, its words.
+
+    With ``indexed`` the searches go through a ``_Haystack`` (built on first use):
+    the same answers, in time that does not grow with the text for most keys.
+    """
+
+    def __init__(self, text: str, words: set[str], *, indexed: bool = False) -> None:
+        self.text = text
+        self.folded = text.casefold()
+        self.words = words
+        self._indexed = indexed
+        self._raw_index: _Haystack | None = None
+        self._folded_index: _Haystack | None = None
+
+    def raw(self) -> _Haystack | str:
+        if not self._indexed:
+            return self.text
+        if self._raw_index is None:
+            self._raw_index = _Haystack(self.text)
+        return self._raw_index
+
+    def casefolded(self) -> _Haystack | str:
+        if not self._indexed:
+            return self.folded
+        if self._folded_index is None:
+            self._folded_index = _Haystack(self.folded)
+        return self._folded_index
+
+
+def _present(fact: Fact, text: _Text) -> bool:
     kind = fact.kind
     key = fact.key
     if kind in _WORD_KINDS:
         wanted = set(_WORD.findall(key.casefold()))
         if not wanted:
-            return key.casefold() in folded
-        return len(wanted & words) >= WORD_SHARE * len(wanted) - 1e-9
+            return key.casefold() in text.casefolded()
+        return len(wanted & text.words) >= WORD_SHARE * len(wanted) - 1e-9
     if kind == FactKind.FILE:
-        if key in text:
+        raw = text.raw()
+        if key in raw:
             return True
         name = key.rsplit("/", 1)[-1]
         # A directory's last segment ("tasks/") is too common a word to stand for it.
-        return bool(name) and not key.endswith("/") and "." in name and name in text
+        return bool(name) and not key.endswith("/") and "." in name and name in raw
     if kind == FactKind.REQUIREMENT:
+        folded = text.casefolded()
+        if isinstance(folded, _Haystack):
+            return folded.has_id(key.casefold())
         return _has_id(folded, key.casefold())
-    return key.casefold() in folded
+    return key.casefold() in text.casefolded()
 
 
 def _has_id(folded: str, key: str) -> bool:
@@ -688,19 +806,24 @@ def fact_present(fact: Fact, text: str, *, words: set[str] | None = None) -> boo
     """
     if words is None:
         words = text_words(text) if fact.kind in _WORD_KINDS else set()
-    return _present(fact, text, text.casefold(), words)
+    return _present(fact, _Text(text, words))
+
+
+#: From this many facts on, ``check_facts`` indexes the text instead of scanning it
+#: once per fact (the answers are the same either way).
+INDEX_FROM_FACTS = 64
 
 
 def check_facts(facts: Sequence[Fact], text: str) -> FactReport:
     """Which facts survived in ``text``: totals, per-kind (kept, total) and the missing."""
-    folded = text.casefold()
     words = text_words(text) if any(f.kind in _WORD_KINDS for f in facts) else set()
+    haystack = _Text(text, words, indexed=len(facts) >= INDEX_FROM_FACTS)
     report = FactReport(total=len(facts))
     counts: dict[str, list[int]] = {}
     for fact in facts:
         tally = counts.setdefault(fact.kind, [0, 0])
         tally[1] += 1
-        if _present(fact, text, folded, words):
+        if _present(fact, haystack):
             tally[0] += 1
         else:
             report.missing.append(fact)

@@ -118,19 +118,21 @@ def tail_start(items: Sequence[Item], messages: list[Message], keep_last: int) -
     start_msg = convo[max(0, len(convo) - 2 * keep_last)]
     start = messages.index(start_msg)
     pairs = calls_by_pair(items)
-    while start > 0:
-        needed = {
-            pairs.get(items[i].pair_id or "")
-            for m in messages[start:]
-            for i in m.items
-            if items[i].role is Role.TOOL
-        }
-        first_kept = messages[start].items[0]
-        if any(n is not None and n < first_kept for n in needed):
-            start -= 1
-        else:
-            break
+    # the earliest call a result in the tail needs, kept up to date as the tail grows
+    # (recomputing it over the whole tail at every step was quadratic)
+    earliest = min((_earliest_call(items, m, pairs) for m in messages[start:]), default=len(items))
+    while start > 0 and earliest < messages[start].items[0]:
+        start -= 1
+        earliest = min(earliest, _earliest_call(items, messages[start], pairs))
     return start
+
+
+def _earliest_call(items: Sequence[Item], message: Message, pairs: dict[str, int]) -> int:
+    """The index of the earliest call whose result is in ``message`` (len(items): none)."""
+    needed = (
+        pairs.get(items[i].pair_id or "") for i in message.items if items[i].role is Role.TOOL
+    )
+    return min((n for n in needed if n is not None), default=len(items))
 
 
 def head_end(items: Sequence[Item], messages: list[Message], keep_first: int) -> int:
@@ -142,17 +144,21 @@ def head_end(items: Sequence[Item], messages: list[Message], keep_first: int) ->
     while end < len(messages) and messages[end].role == "system":
         end += 1
     end = min(len(messages), end + 2 * keep_first)
-    while end < len(messages):
-        calls = {
+    # the calls in the head, kept up to date as it grows (not recomputed at each step)
+    calls: set[str | None] = set()
+
+    def add_calls(message: Message) -> None:
+        calls.update(
             items[i].pair_id
-            for m in messages[:end]
-            for i in m.items
+            for i in message.items
             if items[i].kind is Kind.TOOL_CALL and items[i].pair_id
-        }
-        if any(
-            items[i].role is Role.TOOL and items[i].pair_id in calls for i in messages[end].items
-        ):
-            end += 1
-        else:
-            break
+        )
+
+    for message in messages[:end]:
+        add_calls(message)
+    while end < len(messages) and any(
+        items[i].role is Role.TOOL and items[i].pair_id in calls for i in messages[end].items
+    ):
+        add_calls(messages[end])
+        end += 1
     return end

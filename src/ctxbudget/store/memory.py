@@ -221,7 +221,11 @@ class MemoryStore(Store):
             version = current if version is None else int(version)
             rows = self._items[session_id]
             seq = rows[-1][_SEQ] + 1 if rows else 0
-            taken = self._item_ids.get((session_id, version), set())
+            key = (session_id, version)
+            # The version's id set grows in place and the undo takes the new ids back
+            # out: copying it on every append made building a session quadratic.
+            stored = self._item_ids.get(key)
+            taken = stored if stored is not None else set()
             ids = [item.id if item.id is not None else new_item_id() for item in items]
             new_ids = set(ids)
             duplicates = sorted(taken & new_ids)
@@ -239,15 +243,18 @@ class MemoryStore(Store):
             ]
             before = len(rows)
             rows.extend(new_rows)
-            self._item_ids[(session_id, version)] = taken | new_ids
-            key = (session_id, version)
+            if stored is None:
+                self._item_ids[key] = taken
+            taken.update(new_ids)
             first_of_version = bool(new_rows) and key not in self._version_created
             if first_of_version:
                 self._version_created[key] = now
 
             def undo() -> None:
                 del rows[before:]
-                self._item_ids[key] = taken
+                taken.difference_update(new_ids)  # disjoint from taken before: exact
+                if stored is None:
+                    self._item_ids.pop(key, None)
                 if first_of_version:
                     del self._version_created[key]
 

@@ -262,7 +262,8 @@ class SQLiteStore(Store):
 
     def find_sessions(self, prefix: str) -> list[StoredSession]:
         # substr, not LIKE: LIKE ignores ASCII case and treats _ and % as wildcards.
-        return self._sessions("WHERE substr(id, 1, length(?1)) = ?1", (to_db(prefix),), None)
+        value = to_db(prefix)
+        return self._sessions("WHERE substr(id, 1, length(?)) = ?", (value, value), None)
 
     def list_sessions(self, limit: int | None = 50) -> list[StoredSession]:
         return self._sessions("", (), limit)
