@@ -53,7 +53,11 @@ def deltas(session: Session) -> list[Row]:
         rest = added[out_n:]
         known = anchor.usage.context_tokens + anchor.usage.output_tokens * (out_n > 0)
         rows.append(
-            (sum(session.count(i) for i in rest), len(rest) + out_n, call.usage.context_tokens - known)
+            (
+                sum(session.count(i) for i in rest),
+                len(rest) + out_n,
+                call.usage.context_tokens - known,
+            )
         )
     return rows
 
@@ -167,11 +171,16 @@ def main() -> int:
     if args.json:
         print(json.dumps({"counters": results, "chars4_anchored": baseline}, indent=2))
         return 0
-    print("Leave-one-session-out: the prior fitted on the other sessions, scored on the one left out\n")
+    print(
+        "Leave-one-session-out: the prior fitted on the other sessions,"
+        " scored on the one left out\n"
+    )
     names = list(results[0]["sessions"])  # type: ignore[call-overload]
     head = f"{'session':<9} {'calls':>5} │ " + " │ ".join(f"{c:>22}" for c in counters)
     print(head)
-    print(f"{'':<9} {'':>5} │ " + " │ ".join(f"{'±5%':>7} {'±1%':>6} {'median':>7}" for _ in counters))
+    print(
+        f"{'':<9} {'':>5} │ " + " │ ".join(f"{'±5%':>7} {'±1%':>6} {'median':>7}" for _ in counters)
+    )
     print("─" * len(head))
     for name in names:
         cells = []
@@ -210,7 +219,9 @@ def main() -> int:
             f"prior fitted on all sessions, {r['counter']}: per_token {p['per_token']:.4f}, "  # type: ignore[index]
             f"per_item {p['per_item']:.1f}"  # type: ignore[index]
         )
-    print("Goal on sessions left out: ≥ 99.5% within ±5%; within ±1% at least ctok's rate (aim 95%).")
+    print(
+        "Goal on sessions left out: ≥ 99.5% within ±5%; within ±1% at least ctok's rate (aim 95%)."
+    )
     return 0
 
 

@@ -640,10 +640,12 @@ def test_anthropic_request_over_budget_is_compacted_before_it_is_sent(
     api.input_tokens = None  # the server reports what it received
     # the fake server counts chars/4: a counter that counts at least that much keeps
     # the figures after compaction under the trigger by the server's count too
-    WINDOW = 12_000  # noqa: N806
+    window = 12_000
     seen, on_status = statuses()
     client = wrap(
-        anthropic_client(anthropic, api), policy=Policy(window=WINDOW, counter="estimate"), on_status=on_status
+        anthropic_client(anthropic, api),
+        policy=Policy(window=window, counter="estimate"),
+        on_status=on_status,
     )
     messages = anthropic_conversation(20)
     messages[-1] = mark(messages[-1])  # prompt caching: the last message is marked
@@ -661,7 +663,7 @@ def test_anthropic_request_over_budget_is_compacted_before_it_is_sent(
     assert sent["messages"][-1]["content"][-1]["text"].endswith("(REQ-002).")  # latest request
     reported = usage_events(client)[-1]["context_tokens"] - 800
     assert reported < 0.7 * uncompacted  # the server saw far fewer tokens
-    assert 100 * reported / WINDOW < 90  # and the window is under the trigger again
+    assert 100 * reported / window < 90  # and the window is under the trigger again
     session = client.ctxbudget_session
     assert session is not None
     (event,) = session.events(["compacted"])

@@ -1180,7 +1180,9 @@ def listing_corpus(docs: list[tuple[str, str]], seed: int) -> list[tuple[str, st
     out = []
     for name, text in docs:
         if name in ("python", "javascript", "go", "shell", "json", "log", "markdown", "real_code"):
-            out.append(("numbered_" + name.removeprefix("real_"), numbered(text, rng.randint(1, 400))))
+            out.append(
+                ("numbered_" + name.removeprefix("real_"), numbered(text, rng.randint(1, 400)))
+            )
     return out
 
 

@@ -84,6 +84,8 @@ class EventType(StrEnum):
     RESTORED = "restored"
     CONTEXT_REPLACED = "context_replaced"
     EXTERNAL_COMPACTION = "external_compaction"
+    FACT_LEDGER = "fact_ledger"  # the facts of a context before Claude Code compacts it
+    FACTS_REINJECTED = "facts_reinjected"  # what was put back after, beside its summary
     SESSION_STARTED = "session_started"
     SUBAGENT_USAGE = "subagent_usage"
     ALERT = "alert"

@@ -72,6 +72,7 @@ __all__ = [
     "EVENTS",
     "FAIL_OPEN_ENV",
     "MAX_STDIN_BYTES",
+    "REINJECT_ENV",
     "HookOptions",
     "HookResult",
     "failed",
@@ -88,6 +89,8 @@ EXIT_OK, EXIT_ERROR, EXIT_BLOCK = 0, 1, 2
 
 #: ``CTXBUDGET_HOOK_FAIL_OPEN=1``: a spawn gate that cannot decide lets the spawn through.
 FAIL_OPEN_ENV = "CTXBUDGET_HOOK_FAIL_OPEN"
+#: ``CTXBUDGET_REINJECT_TOKENS=N``: what is put back after a compaction, at most (tokens).
+REINJECT_ENV = "CTXBUDGET_REINJECT_TOKENS"
 #: Hook input larger than this is not parsed (Claude Code's own payloads are far smaller;
 #: a Write tool's content is the largest part of them).
 MAX_STDIN_BYTES = 64 << 20
@@ -126,6 +129,19 @@ class HookOptions:
     fail_open: bool | None = None
     cache_dir: str | None = None
     plugin: bool = False
+    reinject_tokens: int | None = None  # None: CTXBUDGET_REINJECT_TOKENS, else 2,000
+
+    @property
+    def reinject_budget(self) -> int:
+        """Tokens put back after Claude Code compacts (0: nothing is put back)."""
+        from ..compaction.reinject import DEFAULT_REINJECT_TOKENS
+
+        if self.reinject_tokens is not None:
+            return max(0, self.reinject_tokens)
+        try:
+            return max(0, int(os.environ.get(REINJECT_ENV, "").replace(",", "").replace("_", "")))
+        except ValueError:
+            return DEFAULT_REINJECT_TOKENS
 
     @property
     def fails_open(self) -> bool:
@@ -632,6 +648,7 @@ def pre_compact(payload: dict[str, Any], tracker: Tracker, options: HookOptions)
     notes = [
         *registered.notes,
         _record(tracker, registered.session_id, "external_compaction", data),
+        _store_ledger(tracker, registered.session_id, payload),
     ]
     return _with_notes(HookResult(), [n or "" for n in notes])
 
@@ -672,8 +689,113 @@ def session_start(payload: dict[str, Any], tracker: Tracker, options: HookOption
             if before and isinstance(before[-1], int):
                 data.update(tokens_before=before[-1], freed=before[-1] - status.used_tokens)
     notes = [*registered.notes, _record(tracker, session_id, "session_started", data)]
-    # stdout would become context for the model: say nothing there
-    return _with_notes(HookResult(), [n or "" for n in notes])
+    # stdout becomes context for the model: only what the compaction's summary lost
+    result = HookResult()
+    if source == "compact":
+        result, note = _reinject(payload, tracker, session_id, options)
+        notes.append(note)
+    return _with_notes(result, [n or "" for n in notes])
+
+
+# -- facts that survive Claude Code's compaction -------------------------------------
+
+
+def _store_ledger(tracker: Tracker, session_id: str, payload: Mapping[str, Any]) -> str | None:
+    """Before Claude Code compacts: the fact ledger of the context about to go, stored
+    (a ``fact_ledger`` event) with where the transcript ends now. None when done (or no
+    transcript), else the line saying it was not."""
+    from ..compaction.facts import extract_facts
+    from ..compaction.reinject import ledger_to_data
+    from ..sources.claude_code import read_claude_code
+
+    path = _transcript(payload)
+    if path is None:
+        return None
+    try:
+        size = path.stat().st_size
+        with path.open(encoding="utf-8", errors="replace") as lines:
+            items = read_claude_code(lines, path=str(path)).items
+        facts = ledger_to_data(extract_facts(items))
+    except Exception as exc:
+        return f"ctxbudget hook: the facts before this compaction were not read: {exc}\n"
+    return _record(tracker, session_id, "fact_ledger", {"facts": facts, "transcript_bytes": size})
+
+
+def _reinject(
+    payload: Mapping[str, Any], tracker: Tracker, session_id: str, options: HookOptions
+) -> tuple[HookResult, str | None]:
+    """After Claude Code compacted: the stored ledger compared with the summary it
+    wrote, and what the summary lost as ``additionalContext`` (within the budget and
+    the hook output cap), recorded as a ``facts_reinjected`` event."""
+    from ..compaction.reinject import HOOK_OUTPUT_CHARS, ledger_from_data, reinjection
+
+    events = _retrying(
+        lambda: tracker.store.events(session_id, types=["fact_ledger", "facts_reinjected"])
+    )
+    if not events or events[-1].type != "fact_ledger":
+        return HookResult(), None  # no ledger of this compaction (or it was put back)
+    ledger = ledger_from_data(events[-1].data.get("facts"))
+    summary = _text(payload, "compact_summary")
+    if summary is None:
+        offset = events[-1].data.get("transcript_bytes")
+        summary = _compact_summary(payload, offset if isinstance(offset, int) else 0)
+    count = tracker.counter("estimate").count
+    max_chars, stdout = HOOK_OUTPUT_CHARS, ""
+    while max_chars > 0:
+        result = reinjection(
+            ledger,
+            summary or "",
+            budget_tokens=options.reinject_budget,
+            count=count,
+            max_chars=max_chars,
+        )
+        if not result.text:
+            stdout = ""
+            break
+        out = {
+            "hookSpecificOutput": {
+                "hookEventName": "SessionStart",
+                "additionalContext": result.text,
+            }
+        }
+        stdout = json.dumps(out, ensure_ascii=False) + "\n"
+        if len(stdout) <= HOOK_OUTPUT_CHARS:
+            break
+        max_chars -= len(stdout) - HOOK_OUTPUT_CHARS + 16  # the JSON escapes took the rest
+    data = result.to_dict()
+    data.update(summary_found=summary is not None)
+    return HookResult(stdout=stdout), _record(tracker, session_id, "facts_reinjected", data)
+
+
+def _compact_summary(payload: Mapping[str, Any], offset: int) -> str | None:
+    """The text of the last compaction summary written after ``offset`` in the
+    transcript (Claude Code writes it before SessionStart runs), or None."""
+    path = _transcript(payload)
+    if path is None:
+        return None
+    found: str | None = None
+    with path.open("rb") as lines:
+        if 0 < offset <= path.stat().st_size:
+            lines.seek(offset)
+        for line in lines:
+            if b'"isCompactSummary"' not in line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            message = record.get("message") if isinstance(record, dict) else None
+            if not (isinstance(message, dict) and record.get("isCompactSummary")):
+                continue
+            content = message.get("content")
+            if isinstance(content, list):
+                content = "\n".join(
+                    str(b.get("text", ""))
+                    for b in content
+                    if isinstance(b, dict) and b.get("type") == "text"
+                )
+            found = str(content or "")
+    return found
 
 
 def subagent_stop(payload: dict[str, Any], tracker: Tracker, options: HookOptions) -> HookResult:

@@ -84,6 +84,12 @@ GROUPS: tuple[tuple[str, str, bool, tuple[tuple[str, str], ...]], ...] = (
         False,
         (("scrub", "redact the secrets a store already holds (API keys, tokens, passwords)"),),
     ),
+    (
+        "mcp",
+        "register",
+        False,
+        (("mcp", "serve status, gate, sprint budgets and recall to agents (MCP, stdio)"),),
+    ),
     # main() runs the status line before parsing; listed for --help
     (
         "statusline",
@@ -174,6 +180,10 @@ def runner(name: str) -> Callable[[argparse.Namespace, Tracker], int]:
         from .scrub import cmd_scrub
 
         return cmd_scrub
+    if name == "mcp":
+        from .mcp import cmd_mcp
+
+        return cmd_mcp
     from .hooks import COMMANDS
 
     return COMMANDS[name]

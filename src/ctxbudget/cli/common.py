@@ -80,6 +80,7 @@ EXAMPLES: dict[str, str] = {
     "install": "example:\n  ctxbudget install claude-code --dry-run",
     "uninstall": "example:\n  ctxbudget uninstall claude-code",
     "scrub": "example:\n  ctxbudget scrub --dry-run --json",
+    "mcp": "example (an MCP client's server command):\n  ctxbudget mcp --session 3f2a9c",
 }
 
 

@@ -1,9 +1,10 @@
 """The fact ledger: what a compaction must not lose, found before it and checked after.
 
-This module owns three things: finding facts in items (requirement ids, decisions, open
-questions, file paths, the latest todo list, errors, user requests, named entities,
-dates and numbers with units), telling whether each fact survived in a compacted text,
-and writing the short markdown section that puts missing facts back. Pure functions over
+This module owns three things: finding facts in items (the user's standing
+instructions, requirement ids, decisions, open questions, file paths, the latest todo
+list, errors, user requests, named entities, dates and numbers with units), telling
+whether each fact survived in a compacted text, and writing the short markdown section
+that puts missing facts back. Pure functions over
 strings: no I/O, no token counting, no knowledge of the pipeline's steps. Precision
 matters as much as recall: every false fact is a line a summary must carry.
 
@@ -51,7 +52,14 @@ def _word_set(words: str) -> frozenset[str]:
 
 
 _WORD_KINDS = frozenset(
-    {FactKind.DECISION, FactKind.QUESTION, FactKind.TODO, FactKind.REQUEST, FactKind.ERROR}
+    {
+        FactKind.INSTRUCTION,
+        FactKind.DECISION,
+        FactKind.QUESTION,
+        FactKind.TODO,
+        FactKind.REQUEST,
+        FactKind.ERROR,
+    }
 )
 _SKIPPED = frozenset({Kind.SYSTEM_PROMPT, Kind.INSTRUCTION, Kind.THINKING, Kind.IMAGE})
 _TEXT_KINDS = frozenset({Kind.USER_TEXT, Kind.ASSISTANT_TEXT, Kind.SUMMARY})
@@ -125,6 +133,19 @@ _QUESTION_LINE = re.compile(r"\?[\s*)]*$|\?\s*\([^)]*\)[.\s]*$")
 _RECAP = re.compile(r"(?i)^(?:none|no\b|n/a|\d+\b)")
 _CHECKBOX = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+\[[ xX]\]\s+(.+?)\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'`(])")
+
+# --- standing instructions --------------------------------------------------------------
+# A rule the user set for the whole session, at the start of a sentence or a clause:
+# "Never push to main", "…, and always run the tests first", "From now on, use uv".
+_STANDING = re.compile(
+    r"(?i)(?:^|[,;:]\s+|\b(?:and|but|also|so)\s+)(?:please\s+)?"
+    r"(?:never|always|from now on|going forward|(?:do not|don't) ever|"
+    r"make sure (?:to|you) (?:always|never)|you must(?:n't| not| never| always)?|"
+    r"(?:do not|don't) (?:push|commit|merge|deploy|delete|force|touch|modify|edit|change|"
+    r"rewrite|remove|rename|add|use|install|upgrade|run|skip|disable))\b"
+)
+_SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
+INSTRUCTION_WORDS = 16
 
 # --- user noise, errors ------------------------------------------------------------------
 _REMINDER = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", re.S)
@@ -376,6 +397,7 @@ def extract_facts(items: Sequence[Item]) -> list[Fact]:
                         request = request[:REQUEST_CHARS].rsplit(" ", 1)[0]
                     if _has_word(request):
                         ledger.add(FactKind.REQUEST, request, text, index)
+                    _instructions(ledger, text, index)
             _from_text(ledger, text, index, kind)
         elif kind is Kind.AGENT_REPORT:
             # A sub-agent's report: its concrete files are facts, its prose is tool output.
@@ -391,6 +413,22 @@ def extract_facts(items: Sequence[Item]) -> list[Fact]:
         for key, at in _requirement_ids(text):
             ledger.add(FactKind.REQUIREMENT, key, _line_at(text, at), index, at)
     return ledger.result()
+
+
+def _instructions(ledger: _Ledger, text: str, index: int) -> None:
+    """The user's standing instructions: each sentence that sets a rule ("never …",
+    "always …", "from now on …", "don't push …"), outside code blocks."""
+    prose = _FENCE.sub("", text) if "```" in text else text
+    offset = 0
+    for sentence in _SENTENCES.split(prose):
+        at = prose.find(sentence, offset)
+        offset = max(offset, at)
+        line = _LIST_PREFIX.sub("", sentence, count=1).strip()
+        if len(line) > 400 or _STANDING.search(line) is None:
+            continue  # a pasted log or a paragraph, not a rule
+        key = _phrase(line, INSTRUCTION_WORDS)
+        if _has_word(key):
+            ledger.add(FactKind.INSTRUCTION, key, line, index, max(at, 0))
 
 
 def _requirement_ids(text: str) -> Iterator[tuple[str, int]]:

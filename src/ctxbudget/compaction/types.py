@@ -90,6 +90,7 @@ class FactKind(StrEnum):
     and serialises as it, so JSON output and stored data hold the plain strings.
     """
 
+    INSTRUCTION = "instruction"  # the user's standing instruction: "never push to main"
     REQUIREMENT = "requirement"
     DECISION = "decision"
     QUESTION = "question"
@@ -106,7 +107,7 @@ class FactKind(StrEnum):
 class Fact:
     """One thing a compaction must not lose.
 
-    ``kind``: a ``FactKind`` (requirement, decision, question, todo, request, file,
+    ``kind``: a ``FactKind`` (instruction, requirement, decision, question, todo, request, file,
     error, date, number, entity; a member's plain string behaves the same). ``key`` is what is
     checked in the compacted text (an id, a path, a phrase); ``text`` the line it came
     from, used to put it back. ``item`` is the index of the item it was found in.
@@ -123,6 +124,7 @@ class Fact:
 # and otherwise in the archive, where recall finds them.
 MUST_KEEP = frozenset(
     {
+        FactKind.INSTRUCTION,
         FactKind.REQUIREMENT,
         FactKind.DECISION,
         FactKind.QUESTION,

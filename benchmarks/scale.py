@@ -1,0 +1,119 @@
+"""Scale: does doubling a session's items at most double the time?
+
+Writes synthetic Claude Code sessions (``synth.py``) of 10k, 20k, 40k and 80k items,
+then times, through the CLI as a user runs it (one process each, default window):
+
+- ``ctxbudget tokens FILE``
+- ``ctxbudget compact --dry-run FILE``
+
+and prints seconds per size with the growth ratio against the previous size (goal:
+≤ 2.0 for each doubling; ≤ 10 s at 100k items). It also times one append of one
+item to a ``memory://`` session of 1k and of 100k items (median of 200; goal: the
+same cost at both sizes).
+
+    python benchmarks/scale.py [--sizes 10000,20000,40000,80000] [--seed 7] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from itertools import pairwise
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from synth import write_session
+
+from ctxbudget.model import Item, Kind, Role
+from ctxbudget.store import open_store
+from ctxbudget.store.base import StoredSession
+
+COMMANDS = {
+    "tokens": ["tokens"],
+    "compact --dry-run": ["compact", "--dry-run"],
+}
+
+
+def _cli_seconds(args: list[str], path: Path) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "ctxbudget.cli", *args, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode not in (0, 1, 3):  # 1 and 3 are levels reached, not failures
+        raise SystemExit(f"ctxbudget {' '.join(args)} failed: {done.stderr.strip()[-300:]}")
+    return seconds
+
+
+def _append_ms(existing: int) -> float:
+    store = open_store("memory://")
+    store.create_session(
+        StoredSession("s", None, "claude-sonnet-4", None, {"window": 200_000}, 1.0, 1.0)
+    )
+    batch = 1_000
+    for start in range(0, existing, batch):
+        store.append_items(
+            "s",
+            [
+                Item(role=Role.USER, kind=Kind.USER_TEXT, text=f"note {i}", tokens=3)
+                for i in range(start, min(existing, start + batch))
+            ],
+        )
+    times = []
+    for n in range(200):
+        item = Item(role=Role.USER, kind=Kind.USER_TEXT, text=f"more {n}", tokens=3)
+        start = time.perf_counter()
+        store.append_items("s", [item])
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10000,20000,40000,80000")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows: dict[str, list[float]] = {name: [] for name in COMMANDS}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            path = Path(tmp) / f"session_{size}.jsonl"
+            write_session(path, size, args.seed)
+            for name, command in COMMANDS.items():
+                rows[name].append(_cli_seconds(command, path))
+                print(f"  {size:>8,} items  {name:<18} {rows[name][-1]:8.2f} s", file=sys.stderr)
+    append = {n: _append_ms(n) for n in (1_000, 100_000)}
+    if args.json:
+        print(json.dumps({"sizes": sizes, "seconds": rows, "append_ms": append}, indent=2))
+        return 0
+    header = "command".ljust(20) + "".join(f"{s:>12,}" for s in sizes)
+    print("Seconds through the CLI per session size (items), growth per doubling below")
+    print(header)
+    print("─" * len(header))
+    worst = 0.0
+    for name, seconds in rows.items():
+        print(name.ljust(20) + "".join(f"{s:>11.2f}s" for s in seconds))
+        ratios = [b / a for a, b in pairwise(seconds)]
+        worst = max([worst, *ratios])
+        print("  growth".ljust(20) + " " * 12 + "".join(f"{r:>11.2f}×" for r in ratios))
+    print()
+    print(
+        f"memory:// append of one item: {append[1_000]:.3f} ms at 1k items, "
+        f"{append[100_000]:.3f} ms at 100k ({append[100_000] / append[1_000]:.2f}×)"
+    )
+    print(f"Worst growth per doubling: {worst:.2f}× (goal ≤ 2.0×)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

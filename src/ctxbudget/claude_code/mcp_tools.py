@@ -1,0 +1,518 @@
+"""The tools of ``ctxbudget mcp`` as plain functions of an ``McpWorkspace``.
+
+``McpWorkspace`` finds the session a call means and opens it through the facade
+(``Tracker``, ``Session``): a live Claude Code session from its transcript, with the
+stored session's policy and budgets on top (as the hooks read it), or a stored
+session. Each ``*_of`` function answers one tool with a structured result
+(``mcp_results``); nothing here decides a budget: the gate is ``Session.gate`` (the
+PreToolUse hook's decision), the figures the ``Status``. The SDK is not needed here
+(``mcp_server`` wires these functions to it).
+
+The session a tool works on is the ``session`` argument when given (a transcript
+path, a Claude Code session id, or a stored session id), else the server's
+``--session``, else ``$CLAUDE_CODE_SESSION_ID`` (Claude Code gives it to stdio MCP
+servers), else the newest transcript of the project (``$CLAUDE_PROJECT_DIR`` or the
+working directory) under ``~/.claude/projects``.
+
+A sprint is a named budget period: a phase of the stored session with its own token
+budget (``Session.start_phase``), and a baseline of what each agent had used when it
+started; what it used is what the agents used since.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigurationError, SessionNotFoundError
+from .mcp_results import (
+    AgentSpend,
+    BreakdownResult,
+    ClaudeCodePreview,
+    GateResult,
+    HistoryPointResult,
+    HistoryResult,
+    PreviewResult,
+    RecalledItem,
+    RecallResult,
+    SprintReportResult,
+    SprintStartResult,
+    StatusResult,
+)
+
+if TYPE_CHECKING:
+    from ..session import Session
+    from ..store import StoredSession
+    from ..tracker import Tracker
+
+__all__ = [
+    "PROJECT_ENV",
+    "SESSION_ENV",
+    "McpWorkspace",
+    "breakdown_of",
+    "gate_of",
+    "glob_escape",
+    "history_of",
+    "preview_of",
+    "project_slug",
+    "recall_of",
+    "sprint_report_of",
+    "sprint_start_of",
+    "status_of",
+]
+
+#: What Claude Code sets in a stdio MCP server's environment (2.1.154 and later).
+SESSION_ENV = "CLAUDE_CODE_SESSION_ID"
+PROJECT_ENV = "CLAUDE_PROJECT_DIR"
+# Where a sprint's start (baseline per agent, time, budget) is kept: the stored
+# session's remembered values, one key for all its sprints.
+_SPRINTS_MEMO = "sprints"
+
+
+# -- which session --------------------------------------------------------------------
+
+
+def project_slug(directory: str) -> str:
+    """Claude Code's folder name under ``~/.claude/projects`` for a working directory."""
+    return re.sub(r"[^A-Za-z0-9]", "-", directory)
+
+
+@dataclass(slots=True)
+class _Located:
+    transcript: Path | None  # a live transcript, or None for a stored session
+    session_id: str
+
+
+class McpWorkspace:
+    """The tools' way into the facade: finds the session a call means and opens it.
+
+    ``session``: the server's default (``--session``); ``environ`` and ``cwd`` stand
+    for the process's (tests give their own).
+    """
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        *,
+        session: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> None:
+        self.tracker = tracker
+        self.default_session = session
+        self.environ = dict(os.environ if environ is None else environ)
+        self.cwd = cwd or self.environ.get(PROJECT_ENV) or os.getcwd()
+
+    def _projects(self) -> Path:
+        from ..sources import claude_projects_dir
+
+        config = self.environ.get("CLAUDE_CONFIG_DIR")
+        home = self.environ.get("HOME")
+        if config:
+            return Path(config) / "projects"
+        if home:
+            return Path(home) / ".claude" / "projects"
+        return claude_projects_dir()
+
+    def locate(self, session: str | None) -> _Located:
+        name = session or self.default_session or self.environ.get(SESSION_ENV) or None
+        if name is None:
+            return self._newest_of_project()
+        path = Path(name).expanduser()
+        if path.is_file():
+            return _Located(path, self._transcript_id(path))
+        projects = self._projects()
+        if "/" not in name and "\\" not in name and projects.is_dir():
+            for candidate in sorted(projects.glob(f"*/{glob_escape(name)}.jsonl")):
+                return _Located(candidate, name)
+        return _Located(None, name)
+
+    def _newest_of_project(self) -> _Located:
+        folder = self._projects() / project_slug(self.cwd)
+        newest: tuple[float, Path] | None = None
+        for candidate in folder.glob("*.jsonl") if folder.is_dir() else []:
+            if candidate.name.startswith("agent-"):
+                continue  # a sub-agent's own transcript
+            try:
+                mtime = candidate.stat().st_mtime
+            except OSError:
+                continue
+            if newest is None or mtime > newest[0]:
+                newest = (mtime, candidate)
+        if newest is None:
+            raise ConfigurationError(
+                f"no Claude Code session found for {self.cwd} under {self._projects()}: "
+                'pass "session" (a transcript path or a session id), or start the server '
+                "with --session"
+            )
+        return _Located(newest[1], newest[1].stem)
+
+    @staticmethod
+    def _transcript_id(path: Path) -> str:
+        return path.stem
+
+    def stored(self, session_id: str) -> StoredSession | None:
+        try:
+            return self.tracker.store.get_session(session_id)
+        except SessionNotFoundError:
+            return None
+
+    def open(self, session: str | None) -> Session:
+        """The session as every surface reads it now: a live transcript with the stored
+        session's policy and budgets, or the stored session."""
+        from ..policy import Policy
+
+        located = self.locate(session)
+        if located.transcript is None:
+            try:
+                return self.tracker.open(located.session_id)
+            except SessionNotFoundError as exc:
+                raise ConfigurationError(
+                    f"{located.session_id}: no such transcript or Claude Code session, and no "
+                    f"stored session with that id in {self.tracker.store.url}"
+                ) from exc
+        live = self.tracker.load(located.transcript)
+        stored = self.stored(live.id)
+        if stored is not None:
+            policy = Policy.from_mapping(stored.policy, origin=f"stored session {stored.id}")
+            live = self.tracker.load(located.transcript, policy=policy)
+            live.use_stored_settings(stored)
+        return live
+
+    def writable(self, live: Session) -> Session:
+        """The stored session of ``live`` (created, as the hooks do, when new): where
+        sprints and their budgets are kept."""
+        if live.is_stored:
+            return live
+        return self.tracker.session(
+            live.id, model=live.policy.model, window=live.policy.window, name=self.cwd
+        )
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob's special characters taken literally."""
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+# -- the tools, as plain functions of a workspace ---------------------------------------
+
+
+def status_of(workspace: McpWorkspace, session: str | None = None) -> StatusResult:
+    live = workspace.open(session)
+    status = live.status()
+    return {
+        "session_id": live.id,
+        "source": live.transcript.path if live.transcript is not None else None,
+        "model": status.model,
+        "used_tokens": status.used_tokens,
+        "window": status.max_tokens,
+        "percent": round(status.percent, 2),
+        "level": status.level.value,
+        "remaining_tokens": status.remaining_tokens,
+        "exchanges_left": status.estimated_exchanges_left,
+        "overhead_tokens": status.breakdown.unattributed,
+        "overhead_estimated": status.overhead_estimated,
+        "anchored_on_usage": status.anchored,
+        "recommendation": status.recommendation,
+    }
+
+
+def breakdown_of(workspace: McpWorkspace, session: str | None = None) -> BreakdownResult:
+    live = workspace.open(session)
+    status = live.status()
+    b = status.breakdown
+    return {
+        "session_id": live.id,
+        "used_tokens": status.used_tokens,
+        "window": status.max_tokens,
+        "overhead_tokens": b.unattributed,
+        "component": dict(b.component),
+        "kind": dict(b.kind),
+        "tool": dict(b.tool),
+        "agent": dict(b.agent),
+        "subagents": [a.to_dict() for a in b.subagents],
+    }
+
+
+def history_of(workspace: McpWorkspace, session: str | None = None) -> HistoryResult:
+    live = workspace.open(session)
+    window = live.policy.window
+    points: list[HistoryPointResult] = [
+        {
+            "call": p.call,
+            "now": False,
+            "used_tokens": p.reported_tokens,
+            "percent": round(100 * p.reported_tokens / window, 2),
+            "timestamp": p.timestamp,
+            "after_compaction": p.after_compaction,
+        }
+        for p in live.history()
+    ]
+    status = live.status()  # the last point is now, as "ctxbudget tokens --history" ends
+    points.append(
+        {
+            "call": None,
+            "now": True,
+            "used_tokens": status.used_tokens,
+            "percent": round(status.percent, 2),
+            "timestamp": None,
+            "after_compaction": False,
+        }
+    )
+    return {"session_id": live.id, "window": window, "points": points}
+
+
+def gate_of(
+    workspace: McpWorkspace,
+    agent: str,
+    tokens: int,
+    key: str | None = None,
+    session: str | None = None,
+) -> GateResult:
+    if tokens <= 0:
+        raise ConfigurationError(f"tokens must be 1 or more (got {tokens})")
+    live = workspace.open(session)
+    transcript = live.transcript is not None
+    stored = workspace.stored(live.id) if transcript else None
+    try:
+        # A transcript: as the PreToolUse hook decides (no compaction). It reserves
+        # only with a key (the spawn's tool_use_id, which the hook reserves under too):
+        # without one the answer is advice, and the hook's check of the spawn itself
+        # takes the reservation, so one spawn never holds the room twice. A stored
+        # session: as "ctxbudget gate" (compacts first when that makes room).
+        decision = live.gate(
+            agent,
+            tokens,
+            compact=not transcript,
+            key=key,
+            reserve=(stored is not None and key is not None) if transcript else None,
+        )
+    except ConfigurationError as exc:  # an agent outside the roster: denied, with why
+        return {
+            "session_id": live.id,
+            "agent": agent,
+            "tokens": tokens,
+            "allowed": False,
+            "outcome": "deny",
+            "reason": str(exc),
+            "used_tokens": live.used_tokens,
+            "window": live.policy.window,
+            "projected_percent": round(100.0 * (live.used_tokens + tokens) / live.policy.window, 2),
+            "reserved_tokens": 0,
+            "reservation": None,
+            "key": key,
+        }
+    if stored is not None:
+        data = decision.to_dict()
+        data.update(tool="mcp", tool_use_id=key)
+        workspace.tracker.store.append_event(stored.id, "gate", data)
+    return {
+        "session_id": live.id,
+        "agent": agent,
+        "tokens": tokens,
+        "allowed": decision.allowed,
+        "outcome": decision.outcome,
+        "reason": decision.reason,
+        "used_tokens": decision.used_tokens,
+        "window": decision.window,
+        "projected_percent": round(decision.projected_percent, 2),
+        "reserved_tokens": decision.reserved_tokens,
+        "reservation": decision.reservation,
+        "key": key,
+    }
+
+
+def sprint_start_of(
+    workspace: McpWorkspace, name: str, budget: int, session: str | None = None
+) -> SprintStartResult:
+    from ..budgeting import agent_usage
+
+    if budget <= 0:
+        raise ConfigurationError(f"a sprint budget must be positive (got {budget})")
+    live = workspace.open(session)
+    target = workspace.writable(live)
+    target.start_phase(name.strip(), budget)
+    started = time.time()
+    baseline = agent_usage(live)
+    sprints = dict(target.remembered(_SPRINTS_MEMO, {}) or {})
+    sprints[name.strip()] = {"started_at": started, "budget": budget, "baseline": baseline}
+    target.remember(_SPRINTS_MEMO, sprints)
+    return {
+        "session_id": live.id,
+        "sprint": name.strip(),
+        "budget": budget,
+        "started_at": started,
+        "agents_at_start": baseline,
+    }
+
+
+def sprint_report_of(
+    workspace: McpWorkspace, name: str | None = None, session: str | None = None
+) -> SprintReportResult:
+    from ..budgeting import agent_budgets, agent_usage
+
+    live = workspace.open(session)
+    sprints: dict[str, Any] = dict(live.remembered(_SPRINTS_MEMO, {}) or {})
+    name = name or live.budget.phase or (list(sprints)[-1] if sprints else None)
+    budgets = agent_budgets(live)
+    usage = agent_usage(live)
+    alerts: list[str] = []
+    if name is not None and name not in sprints:
+        raise ConfigurationError(
+            f"no sprint {name!r} in session {live.id}"
+            + (f" (sprints: {', '.join(sprints)})" if sprints else ": start one with sprint_start")
+        )
+    sprint = sprints.get(name) if name else None
+    baseline = {k: int(v) for k, v in (sprint or {}).get("baseline", {}).items()}
+    spent = {agent: max(0, tokens - baseline.get(agent, 0)) for agent, tokens in usage.items()}
+    agents: list[AgentSpend] = []
+    for agent, tokens in sorted(spent.items(), key=lambda kv: -kv[1]):
+        limit = budgets.get(agent)
+        over = limit is not None and usage.get(agent, 0) > limit
+        agents.append({"agent": agent, "tokens": tokens, "budget": limit, "over_budget": over})
+        if over and limit is not None:
+            alerts.append(
+                f"agent {agent!r} is over its budget: {usage.get(agent, 0):,} of {limit:,} tokens"
+            )
+    used = sum(spent.values())
+    budget = int(sprint["budget"]) if sprint else None
+    remaining = percent = level = None
+    if budget is not None and name is not None:
+        remaining = budget - used
+        percent = round(100.0 * used / budget, 2)
+        policy = live.policy
+        level = (
+            "over"
+            if used > budget
+            else "critical"
+            if percent >= policy.critical_percent
+            else "warning"
+            if percent >= policy.warning_percent
+            else "normal"
+        )
+        if level == "over":
+            alerts.insert(
+                0, f"sprint {name!r} is over budget: {used:,} of {budget:,} tokens ({percent:g}%)"
+            )
+        elif level != "normal":
+            alerts.insert(
+                0,
+                f"sprint {name!r} at {percent:g}% of its budget ({used:,} of {budget:,}): "
+                f"{remaining:,} tokens left",
+            )
+    return {
+        "session_id": live.id,
+        "sprint": name,
+        "budget": budget,
+        "used_tokens": used,
+        "remaining_tokens": remaining,
+        "percent": percent,
+        "level": level,
+        "agents": agents,
+        "alerts": alerts,
+        "sprints": list(sprints),
+    }
+
+
+def recall_of(
+    workspace: McpWorkspace, query: str, budget: int = 500, session: str | None = None
+) -> RecallResult:
+    if not query.strip():
+        raise ConfigurationError("recall needs a query")
+    if budget <= 0:
+        raise ConfigurationError(f"the recall budget must be positive (got {budget})")
+    live = workspace.open(session)
+    # What compaction archived lives with the stored session of that id.
+    source = live if live.is_stored else None
+    if source is None and workspace.stored(live.id) is not None:
+        source = workspace.tracker.open(live.id)
+    if source is None:
+        return {
+            "session_id": live.id,
+            "query": query,
+            "budget": budget,
+            "tokens": 0,
+            "items": [],
+            "note": "nothing archived: this session was never compacted by ctxbudget",
+        }
+    found = source.recall(query, budget)
+    items: list[RecalledItem] = [
+        {
+            "role": str(item.role),
+            "kind": str(item.kind),
+            "tokens": int(item.tokens or 0),
+            "text": item.text,
+        }
+        for item in found
+    ]
+    return {
+        "session_id": live.id,
+        "query": query,
+        "budget": budget,
+        "tokens": sum(i["tokens"] for i in items),
+        "items": items,
+        "note": None if items else "no archived item matches",
+    }
+
+
+def preview_of(workspace: McpWorkspace, session: str | None = None) -> PreviewResult:
+    from ..errors import CompactionError
+
+    live = workspace.open(session)
+    notes: list[str] = []
+    try:
+        plan = live.plan_compaction()
+    except CompactionError as exc:
+        plan = None
+        notes.append(str(exc))
+    status = live.status()
+    claude_code: ClaudeCodePreview | None = None
+    if live.transcript is not None and live.transcript.path:
+        from .preview import preview_compaction
+
+        cc = preview_compaction(
+            live.transcript.path,
+            workspace.tracker,
+            {"policy": live.policy},
+            workspace.environ,
+        )
+        claude_code = {
+            "tokens_after": cc.tokens_after,
+            "summary_tokens": cc.summary_tokens,
+            "reinjected_tokens": cc.reinjected_tokens,
+            "reinjected": cc.reinjected,
+            "autocompact": cc.autocompact,
+        }
+    if plan is None:
+        return {
+            "session_id": live.id,
+            "tokens_before": status.used_tokens,
+            "tokens_after": status.used_tokens,
+            "tokens_freed": 0,
+            "window": status.max_tokens,
+            "actions": [],
+            "facts_archived": [],
+            "facts_missing": [],
+            "claude_code": claude_code,
+            "notes": notes,
+        }
+    facts = plan.result.facts
+    return {
+        "session_id": live.id,
+        "tokens_before": plan.used_before,
+        "tokens_after": plan.used_after,
+        "tokens_freed": plan.freed,
+        "window": status.max_tokens,
+        "actions": [a.description for a in plan.result.actions],
+        "facts_archived": [{"kind": str(f.kind), "key": f.key} for f in facts.archived],
+        "facts_missing": [
+            {"kind": str(f.kind), "key": f.key} for f in facts.missing if f not in facts.archived
+        ],
+        "claude_code": claude_code,
+        "notes": notes + list(plan.result.notes),
+    }

@@ -1,0 +1,186 @@
+"""Long sessions: the costs that grew faster than the session stay linear.
+
+Each test checks the mechanism, not a time: the memory store's append allocates for
+the new items only, the ctok look-up runs once per process, the fact check gives the
+same answers indexed as scanned, and the compaction plan of a fixture is unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tracemalloc
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ctxbudget.compaction import CompactionPolicy, compact
+from ctxbudget.compaction.facts import INDEX_FROM_FACTS, check_facts, fact_present
+from ctxbudget.compaction.types import Fact, FactKind
+from ctxbudget.errors import StoreError
+from ctxbudget.model import Item, Kind, Role
+from ctxbudget.store import open_store
+from ctxbudget.store.base import StoredSession
+from ctxbudget.tokens import counters
+
+
+def _session(session_id: str) -> StoredSession:
+    return StoredSession(
+        id=session_id,
+        name=None,
+        model="claude-sonnet-4",
+        source=None,
+        policy={"window": 200_000},
+        created_at=1.0,
+        updated_at=1.0,
+    )
+
+
+def _items(n: int, prefix: str) -> list[Item]:
+    return [
+        Item(role=Role.USER, kind=Kind.USER_TEXT, text=f"note {i}", id=f"{prefix}-{i}")
+        for i in range(n)
+    ]
+
+
+def test_memory_append_allocates_for_the_new_items_only() -> None:
+    """Appending one item to a 10,000-item session must not copy the session's id set
+    (a copy of 10,000 ids is hundreds of KB; one item's row is a few KB)."""
+    store = open_store("memory://")
+    store.create_session(_session("s"))
+    for start in range(0, 10_000, 1_000):
+        store.append_items("s", _items(1_000, f"b{start}"))
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        store.append_items("s", _items(1, "new"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - before < 64_000
+    assert len(store.load_items("s")) == 10_001
+
+
+def test_memory_append_rolls_back_and_still_refuses_duplicates() -> None:
+    store = open_store("memory://")
+    store.create_session(_session("s"))
+    store.append_items("s", _items(3, "a"))
+    with pytest.raises(RuntimeError), store.transaction():
+        store.append_items("s", _items(2, "b"))
+        raise RuntimeError("abort")
+    store.append_items("s", _items(2, "b"))  # the rolled-back ids are free again
+    with pytest.raises(StoreError, match="already used"):
+        store.append_items("s", _items(1, "a"))
+    assert [i.id for i in store.load_items("s")] == ["a-0", "a-1", "a-2", "b-0", "b-1"]
+
+
+def test_ctok_is_looked_up_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    looked_up: list[str] = []
+    real = importlib.util.find_spec
+
+    def counting(name: str, *args: Any, **kwargs: Any) -> Any:
+        looked_up.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", counting)
+    monkeypatch.setattr(counters, "_claude_found", None)  # as in a fresh process
+    names = {counters.counter_name_for_model("claude-sonnet-4-5") for _ in range(500)}
+    assert looked_up.count("ctok") == 1
+    assert len(names) == 1
+
+
+_ALPHABET = "ab1-/.: \nA_é"
+_KINDS = [FactKind.FILE, FactKind.REQUIREMENT, FactKind.NUMBER, FactKind.ENTITY, FactKind.DATE]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    text=st.text(alphabet=_ALPHABET, max_size=300),
+    keys=st.lists(
+        st.tuples(st.sampled_from(_KINDS), st.text(alphabet=_ALPHABET, min_size=1, max_size=8)),
+        min_size=1,
+        max_size=20,
+    ),
+)
+def test_indexed_fact_check_answers_like_a_scan(
+    text: str, keys: list[tuple[FactKind, str]]
+) -> None:
+    """check_facts indexes the text from INDEX_FROM_FACTS facts on; fact_present scans
+    it: the two must agree on every fact."""
+    facts = [Fact(kind, key, key) for kind, key in keys]
+    facts = (facts * (INDEX_FROM_FACTS // len(facts) + 1))[: max(INDEX_FROM_FACTS, len(facts))]
+    report = check_facts(facts, text)
+    assert report.missing == [f for f in facts if not fact_present(f, text)]
+
+
+def _fixture() -> list[Item]:
+    """A session with every step's material: results, reads, duplicates, a failed
+    attempt, near-duplicates, a long middle."""
+    items = [Item(role=Role.SYSTEM, kind=Kind.SYSTEM_PROMPT, text="You are a careful agent.")]
+    for n in range(40):
+        m = 2 * n + 1
+        items.append(
+            Item(
+                role=Role.USER,
+                kind=Kind.USER_TEXT,
+                text=f"Step {n}: fix REQ-{100 + n} in src/mod_{n % 7}.py",
+                message_index=m,
+            )
+        )
+        prose = " ".join(f"word{(n * 7 + j) % 90}" for j in range(60))
+        items.append(
+            Item(role=Role.ASSISTANT, kind=Kind.ASSISTANT_TEXT, text=prose, message_index=m + 1)
+        )
+        items.append(
+            Item(
+                role=Role.ASSISTANT,
+                kind=Kind.TOOL_CALL,
+                text=f'Read {{"file_path": "src/mod_{n % 7}.py"}}',
+                tool="Read",
+                pair_id=f"t{n}",
+                message_index=m + 1,
+            )
+        )
+        body = (
+            "Error: not found"
+            if n % 9 == 0
+            else "\n".join(f"{k:>6}→def f{k}(): return {n * k}" for k in range(1, 40))
+        )
+        items.append(
+            Item(
+                role=Role.TOOL,
+                kind=Kind.FILE_READ,
+                text=body,
+                tool="Read",
+                pair_id=f"t{n}",
+                message_index=m + 2,
+            )
+        )
+    return items
+
+
+def test_compaction_plan_of_a_fixture_is_stable() -> None:
+    """Plans of the fixture at several targets: every step's output is consistent
+    with the running totals (no drift between the kept total and the items)."""
+    items = _fixture()
+
+    def count(text: str) -> int:
+        return len(text.split())
+
+    total = sum(count(i.text) for i in items)
+    steps: set[str] = set()
+    for ratio in (2, 5, 20):
+        for policy in (CompactionPolicy(), CompactionPolicy(keep_first=0, keep_last=2)):
+            result = compact(items, count=count, target_tokens=total // ratio, policy=policy)
+            assert result.tokens_before == total
+            assert result.tokens_after == sum(
+                i.tokens if i.tokens is not None else count(i.text) for i in result.items
+            )
+            freed = sum(a.tokens_before - a.tokens_after for a in result.actions)
+            assert result.tokens_before - result.tokens_after == freed
+            steps |= {a.step for a in result.actions}
+            again = compact(items, count=count, target_tokens=total // ratio, policy=policy)
+            assert [i.text for i in again.items] == [i.text for i in result.items]
+    assert {"reads_and_searches", "summarize"} <= steps
