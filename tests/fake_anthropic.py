@@ -1,0 +1,305 @@
+"""A local fake of the Anthropic Messages API, for running the real Claude Code in tests.
+
+Claude Code sends ``POST /v1/messages?beta=true`` with ``stream: true``; the fake answers
+with the Server-Sent Events the real API sends (``message_start`` carrying ``usage``,
+content blocks of text or ``tool_use``, ``message_delta`` with the stop reason,
+``message_stop``). A test decides what each answer says and which ``usage`` it reports,
+so it can put the context window at any percentage, and it sees every request body:
+what Claude Code really sent is the truth of what was in the context.
+
+    with FakeAnthropic(script) as api:
+        env = claude_env(home, api.url)
+        subprocess.run([claude, "-p", "hello"], env=env)
+        api.requests  # the bodies Claude Code sent, in order
+
+``script`` is a function of the request body (and how many message requests came before
+it) returning a :class:`Reply`; without one, every request is answered "ok" with a usage
+of about a quarter of the request's characters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_creation_input_tokens": self.cache_creation_input_tokens,
+            "cache_read_input_tokens": self.cache_read_input_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    name: str
+    input: dict[str, Any]
+    id: str = field(default_factory=lambda: "toolu_" + uuid.uuid4().hex[:24])
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One answer: text and/or tool calls, with the usage the fake reports for it."""
+
+    text: str = ""
+    tool_uses: tuple[ToolUse, ...] = ()
+    usage: Usage | None = None  # None: about a quarter of the request's characters
+
+
+Script = Callable[[dict[str, Any], int], Reply]
+
+SUMMARY_MARKERS = ("summary of the conversation", "summarize the conversation")
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    """The text of the request's last user message (all its text blocks)."""
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        return "\n".join(
+            block.get("text", "")
+            for block in content or []
+            if isinstance(block, dict) and block.get("type") == "text"
+        )
+    return ""
+
+
+def request_text(body: dict[str, Any]) -> str:
+    """Everything a request carries as one string (system, tools, messages)."""
+    return json.dumps(
+        [body.get("system"), body.get("tools"), body.get("messages")], ensure_ascii=False
+    )
+
+
+def is_summary_request(body: dict[str, Any]) -> bool:
+    """Whether Claude Code asks for its compaction summary (``/compact`` or auto)."""
+    text = last_user_text(body).lower()
+    return any(marker in text for marker in SUMMARY_MARKERS)
+
+
+def is_title_request(body: dict[str, Any]) -> bool:
+    """Side requests Claude Code makes without tools (titles, topic detection)."""
+    return not body.get("tools") and not is_summary_request(body)
+
+
+def summary_reply(summary: str, usage: Usage | None = None) -> Reply:
+    """An answer to the compaction request in the shape Claude Code asks for."""
+    return Reply(text=f"<analysis>done</analysis>\n<summary>\n{summary}\n</summary>", usage=usage)
+
+
+def default_script(body: dict[str, Any], index: int) -> Reply:
+    return Reply(text="ok")
+
+
+class FakeAnthropic:
+    """The fake API on 127.0.0.1, on a free port, in a background thread."""
+
+    def __init__(self, script: Script | None = None) -> None:
+        self.script: Script = script or default_script
+        self.requests: list[dict[str, Any]] = []  # message requests, in arrival order
+        self.paths: list[str] = []  # every request path, for debugging
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> FakeAnthropic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def main_requests(self) -> list[dict[str, Any]]:
+        """The requests of the conversation itself (with tools), not side requests."""
+        return [body for body in self.requests if body.get("tools")]
+
+    def _answer(self, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            index = len(self.requests)
+            self.requests.append(body)
+        return self.script(body, index)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+            def do_HEAD(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:
+                fake.paths.append("GET " + self.path)
+                self._json(404, {"type": "error", "error": {"type": "not_found_error"}})
+
+            def do_POST(self) -> None:
+                fake.paths.append("POST " + self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b"{}"
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = {}
+                path = self.path.split("?")[0]
+                if path.endswith("/count_tokens"):
+                    self._json(200, {"input_tokens": len(request_text(body)) // 4})
+                    return
+                if not path.endswith("/v1/messages"):
+                    self._json(404, {"type": "error", "error": {"type": "not_found_error"}})
+                    return
+                reply = fake._answer(body)
+                usage = reply.usage or Usage(input_tokens=len(request_text(body)) // 4)
+                model = body.get("model", "claude-sonnet-4-5")
+                if body.get("stream"):
+                    self._stream(reply, usage, model)
+                else:
+                    self._json(200, message_json(reply, usage, model))
+
+            def _json(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _stream(self, reply: Reply, usage: Usage, model: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Cache-Control", "no-cache")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for event, data in sse_events(reply, usage, model):
+                    chunk = f"event: {event}\ndata: {json.dumps(data)}\n\n"
+                    self.wfile.write(chunk.encode())
+                self.wfile.flush()
+                self.close_connection = True
+
+        return Handler
+
+
+def message_json(reply: Reply, usage: Usage, model: str) -> dict[str, Any]:
+    content: list[dict[str, Any]] = []
+    if reply.text:
+        content.append({"type": "text", "text": reply.text})
+    for tool in reply.tool_uses:
+        content.append({"type": "tool_use", "id": tool.id, "name": tool.name, "input": tool.input})
+    return {
+        "id": "msg_" + uuid.uuid4().hex[:24],
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": "tool_use" if reply.tool_uses else "end_turn",
+        "stop_sequence": None,
+        "usage": usage.as_dict(),
+    }
+
+
+def sse_events(reply: Reply, usage: Usage, model: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The events of one streamed answer, as the Messages API sends them."""
+    message = message_json(reply, usage, model)
+    start = dict(message, content=[], stop_reason=None)
+    start["usage"] = dict(usage.as_dict(), output_tokens=1)
+    yield "message_start", {"type": "message_start", "message": start}
+    for index, block in enumerate(message["content"]):
+        if block["type"] == "text":
+            yield (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
+            yield (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "text_delta", "text": block["text"]},
+                },
+            )
+        else:
+            opening = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+            yield (
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": opening},
+            )
+            partial = json.dumps(block["input"])
+            yield (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "input_json_delta", "partial_json": partial},
+                },
+            )
+        yield "content_block_stop", {"type": "content_block_stop", "index": index}
+    yield (
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+            "usage": {"output_tokens": usage.output_tokens},
+        },
+    )
+    yield "message_stop", {"type": "message_stop"}
+
+
+def claude_env(home: Path, api_url: str, **extra: str) -> dict[str, str]:
+    """The environment to run Claude Code headless against the fake, in a private HOME."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("ANTHROPIC_", "CLAUDE", "VIRTUAL_ENV_PROMPT"))
+    }
+    env.update(
+        HOME=str(home),
+        ANTHROPIC_BASE_URL=api_url,
+        ANTHROPIC_API_KEY="sk-test",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        DISABLE_AUTOUPDATER="1",
+        IS_SANDBOX="1",
+    )
+    env.update(extra)
+    return env
+
+
+CLAUDE = Path(__file__).resolve().parent.parent / ".e2e" / "node_modules" / ".bin" / "claude"
+
+
+def transcripts(home: Path) -> list[Path]:
+    """The session transcripts Claude Code wrote under ``home``, oldest first."""
+    root = home / ".claude" / "projects"
+    return sorted(root.glob("*/*.jsonl"), key=lambda path: path.stat().st_mtime)
