@@ -49,7 +49,8 @@ def check(path: Path, store_dir: Path) -> dict[str, object]:
     if not session.items:
         return {"session": path.name, "skipped": "empty current context"}
     session.save()
-    hash_before = session.context_hash()
+    # restore gives back what the store holds: secrets redacted (README, "Secrets")
+    hash_before = tracker.open(session.id).context_hash()
     # What the source itself leaves open (a trajectory's last action has no
     # observation) is not the compaction's doing: only new problems count.
     orphans_before = _orphans(session.items)

@@ -111,6 +111,14 @@ def test_each_shape_is_redacted(text: str, secret: str, kind: str) -> None:
     assert redact_text(redacted) == redacted  # twice is once
 
 
+def test_a_value_ends_before_an_escaped_newline() -> None:
+    # a docker-compose file inside a JSON-escaped tool result: the line break is kept
+    text = r"environment:\n  - ADMIN_PASSWORD=admin123\n  depends_on:\n    - db"
+    assert redact_text(text) == (
+        r"environment:\n  - ADMIN_PASSWORD=[redacted: password]\n  depends_on:\n    - db"
+    )
+
+
 @pytest.mark.parametrize("line", NOT_SECRETS)
 def test_ordinary_lines_are_left_alone(line: str) -> None:
     assert redact_text(line) is line

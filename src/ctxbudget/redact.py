@@ -195,7 +195,8 @@ _ASSIGNMENT_ANCHORS = ("key", "token", "secret", "pass", "pwd")
 _QUOTED = r"\"[^\"\\\n]*(?:\\.[^\"\\\n]*)*\"|'[^'\\\n]*(?:\\.[^'\\\n]*)*'"
 _AFTER_NAME = re.compile(
     rf"(?P<close>[\"']?)(?P<op>[ \t]*=(?!=)[ \t]*|[ \t]*:[ \t]*)"
-    rf"(?P<value>{_QUOTED}|[^\s\"'`;&|,)(\[\]{{}}<>]+)"
+    # an unquoted value ends before an escape (``\\n`` in JSON-escaped text is no part of it)
+    rf"(?P<value>{_QUOTED}|(?:[^\s\"'`;&|,)(\[\]{{}}<>\\]|\\(?![nrt\"'\\]))+)"
 )
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
