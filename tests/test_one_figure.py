@@ -165,3 +165,15 @@ def test_a_compacted_file_says_what_the_provider_adds(
         f"It holds the transcript only, ~{after - overhead:,} tokens; the provider adds the "
         f"system prompt and tools (~{overhead:,}) when it is sent: {after:,} in all (After)."
     )
+
+
+def test_a_grant_never_counts_on_room_the_overhead_fills(tmp_path: Path) -> None:
+    path = shop_session().write(tmp_path / f"{SESSION_ID}.jsonl")
+    used = Tracker(store="memory://").load(path).status().used_tokens
+    # a window with 2,000 tokens left beyond everything the provider counts
+    session = Tracker(store="memory://").load(path, window=used + 2_000)
+    status = session.status()
+    assert status.breakdown.unattributed > 10_000  # the system prompt and tools
+    decision = session.allocate("knowledge_base", 4_000, allow_partial=True)
+    assert decision.granted <= 2_000 + decision.freed_by_cleanup
+    assert session.budget_report().to_dict()["overall"]["total_used"] <= used + 2_000

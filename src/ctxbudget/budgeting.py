@@ -77,7 +77,8 @@ def budget_total(session: SessionState) -> int:
 
 
 def component_used(session: SessionState) -> dict[str, int]:
-    """Tokens each component holds: its items (in provider units) plus reservations."""
+    """Tokens each component holds: its items (in provider units, the overhead in
+    ``system_context``) plus reservations."""
     used = _items_by_component(session)
     for component, tokens in reserved_by_component(session).items():
         used[component] = used.get(component, 0) + tokens
@@ -85,8 +86,15 @@ def component_used(session: SessionState) -> dict[str, int]:
 
 
 def _items_by_component(session: SessionState) -> dict[str, int]:
-    breakdown = session.status().breakdown.component
-    return {c: breakdown.get(c, 0) for c in session.budget.shares}
+    """Tokens each component's items hold, the provider's overhead (the system prompt
+    and tool definitions: what its usage counts beyond the transcript) charged to
+    ``system_context``, so that a grant never counts on room the overhead fills."""
+    breakdown = session.status().breakdown
+    used = {c: breakdown.component.get(c, 0) for c in session.budget.shares}
+    if breakdown.unattributed:
+        name = Component.SYSTEM_CONTEXT.value
+        used[name] = used.get(name, 0) + breakdown.unattributed
+    return used
 
 
 def reserved_by_component(session: SessionState) -> dict[str, int]:
@@ -337,19 +345,11 @@ def report(session: SessionState) -> UtilizationReport:
 
     The provider's overhead (the system prompt and tool definitions: what its usage
     counts beyond the transcript, ``status().breakdown.unattributed``) is system
-    context: it is charged to ``system_context`` (``overhead_tokens`` says how much).
+    context: it is charged to ``system_context``.
     """
-    used = component_used(session)
-    overhead = overhead_tokens(session)
-    if overhead:
-        name = Component.SYSTEM_CONTEXT.value
-        used[name] = used.get(name, 0) + overhead
-    return utilization_report(Shares(session.budget.shares), budget_total(session), used)
-
-
-def overhead_tokens(session: SessionState) -> int:
-    """What the provider counts beyond the transcript (system prompt, tools, framing)."""
-    return session.status().breakdown.unattributed
+    return utilization_report(
+        Shares(session.budget.shares), budget_total(session), component_used(session)
+    )
 
 
 def adjust(session: SessionState, *, apply: bool = True, sessions: int = 200) -> Adjustment:
