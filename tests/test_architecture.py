@@ -26,6 +26,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "ctxbudget"
 LAYERS: dict[str, int] = {
     "errors": 0,
     "model": 0,
+    "level": 0,
     "policy": 0,
     "tokens": 0,
     "sources": 0,

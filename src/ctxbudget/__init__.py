@@ -34,7 +34,8 @@ if TYPE_CHECKING:
         TokenizerUnavailableError,
     )
     from .integrations.sdk import wrap
-    from .model import Component, Item, Kind, Layer, Level, Role, Transcript, Usage
+    from .level import Level
+    from .model import Component, Item, Kind, Layer, Role, Transcript, Usage
     from .policy import Policy
     from .sources import load_source
     from .status import Breakdown, Status
@@ -93,7 +94,7 @@ _LAZY = {
     "Item": ".model",
     "Kind": ".model",
     "Layer": ".model",
-    "Level": ".model",
+    "Level": ".level",
     "Role": ".model",
     "Transcript": ".model",
     "Usage": ".model",

@@ -7,11 +7,15 @@ these types; this module imports nothing of ours but ``errors``.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+
+from .level import Level as Level  # its own module (the status line); here as before
+
+TYPE_CHECKING = False  # typing costs milliseconds at import: the status line imports this
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Role(StrEnum):
@@ -58,19 +62,6 @@ class Layer(StrEnum):
     TRANSIENT = "transient"
 
 
-class Level(StrEnum):
-    """How full the window is, from the policy's thresholds."""
-
-    NORMAL = "normal"
-    WARNING = "warning"
-    CRITICAL = "critical"
-    BLOCKED = "blocked"
-
-    @property
-    def rank(self) -> int:
-        return _LEVEL_RANK[self]
-
-
 class EventType(StrEnum):
     """What a session's ledger (its append-only audit trail) records."""
 
@@ -102,7 +93,6 @@ class EventType(StrEnum):
 # Events that make a new context version (a compaction's archive begins there).
 NEW_VERSION_EVENTS = (EventType.COMPACTED, EventType.PRUNED, EventType.CONTEXT_REPLACED)
 
-_LEVEL_RANK = {Level.NORMAL: 0, Level.WARNING: 1, Level.CRITICAL: 2, Level.BLOCKED: 3}
 
 MAIN_AGENT = "main"
 
@@ -140,6 +130,8 @@ DEFAULT_LAYER: dict[Kind, Layer] = {
 
 def content_hash(text: str) -> str:
     """Stable hash of an item's text: the key of the token-count cache."""
+    import hashlib  # only when hashing: the status line never does
+
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 

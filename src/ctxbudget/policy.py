@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError
-from .model import Level
+from .level import Level
 
-if TYPE_CHECKING:  # the status line imports this module: pathlib and tomllib cost ms
+TYPE_CHECKING = False  # the status line imports this module: typing costs milliseconds
+if TYPE_CHECKING:  # (and pathlib and tomllib are imported only where used)
     from pathlib import Path
+    from typing import Any
 
 # Context windows by model-name prefix, longest prefix first (providers' model pages).
 _WINDOWS: tuple[tuple[str, int], ...] = (

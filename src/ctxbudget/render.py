@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from .model import Level
+from .level import Level
 from .policy import Policy
 from .status import Status
+
+TYPE_CHECKING = False  # typing costs milliseconds at import: the status line imports this
 
 if TYPE_CHECKING:  # the status line renders through here: accounting costs ms
     from .accounting import HistoryPoint

@@ -28,7 +28,8 @@ from .accounting import (
 )
 from .budget.state import BudgetState
 from .errors import ConcurrentModificationError, SessionNotFoundError, SourceError
-from .model import MAIN_AGENT, AgentUsage, EventType, Item, Kind, Level, Role, Transcript, Usage
+from .level import Level
+from .model import MAIN_AGENT, AgentUsage, EventType, Item, Kind, Role, Transcript, Usage
 from .policy import Policy
 from .status import Breakdown, Status, build_status
 from .store import Store, StoredEvent, StoredSession

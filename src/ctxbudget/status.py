@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from .model import AgentUsage, Level
+from .level import Level
 from .policy import Policy
+
+TYPE_CHECKING = False  # typing costs milliseconds at import: the status line imports this
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .model import AgentUsage
 
 # Recommended actions by level (shown with the warnings).
 RECOMMENDATIONS = {

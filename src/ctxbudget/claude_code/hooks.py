@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..model import Level
+from ..level import Level
 from ..render import pct
 from ..sources.claude_code_agents import agent_dirs, read_agent_transcript
 from ..sources.tools import AGENT_TOOLS
@@ -565,9 +565,6 @@ def post_tool_use(payload: dict[str, Any], tracker: Tracker, options: HookOption
     return _crossing_warning(payload, tracker, options, "PostToolUse")
 
 
-_LEVEL_RANK = {Level.NORMAL: 0, Level.WARNING: 1, Level.CRITICAL: 2, Level.BLOCKED: 3}
-
-
 def _crossing_warning(
     payload: dict[str, Any], tracker: Tracker, options: HookOptions, event: str
 ) -> HookResult:
@@ -587,12 +584,12 @@ def _crossing_warning(
     status = session.status()
     memory.remember_figure(status.used_tokens, status.max_tokens)
     try:
-        previous = _LEVEL_RANK[Level(str(memory.extra.get("warned_level")))]
+        previous = Level(str(memory.extra.get("warned_level"))).rank
     except ValueError:
         previous = 0  # first run, or a state file of another version
     memory.extra["warned_level"] = status.level.value
     memory.save()
-    if _LEVEL_RANK[status.level] <= previous:
+    if status.level.rank <= previous:
         return HookResult()  # the same level as last time (or lower): said already
     text = warning_text(status, session.policy, options.report_tokens)
     out = {

@@ -7,7 +7,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..model import EventType, Level
+from ..level import Level
+from ..model import EventType
 from ..render import breakdown_table, history_chart, status_line, warning_block
 from .common import EXIT_BLOCKED, EXIT_FAIL_ON, EXIT_OK, color, open_source, policy_flags
 

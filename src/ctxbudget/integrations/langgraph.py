@@ -49,7 +49,8 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from uuid import UUID
 
 from ..errors import BudgetBlockedError, MissingExtraError
-from ..model import Item, Kind, Level, Role, Usage, content_hash
+from ..level import Level
+from ..model import Item, Kind, Role, Usage, content_hash
 from ..sources.messages import TEXT_KIND, PairIds, compact_json, flatten_content, tool_result_kind
 
 try:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...compaction import CompactionPolicy
 from ...errors import CompactionError
-from ...model import EventType, Level
+from ...level import Level
+from ...model import EventType
 from .decisions import level, request_status
 from .messages import plain, read_request, write_messages
 

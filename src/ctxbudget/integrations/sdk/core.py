@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...compaction import CompactionPolicy
 from ...errors import BudgetBlockedError, ConfigurationError
-from ...model import EventType, Item, Kind, Level, Usage
+from ...level import Level
+from ...model import EventType, Item, Kind, Usage
 from ...policy import Policy, window_for_model
 from ...status import Status
 from .compacting import AutoCompactor

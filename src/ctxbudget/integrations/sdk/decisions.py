@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ...model import Level
+from ...level import Level
 from ...status import RECOMMENDATIONS, Status
 from .records import ANTHROPIC
 
