@@ -12,12 +12,15 @@ that are not UTF-8 are replaced (and named) rather than losing the whole file.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any
 
 from ..errors import SourceError
 from ..model import Transcript
 from .problems import ProblemLog, loads
+
+TYPE_CHECKING = False  # the status line imports this package: typing and pathlib cost ms
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 __all__ = ["find_latest_claude_session", "load_source", "parse_source"]
 
@@ -129,6 +132,8 @@ def _read_json_document(data: Any, *, name: str, path: str | None) -> Transcript
 
 def load_source(path: str | os.PathLike[str]) -> Transcript:
     """Read a transcript or messages file from disk."""
+    from pathlib import Path
+
     p = Path(path).expanduser()
     problems = ProblemLog(str(p))
     text = _decode(_read_bytes(p), str(p), problems)
@@ -138,6 +143,8 @@ def load_source(path: str | os.PathLike[str]) -> Transcript:
 
 
 def claude_projects_dir() -> Path:
+    from pathlib import Path
+
     config = os.environ.get("CLAUDE_CONFIG_DIR")
     return (Path(config) if config else Path.home() / ".claude") / "projects"
 

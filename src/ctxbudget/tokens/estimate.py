@@ -14,10 +14,10 @@ this module.
 from __future__ import annotations
 
 import json
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from importlib import resources
 from operator import mul
 
 #: Feature names, in the order ``features`` returns them.
@@ -176,8 +176,10 @@ def features(text: str) -> list[int]:
 
 def load_coefficients(file: str = _COEFFICIENTS_FILE) -> dict[str, float]:
     """The packaged coefficients (fitted by ``tools/fit_estimator.py``), by feature name."""
-    raw = resources.files(__package__ or "ctxbudget.tokens").joinpath(file)
-    data = json.loads(raw.read_text("utf-8"))
+    # beside this module (package data); importlib.resources would cost the status
+    # line milliseconds of imports for the same file
+    with open(os.path.join(os.path.dirname(__file__), file), encoding="utf-8") as f:
+        data = json.load(f)
     coefficients: dict[str, float] = data["coefficients"]
     return coefficients
 
