@@ -52,6 +52,10 @@ EXACT_PER_ITEM = 3.0
 _PRIOR_WEIGHT_TOKEN = 5.0 * 1000**2
 _PRIOR_WEIGHT_ITEM = 5.0
 _WINDOW = 100
+# A usage that grew by more than twice what the prior makes of the content added, plus
+# this, is a jump nothing in the transcript explains (an MCP server connected, the
+# instructions reloaded): the overhead changed, not the counting.
+_JUMP_SLACK = 2_000
 
 
 @dataclass(slots=True)
@@ -81,6 +85,8 @@ class Calibration:
         """Add one observation: content counted locally grew the context by ``actual``."""
         if actual_tokens <= 0 or items <= 0:
             return  # the context shrank or was rewritten: nothing to learn about counting
+        if actual_tokens > 2 * (self.prior[0] * local_tokens + self.prior[1] * items) + _JUMP_SLACK:
+            return  # a jump of the overhead (see _JUMP_SLACK): nothing about counting
         self.samples.append((local_tokens, items, actual_tokens))
         del self.samples[:-_WINDOW]
         self._fit()
@@ -159,7 +165,7 @@ class Anchor:
 
 # Kinds of item that are not exchanges: the system prompt, instructions and summaries
 # are the context the exchanges happen in.
-NOT_EXCHANGE_KINDS = frozenset({Kind.SYSTEM_PROMPT, Kind.INSTRUCTION, Kind.SUMMARY})
+NOT_EXCHANGE_KINDS = frozenset({Kind.SYSTEM_PROMPT, Kind.INSTRUCTION, Kind.SUMMARY, Kind.REMINDER})
 DIMENSIONS = ("component", "kind", "tool", "agent")
 # Exchanges remembered for the live estimates (sizes of the last ten, gaps between the
 # starts of the last eleven).

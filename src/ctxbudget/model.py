@@ -40,6 +40,9 @@ class Kind(StrEnum):
     AGENT_REPORT = "agent_report"
     SUMMARY = "summary"
     IMAGE = "image"
+    # what a client adds to the conversation on its own: Claude Code's system reminders
+    # (environment, tool and skill listings, the date, hooks' additional context)
+    REMINDER = "reminder"
     UNKNOWN = "unknown"
 
 
@@ -110,6 +113,7 @@ DEFAULT_COMPONENT: dict[Kind, Component] = {
     Kind.AGENT_REPORT: Component.AGENT_CONTEXT,
     Kind.SUMMARY: Component.INTERACTION_BUFFER,
     Kind.IMAGE: Component.WORKING_MEMORY,
+    Kind.REMINDER: Component.SYSTEM_CONTEXT,
     Kind.UNKNOWN: Component.INTERACTION_BUFFER,
 }
 

@@ -522,6 +522,13 @@ def _str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
+def _context_records() -> tuple[str, ...]:
+    """The record types whose items are context: the Claude Code reader's."""
+    from ..sources.claude_code import CONTEXT_RECORDS
+
+    return CONTEXT_RECORDS
+
+
 def _starts_context(record: dict[str, Any]) -> bool:
     """A compaction boundary or summary: the Claude Code reader's rule."""
     from ..sources.claude_code import starts_new_context
@@ -569,7 +576,7 @@ class _Tail:
             s.anchor = None
             s.added = []
             s.since_tokens = s.since_items = 0
-        if rtype not in ("user", "assistant"):
+        if rtype not in _context_records():
             return
         mid = message.get("id") if isinstance(message.get("id"), str) else None
         anchor_id = s.anchor[0] if s.anchor is not None else None

@@ -61,7 +61,9 @@ _WORD_KINDS = frozenset(
         FactKind.ERROR,
     }
 )
-_SKIPPED = frozenset({Kind.SYSTEM_PROMPT, Kind.INSTRUCTION, Kind.THINKING, Kind.IMAGE})
+_SKIPPED = frozenset(
+    {Kind.SYSTEM_PROMPT, Kind.INSTRUCTION, Kind.THINKING, Kind.IMAGE, Kind.REMINDER}
+)
 _TEXT_KINDS = frozenset({Kind.USER_TEXT, Kind.ASSISTANT_TEXT, Kind.SUMMARY})
 _FILE_TOOL_HINTS = ("read", "edit", "write", "file", "open", "view", "create")
 _OUTPUT_KINDS = frozenset({Kind.TOOL_RESULT, Kind.FILE_READ, Kind.SEARCH_RESULT})

@@ -39,6 +39,22 @@ from .tools import AGENT_TOOLS, READ_TOOLS, SEARCH_TOOLS
 
 # Record types Claude Code writes that never reach the model.
 _KNOWN_NON_CONTEXT = {"system", "summary", "file-history-snapshot", "queue-operation"}
+# Claude Code 2.x: bookkeeping records (costs, the request Claude Code sent, prompt
+# history, modes): no context of their own, nothing to report.
+_KNOWN_NON_CONTEXT |= {
+    "api-request",
+    "api-request-blob",
+    "api-request-shape",
+    "atis-latch",
+    "cost-state",
+    "custom-title",
+    "last-prompt",
+    "mode",
+    "tools-used",
+}
+# Records whose items are context: the conversation, and Claude Code 2.x attachments
+# that carry ``rendered`` text (system reminders it sends with the next message).
+CONTEXT_RECORDS = ("user", "assistant", "attachment")
 # Anthropic bills an image by its pixels (about width*height/750); a transcript keeps
 # only the bytes, so an image counts as a typical screenshot's 1,600 tokens.
 IMAGE_TOKENS = 1600
@@ -133,6 +149,8 @@ class TranscriptBuilder:
 
     def items_of(self, record: dict[str, Any], agent: str, message_index: int) -> list[Item]:
         rtype = record.get("type")
+        if rtype == "attachment":
+            return self._reminders(record, agent, message_index)
         message = record.get("message")
         if not isinstance(message, dict):
             self.unknown += 1
@@ -167,6 +185,37 @@ class TranscriptBuilder:
             # one record, several blocks: each item needs an id of its own
             block_common = {**common, "id": uuid if n == 0 or not uuid else f"{uuid}:{n}"}
             items.append(self._block(block, role, record, block_common))
+        return items
+
+    def _reminders(self, record: dict[str, Any], agent: str, message_index: int) -> list[Item]:
+        """An attachment's ``rendered`` texts: what Claude Code sends the model for it
+        (none for bookkeeping attachments such as prompt snapshots)."""
+        rendered = record.get("rendered")
+        if not isinstance(rendered, list):
+            return []
+        texts = [
+            part["content"]
+            for part in rendered
+            if isinstance(part, dict) and isinstance(part.get("content"), str) and part["content"]
+        ]
+        attachment = record.get("attachment")
+        what = _str(attachment.get("type")) if isinstance(attachment, dict) else None
+        uuid = record.get("uuid")
+        when = _epoch(record.get("timestamp"))
+        items = []
+        for n, text in enumerate(texts):
+            item = Item(
+                role=Role.USER,
+                kind=Kind.REMINDER,
+                text=text,
+                agent=agent,
+                message_index=message_index,
+                id=uuid if n == 0 or not uuid else f"{uuid}:{n}",
+                raw={"attachment": what},
+            )
+            if when is not None:
+                item.created_at = when
+            items.append(item)
         return items
 
     def _block(
@@ -376,7 +425,7 @@ def read_claude_code(
             problems.add(
                 number, f"message is {shown(data.get('message'))}, not an object: kept as unknown"
             )
-        elif rtype not in ("user", "assistant") and rtype not in _KNOWN_NON_CONTEXT:
+        elif rtype not in CONTEXT_RECORDS and rtype not in _KNOWN_NON_CONTEXT:
             builder.unknown += 1
         parent = data.get("parentUuid")
         record = _Record(
@@ -393,7 +442,7 @@ def read_claude_code(
     agent_of = _agent_names(records)
     message_index = 0
     for r in records:
-        if r.data.get("type") in ("user", "assistant"):
+        if r.data.get("type") in CONTEXT_RECORDS:
             agent = agent_of.get(r.index, MAIN_AGENT) if r.sidechain else MAIN_AGENT
             r.items = builder.items_of(r.data, agent, message_index)
             message_index += 1
@@ -489,7 +538,7 @@ def _build_current(records: list[_Record], transcript: Transcript) -> None:
             r.index
             for r in reversed(records)
             if not r.sidechain
-            and (r.data.get("type") in ("user", "assistant") or is_compact_boundary(r.data))
+            and (r.data.get("type") in CONTEXT_RECORDS or is_compact_boundary(r.data))
         ),
         None,
     )

@@ -1,0 +1,192 @@
+"""Claude Code 2.x transcripts: system reminders are context, bookkeeping is not, the
+window follows the model Claude Code runs, and a usage that jumps for reasons the
+transcript does not show (an MCP server connected) does not inflate the figure.
+
+The fixture keeps the records' structure (as Claude Code 2.1.328 writes them) with
+short stand-in text of our own; one test runs the real Claude Code against the fake API.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_cli as run
+from fake_anthropic import CLAUDE, FakeAnthropic, Reply, Usage, claude_env, transcripts
+
+from ctxbudget.claude_code.statusline import render_statusline
+from ctxbudget.model import Kind
+from ctxbudget.sources import load_source
+
+SESSION = "7c1d2e3f-4a5b-4c6d-8e7f-901a2b3c4d5e"
+MODEL = "claude-opus-5-5"
+
+
+class Writer:
+    """Records chained by ``parentUuid``, as Claude Code 2.x writes them."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.parent: str | None = None
+
+    def add(self, rtype: str, chained: bool = True, **fields: Any) -> None:
+        record: dict[str, Any] = {"type": rtype, "sessionId": SESSION, **fields}
+        if chained:
+            uuid = f"u{len(self.records):03d}"
+            record.update(parentUuid=self.parent, isSidechain=False, uuid=uuid)
+            record["timestamp"] = f"2026-12-01T10:00:{len(self.records):02d}.000Z"
+            self.parent = uuid
+        self.records.append(record)
+
+    def bookkeeping(self) -> None:
+        self.add("queue-operation", chained=False, operation="enqueue", content="x")
+        self.add("api-request-shape", chained=False, shape={"system": "S", "tools": []})
+        self.add("api-request", chained=False, params={"model": MODEL, "max_tokens": 32000})
+        self.add("api-request-blob", chained=False, hash="abc", message={"role": "user"})
+        self.add("cost-state", chained=False, modelUsage={MODEL: {"inputTokens": 5}})
+        self.add("last-prompt", chained=False, lastPrompt="one")
+        self.add("atis-latch", chained=False)
+        self.add("mode", chained=False, mode="default")
+
+    def reminder(self, kind: str, text: str | None) -> None:
+        fields: dict[str, Any] = {"attachment": {"type": kind}}
+        if text is not None:
+            fields.update(rendered=[{"content": text}], renderedRole="system")
+        self.add("attachment", **fields)
+
+    def user(self, text: str) -> None:
+        self.add("user", message={"role": "user", "content": text})
+
+    def assistant(self, text: str, context: int, output: int = 10) -> None:
+        usage = {
+            "input_tokens": 5,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": context - 5,
+            "output_tokens": output,
+        }
+        message = {
+            "id": f"msg_{len(self.records):03d}",
+            "role": "assistant",
+            "model": MODEL,
+            "content": [{"type": "text", "text": text}],
+            "usage": usage,
+        }
+        self.add("assistant", message=message)
+
+    def write(self, path: Path) -> Path:
+        path.write_text("".join(json.dumps(r) + "\n" for r in self.records), encoding="utf-8")
+        return path
+
+
+REMINDER = (
+    "<system-reminder>\n# Environment\nWorking directory: /home/dev/shop\n"
+    "Platform: linux\n</system-reminder>"
+)
+
+
+def session_with_jumps(path: Path, usages: list[int]) -> Path:
+    w = Writer()
+    for n, context in enumerate(usages):
+        w.user(f"Turn {n}: go on.")
+        if n == 0:
+            w.reminder("environment", REMINDER)
+            w.reminder("prompt_snapshot", None)  # bookkeeping: nothing rendered
+        w.bookkeeping()
+        w.assistant("Fine.", context)
+    return w.write(path)
+
+
+def test_reminders_are_context_and_bookkeeping_is_not(tmp_path: Path) -> None:
+    transcript = load_source(session_with_jumps(tmp_path / f"{SESSION}.jsonl", [20_000]))
+    assert transcript.unknown_records == 0
+    reminders = [i for i in transcript.items if i.kind is Kind.REMINDER]
+    assert [i.text for i in reminders] == [REMINDER]  # one, the rendered one
+    # the bookkeeping records (a request blob repeats a message) add no item
+    assert [i.kind for i in transcript.items] == [
+        Kind.USER_TEXT,
+        Kind.REMINDER,
+        Kind.ASSISTANT_TEXT,
+    ]
+
+
+def test_reminders_in_the_breakdown_and_the_same_figure_on_the_status_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = session_with_jumps(tmp_path / f"{SESSION}.jsonl", [20_000])
+    code, out, err = run(capsys, "tokens", str(path), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["breakdown"]["kind"]["reminder"] > 0
+    assert "unknown shape" not in err
+    line = render_statusline(
+        json.dumps({"session_id": SESSION, "transcript_path": str(path)}),
+        cache_dir=tmp_path / "cache",
+    )
+    assert f"{data['used_tokens']:,}/{data['max_tokens']:,}" in line
+
+
+def test_the_window_of_claude_codes_default_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = session_with_jumps(tmp_path / f"{SESSION}.jsonl", [20_000])
+    code, out, err = run(capsys, "tokens", str(path), "--json")
+    assert code == 0, err
+    assert json.loads(out)["max_tokens"] == 1_000_000
+
+
+def test_a_usage_jump_the_transcript_does_not_explain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # three short turns, the provider's count jumping (an MCP server connected)
+    path = session_with_jumps(tmp_path / f"{SESSION}.jsonl", [100_000, 152_000, 192_000])
+    code, out, err = run(capsys, "tokens", str(path), "--json")
+    assert code == 0, err
+    used = json.loads(out)["used_tokens"]
+    assert abs(used - (192_000 + 10)) <= 0.01 * 192_000
+
+
+@pytest.mark.skipif(
+    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
+)
+def test_real_claude_code_transcript(tmp_path: Path) -> None:
+    usages = iter([100_000, 152_000, 192_000])
+
+    def script(body: dict[str, Any], index: int) -> Reply:
+        if not body.get("tools"):  # a side request (a title): small, not the context
+            return Reply(text="t", usage=Usage(input_tokens=10, output_tokens=2))
+        context = next(usages)
+        return Reply(text="Fine.", usage=Usage(5, 10, 0, context - 5))
+
+    work = tmp_path / "proj"
+    work.mkdir()
+    session = None
+    with FakeAnthropic(script) as api:
+        for prompt in ("one", "two", "three"):
+            cmd = [str(CLAUDE), "-p", prompt, "--output-format", "json"]
+            cmd += ["--resume", session] if session else []
+            done = subprocess.run(
+                cmd,
+                env=claude_env(tmp_path, api.url),
+                cwd=work,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=True,
+            )
+            session = json.loads(done.stdout)["session_id"]
+    [path] = transcripts(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "ctxbudget.cli", "tokens", str(path), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    data = json.loads(done.stdout)
+    assert "unknown shape" not in done.stderr
+    assert data["max_tokens"] == 1_000_000  # what Claude Code reports for its model
+    assert abs(data["used_tokens"] - (192_000 + 10)) <= 0.01 * 192_000
+    assert data["breakdown"]["kind"].get("reminder", 0) > 0
