@@ -217,3 +217,45 @@ def test_compacting_a_file_twice_gives_the_same_result(
     assert f"ctxbudget compact {first['session_id'][:12]}" in err
     code, out, _ = run(capsys, "tokens", source, "--json")
     assert json.loads(out)["used_tokens"] == first["tokens_before"]  # the file's own figure
+
+
+def _long_conversation(path: Path, exchanges: int = 16) -> Path:
+    words = "alpha beta gamma delta orbit carbon ledger vector signal harbor river stone".split()
+
+    def para(seed: int) -> str:
+        return " ".join(words[(seed * 7 + k * 5) % len(words)] for k in range(150)) + "."
+
+    messages = []
+    for i in range(exchanges):
+        messages.append({"role": "user", "content": f"Step {i}: {para(i)}"})
+        messages.append({"role": "assistant", "content": f"Done step {i}. {para(i + 50)}"})
+    path.write_text(json.dumps(messages), encoding="utf-8")
+    return path
+
+
+def test_kept_exchanges_shrink_only_as_far_as_the_ratio_needs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    src = str(_long_conversation(tmp_path / "conv.json"))
+    argv = ["--store", "memory://", "compact", src, "--ratio", "5", "--dry-run", "--json"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    plan = json.loads(out)
+    assert plan["met_target"]
+    # five exchanges keep a fifth out of reach, one would be more than needed
+    [note] = [n for n in plan["notes"] if n.startswith("kept the last")]
+    kept = int(note.split()[3])
+    assert 1 < kept < 5, note
+
+
+def test_an_explicit_keep_last_is_honoured_and_said(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    src = str(_long_conversation(tmp_path / "conv.json"))
+    argv = ["--store", "memory://", "compact", src, "--ratio", "5", "--keep-last", "5"]
+    code, out, err = run(capsys, *argv, "--dry-run", "--json")
+    assert code == 0, err
+    plan = json.loads(out)
+    assert not plan["met_target"]
+    assert not any(n.startswith("kept the last") for n in plan["notes"])
+    assert any("--keep-last 5 was honoured" in n for n in plan["notes"])

@@ -92,8 +92,13 @@ def plan(
     # What no compaction removes: the provider's own overhead, the protected items and
     # room for a summary. A target under that floor is aimed at the floor instead, so
     # an impossible target never strips the context down to nothing.
-    # (the engine may relax to the last exchange alone to reach a target: that is the floor)
-    relaxed = dataclasses.replace(policy, keep_first=0, keep_last=min(1, policy.keep_last))
+    # (the engine may relax to the last exchange alone to reach a target: that is the
+    # floor, unless the policy keeps the exchanges it names whatever the target)
+    relaxed = (
+        dataclasses.replace(policy, keep_first=0, keep_last=min(1, policy.keep_last))
+        if policy.shrink_kept
+        else policy
+    )
     kept_tokens, kept_items = protected_floor(session.items, count, relaxed, protect)
     floor = overhead + round(k * (kept_tokens + SUMMARY_ROOM) + c * (kept_items + 1))
     aim = target

@@ -74,7 +74,10 @@ def register(commands: Any, policy_flags: Callable[[argparse.ArgumentParser], No
         "--keep-first", type=int, default=1, metavar="M", help="first exchanges kept whole (1)"
     )
     compact.add_argument(
-        "--keep-last", type=int, default=5, metavar="N", help="last exchanges kept whole (5)"
+        "--keep-last",
+        type=int,
+        metavar="N",
+        help="last exchanges kept whole, exactly N (default: 5, fewer when the target needs it)",
     )
     compact.add_argument(
         "--keep-results",
@@ -140,7 +143,8 @@ def _policy(args: argparse.Namespace) -> CompactionPolicy:
         target_ratio=args.ratio,
         target_percent=args.target_percent if args.target_percent is not None else 60.0,
         keep_first=args.keep_first,
-        keep_last=args.keep_last,
+        keep_last=5 if args.keep_last is None else args.keep_last,
+        shrink_kept=args.keep_last is None,
         keep_results=args.keep_results,
         excluded_tools=tuple(args.exclude_tool),
         summarizer=args.summarizer,
@@ -204,6 +208,15 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
                     f'"ctxbudget compact {session.id[:12]}"',
                     file=sys.stderr,
                 )
+    if (
+        args.keep_last is not None
+        and compaction.result.actions
+        and compaction.used_after > compaction.target
+    ):
+        compaction.result.notes.append(
+            f"--keep-last {args.keep_last} was honoured and the target missed: without "
+            "--keep-last the kept exchanges shrink as far as the target needs"
+        )
     if args.output:
         from ..sources.writers import write
 

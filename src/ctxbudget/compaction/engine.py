@@ -590,27 +590,36 @@ def compact(
         notes.append(
             f"already under the target ({before:,} ≤ {target_tokens:,} tokens): nothing to do"
         )
-    # Protection first as the policy says. When that misses the target, protect less
-    # (only the last exchange, not the first) if and only if that reaches it; a target
-    # nothing reaches keeps the full protection. Each pass starts from the original
-    # items. When the facts the ledger puts back overshoot the target, the summary gets
-    # less room and runs again (the extractive one only: an LLM summary is paid for).
+    # Protection first as the policy says. When that misses the target (and the policy
+    # lets the kept exchanges shrink), protect less only as far as needed: if the last
+    # exchange alone reaches it, keep as many of the last ones as still do (the first
+    # exchange goes); a target nothing reaches keeps the full protection. Each pass
+    # starts from the original items. When the facts the ledger puts back overshoot the
+    # target, the summary gets less room and runs again (the extractive one only: an
+    # LLM summary is paid for).
     passes = [(policy.keep_first, policy.keep_last)]
-    if policy.keep_last > 1 or policy.keep_first:
+    if policy.shrink_kept and (policy.keep_last > 1 or policy.keep_first):
         passes.append((0, min(1, policy.keep_last)))
     aim = target_tokens
+
+    def attempt_with(keep: tuple[int, int]) -> tuple[_Work, Item | None, tuple[int, int]]:
+        pass_policy = dataclasses.replace(policy, keep_first=keep[0], keep_last=keep[1])
+        work = start.copy()
+        return work, _run_steps(work, pass_policy, aim, facts, summarizer, protect), keep
+
     for attempt in range(3 if summarizer is None else 1):
-        chosen: tuple[_Work, Item | None, tuple[int, int]] | None = None
-        first: tuple[_Work, Item | None, tuple[int, int]] | None = None
-        for keep in passes:
-            pass_policy = dataclasses.replace(policy, keep_first=keep[0], keep_last=keep[1])
-            work = start.copy()
-            summary = _run_steps(work, pass_policy, aim, facts, summarizer, protect)
-            first = first or (work, summary, keep)
-            if work.total <= aim:
-                chosen = (work, summary, keep)
-                break
-        work, summary, (keep_first, keep_last) = chosen or first  # type: ignore[misc]
+        chosen = first = attempt_with(passes[0])
+        if first[0].total > aim and len(passes) > 1:
+            least = attempt_with(passes[1])
+            chosen = first
+            if least[0].total <= aim:
+                chosen = least
+                for n in range(policy.keep_last - 1, 1, -1):  # the most that still fit
+                    more = attempt_with((0, n))
+                    if more[0].total <= aim:
+                        chosen = more
+                        break
+        work, summary, (keep_first, keep_last) = chosen
         summary, report = _validate(work, summary, facts, policy, count, aim)
         overshoot = work.total - target_tokens
         if overshoot <= 0 or summary is None or attempt == 2 or before <= target_tokens:
@@ -618,7 +627,8 @@ def compact(
         aim = max(1, aim - overshoot - max(2, overshoot // 10))
     if (keep_first, keep_last) != passes[0]:
         notes.append(
-            f"kept the last {keep_last} exchange(s) and not the first, to reach the target"
+            f"kept the last {keep_last} exchange(s) of {passes[0][1]} and not the first, "
+            "to reach the target"
         )
     if work.total > target_tokens and before > target_tokens:
         notes.append(

@@ -20,7 +20,10 @@ class CompactionPolicy:
     The target is, in order of precedence: ``target_tokens``, ``target_ratio`` (of the
     tokens before), ``target_percent`` (of the window, default 60%).
     ``keep_first`` / ``keep_last`` count exchanges (a user message and the reply to it;
-    a tool result counts as a user message, as the APIs see it).
+    a tool result counts as a user message, as the APIs see it). With ``shrink_kept``
+    (the default) a target they keep out of reach makes them shrink only as far as
+    needed: the first exchange goes, then the last ones down to one; without it they
+    are kept as given even when the target is missed.
     """
 
     target_tokens: int | None = None
@@ -30,6 +33,7 @@ class CompactionPolicy:
     trigger_tokens: int | None = None  # overrides trigger_percent when given
     keep_first: int = 1
     keep_last: int = 5
+    shrink_kept: bool = True
     keep_results: int = 3
     excluded_tools: tuple[str, ...] = ()
     summarizer: str = "extractive"
