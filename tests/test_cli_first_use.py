@@ -428,3 +428,34 @@ def test_tracker_read_only_store_refuses_writes(
         with pytest.raises(Exception, match="opened only to read"):
             tracker.session(model="claude-sonnet-4-5")
     assert not (tmp_path / "data").exists()
+
+
+def test_sessions_lists_claude_code_transcripts_newest_first_with_their_figures(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import os
+
+    from cc_session import shop_session
+
+    project = tmp_path / "claude-home" / "projects" / "-home-dev-shop"
+    project.mkdir(parents=True)
+    older = shop_session(rounds=2).write(project / "11111111-aaaa-4bbb-8ccc-000000000001.jsonl")
+    newer = shop_session(rounds=6).write(project / "22222222-aaaa-4bbb-8ccc-000000000002.jsonl")
+    shop_session(rounds=1).write(project / "agent-1234abcd.jsonl")  # a sub-agent's own file
+    os.utime(older, (1_700_000_000, 1_700_000_000))
+    code, out, err = run(capsys, "sessions", "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r["id"] for r in rows] == [newer.stem, older.stem]
+    for row, path in zip(rows, (newer, older), strict=True):
+        _, tokens, _ = run(capsys, "tokens", str(path), "--json")
+        figure = json.loads(tokens)
+        assert row["kind"] == "claude-code" and row["project"] == "-home-dev-shop"
+        assert (row["used_tokens"], row["max_tokens"]) == (
+            figure["used_tokens"],
+            figure["max_tokens"],
+        )
+    code, out, _ = run(capsys, "sessions")
+    assert out.startswith("Claude Code sessions") and f"{rows[0]['used_tokens']:,}/" in out
+    code, out, _ = run(capsys, "sessions", "--stored", "--json")
+    assert json.loads(out) == []

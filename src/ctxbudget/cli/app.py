@@ -36,7 +36,12 @@ __all__ = ["GROUPS", "build_parser", "command_of", "main", "runner"]
 #: own parser. A test keeps this table equal to what the modules register.
 GROUPS: tuple[tuple[str, str, bool, tuple[tuple[str, str], ...]], ...] = (
     ("tokens", "register", False, (("tokens", "how full a session's context window is"),)),
-    ("sessions", "register_sessions", False, (("sessions", "list stored sessions"),)),
+    (
+        "sessions",
+        "register_sessions",
+        False,
+        (("sessions", "list Claude Code sessions (with their figures) and stored sessions"),),
+    ),
     (
         "compact",
         "register",

@@ -68,7 +68,8 @@ class Parser(argparse.ArgumentParser):
 EXAMPLES: dict[str, str] = {
     "tokens": "examples:\n  ctxbudget tokens ~/.claude/projects/-home-me-app/3f2a9c.jsonl "
     "--breakdown\n  ctxbudget tokens --history --model claude-sonnet-4-5",
-    "sessions": "example:\n  ctxbudget sessions --limit 5",
+    "sessions": "examples:\n  ctxbudget sessions --limit 5\n"
+    "  ctxbudget sessions --claude-code --json",
     "events": "example:\n  ctxbudget events 3f2a9c --type compacted,threshold_crossed",
     "compact": "examples:\n  ctxbudget compact session.jsonl --dry-run --ratio 5\n"
     "  ctxbudget compact 3f2a9c --target-percent 50",

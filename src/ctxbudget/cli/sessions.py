@@ -1,4 +1,5 @@
-"""``ctxbudget sessions`` and ``ctxbudget events``: the stored sessions and their ledgers."""
+"""``ctxbudget sessions`` and ``ctxbudget events``: the sessions (Claude Code's on this
+machine and the stored ones) and the stored sessions' ledgers."""
 
 from __future__ import annotations
 
@@ -18,12 +19,22 @@ def register_sessions(commands: Any) -> None:
     """Add ``sessions`` to the ``ctxbudget`` subcommands."""
     sessions = commands.add_parser(
         "sessions",
-        help="list stored sessions",
-        description="List the sessions in the store, newest first. A read: a store that "
-        "does not exist is not created (--store URL naming none is an error).",
+        help="list Claude Code sessions (with their figures) and stored sessions",
+        description="List, newest first, the Claude Code sessions on this machine (the "
+        "transcripts under $CLAUDE_CONFIG_DIR/projects, else ~/.claude/projects) with "
+        "their figures (tokens used/window, as ctxbudget tokens prints them), then the "
+        "sessions in the store. A read: a store that does not exist is not created "
+        "(--store URL naming none is an error).",
     )
-    sessions.add_argument("--json", action="store_true", help="a JSON list on stdout")
-    sessions.add_argument("--limit", type=int, default=20, help="at most this many (20)")
+    sessions.add_argument(
+        "--json",
+        action="store_true",
+        help='a JSON list on stdout (each entry\'s "kind": "claude-code" or "stored")',
+    )
+    sessions.add_argument("--limit", type=int, default=20, help="at most this many of each (20)")
+    only = sessions.add_mutually_exclusive_group()
+    only.add_argument("--claude-code", action="store_true", help="only Claude Code sessions")
+    only.add_argument("--stored", action="store_true", help="only stored sessions")
 
 
 def register_events(commands: Any) -> None:
@@ -47,26 +58,43 @@ def register_events(commands: Any) -> None:
 
 
 def cmd_sessions(args: argparse.Namespace, tracker: Tracker) -> int:
-    """List the stored sessions, newest first."""
+    """List the Claude Code sessions and the stored sessions, newest first."""
+    from ..claude_code.sessions import claude_code_sessions
+
     if args.limit <= 0:
         raise UsageError(f"--limit must be 1 or more (got {args.limit})")
-    rows = tracker.sessions(limit=args.limit)
+    transcripts = [] if args.stored else claude_code_sessions(args.limit)
+    rows = [] if args.claude_code else tracker.sessions(limit=args.limit)
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "id": s.id,
-                        "name": s.name,
-                        "model": s.model,
-                        "source": s.source,
-                        "updated_at": s.updated_at,
-                    }
-                    for s in rows
-                ],
-                indent=2,
+        stored = [
+            {
+                "kind": "stored",
+                "id": s.id,
+                "name": s.name,
+                "model": s.model,
+                "source": s.source,
+                "updated_at": s.updated_at,
+            }
+            for s in rows
+        ]
+        print(json.dumps([t.to_dict() for t in transcripts] + stored, indent=2))
+        return EXIT_OK
+    if transcripts:
+        print("Claude Code sessions (newest first)")
+        print(f"{'session':<36}  {'updated':<16}  {'tokens':<26}  project")
+        for t in transcripts:
+            updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(t.updated_at))
+            figure = (
+                f"{t.used_tokens:,}/{t.window:,} ({t.percent:.0f}%)"
+                if t.used_tokens is not None and t.percent is not None
+                else "no conversation yet"
             )
-        )
+            print(f"{t.id:<36}  {updated:<16}  {figure:<26}  {t.project}")
+        if args.claude_code:
+            return EXIT_OK
+        print()
+    elif args.claude_code:
+        print("No Claude Code sessions on this machine (no transcripts under the projects dir).")
         return EXIT_OK
     if not rows:
         print(
