@@ -44,6 +44,7 @@ surface shows. Sub-agent transcripts are read by
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -418,6 +419,22 @@ def _session(
     return session
 
 
+def _follow_model(tracker: Tracker, stored: StoredSession, model: str) -> None:
+    """The stored session's model (and the window that came with it) follows the model
+    the transcript names: a session stored at SessionStart, before its first answer,
+    got the default window. A window chosen by the user (not the model's) stays."""
+    from ..policy import window_for_model
+
+    policy = stored.policy
+    old = policy.get("model")
+    if old == model or policy.get("window") != window_for_model(old):
+        return
+    stored.policy = {**policy, "model": model, "window": window_for_model(model)}
+    # the store busy: this run uses the updated policy, the next one stores it
+    with contextlib.suppress(Exception):
+        _retrying(lambda: tracker.store.update_session(stored))
+
+
 def _model(payload: Mapping[str, Any]) -> str | None:
     """SessionStart's ``model``: an id, or (as the status line gets it) ``{"id": …}``."""
     model = payload.get("model")
@@ -445,6 +462,8 @@ def _register(
     figure = _figure(payload, memory)
     notes: list[str] = []
     stored = _stored(tracker, session_id)
+    if stored is not None and figure is not None and figure.model:
+        _follow_model(tracker, stored, figure.model)
     session = _session(tracker, session_id, figure, stored, options, _model(payload))
     if stored is None:
         fields = dict(options.policy_fields)

@@ -158,6 +158,7 @@ _NOISE = (
     "<local-command-stderr>",
     "[Request interrupted by user",
     "Caveat: The messages below were generated",
+    "<local-command-caveat>",  # Claude Code 2.x: before a slash command's own records
 )
 _CONTINUED = "This session is being continued from a previous conversation"
 _ERROR = re.compile(

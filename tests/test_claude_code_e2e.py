@@ -1,0 +1,187 @@
+"""The plugin inside the real Claude Code (``claude -p``, ``--resume``, ``--plugin-dir``),
+against the fake API of ``fake_anthropic``: what Claude Code sends next is the truth.
+
+One conversation runs once for the module (about ten ``claude -p`` runs, 2 s each); each
+test asserts on its part. Skipped, with the reason, where Claude Code is not installed
+(``npm ci --prefix .e2e`` installs the pinned version).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_anthropic import (
+    CLAUDE,
+    FakeAnthropic,
+    Reply,
+    ToolUse,
+    Usage,
+    claude_env,
+    is_summary_request,
+    request_text,
+    summary_reply,
+    transcripts,
+)
+
+pytestmark = pytest.mark.skipif(
+    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
+)
+
+PLUGIN = Path(__file__).resolve().parent.parent / "plugin"
+WINDOW = 1_000_000  # what Claude Code 2.1.328 reports for its default model
+FIRST_PROMPT = "REQ-42: never push to main. Please edit src/app.py to add request logging."
+LOSSY_SUMMARY = "The user asked for logging; we discussed the app."  # drops REQ-42 and more
+MCP_STATUS = "mcp__plugin_ctxbudget_ctxbudget__status"
+
+
+@dataclass
+class Conversation:
+    """The fake's script and what each step of the conversation made Claude Code send."""
+
+    usage: int = 250_000
+    queued: list[Reply] = field(default_factory=list)
+    steps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    transcript: Path | None = None
+
+    def script(self, body: dict[str, Any], index: int) -> Reply:
+        if is_summary_request(body):
+            return summary_reply(LOSSY_SUMMARY, Usage(5, 50, 0, 2_000))
+        if not body.get("tools"):  # a side request (a title)
+            return Reply(text="t", usage=Usage(10, 2))
+        if self.queued:
+            return self.queued.pop(0)
+        return Reply(text="Fine.", usage=Usage(5, 10, 0, self.usage - 5))
+
+
+@pytest.fixture(scope="module")
+def conversation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Conversation]:
+    home = tmp_path_factory.mktemp("claude-home")
+    work = home / "proj"
+    work.mkdir()
+    talk = Conversation()
+    session: str | None = None
+    with FakeAnthropic(talk.script) as api:
+        env = claude_env(
+            home,
+            api.url,
+            CTXBUDGET_EXECUTABLE=f"{sys.executable} -m ctxbudget.cli",
+            CTXBUDGET_STORE=f"sqlite:///{home / 'store.db'}",
+            CTXBUDGET_CACHE_DIR=str(home / "cache"),
+        )
+
+        def step(name: str, prompt: str) -> None:
+            nonlocal session
+            cmd = [str(CLAUDE), "-p", prompt, "--output-format", "json"]
+            cmd += ["--plugin-dir", str(PLUGIN), "--permission-mode", "bypassPermissions"]
+            cmd += ["--resume", session] if session else []
+            before = len(api.requests)
+            done = subprocess.run(
+                cmd, env=env, cwd=work, capture_output=True, text=True, timeout=180
+            )
+            assert done.returncode == 0, done.stderr[-2000:]
+            result = json.loads(done.stdout)
+            session = result["session_id"]
+            talk.steps[name] = api.requests[before:]
+            talk.results[name] = result
+
+        step("first", FIRST_PROMPT)
+        step("tokens", "/ctxbudget:tokens")
+        step("dry run", "/compact --dry-run")
+        step("compact", "/compact")
+        step("after compact", "Go on.")
+        talk.queued = [Reply(tool_uses=(ToolUse(MCP_STATUS, {}),), usage=Usage(5, 10, 0, 250_000))]
+        step("mcp", "How full is the window?")
+        talk.usage = 960_000
+        step("fill", "Keep going.")
+        spawn = ToolUse(
+            "Agent",
+            {"description": "review", "prompt": "Review it.", "subagent_type": "general-purpose"},
+        )
+        talk.queued = [Reply(tool_uses=(spawn,), usage=Usage(5, 10, 0, 960_000))]
+        step("spawn", "Spawn a reviewer.")
+    [talk.transcript] = transcripts(home)
+    yield talk
+
+
+def _texts(bodies: list[dict[str, Any]]) -> str:
+    return "\n".join(request_text(b) for b in bodies)
+
+
+def test_tokens_command_puts_the_live_figure_into_the_prompt(conversation: Conversation) -> None:
+    sent = _texts(conversation.steps["tokens"])
+    found = re.search(r"Tokens: ([\d,]+)/([\d,]+) \((\d+)%\)", sent)
+    assert found, sent[-2000:]
+    used, window = (int(found[i].replace(",", "")) for i in (1, 2))
+    assert window == WINDOW
+    # the provider's last figure (250,000) plus its answer: nothing else came since
+    assert 250_000 <= used <= 250_000 * 1.01
+
+
+def test_dry_run_is_blocked_with_the_preview(conversation: Conversation) -> None:
+    result = str(conversation.results["dry run"].get("result"))
+    assert "Compaction blocked by PreCompact hook" in result
+    assert "nothing was compacted" in result and "Facts at risk" in result
+    assert not any(is_summary_request(b) for b in conversation.steps["dry run"])
+
+
+def test_facts_the_summary_lost_come_back_after_compact(conversation: Conversation) -> None:
+    assert any(is_summary_request(b) for b in conversation.steps["compact"])
+    [nxt] = [b for b in conversation.steps["after compact"] if b.get("tools")]
+    sent = request_text(nxt)
+    assert LOSSY_SUMMARY in sent  # Claude Code's own summary is there
+    assert "SessionStart hook additional context" in sent
+    for fact in ("REQ-42", "never push to main", "src/app.py"):
+        assert fact in sent, fact
+    assert "request: <local-command" not in sent  # Claude Code's own records are no request
+
+
+def test_an_mcp_tool_result_reaches_the_model(conversation: Conversation) -> None:
+    [answer] = [
+        block
+        for body in conversation.steps["mcp"]
+        for message in body["messages"][-1:]
+        for block in message["content"]
+        if isinstance(block, dict) and block.get("type") == "tool_result"
+    ]
+    assert not answer.get("is_error"), answer
+    status = json.loads(answer["content"] if isinstance(answer["content"], str) else "{}")
+    assert status["window"] == WINDOW and status["level"] == "normal"
+    assert 250_000 <= status["used_tokens"] <= 250_000 * 1.01
+
+
+def test_a_spawn_at_96_percent_is_denied_with_the_reason(conversation: Conversation) -> None:
+    results = [
+        block
+        for body in conversation.steps["spawn"]
+        for message in body["messages"][-1:]
+        for block in message["content"]
+        if isinstance(block, dict) and block.get("type") == "tool_result"
+    ]
+    [denied] = results
+    assert denied.get("is_error")
+    assert "not started: denied" in str(denied["content"])
+    assert f"of {WINDOW:,}" in str(denied["content"])
+    # the warning reached the model when the window had crossed the thresholds, once
+    # (the last request holds the whole conversation)
+    last = request_text(conversation.steps["spawn"][-1])
+    assert last.count("hook additional context: ctxbudget: context window at 96%") == 1
+
+
+def test_every_surface_reads_the_same_window(conversation: Conversation) -> None:
+    assert conversation.transcript is not None
+    done = subprocess.run(
+        [sys.executable, "-m", "ctxbudget.cli", "tokens", str(conversation.transcript), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout)["max_tokens"] == WINDOW
