@@ -185,3 +185,60 @@ def test_every_surface_reads_the_same_window(conversation: Conversation) -> None
         check=True,
     )
     assert json.loads(done.stdout)["max_tokens"] == WINDOW
+
+
+def _paragraph(seed: int) -> str:
+    words = "alpha beta gamma delta orbit carbon ledger vector signal harbor river stone"
+    pool = words.split()
+    return " ".join(pool[(seed * 7 + k * 5) % len(pool)] for k in range(300)) + "."
+
+
+def test_a_forked_compaction_resumes_in_claude_code(tmp_path: Path) -> None:
+    def script(body: dict[str, Any], index: int) -> Reply:
+        if not body.get("tools"):
+            return Reply(text="t", usage=Usage(10, 2))
+        return Reply(text="Done.", usage=Usage(5, 10, 0, 30_000 + 2_000 * index))
+
+    work = tmp_path / "proj"
+    work.mkdir()
+    store = {
+        "CTXBUDGET_STORE": f"sqlite:///{tmp_path / 'store.db'}",
+        "CTXBUDGET_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    with FakeAnthropic(script) as api:
+        env = claude_env(tmp_path, api.url, **store)
+        session: str | None = None
+        for n in range(6):
+            prompt = ("REQ-7: keep the public API stable. " if n == 0 else "") + (
+                f"Part {n}: {_paragraph(n)}"
+            )
+            cmd = [str(CLAUDE), "-p", prompt, "--output-format", "json"]
+            cmd += ["--resume", session] if session else []
+            done = subprocess.run(
+                cmd, env=env, cwd=work, capture_output=True, text=True, check=True
+            )
+            session = json.loads(done.stdout)["session_id"]
+        [original] = transcripts(tmp_path)
+        before = original.read_bytes()
+        argv = ["compact", str(original), "--ratio", "4", "--fork", "--json"]
+        compact = subprocess.run(
+            [sys.executable, "-m", "ctxbudget.cli", *argv],
+            env={**env, **store},
+            capture_output=True,
+            text=True,
+        )
+        assert compact.returncode == 0, compact.stderr
+        fork = json.loads(compact.stdout)["fork"]
+        assert fork["resume"] == f"claude --resume {fork['session_id']}"
+        assert original.read_bytes() == before  # the running session is untouched
+        sent = len(api.requests)
+        resume = [str(CLAUDE), "-p", "Next.", "--output-format", "json"]
+        resume += ["--resume", fork["session_id"]]
+        subprocess.run(resume, env=env, cwd=work, capture_output=True, text=True, check=True)
+        [body] = [b for b in api.requests[sent:] if b.get("tools")]
+    first = json.dumps(body["messages"][0])
+    assert "Summary of the compacted conversation" in first  # ctxbudget's summary leads
+    text = request_text(body)
+    assert "REQ-7" in text
+    assert _paragraph(1) not in text  # the middle went into the summary and the archive
+    assert _paragraph(5) in text  # the last exchanges are kept whole

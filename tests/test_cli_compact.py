@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -220,7 +221,20 @@ def test_compacting_a_file_twice_gives_the_same_result(
 
 
 def _long_conversation(path: Path, exchanges: int = 16) -> Path:
-    words = "alpha beta gamma delta orbit carbon ledger vector signal harbor river stone".split()
+    words = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "orbit",
+        "carbon",
+        "ledger",
+        "vector",
+        "signal",
+        "harbor",
+        "river",
+        "stone",
+    ]
 
     def para(seed: int) -> str:
         return " ".join(words[(seed * 7 + k * 5) % len(words)] for k in range(150)) + "."
@@ -259,3 +273,32 @@ def test_an_explicit_keep_last_is_honoured_and_said(
     assert not plan["met_target"]
     assert not any(n.startswith("kept the last") for n in plan["notes"])
     assert any("--keep-last 5 was honoured" in n for n in plan["notes"])
+
+
+def test_fork_needs_a_claude_code_transcript(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    src = str(_long_conversation(tmp_path / "conv.json"))
+    code, _, err = run(capsys, "compact", src, "--ratio", "4", "--fork")
+    assert code == 2 and "--fork needs a Claude Code transcript" in err
+
+
+def test_compacting_a_claude_code_transcript_says_the_session_is_unchanged(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from cc_session import SESSION_ID, shop_session
+
+    path = shop_session(rounds=8).write(tmp_path / f"{SESSION_ID}.jsonl")
+    code, out, err = run(capsys, "compact", str(path), "--ratio", "3")
+    assert code == 0, err
+    assert "Claude Code's own session is unchanged" in out and "--fork" in out
+    code, out, err = run(capsys, "compact", str(path), "--ratio", "3", "--fork")
+    assert code == 0, err
+    [line] = [x for x in out.splitlines() if x.startswith("Resume it in Claude Code")]
+    new_id = line.split()[-1]
+    forked = tmp_path / f"{new_id}.jsonl"
+    records = [json.loads(x) for x in forked.read_text(encoding="utf-8").splitlines()]
+    assert records[0]["subtype"] == "compact_boundary"
+    assert {r["sessionId"] for r in records} == {new_id}
+    assert any("Summary of the compacted conversation" in json.dumps(r) for r in records)
+    assert all(b["parentUuid"] == a["uuid"] for a, b in itertools.pairwise(records))

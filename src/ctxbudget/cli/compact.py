@@ -19,6 +19,7 @@ from ..compaction import CompactionPolicy
 from ..compaction.summarize import current_task
 from ..errors import CompactionError
 from ..model import Kind
+from .common import UsageError
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -101,6 +102,13 @@ def register(commands: Any, policy_flags: Callable[[argparse.ArgumentParser], No
     )
     compact.add_argument("--output", metavar="FILE", help="also write the compacted context")
     compact.add_argument(
+        "--fork",
+        action="store_true",
+        help="for a Claude Code transcript: write the compacted context as a new Claude Code "
+        "session beside it and print the command that resumes it (claude --resume NEW_ID); "
+        "the running session itself cannot be changed from outside",
+    )
+    compact.add_argument(
         "--format",
         choices=["same", "messages", "text"],
         default="same",
@@ -165,6 +173,13 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
     session = open_source(tracker, args.source, args)
     policy = _policy(args)
     summarizer = _summarizer(args)
+    transcript = session.transcript
+    claude_code = transcript is not None and transcript.format == "claude-code"
+    if args.fork and not (claude_code and transcript is not None and transcript.path):
+        raise UsageError(
+            "--fork needs a Claude Code transcript file as SOURCE (a .jsonl under "
+            "~/.claude/projects): it writes the compacted session beside it"
+        )
     if args.output:
         _check_output(Path(args.output))  # before anything is applied
     if args.if_needed and not args.dry_run:
@@ -230,11 +245,25 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
             model=session.policy.model,
             session_id=session.id,
         )
+    fork = None
+    if args.fork and not args.dry_run and compaction.result.actions and transcript is not None:
+        from ..claude_code.fork import fork_session
+
+        fork = fork_session(
+            Path(str(transcript.path)), compaction.result.items, model=session.policy.model
+        )
     if args.json:
         out = compaction.to_dict()
         out["session_id"] = session.id if not args.dry_run else None
         out["dry_run"] = bool(args.dry_run)
         out["window"] = session.policy.window
+        if fork is not None:
+            out["fork"] = {
+                "session_id": fork.session_id,
+                "path": str(fork.path),
+                "cwd": fork.cwd,
+                "resume": fork.resume_command,
+            }
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return _exit(compaction)
     window = session.policy.window
@@ -242,6 +271,17 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
     if args.output:
         print(f"Wrote the compacted context to {args.output} ({args.format})")
         print(_written_line(compaction))
+    if fork is not None:
+        where = f" (from {fork.cwd})" if fork.cwd else ""
+        print(f"Forked the compacted session: {fork.path}")
+        print(f"Resume it in Claude Code{where}: {fork.resume_command}")
+        print("The original session is unchanged.")
+    elif claude_code and not args.dry_run and compaction.result.actions:
+        print(
+            "Claude Code's own session is unchanged (Claude Code holds its context): add "
+            "--fork to write the compacted session and resume it (claude --resume NEW_ID), "
+            "or run /compact in Claude Code (the plugin puts back the facts its summary drops)."
+        )
     if not args.dry_run and compaction.applied_at is not None and _keeps(tracker):
         print(
             f'Session {session.id}: undo with "ctxbudget restore {session.id[:12]}", '
