@@ -9,6 +9,7 @@ short stand-in text of our own; one test runs the real Claude Code against the f
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +191,24 @@ def test_real_claude_code_transcript(tmp_path: Path) -> None:
     assert data["max_tokens"] == 1_000_000  # what Claude Code reports for its model
     assert abs(data["used_tokens"] - (192_000 + 10)) <= 0.01 * 192_000
     assert data["breakdown"]["kind"].get("reminder", 0) > 0
+
+
+def test_tokens_says_where_claude_code_compacts_by_itself(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CLAUDE_AUTOCOMPACT_PCT_OVERRIDE", raising=False)
+    path = session_with_jumps(tmp_path / f"{SESSION}.jsonl", [100_000])
+    code, out, err = run(capsys, "tokens", str(path))
+    assert code == 0, err
+    # a 1M window less 20,000 of output and a 13,000 buffer (Claude Code 2.1.328)
+    assert "Claude Code compacts by itself at 97% (967,000; default)" in out
+    # settings.json env, as Claude Code reads it (CLAUDE_CONFIG_DIR is the test's own)
+    config = Path(os.environ["CLAUDE_CONFIG_DIR"])
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "settings.json").write_text(
+        json.dumps({"env": {"CLAUDE_AUTOCOMPACT_PCT_OVERRIDE": "50"}}), encoding="utf-8"
+    )
+    code, out, err = run(capsys, "tokens", str(path), "--json")
+    auto = json.loads(out)["claude_code_autocompact"]
+    assert auto["override"] == 50 and auto["tokens"] == 490_000
+    assert auto["tokens_until"] == 490_000 - json.loads(out)["used_tokens"]

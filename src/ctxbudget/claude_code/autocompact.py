@@ -17,14 +17,17 @@ policy's.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = [
     "AUTOCOMPACT_ENV",
     "AutoCompact",
     "autocompact_threshold",
+    "claude_code_environ",
     "override_for_percent",
 ]
 
@@ -49,6 +52,22 @@ class AutoCompact:
         origin = f"{AUTOCOMPACT_ENV}={self.override:g}" if self.override is not None else "default"
         return f"Claude Code compacts by itself at {self.percent:.0f}% ({self.tokens:,}; {origin})"
 
+    def until(self, used_tokens: int) -> str:
+        """How far ``used_tokens`` is from it, in one line."""
+        left = self.tokens - used_tokens
+        if left <= 0:
+            return f"{self.describe()}: reached, it compacts before its next answer"
+        share = left * self.percent / self.tokens  # of the window
+        return f"{self.describe()}: {left:,} tokens ({share:.0f}% of the window) from here"
+
+    def to_dict(self, used_tokens: int) -> dict[str, float | int | None]:
+        return {
+            "tokens": self.tokens,
+            "percent": round(self.percent, 2),
+            "override": self.override,
+            "tokens_until": max(0, self.tokens - used_tokens),
+        }
+
 
 def _override(environ: Mapping[str, str]) -> float | None:
     raw = environ.get(AUTOCOMPACT_ENV, "").strip()
@@ -69,6 +88,24 @@ def autocompact_threshold(window: int, environ: Mapping[str, str] | None = None)
         tokens = min(int(effective * override / 100), default)
     tokens = max(1, tokens)
     return AutoCompact(tokens, 100.0 * tokens / window if window else 0.0, override)
+
+
+def claude_code_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment Claude Code would run with: the ``env`` of the user's settings
+    (``$CLAUDE_CONFIG_DIR/settings.json``, else ``~/.claude/settings.json``) under this
+    process's own (a hook already has it; a terminal does not)."""
+    merged: dict[str, str] = {}
+    config = os.environ.get("CLAUDE_CONFIG_DIR")
+    settings = (Path(config) if config else Path.home() / ".claude") / "settings.json"
+    try:
+        data = json.loads(settings.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        data = None
+    env = data.get("env") if isinstance(data, dict) else None
+    if isinstance(env, dict):
+        merged.update({k: str(v) for k, v in env.items() if isinstance(k, str)})
+    merged.update(os.environ if environ is None else environ)
+    return merged
 
 
 def override_for_percent(percent: float, window: int) -> float | None:

@@ -49,8 +49,15 @@ def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
     history = session.history() if args.history else []
     transcript = session.transcript
     empty = transcript is not None and not transcript.items and not transcript.history_items
+    auto = None
+    if transcript is not None and transcript.format == "claude-code":
+        from ..claude_code.autocompact import autocompact_threshold, claude_code_environ
+
+        auto = autocompact_threshold(status.max_tokens, claude_code_environ())
     if args.json:
         out = status.to_dict()
+        if auto is not None:
+            out["claude_code_autocompact"] = auto.to_dict(status.used_tokens)
         if empty:
             out["conversation"] = False
         out["session_id"] = session.id if args.record or transcript is None else None
@@ -94,6 +101,8 @@ def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
         notice = warning_block(status)
         if notice:
             print(notice)
+        if auto is not None and not empty:
+            print(auto.until(status.used_tokens) + ".")
         if status.unknown_records:
             print(
                 f"Note: {status.unknown_records} record(s) of unknown shape were kept but not "
