@@ -710,7 +710,23 @@ def session_start(payload: dict[str, Any], tracker: Tracker, options: HookOption
     if source == "compact":
         result, note = _reinject(payload, tracker, session_id, options)
         notes.append(note)
+    elif source == "startup" and options.plugin and not mcp_installed():
+        result = HookResult(stdout=json.dumps({"systemMessage": MCP_HINT}) + "\n")
     return _with_notes(result, [n or "" for n in notes])
+
+
+#: What the plugin's SessionStart says when its MCP server cannot start.
+MCP_HINT = (
+    "ctxbudget: the MCP tools (status, gate, sprint budgets, recall) need the mcp extra: "
+    'pip install "ctxbudget[mcp]" in the environment ctxbudget runs from.'
+)
+
+
+def mcp_installed() -> bool:
+    """Whether the ``mcp`` SDK the plugin's MCP server runs on can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("mcp") is not None
 
 
 # -- facts that survive Claude Code's compaction -------------------------------------
