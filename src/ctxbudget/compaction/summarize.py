@@ -11,6 +11,7 @@ for the most new information per token (words weighted by rarity, each counted o
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import os
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 
 from ..model import Item, Kind, Role
 from ..sources.tools import FILE_EDITORS, FILE_READERS
+from .chat import ChatTurn, chat_turns, is_pleasantry, relative_to_date
 from .structure import call_target, tool_input
 from .types import Fact, FactKind
 
@@ -340,6 +342,53 @@ def _pick_key_facts(
     return sorted(chosen)  # in conversation order
 
 
+def _chat_key_facts(
+    items: Sequence[Item], budget: int, count: Callable[[str], int], covered: set[str]
+) -> list[str]:
+    """The key facts of a chat in about ``budget`` tokens: the clauses that say most,
+    under the date they belong to, each message's on one line after its speaker
+    ("- Caroline: ran a charity race the Saturday before … it was rewarding");
+    greetings and compliments left out."""
+    turns = chat_turns(items)
+    bodies = [dataclasses.replace(i, text=t.body) for i, t in zip(items, turns, strict=True)]
+    found: list[int] = []
+    clauses = _sentences(bodies, clauses=True, groups=found)
+    kept = [k for k, clause in enumerate(clauses) if not is_pleasantry(clause)]
+    candidates = [relative_to_date(clauses[k]) for k in kept]
+    groups = [found[k] for k in kept]
+    aim = budget
+    lines: list[str] = []
+    for _ in range(3):  # the dates and speakers cost tokens too: aim lower if they overshoot
+        picked = _pick_key_facts(candidates, aim, count, covered, 1)
+        lines = _chat_lines(picked, candidates, groups, turns)
+        over = count("\n".join(lines)) - budget
+        if over <= 0:
+            break
+        aim -= over + 4
+    return lines
+
+
+def _chat_lines(
+    picked: list[int], candidates: list[str], groups: list[int], turns: list[ChatTurn]
+) -> list[str]:
+    if not picked:
+        return []
+    lines = ["## Key facts"]
+    date: str | None = None
+    message: int | None = None
+    for i in picked:
+        if groups[i] == message:
+            lines[-1] += " … " + candidates[i]  # one message, one line
+            continue
+        message = groups[i]
+        turn = turns[message]
+        if turn.date and turn.date != date:
+            date = turn.date
+            lines.append(f"{date}:")
+        lines.append(f"- {turn.speaker}: {candidates[i]}" if turn.speaker else f"- {candidates[i]}")
+    return lines
+
+
 def summarize_extractive(
     items: Sequence[Item],
     facts: Sequence[Fact],
@@ -433,25 +482,14 @@ def summarize_extractive(
     timeline_text = "\n".join(["## Timeline", *timeline]) if timeline else ""
     timeline_cost = count(timeline_text) if timeline_text else 0
     fact_budget = remaining - min(timeline_cost, max(0, remaining // 4))
-    if fact_budget > 20:
-        covered = set(words_of(must))
-        groups: list[int] = []
-        candidates = _sentences(items, clauses=chat, groups=groups)
-        picked = _pick_key_facts(candidates, fact_budget, count, covered, 1 if chat else 2)
+    if fact_budget > 20 and chat:
+        lines.extend(_chat_key_facts(items, fact_budget, count, set(words_of(must))))
+    elif fact_budget > 20:
+        candidates = _sentences(items)
+        picked = _pick_key_facts(candidates, fact_budget, count, set(words_of(must)))
         if picked:
             lines.append("## Key facts")
-            if chat:
-                # the clauses of one message on one line: fewer tokens of list markup
-                rows: list[list[str]] = []
-                last = None
-                for i in picked:
-                    if groups[i] != last:
-                        rows.append([])
-                        last = groups[i]
-                    rows[-1].append(candidates[i])
-                lines.extend("- " + " … ".join(row) for row in rows)
-            else:
-                lines.extend(f"- {candidates[i]}" for i in picked)
+            lines.extend(f"- {candidates[i]}" for i in picked)
     used = count("\n".join(lines))
     if timeline_text and used + timeline_cost <= budget:
         lines.append(timeline_text)

@@ -1,0 +1,129 @@
+"""Conversations between people, for the summary's key facts: who said it, when, and
+whether it says anything.
+
+A chat transcript (no tools: people talking, as in the LoCoMo benchmark) often writes
+the speaker before each message (``Caroline: …``) and the date before each session
+(``[Session 3 — 1:14 pm on 25 May, 2023]``). A key fact keeps both: the summary groups
+its facts by date and names the speaker of each line, and a relative date in a fact
+("last Saturday") is said relative to that date ("the Saturday before"). Greetings and
+compliments ("You've got guts.", "That's so sweet!") are no facts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..model import Item
+
+__all__ = ["ChatTurn", "chat_turns", "is_pleasantry", "relative_to_date"]
+
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+# "[Session 3 — 1:14 pm on 25 May, 2023]" or "[25 May 2023]" on a line of its own
+_HEADER = re.compile(r"\A\s*\[(?P<inner>[^\]\n]{3,100})\][ \t]*(?:\n|\Z)")
+_DATE = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+({_MONTHS}),?\s+(\d{{4}})\b", re.I)
+_DATE_US = re.compile(rf"\b({_MONTHS})\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b", re.I)
+# "Caroline: …", "Dr. Ann Lee: …" (a name of up to three capitalised words)
+_SPEAKER = re.compile(r"\A(?P<name>[A-Z][\w'’.-]{0,24}(?: [A-Z][\w'’.-]{0,24}){0,2}): (?=\S)")
+
+_WEEKDAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+_WEEKDAY_ABBR = {
+    "mon": "Monday",
+    "tue": "Tuesday",
+    "tues": "Tuesday",
+    "wed": "Wednesday",
+    "thu": "Thursday",
+    "thur": "Thursday",
+    "thurs": "Thursday",
+    "fri": "Friday",
+    "sat": "Saturday",
+    "sun": "Sunday",
+}
+_RELATIVE = re.compile(
+    rf"\b(?:last\s+(?P<day>{_WEEKDAYS}|mon|tues?|wed|thu(?:rs?)?|fri|sat|sun)\b\.?"
+    r"|last\s+(?P<span>week(?:end)?|month|year|night)\b|(?P<yesterday>yesterday)\b)",
+    re.I,
+)
+
+# A clause that only reacts to the other person: greetings, thanks, compliments.
+_REACTION = re.compile(
+    r"^(?:you(?:'re|’re|'ve|’ve|'ll|’ll| are| have| will| must| should| did| look)?|"
+    r"that(?:'s|’s| is| was| sounds| looks)|this (?:is|looks|sounds)|it(?:'s|’s) so|"
+    r"what an?|so (?:cool|sweet|nice|great|glad|happy|proud)|sounds|bet|glad|"
+    r"thanks?|thank you|congrat\w*|aw+|yay|wow|love (?:that|it|this|the)|"
+    r"i(?:'m|’m| am) so (?:happy|glad|proud|sorry)|good luck|take care|see (?:you|ya)|"
+    r"talk (?:to you )?soon|catch you|hope (?:you|it|that)|can't wait|miss you|"
+    r"hey|hi|hello|bye|good (?:to|morning|night)|nice (?:to|one|job|work))\b",
+    re.I,
+)
+_REACTION_WORDS = 8
+# Encouragement and sign-offs: "Keep it up", "Don't give up on your dreams", "Catch ya later".
+_ENCOURAGEMENT = re.compile(
+    r"^(?:keep (?:it|up|going|at it|diving|pushing|rocking|doing)|don'?t (?:give up|stop|worry)|"
+    r"never give up|go for it|you got this|catch (?:ya|you)|later|cheers|enjoy|"
+    r"have (?:fun|a great)|life'?s good|same here|me too|no worries|of course|"
+    r"definitely|totally|absolutely)\b",
+    re.I,
+)
+
+
+@dataclass(slots=True, frozen=True)
+class ChatTurn:
+    """One message of a chat: who wrote it, the date it belongs to, what it says."""
+
+    speaker: str | None
+    date: str | None  # "25 May 2023"
+    body: str
+
+
+def _date_of(text: str) -> str | None:
+    m = _DATE.search(text) or _DATE_US.search(text)
+    return m[0] if m else None
+
+
+def chat_turns(items: Sequence[Item]) -> list[ChatTurn]:
+    """Each item's speaker, date and text without them (the date carried forward from
+    the last header seen)."""
+    turns = []
+    date: str | None = None
+    for item in items:
+        body = item.text
+        header = _HEADER.match(body)
+        if header:
+            date = _date_of(header["inner"]) or date
+            body = body[header.end() :]
+        speaker = _SPEAKER.match(body)
+        name = speaker["name"] if speaker else None
+        if speaker:
+            body = body[speaker.end() :]
+        turns.append(ChatTurn(name, date, body))
+    return turns
+
+
+def is_pleasantry(clause: str) -> bool:
+    """A short reaction to the other person: no fact in it."""
+    words = clause.split()
+    if len(words) > _REACTION_WORDS or any(ch.isdigit() for ch in clause):
+        return False
+    bare = clause.strip(" \"'“”-–—…")
+    if _REACTION.match(bare) or _ENCOURAGEMENT.match(bare):
+        return True
+    # a short exclamation that names nothing ("That themed tree looks amazing!")
+    return bare.endswith("!") and not any(w[:1].isupper() for w in words[1:])
+
+
+def relative_to_date(text: str) -> str:
+    """ "last Saturday" → "the Saturday before", "yesterday" → "the day before": read
+    with the date the summary writes above the fact."""
+
+    def resolve(m: re.Match[str]) -> str:
+        if m["yesterday"]:
+            return "the day before"
+        if m["day"]:
+            day = m["day"].lower().rstrip(".")
+            name = _WEEKDAY_ABBR.get(day, day.capitalize())
+            return f"the {name} before"
+        return f"the {m['span'].lower()} before"
+
+    return _RELATIVE.sub(resolve, text)

@@ -1,0 +1,72 @@
+"""Key facts of a conversation between people: whole sentences, the speaker named, the
+date written in the session header's own form, relative dates resolved, no greetings."""
+
+from __future__ import annotations
+
+from ctxbudget import Item, Kind, Role
+from ctxbudget.compaction.chat import chat_turns, is_pleasantry, relative_to_date
+from ctxbudget.compaction.summarize import summarize_extractive
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _chat() -> list[Item]:
+    lines: list[str] = []
+    topics = [
+        "I ran a charity race for mental health last Saturday and raised 300 dollars",
+        "We adopted a beagle called Pepper from the shelter in Denver",
+        "My sister Priya started a pottery class at the community college",
+        "I finished the third draft of my screenplay about a lighthouse keeper",
+        "Our team won the regional chess tournament in Boulder",
+        "I am researching adoption agencies that work with single parents",
+    ]
+    for session in range(1, 13):
+        header = f"[Session {session} — 1:56 pm on {session + 7} May, 2023]\n"
+        for turn in range(6):
+            speaker = "Caroline" if turn % 2 == 0 else "Melanie"
+            topic = topics[(session + turn) % len(topics)]
+            text = f"{speaker}: {topic} in week {session}. You've got guts!"
+            lines.append((header if turn == 0 else "") + text)
+    return [
+        Item(
+            role=Role.USER if n % 2 == 0 else Role.ASSISTANT,
+            kind=Kind.USER_TEXT if n % 2 == 0 else Kind.ASSISTANT_TEXT,
+            text=text,
+        )
+        for n, text in enumerate(lines)
+    ]
+
+
+def test_turns_carry_speaker_and_the_headers_date_in_its_own_form() -> None:
+    turns = chat_turns(_chat())
+    assert turns[0].speaker == "Caroline"
+    assert turns[0].date == "8 May, 2023"
+    assert not turns[0].body.startswith(("[", "Caroline"))
+    assert turns[5].date == "8 May, 2023"  # carried forward within the session
+    assert turns[6].date == "9 May, 2023"
+
+
+def test_pleasantries_are_no_facts() -> None:
+    for clause in ("You've got guts.", "You'll be an awesome mom!", "Catch ya later!"):
+        assert is_pleasantry(clause), clause
+    for clause in ("The Minnesota Wolves!", "I ran a charity race for mental health"):
+        assert not is_pleasantry(clause), clause
+
+
+def test_relative_dates_are_said_relative_to_the_written_date() -> None:
+    assert relative_to_date("I ran a race last Saturday") == "I ran a race the Saturday before"
+    assert relative_to_date("we met yesterday") == "we met the day before"
+
+
+def test_key_facts_name_speaker_and_date_and_cut_no_timestamp() -> None:
+    summary = summarize_extractive(_chat(), [], 400, _words)
+    facts = summary.split("## Key facts", 1)[1].splitlines()
+    assert any(line.endswith("May, 2023:") for line in facts)
+    entries = [line for line in facts if line.startswith("- ")]
+    assert entries
+    assert all(line.startswith(("- Caroline: ", "- Melanie: ")) for line in entries)
+    assert "[1:56 pm" not in summary and "Session" not in "".join(entries)
+    assert "guts" not in summary
+    assert "last Saturday" not in summary
