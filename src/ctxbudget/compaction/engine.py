@@ -611,9 +611,9 @@ def compact(
         chosen = first = attempt_with(passes[0])
         if first[0].total > aim and len(passes) > 1:
             least = attempt_with(passes[1])
-            chosen = first
-            if least[0].total <= aim:
+            if least[0].total < first[0].total:  # closer, and the next attempt aims lower
                 chosen = least
+            if least[0].total <= aim:
                 for n in range(policy.keep_last - 1, 1, -1):  # the most that still fit
                     more = attempt_with((0, n))
                     if more[0].total <= aim:

@@ -261,6 +261,12 @@ _NARRATION = re.compile(
     re.I,
 )
 
+# Markdown scaffolding is no fact: a heading ("## QA Complete"), a bold label
+# ("**Medium Priority Issues:**"), a rule, a table border, a bare list marker.
+_SCAFFOLD = re.compile(
+    r"^(?:#{1,6}\s.*|\*\*[^*]{0,80}\*\*:?|[-*_=|:\s]+|[-*+]|\d+[.)]|\S.{0,60}:)$"
+)
+_MARKUP = re.compile(r"^(?:[-*+>]|\d+[.)])\s+|\*\*|`")
 _CLAUSE = re.compile(r"(?<=\w)[,;:]\s+|\s+[-–—]\s+")
 _FILLER = re.compile(
     r"^(?:(?:wow|hey|hi|oh|yeah|yes|thanks|thank you|aw+|haha|lol|omg|ooh|cool|great|"
@@ -281,7 +287,12 @@ def _sentences(
         if item.kind not in _FACT_KINDS:
             continue
         for raw in _SENTENCE.split(item.text):
-            sentence = _FILLER.sub("", " ".join(raw.split())) if clauses else " ".join(raw.split())
+            sentence = " ".join(raw.split())
+            if _SCAFFOLD.match(sentence):
+                continue
+            sentence = _MARKUP.sub("", sentence)
+            if clauses:
+                sentence = _FILLER.sub("", sentence)
             if item.role is Role.ASSISTANT and _NARRATION.match(sentence):
                 continue
             parts = _CLAUSE.split(sentence) if clauses and len(sentence) > 80 else [sentence]

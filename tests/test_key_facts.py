@@ -70,3 +70,43 @@ def test_key_facts_name_speaker_and_date_and_cut_no_timestamp() -> None:
     assert "[1:56 pm" not in summary and "Session" not in "".join(entries)
     assert "guts" not in summary
     assert "last Saturday" not in summary
+
+
+def test_markdown_scaffolding_is_no_key_fact() -> None:
+    report = "\n".join(
+        [
+            "## QA Complete",
+            "**Medium Priority Issues:**",
+            "- **Fix** the session timeout in auth/session.py: tokens expire after 30 minutes.",
+            "---",
+            "Files changed:",
+            "The retry loop in worker.py now backs off exponentially up to 8 seconds.",
+        ]
+    )
+    items = [
+        Item(role=Role.ASSISTANT, kind=Kind.ASSISTANT_TEXT, text=f"{report}\nRound {n}.")
+        for n in range(3)
+    ]
+    summary = summarize_extractive(items, [], 300, _words)
+    facts = summary.split("## Key facts", 1)[1].split("\n## ", 1)[0]
+    assert "QA Complete" not in facts and "Medium Priority" not in facts
+    assert "Files changed:" not in facts and "**" not in facts
+    assert "- Fix the session timeout in auth/session.py" in facts
+
+
+def test_a_long_summary_alone_is_compacted_when_the_kept_exchanges_shrink() -> None:
+    from ctxbudget.compaction import compact
+
+    earlier = "\n".join(
+        f"{n}. **Step {n}**: fixed the {word} check of round {n} and ran the tests again."
+        for n, word in enumerate(["lint", "import", "render", "bodyclose", "duplicate"] * 12)
+    )
+    items = [
+        Item(role=Role.USER, kind=Kind.SUMMARY, text=earlier, message_index=0),
+        Item(role=Role.USER, kind=Kind.USER_TEXT, text="continue", message_index=1),
+        Item(role=Role.USER, kind=Kind.USER_TEXT, text="fix the warnings", message_index=2),
+    ]
+    total = sum(_words(i.text) for i in items)
+    result = compact(items, count=_words, target_tokens=total // 5)
+    assert result.tokens_after <= total // 5
+    assert "fix the warnings" in result.text()
