@@ -607,7 +607,7 @@ def compact(
         work = start.copy()
         return work, _run_steps(work, pass_policy, aim, facts, summarizer, protect), keep
 
-    for attempt in range(3 if summarizer is None else 1):
+    def choose() -> tuple[_Work, Item | None, tuple[int, int]]:
         chosen = first = attempt_with(passes[0])
         if first[0].total > aim and len(passes) > 1:
             least = attempt_with(passes[1])
@@ -617,14 +617,19 @@ def compact(
                 for n in range(policy.keep_last - 1, 1, -1):  # the most that still fit
                     more = attempt_with((0, n))
                     if more[0].total <= aim:
-                        chosen = more
-                        break
-        work, summary, (keep_first, keep_last) = chosen
+                        return more
+        return chosen
+
+    keep: tuple[int, int] | None = None
+    for attempt in range(3 if summarizer is None else 1):
+        # the protection chosen first stays for the attempts that aim lower: one pass each
+        work, summary, keep = choose() if keep is None else attempt_with(keep)
         summary, report = _validate(work, summary, facts, policy, count, aim)
         overshoot = work.total - target_tokens
         if overshoot <= 0 or summary is None or attempt == 2 or before <= target_tokens:
             break
         aim = max(1, aim - overshoot - max(2, overshoot // 10))
+    keep_first, keep_last = keep or passes[0]
     if (keep_first, keep_last) != passes[0]:
         notes.append(
             f"kept the last {keep_last} exchange(s) of {passes[0][1]} and not the first, "
