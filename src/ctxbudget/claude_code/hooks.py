@@ -664,7 +664,7 @@ def pre_compact(payload: dict[str, Any], tracker: Tracker, options: HookOptions)
     notes = [
         *registered.notes,
         _record(tracker, registered.session_id, "external_compaction", data),
-        _store_ledger(tracker, registered.session_id, payload),
+        _store_ledger(tracker, registered.session_id, payload, options.cache_dir),
     ]
     return _with_notes(HookResult(), [n or "" for n in notes])
 
@@ -732,22 +732,22 @@ def mcp_installed() -> bool:
 # -- facts that survive Claude Code's compaction -------------------------------------
 
 
-def _store_ledger(tracker: Tracker, session_id: str, payload: Mapping[str, Any]) -> str | None:
+def _store_ledger(
+    tracker: Tracker, session_id: str, payload: Mapping[str, Any], cache_dir: str | None
+) -> str | None:
     """Before Claude Code compacts: the fact ledger of the context about to go, stored
-    (a ``fact_ledger`` event) with where the transcript ends now. None when done (or no
-    transcript), else the line saying it was not."""
-    from ..compaction.facts import extract_facts
+    (a ``fact_ledger`` event) with where the transcript ends now; read from where the
+    last run stopped (``fact_memory``). None when done (or no transcript), else the line
+    saying it was not."""
     from ..compaction.reinject import ledger_to_data
-    from ..sources.claude_code import read_claude_code
+    from .fact_memory import current_facts
 
     path = _transcript(payload)
     if path is None:
         return None
     try:
         size = path.stat().st_size
-        with path.open(encoding="utf-8", errors="replace") as lines:
-            items = read_claude_code(lines, path=str(path)).items
-        facts = ledger_to_data(extract_facts(items))
+        facts = ledger_to_data(current_facts(str(path), cache_dir))
     except Exception as exc:
         return f"ctxbudget hook: the facts before this compaction were not read: {exc}\n"
     return _record(tracker, session_id, "fact_ledger", {"facts": facts, "transcript_bytes": size})

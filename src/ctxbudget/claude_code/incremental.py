@@ -19,7 +19,6 @@ Owns no decision: the hooks decide, with ``Session.gate`` and ``Status``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -27,7 +26,13 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from .statusline import TranscriptState, cache_root, read_transcript, transcript_figure
+from .statusline import (
+    TranscriptState,
+    cache_root,
+    read_transcript,
+    save_private_json,
+    transcript_figure,
+)
 
 __all__ = ["HookMemory", "TranscriptFigure", "hook_state_file", "read_figure"]
 
@@ -99,18 +104,7 @@ class HookMemory:
             "recorded_calls": self.recorded_calls,
             "extra": self.extra,
         }
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        try:
-            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, separators=(",", ":"), ensure_ascii=False)
-            os.replace(tmp, self.path)
-            return True
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            return False
+        return save_private_json(self.path, data)
 
     def remember_figure(self, used_tokens: int, window: int) -> None:
         self.last_good = {

@@ -268,7 +268,7 @@ def cache_file(key: str, root: str | None = None) -> str:
     return os.path.join(root or cache_root(), "statusline", name)
 
 
-def _load_json(path: str) -> dict[str, Any]:
+def load_json(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
             data = json.loads(f.read())
@@ -277,8 +277,10 @@ def _load_json(path: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _save_json(path: str, data: dict[str, Any]) -> bool:
-    """Write atomically (temporary file, then rename); False when it cannot."""
+def save_private_json(path: str, data: dict[str, Any]) -> bool:
+    """Write ``data`` as JSON atomically (temporary file, then rename), private to the
+    user (0600 in a 0700 directory); False when it cannot. The status line's cache and
+    the hooks' state files are written with it."""
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         directory = os.path.dirname(path)
@@ -735,7 +737,7 @@ def max_read_bytes() -> int:
     return value if value > 0 else DEFAULT_MAX_BYTES
 
 
-def _open_regular(path: str) -> tuple[Any, os.stat_result]:
+def open_regular(path: str) -> tuple[Any, os.stat_result]:
     """``path`` opened for reading, checked on the open descriptor to be a regular file
     (non-blocking open: a FIFO swapped in after the stat cannot hang the call)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
@@ -755,7 +757,7 @@ def _read(
     """``state`` (None: a new one) plus the complete lines of ``path`` after its offset,
     up to the size ``st`` gave (what is appended meanwhile waits for the next call)."""
     cap = max_bytes or max_read_bytes()
-    f, opened = _open_regular(path)
+    f, opened = open_regular(path)
     with f:
         if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
             raise OSError(f"{path} was replaced while being read")
@@ -1027,7 +1029,7 @@ def _render(
     if use_cache and cache_key:
         try:
             cache_path = cache_file(cache_key, cache_dir)
-            saved = _load_json(cache_path)
+            saved = load_json(cache_path)
         except Exception as exc:
             debug(f"no cache ({exc})")
             cache_path = None
@@ -1112,5 +1114,5 @@ def _render(
         if state is not None and changed:
             out["transcript"] = state.to_json()
         out["memo"] = {"key": memo_key, "line": line, "source": figure.source}
-        _save_json(cache_path, out)
+        save_private_json(cache_path, out)
     return line

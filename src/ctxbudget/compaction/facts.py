@@ -28,6 +28,7 @@ from .types import Fact, FactKind, FactReport
 __all__ = [
     "KINDS",
     "LEDGER_TITLE",
+    "FactLedger",
     "check_facts",
     "extract_facts",
     "fact_present",
@@ -257,8 +258,14 @@ def text_words(text: str) -> set[str]:
     return set(_WORD.findall(text.casefold()))
 
 
-class _Ledger:
-    """Facts deduplicated by (kind, case-folded key), each with where it first appeared."""
+class FactLedger:
+    """Facts deduplicated by (kind, case-folded key), each with where it first appeared.
+
+    Resumable: ``feed`` items as they come (their indices continuing from ``start``),
+    ``result`` at any time (it changes nothing), and ``to_data`` / ``from_data`` to keep
+    the state between two processes (a hook reads only what was appended). Feeding a
+    context in parts gives the facts of feeding it whole.
+    """
 
     def __init__(self) -> None:
         self.facts: dict[tuple[str, str], Fact] = {}
@@ -306,11 +313,22 @@ class _Ledger:
             seen[0] += 1
             seen[1] = item
 
+    def feed(self, items: Sequence[Item], start: int = 0) -> FactLedger:
+        """Add the facts of ``items``, the first of which is item ``start`` of the context."""
+        for index, item in enumerate(items, start):
+            _feed(self, item, index)
+        return self
+
     def result(self) -> list[Fact]:
-        if not any(kind == FactKind.DECISION for kind, _ in self.facts):
+        """The facts so far, in order of appearance (the ledger itself is unchanged)."""
+        found = dict(self.facts)
+        offsets = dict(self.offsets)
+        if not any(kind == FactKind.DECISION for kind, _ in found):
             for fact, at in self.prose_decisions:
-                self.add(fact.kind, fact.key, fact.text, fact.item, at)
-        facts = _without_redundant_files(list(self.facts.values()))
+                if (fact.kind, fact.key.casefold()) not in found:
+                    found[fact.kind, fact.key.casefold()] = fact
+                    offsets[id(fact)] = at
+        facts = _without_redundant_files(list(found.values()))
         for todo_list in (self.todos, self.checkboxes):
             if todo_list is not None:
                 index, contents = todo_list
@@ -319,14 +337,68 @@ class _Ledger:
                     key = " ".join(content.split())
                     if _has_word(key) and key.casefold() not in seen:
                         seen.add(key.casefold())
-                        facts.append(self._new(FactKind.TODO, key, content, index, len(seen)))
+                        todo = Fact(FactKind.TODO, key, _clip(content), index)
+                        offsets[id(todo)] = len(seen)
+                        facts.append(todo)
         recent = sorted(self.errors.values(), key=lambda e: e[0], reverse=True)
         facts.extend(e[1] for e in recent[:MAX_ERRORS])
         for table in self.notable.values():
             ranked = sorted(table.values(), key=lambda e: (e[0], e[1]), reverse=True)
             facts.extend(e[2] for e in ranked[:MAX_NOTABLE])
-        facts.sort(key=lambda f: (f.item, self.offsets.get(id(f), 0)))
+        facts.sort(key=lambda f: (f.item, offsets.get(id(f), 0)))
         return facts
+
+    def to_data(self) -> dict[str, Any]:
+        """The whole state as JSON-ready data (``from_data`` reads it back)."""
+
+        def fact(f: Fact) -> list[Any]:
+            return [FactKind(f.kind).value, f.key, f.text, f.item, self.offsets.get(id(f), 0)]
+
+        return {
+            "facts": [fact(f) for f in self.facts.values()],
+            "prose_decisions": [[*fact(f)[:4], at] for f, at in self.prose_decisions],
+            "errors": {shape: [e[0], fact(e[1])] for shape, e in self.errors.items()},
+            "notable": {
+                FactKind(kind).value: {s: [e[0], e[1], fact(e[2])] for s, e in table.items()}
+                for kind, table in self.notable.items()
+            },
+            "todos": list(self.todos) if self.todos else None,
+            "checkboxes": list(self.checkboxes) if self.checkboxes else None,
+        }
+
+    @classmethod
+    def from_data(cls, data: Any) -> FactLedger:
+        """The ledger ``to_data`` wrote; ValueError when ``data`` is not one."""
+        ledger = cls()
+
+        def fact(row: Any) -> Fact:
+            kind, key, text, item, at = row
+            made = Fact(FactKind(kind), str(key), str(text), int(item))
+            ledger.offsets[id(made)] = int(at)
+            return made
+
+        def todo_list(value: Any) -> tuple[int, list[str]] | None:
+            return None if value is None else (int(value[0]), [str(c) for c in value[1]])
+
+        try:
+            for row in data["facts"]:
+                made = fact(row)
+                ledger.facts[made.kind, made.key.casefold()] = made
+            for row in data["prose_decisions"]:
+                made = fact(row)
+                ledger.prose_decisions.append((made, ledger.offsets.pop(id(made))))
+            for shape, (item, row) in data["errors"].items():
+                ledger.errors[str(shape)] = [int(item), fact(row)]
+            for kind, table in data["notable"].items():
+                ledger.notable[FactKind(kind)] = {
+                    str(shape): [int(n), int(item), fact(row)]
+                    for shape, (n, item, row) in table.items()
+                }
+            ledger.todos = todo_list(data["todos"])
+            ledger.checkboxes = todo_list(data["checkboxes"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"not a fact ledger: {exc}") from exc
+        return ledger
 
 
 def _number_shape(key: str) -> str:
@@ -380,45 +452,47 @@ def _phrase(text: str, limit: int = PHRASE_WORDS) -> str:
 def extract_facts(items: Sequence[Item]) -> list[Fact]:
     """Everything a compaction must not lose, deduplicated by (kind, key), in order of
     first appearance; ``Fact.item`` is the index of the item it came from."""
-    ledger = _Ledger()
-    for index, item in enumerate(items):
-        kind = item.kind
-        text = item.text
-        if kind in _SKIPPED or not text:
-            continue
-        if kind is Kind.TOOL_CALL:
-            _from_tool_call(ledger, item, index)
-        elif kind in _TEXT_KINDS:
-            if kind is Kind.USER_TEXT:
-                if any(marker in text for marker in _NOISE):
-                    continue
-                if "<system-reminder>" in text:
-                    text = _REMINDER.sub("", text)
-                if item.role is Role.USER and not text.lstrip().startswith(_CONTINUED):
-                    request = " ".join(text.split())
-                    if len(request) > REQUEST_CHARS:
-                        request = request[:REQUEST_CHARS].rsplit(" ", 1)[0]
-                    if _has_word(request):
-                        ledger.add(FactKind.REQUEST, request, text, index)
-                    _instructions(ledger, text, index)
-            _from_text(ledger, text, index, kind)
-        elif kind is Kind.AGENT_REPORT:
-            # A sub-agent's report: its concrete files are facts, its prose is tool output.
-            for path, line, at in _paths(text):
-                if "/" in path and _EXTENSION_END.search(path):
-                    ledger.add(FactKind.FILE, path, line, index, at)
-        elif kind is Kind.TOOL_RESULT:
-            _from_result(ledger, item, index)
-        if kind in _OUTPUT_KINDS or item.tool in EDIT_TOOLS:
-            continue  # ids in a listing or in a file's content were not set in this session
-        if kind in _TEXT_KINDS and "```" in text:
-            text = _FENCE.sub("", text)  # arr[MAX-1] in a code block is no id
-        for key, at in _requirement_ids(text):
-            ledger.add(FactKind.REQUIREMENT, key, _line_at(text, at), index, at)
-    return ledger.result()
+    return FactLedger().feed(items).result()
 
 
-def _instructions(ledger: _Ledger, text: str, index: int) -> None:
+def _feed(ledger: FactLedger, item: Item, index: int) -> None:
+    """The facts of one item, the ``index``-th of its context."""
+    kind = item.kind
+    text = item.text
+    if kind in _SKIPPED or not text:
+        return
+    if kind is Kind.TOOL_CALL:
+        _from_tool_call(ledger, item, index)
+    elif kind in _TEXT_KINDS:
+        if kind is Kind.USER_TEXT:
+            if any(marker in text for marker in _NOISE):
+                return
+            if "<system-reminder>" in text:
+                text = _REMINDER.sub("", text)
+            if item.role is Role.USER and not text.lstrip().startswith(_CONTINUED):
+                request = " ".join(text.split())
+                if len(request) > REQUEST_CHARS:
+                    request = request[:REQUEST_CHARS].rsplit(" ", 1)[0]
+                if _has_word(request):
+                    ledger.add(FactKind.REQUEST, request, text, index)
+                _instructions(ledger, text, index)
+        _from_text(ledger, text, index, kind)
+    elif kind is Kind.AGENT_REPORT:
+        # A sub-agent's report: its concrete files are facts, its prose is tool output.
+        for path, line, at in _paths(text):
+            if "/" in path and _EXTENSION_END.search(path):
+                ledger.add(FactKind.FILE, path, line, index, at)
+    elif kind is Kind.TOOL_RESULT:
+        _from_result(ledger, item, index)
+    if kind in _OUTPUT_KINDS or item.tool in EDIT_TOOLS:
+        return  # ids in a listing or in a file's content were not set in this session
+    if kind in _TEXT_KINDS and "```" in text:
+        text = _FENCE.sub("", text)  # arr[MAX-1] in a code block is no id
+    for key, at in _requirement_ids(text):
+        ledger.add(FactKind.REQUIREMENT, key, _line_at(text, at), index, at)
+
+
+def _instructions(ledger: FactLedger, text: str, index: int) -> None:
     """The user's standing instructions: each sentence that sets a rule ("never …",
     "always …", "from now on …", "don't push …"), outside code blocks."""
     prose = _FENCE.sub("", text) if "```" in text else text
@@ -468,7 +542,7 @@ def _tool_input(item: Item) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-def _from_tool_call(ledger: _Ledger, item: Item, index: int) -> None:
+def _from_tool_call(ledger: FactLedger, item: Item, index: int) -> None:
     tool = item.tool or ""
     if tool == "TodoWrite":
         data = _tool_input(item)
@@ -488,7 +562,7 @@ def _from_tool_call(ledger: _Ledger, item: Item, index: int) -> None:
             ledger.add(FactKind.FILE, value.strip(), item.text[:300], index)
 
 
-def _from_result(ledger: _Ledger, item: Item, index: int) -> None:
+def _from_result(ledger: FactLedger, item: Item, index: int) -> None:
     if item.tool in QUIET_TOOLS:  # their "Error" is code, or a slip
         return
     text = _ANSI.sub("", item.text) if "\x1b" in item.text else item.text
@@ -514,7 +588,7 @@ def _from_result(ledger: _Ledger, item: Item, index: int) -> None:
             _error(ledger, line, index, 0)
 
 
-def _error(ledger: _Ledger, line: str, index: int, at: int) -> bool:
+def _error(ledger: FactLedger, line: str, index: int, at: int) -> bool:
     if _NOT_ERROR.search(line) or _LOG_LINE.match(line):
         return False
     line = line.replace("<tool_use_error>", "").replace("</tool_use_error>", "")
@@ -526,7 +600,7 @@ def _error(ledger: _Ledger, line: str, index: int, at: int) -> bool:
     return True
 
 
-def _from_text(ledger: _Ledger, text: str, index: int, kind: Kind) -> None:
+def _from_text(ledger: FactLedger, text: str, index: int, kind: Kind) -> None:
     if any(hint in text for hint in _HINTS):
         _markers(ledger, text, index, kind)
     for path, line, at in _paths(text):
@@ -584,7 +658,7 @@ def _is_path(path: str, text: str, start: int) -> bool:
     return quoted and not all(part[:1].isupper() for part in path.split("/"))  # Get/Set
 
 
-def _markers(ledger: _Ledger, text: str, index: int, kind: Kind) -> None:
+def _markers(ledger: FactLedger, text: str, index: int, kind: Kind) -> None:
     """Decisions, open questions and checkboxes, line by line."""
     # DECISION or QUESTION: each list item below such a header is one
     section: FactKind | None = None
@@ -624,7 +698,7 @@ def _markers(ledger: _Ledger, text: str, index: int, kind: Kind) -> None:
         ledger.checkboxes = (index, checkboxes)
 
 
-def _marked_line(ledger: _Ledger, bare: str, line: str, index: int, at: int) -> None:
+def _marked_line(ledger: FactLedger, bare: str, line: str, index: int, at: int) -> None:
     """A line that says it is a decision or an open question."""
     if match := _DECISION.match(bare):
         ledger.add(FactKind.DECISION, _phrase(match.group(1)), line, index, at)
@@ -645,7 +719,7 @@ def _marked_line(ledger: _Ledger, bare: str, line: str, index: int, at: int) -> 
         ledger.prose_decisions.append((Fact(FactKind.DECISION, phrase, _clip(line), index), at))
 
 
-def _entities(ledger: _Ledger, text: str, index: int) -> None:
+def _entities(ledger: FactLedger, text: str, index: int) -> None:
     headings = "#" in text
     for match in _CAPITALISED.finditer(text):
         start, end = match.span()
