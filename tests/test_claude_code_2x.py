@@ -191,6 +191,8 @@ def test_real_claude_code_transcript(tmp_path: Path) -> None:
     assert data["max_tokens"] == 1_000_000  # what Claude Code reports for its model
     assert abs(data["used_tokens"] - (192_000 + 10)) <= 0.01 * 192_000
     assert data["breakdown"]["kind"].get("reminder", 0) > 0
+    overhead = data["breakdown"]["overhead"]  # measured from its api-request-shape
+    assert overhead["system prompt"] > 0 and any(k.startswith("tool ") for k in overhead)
 
 
 def test_tokens_says_where_claude_code_compacts_by_itself(
@@ -212,3 +214,57 @@ def test_tokens_says_where_claude_code_compacts_by_itself(
     auto = json.loads(out)["claude_code_autocompact"]
     assert auto["override"] == 50 and auto["tokens"] == 490_000
     assert auto["tokens_until"] == 490_000 - json.loads(out)["used_tokens"]
+
+
+SYSTEM = "You are a careful coding agent. " * 60
+TOOLS = [
+    {"name": "Read", "description": "Read a file. " * 20, "input_schema": {"type": "object"}},
+    {"name": "Bash", "description": "Run a command. " * 30, "input_schema": {"type": "object"}},
+]
+
+
+def shaped_session(path: Path, *, usage: int | None, shape: bool = True) -> Path:
+    w = Writer()
+    w.user("Fix the failing test in shop/tax.py.")
+    w.reminder("environment", REMINDER)
+    if shape:
+        system = [{"type": "text", "text": SYSTEM}]
+        w.add("api-request-shape", chained=False, shape={"system": system, "tools": TOOLS})
+    if usage is not None:
+        w.assistant("Looking.", usage)
+    return w.write(path)
+
+
+def test_the_recorded_request_shape_splits_the_overhead(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = shaped_session(tmp_path / f"{SESSION}.jsonl", usage=9_000)
+    code, out, err = run(capsys, "tokens", str(path), "--json")
+    assert code == 0, err
+    breakdown = json.loads(out)["breakdown"]
+    overhead = breakdown["overhead"]
+    assert set(overhead) == {"system prompt", "tool Read", "tool Bash"}
+    assert overhead["system prompt"] > overhead["tool Bash"] > overhead["tool Read"] > 0
+    assert sum(overhead.values()) <= breakdown["unattributed"]
+    code, out, err = run(capsys, "tokens", str(path), "--breakdown")
+    assert code == 0, err
+    assert "system prompt" in out and "tool definitions (2)" in out
+
+
+def test_counted_before_its_first_usage_on_every_surface(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shaped = shaped_session(tmp_path / f"{SESSION}.jsonl", usage=None)
+    bare = shaped_session(tmp_path / "bare.jsonl", usage=None, shape=False)
+    figures = []
+    for path in (shaped, bare):
+        code, out, err = run(capsys, "tokens", str(path), "--json")
+        assert code == 0, err
+        figures.append(json.loads(out)["used_tokens"])
+    # the system prompt (~360 tokens) and two tool definitions (~250) are counted
+    assert figures[0] - figures[1] > 500
+    line = render_statusline(
+        json.dumps({"session_id": SESSION, "transcript_path": str(shaped)}),
+        cache_dir=tmp_path / "cache",
+    )
+    assert f"{figures[0]:,}/" in line

@@ -314,6 +314,9 @@ class Transcript:
     path: str | None = None
     raw: Any = None
     problems: list[str] = field(default_factory=list)
+    # What the latest request sent beyond the messages, where the transcript records it
+    # (Claude Code 2.x ``api-request-shape``): label ("system prompt", "tool NAME") → text.
+    request_shape: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -129,8 +129,19 @@ def breakdown_table(status: Status) -> str:
         label = "unattributed (system prompt, tools, framing"
         label += ", estimated)" if status.overhead_estimated else ")"
         component[label] = b.unattributed
+    overhead: dict[str, int] = {}
+    if b.overhead:
+        tools = {k: v for k, v in b.overhead.items() if k.startswith("tool ")}
+        if "system prompt" in b.overhead:
+            overhead["system prompt"] = b.overhead["system prompt"]
+        if tools:
+            overhead[f"tool definitions ({len(tools)})"] = sum(tools.values())
+        rest = b.unattributed - sum(b.overhead.values())
+        if rest > 0:
+            overhead["the rest (reminders, framing)"] = rest
     for title, values in (
         ("By component", component),
+        ("Provider overhead (from the request Claude Code recorded)", overhead),
         ("By kind", b.kind),
         ("By tool", b.tool),
         ("By agent (this context)", b.agent),

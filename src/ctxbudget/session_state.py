@@ -119,6 +119,9 @@ class SessionState:
         self._subagents: list[AgentUsage] = []
         self.unknown_records = 0
         self._recorded_calls = 0
+        # local tokens of what the latest request sent beyond the messages (its system
+        # prompt, each tool definition), where the transcript records it
+        self._request_shape: dict[str, int] = {}
         self._extra: dict[str, Any] = {}
         self._recording: dict[str, Any] = {}
         self._auto_quiet_until = 0  # no auto-compaction below this size (after an alert)
@@ -568,6 +571,7 @@ class SessionState:
             unattributed=max(0, used - attributed),
             subagents=list(self._subagents),
         )
+        breakdown.overhead = self._shape_overhead(limit=breakdown.unattributed)
         anchor = self.anchor
         return build_status(
             used_tokens=used,
@@ -588,6 +592,16 @@ class SessionState:
             # no usage measured this context yet: its overhead came from earlier ones
             overhead_estimated=anchor.reported is None and anchor.overhead > 0,
         )
+
+    def _shape_overhead(self, limit: int | None = None) -> dict[str, int]:
+        """The system prompt and each tool definition of the latest request in provider
+        units (corrected count and a block's framing), scaled down to ``limit`` when they
+        would exceed it (what the provider reported beyond the transcript)."""
+        k, framing = self.calibration.per_token, max(0.0, self.framing)
+        parts = {label: k * n + framing for label, n in self._request_shape.items()}
+        total = sum(parts.values())
+        scale = limit / total if limit is not None and total > limit else 1.0
+        return {label: round(v * scale) for label, v in parts.items()}
 
     def recount(self) -> int:
         """Count every item again through the content-hash cache; returns the total.
@@ -914,6 +928,9 @@ class SessionState:
         points, self.calibration = replay_history(
             transcript.calls, transcript.history_items, self.count, self.new_calibration()
         )
+        self._request_shape = {
+            label: self.counter.count(text) for label, text in transcript.request_shape.items()
+        }
         anchor = self.anchor
         if transcript.anchor_call is not None and transcript.anchor_position is not None:
             usage = transcript.calls[transcript.anchor_call].usage
@@ -938,6 +955,10 @@ class SessionState:
                 # beyond their transcript (status().overhead_estimated says so).
                 estimate = estimate_overhead([p.overhead_tokens for p in points])
                 anchor.overhead = estimate or anchor.overhead
+            elif self._request_shape:
+                # Before the first usage of all: the system prompt and tools the request
+                # sent (Claude Code 2.x records them), counted and corrected.
+                anchor.overhead = sum(self._shape_overhead().values())
         self._level = self.policy.level_for(100.0 * self.used_tokens / self.policy.window)
         for name, agent_items in transcript.agents.items():
             calls = transcript.agent_calls.get(name, [])

@@ -52,6 +52,9 @@ class Breakdown:
     agent: dict[str, int] = field(default_factory=dict)
     unattributed: int = 0
     subagents: list[AgentUsage] = field(default_factory=list)
+    # Of ``unattributed``, what the request's recorded shape measures: "system prompt"
+    # and "tool NAME" (Claude Code 2.x transcripts); the rest is unmeasured.
+    overhead: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +63,7 @@ class Breakdown:
             "tool": dict(self.tool),
             "agent": dict(self.agent),
             "unattributed": self.unattributed,
+            "overhead": dict(self.overhead),
             "subagents": [a.to_dict() for a in self.subagents],
         }
 

@@ -109,7 +109,7 @@ ACTIONS = {
     "blocked": "new agents blocked",
 }
 #: Bump when the cached state's meaning changes: older cache files are then ignored.
-STATE_VERSION = 3
+STATE_VERSION = 4
 
 #: The most bytes one call reads of a transcript (``$CTXBUDGET_STATUSLINE_MAX_BYTES``
 #: overrides): a first read of a bigger file, or a bigger append, is not read at all and
@@ -364,6 +364,7 @@ class TranscriptState:
         "path",
         "records",
         "session_id",
+        "shape",
         "since_items",
         "since_tokens",
         "size",
@@ -390,6 +391,9 @@ class TranscriptState:
         self.context = [0, 0]
         # what each call's usage counted beyond its transcript (the latest ones)
         self.overheads: list[int] = []
+        # local tokens and blocks of the latest request's system prompt and tools, where
+        # the transcript records them (Claude Code 2.x ``api-request-shape``)
+        self.shape = [0, 0]
         self.ids: list[str] = []
         self.model: str | None = None
         self.session_id: str | None = None
@@ -429,6 +433,9 @@ class TranscriptState:
                 and all(_is_int(v) for v in state.context)
                 and isinstance(state.overheads, list)
                 and all(_is_int(v) for v in state.overheads)
+                and isinstance(state.shape, list)
+                and len(state.shape) == 2
+                and all(_is_int(v) for v in state.shape)
                 and isinstance(state.model, str | None)
                 and isinstance(state.counter, str | None)
                 and isinstance(state.added, list)
@@ -488,25 +495,26 @@ class TranscriptState:
             [list(row) for row in calibration.samples],
         ]
 
-    def estimated_overhead(self) -> int:
+    def estimated_overhead(self, calibration: Calibration) -> int:
         """Without a usage in the current context (after a compaction): the system
         prompt and tools as the earlier calls measured them (``load_transcript``'s
-        ``estimate_overhead``), else 0."""
-        if self.anchor is not None or not self.overheads:
+        ``estimate_overhead``); before the first usage of all, as the recorded request
+        shape counts them; else 0."""
+        if self.anchor is not None:
             return 0
-        from ..accounting import estimate_overhead
+        if self.overheads:
+            from ..accounting import estimate_overhead
 
-        return estimate_overhead(self.overheads) or 0
+            return estimate_overhead(self.overheads) or 0
+        tokens, blocks = self.shape
+        return round(calibration.per_token * tokens + max(0.0, _framing(calibration)) * blocks)
 
     # The figure, with the same arithmetic as Session._from_transcript / used_tokens.
     def used_tokens(self, calibration: Calibration) -> int:
         if self.anchor is None:
-            # Session.framing: the learned per-item framing once a usage taught it
-            # something, else a message's role markers.
-            per_item = calibration.per_item
-            framing = per_item if calibration.samples else min(per_item, UNANCHORED_PER_ITEM)
+            framing = _framing(calibration)
             local = round(calibration.per_token * self.since_tokens + framing * self.since_items)
-            return local + self.estimated_overhead()
+            return local + self.estimated_overhead(calibration)
         context, output, out_items = (int(v) for v in self.anchor[1:])
         # The response's size is reported (output tokens): its items are its first
         # ``out_n`` ones, of which only the framing is estimated.
@@ -514,6 +522,13 @@ class TranscriptState:
         rest = self.added[out_n:]
         known = context + output * (out_n > 0) + round(calibration.per_item * out_n)
         return known + calibration.predict(sum(rest), len(rest))
+
+
+def _framing(calibration: Calibration) -> float:
+    """Session.framing: the learned per-item framing once a usage taught it something,
+    else a message's role markers."""
+    per_item = calibration.per_item
+    return per_item if calibration.samples else min(per_item, UNANCHORED_PER_ITEM)
 
 
 def _is_int(value: Any) -> bool:
@@ -554,6 +569,7 @@ class _Tail:
         self.ids = set(state.ids)
         self._calibration: Calibration | None = None
         self._count: Callable[[Item], int] | None = None
+        self.shape_texts: dict[str, str] = {}
 
     def add(self, record: dict[str, Any]) -> None:
         s = self.state
@@ -578,6 +594,8 @@ class _Tail:
             s.anchor = None
             s.added = []
             s.since_tokens = s.since_items = 0
+        if rtype == "api-request-shape":
+            self._shape(record.get("shape"))
         if rtype not in _context_records():
             return
         mid = message.get("id") if isinstance(message.get("id"), str) else None
@@ -602,6 +620,13 @@ class _Tail:
             self.pending.append((record, True))
             return
         self.pending.append((record, False))
+
+    def _shape(self, shape: Any) -> None:
+        """The latest request's system prompt and tools (the reader's texts), counted at
+        the end of the read: by then the model, and so the counter, is known."""
+        from ..sources.claude_code import request_shape
+
+        self.shape_texts = request_shape(shape) or self.shape_texts
 
     def _call(self, record: dict[str, Any], mid: str | None, context: int, output: int) -> None:
         """A new main-thread API call: learn from it as ``replay_history`` does, then
@@ -680,8 +705,18 @@ class _Tail:
 
     def finish(self) -> None:
         self._flush()
+        if self.shape_texts:
+            count = self.counter()
+            texts = self.shape_texts.values()
+            self.state.shape = [sum(count(_text_item(t)) for t in texts), len(texts)]
         if self._calibration is not None:
             self.state.keep_calibration(self._calibration)
+
+
+def _text_item(text: str) -> Item:
+    from ..model import Item, Kind, Role
+
+    return Item(role=Role.SYSTEM, kind=Kind.SYSTEM_PROMPT, text=text)
 
 
 def _items_of(record: dict[str, Any]) -> list[Item]:
@@ -723,6 +758,7 @@ def read_transcript(
             debug(f"{path}: counted with {state.counter}, its model wants {wanted}")
             fresh = TranscriptState(path)
             fresh.counter = wanted
+            fresh.dev, fresh.ino = st.st_dev, st.st_ino  # the same file: keep the counter
             state = _read(path, st, fresh, max_bytes)
     return state, True
 

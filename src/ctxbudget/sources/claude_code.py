@@ -397,6 +397,7 @@ def read_claude_code(
     total = 0
     session_id = None
     pending: tuple[int, str] | None = None  # a bad line, reported unless it is the last
+    transcript_shape: dict[str, str] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -427,6 +428,10 @@ def read_claude_code(
             )
         elif rtype not in CONTEXT_RECORDS and rtype not in _KNOWN_NON_CONTEXT:
             builder.unknown += 1
+        elif rtype == "api-request-shape" and not data.get("isSidechain"):
+            shape = request_shape(data.get("shape"))
+            if shape:
+                transcript_shape = shape
         parent = data.get("parentUuid")
         record = _Record(
             index=len(records),
@@ -455,7 +460,29 @@ def read_claude_code(
     transcript.model = builder.model
     transcript.raw = {"malformed_lines": malformed}
     transcript.problems = problems.lines()
+    transcript.request_shape = transcript_shape
     return transcript
+
+
+def request_shape(shape: Any) -> dict[str, str]:
+    """The system prompt and each tool definition of an ``api-request-shape`` record's
+    ``shape`` (``system``: text or text blocks, ``tools``: definitions), as the texts
+    the request sent; empty when the shape is not one."""
+    if not isinstance(shape, dict):
+        return {}
+    out: dict[str, str] = {}
+    system = shape.get("system")
+    if isinstance(system, str):
+        out["system prompt"] = system
+    elif isinstance(system, list):
+        texts = [b.get("text") for b in system if isinstance(b, dict)]
+        out["system prompt"] = "\n\n".join(t for t in texts if isinstance(t, str))
+    tools = shape.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
+        if isinstance(tool, dict):
+            name = tool.get("name")
+            out[f"tool {name if isinstance(name, str) else '?'}"] = compact_json(tool)
+    return {label: text for label, text in out.items() if text}
 
 
 def _build_calls(records: list[_Record], transcript: Transcript) -> None:
