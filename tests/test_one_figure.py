@@ -177,3 +177,52 @@ def test_a_grant_never_counts_on_room_the_overhead_fills(tmp_path: Path) -> None
     decision = session.allocate("knowledge_base", 4_000, allow_partial=True)
     assert decision.granted <= 2_000 + decision.freed_by_cleanup
     assert session.budget_report().to_dict()["overall"]["total_used"] <= used + 2_000
+
+
+def test_the_window_claude_code_reports_is_every_surfaces_window(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the model table says 200,000 for this model; Claude Code says 400,000 (a plan,
+    # a beta): what it told the status line is the window everywhere
+    path = shop_session().write(tmp_path / f"{SESSION_ID}.jsonl")
+    src = str(path)
+    assert _json(capsys, "tokens", src, "--json")["max_tokens"] == 200_000
+    tracker = Tracker(store="memory://")  # the hooks store the session with that window
+    start = {"session_id": SESSION_ID, "transcript_path": src, "source": "resume"}
+    assert run_hook("session-start", json.dumps(start), tracker, HookOptions()).exit_code == 0
+    assert tracker.store.get_session(SESSION_ID).policy["window"] == 200_000
+    payload = {
+        "session_id": SESSION_ID,
+        "transcript_path": src,
+        "context_window": {"context_window_size": 400_000},
+    }
+    line = render_statusline(json.dumps(payload))
+    assert "/400,000" in line
+    tokens = _json(capsys, "tokens", src, "--json")
+    assert tokens["max_tokens"] == 400_000
+    assert _json(capsys, "budget", src, "--json")["max_tokens"] == 400_000
+    _, out, _ = run(capsys, "compact", src, "--dry-run", "--json")  # 1: nothing to compact
+    assert json.loads(out)["window"] == 400_000
+    # without the payload's window, the status line uses what it remembered
+    line = render_statusline(json.dumps({"session_id": SESSION_ID, "transcript_path": src}))
+    assert _line_figure(line)[:2] == (tokens["used_tokens"], 400_000)
+    # the hooks' stored session follows it
+    assert run_hook("session-start", json.dumps(start), tracker, HookOptions()).exit_code == 0
+    assert tracker.store.get_session(SESSION_ID).policy["window"] == 400_000
+    # a window given on the command line wins
+    assert _json(capsys, "tokens", src, "--json", "--window", "300000")["max_tokens"] == 300_000
+
+
+def test_a_long_context_beta_in_the_request_sets_the_window(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = shop_session()
+    w.records.append(
+        {
+            "type": "api-request",
+            "sessionId": SESSION_ID,
+            "params": {"model": "claude-sonnet-4-5", "betas": ["context-1m-2025-08-07"]},
+        }
+    )
+    path = w.write(tmp_path / f"{SESSION_ID}.jsonl")
+    assert _json(capsys, "tokens", str(path), "--json")["max_tokens"] == 1_000_000

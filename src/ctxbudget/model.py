@@ -317,6 +317,9 @@ class Transcript:
     # What the latest request sent beyond the messages, where the transcript records it
     # (Claude Code 2.x ``api-request-shape``): label ("system prompt", "tool NAME") → text.
     request_shape: dict[str, str] = field(default_factory=dict)
+    # The context window the session is known to have (a 1M-context beta in the request,
+    # the window Claude Code reported), None when only the model table can tell.
+    window: int | None = None
 
 
 @dataclass(slots=True)

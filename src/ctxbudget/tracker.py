@@ -117,7 +117,9 @@ class Tracker:
             or transcript.model
         )
         policy_fields.pop("model", None)
-        base = policy or Policy.for_model(model)
+        # the window the transcript knows (Claude Code's own report, a 1M beta) beats
+        # the model table; a window given here beats both
+        base = policy or Policy.for_model(model, window=transcript.window)
         session = Session(
             self,
             policy=base.replace(model=model, **policy_fields),

@@ -23,8 +23,8 @@ from typing import Any, BinaryIO
 from ..compaction.facts import FactLedger
 from ..compaction.types import Fact
 from ..sources.claude_code import read_claude_code, starts_new_context
+from .cache import open_regular, save_private_json
 from .incremental import hook_state_file
-from .statusline import open_regular, save_private_json
 
 __all__ = ["current_facts", "facts_file"]
 

@@ -60,6 +60,7 @@ from ..render import pct
 from ..sources.claude_code_agents import agent_dirs, read_agent_transcript
 from ..sources.tools import AGENT_TOOLS
 from .incremental import HookMemory, TranscriptFigure, read_figure
+from .windows import remembered_window
 
 if TYPE_CHECKING:
     from ..policy import Policy
@@ -405,7 +406,9 @@ def _session(
         or (figure.model if figure else None)
         or model
     )
-    policy = (base or Policy.for_model(model)).replace(model=model, **fields)
+    if base is None:
+        base = Policy.for_model(model, window=remembered_window(session_id, options.cache_dir))
+    policy = base.replace(model=model, **fields)
     session = Session(tracker, policy=policy, session_id=session_id, stored=False)
     if figure is not None and figure.used_tokens is not None:
         if figure.reported_tokens is not None:
@@ -419,17 +422,26 @@ def _session(
     return session
 
 
-def _follow_model(tracker: Tracker, stored: StoredSession, model: str) -> None:
-    """The stored session's model (and the window that came with it) follows the model
-    the transcript names: a session stored at SessionStart, before its first answer,
-    got the default window. A window chosen by the user (not the model's) stays."""
+def _follow_model(
+    tracker: Tracker, stored: StoredSession, model: str | None, reported: int | None
+) -> None:
+    """The stored session's model and window follow the model the transcript names and
+    the window Claude Code reported (``windows``): a session stored at SessionStart,
+    before its first answer, got the default window. A window the user chose (neither
+    the model's nor one Claude Code reported) stays."""
     from ..policy import window_for_model
 
     policy = stored.policy
-    old = policy.get("model")
-    if old == model or policy.get("window") != window_for_model(old):
+    old_model, old_window = policy.get("model"), policy.get("window")
+    model = model or old_model
+    window = reported or window_for_model(model)
+    if (old_model, old_window) == (model, window):
         return
-    stored.policy = {**policy, "model": model, "window": window_for_model(model)}
+    if old_window not in (window_for_model(old_model), stored.meta.get("reported_window")):
+        return  # the user's own window
+    stored.policy = {**policy, "model": model, "window": window}
+    if reported:
+        stored.meta = {**stored.meta, "reported_window": reported}
     # the store busy: this run uses the updated policy, the next one stores it
     with contextlib.suppress(Exception):
         _retrying(lambda: tracker.store.update_session(stored))
@@ -462,8 +474,9 @@ def _register(
     figure = _figure(payload, memory)
     notes: list[str] = []
     stored = _stored(tracker, session_id)
-    if stored is not None and figure is not None and figure.model:
-        _follow_model(tracker, stored, figure.model)
+    reported = remembered_window(session_id, options.cache_dir)
+    if stored is not None and ((figure is not None and figure.model) or reported):
+        _follow_model(tracker, stored, figure.model if figure else None, reported)
     session = _session(tracker, session_id, figure, stored, options, _model(payload))
     if stored is None:
         fields = dict(options.policy_fields)

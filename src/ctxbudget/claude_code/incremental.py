@@ -26,13 +26,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from .statusline import (
-    TranscriptState,
-    cache_root,
-    read_transcript,
-    save_private_json,
-    transcript_figure,
-)
+from .cache import cache_root, save_private_json
+from .statusline import TranscriptState, read_transcript, transcript_figure
 
 __all__ = ["HookMemory", "TranscriptFigure", "hook_state_file", "read_figure"]
 

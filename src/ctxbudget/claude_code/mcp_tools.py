@@ -166,6 +166,8 @@ class McpWorkspace:
         """The session as every surface reads it now: a live transcript with the stored
         session's policy and budgets, or the stored session."""
         from ..policy import Policy
+        from ..sources import load_source
+        from .windows import with_remembered_window
 
         located = self.locate(session)
         if located.transcript is None:
@@ -176,11 +178,12 @@ class McpWorkspace:
                     f"{located.session_id}: no such transcript or Claude Code session, and no "
                     f"stored session with that id in {self.tracker.store.url}"
                 ) from exc
-        live = self.tracker.load(located.transcript)
+        transcript = with_remembered_window(load_source(located.transcript))
+        live = self.tracker.load(transcript)
         stored = self.stored(live.id)
         if stored is not None:
             policy = Policy.from_mapping(stored.policy, origin=f"stored session {stored.id}")
-            live = self.tracker.load(located.transcript, policy=policy)
+            live = self.tracker.load(transcript, policy=policy)
             live.use_stored_settings(stored)
         return live
 

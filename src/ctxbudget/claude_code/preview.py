@@ -120,7 +120,11 @@ def preview_compaction(
     environ: Mapping[str, str] | None = None,
 ) -> CompactionPreview:
     """The preview of compacting the live context of ``transcript`` now."""
-    session = tracker.load(transcript, **dict(policy_fields or {}))
+    from ..sources import load_source
+    from .windows import with_remembered_window
+
+    loaded = with_remembered_window(load_source(transcript))
+    session = tracker.load(loaded, **dict(policy_fields or {}))
     status = session.status()
     window = status.max_tokens
     conversation = max(0, status.used_tokens - status.breakdown.unattributed)

@@ -85,6 +85,7 @@ import zlib
 
 # Imports nothing: the status line's arithmetic is ``ctxbudget tokens``'s.
 from ..tokens.framing import EXACT_COUNTERS, UNANCHORED_PER_ITEM
+from .cache import cache_root, load_json, open_regular, save_private_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -100,7 +101,6 @@ if TYPE_CHECKING:
 #: {session}. ``{action}`` is empty below the warning level, else " · compact soon" etc.
 DEFAULT_FORMAT = "{model} | Tokens: {used}/{max} ({percent}%) | {bar} | {level}{action}"
 FORMAT_ENV = "CTXBUDGET_STATUSLINE_FORMAT"
-CACHE_ENV = "CTXBUDGET_CACHE_DIR"
 DEBUG_ENV = "CTXBUDGET_DEBUG"
 #: What to do, by level (short forms of ``status.RECOMMENDATIONS``).
 ACTIONS = {
@@ -244,65 +244,11 @@ def parse_input(text: str) -> StatuslineInput:
 # -- cache -----------------------------------------------------------------------------
 
 
-def cache_root() -> str:
-    """``$CTXBUDGET_CACHE_DIR``, else platformdirs' ``user_cache_dir("ctxbudget")``.
-
-    On Linux that is ``$XDG_CACHE_HOME/ctxbudget`` or ``~/.cache/ctxbudget``, computed
-    here because importing platformdirs costs more than the whole warm call.
-    """
-    override = os.environ.get(CACHE_ENV)
-    if override:
-        return override
-    if sys.platform.startswith("linux"):
-        base = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.expanduser("~/.cache")
-        return os.path.join(base, "ctxbudget")
-    import platformdirs
-
-    return platformdirs.user_cache_dir("ctxbudget")
-
-
 def cache_file(key: str, root: str | None = None) -> str:
     """The cache file of a transcript path (or session id)."""
     raw = key.encode("utf-8", "surrogatepass")
     name = f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}.json"
     return os.path.join(root or cache_root(), "statusline", name)
-
-
-def load_json(path: str) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as f:
-            data = json.loads(f.read())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def save_private_json(path: str, data: dict[str, Any]) -> bool:
-    """Write ``data`` as JSON atomically (temporary file, then rename), private to the
-    user (0600 in a 0700 directory); False when it cannot. The status line's cache and
-    the hooks' state files are written with it."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        directory = os.path.dirname(path)
-        if not os.path.isdir(directory):
-            # 0700: the cache root and its statusline directory are the user's alone
-            os.makedirs(os.path.dirname(directory), mode=0o700, exist_ok=True)
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-        # 0600, whatever the umask allows: the rename keeps it, so older 0644 files
-        # are replaced by private ones on their next write.
-        with open(
-            os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8"
-        ) as f:
-            json.dump(data, f, separators=(",", ":"), ensure_ascii=False)
-        os.replace(tmp, path)
-        return True
-    except OSError as exc:
-        debug(f"cache not written ({exc})")
-        import contextlib
-
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        return False
 
 
 def _code_stamp() -> list[int]:
@@ -773,20 +719,6 @@ def max_read_bytes() -> int:
     return value if value > 0 else DEFAULT_MAX_BYTES
 
 
-def open_regular(path: str) -> tuple[Any, os.stat_result]:
-    """``path`` opened for reading, checked on the open descriptor to be a regular file
-    (non-blocking open: a FIFO swapped in after the stat cannot hang the call)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(f"{path} is not a regular file")
-        return os.fdopen(fd, "rb"), st
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 def _read(
     path: str, st: os.stat_result, state: TranscriptState | None, max_bytes: int | None = None
 ) -> TranscriptState:
@@ -906,6 +838,7 @@ def make_policy(
     window: int | None = None,
     policy_file: str | None = None,
     transcript_model: str | None = None,
+    reported_window: int | None = None,
 ) -> Policy:
     """The policy the line is judged by: file and flags as for ``ctxbudget tokens``,
     and the window Claude Code reports above both."""
@@ -925,8 +858,8 @@ def make_policy(
     model = fields.pop("model", None) or model
     if window is not None and window > 0:
         fields["window"] = window
-    if inp.window:
-        fields["window"] = inp.window
+    if inp.window or reported_window:
+        fields["window"] = inp.window or reported_window
     try:
         return Policy.for_model(model, **fields)
     except CtxBudgetError as exc:
@@ -1091,6 +1024,16 @@ def _render(
     if isinstance(memo, dict) and memo.get("key") == memo_key and isinstance(memo.get("line"), str):
         return str(memo["line"])
 
+    # The window Claude Code reports, kept for every other surface (``windows``); a
+    # payload without it (older Claude Code) takes the one reported earlier.
+    reported_window = inp.window
+    if inp.session_id:
+        from .windows import remember_window, remembered_window
+
+        if inp.window:
+            remember_window(inp.session_id, inp.window, cache_dir)
+        else:
+            reported_window = remembered_window(inp.session_id, cache_dir)
     state: TranscriptState | None = None
     changed = False
     if path and use_transcript:
@@ -1126,6 +1069,7 @@ def _render(
         window=window,
         policy_file=policy_file,
         transcript_model=state.model if state else None,
+        reported_window=reported_window,
     )
     if figure.used is None and inp.used_percentage is not None:
         figure = Figure(
@@ -1150,5 +1094,6 @@ def _render(
         if state is not None and changed:
             out["transcript"] = state.to_json()
         out["memo"] = {"key": memo_key, "line": line, "source": figure.source}
-        save_private_json(cache_path, out)
+        if not save_private_json(cache_path, out):
+            debug(f"cache not written ({cache_path})")
     return line

@@ -172,7 +172,10 @@ def open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) 
         source = str(latest)
     path = Path(source).expanduser()
     if path.exists():
-        loaded = tracker.load(path, **fields)
+        from ..claude_code.windows import with_remembered_window
+        from ..sources import load_source
+
+        loaded = tracker.load(with_remembered_window(load_source(path)), **fields)
         # Bad records the reader skipped or kept as unknown, one line each (file:line).
         for problem in loaded.transcript.problems if loaded.transcript else []:
             print(f"ctxbudget: note: {problem}", file=sys.stderr)

@@ -398,6 +398,8 @@ def read_claude_code(
     session_id = None
     pending: tuple[int, str] | None = None  # a bad line, reported unless it is the last
     transcript_shape: dict[str, str] = {}
+    window: int | None = None
+    request_model: str | None = None  # the model a request named, before any answer
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -432,6 +434,12 @@ def read_claude_code(
             shape = request_shape(data.get("shape"))
             if shape:
                 transcript_shape = shape
+        elif rtype == "api-request" and not data.get("isSidechain"):
+            params = data.get("params")
+            params = params if isinstance(params, dict) else {}
+            window = window_of_betas(params.get("betas")) or window
+            if isinstance(params.get("model"), str) and params["model"]:
+                request_model = params["model"]
         parent = data.get("parentUuid")
         record = _Record(
             index=len(records),
@@ -461,7 +469,23 @@ def read_claude_code(
     transcript.raw = {"malformed_lines": malformed}
     transcript.problems = problems.lines()
     transcript.request_shape = transcript_shape
+    transcript.window = window
+    transcript.model = transcript.model or request_model
     return transcript
+
+
+#: Anthropic's 1M-token context beta ("context-1m-2025-08-07"), by its prefix.
+LONG_CONTEXT_BETA = "context-1m"
+LONG_CONTEXT_WINDOW = 1_000_000
+
+
+def window_of_betas(betas: Any) -> int | None:
+    """The window a request's betas ask for (the 1M-context beta), else None."""
+    if isinstance(betas, list) and any(
+        isinstance(b, str) and b.startswith(LONG_CONTEXT_BETA) for b in betas
+    ):
+        return LONG_CONTEXT_WINDOW
+    return None
 
 
 def request_shape(shape: Any) -> dict[str, str]:
