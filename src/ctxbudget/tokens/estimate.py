@@ -13,6 +13,7 @@ this module.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
@@ -56,7 +57,6 @@ FEATURES: tuple[str, ...] = (
 _COEFFICIENTS_FILE = "estimate_coefficients.json"
 _MAX_CACHED = 1 << 16  # distinct non-ASCII characters remembered per table
 _CONTRACTION = re.compile(r"'(?:[stmdSTMD]|re|ve|ll|RE|VE|LL)(?![A-Za-z])")
-_DIGIT_GROUPS = re.compile("0{1,3}")  # o200k_base splits digit runs into groups of 3
 _VARIATION_SELECTORS = (0xFE0E, 0xFE0F)
 
 
@@ -133,45 +133,98 @@ _CLASSES = _ClassMap(_char_class)
 _NON_ASCII_CLASSES = _ClassMap(_non_ascii_class)
 
 
+# Classification on bytes: ``bytes.translate`` with a 256-byte table is a table lookup
+# per byte, many times faster than ``str.translate`` with a mapping. ASCII characters
+# are their own bytes; each other character is written as one placeholder byte of its
+# class (``_CLASS_ERRORS``, an encoding error handler, sees only the non-ASCII runs);
+# the table then maps every byte to its class. The counts are those of the str classes.
+_CLASS_CHARS = "aA0. \nc"  # every class _char_class gives
+_PLACEHOLDER = {cls: chr(0x80 + n) for n, cls in enumerate(_CLASS_CHARS)}
+_TABLE = bytes(
+    [ord(_CLASSES[i] or " ") for i in range(128)]
+    + [
+        ord(_CLASS_CHARS[i - 0x80]) if i - 0x80 < len(_CLASS_CHARS) else 0x20
+        for i in range(128, 256)
+    ]
+)
+
+
+class _PlaceholderMap(dict[int, str]):
+    """A ``str.translate`` table: a non-ASCII character to its class's placeholder."""
+
+    def __missing__(self, code: int) -> str:
+        placeholder = _PLACEHOLDER[_CLASSES[code] or " "]
+        if len(self) < _MAX_CACHED:
+            self[code] = placeholder
+        return placeholder
+
+
+_PLACEHOLDERS = _PlaceholderMap()
+_CLASS_ERRORS = "ctxbudget-estimate-classes"
+
+
+def _placeholders(exc: UnicodeError) -> tuple[bytes, int]:
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    run = exc.object[exc.start : exc.end]
+    return run.translate(_PLACEHOLDERS).encode("latin-1"), exc.end
+
+
+codecs.register_error(_CLASS_ERRORS, _placeholders)
+_NON_ASCII = re.compile("[^\x00-\x7f]+")
+
+
 def features(text: str) -> list[int]:
     """The feature counts of ``text``, in ``FEATURES`` order."""
-    cased = text.translate(_CLASSES)
+    ascii_only = text.isascii()
+    raw = text.encode("ascii", _CLASS_ERRORS)
+    cased = raw.translate(_TABLE)
     s = cased.lower()  # the same classes with both letter cases as "a"
     c = s.count
-    w_punct = c(".a")
+    w_punct = c(b".a")
     counts = [
-        c(" a"),
+        c(b" a"),
         w_punct,
-        c("\na"),
-        c("0a"),
-        cased.count("aA"),
-        s[:1] == "a",
+        c(b"\na"),
+        c(b"0a"),
+        cased.count(b"aA"),
+        s[:1] == b"a",
         # one punctuation character glued to the word after it is one piece, not two
-        w_punct - c("..a") - c(" .a"),
-        cased.count("AA"),
-        cased.count("aaaa"),
-        cased.count("aaaaaaaaaa"),
-        cased.count("aaaaaaaaaaaaa"),
-        len(_DIGIT_GROUPS.findall(s)),
-        c(" 0"),
-        c("."),
-        c(".."),
-        c("..."),
-        c(" ."),
-        c("  a") + c("  .") + c("  0"),
+        w_punct - c(b"..a") - c(b" .a"),
+        cased.count(b"AA"),
+        cased.count(b"aaaa"),
+        cased.count(b"aaaaaaaaaa"),
+        cased.count(b"aaaaaaaaaaaaa"),
+        _digit_groups(s),
+        c(b" 0"),
+        c(b"."),
+        c(b".."),
+        c(b"..."),
+        c(b" ."),
+        c(b"  a") + c(b"  .") + c(b"  0"),
         # runs of newlines (exact up to 6 in a row), less those punctuation absorbs
-        c("\n") - c("\n\n") - c("\n\n\n") - c(".\n"),
-        text.count("\\n") + text.count("\\t"),
-        text.count("\\"),
+        c(b"\n") - c(b"\n\n") - c(b"\n\n\n") - c(b".\n"),
+        raw.count(b"\\n") + raw.count(b"\\t"),
+        raw.count(b"\\"),
         len(_CONTRACTION.findall(text)),
-        text.count("\t"),
+        raw.count(b"\t"),
     ]
-    if text.isascii():
+    if ascii_only:
         counts += (0, 0, 0, 0, 0, 0)
     else:
-        n = text.translate(_NON_ASCII_CLASSES).count
+        n = "".join(_NON_ASCII.findall(text)).translate(_NON_ASCII_CLASSES).count
         counts += (n("l"), n("m"), n("c"), n("h"), n("s"), n("e"))
     return counts
+
+
+def _digit_groups(s: bytes) -> int:
+    """``len(re.findall(b"0{1,3}", s))``: o200k_base splits a run of L digits into
+    ceil(L / 3) groups. Counted: the whole triples of each run, then the runs left
+    (each of one or two digits once the triples are gone)."""
+    if b"0" not in s:
+        return 0
+    rest = s.replace(b"000", b"")
+    return (len(s) - len(rest)) // 3 + rest.count(b"0") - rest.count(b"00")
 
 
 def load_coefficients(file: str = _COEFFICIENTS_FILE) -> dict[str, float]:
