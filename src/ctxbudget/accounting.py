@@ -31,7 +31,6 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import mul
 from typing import Any
 
 from .model import ApiCall, Item, Kind, Role
@@ -67,6 +66,11 @@ class Calibration:
     per_item: float = PRIOR_PER_ITEM
     samples: list[tuple[int, int, int]] = field(default_factory=list)
     prior: tuple[float, float] = (PRIOR_PER_TOKEN, PRIOR_PER_ITEM)
+    # Sums of the samples' products (ints: exact), kept as samples come and go, and the
+    # list they are of (``samples`` may be replaced whole: then they are summed again).
+    _sums: list[int] = field(default_factory=lambda: [0] * 5, repr=False, compare=False)
+    _summed: list[tuple[int, int, int]] | None = field(default=None, repr=False, compare=False)
+    _summed_len: int = field(default=0, repr=False, compare=False)
 
     @classmethod
     def for_counter(cls, exact_for_model: bool, counter: str | None = None) -> Calibration:
@@ -88,18 +92,34 @@ class Calibration:
             return  # the context shrank or was rewritten: nothing to learn about counting
         if actual_tokens > 2 * (self.prior[0] * local_tokens + self.prior[1] * items) + _JUMP_SLACK:
             return  # a jump of the overhead (see _JUMP_SLACK): nothing about counting
-        self.samples.append((local_tokens, items, actual_tokens))
+        sums = self._current_sums()
+        row = (local_tokens, items, actual_tokens)
+        self.samples.append(row)
+        _add(sums, row, 1)
+        for gone in self.samples[:-_WINDOW]:
+            _add(sums, gone, -1)
         del self.samples[:-_WINDOW]
+        self._summed_len = len(self.samples)
         self._fit()
+
+    def _current_sums(self) -> list[int]:
+        if self._summed is not self.samples or self._summed_len != len(self.samples):
+            self._sums = [0] * 5
+            for row in self.samples:
+                _add(self._sums, row, 1)
+            self._summed, self._summed_len = self.samples, len(self.samples)
+        return self._sums
 
     def _fit(self) -> None:
         # Ridge fit, then once more without the rows whose residual is over four median
         # absolute deviations (a file-change notice the transcript never shows). Runs for
-        # every usage of a session: plain sorts, no statistics module, no copies.
+        # every usage of a session: running sums (the outliers' taken out for the second
+        # fit), plain sorts, no statistics module, no copies.
         rows = self.samples
+        sums = self._current_sums()
         k, c = self.prior
         for _ in range(2):
-            k, c = _ridge(rows, self.prior)
+            k, c = _ridge(sums, self.prior)
             residuals = [d - k * lt - c * n for lt, n, d in rows]
             center = _median(sorted(residuals))
             limit = 4 * (_median(sorted([abs(r - center) for r in residuals])) + 1.0)
@@ -108,8 +128,22 @@ class Calibration:
             kept = [row for row, r in zip(rows, residuals, strict=True) if abs(r) <= limit]
             if not kept:
                 break
+            sums = list(sums)
+            for row, r in zip(rows, residuals, strict=True):
+                if abs(r) > limit:
+                    _add(sums, row, -1)
             rows = kept
         self.per_token, self.per_item = k, c
+
+
+def _add(sums: list[int], row: tuple[int, int, int], sign: int) -> None:
+    """Add (``sign`` 1) or take out (-1) one row's products: l², l·n, n², l·d, n·d."""
+    lt, n, d = row
+    sums[0] += sign * lt * lt
+    sums[1] += sign * lt * n
+    sums[2] += sign * n * n
+    sums[3] += sign * lt * d
+    sums[4] += sign * n * d
 
 
 def _median(ordered: Sequence[float]) -> float:
@@ -299,14 +333,10 @@ def estimate_overhead(samples: Sequence[int]) -> int | None:
     return max(0, recent[int(OVERHEAD_QUANTILE * (len(recent) - 1))])
 
 
-def _ridge(rows: Sequence[tuple[int, int, int]], prior: tuple[float, float]) -> tuple[float, float]:
-    """Least squares of d ≈ k·l + c·n, pulled towards the prior (2×2 normal equations)."""
-    if rows:
-        lt, n, d = zip(*rows, strict=True)
-        s11, s12, s22 = sum(map(mul, lt, lt)), sum(map(mul, lt, n)), sum(map(mul, n, n))
-        t1, t2 = sum(map(mul, lt, d)), sum(map(mul, n, d))
-    else:
-        s11 = s12 = s22 = t1 = t2 = 0
+def _ridge(sums: Sequence[int], prior: tuple[float, float]) -> tuple[float, float]:
+    """Least squares of d ≈ k·l + c·n from the rows' sums of products (``_add``), pulled
+    towards the prior (2×2 normal equations)."""
+    s11, s12, s22, t1, t2 = sums
     a11 = _PRIOR_WEIGHT_TOKEN + s11
     a22 = _PRIOR_WEIGHT_ITEM + s22
     a12 = float(s12)
