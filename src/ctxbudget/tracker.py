@@ -15,7 +15,7 @@ from .errors import AmbiguousSessionError, SessionNotFoundError
 from .model import Transcript
 from .policy import Policy
 from .session import Session
-from .sources import load_source
+from .sources import GcPaused, load_source
 from .store import Store, StoredSession, open_store
 from .tokens.counters import CachedCounter, get_counter
 
@@ -127,7 +127,8 @@ class Tracker:
             stored=False,
         )
         session.policy_given = policy is not None or bool(policy_fields)
-        session.load_transcript(transcript)
+        with GcPaused():  # the items and the replayed history hold no cycles
+            session.load_transcript(transcript)
         return session
 
     def sessions(self, limit: int = 50) -> list[StoredSession]:
