@@ -31,6 +31,8 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import mul, sub
 from typing import Any
 
 from .model import ApiCall, Item, Kind, Role
@@ -120,19 +122,21 @@ class Calibration:
         k, c = self.prior
         for _ in range(2):
             k, c = _ridge(sums, self.prior)
-            residuals = [d - k * lt - c * n for lt, n, d in rows]
+            # r = d - k·l - c·n for every row, in C loops (map), the same arithmetic
+            lt, n, d = zip(*rows, strict=True)
+            residuals = list(map(sub, map(sub, d, map(mul, repeat(k), lt)), map(mul, repeat(c), n)))
             center = _median(sorted(residuals))
-            limit = 4 * (_median(sorted([abs(r - center) for r in residuals])) + 1.0)
+            limit = 4 * (_median(sorted(map(abs, map(sub, residuals, repeat(center))))) + 1.0)
             if max(map(abs, residuals)) <= limit:
                 break
-            kept = [row for row, r in zip(rows, residuals, strict=True) if abs(r) <= limit]
-            if not kept:
+            keep = [abs(r) <= limit for r in residuals]
+            if not any(keep):
                 break
             sums = list(sums)
-            for row, r in zip(rows, residuals, strict=True):
-                if abs(r) > limit:
+            for row, kept in zip(rows, keep, strict=True):
+                if not kept:
                     _add(sums, row, -1)
-            rows = kept
+            rows = list(compress(rows, keep))
         self.per_token, self.per_item = k, c
 
 
