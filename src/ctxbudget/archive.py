@@ -81,8 +81,13 @@ def plan(
     else:
         target = policy.target_for(used, session.policy.window)
 
+    # The engine counts each item's framing too (in local units), so that the target it
+    # aims at is the session's: one run, not one and then another aiming lower.
+    item_cost = max(0, round(c / k)) if k > 0 else 0
+
     def after_of(result: CompactionResult) -> int:
-        return overhead + round(k * result.tokens_after + c * len(result.items))
+        n = len(result.items)
+        return overhead + round(k * (result.tokens_after - item_cost * n) + c * n)
 
     def count(text: str) -> int:
         return session.counter.count(text)
@@ -104,7 +109,7 @@ def plan(
     aim = target
     if target < floor < used:
         aim = floor
-    local_target = max(1, int((aim - overhead - c * (kept_items + 1)) / k))
+    local_target = max(1, int((aim - overhead) / k))
 
     def run(local: int) -> CompactionResult:
         return compact(
@@ -114,15 +119,18 @@ def plan(
             policy=policy,
             summarizer=summarizer,
             protect=protect,
+            item_cost=item_cost,
         )
 
     result = run(local_target)
-    # The per-item framing shrinks with the items: aim again, a little lower (not with
-    # an LLM summarizer: each try is a paid call).
+    # The framing rounded to whole local tokens can leave it a little over: aim again,
+    # a little lower (not with an LLM summarizer: each try is a paid call).
     for _ in range(0 if summarizer is not None else 3):
         after = after_of(result)
         if after <= aim or result.tokens_after <= 1 or not result.actions:
             break
+        if result.tokens_after > local_target:
+            break  # the engine could not reach its own target: lower frees nothing more
         local_target = max(1, local_target - int((after - aim) / k) - 1)
         again = run(local_target)
         if again.tokens_after >= result.tokens_after:

@@ -57,14 +57,19 @@ class _Work:
 
     ``total`` is kept as a running sum: every step asks for it once per item it looks
     at, and summing all items each time made a plan quadratic in the session's length.
-    Change ``tokens`` only through the methods here, which keep ``total`` true.
+    It includes ``item_cost`` per item (a message block's framing, where the caller
+    counts it). Change ``tokens`` only through the methods here, which keep ``total``
+    true.
     """
 
-    def __init__(self, items: Sequence[Item], count: Callable[[str], int]) -> None:
+    def __init__(
+        self, items: Sequence[Item], count: Callable[[str], int], item_cost: int = 0
+    ) -> None:
         self.items = list(items)
         self.count = count
+        self.item_cost = item_cost
         self.tokens = [self._tokens_of(i) for i in self.items]
-        self.total = sum(self.tokens)
+        self.total = sum(self.tokens) + item_cost * len(self.items)
         self.actions: list[Action] = []
         # The messages and the call behind each pair id depend on the items' roles,
         # kinds, message indexes and pair ids, which ``replace_text`` keeps: found
@@ -77,7 +82,14 @@ class _Work:
         work = _Work.__new__(_Work)
         work.items, work.tokens = list(self.items), list(self.tokens)
         work.count, work.total, work.actions = self.count, self.total, []
+        work.item_cost = self.item_cost
         work._messages, work._calls = self.messages, self.calls
+        return work
+
+    def snapshot(self) -> _Work:
+        """A copy that keeps the plan so far (the actions taken), to go on from here."""
+        work = self.copy()
+        work.actions = list(self.actions)
         return work
 
     @property
@@ -121,12 +133,12 @@ class _Work:
     def insert_item(self, index: int, item: Item, tokens: int) -> None:
         self.items.insert(index, item)
         self.tokens.insert(index, tokens)
-        self.total += tokens
+        self.total += tokens + self.item_cost
         self._messages = self._calls = None
 
     def replace_all(self, items: list[Item], tokens: list[int]) -> None:
         self.items, self.tokens = items, tokens
-        self.total = sum(tokens)
+        self.total = sum(tokens) + self.item_cost * len(items)
         self._messages = self._calls = None
 
 
@@ -422,6 +434,7 @@ def _step_summarize(
         return None
     middle = [work.items[i] for i in sorted(span_set)]
     kept_tokens = sum(t for i, t in enumerate(work.tokens) if i not in span_set)
+    kept_tokens += work.item_cost * (len(work.items) - len(span_set) + 1)  # + the summary
     budget = max(120, target - kept_tokens - 8)
     middle_facts = [f for f in facts if f.item in span_set]
     if summarizer is not None:
@@ -457,6 +470,19 @@ def _step_summarize(
     return summary
 
 
+@dataclasses.dataclass(slots=True)
+class _Pass:
+    """One pass of steps 1–5 under one protection: the result, and the state it had
+    before step 5 (steps 1–4 do the same whatever lower target comes after them: a pass
+    aiming lower summarizes again from there)."""
+
+    work: _Work
+    summary: Item | None
+    protection: tuple[int, int]
+    keep: set[int]
+    before_summary: _Work | None
+
+
 def _run_steps(
     work: _Work,
     policy: CompactionPolicy,
@@ -464,10 +490,11 @@ def _run_steps(
     facts: Sequence[Fact],
     summarizer: Summarizer | None,
     protect: Callable[[Item], bool] | None = None,
-) -> Item | None:
-    """Steps 1–5 on ``work``, each only while over ``target``; returns the summary item."""
+) -> _Pass:
+    """Steps 1–5 on ``work``, each only while over ``target``."""
+    protection = (policy.keep_first, policy.keep_last)
     if work.total <= target:
-        return None
+        return _Pass(work, None, protection, set(), None)
     keep = _protected(work.items, work.messages, policy)
     if protect is not None:
         keep |= {i for i, item in enumerate(work.items) if protect(item)}
@@ -496,9 +523,21 @@ def _run_steps(
         _step_duplicates(work, keep, target)
     if work.total > target:
         _step_agent_reports(work, keep, target)
-    if work.total > target:
-        return _step_summarize(work, keep, target, facts, summarizer)
-    return None
+    if work.total <= target:
+        return _Pass(work, None, protection, keep, None)
+    before_summary = work.snapshot()
+    summary = _step_summarize(work, keep, target, facts, summarizer)
+    return _Pass(work, summary, protection, keep, before_summary)
+
+
+def _summarize_again(
+    done: _Pass, target: int, facts: Sequence[Fact], summarizer: Summarizer | None
+) -> _Pass:
+    """``done`` with step 5 run again for a lower ``target`` (steps 1–4 unchanged)."""
+    assert done.before_summary is not None
+    work = done.before_summary.snapshot()
+    summary = _step_summarize(work, done.keep, target, facts, summarizer)
+    return _Pass(work, summary, done.protection, done.keep, done.before_summary)
 
 
 def _validate(
@@ -572,17 +611,20 @@ def compact(
     policy: CompactionPolicy | None = None,
     summarizer: Summarizer | None = None,
     protect: Callable[[Item], bool] | None = None,
+    item_cost: int = 0,
 ) -> CompactionResult:
     """Compact ``items`` towards ``target_tokens``; pure: returns the result to apply.
 
     ``protect`` marks more items that no step may touch (e.g. every item outside the
-    budget component being cleaned up).
+    budget component being cleaned up). ``item_cost`` is what each item costs beyond
+    its text, in ``count``'s units (the provider's framing of a block): counted into
+    every total, the target included.
     """
     policy = policy or CompactionPolicy()
     if not items:
         raise CompactionError("nothing to compact: the session is empty")
     original = list(items)
-    start = _Work(original, count)  # counted once: every pass starts from a copy
+    start = _Work(original, count, item_cost)  # counted once: every pass starts from a copy
     before = start.total
     facts = extract_facts(original)
     notes: list[str] = []
@@ -602,33 +644,61 @@ def compact(
         passes.append((0, min(1, policy.keep_last)))
     aim = target_tokens
 
-    def attempt_with(keep: tuple[int, int]) -> tuple[_Work, Item | None, tuple[int, int]]:
+    def attempt_with(keep: tuple[int, int]) -> _Pass:
         pass_policy = dataclasses.replace(policy, keep_first=keep[0], keep_last=keep[1])
-        work = start.copy()
-        return work, _run_steps(work, pass_policy, aim, facts, summarizer, protect), keep
+        return _run_steps(start.copy(), pass_policy, aim, facts, summarizer, protect)
 
-    def choose() -> tuple[_Work, Item | None, tuple[int, int]]:
-        chosen = first = attempt_with(passes[0])
-        if first[0].total > aim and len(passes) > 1:
+    def floor(keep: tuple[int, int]) -> int:
+        """What a pass keeping ``keep`` exchanges cannot go below: its protected items."""
+        pass_policy = dataclasses.replace(policy, keep_first=keep[0], keep_last=keep[1])
+        protected = _protected(start.items, start.messages, pass_policy)
+        if protect is not None:
+            protected |= {i for i, item in enumerate(start.items) if protect(item)}
+        return sum(start.tokens[i] for i in protected) + item_cost * len(protected)
+
+    def most_that_fit(least: _Pass) -> _Pass:
+        for n in range(policy.keep_last - 1, 1, -1):  # the most that still fit
+            if floor((0, n)) > aim:
+                continue  # its protected items alone are over: it cannot fit
+            more = attempt_with((0, n))
+            if more.work.total <= aim:
+                return more
+        return least
+
+    def choose() -> _Pass:
+        if len(passes) > 1 and floor(passes[0]) > aim:
+            # the full protection cannot reach the aim: try the least first
             least = attempt_with(passes[1])
-            if least[0].total < first[0].total:  # closer, and the next attempt aims lower
-                chosen = least
-            if least[0].total <= aim:
-                for n in range(policy.keep_last - 1, 1, -1):  # the most that still fit
-                    more = attempt_with((0, n))
-                    if more[0].total <= aim:
-                        return more
-        return chosen
+            if least.work.total <= aim:
+                return most_that_fit(least)
+            first = attempt_with(passes[0])
+            return least if least.work.total < first.work.total else first
+        first = attempt_with(passes[0])
+        if first.work.total > aim and len(passes) > 1:
+            least = attempt_with(passes[1])
+            if least.work.total <= aim:
+                return most_that_fit(least)
+            if least.work.total < first.work.total:  # closer, and the next attempt aims lower
+                return least
+        return first
 
-    keep: tuple[int, int] | None = None
+    done: _Pass | None = None
     for attempt in range(3 if summarizer is None else 1):
-        # the protection chosen first stays for the attempts that aim lower: one pass each
-        work, summary, keep = choose() if keep is None else attempt_with(keep)
-        summary, report = _validate(work, summary, facts, policy, count, aim)
+        # the protection chosen first stays for the attempts that aim lower, which only
+        # summarize again (steps 1–4 do the same for any lower aim)
+        if done is None:
+            done = choose()
+        elif done.before_summary is not None:
+            done = _summarize_again(done, aim, facts, summarizer)
+        else:
+            done = attempt_with(done.protection)
+        work = done.work
+        summary, report = _validate(work, done.summary, facts, policy, count, aim)
         overshoot = work.total - target_tokens
         if overshoot <= 0 or summary is None or attempt == 2 or before <= target_tokens:
             break
         aim = max(1, aim - overshoot - max(2, overshoot // 10))
+    keep = done.protection if done is not None else None
     keep_first, keep_last = keep or passes[0]
     if (keep_first, keep_last) != passes[0]:
         notes.append(
