@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 
 from ..errors import CompactionError
 from ..model import Item, Kind, Layer, Role
-from .facts import check_facts, extract_facts, ledger_section
+from .facts import FactCheck, extract_facts, ledger_section
 from .structure import (
     Message,
     call_target,
@@ -547,9 +547,20 @@ def _validate(
     policy: CompactionPolicy,
     count: Callable[[str], int],
     target: int,
+    checks: dict[str, FactCheck],
 ) -> tuple[Item | None, FactReport]:
-    """Step 6: check the fact ledger; put missing facts back, or refuse."""
-    report = check_facts(facts, "\n".join(i.text for i in work.items))
+    """Step 6: check the fact ledger; put missing facts back, or refuse.
+
+    ``checks`` keeps the check of the text around the summary, which the attempts that
+    aim lower share (only the summary changes between them)."""
+
+    def check() -> FactReport:
+        fixed = "\n".join("" if it is summary else it.text for it in work.items)
+        if fixed not in checks:
+            checks[fixed] = FactCheck(facts, fixed)
+        return checks[fixed].report(summary.text if summary is not None else "")
+
+    report = check()
     if not report.missing:
         return summary, report
     must = [f for f in report.missing if f.kind in MUST_KEEP]
@@ -570,7 +581,7 @@ def _validate(
             ledger = (ledger + "\n" + body) if ledger else extra
     if not ledger:
         return summary, report
-    restored_now = [f for f in report.missing if f in must or f in optional]
+    restored_now = list(report.missing)  # must and optional: every missing fact
     action = Action(step="fact_ledger", description="put back facts the summary missed")
     if summary is not None:
         index = next(i for i, it in enumerate(work.items) if it is summary)
@@ -596,8 +607,9 @@ def _validate(
         )
         work.insert_item(position, summary, summary.tokens or 0)
         action.tokens_after = summary.tokens or 0
-    report = check_facts(facts, "\n".join(i.text for i in work.items))
-    report.restored = [f for f in restored_now if f not in report.missing]
+    report = check()
+    still_missing = {id(f) for f in report.missing}  # the same Fact objects: by identity
+    report.restored = [f for f in restored_now if id(f) not in still_missing]
     action.description = f"put back {len(report.restored)} fact(s) the summary missed"
     work.actions.append(action)
     return summary, report
@@ -683,6 +695,7 @@ def compact(
         return first
 
     done: _Pass | None = None
+    checks: dict[str, FactCheck] = {}
     for attempt in range(3 if summarizer is None else 1):
         # the protection chosen first stays for the attempts that aim lower, which only
         # summarize again (steps 1–4 do the same for any lower aim)
@@ -693,7 +706,7 @@ def compact(
         else:
             done = attempt_with(done.protection)
         work = done.work
-        summary, report = _validate(work, done.summary, facts, policy, count, aim)
+        summary, report = _validate(work, done.summary, facts, policy, count, aim, checks)
         overshoot = work.total - target_tokens
         if overshoot <= 0 or summary is None or attempt == 2 or before <= target_tokens:
             break

@@ -28,6 +28,7 @@ from .types import Fact, FactKind, FactReport
 __all__ = [
     "KINDS",
     "LEDGER_TITLE",
+    "FactCheck",
     "FactLedger",
     "check_facts",
     "extract_facts",
@@ -795,8 +796,9 @@ class _Haystack:
             yield ordered[at]
             at += 1
 
-    def _positions(self, key: str) -> list[int] | None:
-        """Every position where ``key`` may start, or None: search the whole text."""
+    def _positions(self, key: str) -> Iterator[int] | None:
+        """Every position where ``key`` may start (lazily: a search stops at the first
+        hit), or None: search the whole text."""
         starts = self._starts
         best: list[tuple[str, int]] | None = None  # (run of the text, shift to the key)
         best_cost = self._MAX_CANDIDATES + 1
@@ -826,7 +828,7 @@ class _Haystack:
                     break
         if best is None:
             return None
-        return [p + shift for text_run, shift in best for p in starts[text_run]]
+        return (p + shift for text_run, shift in best for p in starts[text_run])
 
     def __contains__(self, key: str) -> bool:
         positions = self._positions(key)
@@ -931,20 +933,54 @@ INDEX_FROM_FACTS = 64
 
 def check_facts(facts: Sequence[Fact], text: str) -> FactReport:
     """Which facts survived in ``text``: totals, per-kind (kept, total) and the missing."""
-    words = text_words(text) if any(f.kind in _WORD_KINDS for f in facts) else set()
-    haystack = _Text(text, words, indexed=len(facts) >= INDEX_FROM_FACTS)
-    report = FactReport(total=len(facts))
-    counts: dict[str, list[int]] = {}
-    for fact in facts:
-        tally = counts.setdefault(fact.kind, [0, 0])
-        tally[1] += 1
-        if _present(fact, haystack):
-            tally[0] += 1
-        else:
-            report.missing.append(fact)
-    report.kept = report.total - len(report.missing)
-    report.by_kind = {kind: (kept, total) for kind, (kept, total) in counts.items()}
-    return report
+    return FactCheck(facts, text).report()
+
+
+class FactCheck:
+    """Facts checked against a text made of a fixed part and a part that changes (a
+    compaction's summary, written again for each aim): the fixed part is searched once.
+
+    ``report(extra)`` answers for the text ``fixed`` with ``extra`` put in at one place
+    between two of its lines (or at an end): a key without a newline that occurs there
+    occurs within one of the two, and the words of the whole are those of both. The
+    same answers as ``check_facts`` on the whole text.
+    """
+
+    def __init__(self, facts: Sequence[Fact], fixed: str) -> None:
+        self.facts = list(facts)
+        self.fixed = fixed
+        self._need_words = any(f.kind in _WORD_KINDS for f in self.facts)
+        self._words = text_words(fixed) if self._need_words else set()
+        text = _Text(fixed, self._words, indexed=len(self.facts) >= INDEX_FROM_FACTS)
+        self._found = {id(f) for f in self.facts if _present(f, text)}
+        self._pending = [f for f in self.facts if id(f) not in self._found]
+
+    def report(self, extra: str = "") -> FactReport:
+        found = self._found
+        if self._pending and extra:
+            words = self._words | text_words(extra) if self._need_words else set()
+            text = _Text(extra, words, indexed=len(self._pending) >= INDEX_FROM_FACTS)
+            found = found | {
+                id(f)
+                for f in self._pending
+                if (
+                    _present(f, text)
+                    if "\n" not in f.key
+                    else fact_present(f, self.fixed + "\n" + extra)
+                )
+            }
+        report = FactReport(total=len(self.facts))
+        counts: dict[str, list[int]] = {}
+        for fact in self.facts:
+            tally = counts.setdefault(fact.kind, [0, 0])
+            tally[1] += 1
+            if id(fact) in found:
+                tally[0] += 1
+            else:
+                report.missing.append(fact)
+        report.kept = report.total - len(report.missing)
+        report.by_kind = {kind: (kept, total) for kind, (kept, total) in counts.items()}
+        return report
 
 
 # --- restoring ---------------------------------------------------------------------------

@@ -457,7 +457,8 @@ def summarize_extractive(
     section("Decisions", [_clip(f.text, 200) for f in by_kind.get(FactKind.DECISION, [])])
     section("Open questions", [_clip(f.text, 200) for f in by_kind.get(FactKind.QUESTION, [])])
     edited = list(dict.fromkeys(p for s in segments for p in s.edited))
-    read = [p for p in dict.fromkeys(p for s in segments for p in s.read) if p not in edited]
+    edited_set = set(edited)
+    read = [p for p in dict.fromkeys(p for s in segments for p in s.read) if p not in edited_set]
     known = [*edited, *read]
     # a mentioned path is known when a known path equals it or ends with "/" + it: the
     # tails of the known paths after each "/" answer that in one look-up (not paths²)
