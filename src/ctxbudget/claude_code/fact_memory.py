@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 from ..compaction.facts import FactLedger
 from ..compaction.types import Fact
+from ..sources import GcPaused
 from ..sources.claude_code import read_claude_code, starts_new_context
 from .cache import open_regular, save_private_json
 from .incremental import hook_state_file
@@ -54,10 +55,12 @@ def current_facts(transcript: str, root: str | None = None) -> list[Fact]:
             ledger, offset, count = FactLedger(), _context_start(f, st.st_size), 0
         f.seek(offset)
         lines = _Lines(f)
-        items = read_claude_code(lines, path=transcript).items
+        with GcPaused():  # millions of records and items, no cycles among them
+            items = read_claude_code(lines, path=transcript, context_only=True).items
     if lines.new_context:
         ledger, count = FactLedger(), 0
-    ledger.feed(items, start=count)
+    with GcPaused():
+        ledger.feed(items, start=count)
     _save(
         facts_file(transcript, root),
         {
@@ -87,7 +90,7 @@ class _Lines:
             if not raw.endswith(b"\n"):
                 return
             self.read += len(raw)
-            if any(marker in raw for marker in _MARKERS) and _starts_context(raw):
+            if (_MARKERS[0] in raw or _MARKERS[1] in raw) and _starts_context(raw):
                 self.new_context = True
             yield raw.decode("utf-8", errors="replace")
 

@@ -386,10 +386,16 @@ def _agent_names(records: list[_Record]) -> dict[int, str]:
 
 
 def read_claude_code(
-    lines: Iterable[str], *, path: str | None = None, name: str | None = None
+    lines: Iterable[str],
+    *,
+    path: str | None = None,
+    name: str | None = None,
+    context_only: bool = False,
 ) -> Transcript:
     """Read the lines of a Claude Code transcript. Bad lines are counted, not fatal:
-    each is named (``name:line``, ``name`` defaulting to ``path``) in ``problems``."""
+    each is named (``name:line``, ``name`` defaulting to ``path``) in ``problems``.
+    ``context_only``: the current context's items alone (no API calls, history or
+    sub-agents: what the fact ledger needs, in a third less time)."""
     builder = TranscriptBuilder()
     problems = ProblemLog(name or path or "<transcript>")
     records: list[_Record] = []
@@ -461,7 +467,8 @@ def read_claude_code(
             message_index += 1
 
     transcript = Transcript(format="claude-code", items=[], path=path, session_id=session_id)
-    _build_calls(records, transcript)
+    if not context_only:
+        _build_calls(records, transcript)
     _build_current(records, transcript)
     transcript.unknown_records = builder.unknown + malformed
     transcript.records = total
