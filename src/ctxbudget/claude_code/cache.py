@@ -12,7 +12,10 @@ import json
 import os
 import stat
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs the status line milliseconds at run time
+    from typing import Any
 
 __all__ = ["CACHE_ENV", "cache_root", "load_json", "open_regular", "save_private_json"]
 

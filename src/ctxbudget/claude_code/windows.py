@@ -11,12 +11,14 @@ An explicit ``--window`` or policy file wins over all of them.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 
-from ..model import Transcript
 from .cache import cache_root, load_json, save_private_json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the status line imports this module: nothing heavy at run time
+    from ..model import Transcript
 
 __all__ = ["remember_window", "remembered_window", "window_file", "with_remembered_window"]
 
@@ -27,6 +29,8 @@ def window_file(session_id: str, root: str | None = None) -> str:
     """Where the window of ``session_id`` is kept (a hashed name for odd ids)."""
     name = session_id
     if not _SAFE.fullmatch(session_id):
+        import hashlib
+
         name = hashlib.blake2b(session_id.encode("utf-8", "replace"), digest_size=12).hexdigest()
     return os.path.join(root or cache_root(), "windows", f"{name}.json")
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import AmbiguousSessionError, CtxBudgetError, SessionNotFoundError
 
+TYPE_CHECKING = False  # typing and pathlib cost --help a quarter of its time
 if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
     from ..tracker import Session, Tracker
 
 __all__ = [
@@ -170,6 +171,8 @@ def open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) 
                 "give a transcript file or a stored session id"
             )
         source = str(latest)
+    from pathlib import Path
+
     path = Path(source).expanduser()
     if path.exists():
         from ..claude_code.windows import with_remembered_window
