@@ -554,13 +554,14 @@ def _validate(
     ``checks`` keeps the check of the text around the summary, which the attempts that
     aim lower share (only the summary changes between them)."""
 
-    def check() -> FactReport:
+    def checker() -> FactCheck:
         fixed = "\n".join("" if it is summary else it.text for it in work.items)
         if fixed not in checks:
             checks[fixed] = FactCheck(facts, fixed)
-        return checks[fixed].report(summary.text if summary is not None else "")
+        return checks[fixed]
 
-    report = check()
+    first = checker()
+    report = first.report(summary.text if summary is not None else "")
     if not report.missing:
         return summary, report
     must = [f for f in report.missing if f.kind in MUST_KEEP]
@@ -582,6 +583,7 @@ def _validate(
     if not ledger:
         return summary, report
     restored_now = list(report.missing)  # must and optional: every missing fact
+    had_summary = summary is not None
     action = Action(step="fact_ledger", description="put back facts the summary missed")
     if summary is not None:
         index = next(i for i, it in enumerate(work.items) if it is summary)
@@ -607,7 +609,10 @@ def _validate(
         )
         work.insert_item(position, summary, summary.tokens or 0)
         action.tokens_after = summary.tokens or 0
-    report = check()
+    if had_summary:  # the same text around it, the summary grown: look for the missed
+        report = first.report(summary.text, since=report)
+    else:
+        report = checker().report(summary.text)
     still_missing = {id(f) for f in report.missing}  # the same Fact objects: by identity
     report.restored = [f for f in restored_now if id(f) not in still_missing]
     action.description = f"put back {len(report.restored)} fact(s) the summary missed"

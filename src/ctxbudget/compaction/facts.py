@@ -955,14 +955,22 @@ class FactCheck:
         self._found = {id(f) for f in self.facts if _present(f, text)}
         self._pending = [f for f in self.facts if id(f) not in self._found]
 
-    def report(self, extra: str = "") -> FactReport:
+    def report(self, extra: str = "", *, since: FactReport | None = None) -> FactReport:
+        """The facts in the fixed part with ``extra`` put in. ``since``: a report of this
+        check for a beginning of ``extra`` (text was added to it since): what it found
+        is still there, only what it missed is looked for."""
         found = self._found
-        if self._pending and extra:
+        pending = self._pending
+        if since is not None:
+            missed = {id(f) for f in since.missing}
+            found = {id(f) for f in self.facts if id(f) not in missed}
+            pending = since.missing
+        if pending and extra:
             words = self._words | text_words(extra) if self._need_words else set()
-            text = _Text(extra, words, indexed=len(self._pending) >= INDEX_FROM_FACTS)
+            text = _Text(extra, words, indexed=len(pending) >= INDEX_FROM_FACTS)
             found = found | {
                 id(f)
-                for f in self._pending
+                for f in pending
                 if (
                     _present(f, text)
                     if "\n" not in f.key
