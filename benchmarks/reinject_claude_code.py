@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import data_dir
 from _inventory import CATEGORIES, Score, add_scores, build_inventory, events_from_records, score
 
-from ctxbudget.compaction.facts import check_facts, extract_facts
+from ctxbudget.compaction.fact_check import check_facts
+from ctxbudget.compaction.facts import extract_facts
 from ctxbudget.compaction.reinject import DEFAULT_REINJECT_TOKENS, reinjection
 from ctxbudget.compaction.types import FactKind
 from ctxbudget.sources.claude_code import read_claude_code

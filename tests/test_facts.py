@@ -9,14 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctxbudget.compaction.facts import (
-    LEDGER_TITLE,
-    check_facts,
-    extract_facts,
-    fact_present,
-    ledger_section,
-    text_words,
-)
+from ctxbudget.compaction.fact_check import check_facts, fact_present, text_words
+from ctxbudget.compaction.facts import LEDGER_TITLE, extract_facts, ledger_section
 from ctxbudget.compaction.types import Fact
 from ctxbudget.model import Item, Kind, Role
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from ctxbudget.claude_code.hooks import HookOptions, run_hook
-from ctxbudget.compaction.facts import check_facts, extract_facts
+from ctxbudget.compaction.fact_check import check_facts
+from ctxbudget.compaction.facts import extract_facts
 from ctxbudget.compaction.reinject import (
     HOOK_OUTPUT_CHARS,
     RECALL_POINTER,

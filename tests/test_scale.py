@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ctxbudget.compaction import CompactionPolicy, compact
-from ctxbudget.compaction.facts import INDEX_FROM_FACTS, check_facts, fact_present
+from ctxbudget.compaction.fact_check import INDEX_FROM_FACTS, check_facts, fact_present
 from ctxbudget.compaction.types import Fact, FactKind
 from ctxbudget.errors import StoreError
 from ctxbudget.model import Item, Kind, Role

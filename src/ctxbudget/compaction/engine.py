@@ -24,7 +24,8 @@ from collections.abc import Callable, Sequence
 
 from ..errors import CompactionError
 from ..model import Item, Kind, Layer, Role
-from .facts import FactCheck, extract_facts, ledger_section
+from .fact_check import FactCheck
+from .facts import extract_facts, ledger_section
 from .structure import (
     Message,
     call_target,

@@ -1,12 +1,12 @@
 """The fact ledger: what a compaction must not lose, found before it and checked after.
 
-This module owns three things: finding facts in items (the user's standing
+This module owns two things: finding facts in items (the user's standing
 instructions, requirement ids, decisions, open questions, file paths, the latest todo
-list, errors, user requests, named entities, dates and numbers with units), telling
-whether each fact survived in a compacted text, and writing the short markdown section
-that puts missing facts back. Pure functions over
-strings: no I/O, no token counting, no knowledge of the pipeline's steps. Precision
-matters as much as recall: every false fact is a line a summary must carry.
+list, errors, user requests, named entities, dates and numbers with units), and writing
+the short markdown section that puts missing facts back; whether each fact survived in
+a compacted text is ``fact_check``'s. Pure functions over strings: no I/O, no token
+counting, no knowledge of the pipeline's steps. Precision matters as much as recall:
+every false fact is a line a summary must carry.
 
 System prompts and instructions are not read: a compaction always keeps them, so their
 facts cannot be lost, and their templates (``REQ-<MODULE>-<NNN>``) are not facts.
@@ -15,7 +15,6 @@ Thinking is not read either: it restates what the text around it says.
 
 from __future__ import annotations
 
-import bisect
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -23,18 +22,15 @@ from typing import Any
 
 from ..model import Item, Kind, Role
 from ..sources.tools import EDIT_TOOLS, FILE_TOOLS, QUIET_TOOLS
-from .types import Fact, FactKind, FactReport
+from .fact_check import WORD, WORD_SHARE
+from .types import Fact, FactKind
 
 __all__ = [
     "KINDS",
     "LEDGER_TITLE",
-    "FactCheck",
     "FactLedger",
-    "check_facts",
     "extract_facts",
-    "fact_present",
     "ledger_section",
-    "text_words",
 ]
 
 # Every kind, in the order a ledger section lists them (most important first).
@@ -46,23 +42,12 @@ MAX_NOTABLE = 100  # entities, dates and numbers, each: the most frequent, then 
 REQUEST_CHARS = 300
 PHRASE_WORDS = 12
 ERROR_WORDS = 15
-WORD_SHARE = 0.6  # the issue's benchmark: ≥ 60% of the distinct words of 4+ letters
 
 
 def _word_set(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
 
-_WORD_KINDS = frozenset(
-    {
-        FactKind.INSTRUCTION,
-        FactKind.DECISION,
-        FactKind.QUESTION,
-        FactKind.TODO,
-        FactKind.REQUEST,
-        FactKind.ERROR,
-    }
-)
 _SKIPPED = frozenset(
     {Kind.SYSTEM_PROMPT, Kind.INSTRUCTION, Kind.THINKING, Kind.IMAGE, Kind.REMINDER}
 )
@@ -70,8 +55,6 @@ _TEXT_KINDS = frozenset({Kind.USER_TEXT, Kind.ASSISTANT_TEXT, Kind.SUMMARY})
 _FILE_TOOL_HINTS = ("read", "edit", "write", "file", "open", "view", "create")
 _OUTPUT_KINDS = frozenset({Kind.TOOL_RESULT, Kind.FILE_READ, Kind.SEARCH_RESULT})
 _PATH_KEYS = ("file_path", "notebook_path", "path", "filename")
-_WORD = re.compile(r"[^\W\d_]{4,}")
-_ASCII_WORD = re.compile(r"[a-z]{4,}")
 
 # --- requirement ids ---------------------------------------------------------------------
 # Found from their cheap tails ("-12", "#12"), then matched in full around them: one
@@ -252,13 +235,6 @@ _NOT_ENTITY = _word_set(
 )
 
 
-def text_words(text: str) -> set[str]:
-    """The distinct words of 4+ letters of ``text``, case-folded: ``fact_present``'s ``words``."""
-    if text.isascii():  # the same words, twice as fast
-        return set(_ASCII_WORD.findall(text.lower()))
-    return set(_WORD.findall(text.casefold()))
-
-
 class FactLedger:
     """Facts deduplicated by (kind, case-folded key), each with where it first appeared.
 
@@ -424,7 +400,7 @@ def _clip(text: str, limit: int = 300) -> str:
 
 
 def _has_word(text: str) -> bool:
-    return _WORD.search(text) is not None
+    return WORD.search(text) is not None
 
 
 def _line_at(text: str, pos: int) -> str:
@@ -762,235 +738,6 @@ def _mid_sentence(text: str, start: int) -> bool:
     return before.islower()
 
 
-# --- checking ----------------------------------------------------------------------------
-
-
-class _Haystack:
-    """One text searched for many short keys, with the answers of ``in`` and ``find``.
-
-    Checking every fact of a long session by scanning the whole compacted text made
-    the check cost facts × text. This index records where each alphanumeric run of the
-    text starts. A key occurs at position q only if each of its runs occurs there too:
-    a run bounded on both sides inside the key is a whole run of the text, one bounded
-    on its left starts a run of the text, one bounded on its right ends one. So the
-    positions of the key's rarest bounded run, shifted by its offset, hold every
-    occurrence of the key; each is then confirmed with ``startswith``. A key with no
-    bounded run (one word, matched anywhere) falls back to a plain search.
-    """
-
-    _RUN = re.compile(r"[^\W_]+")
-    _MAX_CANDIDATES = 4096  # beyond this a plain search is as quick
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        starts: dict[str, list[int]] = {}
-        for match in self._RUN.finditer(text):
-            starts.setdefault(match.group(), []).append(match.start())
-        self._starts = starts
-        self._prefixes = sorted(starts)
-        self._suffixes = sorted(run[::-1] for run in starts)
-
-    def _runs_from(self, ordered: list[str], stem: str) -> Iterator[str]:
-        at = bisect.bisect_left(ordered, stem)
-        while at < len(ordered) and ordered[at].startswith(stem):
-            yield ordered[at]
-            at += 1
-
-    def _positions(self, key: str) -> Iterator[int] | None:
-        """Every position where ``key`` may start (lazily: a search stops at the first
-        hit), or None: search the whole text."""
-        starts = self._starts
-        best: list[tuple[str, int]] | None = None  # (run of the text, shift to the key)
-        best_cost = self._MAX_CANDIDATES + 1
-        for match in self._RUN.finditer(key):
-            run, offset = match.group(), match.start()
-            left, right = offset > 0, match.end() < len(key)
-            if left and right:
-                matches: Iterator[tuple[str, int]] = iter([(run, -offset)] if run in starts else [])
-            elif left:  # the run starts a run of the text
-                matches = ((r, -offset) for r in self._runs_from(self._prefixes, run))
-            elif right:  # the run ends a run of the text (its offset is 0)
-                matches = (
-                    (r[::-1], len(r) - len(run)) for r in self._runs_from(self._suffixes, run[::-1])
-                )
-            else:
-                continue
-            chosen: list[tuple[str, int]] = []
-            cost = 0
-            for text_run, shift in matches:
-                cost += len(starts[text_run])
-                if cost >= best_cost:
-                    break
-                chosen.append((text_run, shift))
-            if cost < best_cost:
-                best, best_cost = chosen, cost
-                if not cost:
-                    break
-        if best is None:
-            return None
-        return (p + shift for text_run, shift in best for p in starts[text_run])
-
-    def __contains__(self, key: str) -> bool:
-        positions = self._positions(key)
-        if positions is None:
-            return key in self.text
-        return any(q >= 0 and self.text.startswith(key, q) for q in positions)
-
-    def has_id(self, key: str) -> bool:
-        positions = self._positions(key)
-        if positions is None:
-            return _has_id(self.text, key)
-        text, end = self.text, len(key)
-        for q in positions:
-            if q >= 0 and text.startswith(key, q):
-                after = text[q + end : q + end + 1]
-                if not (after.isalnum() or after == "-"):
-                    return True
-        return False
-
-
-class _Text:
-    """A text as the presence rules read it: as written, case-folded, its words.
-
-    With ``indexed`` the searches go through a ``_Haystack`` (built on first use):
-    the same answers, in time that does not grow with the text for most keys.
-    """
-
-    def __init__(self, text: str, words: set[str], *, indexed: bool = False) -> None:
-        self.text = text
-        self.folded = text.casefold()
-        self.words = words
-        self._indexed = indexed
-        self._raw_index: _Haystack | None = None
-        self._folded_index: _Haystack | None = None
-
-    def raw(self) -> _Haystack | str:
-        if not self._indexed:
-            return self.text
-        if self._raw_index is None:
-            self._raw_index = _Haystack(self.text)
-        return self._raw_index
-
-    def casefolded(self) -> _Haystack | str:
-        if not self._indexed:
-            return self.folded
-        if self._folded_index is None:
-            self._folded_index = _Haystack(self.folded)
-        return self._folded_index
-
-
-def _present(fact: Fact, text: _Text) -> bool:
-    kind = fact.kind
-    key = fact.key
-    if kind in _WORD_KINDS:
-        wanted = set(_WORD.findall(key.casefold()))
-        if not wanted:
-            return key.casefold() in text.casefolded()
-        return len(wanted & text.words) >= WORD_SHARE * len(wanted) - 1e-9
-    if kind == FactKind.FILE:
-        raw = text.raw()
-        if key in raw:
-            return True
-        name = key.rsplit("/", 1)[-1]
-        # A directory's last segment ("tasks/") is too common a word to stand for it.
-        return bool(name) and not key.endswith("/") and "." in name and name in raw
-    if kind == FactKind.REQUIREMENT:
-        folded = text.casefolded()
-        if isinstance(folded, _Haystack):
-            return folded.has_id(key.casefold())
-        return _has_id(folded, key.casefold())
-    return key.casefold() in text.casefolded()
-
-
-def _has_id(folded: str, key: str) -> bool:
-    """``key`` not followed by more of an id: REQ-1 is not in "REQ-12", #6 not in "#69"."""
-    at = folded.find(key)
-    while at >= 0:
-        after = folded[at + len(key) : at + len(key) + 1]
-        if not (after.isalnum() or after == "-"):
-            return True
-        at = folded.find(key, at + 1)
-    return False
-
-
-def fact_present(fact: Fact, text: str, *, words: set[str] | None = None) -> bool:
-    """Is ``fact`` still in ``text``?
-
-    Requirements, dates, numbers and entities: the key, case-insensitively. Files: the
-    path or its basename, as written. Todos, requests, decisions, questions and errors:
-    at least 60% of the key's distinct words of 4+ letters (the issue's benchmark rule);
-    ``words`` is ``text_words(text)``, precomputed when checking many facts.
-    """
-    if words is None:
-        words = text_words(text) if fact.kind in _WORD_KINDS else set()
-    return _present(fact, _Text(text, words))
-
-
-#: From this many facts on, ``check_facts`` indexes the text instead of scanning it
-#: once per fact (the answers are the same either way).
-INDEX_FROM_FACTS = 64
-
-
-def check_facts(facts: Sequence[Fact], text: str) -> FactReport:
-    """Which facts survived in ``text``: totals, per-kind (kept, total) and the missing."""
-    return FactCheck(facts, text).report()
-
-
-class FactCheck:
-    """Facts checked against a text made of a fixed part and a part that changes (a
-    compaction's summary, written again for each aim): the fixed part is searched once.
-
-    ``report(extra)`` answers for the text ``fixed`` with ``extra`` put in at one place
-    between two of its lines (or at an end): a key without a newline that occurs there
-    occurs within one of the two, and the words of the whole are those of both. The
-    same answers as ``check_facts`` on the whole text.
-    """
-
-    def __init__(self, facts: Sequence[Fact], fixed: str) -> None:
-        self.facts = list(facts)
-        self.fixed = fixed
-        self._need_words = any(f.kind in _WORD_KINDS for f in self.facts)
-        self._words = text_words(fixed) if self._need_words else set()
-        text = _Text(fixed, self._words, indexed=len(self.facts) >= INDEX_FROM_FACTS)
-        self._found = {id(f) for f in self.facts if _present(f, text)}
-        self._pending = [f for f in self.facts if id(f) not in self._found]
-
-    def report(self, extra: str = "", *, since: FactReport | None = None) -> FactReport:
-        """The facts in the fixed part with ``extra`` put in. ``since``: a report of this
-        check for a beginning of ``extra`` (text was added to it since): what it found
-        is still there, only what it missed is looked for."""
-        found = self._found
-        pending = self._pending
-        if since is not None:
-            missed = {id(f) for f in since.missing}
-            found = {id(f) for f in self.facts if id(f) not in missed}
-            pending = since.missing
-        if pending and extra:
-            words = self._words | text_words(extra) if self._need_words else set()
-            text = _Text(extra, words, indexed=len(pending) >= INDEX_FROM_FACTS)
-            found = found | {
-                id(f)
-                for f in pending
-                if (
-                    _present(f, text)
-                    if "\n" not in f.key
-                    else fact_present(f, self.fixed + "\n" + extra)
-                )
-            }
-        report = FactReport(total=len(self.facts))
-        counts: dict[str, list[int]] = {}
-        for fact in self.facts:
-            tally = counts.setdefault(fact.kind, [0, 0])
-            tally[1] += 1
-            if id(fact) in found:
-                tally[0] += 1
-            else:
-                report.missing.append(fact)
-        report.kept = report.total - len(report.missing)
-        report.by_kind = {kind: (kept, total) for kind, (kept, total) in counts.items()}
-        return report
-
-
 # --- restoring ---------------------------------------------------------------------------
 
 _LIST_LABELS = {
@@ -1004,9 +751,9 @@ _LIST_LABELS = {
 
 def _shortest(key: str) -> str:
     """The shortest prefix of ``key`` that holds 60% of its distinct words of 4+ letters."""
-    wanted = set(_WORD.findall(key.casefold()))
+    wanted = set(WORD.findall(key.casefold()))
     seen: set[str] = set()
-    for match in _WORD.finditer(key.casefold()):
+    for match in WORD.finditer(key.casefold()):
         seen.add(match.group(0))
         if len(seen) >= WORD_SHARE * len(wanted) - 1e-9:
             end = match.end()

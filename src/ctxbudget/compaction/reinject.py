@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .facts import check_facts, ledger_section
+from .fact_check import check_facts
+from .facts import ledger_section
 from .types import Fact, FactKind
 
 __all__ = [
