@@ -15,15 +15,15 @@ import pytest
 from conftest import run_cli
 
 from ctxbudget.accounting import Calibration
-from ctxbudget.claude_code import statusline
+from ctxbudget.claude_code import statusline, transcript_state
 from ctxbudget.claude_code.statusline import (
     DEFAULT_FORMAT,
     default_line,
     format_line,
-    read_transcript,
     render_statusline,
     transcript_figure,
 )
+from ctxbudget.claude_code.transcript_state import read_transcript
 from ctxbudget.cli import statusline as cli_statusline
 from ctxbudget.model import Level
 from ctxbudget.policy import Policy
@@ -321,13 +321,13 @@ def test_appended_records_are_read_incrementally(
     assert offset == path.stat().st_size
 
     seen: list[str] = []
-    add = statusline._Tail.add
+    add = transcript_state._Tail.add
 
     def spy(self: Any, record: dict[str, Any]) -> None:
         seen.append(record["uuid"])
         add(self, record)
 
-    monkeypatch.setattr(statusline._Tail, "add", spy)
+    monkeypatch.setattr(transcript_state._Tail, "add", spy)
     # A tool result after the response: estimated locally on top of the anchor.
     write(path, [result("r3", "a3", "t9", FILE_TEXT)], mode="a")
     second = render_statusline(stdin_json(path))
@@ -773,7 +773,7 @@ def test_context_window_usage_of_the_transcript(
 def test_constants_agree_with_the_session() -> None:
     from ctxbudget import session
 
-    assert statusline.UNANCHORED_PER_ITEM == session.UNANCHORED_PER_ITEM
+    assert transcript_state.UNANCHORED_PER_ITEM == session.UNANCHORED_PER_ITEM
     assert set(statusline.ACTIONS) == {lv.value for lv in Level if lv is not Level.NORMAL}
 
 

@@ -59,9 +59,10 @@ model's (``window_for_model``): Claude Code's ``model.id``, else the transcript'
 model as above. Levels, bar and labels come from ``Policy``, ``build_status`` and
 ``ctxbudget.render``, as everywhere else.
 
-Speed: the transcript's state (stat, byte offset of the last complete line, the
-anchor and the local count of each item since it, the correction learnt so far with
-its samples, the counter's name, recent message ids) is kept in a small JSON file per
+Speed: the transcript's state (``transcript_state``: stat, byte offset of the last
+complete line, the anchor and the local count of each item since it, the correction
+learnt so far with its samples, the counter's name, recent message ids) is kept in a
+small JSON file per
 transcript under the user cache dir, so a call reads only what was appended since the
 last one and never replays the history; a read after which the file's model picks
 another counter than the counts were made with counts the whole file again. The
@@ -80,20 +81,22 @@ import json
 import math
 import os
 import stat
-import sys
 import zlib
 
 # Imports nothing: the status line's arithmetic is ``ctxbudget tokens``'s.
-from ..tokens.framing import EXACT_COUNTERS, UNANCHORED_PER_ITEM
-from .cache import cache_root, load_json, open_regular, save_private_json
+from .cache import cache_root, load_json, save_private_json
+from .transcript_state import (
+    STATE_VERSION,
+    TranscriptState,
+    count_field,
+    debug,
+    read_transcript,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import Any
 
-    from ..accounting import Calibration
-    from ..model import Item
     from ..policy import Policy
     from ..status import Status
 
@@ -101,29 +104,18 @@ if TYPE_CHECKING:
 #: {session}. ``{action}`` is empty below the warning level, else " · compact soon" etc.
 DEFAULT_FORMAT = "{model} | Tokens: {used}/{max} ({percent}%) | {bar} | {level}{action}"
 FORMAT_ENV = "CTXBUDGET_STATUSLINE_FORMAT"
-DEBUG_ENV = "CTXBUDGET_DEBUG"
 #: What to do, by level (short forms of ``status.RECOMMENDATIONS``).
 ACTIONS = {
     "warning": "compact soon",
     "critical": "compact now",
     "blocked": "new agents blocked",
 }
-#: Bump when the cached state's meaning changes: older cache files are then ignored.
-STATE_VERSION = 4
-
-#: The most bytes one call reads of a transcript (``$CTXBUDGET_STATUSLINE_MAX_BYTES``
-#: overrides): a first read of a bigger file, or a bigger append, is not read at all and
-#: the line says ``?`` (or shows Claude Code's own figure) rather than stall the prompt.
-MAX_BYTES_ENV = "CTXBUDGET_STATUSLINE_MAX_BYTES"
-DEFAULT_MAX_BYTES = 64 << 20
-
 _MAX_STDIN = 1 << 20
-_RECENT_IDS = 256
-_HEAD_BYTES = 64
-_GZIP_MAGIC = b"\x1f\x8b"
 # The code the line depends on, from the package's root.
 _CODE = (
     "claude_code/statusline.py",
+    "claude_code/transcript_state.py",
+    "claude_code/cache.py",
     "render.py",
     "status.py",
     "policy.py",
@@ -134,27 +126,7 @@ _CODE = (
 _PLACEHOLDER_NAMES = ("model", "used", "max", "percent", "bar", "level", "action", "remaining")
 
 
-def debug(message: str) -> None:
-    """One line on stderr when ``CTXBUDGET_DEBUG`` is set; never on the user's line."""
-    if os.environ.get(DEBUG_ENV):
-        import contextlib
-
-        with contextlib.suppress(Exception):
-            print(f"ctxbudget statusline: {message}", file=sys.stderr)
-
-
 # -- input ---------------------------------------------------------------------------
-
-
-def _count(value: Any) -> int | None:
-    """A non-negative token count, or None for anything else (bools, strings, NaN)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float) and value == value and 0 <= value < 1e15:
-        return int(value)
-    return None
 
 
 def _text(value: Any) -> str | None:
@@ -224,17 +196,17 @@ def parse_input(text: str) -> StatuslineInput:
         result.model_id = _text(model)
     window = data.get("context_window")
     if isinstance(window, dict):
-        size = _count(window.get("context_window_size"))
+        size = count_field(window.get("context_window_size"))
         result.window = size if size else None
         usage = window.get("current_usage")
         if isinstance(usage, dict):
             parts = [
-                _count(usage.get(k))
+                count_field(usage.get(k))
                 for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
             ]
             if any(p is not None for p in parts):
                 result.context_tokens = sum(p or 0 for p in parts)
-                result.output_tokens = _count(usage.get("output_tokens")) or 0
+                result.output_tokens = count_field(usage.get("output_tokens")) or 0
         used = window.get("used_percentage")
         if isinstance(used, int | float) and not isinstance(used, bool) and 0 <= used <= 1000:
             result.used_percentage = float(used)
@@ -271,515 +243,6 @@ def _file_stamp(path: str | None) -> list[Any] | None:
     except OSError:
         return [os.path.abspath(path), None]
     return [os.path.abspath(path), st.st_ino, st.st_size, st.st_mtime_ns]
-
-
-# -- the transcript, read incrementally -------------------------------------------------
-
-
-class TranscriptState:
-    """What the status line remembers of a transcript between two calls.
-
-    ``offset`` is the byte just after the last complete line read; a last line without
-    its newline is left for the next call. ``anchor`` is the last main-thread API call
-    since the last context start: ``[message_id, context_tokens, output_tokens,
-    output_items]``, where ``output_items`` counts the items of the records that carry
-    its message id (none when it has no id). ``added`` is the local count of each
-    main-thread item from the anchor's first record on (that record included), in file
-    order. Without an anchor, ``since_tokens`` / ``since_items`` are the local count of
-    the context since its start. ``calibration`` is the learned correction
-    ``[per_token, per_item, samples]`` (None: the prior), ``counter`` the name of the
-    counter the counts were made with (None: nothing counted yet).
-    """
-
-    __slots__ = (
-        "added",
-        "anchor",
-        "calibration",
-        "calls",
-        "context",
-        "counter",
-        "dev",
-        "head",
-        "ids",
-        "ino",
-        "malformed",
-        "model",
-        "mtime_ns",
-        "offset",
-        "overheads",
-        "path",
-        "records",
-        "session_id",
-        "shape",
-        "since_items",
-        "since_tokens",
-        "size",
-        "version",
-    )
-
-    def __init__(self, path: str) -> None:
-        self.version = STATE_VERSION
-        self.path = path
-        self.dev = 0
-        self.ino = 0
-        self.size = -1
-        self.mtime_ns = 0
-        self.offset = 0
-        self.head = ""
-        self.anchor: list[Any] | None = None
-        self.added: list[int] = []
-        self.since_tokens = 0
-        self.since_items = 0
-        self.calibration: list[Any] | None = None
-        self.counter: str | None = None
-        self.calls = 0  # main-thread API calls seen in the whole file
-        # local tokens and items of the whole context the anchor call sent
-        self.context = [0, 0]
-        # what each call's usage counted beyond its transcript (the latest ones)
-        self.overheads: list[int] = []
-        # local tokens and blocks of the latest request's system prompt and tools, where
-        # the transcript records them (Claude Code 2.x ``api-request-shape``)
-        self.shape = [0, 0]
-        self.ids: list[str] = []
-        self.model: str | None = None
-        self.session_id: str | None = None
-        self.records = 0
-        self.malformed = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    @classmethod
-    def from_json(cls, data: Any, path: str) -> TranscriptState | None:
-        """The saved state of ``path``, or None when absent or not understood."""
-        if not isinstance(data, dict) or data.get("path") != path:
-            return None
-        if data.get("version") != STATE_VERSION:
-            return None
-        state = cls(path)
-        try:
-            for name in cls.__slots__:
-                if name in data:
-                    setattr(state, name, data[name])
-            ints = (state.dev, state.ino, state.size, state.mtime_ns, state.offset)
-            counts = (
-                state.since_tokens,
-                state.since_items,
-                state.records,
-                state.calls,
-                state.malformed,
-            )
-            if not all(_is_int(v) for v in (*ints, *counts)):
-                return None
-            bytes.fromhex(state.head)
-            if not (
-                _str_list(state.ids)
-                and isinstance(state.context, list)
-                and len(state.context) == 2
-                and all(_is_int(v) for v in state.context)
-                and isinstance(state.overheads, list)
-                and all(_is_int(v) for v in state.overheads)
-                and isinstance(state.shape, list)
-                and len(state.shape) == 2
-                and all(_is_int(v) for v in state.shape)
-                and isinstance(state.model, str | None)
-                and isinstance(state.counter, str | None)
-                and isinstance(state.added, list)
-                and all(_is_int(v) for v in state.added)
-            ):
-                return None
-            anchor = state.anchor
-            if anchor is not None and not (
-                isinstance(anchor, list)
-                and len(anchor) == 4
-                and isinstance(anchor[0], str | None)
-                and all(_is_int(v) for v in anchor[1:])
-            ):
-                return None
-            cal = state.calibration
-            if cal is not None and not (
-                isinstance(cal, list)
-                and len(cal) == 3
-                and all(isinstance(v, float) for v in cal[:2])
-                and isinstance(cal[2], list)
-                and all(
-                    isinstance(row, list) and len(row) == 3 and all(_is_int(v) for v in row)
-                    for row in cal[2]
-                )
-            ):
-                return None
-        except (TypeError, AttributeError, ValueError):
-            return None
-        return state
-
-    def counter_name(self) -> str:
-        """The counter of this transcript: the one already used, else the one
-        ``ctxbudget tokens`` picks for its model."""
-        if self.counter is None:
-            from ..tokens.counters import counter_name_for_model
-
-            return counter_name_for_model(self.model)
-        return self.counter
-
-    def new_calibration(self) -> Calibration:
-        """The saved calibration, else the prior of the counter (``Session`` rule)."""
-        from ..accounting import Calibration
-
-        name = self.counter_name()
-        calibration = Calibration.for_counter(exact_for_model=name in EXACT_COUNTERS, counter=name)
-        if self.calibration is not None:
-            per_token, per_item, samples = self.calibration
-            calibration.per_token = float(per_token)
-            calibration.per_item = float(per_item)
-            calibration.samples = [(int(a), int(b), int(c)) for a, b, c in samples]
-        return calibration
-
-    def keep_calibration(self, calibration: Calibration) -> None:
-        self.calibration = [
-            calibration.per_token,
-            calibration.per_item,
-            [list(row) for row in calibration.samples],
-        ]
-
-    def estimated_overhead(self, calibration: Calibration) -> int:
-        """Without a usage in the current context (after a compaction): the system
-        prompt and tools as the earlier calls measured them (``load_transcript``'s
-        ``estimate_overhead``); before the first usage of all, as the recorded request
-        shape counts them; else 0."""
-        if self.anchor is not None:
-            return 0
-        if self.overheads:
-            from ..accounting import estimate_overhead
-
-            return estimate_overhead(self.overheads) or 0
-        tokens, blocks = self.shape
-        return round(calibration.per_token * tokens + max(0.0, _framing(calibration)) * blocks)
-
-    # The figure, with the same arithmetic as Session._from_transcript / used_tokens.
-    def used_tokens(self, calibration: Calibration) -> int:
-        if self.anchor is None:
-            framing = _framing(calibration)
-            local = round(calibration.per_token * self.since_tokens + framing * self.since_items)
-            return local + self.estimated_overhead(calibration)
-        context, output, out_items = (int(v) for v in self.anchor[1:])
-        # The response's size is reported (output tokens): its items are its first
-        # ``out_n`` ones, of which only the framing is estimated.
-        out_n = out_items if output else 0
-        rest = self.added[out_n:]
-        known = context + output * (out_n > 0) + round(calibration.per_item * out_n)
-        return known + calibration.predict(sum(rest), len(rest))
-
-
-def _framing(calibration: Calibration) -> float:
-    """Session.framing: the learned per-item framing once a usage taught it something,
-    else a message's role markers."""
-    per_item = calibration.per_item
-    return per_item if calibration.samples else min(per_item, UNANCHORED_PER_ITEM)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _str_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def _context_records() -> tuple[str, ...]:
-    """The record types whose items are context: the Claude Code reader's."""
-    from ..sources.claude_code import CONTEXT_RECORDS
-
-    return CONTEXT_RECORDS
-
-
-def _starts_context(record: dict[str, Any]) -> bool:
-    """A compaction boundary or summary: the Claude Code reader's rule."""
-    from ..sources.claude_code import starts_new_context
-
-    return starts_new_context(record)
-
-
-class _Tail:
-    """Applies appended records to a state, as ``replay_history`` would see them.
-
-    Records are kept uncounted until a new API call (or the end of the read) needs their
-    count: then each item is counted once, in order, into ``state.added`` (or the
-    unanchored sums), and at a new call with an anchor the calibration learns from
-    what was added since that anchor.
-    """
-
-    def __init__(self, state: TranscriptState) -> None:
-        self.state = state
-        # Records not counted yet, each with whether it is part of the anchor's response.
-        self.pending: list[tuple[dict[str, Any], bool]] = []
-        self.ids = set(state.ids)
-        self._calibration: Calibration | None = None
-        self._count: Callable[[Item], int] | None = None
-        self.shape_texts: dict[str, str] = {}
-
-    def add(self, record: dict[str, Any]) -> None:
-        s = self.state
-        s.records += 1
-        if s.session_id is None and isinstance(record.get("sessionId"), str):
-            s.session_id = record["sessionId"]
-        rtype = record.get("type")
-        message = record.get("message")
-        message = message if isinstance(message, dict) else {}
-        model = message.get("model")
-        # The model as the reader names it: the last response's, sub-agents' included.
-        if rtype == "assistant" and isinstance(model, str) and not model.startswith("<"):
-            s.model = model
-        if record.get("isSidechain"):
-            return  # a sub-agent's own context, not the main window
-        if _starts_context(record) or (
-            rtype in ("user", "assistant") and record.get("parentUuid") is None
-        ):
-            # A new context starts (at a compaction, or at a record with no parent:
-            # the reader's root); the summary or root record itself is part of it.
-            self.pending.clear()
-            s.anchor = None
-            s.added = []
-            s.since_tokens = s.since_items = 0
-        if rtype == "api-request-shape":
-            self._shape(record.get("shape"))
-        if rtype not in _context_records():
-            return
-        mid = message.get("id") if isinstance(message.get("id"), str) else None
-        anchor_id = s.anchor[0] if s.anchor is not None else None
-        usage = message.get("usage") if rtype == "assistant" else None
-        if isinstance(usage, dict):
-            context = sum(
-                _count(usage.get(k)) or 0
-                for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-            )
-            output = _count(usage.get("output_tokens")) or 0
-            if s.anchor is not None and anchor_id is not None and mid == anchor_id:
-                # Another block of the anchor's response: its last record has the final
-                # output count.
-                s.anchor[2] = max(s.anchor[2], output)
-                self.pending.append((record, True))
-                return
-            if context > 0 and (mid is None or mid not in self.ids):
-                self._call(record, mid, context, output)
-                return
-        elif anchor_id is not None and mid == anchor_id:
-            self.pending.append((record, True))
-            return
-        self.pending.append((record, False))
-
-    def _shape(self, shape: Any) -> None:
-        """The latest request's system prompt and tools (the reader's texts), counted at
-        the end of the read: by then the model, and so the counter, is known."""
-        from ..sources.claude_code import request_shape
-
-        self.shape_texts = request_shape(shape) or self.shape_texts
-
-    def _call(self, record: dict[str, Any], mid: str | None, context: int, output: int) -> None:
-        """A new main-thread API call: learn from it as ``replay_history`` does, then
-        anchor on it."""
-        s = self.state
-        self._flush()
-        if s.anchor is not None:
-            _, a_context, a_output, a_items = s.anchor
-            out_n = a_items if a_output else 0
-            rest = s.added[out_n:]
-            known = a_context + a_output * (out_n > 0)
-            calibration = self.calibration()
-            calibration.learn(
-                sum(rest), len(rest), context - known - round(calibration.per_item * out_n)
-            )
-            sent = [s.context[0] + sum(s.added), s.context[1] + len(s.added)]
-        else:
-            sent = [s.since_tokens, s.since_items]
-        # what this usage counted beyond the transcript sent (replay_history's sample)
-        from ..accounting import OVERHEAD_SAMPLES, overhead_sample
-
-        s.context = sent
-        s.overheads.append(overhead_sample(context, sent[0], sent[1], self.calibration()))
-        del s.overheads[:-OVERHEAD_SAMPLES]
-        s.anchor = [mid, context, output, 0]
-        s.added = []
-        s.since_tokens = s.since_items = 0
-        s.calls += 1
-        self.pending.append((record, mid is not None))
-        if mid is not None:
-            self.ids.add(mid)
-            s.ids.append(mid)
-            del s.ids[:-_RECENT_IDS]
-
-    def calibration(self) -> Calibration:
-        if self._calibration is None:
-            if self.state.counter is None:
-                self.state.counter = self.state.counter_name()
-            self._calibration = self.state.new_calibration()
-        return self._calibration
-
-    def counter(self) -> Callable[[Item], int]:
-        """An item's local count, as ``Session._count`` makes it."""
-        if self._count is None:
-            from ..tokens.counters import get_counter
-
-            s = self.state
-            if s.counter is None:
-                s.counter = s.counter_name()
-            count_text = get_counter(s.counter).count
-
-            def count(item: Item) -> int:
-                if item.tokens is not None:
-                    return item.tokens
-                return count_text(item.text) if item.text else 0
-
-            self._count = count
-        return self._count
-
-    def _flush(self) -> None:
-        """Count the pending records' items (the counter is imported only if needed)."""
-        if not self.pending:
-            return
-        s = self.state
-        count = self.counter()
-        for record, is_out in self.pending:
-            counts = [count(item) for item in _items_of(record)]
-            if s.anchor is not None:
-                s.added.extend(counts)
-                if is_out:
-                    s.anchor[3] += len(counts)
-            else:
-                s.since_tokens += sum(counts)
-                s.since_items += len(counts)
-        self.pending.clear()
-
-    def finish(self) -> None:
-        self._flush()
-        if self.shape_texts:
-            count = self.counter()
-            texts = self.shape_texts.values()
-            self.state.shape = [sum(count(_text_item(t)) for t in texts), len(texts)]
-        if self._calibration is not None:
-            self.state.keep_calibration(self._calibration)
-
-
-def _text_item(text: str) -> Item:
-    from ..model import Item, Kind, Role
-
-    return Item(role=Role.SYSTEM, kind=Kind.SYSTEM_PROMPT, text=text)
-
-
-def _items_of(record: dict[str, Any]) -> list[Item]:
-    """The record's items exactly as the Claude Code reader makes them."""
-    from ..model import MAIN_AGENT
-    from ..sources.claude_code import TranscriptBuilder
-
-    return TranscriptBuilder().items_of(record, MAIN_AGENT, 0)
-
-
-def read_transcript(
-    path: str, saved: Any = None, *, max_bytes: int | None = None
-) -> tuple[TranscriptState, bool]:
-    """The state of the transcript at ``path``, from ``saved`` plus what was appended.
-
-    Returns the state and whether it changed. Raises OSError when the file cannot be
-    read at all: missing, not a regular file (a FIFO would block forever, ``/dev/zero``
-    never ends), or more than ``max_bytes`` (default ``max_read_bytes()``) to read.
-    """
-    st = os.stat(path)
-    if not stat.S_ISREG(st.st_mode):
-        raise OSError(f"{path} is not a regular file")
-    state = TranscriptState.from_json(saved, path)
-    if state is not None and (state.dev, state.ino, state.size, state.mtime_ns) == (
-        st.st_dev,
-        st.st_ino,
-        st.st_size,
-        st.st_mtime_ns,
-    ):
-        return state, False  # nothing happened since the last call
-    state = _read(path, st, state, max_bytes)
-    if state.counter is not None:
-        from ..tokens.counters import counter_name_for_model
-
-        wanted = counter_name_for_model(state.model)
-        if wanted != state.counter:
-            # The model named in the records read so far picked another counter than
-            # the whole file's model does: count everything again with that one.
-            debug(f"{path}: counted with {state.counter}, its model wants {wanted}")
-            fresh = TranscriptState(path)
-            fresh.counter = wanted
-            fresh.dev, fresh.ino = st.st_dev, st.st_ino  # the same file: keep the counter
-            state = _read(path, st, fresh, max_bytes)
-    return state, True
-
-
-def max_read_bytes() -> int:
-    """``$CTXBUDGET_STATUSLINE_MAX_BYTES`` when it is a positive integer, else
-    ``DEFAULT_MAX_BYTES``."""
-    try:
-        value = int(os.environ.get(MAX_BYTES_ENV, ""))
-    except ValueError:
-        return DEFAULT_MAX_BYTES
-    return value if value > 0 else DEFAULT_MAX_BYTES
-
-
-def _read(
-    path: str, st: os.stat_result, state: TranscriptState | None, max_bytes: int | None = None
-) -> TranscriptState:
-    """``state`` (None: a new one) plus the complete lines of ``path`` after its offset,
-    up to the size ``st`` gave (what is appended meanwhile waits for the next call)."""
-    cap = max_bytes or max_read_bytes()
-    f, opened = open_regular(path)
-    with f:
-        if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
-            raise OSError(f"{path} was replaced while being read")
-        head = f.read(_HEAD_BYTES)
-        if state is not None and (
-            (state.dev, state.ino) != (st.st_dev, st.st_ino)
-            or st.st_size < state.offset
-            or not head.startswith(bytes.fromhex(state.head))
-            or head[:2] == _GZIP_MAGIC
-        ):
-            debug(f"{path} was replaced or truncated: reading it again")
-            state = None
-        if state is None:
-            state = TranscriptState(path)
-        state.head = head.hex()
-        if head[:2] == _GZIP_MAGIC:
-            import gzip
-
-            f.seek(0)
-            with gzip.GzipFile(fileobj=f) as unpacked:
-                data = unpacked.read(cap + 1)
-            if len(data) > cap:
-                raise OSError(f"{path} unpacks to more than {cap:,} bytes ({MAX_BYTES_ENV})")
-            state.offset = 0
-        else:
-            size = st.st_size - state.offset
-            if size > cap:
-                raise OSError(f"{size:,} bytes to read in {path}, above {cap:,} ({MAX_BYTES_ENV})")
-            f.seek(state.offset)
-            data = f.read(size)
-    end = data.rfind(b"\n") + 1  # a last line without newline waits for the next call
-    tail = _Tail(state)
-    for line in data[:end].splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            state.malformed += 1
-            continue
-        if isinstance(record, dict):
-            tail.add(record)
-        else:
-            state.malformed += 1
-    tail.finish()
-    if head[:2] != _GZIP_MAGIC:
-        state.offset += end
-    state.dev, state.ino, state.size, state.mtime_ns = (
-        st.st_dev,
-        st.st_ino,
-        st.st_size,
-        st.st_mtime_ns,
-    )
-    return state
 
 
 # -- the line --------------------------------------------------------------------------
