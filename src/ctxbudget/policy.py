@@ -9,9 +9,6 @@ than what it reserves.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-
 from .errors import ConfigurationError
 from .level import Level
 
@@ -87,25 +84,90 @@ def window_assumption(model: str | None) -> str | None:
     )
 
 
-@dataclass(slots=True, frozen=True)
+#: The fields of a ``Policy``, in order, with their defaults.
+POLICY_FIELDS: dict[str, Any] = {
+    "window": DEFAULT_WINDOW,
+    "reserved_output": 0,
+    "safety_margin": 0,
+    "warning_percent": 75.0,
+    "critical_percent": 90.0,
+    "blocked_percent": 95.0,
+    "model": None,
+    "counter": None,
+}
+
+
 class Policy:
     """How a session is judged. Percentages are of ``window``.
 
     ``reserved_output`` and ``safety_margin`` are kept free: they reduce
     ``remaining_tokens``, not the percentage (which stays "share of the window", the
     figure Claude Code and the providers show).
+
+    An immutable value (equal by its fields, hashable), written out rather than as a
+    dataclass: ``dataclasses`` imports ``inspect``, a quarter of the status line's
+    first call.
     """
 
-    window: int = DEFAULT_WINDOW
-    reserved_output: int = 0
-    safety_margin: int = 0
-    warning_percent: float = 75.0
-    critical_percent: float = 90.0
-    blocked_percent: float = 95.0
-    model: str | None = None
-    counter: str | None = None
+    __slots__ = tuple(POLICY_FIELDS)
 
-    def __post_init__(self) -> None:
+    window: int
+    reserved_output: int
+    safety_margin: int
+    warning_percent: float
+    critical_percent: float
+    blocked_percent: float
+    model: str | None
+    counter: str | None
+
+    def __init__(
+        self,
+        window: int = DEFAULT_WINDOW,
+        reserved_output: int = 0,
+        safety_margin: int = 0,
+        warning_percent: float = 75.0,
+        critical_percent: float = 90.0,
+        blocked_percent: float = 95.0,
+        model: str | None = None,
+        counter: str | None = None,
+    ) -> None:
+        values = (
+            window,
+            reserved_output,
+            safety_margin,
+            warning_percent,
+            critical_percent,
+            blocked_percent,
+            model,
+            counter,
+        )
+        for name, value in zip(POLICY_FIELDS, values, strict=True):
+            object.__setattr__(self, name, value)
+        self._validate()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: a Policy is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: a Policy is immutable")
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in POLICY_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Policy)
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in POLICY_FIELDS)
+        return f"Policy({fields})"
+
+    def _validate(self) -> None:
         problems = []
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window <= 0:
             problems.append(f"window must be a positive number of tokens (got {self.window!r})")
@@ -142,14 +204,14 @@ class Policy:
 
     def replace(self, **changes: Any) -> Policy:
         """A copy with the given fields changed; ``None`` values are ignored."""
-        known = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - known)
+        unknown = sorted(set(changes) - set(POLICY_FIELDS))
         if unknown:
             raise ConfigurationError(
-                f"unknown policy field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                f"unknown policy field(s): {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(POLICY_FIELDS))}"
             )
         given = {k: v for k, v in changes.items() if v is not None}
-        return dataclasses.replace(self, **given) if given else self
+        return Policy(**{**self.to_dict(), **given}) if given else self
 
     @classmethod
     def from_toml(cls, path: str | Path, base: Policy | None = None) -> Policy:
@@ -167,7 +229,7 @@ class Policy:
             raise ConfigurationError(f"{origin}: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {name: getattr(self, name) for name in POLICY_FIELDS}
 
     def level_for(self, percent: float) -> Level:
         if percent >= self.blocked_percent:
@@ -212,7 +274,7 @@ def fields_from_mapping(data: Any, origin: str = "policy") -> dict[str, Any]:
         for level in _THRESHOLD_KEYS:
             if level in thresholds:
                 flat[f"{level}_percent"] = thresholds[level]
-    known = {f.name for f in dataclasses.fields(Policy)}
+    known = set(POLICY_FIELDS)
     unknown = sorted(set(flat) - known)
     if unknown:
         raise ConfigurationError(

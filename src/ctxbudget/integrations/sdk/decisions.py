@@ -7,7 +7,6 @@ no I/O; the lifecycle (``core``) and the compaction (``compacting``) ask it.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -51,8 +50,7 @@ def request_status(session: Session, reserve: int) -> Status:
     scale = remaining / status.remaining_tokens if status.remaining_tokens else 0.0
     exchanges = status.estimated_exchanges_left
     eta = status.eta_seconds
-    return dataclasses.replace(
-        status,
+    return status.replace(
         remaining_tokens=remaining,
         level=at,
         recommendation=RECOMMENDATIONS[at],
