@@ -15,6 +15,7 @@ import pytest
 from ctxbudget import Tracker
 from ctxbudget.compaction import CompactionPolicy
 from ctxbudget.errors import ConcurrentModificationError
+from ctxbudget.policy import Policy
 
 
 def _long_session(tracker: Tracker) -> str:
@@ -90,3 +91,23 @@ def test_a_stale_restore_is_refused(two_trackers: tuple[Tracker, Tracker]) -> No
 
     after = Tracker(first.store).open(session_id)
     assert (after.version, after.context_hash()) == (before.version, before.context_hash())
+
+
+def test_the_hooks_window_update_keeps_what_another_process_wrote_since(
+    two_trackers: tuple[Tracker, Tracker],
+) -> None:
+    from ctxbudget.claude_code import hooks
+
+    first, second = two_trackers
+    session_id = _long_session(first)
+    first.open(session_id).set_policy(Policy.for_model("gpt-4o"))  # the model's window
+    stale = first.store.get_session(session_id)  # a hook read the row ...
+    other = second.open(session_id)  # ... then another process compacted the session
+    other.compact(CompactionPolicy(target_ratio=3))
+    version = second.store.get_session(session_id).context_version
+    hooks._follow_model(first, stale, "gpt-4o", 400_000)  # Claude Code reported 400k
+    row = first.store.get_session(session_id)
+    assert row.policy["window"] == 400_000
+    assert row.context_version == version  # the compaction is still the current context
+    assert row.meta["revision"] == second.store.get_session(session_id).meta["revision"]
+    assert first.open(session_id).version == version

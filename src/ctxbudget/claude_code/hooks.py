@@ -428,7 +428,25 @@ def _follow_model(
     """The stored session's model and window follow the model the transcript names and
     the window Claude Code reported (``windows``): a session stored at SessionStart,
     before its first answer, got the default window. A window the user chose (neither
-    the model's nor one Claude Code reported) stays."""
+    the model's nor one Claude Code reported) stays. Written in one transaction over the
+    row as it is then (another process may have changed it since it was read)."""
+    if not _followed(stored, model, reported):
+        return
+
+    def write() -> None:
+        with tracker.store.transaction():
+            fresh = tracker.store.get_session(stored.id)
+            if _followed(fresh, model, reported):
+                tracker.store.update_session(fresh)
+
+    # the store busy: this run uses the updated policy, the next one stores it
+    with contextlib.suppress(Exception):
+        _retrying(write)
+
+
+def _followed(stored: StoredSession, model: str | None, reported: int | None) -> bool:
+    """``stored`` with its policy's model and window followed (see ``_follow_model``);
+    False when nothing changes."""
     from ..policy import window_for_model
 
     policy = stored.policy
@@ -436,15 +454,13 @@ def _follow_model(
     model = model or old_model
     window = reported or window_for_model(model)
     if (old_model, old_window) == (model, window):
-        return
+        return False
     if old_window not in (window_for_model(old_model), stored.meta.get("reported_window")):
-        return  # the user's own window
+        return False  # the user's own window
     stored.policy = {**policy, "model": model, "window": window}
     if reported:
         stored.meta = {**stored.meta, "reported_window": reported}
-    # the store busy: this run uses the updated policy, the next one stores it
-    with contextlib.suppress(Exception):
-        _retrying(lambda: tracker.store.update_session(stored))
+    return True
 
 
 def _model(payload: Mapping[str, Any]) -> str | None:
