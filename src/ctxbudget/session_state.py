@@ -328,9 +328,10 @@ class SessionState:
         quiet mark, so a hook run in a new process does not try again)."""
         self._extra[key] = value
         if self._known_to_store:
-            stored = self.store.get_session(self.id)
-            stored.meta = {**stored.meta, "extra": dict(self._extra)}
-            self.store.update_session(stored)
+            with self.store.transaction():  # the row as it is now, not as read before
+                stored = self.store.get_session(self.id)
+                stored.meta = {**stored.meta, "extra": dict(self._extra)}
+                self.store.update_session(stored)
 
     def remembered(self, key: str, default: Any = 0) -> Any:
         """A value kept with ``remember``."""
@@ -346,9 +347,10 @@ class SessionState:
     def save_budget(self) -> None:
         """Write the budget state to the stored session."""
         if self._known_to_store:
-            stored = self.store.get_session(self.id)
-            stored.meta = {**stored.meta, "budget": self.budget.to_dict()}
-            self.store.update_session(stored)
+            with self.store.transaction():  # the row as it is now, not as read before
+                stored = self.store.get_session(self.id)
+                stored.meta = {**stored.meta, "budget": self.budget.to_dict()}
+                self.store.update_session(stored)
 
     def context_hash(self) -> str:
         return context_hash(self.items)
