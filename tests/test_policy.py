@@ -62,3 +62,16 @@ def test_window_by_model() -> None:
     assert Policy.for_model("claude-opus-4").window == 200_000
     assert Policy.for_model("gpt-4o-mini").window == 128_000
     assert Policy.for_model("gpt-4").window == 8_192
+
+
+def test_a_policy_is_an_immutable_value_that_copies_and_pickles() -> None:
+    import copy
+    import pickle
+
+    policy = Policy(window=100_000, warning_percent=70.0, model="gpt-4o")
+    for made in (copy.copy(policy), copy.deepcopy(policy), pickle.loads(pickle.dumps(policy))):
+        assert made == policy and hash(made) == hash(policy)
+    assert {policy, Policy(window=100_000, warning_percent=70.0, model="gpt-4o")} == {policy}
+    with pytest.raises(AttributeError):
+        policy.window = 5  # type: ignore[misc]
+    assert policy.replace(window=None, critical_percent=85.0).critical_percent == 85.0

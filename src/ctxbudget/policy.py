@@ -163,6 +163,10 @@ class Policy:
     def __hash__(self) -> int:
         return hash(self._values())
 
+    def __reduce__(self) -> tuple[type[Policy], tuple[Any, ...]]:
+        # copy, deepcopy and pickle build it again through __init__ (validated)
+        return (Policy, self._values())
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in POLICY_FIELDS)
         return f"Policy({fields})"
