@@ -132,3 +132,24 @@ def test_the_kept_ledger_is_private_and_holds_no_secret(tmp_path: Path) -> None:
     text = kept.read_text(encoding="utf-8")
     assert "sk-proj-abcdefghijklmnopqrstuvwxyz" not in text
     assert "redacted" in text
+
+
+def test_a_transcript_rewritten_in_place_is_read_again(tmp_path: Path) -> None:
+    w = shop_session(rounds=3)
+    path = w.write(tmp_path / "s.jsonl")
+    cache = tmp_path / "cache"
+    _got(path, cache)
+    other = SessionWriter(overhead=5_000)
+    other.user("Rename the module orders.py to purchases.py (TASK-7), all of it, now.")
+    other.respond({"type": "text", "text": "Renamed orders.py to purchases.py everywhere."})
+    for _ in range(12):  # at least as long as the first: only the content tells
+        other.user("Check the imports of purchases.py again.")
+        other.respond({"type": "text", "text": "The imports of purchases.py are fine."})
+    with path.open("r+", encoding="utf-8") as f:  # same inode, new content
+        f.seek(0)
+        f.truncate()
+        f.write("".join(json.dumps(r) + "\n" for r in other.records))
+    assert path.stat().st_size >= len(json.dumps(w.records[0]))
+    got = _got(path, cache)
+    assert got == _whole(path)
+    assert not any(key == "REQ-114" for _, key, _ in got)

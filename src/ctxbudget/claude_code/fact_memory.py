@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import mmap
+import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -30,7 +31,8 @@ from .incremental import hook_state_file
 __all__ = ["current_facts", "facts_file"]
 
 #: Bump when the meaning of the saved file changes: older files are then ignored.
-FACTS_VERSION = 1
+FACTS_VERSION = 2
+_HEAD_BYTES = 4096
 # What a record that starts a new context holds (a quote inside a string is escaped:
 # text that mentions them does not match, and each match is checked by parsing).
 _MARKERS = (b'"compact_boundary"', b'"isCompactSummary"')
@@ -48,7 +50,8 @@ def current_facts(transcript: str, root: str | None = None) -> list[Fact]:
     f, st = open_regular(transcript)
     ledger: FactLedger
     with f:
-        identity = [st.st_dev, st.st_ino]
+        # the file, and its first record (ids, time): a file rewritten in place starts over
+        identity = [st.st_dev, st.st_ino, f"{zlib.crc32(f.readline(_HEAD_BYTES)):08x}"]
         if saved is not None and saved["identity"] == identity and saved["offset"] <= st.st_size:
             ledger, offset, count = saved["ledger"], saved["offset"], saved["count"]
         else:  # a new (or rewritten) transcript: from its last compaction on
@@ -128,7 +131,11 @@ def _load(path: str) -> dict[str, Any] | None:
         if data.get("version") != FACTS_VERSION:
             return None
         return {
-            "identity": [int(v) for v in data["identity"]],
+            "identity": [
+                int(data["identity"][0]),
+                int(data["identity"][1]),
+                str(data["identity"][2]),
+            ],
             "offset": int(data["offset"]),
             "count": int(data["count"]),
             "ledger": FactLedger.from_data(data["ledger"]),
