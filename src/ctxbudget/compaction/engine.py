@@ -21,6 +21,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 from ..errors import CompactionError
 from ..model import Item, Kind, Layer, Role
@@ -48,6 +49,7 @@ from .types import (
 )
 
 Summarizer = Callable[[Sequence[Item], Sequence[Fact], int], str]
+T = TypeVar("T")
 
 _ERROR_RESULT = re.compile(r"^\s*(error|exception|traceback|fatal|failed)|<tool_use_error>", re.I)
 _LINE_NUMBER = re.compile(r"^\s*(\d+)[→\t:]", re.M)
@@ -77,6 +79,11 @@ class _Work:
         # once, shared by every pass, forgotten when items are added or removed.
         self._messages: list[Message] | None = None
         self._calls: dict[str, int] | None = None
+        # What a step made of an item (a stub, its count, its words), shared by every
+        # pass: a second pass under less protection meets mostly the same items and
+        # makes the same of them. Keyed by position, valid while the item there is the
+        # same object (the entry holds it, so its identity cannot be reused).
+        self._made: dict[tuple[str, int], tuple[Item, Any]] = {}
 
     def copy(self) -> _Work:
         """A fresh pass over the same items: the plan so far is not copied."""
@@ -85,7 +92,20 @@ class _Work:
         work.count, work.total, work.actions = self.count, self.total, []
         work.item_cost = self.item_cost
         work._messages, work._calls = self.messages, self.calls
+        work._made = self._made
         return work
+
+    def made(self, step: str, index: int, make: Callable[[Item], T]) -> T:
+        """``make(item)`` for the item at ``index``, made once for every pass (``make``
+        must depend on nothing but the item and the items it was given with)."""
+        item = self.items[index]
+        key = (step, index)
+        known = self._made.get(key)
+        if known is not None and known[0] is item:
+            return cast(T, known[1])
+        value = make(item)
+        self._made[key] = (item, value)
+        return value
 
     def snapshot(self) -> _Work:
         """A copy that keeps the plan so far (the actions taken), to go on from here."""
@@ -112,11 +132,22 @@ class _Work:
     def replace_text(self, index: int, text: str, action: Action) -> bool:
         """Shorten one item's text; keeps it only when it saves tokens."""
         old = self.items[index]
-        tokens = self.count(text)
+
+        def shortened(item: Item) -> tuple[str, int, Item]:
+            tokens = self.count(text)
+            new = dataclasses.replace(
+                item, text=text, tokens=tokens, _hash=None, layer=Layer.METADATA
+            )
+            new.id = None  # a new item: the original goes to the archive
+            return text, tokens, new
+
+        made = self.made("replace_text", index, shortened)
+        if made[0] != text:  # another step's text for the same item
+            made = shortened(old)
+            self._made["replace_text", index] = (old, made)
+        _, tokens, new = made
         if tokens >= self.tokens[index]:
             return False
-        new = dataclasses.replace(old, text=text, tokens=tokens, _hash=None, layer=Layer.METADATA)
-        new.id = None  # a new item: the original goes to the archive
         self.items[index] = new
         action.items.append(index)
         action.tokens_before += self.tokens[index]
@@ -188,7 +219,6 @@ def _step_results(
     recent = (
         set(_result_indices(work.items)[-policy.keep_results :]) if policy.keep_results else set()
     )
-    calls = work.calls
     action = Action(step=step, description=describe)
     for i, item in enumerate(work.items):
         if work.total <= target:
@@ -201,29 +231,44 @@ def _step_results(
             or item.tool in policy.excluded_tools
         ):
             continue
-        call = work.items[calls[item.pair_id]] if item.pair_id in calls else None
-        target_text = call_target(call)
+        target_text = _call_target(work, item)
         tokens = work.tokens[i]
+        gist = work.made(step, i, _result_gist)
         if item.kind is Kind.FILE_READ:
-            numbers = [int(n) for n in _LINE_NUMBER.findall(item.text)]
-            span = (
-                f"lines {numbers[0]}–{numbers[-1]}"
-                if numbers
-                else f"{len(item.text.splitlines())} lines"
-            )
-            stub = f"[file read: {target_text or 'file'}, {span}, {tokens:,} tokens; archived]"
+            stub = f"[file read: {target_text or 'file'}, {gist}, {tokens:,} tokens; archived]"
         elif item.kind is Kind.SEARCH_RESULT:
-            hits = [ln.strip() for ln in item.text.splitlines() if ln.strip()]
-            top = "; ".join(h[:80] for h in hits[:3])
-            stub = f"[search: {item.tool} {target_text!r}, {len(hits)} hits; top: {top}; archived]"
+            stub = f"[search: {item.tool} {target_text!r}, {gist}; archived]"
         else:
             stub = (
                 f"[tool result cleared: {item.tool or 'tool'} {target_text}".rstrip()
-                + f", {tokens:,} tokens; first line: {_first_line(item.text)}; archived]"
+                + f", {tokens:,} tokens; first line: {gist}; archived]"
             )
         work.replace_text(i, stub, action)
     if action.items:
         work.actions.append(action)
+
+
+def _call_target(work: _Work, result: Item) -> str:
+    """The target of the call behind ``result`` (``call_target``), found once per call."""
+    at = work.calls.get(result.pair_id or "")
+    if at is None:
+        return call_target(None)
+    return work.made("call_target", at, call_target)
+
+
+def _result_gist(item: Item) -> str:
+    """What a result's stub says of its text: a read's line range, a search's hits, or
+    the first line."""
+    if item.kind is Kind.FILE_READ:
+        numbers = _LINE_NUMBER.findall(item.text)
+        if numbers:
+            return f"lines {int(numbers[0])}–{int(numbers[-1])}"
+        return f"{len(item.text.splitlines())} lines"
+    if item.kind is Kind.SEARCH_RESULT:
+        hits = [ln.strip() for ln in item.text.splitlines() if ln.strip()]
+        top = "; ".join(h[:80] for h in hits[:3])
+        return f"{len(hits)} hits; top: {top}"
+    return _first_line(item.text)
 
 
 def _step_call_inputs(work: _Work, keep: set[int], policy: CompactionPolicy, target: int) -> None:
@@ -243,21 +288,26 @@ def _step_call_inputs(work: _Work, keep: set[int], policy: CompactionPolicy, tar
             or item.tool in policy.excluded_tools
         ):
             continue
-        data = tool_input(item)
-        if not isinstance(data, dict):
-            continue
-        short = {}
-        for key, value in data.items():
-            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            if len(text) > 240:
-                short[key] = (
-                    f"[{work.count(text):,} tokens archived; first line: {_first_line(text)[:80]}]"
-                )
-            else:
-                short[key] = value
-        work.replace_text(i, f"{item.tool} {json.dumps(short, ensure_ascii=False)}", action)
+        stub = work.made("clear_call_inputs", i, lambda call: _short_call(call, work.count))
+        if stub is not None:
+            work.replace_text(i, stub, action)
     if action.items:
         work.actions.append(action)
+
+
+def _short_call(item: Item, count: Callable[[str], int]) -> str | None:
+    """A tool call with each long input field replaced by its size and first line."""
+    data = tool_input(item)
+    if not isinstance(data, dict):
+        return None
+    short = {}
+    for key, value in data.items():
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if len(text) > 240:
+            short[key] = f"[{count(text):,} tokens archived; first line: {_first_line(text)[:80]}]"
+        else:
+            short[key] = value
+    return f"{item.tool} {json.dumps(short, ensure_ascii=False)}"
 
 
 _NEAR = 0.9  # Jaccard similarity of word sets from which two items are near duplicates
@@ -290,16 +340,17 @@ class _RecentWordSets:
         self.postings: dict[str, list[int]] = {}
 
     @staticmethod
-    def _prefix(words: set[str]) -> list[str]:
+    def prefix(words: set[str]) -> list[str]:
+        """The words a set is filed under (give them to the methods below)."""
         # longer words first (rarer: fewer candidates), then alphabetical: one total
         # order; int() ≤ ceil() keeps the prefix at least as long as the bound needs
         ordered = sorted(sorted(words), key=len, reverse=True)
         return ordered[: len(words) - int(_NEAR * len(words)) + 1]
 
-    def has_near_duplicate(self, words: set[str]) -> bool:
+    def has_near_duplicate(self, words: set[str], prefix: list[str]) -> bool:
         oldest = len(self.sets) - self.size
         tried: set[int] = set()
-        for word in self._prefix(words):
+        for word in prefix:
             positions = self.postings.get(word, ())
             for at in reversed(positions):
                 if at < oldest:
@@ -310,11 +361,25 @@ class _RecentWordSets:
                         return True
         return False
 
-    def add(self, words: set[str]) -> None:
+    def add(self, words: set[str], prefix: list[str]) -> None:
         at = len(self.sets)
         self.sets.append(words)
-        for word in self._prefix(words):
+        for word in prefix:
             self.postings.setdefault(word, []).append(at)
+
+
+def _filed_words(item: Item) -> tuple[set[str], list[str]]:
+    words = set(words_of(item.text))
+    return words, _RecentWordSets.prefix(words)
+
+
+def _failed(result: Item) -> bool:
+    """Does a tool result say its call failed?"""
+    return bool(_ERROR_RESULT.search(result.text[:200])) or (
+        isinstance(result.raw, dict)
+        and isinstance(result.raw.get("block"), dict)
+        and bool(result.raw["block"].get("is_error"))
+    )
 
 
 def _step_duplicates(work: _Work, keep: set[int], target: int) -> None:
@@ -337,11 +402,11 @@ def _step_duplicates(work: _Work, keep: set[int], target: int) -> None:
             work.replace_text(i, f"[duplicate of a later {item.kind.value}; archived]", action)
             continue
         latest[key] = i
-        words = set(words_of(item.text))
-        if recent.has_near_duplicate(words):
+        words, prefix = work.made("words", i, _filed_words)
+        if recent.has_near_duplicate(words, prefix):
             work.replace_text(i, f"[near-duplicate of a later {item.kind.value}; archived]", action)
             continue
-        recent.add(words)
+        recent.add(words, prefix)
     # Failed attempts: an error result whose call (tool + target) later succeeded.
     succeeded: set[tuple[str | None, str]] = set()
     for i in range(len(work.items) - 1, -1, -1):
@@ -349,13 +414,8 @@ def _step_duplicates(work: _Work, keep: set[int], target: int) -> None:
         if item.role is not Role.TOOL or item.pair_id not in calls:
             continue
         call = work.items[calls[item.pair_id]]
-        attempt: tuple[str | None, str] = (call.tool, call_target(call))
-        failed = bool(_ERROR_RESULT.search(item.text[:200])) or (
-            isinstance(item.raw, dict)
-            and isinstance(item.raw.get("block"), dict)
-            and bool(item.raw["block"].get("is_error"))
-        )
-        if not failed:
+        attempt: tuple[str | None, str] = (call.tool, _call_target(work, item))
+        if not work.made("failed", i, _failed):
             succeeded.add(attempt)
         elif attempt in succeeded and i not in keep and work.total > target:
             work.replace_text(
@@ -708,7 +768,14 @@ def compact(
         if done is None:
             done = choose()
         elif done.before_summary is not None:
-            done = _summarize_again(done, aim, facts, summarizer)
+            again = _summarize_again(done, aim, facts, summarizer)
+            if (
+                again.summary is not None
+                and done.summary is not None
+                and again.summary.text == done.summary.text
+            ):
+                break  # the summary cannot shrink (it is all facts that must stay)
+            done = again
         else:
             done = attempt_with(done.protection)
         work = done.work
