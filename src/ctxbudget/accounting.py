@@ -31,8 +31,6 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import compress, repeat
-from operator import mul, sub
 from typing import Any
 
 from .model import ApiCall, Item, Kind, Role
@@ -116,27 +114,21 @@ class Calibration:
         # Ridge fit, then once more without the rows whose residual is over four median
         # absolute deviations (a file-change notice the transcript never shows). Runs for
         # every usage of a session: running sums (the outliers' taken out for the second
-        # fit), plain sorts, no statistics module, no copies.
+        # fit), one sort per median, no statistics module, no copies.
         rows = self.samples
         sums = self._current_sums()
-        k, c = self.prior
-        for _ in range(2):
-            k, c = _ridge(sums, self.prior)
-            # r = d - k·l - c·n for every row, in C loops (map), the same arithmetic
-            lt, n, d = zip(*rows, strict=True)
-            residuals = list(map(sub, map(sub, d, map(mul, repeat(k), lt)), map(mul, repeat(c), n)))
-            center = _median(sorted(residuals))
-            limit = 4 * (_median(sorted(map(abs, map(sub, residuals, repeat(center))))) + 1.0)
-            if max(map(abs, residuals)) <= limit:
-                break
-            keep = [abs(r) <= limit for r in residuals]
-            if not any(keep):
-                break
-            sums = list(sums)
-            for row, kept in zip(rows, keep, strict=True):
-                if not kept:
-                    _add(sums, row, -1)
-            rows = list(compress(rows, keep))
+        k, c = _ridge(sums, self.prior)
+        residuals = [d - k * lt - c * n for lt, n, d in rows]
+        ordered = sorted(residuals)
+        center = _median(ordered)
+        limit = 4 * (_median(sorted([abs(r - center) for r in residuals])) + 1.0)
+        if max(-ordered[0], ordered[-1]) > limit:  # the largest |residual|
+            outliers = [row for row, r in zip(rows, residuals, strict=True) if abs(r) > limit]
+            if len(outliers) < len(rows):
+                trimmed = list(sums)
+                for row in outliers:
+                    _add(trimmed, row, -1)
+                k, c = _ridge(trimmed, self.prior)
         self.per_token, self.per_item = k, c
 
 

@@ -12,6 +12,7 @@ that are not UTF-8 are replaced (and named) rather than losing the whole file.
 from __future__ import annotations
 
 import os
+import re
 
 from ..errors import SourceError
 from ..model import Transcript
@@ -59,29 +60,34 @@ def _decode(data: bytes, name: str, problems: ProblemLog) -> str:
         return data.decode("utf-8-sig", errors="replace")
 
 
+_FIRST_CHARACTER = re.compile(r"\S")
+
+
 def parse_source(text: str, *, name: str = "<input>", path: str | None = None) -> Transcript:
-    """Pick the reader for ``text`` and run it."""
+    """Pick the reader for ``text`` and run it (the caller need not keep ``text``: the
+    reader holds its lines instead)."""
     # Readers are imported when a source is read: the package itself stays light for
     # the modules that need one reader only (the status line's, the sub-agents').
     from .claude_code import looks_like_claude_code, read_claude_code
 
-    stripped = text.strip()
-    if not stripped:
+    start = _FIRST_CHARACTER.search(text)
+    if start is None:
         raise SourceError(f"{name} is empty: nothing to count")
-    if stripped[0] not in "[{":
+    if start.group() not in "[{":
         raise SourceError(
             f"{name} is not a transcript: expected Claude Code JSONL, a JSON message list "
             "or a SWE-agent .traj file"
         )
-    lines = text.splitlines()
     whole: Any = None
     whole_error: ValueError | None = None
     try:
-        whole = loads(stripped)
+        whole = loads(text)  # JSON allows the whitespace around (a stripped copy is as big)
     except ValueError as exc:
         whole_error = exc
     if whole_error is None and not (isinstance(whole, dict) and looks_like_claude_code(whole)):
         return _read_json_document(whole, name=name, path=path)
+    lines = text.splitlines()
+    del text  # the lines hold it all again: a 100k-item transcript is hundreds of MB
     first = _first_json_line(lines)
     if first is None:
         assert whole_error is not None
@@ -136,9 +142,10 @@ def load_source(path: str | os.PathLike[str]) -> Transcript:
 
     p = Path(path).expanduser()
     problems = ProblemLog(str(p))
-    text = _decode(_read_bytes(p), str(p), problems)
-    with GcPaused():
-        transcript = parse_source(text, name=str(p), path=str(p))
+    with GcPaused():  # the text is the reader's alone (it lets it go once split)
+        transcript = parse_source(
+            _decode(_read_bytes(p), str(p), problems), name=str(p), path=str(p)
+        )
     transcript.problems[:0] = problems.lines()
     return transcript
 
