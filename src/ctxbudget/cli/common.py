@@ -179,6 +179,13 @@ def open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) 
         from ..sources import load_source
 
         loaded = tracker.load(with_remembered_window(load_source(path)), **fields)
+        # What was read lives until the command ends and holds no cycles: the cyclic
+        # collector need not walk its millions of objects again at each full collection
+        # while the command works (a fifth of a 100k-item compaction). One process per
+        # command: the freeze ends with it.
+        import gc
+
+        gc.freeze()
         # Bad records the reader skipped or kept as unknown, one line each (file:line).
         for problem in loaded.transcript.problems if loaded.transcript else []:
             print(f"ctxbudget: note: {problem}", file=sys.stderr)

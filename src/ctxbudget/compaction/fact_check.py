@@ -55,7 +55,8 @@ class _Haystack:
     """One text searched for many short keys, with the answers of ``in`` and ``find``.
 
     Checking every fact of a long session by scanning the whole compacted text made
-    the check cost facts × text. This index records where each alphanumeric run of the
+    the check cost facts × text. This index records where each run of word characters
+    (letters, digits, underscore: ``worker_1`` is one run, as rare as the name) of the
     text starts. A key occurs at position q only if each of its runs occurs there too:
     a run bounded on both sides inside the key is a whole run of the text, one bounded
     on its left starts a run of the text, one bounded on its right ends one. So the
@@ -64,7 +65,7 @@ class _Haystack:
     bounded run (one word, matched anywhere) falls back to a plain search.
     """
 
-    _RUN = re.compile(r"[^\W_]+")
+    _RUN = re.compile(r"\w+")
     _MAX_CANDIDATES = 4096  # beyond this a plain search is as quick
 
     def __init__(self, text: str) -> None:
