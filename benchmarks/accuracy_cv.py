@@ -33,7 +33,7 @@ from ctxbudget.accounting import Calibration, replay_history
 from ctxbudget.errors import CtxBudgetError
 from ctxbudget.model import Transcript
 from ctxbudget.session import Session
-from ctxbudget.tokens.counters import available_counters
+from ctxbudget.tokens.counters import claude_available
 
 Row = tuple[int, int, int]  # local tokens added, items added, tokens the provider added
 
@@ -158,7 +158,7 @@ def main() -> int:
     folder = data_dir(args.data, "claude-code")
     paths = sorted(folder.glob("*.jsonl*"))
     counters = ["claude-estimate", "estimate"]
-    if "claude" in available_counters():
+    if claude_available():  # ctok installed (Python 3.12+)
         counters.append("claude")
     results = [cross_validate(paths, c) for c in counters]
     tracker = Tracker(store="memory://")
