@@ -20,6 +20,7 @@ from .problems import ProblemLog, loads
 
 TYPE_CHECKING = False  # the status line imports this package: typing and pathlib cost ms
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
     from typing import Any
 
@@ -64,11 +65,17 @@ _FIRST_CHARACTER = re.compile(r"\S")
 
 
 def parse_source(text: str, *, name: str = "<input>", path: str | None = None) -> Transcript:
-    """Pick the reader for ``text`` and run it (the caller need not keep ``text``: the
-    reader holds its lines instead)."""
-    # Readers are imported when a source is read: the package itself stays light for
-    # the modules that need one reader only (the status line's, the sub-agents').
-    from .claude_code import looks_like_claude_code, read_claude_code
+    """Pick the reader for ``text`` and run it."""
+    whole, lines, error = _split(text, name)
+    del text
+    return _read_split(whole, lines, error, name=name, path=path)
+
+
+def _split(text: str, name: str) -> tuple[Any, list[str] | None, str | None]:
+    """``text`` as one JSON document (lines None), or as lines with why it is not one
+    (a message: ``JSONDecodeError`` keeps the whole text). The caller lets ``text`` go
+    after: the lines hold it all again (a 100k-item transcript is hundreds of MB)."""
+    from .claude_code import looks_like_claude_code
 
     start = _FIRST_CHARACTER.search(text)
     if start is None:
@@ -78,22 +85,35 @@ def parse_source(text: str, *, name: str = "<input>", path: str | None = None) -
             f"{name} is not a transcript: expected Claude Code JSONL, a JSON message list "
             "or a SWE-agent .traj file"
         )
-    whole: Any = None
-    whole_error: ValueError | None = None
     try:
         whole = loads(text)  # JSON allows the whitespace around (a stripped copy is as big)
     except ValueError as exc:
-        whole_error = exc
-    if whole_error is None and not (isinstance(whole, dict) and looks_like_claude_code(whole)):
+        return None, text.splitlines(), str(exc)
+    if isinstance(whole, dict) and looks_like_claude_code(whole):
+        return None, text.splitlines(), None  # a one-record transcript
+    return whole, None, None
+
+
+def _read_split(
+    whole: Any,
+    lines: list[str] | None,
+    whole_error: str | None,
+    *,
+    name: str,
+    path: str | None,
+) -> Transcript:
+    # Readers are imported when a source is read: the package itself stays light for
+    # the modules that need one reader only (the status line's, the sub-agents').
+    from .claude_code import looks_like_claude_code, read_claude_code
+
+    if lines is None:
         return _read_json_document(whole, name=name, path=path)
-    lines = text.splitlines()
-    del text  # the lines hold it all again: a 100k-item transcript is hundreds of MB
     first = _first_json_line(lines)
     if first is None:
         assert whole_error is not None
         raise SourceError(f"{name} is not valid JSON: {whole_error}")
     if looks_like_claude_code(first):
-        return read_claude_code(lines, path=path, name=name)
+        return read_claude_code(_drained(lines), path=path, name=name)
     if isinstance(first, dict) and "role" in first:
         messages = []
         problems = ProblemLog(name)
@@ -109,6 +129,14 @@ def parse_source(text: str, *, name: str = "<input>", path: str | None = None) -
         transcript.problems[:0] = problems.lines()
         return transcript
     raise SourceError(f"{name}: JSON lines of an unknown shape (not Claude Code, not messages)")
+
+
+def _drained(lines: list[str]) -> Iterator[str]:
+    """The lines one by one, each let go of by the list once given (a reader keeps what
+    it makes of a line, not the line)."""
+    for index, line in enumerate(lines):
+        lines[index] = ""
+        yield line
 
 
 def _first_json_line(lines: list[str]) -> Any:
@@ -142,10 +170,11 @@ def load_source(path: str | os.PathLike[str]) -> Transcript:
 
     p = Path(path).expanduser()
     problems = ProblemLog(str(p))
-    with GcPaused():  # the text is the reader's alone (it lets it go once split)
-        transcript = parse_source(
-            _decode(_read_bytes(p), str(p), problems), name=str(p), path=str(p)
-        )
+    with GcPaused():
+        text = _decode(_read_bytes(p), str(p), problems)
+        whole, lines, error = _split(text, str(p))
+        del text  # the lines hold it all again
+        transcript = _read_split(whole, lines, error, name=str(p), path=str(p))
     transcript.problems[:0] = problems.lines()
     return transcript
 
