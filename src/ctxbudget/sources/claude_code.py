@@ -309,6 +309,20 @@ def starts_new_context(data: dict[str, Any]) -> bool:
     return bool(is_compact_boundary(data) or data.get("isCompactSummary"))
 
 
+# What the steps after the items read of a record (the calls, the chain of the current
+# context); the rest of a record (its envelope: paths, versions, ids) is let go.
+_SLIM_KEYS = ("type", "subtype", "isCompactSummary", "timestamp")
+_SLIM_MESSAGE_KEYS = ("id", "model")
+
+
+def _slim(data: dict[str, Any]) -> dict[str, Any]:
+    slim = {key: data[key] for key in _SLIM_KEYS if key in data}
+    message = data.get("message")
+    if isinstance(message, dict):
+        slim["message"] = {key: message[key] for key in _SLIM_MESSAGE_KEYS if key in message}
+    return slim
+
+
 def _link(records: list[_Record]) -> None:
     """Give each record the index of its predecessor in its context (or None at a root)."""
     by_uuid = {r.uuid: r.index for r in records if r.uuid}
@@ -465,6 +479,7 @@ def read_claude_code(
             agent = agent_of.get(r.index, MAIN_AGENT) if r.sidechain else MAIN_AGENT
             r.items = builder.items_of(r.data, agent, message_index)
             message_index += 1
+        r.data = _slim(r.data)  # the rest lives on in the items, or is let go
 
     transcript = Transcript(format="claude-code", items=[], path=path, session_id=session_id)
     if not context_only:
