@@ -469,7 +469,8 @@ def read_claude_code(
             sidechain=bool(data.get("isSidechain")),
             line=number,
         )
-        record.usage = _usage_of(data, problems, number)
+        if not context_only:  # usages anchor the calls, which a context-only read skips
+            record.usage = _usage_of(data, problems, number)
         records.append(record)
     _link(records)
     agent_of = _agent_names(records)
