@@ -110,3 +110,20 @@ def test_a_long_summary_alone_is_compacted_when_the_kept_exchanges_shrink() -> N
     result = compact(items, count=_words, target_tokens=total // 5)
     assert result.tokens_after <= total // 5
     assert "fix the warnings" in result.text()
+
+
+def test_a_short_tail_of_a_clause_stays_with_it() -> None:
+    """A long sentence is cut into clauses; a tail too short to stand alone ("Sweden.")
+    often names the thing asked about later: it stays joined to the clause before it."""
+    items = _chat()
+    items[7] = Item(
+        role=Role.ASSISTANT,
+        kind=Kind.ASSISTANT_TEXT,
+        text=(
+            "Melanie: Thanks, this necklace is super special to me, a gift from my "
+            "grandmother in my home country, Sweden. She gave it to me when I was young."
+        ),
+    )
+    summary = summarize_extractive(items, [], 400, _words)
+    facts = summary.split("## Key facts", 1)[1]
+    assert "home country, Sweden." in facts

@@ -296,6 +296,8 @@ def _sentences(
             if item.role is Role.ASSISTANT and _NARRATION.match(sentence):
                 continue
             parts = _CLAUSE.split(sentence) if clauses and len(sentence) > 80 else [sentence]
+            if len(parts) > 1:
+                parts = _joined_short(parts, sentence)
             for part in parts:
                 if len(part) < 12 or part.lower() in seen:
                     continue
@@ -303,6 +305,21 @@ def _sentences(
                 out.append(_clip(part, 400))
                 if groups is not None:
                     groups.append(index)
+    return out
+
+
+def _joined_short(parts: list[str], sentence: str) -> list[str]:
+    """Clauses with each too short to stand alone ("Sweden.", "last May") joined to
+    the one before it, as the sentence wrote them: a short tail often names the thing."""
+    out: list[str] = []
+    at = 0
+    for part in parts:
+        start = sentence.find(part, at)
+        if out and len(part) < 12 and start >= 0:
+            out[-1] = out[-1] + sentence[at:start] + part
+        else:
+            out.append(part)
+        at = start + len(part) if start >= 0 else at
     return out
 
 
