@@ -127,3 +127,16 @@ def test_a_short_tail_of_a_clause_stays_with_it() -> None:
     summary = summarize_extractive(items, [], 400, _words)
     facts = summary.split("## Key facts", 1)[1]
     assert "home country, Sweden." in facts
+
+
+def test_an_initial_or_a_title_ends_no_sentence() -> None:
+    items = _chat()
+    items[7] = Item(
+        role=Role.ASSISTANT,
+        kind=Kind.ASSISTANT_TEXT,
+        text="Melanie: J.K. Rowling inspires my writing. Dr. Lee in Boulder taught my class.",
+    )
+    summary = summarize_extractive(items, [], 400, _words)
+    facts = summary.split("## Key facts", 1)[1]
+    assert "J.K. Rowling inspires my writing" in facts
+    assert "Dr. Lee in Boulder taught my class" in facts

@@ -27,7 +27,12 @@ from .structure import call_target, tool_input
 from .types import Fact, FactKind
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]+|\d[\d:.,/-]*")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n+")
+# A sentence ends at . ! or ? before a capital, a digit or a quote, but not after an
+# initial or a title ("J.K. Rowling", "Dr. Lee"), and at a line break.
+_SENTENCE = re.compile(
+    r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\b[MD]r\.)(?<!\bMrs\.)(?<!\bSt\.)(?<!\bMs\.)"
+    r"\s+(?=[A-Z0-9\"'(\[])|\n+"
+)
 # Names and numbers inside a sentence (not its first word): "went to Paris in 2022".
 _NAMED = re.compile(r"(?<=[a-z,;:] )[A-Z][a-zA-Z'’-]+|\d[\d:.,/-]*")
 _STOP = frozenset(
