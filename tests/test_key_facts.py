@@ -140,3 +140,23 @@ def test_an_initial_or_a_title_ends_no_sentence() -> None:
     facts = summary.split("## Key facts", 1)[1]
     assert "J.K. Rowling inspires my writing" in facts
     assert "Dr. Lee in Boulder taught my class" in facts
+
+
+def test_a_clause_about_the_other_person_alone_gives_way_to_what_the_speaker_did() -> None:
+    """In a chat, a clause about the other person alone ("you …") reacts or asks; what
+    the speaker did is the fact, said in their own words: it is kept first."""
+    items = _chat()
+    items[7] = Item(
+        role=Role.ASSISTANT,
+        kind=Kind.ASSISTANT_TEXT,
+        text="Melanie: Your trip to Zanzibar with Quokka and Xylophone sounded wild, Caroline.",
+    )
+    items[9] = Item(
+        role=Role.ASSISTANT,
+        kind=Kind.ASSISTANT_TEXT,
+        text="Melanie: I started surfing lessons near the old harbor.",
+    )
+    summary = summarize_extractive(items, [], 60, _words)
+    facts = summary.split("## Key facts", 1)[1]
+    assert "surfing lessons near the old harbor" in facts
+    assert "Zanzibar" not in facts
