@@ -20,7 +20,15 @@ from importlib import import_module
 
 from .. import __version__
 from ..errors import CtxBudgetError
-from .common import EXIT_OK, EXIT_USAGE, STORE_HELP, Parser, add_examples, writes_store
+from .common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    STORE_HELP,
+    Parser,
+    add_examples,
+    thaw,
+    writes_store,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -234,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    finally:
+        thaw()  # what the command froze after reading (freeze_loaded)
 
 
 if __name__ == "__main__":
