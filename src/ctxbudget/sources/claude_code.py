@@ -72,6 +72,7 @@ class _Record:
     call_index: int | None = None
     line: int | None = None  # in the file, for problem lines
     usage: Usage | None = None  # valid usage of an assistant record, else None
+    message_id: str | None = None  # the API message it is (or is a block of)
 
 
 def _str(value: Any) -> str | None:
@@ -312,7 +313,7 @@ def starts_new_context(data: dict[str, Any]) -> bool:
 # What the steps after the items read of a record (the calls, the chain of the current
 # context); the rest of a record (its envelope: paths, versions, ids) is let go.
 _SLIM_KEYS = ("type", "subtype", "isCompactSummary", "timestamp")
-_SLIM_MESSAGE_KEYS = ("id", "model")
+_SLIM_MESSAGE_KEYS = ("model",)
 
 
 def _slim(data: dict[str, Any]) -> dict[str, Any]:
@@ -468,6 +469,7 @@ def read_claude_code(
             parent=_str(parent),
             sidechain=bool(data.get("isSidechain")),
             line=number,
+            message_id=_str(_message_of(data).get("id")),
         )
         if not context_only:  # usages anchor the calls, which a context-only read skips
             record.usage = _usage_of(data, problems, number)
@@ -539,7 +541,7 @@ def _build_calls(records: list[_Record], transcript: Transcript) -> None:
     # Streaming writes one record per block; the last one carries the final output count.
     final_output: dict[str, int] = {}
     for r in records:
-        mid = _str(_message_of(r.data).get("id"))
+        mid = r.message_id
         if r.usage is not None and mid is not None:
             final_output[mid] = max(r.usage.output_tokens, final_output.get(mid, 0))
     for r in records:
@@ -551,7 +553,7 @@ def _build_calls(records: list[_Record], transcript: Transcript) -> None:
             transcript.history_items.extend(r.items)
             positions[r.index] = list(range(start, len(transcript.history_items)))
         usage = r.usage
-        message_id = _str(_message_of(r.data).get("id"))
+        message_id = r.message_id
         if usage is None or (message_id and message_id in seen_ids):
             continue
         if message_id:
@@ -588,7 +590,7 @@ def _build_calls(records: list[_Record], transcript: Transcript) -> None:
                 call.anchor_output_items = sum(
                     len(positions.get(j, []))
                     for j in walked
-                    if anchor_id and _message_of(records[j].data).get("id") == anchor_id
+                    if anchor_id and records[j].message_id == anchor_id
                 )
                 break
             if starts_new_context(rec.data):
@@ -618,15 +620,11 @@ def _build_current(records: list[_Record], transcript: Transcript) -> None:
     )
     chain = _chain(records, last)
     anchor_record = next((i for i in reversed(chain) if records[i].call_index is not None), None)
-    anchor_id = (
-        _str(_message_of(records[anchor_record].data).get("id"))
-        if anchor_record is not None
-        else None
-    )
+    anchor_id = records[anchor_record].message_id if anchor_record is not None else None
     for i in chain:
         if i == anchor_record:
             transcript.anchor_position = len(transcript.items)
             transcript.anchor_call = records[i].call_index
-        if anchor_id and _message_of(records[i].data).get("id") == anchor_id:
+        if anchor_id and records[i].message_id == anchor_id:
             transcript.anchor_output_items += len(records[i].items)
         transcript.items.extend(records[i].items)
