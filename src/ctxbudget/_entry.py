@@ -19,4 +19,4 @@ def main() -> int:
         return statusline_main(argv[1:])
     from .cli import main as cli_main
 
-    return cli_main(argv)
+    return cli_main(argv, own_process=True)

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``ctxbudget`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int:
+    """Run ``ctxbudget`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+    ``own_process``: the process runs this command alone (see ``app.main``)."""
     from .app import main as run
 
-    return run(argv)
+    return run(argv, own_process=own_process)

@@ -26,7 +26,6 @@ from .common import (
     STORE_HELP,
     Parser,
     add_examples,
-    thaw,
     writes_store,
 )
 
@@ -202,7 +201,10 @@ def runner(name: str) -> Callable[[argparse.Namespace, Tracker], int]:
     return COMMANDS[name]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int:
+    """The ``ctxbudget`` command. ``own_process``: the process exists for this command
+    alone (the console script, ``python -m``), so what it read may be frozen for the
+    collector (``freeze_loaded``); a program calling ``main`` keeps its collector as is."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["statusline"]:
         # The status line runs every few hundred ms and must never fail: its own
@@ -218,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    args.own_process = own_process
     try:
         from ..tracker import Tracker
 
@@ -242,8 +245,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    finally:
-        thaw()  # what the command froze after reading (freeze_loaded)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ __all__ = [
     "open_source",
     "policy_fields",
     "policy_flags",
-    "thaw",
     "writes_store",
 ]
 
@@ -153,30 +152,14 @@ def policy_fields(args: argparse.Namespace) -> dict[str, Any]:
     return fields
 
 
-_froze = False
-
-
 def freeze_loaded() -> None:
     """What a command read lives until it ends and holds no cycles: the cyclic collector
     need not walk its millions of objects again at each full collection while the
-    command works (a fifth of a 100k-item compaction). ``thaw`` ends it (``main`` does,
-    whatever happens); a process that froze its own heap before is left as it is."""
-    global _froze
+    command works (a fifth of a 100k-item compaction). Only in a process of its own
+    (``main(..., own_process=True)``): the freeze ends with it."""
     import gc
 
-    if not _froze and gc.get_freeze_count() == 0:
-        gc.freeze()
-        _froze = True
-
-
-def thaw() -> None:
-    """Undo ``freeze_loaded`` (nothing when it froze nothing)."""
-    global _froze
-    if _froze:
-        import gc
-
-        gc.unfreeze()
-        _froze = False
+    gc.freeze()
 
 
 def open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) -> Session:
@@ -207,7 +190,8 @@ def open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) 
         from ..sources import load_source
 
         loaded = tracker.load(with_remembered_window(load_source(path)), **fields)
-        freeze_loaded()
+        if getattr(args, "own_process", False):
+            freeze_loaded()
         # Bad records the reader skipped or kept as unknown, one line each (file:line).
         for problem in loaded.transcript.problems if loaded.transcript else []:
             print(f"ctxbudget: note: {problem}", file=sys.stderr)
