@@ -47,7 +47,7 @@ from .budget.layers import (
 )
 from .budget.prediction import Predictor, Task, fits
 from .compaction import CompactionPolicy
-from .compaction.engine import report_metadata
+from .compaction.steps import report_metadata
 from .errors import CompactionError, ConfigurationError
 from .model import MAIN_AGENT, Component, EventType, Item, Kind, Layer
 from .session_state import SessionState, Workspace

@@ -9,7 +9,9 @@
 6. check the fact ledger taken before step 1; put missing facts back as a ledger
    section, or refuse (``on_missing_facts="rollback"``).
 
-``compact`` is a pure function: items in, ``CompactionResult`` out. It never splits a
+Steps 1–4 are in ``steps``, the context they work on in ``work``; this module protects,
+summarizes, checks the facts and chooses. ``compact`` is a pure function: items in,
+``CompactionResult`` out. It never splits a
 tool call from its result: steps 1–4 only shorten texts, and step 5 removes whole
 messages between a head and a tail whose boundaries respect pairs. Token figures are
 in the units of the ``count`` function given (the session's local counter).
@@ -18,26 +20,15 @@ in the units of the ``count`` function given (the session's local counter).
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
 
 from ..errors import CompactionError
 from ..model import Item, Kind, Layer, Role
 from .fact_check import FactCheck
 from .facts import extract_facts, ledger_section
-from .structure import (
-    Message,
-    call_target,
-    calls_by_pair,
-    head_end,
-    latest_todo,
-    messages_of,
-    tail_start,
-    tool_input,
-)
-from .summarize import summarize_extractive, words_of
+from .steps import clear_results, drop_duplicates, reports_to_metadata, shorten_call_inputs
+from .structure import Message, head_end, latest_todo, messages_of, tail_start
+from .summarize import summarize_extractive
 from .types import (
     MUST_KEEP,
     Action,
@@ -47,138 +38,9 @@ from .types import (
     FactKind,
     FactReport,
 )
+from .work import Work
 
 Summarizer = Callable[[Sequence[Item], Sequence[Fact], int], str]
-T = TypeVar("T")
-
-_ERROR_RESULT = re.compile(r"^\s*(error|exception|traceback|fatal|failed)|<tool_use_error>", re.I)
-_LINE_NUMBER = re.compile(r"^\s*(\d+)[→\t:]", re.M)
-
-
-class _Work:
-    """The context being compacted: items (copied on change), tokens, the plan so far.
-
-    ``total`` is kept as a running sum: every step asks for it once per item it looks
-    at, and summing all items each time made a plan quadratic in the session's length.
-    It includes ``item_cost`` per item (a message block's framing, where the caller
-    counts it). Change ``tokens`` only through the methods here, which keep ``total``
-    true.
-    """
-
-    def __init__(
-        self, items: Sequence[Item], count: Callable[[str], int], item_cost: int = 0
-    ) -> None:
-        self.items = list(items)
-        self.count = count
-        self.item_cost = item_cost
-        self.tokens = [self._tokens_of(i) for i in self.items]
-        self.total = sum(self.tokens) + item_cost * len(self.items)
-        self.actions: list[Action] = []
-        # The messages and the call behind each pair id depend on the items' roles,
-        # kinds, message indexes and pair ids, which ``replace_text`` keeps: found
-        # once, shared by every pass, forgotten when items are added or removed.
-        self._messages: list[Message] | None = None
-        self._calls: dict[str, int] | None = None
-        # What a step made of an item (a stub, its count, its words), shared by every
-        # pass: a second pass under less protection meets mostly the same items and
-        # makes the same of them. Keyed by position, valid while the item there is the
-        # same object (the entry holds it, so its identity cannot be reused).
-        self._made: dict[tuple[str, int], tuple[Item, Any]] = {}
-
-    def copy(self) -> _Work:
-        """A fresh pass over the same items: the plan so far is not copied."""
-        work = _Work.__new__(_Work)
-        work.items, work.tokens = list(self.items), list(self.tokens)
-        work.count, work.total, work.actions = self.count, self.total, []
-        work.item_cost = self.item_cost
-        work._messages, work._calls = self.messages, self.calls
-        work._made = self._made
-        return work
-
-    def made(self, step: str, index: int, make: Callable[[Item], T]) -> T:
-        """``make(item)`` for the item at ``index``, made once for every pass (``make``
-        must depend on nothing but the item and the items it was given with)."""
-        item = self.items[index]
-        key = (step, index)
-        known = self._made.get(key)
-        if known is not None and known[0] is item:
-            return cast(T, known[1])
-        value = make(item)
-        self._made[key] = (item, value)
-        return value
-
-    def snapshot(self) -> _Work:
-        """A copy that keeps the plan so far (the actions taken), to go on from here."""
-        work = self.copy()
-        work.actions = list(self.actions)
-        return work
-
-    @property
-    def messages(self) -> list[Message]:
-        if self._messages is None:
-            self._messages = messages_of(self.items)
-        return self._messages
-
-    @property
-    def calls(self) -> dict[str, int]:
-        if self._calls is None:
-            self._calls = calls_by_pair(self.items)
-        return self._calls
-
-    def _tokens_of(self, item: Item) -> int:
-        # counted here, not written onto the caller's items: compact() changes nothing
-        return item.tokens if item.tokens is not None else self.count(item.text)
-
-    def replace_text(self, index: int, text: str, action: Action) -> bool:
-        """Shorten one item's text; keeps it only when it saves tokens."""
-        old = self.items[index]
-
-        def shortened(item: Item) -> tuple[str, int, Item]:
-            tokens = self.count(text)
-            new = dataclasses.replace(
-                item, text=text, tokens=tokens, _hash=None, layer=Layer.METADATA
-            )
-            new.id = None  # a new item: the original goes to the archive
-            return text, tokens, new
-
-        made = self.made("replace_text", index, shortened)
-        if made[0] != text:  # another step's text for the same item
-            made = shortened(old)
-            self._made["replace_text", index] = (old, made)
-        _, tokens, new = made
-        if tokens >= self.tokens[index]:
-            return False
-        self.items[index] = new
-        action.items.append(index)
-        action.tokens_before += self.tokens[index]
-        action.tokens_after += tokens
-        self.total += tokens - self.tokens[index]
-        self.tokens[index] = tokens
-        return True
-
-    def set_item(self, index: int, item: Item, tokens: int) -> None:
-        self.items[index] = item
-        self.total += tokens - self.tokens[index]
-        self.tokens[index] = tokens
-        self._messages = self._calls = None
-
-    def insert_item(self, index: int, item: Item, tokens: int) -> None:
-        self.items.insert(index, item)
-        self.tokens.insert(index, tokens)
-        self.total += tokens + self.item_cost
-        self._messages = self._calls = None
-
-    def replace_all(self, items: list[Item], tokens: list[int]) -> None:
-        self.items, self.tokens = items, tokens
-        self.total = sum(tokens) + self.item_cost * len(items)
-        self._messages = self._calls = None
-
-
-def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            return " ".join(line.split())[:120]
-    return ""
 
 
 def _protected(
@@ -203,264 +65,8 @@ def _protected(
     return keep
 
 
-def _result_indices(items: Sequence[Item]) -> list[int]:
-    return [i for i, item in enumerate(items) if item.role is Role.TOOL]
-
-
-def _step_results(
-    work: _Work,
-    keep: set[int],
-    policy: CompactionPolicy,
-    target: int,
-    kinds: set[Kind],
-    step: str,
-    describe: str,
-) -> None:
-    recent = (
-        set(_result_indices(work.items)[-policy.keep_results :]) if policy.keep_results else set()
-    )
-    action = Action(step=step, description=describe)
-    for i, item in enumerate(work.items):
-        if work.total <= target:
-            break
-        if (
-            i in keep
-            or i in recent
-            or item.kind not in kinds
-            or item.role is not Role.TOOL
-            or item.tool in policy.excluded_tools
-        ):
-            continue
-        target_text = _call_target(work, item)
-        tokens = work.tokens[i]
-        gist = work.made(step, i, _result_gist)
-        if item.kind is Kind.FILE_READ:
-            stub = f"[file read: {target_text or 'file'}, {gist}, {tokens:,} tokens; archived]"
-        elif item.kind is Kind.SEARCH_RESULT:
-            stub = f"[search: {item.tool} {target_text!r}, {gist}; archived]"
-        else:
-            stub = (
-                f"[tool result cleared: {item.tool or 'tool'} {target_text}".rstrip()
-                + f", {tokens:,} tokens; first line: {gist}; archived]"
-            )
-        work.replace_text(i, stub, action)
-    if action.items:
-        work.actions.append(action)
-
-
-def _call_target(work: _Work, result: Item) -> str:
-    """The target of the call behind ``result`` (``call_target``), found once per call."""
-    at = work.calls.get(result.pair_id or "")
-    if at is None:
-        return call_target(None)
-    return work.made("call_target", at, call_target)
-
-
-def _result_gist(item: Item) -> str:
-    """What a result's stub says of its text: a read's line range, a search's hits, or
-    the first line."""
-    if item.kind is Kind.FILE_READ:
-        numbers = _LINE_NUMBER.findall(item.text)
-        if numbers:
-            return f"lines {int(numbers[0])}–{int(numbers[-1])}"
-        return f"{len(item.text.splitlines())} lines"
-    if item.kind is Kind.SEARCH_RESULT:
-        hits = [ln.strip() for ln in item.text.splitlines() if ln.strip()]
-        top = "; ".join(h[:80] for h in hits[:3])
-        return f"{len(hits)} hits; top: {top}"
-    return _first_line(item.text)
-
-
-def _step_call_inputs(work: _Work, keep: set[int], policy: CompactionPolicy, target: int) -> None:
-    """Large tool-call inputs (a whole file given to Write, long Edit strings): keep
-    every short field, replace the long ones with their size."""
-    action = Action(
-        step="clear_call_inputs",
-        description="shorten large tool-call inputs (file contents written, long edit strings)",
-    )
-    for i, item in enumerate(work.items):
-        if work.total <= target:
-            break
-        if (
-            i in keep
-            or item.kind is not Kind.TOOL_CALL
-            or work.tokens[i] < 200
-            or item.tool in policy.excluded_tools
-        ):
-            continue
-        stub = work.made("clear_call_inputs", i, lambda call: _short_call(call, work.count))
-        if stub is not None:
-            work.replace_text(i, stub, action)
-    if action.items:
-        work.actions.append(action)
-
-
-def _short_call(item: Item, count: Callable[[str], int]) -> str | None:
-    """A tool call with each long input field replaced by its size and first line."""
-    data = tool_input(item)
-    if not isinstance(data, dict):
-        return None
-    short = {}
-    for key, value in data.items():
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        if len(text) > 240:
-            short[key] = f"[{count(text):,} tokens archived; first line: {_first_line(text)[:80]}]"
-        else:
-            short[key] = value
-    return f"{item.tool} {json.dumps(short, ensure_ascii=False)}"
-
-
-_NEAR = 0.9  # Jaccard similarity of word sets from which two items are near duplicates
-
-
-def _near_duplicate(a: set[str], b: set[str]) -> bool:
-    if not a or not b:
-        return False
-    # Jaccard ≥ 0.9 needs the smaller set to be ≥ 0.9 of the larger: most pairs fail
-    # that test by size alone. The union's size comes from the intersection's.
-    small, large = (a, b) if len(a) <= len(b) else (b, a)
-    if len(small) / len(large) < _NEAR:  # division, as below: the same float rounding
-        return False
-    common = len(small & large)
-    return common / (len(a) + len(b) - common) >= _NEAR
-
-
-class _RecentWordSets:
-    """The word sets of the last ``size`` items kept, searched for a near duplicate.
-
-    Prefix filtering (as in PPJoin): put the words of every set in one fixed order;
-    two sets with Jaccard ≥ t share a word among the first |s| - ceil(t·|s|) + 1 words
-    of each. Each set is filed under those words, so a new one is compared only with
-    the recent sets it shares one with: the same answer as comparing it with all.
-    """
-
-    def __init__(self, size: int = 50) -> None:
-        self.size = size
-        self.sets: list[set[str]] = []
-        self.postings: dict[str, list[int]] = {}
-
-    @staticmethod
-    def prefix(words: set[str]) -> list[str]:
-        """The words a set is filed under (give them to the methods below)."""
-        # longer words first (rarer: fewer candidates), then alphabetical: one total
-        # order; int() ≤ ceil() keeps the prefix at least as long as the bound needs
-        ordered = sorted(sorted(words), key=len, reverse=True)
-        return ordered[: len(words) - int(_NEAR * len(words)) + 1]
-
-    def has_near_duplicate(self, words: set[str], prefix: list[str]) -> bool:
-        oldest = len(self.sets) - self.size
-        tried: set[int] = set()
-        for word in prefix:
-            positions = self.postings.get(word, ())
-            for at in reversed(positions):
-                if at < oldest:
-                    break
-                if at not in tried:
-                    tried.add(at)
-                    if _near_duplicate(words, self.sets[at]):
-                        return True
-        return False
-
-    def add(self, words: set[str], prefix: list[str]) -> None:
-        at = len(self.sets)
-        self.sets.append(words)
-        for word in prefix:
-            self.postings.setdefault(word, []).append(at)
-
-
-def _filed_words(item: Item) -> tuple[set[str], list[str]]:
-    words = set(words_of(item.text))
-    return words, _RecentWordSets.prefix(words)
-
-
-def _failed(result: Item) -> bool:
-    """Does a tool result say its call failed?"""
-    return bool(_ERROR_RESULT.search(result.text[:200])) or (
-        isinstance(result.raw, dict)
-        and isinstance(result.raw.get("block"), dict)
-        and bool(result.raw["block"].get("is_error"))
-    )
-
-
-def _step_duplicates(work: _Work, keep: set[int], target: int) -> None:
-    action = Action(
-        step="duplicates",
-        description="drop exact and near duplicates and failed attempts a later success superseded",
-    )
-    latest: dict[tuple[str, str], int] = {}
-    recent = _RecentWordSets()
-    calls = work.calls
-    # Later occurrences win: walk backwards, stub earlier copies.
-    for i in range(len(work.items) - 1, -1, -1):
-        if work.total <= target:
-            break
-        item = work.items[i]
-        if i in keep or item.kind in (Kind.TOOL_CALL, Kind.SYSTEM_PROMPT) or work.tokens[i] < 40:
-            continue
-        key = (item.kind.value, item.hash)
-        if key in latest:
-            work.replace_text(i, f"[duplicate of a later {item.kind.value}; archived]", action)
-            continue
-        latest[key] = i
-        words, prefix = work.made("words", i, _filed_words)
-        if recent.has_near_duplicate(words, prefix):
-            work.replace_text(i, f"[near-duplicate of a later {item.kind.value}; archived]", action)
-            continue
-        recent.add(words, prefix)
-    # Failed attempts: an error result whose call (tool + target) later succeeded.
-    succeeded: set[tuple[str | None, str]] = set()
-    for i in range(len(work.items) - 1, -1, -1):
-        item = work.items[i]
-        if item.role is not Role.TOOL or item.pair_id not in calls:
-            continue
-        call = work.items[calls[item.pair_id]]
-        attempt: tuple[str | None, str] = (call.tool, _call_target(work, item))
-        if not work.made("failed", i, _failed):
-            succeeded.add(attempt)
-        elif attempt in succeeded and i not in keep and work.total > target:
-            work.replace_text(
-                i,
-                f"[failed attempt, superseded by a later success: {_first_line(item.text)}]",
-                action,
-            )
-    if action.items:
-        work.actions.append(action)
-
-
-def report_metadata(text: str) -> str:
-    """A sub-agent report as metadata (the layered-context model): title, a ~50-word summary, key
-    findings, the paths it names."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    title = lines[0].lstrip("#* ").strip()[:100] if lines else "report"
-    prose = " ".join(ln for ln in lines[1:] if not ln.startswith(("-", "*", "#", "|")))
-    summary = " ".join(prose.split()[:50])
-    findings = [
-        ln.lstrip("-* ").strip()[:120] for ln in lines if ln.startswith(("-", "*")) and len(ln) > 3
-    ][:5]
-    paths = sorted({p for p in re.findall(r"[\w./-]+/[\w.-]+\.\w+", text)})[:5]
-    meta = [f"[agent report: {title}]", f"Summary: {summary}"]
-    if findings:
-        meta.append("Key findings: " + "; ".join(findings))
-    if paths:
-        meta.append("Paths: " + ", ".join(paths))
-    meta.append("(full report archived)")
-    return "\n".join(meta)
-
-
-def _step_agent_reports(work: _Work, keep: set[int], target: int) -> None:
-    action = Action(step="agent_reports", description="sub-agent reports → metadata")
-    for i, item in enumerate(work.items):
-        if work.total <= target:
-            break
-        if i in keep or item.kind is not Kind.AGENT_REPORT:
-            continue
-        work.replace_text(i, report_metadata(item.text), action)
-    if action.items:
-        work.actions.append(action)
-
-
 def _step_summarize(
-    work: _Work, keep: set[int], target: int, facts: Sequence[Fact], summarizer: Summarizer | None
+    work: Work, keep: set[int], target: int, facts: Sequence[Fact], summarizer: Summarizer | None
 ) -> Item | None:
     messages = work.messages
     head = head_end(work.items, messages, 0)
@@ -537,15 +143,15 @@ class _Pass:
     before step 5 (steps 1–4 do the same whatever lower target comes after them: a pass
     aiming lower summarizes again from there)."""
 
-    work: _Work
+    work: Work
     summary: Item | None
     protection: tuple[int, int]
     keep: set[int]
-    before_summary: _Work | None
+    before_summary: Work | None
 
 
 def _run_steps(
-    work: _Work,
+    work: Work,
     policy: CompactionPolicy,
     target: int,
     facts: Sequence[Fact],
@@ -559,7 +165,7 @@ def _run_steps(
     keep = _protected(work.items, work.messages, policy)
     if protect is not None:
         keep |= {i for i, item in enumerate(work.items) if protect(item)}
-    _step_results(
+    clear_results(
         work,
         keep,
         policy,
@@ -569,9 +175,9 @@ def _run_steps(
         "clear old tool results (stub: tool, target, size, first line)",
     )
     if work.total > target:
-        _step_call_inputs(work, keep, policy, target)
+        shorten_call_inputs(work, keep, policy, target)
     if work.total > target:
-        _step_results(
+        clear_results(
             work,
             keep,
             policy,
@@ -581,9 +187,9 @@ def _run_steps(
             "file reads → path and line range; searches → query, hits, top hits",
         )
     if work.total > target:
-        _step_duplicates(work, keep, target)
+        drop_duplicates(work, keep, target)
     if work.total > target:
-        _step_agent_reports(work, keep, target)
+        reports_to_metadata(work, keep, target)
     if work.total <= target:
         return _Pass(work, None, protection, keep, None)
     before_summary = work.snapshot()
@@ -602,7 +208,7 @@ def _summarize_again(
 
 
 def _validate(
-    work: _Work,
+    work: Work,
     summary: Item | None,
     facts: Sequence[Fact],
     policy: CompactionPolicy,
@@ -702,7 +308,7 @@ def compact(
     if not items:
         raise CompactionError("nothing to compact: the session is empty")
     original = list(items)
-    start = _Work(original, count, item_cost)  # counted once: every pass starts from a copy
+    start = Work(original, count, item_cost)  # counted once: every pass starts from a copy
     before = start.total
     facts = extract_facts(original)
     notes: list[str] = []
