@@ -1130,7 +1130,10 @@ def mape_by_group(
 
 # Where real text is collected for the Claude fit: the Python standard library's own
 # source and documentation files on this machine (code, prose, reStructuredText, JSON).
-REAL_SUFFIXES = (".py", ".txt", ".rst", ".md", ".json", ".html", ".cfg", ".toml")
+REAL_SUFFIXES = (".py", ".txt", ".rst", ".md", ".json", ".html", ".cfg", ".toml", ".c", ".h", ".go")
+# Code as agents read it (numbered listings are made of these too); tab-indented C and
+# Go read differently from Python's spaces.
+REAL_CODE = (".py", ".c", ".h", ".go")
 
 
 def real_corpus(roots: list[Path], seed: int, n_docs: int) -> list[tuple[str, str]]:
@@ -1156,7 +1159,11 @@ def real_corpus(roots: list[Path], seed: int, n_docs: int) -> list[tuple[str, st
         cut = piece.rfind("\n")
         piece = piece[: cut if cut > size // 2 else size]
         if piece.strip():
-            kind = {".py": "real_code", ".json": "real_json"}.get(path.suffix, "real_text")
+            kind = (
+                "real_code"
+                if path.suffix in REAL_CODE
+                else ("real_json" if path.suffix == ".json" else "real_text")
+            )
             corpus.append((kind, piece))
     return corpus
 
@@ -1210,7 +1217,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         action="append",
         help="a folder of real text to add to the corpus (default with --target claude: "
-        "this Python's standard library)",
+        "this Python's standard library and /usr/include: Python, C headers)",
     )
     parser.add_argument("--dry-run", action="store_true", help="report only, write nothing")
     args = parser.parse_args(argv)
@@ -1227,7 +1234,7 @@ def main(argv: list[str] | None = None) -> int:
     valid = make_corpus(args.seed + 1, args.docs // 2)
     if args.target == "claude":
         count = claude_counter()
-        roots = args.real or [Path(sysconfig.get_paths()["stdlib"])]
+        roots = args.real or [Path(sysconfig.get_paths()["stdlib"]), Path("/usr/include")]
         real = real_corpus(roots, args.seed, args.docs // 2)
         train += real[: len(real) * 2 // 3]
         valid += real[len(real) * 2 // 3 :]
@@ -1263,7 +1270,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<20}{c:+.4f}")
 
     target = "ctok " + version("ctok") if args.target == "claude" else "o200k_base"
-    corpus = "a synthetic corpus and real text" if args.target == "claude" else "a synthetic corpus"
+    corpus = (
+        "a synthetic corpus and real text (" + ", ".join(str(r) for r in roots) + ")"
+        if args.target == "claude"
+        else "a synthetic corpus"
+    )
     result = {
         "comment": (
             "Coefficients of the estimate counter (ctxbudget.tokens.estimate), fitted to "
