@@ -112,32 +112,31 @@ def test_a_long_summary_alone_is_compacted_when_the_kept_exchanges_shrink() -> N
     assert "fix the warnings" in result.text()
 
 
+def _key_facts_with(replies: dict[int, str], budget: int) -> str:
+    """The key facts of the fixture chat with Melanie's replies at these positions."""
+    items = _chat()
+    for at, text in replies.items():
+        items[at] = Item(role=Role.ASSISTANT, kind=Kind.ASSISTANT_TEXT, text=f"Melanie: {text}")
+    return summarize_extractive(items, [], budget, _words).split("## Key facts", 1)[1]
+
+
 def test_a_short_tail_of_a_clause_stays_with_it() -> None:
     """A long sentence is cut into clauses; a tail too short to stand alone ("Sweden.")
     often names the thing asked about later: it stays joined to the clause before it."""
-    items = _chat()
-    items[7] = Item(
-        role=Role.ASSISTANT,
-        kind=Kind.ASSISTANT_TEXT,
-        text=(
-            "Melanie: Thanks, this necklace is super special to me, a gift from my "
-            "grandmother in my home country, Sweden. She gave it to me when I was young."
-        ),
+    facts = _key_facts_with(
+        {
+            7: "Thanks, this necklace is super special to me, a gift from my grandmother "
+            "in my home country, Sweden. She gave it to me when I was young."
+        },
+        400,
     )
-    summary = summarize_extractive(items, [], 400, _words)
-    facts = summary.split("## Key facts", 1)[1]
     assert "home country, Sweden." in facts
 
 
 def test_an_initial_or_a_title_ends_no_sentence() -> None:
-    items = _chat()
-    items[7] = Item(
-        role=Role.ASSISTANT,
-        kind=Kind.ASSISTANT_TEXT,
-        text="Melanie: J.K. Rowling inspires my writing. Dr. Lee in Boulder taught my class.",
+    facts = _key_facts_with(
+        {7: "J.K. Rowling inspires my writing. Dr. Lee in Boulder taught my class."}, 400
     )
-    summary = summarize_extractive(items, [], 400, _words)
-    facts = summary.split("## Key facts", 1)[1]
     assert "J.K. Rowling inspires my writing" in facts
     assert "Dr. Lee in Boulder taught my class" in facts
 
@@ -145,18 +144,12 @@ def test_an_initial_or_a_title_ends_no_sentence() -> None:
 def test_a_clause_about_the_other_person_alone_gives_way_to_what_the_speaker_did() -> None:
     """In a chat, a clause about the other person alone ("you …") reacts or asks; what
     the speaker did is the fact, said in their own words: it is kept first."""
-    items = _chat()
-    items[7] = Item(
-        role=Role.ASSISTANT,
-        kind=Kind.ASSISTANT_TEXT,
-        text="Melanie: Your trip to Zanzibar with Quokka and Xylophone sounded wild, Caroline.",
+    facts = _key_facts_with(
+        {
+            7: "Your trip to Zanzibar with Quokka and Xylophone sounded wild, Caroline.",
+            9: "I started surfing lessons near the old harbor.",
+        },
+        60,
     )
-    items[9] = Item(
-        role=Role.ASSISTANT,
-        kind=Kind.ASSISTANT_TEXT,
-        text="Melanie: I started surfing lessons near the old harbor.",
-    )
-    summary = summarize_extractive(items, [], 60, _words)
-    facts = summary.split("## Key facts", 1)[1]
     assert "surfing lessons near the old harbor" in facts
     assert "Zanzibar" not in facts
