@@ -20,14 +20,7 @@ from importlib import import_module
 
 from .. import __version__
 from ..errors import CtxBudgetError
-from .common import (
-    EXIT_OK,
-    EXIT_USAGE,
-    STORE_HELP,
-    Parser,
-    add_examples,
-    writes_store,
-)
+from .common import EXIT_OK, EXIT_USAGE, STORE_HELP, Parser, add_examples, writes_store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -26,7 +26,6 @@ from .work import Work
 __all__ = [
     "clear_results",
     "drop_duplicates",
-    "first_line",
     "report_metadata",
     "reports_to_metadata",
     "shorten_call_inputs",
@@ -36,7 +35,7 @@ _ERROR_RESULT = re.compile(r"^\s*(error|exception|traceback|fatal|failed)|<tool_
 _LINE_NUMBER = re.compile(r"^\s*(\d+)[→\t:]", re.M)
 
 
-def first_line(text: str) -> str:
+def _first_line(text: str) -> str:
     """The first non-blank line of ``text``, whitespace squeezed, at most 120 characters."""
     for line in text.splitlines():
         if line.strip():
@@ -112,7 +111,7 @@ def _result_gist(item: Item) -> str:
         hits = [ln.strip() for ln in item.text.splitlines() if ln.strip()]
         top = "; ".join(h[:80] for h in hits[:3])
         return f"{len(hits)} hits; top: {top}"
-    return first_line(item.text)
+    return _first_line(item.text)
 
 
 def shorten_call_inputs(work: Work, keep: set[int], policy: CompactionPolicy, target: int) -> None:
@@ -148,7 +147,7 @@ def _short_call(item: Item, count: Callable[[str], int]) -> str | None:
     for key, value in data.items():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         if len(text) > 240:
-            short[key] = f"[{count(text):,} tokens archived; first line: {first_line(text)[:80]}]"
+            short[key] = f"[{count(text):,} tokens archived; first line: {_first_line(text)[:80]}]"
         else:
             short[key] = value
     return f"{item.tool} {json.dumps(short, ensure_ascii=False)}"
@@ -264,7 +263,7 @@ def drop_duplicates(work: Work, keep: set[int], target: int) -> None:
         elif attempt in succeeded and i not in keep and work.total > target:
             work.replace_text(
                 i,
-                f"[failed attempt, superseded by a later success: {first_line(item.text)}]",
+                f"[failed attempt, superseded by a later success: {_first_line(item.text)}]",
                 action,
             )
     if action.items:

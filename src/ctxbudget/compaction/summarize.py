@@ -326,13 +326,13 @@ def _joined_short(parts: list[str], sentence: str) -> list[str]:
     the one before it, as the sentence wrote them: a short tail often names the thing."""
     out: list[str] = []
     at = 0
-    for part in parts:
+    for part in parts:  # the split's pieces, in order: each is found after the last
         start = sentence.find(part, at)
-        if out and len(part) < 12 and start >= 0:
-            out[-1] = out[-1] + sentence[at:start] + part
+        if out and len(part) < 12:
+            out[-1] += sentence[at:start] + part
         else:
             out.append(part)
-        at = start + len(part) if start >= 0 else at
+        at = start + len(part)
     return out
 
 

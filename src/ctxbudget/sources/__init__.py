@@ -67,7 +67,6 @@ _FIRST_CHARACTER = re.compile(r"\S")
 def parse_source(text: str, *, name: str = "<input>", path: str | None = None) -> Transcript:
     """Pick the reader for ``text`` and run it."""
     whole, lines, error = _split(text, name)
-    del text
     return _read_split(whole, lines, error, name=name, path=path)
 
 
