@@ -55,6 +55,39 @@ def test_claude_estimate_is_fitted_to_claude_not_o200k() -> None:
     assert abs(claude.count(text) - 330) <= 0.03 * 330
 
 
+GO_TEST = (
+    "func TestBadge(t *testing.T) {\n"
+    "\tcases := []struct {\n"
+    "\t\tname  string\n"
+    "\t\tprops BadgeProps\n"
+    "\t}{\n"
+    "\t\t{\n"
+    '\t\t\tname: "plain badge",\n'
+    "\t\t\tprops: BadgeProps{\n"
+    '\t\t\t\tLabel: "new",\n'
+    '\t\t\t\tTone:  "info",\n'
+    "\t\t\t},\n"
+    "\t\t},\n"
+    "\t}\n"
+    "\tfor _, tc := range cases {\n"
+    "\t\tt.Run(tc.name, func(t *testing.T) {\n"
+    '\t\t\tif got := Render(tc.props); got == "" {\n'
+    '\t\t\t\tt.Errorf("empty output for %s", tc.name)\n'
+    "\t\t\t}\n"
+    "\t\t})\n"
+    "\t}\n"
+    "}\n"
+)
+
+
+def test_claude_estimate_counts_a_run_of_tabs_as_one_token() -> None:
+    """Code nested three and four tabs deep (Go, C): a run of tabs is one token for
+    Claude's tokenizer (ctok 1.3.0: 606 tokens for this text), not one per tab (the
+    estimate counted 783 before it knew)."""
+    text = GO_TEST * 4
+    assert abs(get_counter("claude-estimate").count(text) - 606) <= 0.05 * 606
+
+
 def test_unknown_counter() -> None:
     with pytest.raises(ConfigurationError, match="unknown counter"):
         get_counter("nope")

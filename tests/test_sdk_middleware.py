@@ -647,7 +647,7 @@ def test_anthropic_request_over_budget_is_compacted_before_it_is_sent(
         policy=Policy(window=window, counter="estimate"),
         on_status=on_status,
     )
-    messages = anthropic_conversation(20)
+    messages = anthropic_conversation(24)  # well over the trigger, by any counter's count
     messages[-1] = mark(messages[-1])  # prompt caching: the last message is marked
     given = copy.deepcopy(messages)
     uncompacted = len(json.dumps([None, None, messages])) // 4

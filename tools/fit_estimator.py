@@ -812,14 +812,40 @@ def gen_go(sp: Sampler, size: int) -> str:
                 lines.append(f"\tfor i := 0; i < len({sp.ident('camel')}); i++ {{")
                 lines.append(f"\t\t{sp.ident('camel')} += {sp.ident('camel')}[i]")
                 lines.append("\t}")
-            elif r < 0.8:
+            elif r < 0.7:
                 lines.append(f'\tfmt.Println("{sp.comment_text()}", {sp.ident("camel")})')
+            elif r < 0.85:
+                _go_table(sp, lines)
             else:
                 lines.append(f"\t{sp.ident('camel')} := {rng.randint(0, 4096)}")
         lines.append("\treturn nil")
         lines.append("}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _go_table(sp: Sampler, lines: list[str]) -> None:
+    """A table of cases as Go tests write them: composite literals nested three and
+    four tabs deep (runs of tabs are one token each in both tokenizers)."""
+    rng = sp.rng
+    fields = [sp.ident("camel") for _ in range(rng.randint(2, 3))]
+    inner = sp.ident("pascal")
+    lines.append(f"\t{sp.ident('camel')} := []struct {{")
+    for field in fields:
+        lines.append(f"\t\t{field} string")
+    lines.append(f"\t\t{sp.ident('camel')} {inner}")
+    lines.append("\t}{")
+    for _ in range(rng.randint(1, 3)):
+        lines.append("\t\t{")
+        for field in fields:
+            lines.append(f'\t\t\t{field}: "{sp.comment_text()[:30]}",')
+        lines.append(f"\t\t\t{sp.ident('camel')}: {inner}{{")
+        for _ in range(rng.randint(1, 3)):
+            value = rng.choice([f'"{sp.word()}"', str(rng.randint(0, 999)), "true"])
+            lines.append(f"\t\t\t\t{sp.ident('pascal')}:    {value},")
+        lines.append("\t\t\t},")
+        lines.append("\t\t},")
+    lines.append("\t}")
 
 
 def gen_shell(sp: Sampler, size: int) -> str:

@@ -46,6 +46,7 @@ FEATURES: tuple[str, ...] = (
     "backslashes",
     "contractions",
     "tabs",
+    "tab_runs",
     "letters_2byte",
     "letters_3byte",
     "cjk",
@@ -58,6 +59,7 @@ _COEFFICIENTS_FILE = "estimate_coefficients.json"
 _MAX_CACHED = 1 << 16  # distinct non-ASCII characters remembered per table
 _CONTRACTION = re.compile(r"'(?:[stmdSTMD]|re|ve|ll|RE|VE|LL)(?![A-Za-z])")
 _VARIATION_SELECTORS = (0xFE0E, 0xFE0F)
+_TAB_RUN = re.compile(b"\t+")  # a run of tabs is one token (up to 16) in both tokenizers
 
 
 def _is_cjk(code: int) -> bool:
@@ -178,6 +180,7 @@ def features(text: str) -> list[int]:
     """The feature counts of ``text``, in ``FEATURES`` order."""
     ascii_only = text.isascii()
     raw = text.encode("ascii", _CLASS_ERRORS)
+    tabs = raw.count(b"\t")
     cased = raw.translate(_TABLE)
     s = cased.lower()  # the same classes with both letter cases as "a"
     c = s.count
@@ -207,7 +210,8 @@ def features(text: str) -> list[int]:
         raw.count(b"\\n") + raw.count(b"\\t"),
         raw.count(b"\\"),
         len(_CONTRACTION.findall(text)),
-        raw.count(b"\t"),
+        tabs,
+        len(_TAB_RUN.findall(raw)) if tabs else 0,
     ]
     if ascii_only:
         counts += (0, 0, 0, 0, 0, 0)
