@@ -502,3 +502,25 @@ def test_a_failed_write_inside_the_transaction_rolls_back(tmp_path: Path, when: 
         victim.compact(CompactionPolicy(target_ratio=5))
     fresh = Tracker(store=url).open(session.id)
     assert (fresh.context_hash(), fresh.version, len(fresh.events())) == before
+
+
+def test_recall_brings_the_answer_to_a_question_that_follows_the_hit(tmp_path: Path) -> None:
+    """Ann: "I finished my first screenplay!" Bob: "What's it about?" Ann: "drama and
+    romance": the reply to the hit asks, so the answer after it comes along."""
+    messages = []
+    for n in range(30):
+        messages.append({"role": "user", "content": f"Ann: Day {n}: I walked to the lake."})
+        messages.append({"role": "assistant", "content": f"Bob: Nice walk on day {n}!"})
+    messages[20:20] = [
+        {"role": "user", "content": "Ann: I finally finished my first full screenplay!"},
+        {"role": "assistant", "content": "Bob: Wow, congratulations! What's it about?"},
+        {"role": "user", "content": "Ann: It's a mix of drama and romance."},
+        {"role": "assistant", "content": "Bob: Sounds great."},
+    ]
+    path = tmp_path / "chat.json"
+    path.write_text(json.dumps(messages))
+    session = Tracker(store=f"sqlite:///{tmp_path / 'store.db'}").load(path)
+    session.save()
+    session.replace_context(session.items[-4:], reason="test: archive all but the end")
+    recalled = session.recall("What genre is the first screenplay?", budget=500)
+    assert "drama and romance" in "\n".join(i.text for i in recalled)

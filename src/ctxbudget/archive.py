@@ -10,7 +10,6 @@ are the archive, searched by ``recall`` and brought back whole by ``restore``.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import time
 from collections.abc import Callable
@@ -330,28 +329,32 @@ def recall(session: SessionState, query: str, budget: int = 500) -> list[Item]:
             chosen.append(_clip_to(item, query, budget, session))
             break
         take(item)
-        if rank < NEIGHBOURS and item.hash in following:
-            take(following[item.hash])
+        if rank < NEIGHBOURS:
+            for after in following.get(item.hash, ()):
+                take(after)
     return chosen
 
 
 NEIGHBOURS = 2
 
 
-def _following(session: SessionState, hits: list[Item]) -> dict[str, Item]:
-    """For each hit, the archived item that came right after it in its context."""
+def _following(session: SessionState, hits: list[Item]) -> dict[str, list[Item]]:
+    """For each hit, the archived item that came right after it in its context, and
+    when that one asks something ("What's it about?"), the answer after it too."""
     if not hits:
         return {}
     wanted = {item.hash for item in hits}
-    out: dict[str, Item] = {}
+    out: dict[str, list[Item]] = {}
     store = session.store
     for info in store.versions(session.id):
         if info.version == session.version or len(out) == len(wanted):
             continue
         items = store.load_items(session.id, version=info.version)
-        for before, after in itertools.pairwise(items):
+        for at, before in enumerate(items[:-1]):
             if before.hash in wanted and before.hash not in out:
-                out[before.hash] = after
+                after = items[at + 1 : at + 3]
+                asks = after[0].text.rstrip().endswith("?")
+                out[before.hash] = after if asks else after[:1]
     return out
 
 
