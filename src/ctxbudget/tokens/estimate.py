@@ -57,7 +57,7 @@ FEATURES: tuple[str, ...] = (
 
 _COEFFICIENTS_FILE = "estimate_coefficients.json"
 _MAX_CACHED = 1 << 16  # distinct non-ASCII characters remembered per table
-_CONTRACTION = re.compile(r"'(?:[stmdSTMD]|re|ve|ll|RE|VE|LL)(?![A-Za-z])")
+_CONTRACTION = re.compile(rb"'(?:[stmdSTMD]|re|ve|ll|RE|VE|LL)(?![A-Za-z])")
 _VARIATION_SELECTORS = (0xFE0E, 0xFE0F)
 _TAB_RUN = re.compile(b"\t+")  # a run of tabs is one token (up to 16) in both tokenizers
 
@@ -178,14 +178,25 @@ _NON_ASCII = re.compile("[^\x00-\x7f]+")
 
 def features(text: str) -> list[int]:
     """The feature counts of ``text``, in ``FEATURES`` order."""
-    ascii_only = text.isascii()
     raw = text.encode("ascii", _CLASS_ERRORS)
-    tabs = raw.count(b"\t")
-    cased = raw.translate(_TABLE)
+    counts = list(_ascii_counts(raw, raw.translate(_TABLE)))
+    if text.isascii():
+        counts += (0, 0, 0, 0, 0, 0)
+    else:
+        n = "".join(_NON_ASCII.findall(text)).translate(_NON_ASCII_CLASSES).count
+        counts += (n("l"), n("m"), n("c"), n("h"), n("s"), n("e"))
+    return counts
+
+
+def _ascii_counts_py(raw: bytes, cased: bytes) -> tuple[int, ...]:
+    """The counts up to ``tab_runs`` from the text as bytes (``raw``: each non-ASCII
+    character one placeholder byte) and its classes (``cased``). ``_features`` (C, when
+    built) counts the same in one pass."""
     s = cased.lower()  # the same classes with both letter cases as "a"
     c = s.count
     w_punct = c(b".a")
-    counts = [
+    tabs = raw.count(b"\t")
+    return (
         c(b" a"),
         w_punct,
         c(b"\na"),
@@ -209,16 +220,17 @@ def features(text: str) -> list[int]:
         c(b"\n") - c(b"\n\n") - c(b"\n\n\n") - c(b".\n"),
         raw.count(b"\\n") + raw.count(b"\\t"),
         raw.count(b"\\"),
-        len(_CONTRACTION.findall(text)),
+        # on the bytes: a placeholder is no ASCII letter, as its character is none
+        len(_CONTRACTION.findall(raw)),
         tabs,
         len(_TAB_RUN.findall(raw)) if tabs else 0,
-    ]
-    if ascii_only:
-        counts += (0, 0, 0, 0, 0, 0)
-    else:
-        n = "".join(_NON_ASCII.findall(text)).translate(_NON_ASCII_CLASSES).count
-        counts += (n("l"), n("m"), n("c"), n("h"), n("s"), n("e"))
-    return counts
+    )
+
+
+try:  # the same counts in C, where a compiler built them at install (setup.py)
+    from ._features import ascii_counts as _ascii_counts
+except ImportError:  # pragma: no cover - a pure-Python install
+    _ascii_counts = _ascii_counts_py
 
 
 def _digit_groups(s: bytes) -> int:
