@@ -230,7 +230,7 @@ def test_missing_transcript_and_internal_failure_do_not_block(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("ctxbudget.claude_code.hooks.read_figure", broken)
+    monkeypatch.setattr("ctxbudget.claude_code.hook_session.read_figure", broken)
     for event in cli_hooks.HOOK_EVENTS:
         if event != "pre-tool-use":
             assert hook(monkeypatch, capsys, event, pre_tool_use(path))[0] == 0

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from test_hooks import hook, payload, pre_tool_use, stored_events, write_transcript
 
-from ctxbudget.claude_code import hooks as hook_module
+from ctxbudget.claude_code import hook_io, hook_session
 from ctxbudget.claude_code.incremental import HookMemory, read_figure
 from ctxbudget.cli import hooks as cli_hooks
 from ctxbudget.errors import StoreError
@@ -56,7 +56,7 @@ def test_store_locked_denies_with_the_reason_or_fails_open(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
 ) -> None:
     path = write_transcript(home, 100_000)  # the figure alone would allow it
-    monkeypatch.setattr(hook_module, "STORE_FIRST_PAUSE", 0.0)
+    monkeypatch.setattr(hook_session, "STORE_FIRST_PAUSE", 0.0)
 
     def locked(self: object, session_id: str) -> None:
         raise StoreError("the database stayed locked by another writer for more than 5 s")
@@ -68,7 +68,7 @@ def test_store_locked_denies_with_the_reason_or_fails_open(
     assert code == 2 and "store cannot be read" in err and "locked" in err
     code, _, err = hook(monkeypatch, capsys, "pre-tool-use", pre_tool_use(path), "--fail-open")
     assert code == 1 and "allowed" in err
-    monkeypatch.setenv(hook_module.FAIL_OPEN_ENV, "1")
+    monkeypatch.setenv(hook_io.FAIL_OPEN_ENV, "1")
     assert hook(monkeypatch, capsys, "pre-tool-use", pre_tool_use(path))[0] == 1
 
 
@@ -108,7 +108,7 @@ def test_an_event_is_retried_while_the_store_is_briefly_locked(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
 ) -> None:
     path = write_transcript(home, 100_000)
-    monkeypatch.setattr(hook_module, "STORE_FIRST_PAUSE", 0.0)
+    monkeypatch.setattr(hook_session, "STORE_FIRST_PAUSE", 0.0)
     from ctxbudget.store.sqlite import SQLiteStore
 
     real = SQLiteStore.append_event

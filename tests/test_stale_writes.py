@@ -96,7 +96,7 @@ def test_a_stale_restore_is_refused(two_trackers: tuple[Tracker, Tracker]) -> No
 def test_the_hooks_window_update_keeps_what_another_process_wrote_since(
     two_trackers: tuple[Tracker, Tracker],
 ) -> None:
-    from ctxbudget.claude_code import hooks
+    from ctxbudget.claude_code import hook_session
 
     first, second = two_trackers
     session_id = _long_session(first)
@@ -105,7 +105,7 @@ def test_the_hooks_window_update_keeps_what_another_process_wrote_since(
     other = second.open(session_id)  # ... then another process compacted the session
     other.compact(CompactionPolicy(target_ratio=3))
     version = second.store.get_session(session_id).context_version
-    hooks._follow_model(first, stale, "gpt-4o", 400_000)  # Claude Code reported 400k
+    hook_session.follow_model(first, stale, "gpt-4o", 400_000)  # Claude Code reported 400k
     row = first.store.get_session(session_id)
     assert row.policy["window"] == 400_000
     assert row.context_version == version  # the compaction is still the current context

@@ -40,33 +40,54 @@ sub-agent usage), not the transcript's items: ``ctxbudget tokens TRANSCRIPT --re
 records those. The decisions are the gate's and the Status's, the same every other
 surface shows. Sub-agent transcripts are read by
 ``ctxbudget.sources.claude_code_agents``.
+
+Here: the dispatch and one handler per event. The hook's input and answer are
+``hook_io``; what every handler reads of its session (the stored row, retried; the
+transcript's figure; the registration) is ``hook_session``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import random
 import re
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ..level import Level
 from ..render import pct
 from ..sources.claude_code_agents import agent_dirs, read_agent_transcript
 from ..sources.tools import AGENT_TOOLS
-from .incremental import HookMemory, TranscriptFigure, read_figure
-from .windows import remembered_window
+from .hook_io import (
+    DEFAULT_REPORT_TOKENS,
+    EXIT_BLOCK,
+    EXIT_ERROR,
+    FAIL_OPEN_ENV,
+    MAX_STDIN_BYTES,
+    REINJECT_ENV,
+    HookInputError,
+    HookOptions,
+    HookResult,
+    failed,
+    normalize_event,
+    parse_hook_input,
+    with_notes,
+)
+from .hook_session import (
+    hook_memory,
+    payload_figure,
+    payload_text,
+    payload_transcript,
+    record_event,
+    register,
+    retrying,
+    session_at,
+    stored_session,
+)
 
 if TYPE_CHECKING:
     from ..policy import Policy
-    from ..session import Session
     from ..status import Status
-    from ..store import StoredSession
     from ..tracker import Tracker
 
 __all__ = [
@@ -82,27 +103,6 @@ __all__ = [
     "run_hook",
 ]
 
-# What a sub-agent's report is expected to add to the main context when it returns,
-# on top of its prompt: a typical final report is 1–4k tokens; 5,000 errs on the side
-# of keeping room. Change it with ``--report-tokens``.
-DEFAULT_REPORT_TOKENS = 5_000
-
-EXIT_OK, EXIT_ERROR, EXIT_BLOCK = 0, 1, 2
-
-#: ``CTXBUDGET_HOOK_FAIL_OPEN=1``: a spawn gate that cannot decide lets the spawn through.
-FAIL_OPEN_ENV = "CTXBUDGET_HOOK_FAIL_OPEN"
-#: ``CTXBUDGET_REINJECT_TOKENS=N``: what is put back after a compaction, at most (tokens).
-REINJECT_ENV = "CTXBUDGET_REINJECT_TOKENS"
-#: Hook input larger than this is not parsed (Claude Code's own payloads are far smaller;
-#: a Write tool's content is the largest part of them).
-MAX_STDIN_BYTES = 64 << 20
-#: Deeper JSON than this is refused before parsing (Python's parser recurses).
-MAX_JSON_DEPTH = 200
-# Store writes retried on a busy store: attempts, and the first pause (doubled after
-# each, with jitter) on top of the store's own busy timeout.
-STORE_ATTEMPTS = 3
-STORE_FIRST_PAUSE = 0.25
-
 # What to do in Claude Code at each level (the Status's own recommendation names
 # ctxbudget's compaction, which does not reach Claude Code's context).
 CLAUDE_CODE_ACTIONS = {
@@ -113,120 +113,11 @@ CLAUDE_CODE_ACTIONS = {
     Level.BLOCKED: "New sub-agents are refused. Run /compact now.",
 }
 
+Handler = Callable[[dict[str, Any], "Tracker", HookOptions], HookResult]
+
 _SPAWN_RE = re.compile(
     rb'"tool_name"\s*:\s*"(?:%s)"' % b"|".join(re.escape(t.encode()) for t in sorted(AGENT_TOOLS))
 )
-
-
-@dataclass(slots=True, frozen=True)
-class HookOptions:
-    """Settings of a hook run: the report budget, policy fields (window…), whether a
-    gate that cannot decide lets spawns through (None: ``CTXBUDGET_HOOK_FAIL_OPEN``),
-    and where the incremental state is kept (None: the user cache dir). ``plugin``:
-    run as the plugin's hook, which stands down for an event that a settings.json
-    hook of ctxbudget also handles (``ctxbudget hook EVENT --plugin``)."""
-
-    report_tokens: int = DEFAULT_REPORT_TOKENS
-    policy_fields: Mapping[str, Any] = field(default_factory=dict)
-    fail_open: bool | None = None
-    cache_dir: str | None = None
-    plugin: bool = False
-    reinject_tokens: int | None = None  # None: CTXBUDGET_REINJECT_TOKENS, else 2,000
-
-    @property
-    def reinject_budget(self) -> int:
-        """Tokens put back after Claude Code compacts (0: nothing is put back)."""
-        from ..compaction.reinject import DEFAULT_REINJECT_TOKENS
-
-        if self.reinject_tokens is not None:
-            return max(0, self.reinject_tokens)
-        try:
-            return max(0, int(os.environ.get(REINJECT_ENV, "").replace(",", "").replace("_", "")))
-        except ValueError:
-            return DEFAULT_REINJECT_TOKENS
-
-    @property
-    def fails_open(self) -> bool:
-        if self.fail_open is not None:
-            return self.fail_open
-        return os.environ.get(FAIL_OPEN_ENV, "").strip().lower() not in ("", "0", "false", "no")
-
-
-@dataclass(slots=True, frozen=True)
-class HookResult:
-    """What the hook answers Claude Code: exit code, stdout, stderr."""
-
-    exit_code: int = EXIT_OK
-    stdout: str = ""
-    stderr: str = ""
-
-
-Handler = Callable[[dict[str, Any], "Tracker", HookOptions], HookResult]
-T = TypeVar("T")
-
-
-def debug_enabled() -> bool:
-    return os.environ.get("CTXBUDGET_DEBUG", "") not in ("", "0")
-
-
-def failed(what: str, exc: BaseException | None = None) -> HookResult:
-    """Exit 0 whatever went wrong: a broken hook must not stop the user's work."""
-    if not debug_enabled():
-        return HookResult()
-    detail = f": {type(exc).__name__}: {exc}" if exc is not None else ""
-    return HookResult(stderr=f"ctxbudget hook: {what}{detail} (ignored)\n")
-
-
-def normalize_event(name: str) -> str:
-    """``PreToolUse``, ``pre_tool_use`` and ``pre-tool-use`` all name one event."""
-    return name.replace("-", "").replace("_", "").lower()
-
-
-class HookInputError(ValueError):
-    """The hook input cannot be used (too big, too deep, not JSON, not an object)."""
-
-
-def parse_hook_input(raw: str | bytes) -> dict[str, Any]:
-    """The hook JSON object, read defensively: a size and a nesting limit before the
-    parser sees it. Raises ``HookInputError`` with a one-line reason."""
-    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
-    if len(data) > MAX_STDIN_BYTES:
-        raise HookInputError(f"the hook input is larger than {MAX_STDIN_BYTES >> 20} MB")
-    if _too_deep(data, MAX_JSON_DEPTH):
-        raise HookInputError(f"the hook input nests deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        payload = json.loads(data.decode("utf-8", errors="replace"))
-    except (ValueError, RecursionError) as exc:
-        raise HookInputError(f"the hook input is not JSON ({exc})") from None
-    if not isinstance(payload, dict):
-        raise HookInputError("the hook input is not a JSON object")
-    return payload
-
-
-def _too_deep(data: bytes, limit: int) -> bool:
-    """Whether brackets outside strings nest deeper than ``limit`` (a cheap scan of the
-    bracket and quote bytes only)."""
-    if data.count(b"[") + data.count(b"{") <= limit:
-        return False
-    depth = 0
-    in_string = escaped = False
-    for byte in data:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > limit:
-                return True
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return False
 
 
 def run_hook(
@@ -264,7 +155,7 @@ def _settings_handle(key: str, payload: Mapping[str, Any]) -> bool:
 
     try:
         name = next(n for n in _EVENT_NAMES if normalize_event(n) == key)
-        return settings_run_hook(name, _text(payload, "cwd"))
+        return settings_run_hook(name, payload_text(payload, "cwd"))
     except Exception:
         return False  # cannot tell: the plugin's hook runs
 
@@ -289,241 +180,6 @@ def _undecided(options: HookOptions, why: str) -> HookResult:
     return HookResult(EXIT_BLOCK, stderr=_denied("subagent", reason))
 
 
-# -- the store, with retries ----------------------------------------------------------
-
-
-def _retrying(action: Callable[[], T]) -> T:
-    """``action()``, tried again with backoff when the store is busy or failing."""
-    from ..errors import ConfigurationError, SessionNotFoundError, StoreError
-
-    pause = STORE_FIRST_PAUSE
-    for attempt in range(1, STORE_ATTEMPTS + 1):
-        try:
-            return action()
-        except (SessionNotFoundError, ConfigurationError):
-            raise  # an answer, or a setting to fix: trying again changes nothing
-        except StoreError:
-            if attempt == STORE_ATTEMPTS:
-                raise
-            time.sleep(pause * (1 + random.random()))
-            pause *= 2
-    raise AssertionError("unreachable")
-
-
-def _record(tracker: Tracker, session_id: str, kind: str, data: dict[str, Any]) -> str | None:
-    """Append an event (retried); None when done, else the line saying it was not."""
-    try:
-        _retrying(
-            lambda: tracker.store.append_event(session_id, kind, {"source": "claude-code", **data})
-        )
-    except Exception as exc:
-        return (
-            f"ctxbudget hook: the {kind} event of session {session_id} was not recorded "
-            f"after {STORE_ATTEMPTS} attempts: {exc}\n"
-        )
-    return None
-
-
-def _with_notes(result: HookResult, notes: list[str]) -> HookResult:
-    """``result`` with the notes on stderr; exit 0 becomes 1 (non-blocking, shown)."""
-    notes = [n for n in notes if n]
-    if not notes:
-        return result
-    code = EXIT_ERROR if result.exit_code == EXIT_OK else result.exit_code
-    return HookResult(code, result.stdout, result.stderr + "".join(notes))
-
-
-# -- reading the session ------------------------------------------------------------
-
-
-def _text(payload: Mapping[str, Any], key: str) -> str | None:
-    value = payload.get(key)
-    return value if isinstance(value, str) and value else None
-
-
-def _transcript(payload: Mapping[str, Any]) -> Path | None:
-    path = _text(payload, "transcript_path")
-    if path is None:
-        return None
-    p = Path(path).expanduser()
-    return p if p.is_file() else None
-
-
-def _stored(tracker: Tracker, session_id: str | None) -> StoredSession | None:
-    """The stored session of this id, or None (no store lookup without an id).
-    Raises when the store cannot answer (after retries)."""
-    from ..errors import SessionNotFoundError
-
-    if session_id is None:
-        return None
-    try:
-        return _retrying(lambda: tracker.store.get_session(session_id))
-    except SessionNotFoundError:
-        return None
-
-
-def _memory(payload: Mapping[str, Any], options: HookOptions) -> HookMemory | None:
-    key = _text(payload, "transcript_path") or _text(payload, "session_id")
-    if key is None:
-        return None
-    return HookMemory.load(str(Path(key).expanduser()), options.cache_dir)
-
-
-def _figure(payload: Mapping[str, Any], memory: HookMemory | None) -> TranscriptFigure | None:
-    """The transcript's figure, read from where the last run stopped (None: no
-    readable transcript, or nothing in it yet)."""
-    path = _transcript(payload)
-    if path is None or memory is None:
-        return None
-    try:
-        figure = read_figure(str(path), memory)
-    except OSError:
-        return None
-    return figure if figure.used_tokens is not None else None
-
-
-def _session(
-    tracker: Tracker,
-    session_id: str | None,
-    figure: TranscriptFigure | None,
-    stored: StoredSession | None,
-    options: HookOptions,
-    model: str | None = None,
-) -> Session:
-    """A Session (not stored) at the figure's size, with the stored session's policy
-    and budgets when one of that id is stored, the hook's policy fields on top."""
-    from ..accounting import Anchor
-    from ..policy import Policy
-    from ..session import Session
-
-    fields = dict(options.policy_fields)
-    base = (
-        Policy.from_mapping(stored.policy, origin=f"stored session {stored.id}") if stored else None
-    )
-    model = (
-        fields.pop("model", None)
-        or (base.model if base else None)
-        or (figure.model if figure else None)
-        or model
-    )
-    if base is None:
-        base = Policy.for_model(model, window=remembered_window(session_id, options.cache_dir))
-    policy = base.replace(model=model, **fields)
-    session = Session(tracker, policy=policy, session_id=session_id, stored=False)
-    if figure is not None and figure.used_tokens is not None:
-        if figure.reported_tokens is not None:
-            session.anchor = Anchor(
-                reported=figure.used_tokens, last_reported=figure.reported_tokens
-            )
-        else:
-            session.anchor = Anchor(overhead=figure.used_tokens)
-    if stored is not None:
-        session.use_stored_settings(stored)
-    return session
-
-
-def _follow_model(
-    tracker: Tracker, stored: StoredSession, model: str | None, reported: int | None
-) -> None:
-    """The stored session's model and window follow the model the transcript names and
-    the window Claude Code reported (``windows``): a session stored at SessionStart,
-    before its first answer, got the default window. A window the user chose (neither
-    the model's nor one Claude Code reported) stays. Written in one transaction over the
-    row as it is then (another process may have changed it since it was read)."""
-    if not _followed(stored, model, reported):
-        return
-
-    def write() -> None:
-        with tracker.store.transaction():
-            fresh = tracker.store.get_session(stored.id)
-            if _followed(fresh, model, reported):
-                tracker.store.update_session(fresh)
-
-    # the store busy: this run uses the updated policy, the next one stores it
-    with contextlib.suppress(Exception):
-        _retrying(write)
-
-
-def _followed(stored: StoredSession, model: str | None, reported: int | None) -> bool:
-    """``stored`` with its policy's model and window followed (see ``_follow_model``);
-    False when nothing changes."""
-    from ..policy import window_for_model
-
-    policy = stored.policy
-    old_model, old_window = policy.get("model"), policy.get("window")
-    model = model or old_model
-    window = reported or window_for_model(model)
-    if (old_model, old_window) == (model, window):
-        return False
-    if old_window not in (window_for_model(old_model), stored.meta.get("reported_window")):
-        return False  # the user's own window
-    stored.policy = {**policy, "model": model, "window": window}
-    if reported:
-        stored.meta = {**stored.meta, "reported_window": reported}
-    return True
-
-
-def _model(payload: Mapping[str, Any]) -> str | None:
-    """SessionStart's ``model``: an id, or (as the status line gets it) ``{"id": …}``."""
-    model = payload.get("model")
-    if isinstance(model, dict):
-        model = model.get("id")
-    return model if isinstance(model, str) and model else None
-
-
-@dataclass(slots=True)
-class _Registered:
-    session_id: str
-    session: Session | None  # None: no transcript figure yet
-    notes: list[str]
-
-
-def _register(
-    tracker: Tracker, payload: Mapping[str, Any], options: HookOptions
-) -> _Registered | None:
-    """Make sure the session is stored (its row; an empty one when new) and put the
-    API calls read since the last run in its ledger. None without a session id."""
-    session_id = _text(payload, "session_id")
-    if session_id is None:
-        return None
-    memory = _memory(payload, options)
-    figure = _figure(payload, memory)
-    notes: list[str] = []
-    stored = _stored(tracker, session_id)
-    reported = remembered_window(session_id, options.cache_dir)
-    if stored is not None and ((figure is not None and figure.model) or reported):
-        _follow_model(tracker, stored, figure.model if figure else None, reported)
-    session = _session(tracker, session_id, figure, stored, options, _model(payload))
-    if stored is None:
-        fields = dict(options.policy_fields)
-        fields["model"] = session.policy.model
-        fields.setdefault("window", session.policy.window)
-        name = _text(payload, "cwd")
-        _retrying(lambda: tracker.session(session_id, name=name, **fields))
-    if figure is not None and memory is not None:
-        if figure.calls < memory.recorded_calls:
-            memory.recorded_calls = 0  # the transcript was replaced
-        if figure.calls > memory.recorded_calls and figure.reported_tokens is not None:
-            note = _record(
-                tracker,
-                session_id,
-                "usage_recorded",
-                {
-                    "call": figure.calls,
-                    "calls_since_last": figure.calls - memory.recorded_calls,
-                    "context_tokens": figure.reported_tokens,
-                    "predicted_tokens": figure.used_tokens,
-                },
-            )
-            if note is None:
-                memory.recorded_calls = figure.calls
-            notes.append(note or "")
-        memory.remember_figure(session.used_tokens, session.policy.window)
-    if memory is not None:
-        memory.save()
-    return _Registered(session_id, session if figure is not None else None, notes)
-
-
 # -- handlers ------------------------------------------------------------------------
 
 
@@ -535,14 +191,14 @@ def pre_tool_use(payload: dict[str, Any], tracker: Tracker, options: HookOptions
     tool_input = payload.get("tool_input")
     tool_input = tool_input if isinstance(tool_input, dict) else {}
     agent = str(tool_input.get("subagent_type") or tool_input.get("description") or "subagent")
-    session_id = _text(payload, "session_id")
-    memory = _memory(payload, options)
-    figure = _figure(payload, memory)
+    session_id = payload_text(payload, "session_id")
+    memory = hook_memory(payload, options)
+    figure = payload_figure(payload, memory)
     try:
-        stored = _stored(tracker, session_id)
+        stored = stored_session(tracker, session_id)
     except Exception as exc:
         return _undecided(options, f"the store cannot be read: {exc}")
-    session = _session(tracker, session_id, figure, stored, options)
+    session = session_at(tracker, session_id, figure, stored, options)
     if figure is None:
         last = memory.last_good if memory is not None else None
         if not last or not isinstance(last.get("used_tokens"), int):
@@ -570,15 +226,15 @@ def pre_tool_use(payload: dict[str, Any], tracker: Tracker, options: HookOptions
         notes = []
         if stored_id:
             notes.append(
-                _record(
+                record_event(
                     tracker, stored_id, "gate", {"agent": agent, "allowed": False, "reason": reason}
                 )
                 or ""
             )
-        return _with_notes(HookResult(EXIT_BLOCK, stderr=_denied(agent, reason)), notes)
+        return with_notes(HookResult(EXIT_BLOCK, stderr=_denied(agent, reason)), notes)
     # A stored session's allowed spawn holds a reservation keyed by its tool_use_id
     # (an MCP gate for the same spawn reserves once) until SubagentStop confirms it.
-    tool_use_id = _text(payload, "tool_use_id")
+    tool_use_id = payload_text(payload, "tool_use_id")
     decision = session.gate(
         agent, max(1, estimated), compact=False, key=tool_use_id, reserve=stored is not None
     )
@@ -588,10 +244,10 @@ def pre_tool_use(payload: dict[str, Any], tracker: Tracker, options: HookOptions
         data.update(tool=payload.get("tool_name"), tool_use_id=payload.get("tool_use_id"))
         if figure is None:
             data.update(figure="last known")
-        notes.append(_record(tracker, stored_id, "gate", data) or "")
+        notes.append(record_event(tracker, stored_id, "gate", data) or "")
     if decision.allowed:
-        return _with_notes(HookResult(), notes)
-    return _with_notes(HookResult(EXIT_BLOCK, stderr=_denied(agent, decision.reason)), notes)
+        return with_notes(HookResult(), notes)
+    return with_notes(HookResult(EXIT_BLOCK, stderr=_denied(agent, decision.reason)), notes)
 
 
 def _denied(agent: str, reason: str) -> str:
@@ -619,16 +275,16 @@ def _crossing_warning(
     """A line for the user (``systemMessage``) and the same for the model
     (``additionalContext``) when the level rose past a threshold since the last run
     of the session: once per crossing, again after it fell back (a compaction)."""
-    memory = _memory(payload, options)
-    figure = _figure(payload, memory)
+    memory = hook_memory(payload, options)
+    figure = payload_figure(payload, memory)
     if figure is None or memory is None:
         return HookResult()
-    session_id = _text(payload, "session_id")
+    session_id = payload_text(payload, "session_id")
     try:
-        stored = _stored(tracker, session_id)
+        stored = stored_session(tracker, session_id)
     except Exception:
         stored = None  # the store is busy: the transcript and the options still tell
-    session = _session(tracker, session_id, figure, stored, options)
+    session = session_at(tracker, session_id, figure, stored, options)
     status = session.status()
     memory.remember_figure(status.used_tokens, status.max_tokens)
     try:
@@ -673,14 +329,14 @@ def pre_compact(payload: dict[str, Any], tracker: Tracker, options: HookOptions)
     compacts nothing (nothing is recorded either)."""
     from .preview import is_dry_run
 
-    if is_dry_run(_text(payload, "custom_instructions")):
+    if is_dry_run(payload_text(payload, "custom_instructions")):
         return _compaction_preview(payload, tracker, options)
-    registered = _register(tracker, payload, options)
+    registered = register(tracker, payload, options)
     if registered is None:
         return failed("no session_id: compaction not recorded")
     data: dict[str, Any] = {
-        "trigger": _text(payload, "trigger") or "unknown",
-        "custom_instructions": _text(payload, "custom_instructions"),
+        "trigger": payload_text(payload, "trigger") or "unknown",
+        "custom_instructions": payload_text(payload, "custom_instructions"),
     }
     if registered.session is not None:
         status = registered.session.status()
@@ -692,10 +348,10 @@ def pre_compact(payload: dict[str, Any], tracker: Tracker, options: HookOptions)
         )
     notes = [
         *registered.notes,
-        _record(tracker, registered.session_id, "external_compaction", data),
+        record_event(tracker, registered.session_id, "external_compaction", data),
         _store_ledger(tracker, registered.session_id, payload, options.cache_dir),
     ]
-    return _with_notes(HookResult(), [n or "" for n in notes])
+    return with_notes(HookResult(), [n or "" for n in notes])
 
 
 def _compaction_preview(
@@ -703,7 +359,7 @@ def _compaction_preview(
 ) -> HookResult:
     from .preview import preview_compaction
 
-    path = _transcript(payload)
+    path = payload_transcript(payload)
     if path is None:
         text = "ctxbudget: /compact --dry-run: no transcript to preview; nothing was compacted.\n"
         return HookResult(EXIT_BLOCK, stderr=text)
@@ -717,23 +373,26 @@ def _compaction_preview(
 
 def session_start(payload: dict[str, Any], tracker: Tracker, options: HookOptions) -> HookResult:
     """Register the session; after a compaction, note the new context's size."""
-    registered = _register(tracker, payload, options)
+    registered = register(tracker, payload, options)
     if registered is None:
         return failed("no session_id: session not registered")
     session_id = registered.session_id
-    source = _text(payload, "source") or "unknown"
-    data: dict[str, Any] = {"trigger": source, "transcript": _text(payload, "transcript_path")}
+    source = payload_text(payload, "source") or "unknown"
+    data: dict[str, Any] = {
+        "trigger": source,
+        "transcript": payload_text(payload, "transcript_path"),
+    }
     if registered.session is not None:
         status = registered.session.status()
         data.update(tokens=status.used_tokens, percent=round(status.percent, 2))
         if source == "compact":
-            events = _retrying(
+            events = retrying(
                 lambda: tracker.store.events(session_id, types=["external_compaction"])
             )
             before = [e.data.get("tokens_before") for e in events]
             if before and isinstance(before[-1], int):
                 data.update(tokens_before=before[-1], freed=before[-1] - status.used_tokens)
-    notes = [*registered.notes, _record(tracker, session_id, "session_started", data)]
+    notes = [*registered.notes, record_event(tracker, session_id, "session_started", data)]
     # stdout becomes context for the model: only what the compaction's summary lost
     result = HookResult()
     if source == "compact":
@@ -741,7 +400,7 @@ def session_start(payload: dict[str, Any], tracker: Tracker, options: HookOption
         notes.append(note)
     elif source == "startup" and options.plugin and not mcp_installed():
         result = HookResult(stdout=json.dumps({"systemMessage": MCP_HINT}) + "\n")
-    return _with_notes(result, [n or "" for n in notes])
+    return with_notes(result, [n or "" for n in notes])
 
 
 #: What the plugin's SessionStart says when its MCP server cannot start.
@@ -771,7 +430,7 @@ def _store_ledger(
     from ..compaction.reinject import ledger_to_data
     from .fact_memory import current_facts
 
-    path = _transcript(payload)
+    path = payload_transcript(payload)
     if path is None:
         return None
     try:
@@ -779,7 +438,9 @@ def _store_ledger(
         facts = ledger_to_data(current_facts(str(path), cache_dir))
     except Exception as exc:
         return f"ctxbudget hook: the facts before this compaction were not read: {exc}\n"
-    return _record(tracker, session_id, "fact_ledger", {"facts": facts, "transcript_bytes": size})
+    return record_event(
+        tracker, session_id, "fact_ledger", {"facts": facts, "transcript_bytes": size}
+    )
 
 
 def _reinject(
@@ -790,13 +451,13 @@ def _reinject(
     the hook output cap), recorded as a ``facts_reinjected`` event."""
     from ..compaction.reinject import HOOK_OUTPUT_CHARS, ledger_from_data, reinjection
 
-    events = _retrying(
+    events = retrying(
         lambda: tracker.store.events(session_id, types=["fact_ledger", "facts_reinjected"])
     )
     if not events or events[-1].type != "fact_ledger":
         return HookResult(), None  # no ledger of this compaction (or it was put back)
     ledger = ledger_from_data(events[-1].data.get("facts"))
-    summary = _text(payload, "compact_summary")
+    summary = payload_text(payload, "compact_summary")
     if summary is None:
         offset = events[-1].data.get("transcript_bytes")
         summary = _compact_summary(payload, offset if isinstance(offset, int) else 0)
@@ -825,13 +486,13 @@ def _reinject(
         max_chars -= len(stdout) - HOOK_OUTPUT_CHARS + 16  # the JSON escapes took the rest
     data = result.to_dict()
     data.update(summary_found=summary is not None)
-    return HookResult(stdout=stdout), _record(tracker, session_id, "facts_reinjected", data)
+    return HookResult(stdout=stdout), record_event(tracker, session_id, "facts_reinjected", data)
 
 
 def _compact_summary(payload: Mapping[str, Any], offset: int) -> str | None:
     """The text of the last compaction summary written after ``offset`` in the
     transcript (Claude Code writes it before SessionStart runs), or None."""
-    path = _transcript(payload)
+    path = payload_transcript(payload)
     if path is None:
         return None
     found: str | None = None
@@ -861,22 +522,22 @@ def _compact_summary(payload: Mapping[str, Any], offset: int) -> str | None:
 
 def subagent_stop(payload: dict[str, Any], tracker: Tracker, options: HookOptions) -> HookResult:
     """Record a finished sub-agent's own usage (last context size, calls, output)."""
-    agent_id = _text(payload, "agent_id")
+    agent_id = payload_text(payload, "agent_id")
     path = _agent_transcript(payload, agent_id)
     if path is None:
         return failed("no agent transcript: sub-agent usage not recorded")
     stats = read_agent_transcript(path)
-    agent_type = _text(payload, "agent_type")
+    agent_type = payload_text(payload, "agent_type")
     name = agent_type or stats.agent_type or f"agent-{agent_id or stats.agent_id or path.stem}"
-    registered = _register(tracker, payload, options)
+    registered = register(tracker, payload, options)
     if registered is None:
         return failed("no session_id: sub-agent usage not recorded")
     usage = stats.usage(name)
     data = usage.to_dict()
     data.update(agent_id=agent_id or stats.agent_id, agent_type=agent_type, transcript=str(path))
     notes = [*registered.notes, _confirm_spawn(tracker, registered.session_id, name, payload)]
-    notes.append(_record(tracker, registered.session_id, "subagent_usage", data))
-    return _with_notes(HookResult(), [n or "" for n in notes])
+    notes.append(record_event(tracker, registered.session_id, "subagent_usage", data))
+    return with_notes(HookResult(), [n or "" for n in notes])
 
 
 def _confirm_spawn(
@@ -887,23 +548,23 @@ def _confirm_spawn(
     None when done (or there was none), else the line saying it was not."""
     from ..budgeting import spawn_finished
 
-    key = _text(payload, "tool_use_id")
+    key = payload_text(payload, "tool_use_id")
     try:
-        _retrying(lambda: spawn_finished(tracker.store, session_id, agent, key))
+        retrying(lambda: spawn_finished(tracker.store, session_id, agent, key))
     except Exception as exc:
         return f"ctxbudget hook: the reservation of {agent!r} was not confirmed: {exc}\n"
     return None
 
 
 def _agent_transcript(payload: Mapping[str, Any], agent_id: str | None) -> Path | None:
-    given = _text(payload, "agent_transcript_path")
+    given = payload_text(payload, "agent_transcript_path")
     if given is not None:
         p = Path(given).expanduser()
         return p if p.is_file() else None
-    main = _text(payload, "transcript_path")
+    main = payload_text(payload, "transcript_path")
     if main is None or agent_id is None:
         return None
-    for candidate in agent_dirs(Path(main).expanduser(), _text(payload, "session_id")):
+    for candidate in agent_dirs(Path(main).expanduser(), payload_text(payload, "session_id")):
         p = candidate / f"agent-{agent_id}.jsonl"
         if p.is_file():
             return p
