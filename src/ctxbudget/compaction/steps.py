@@ -192,16 +192,20 @@ class _RecentWordSets:
 
     def has_near_duplicate(self, words: set[str], prefix: list[str]) -> bool:
         oldest = len(self.sets) - self.size
+        n = len(words)
         tried: set[int] = set()
         for word in prefix:
             positions = self.postings.get(word, ())
             for at in reversed(positions):
                 if at < oldest:
                     break
-                if at not in tried:
-                    tried.add(at)
-                    if _near_duplicate(words, self.sets[at]):
-                        return True
+                if at in tried:
+                    continue
+                tried.add(at)
+                # _near_duplicate's size test first, here: most candidates fail it
+                m = len(self.sets[at])
+                if (n / m if n <= m else m / n) >= _NEAR and _near_duplicate(words, self.sets[at]):
+                    return True
         return False
 
     def add(self, words: set[str], prefix: list[str]) -> None:

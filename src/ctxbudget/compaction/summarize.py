@@ -197,6 +197,8 @@ class Segment:
 
 
 def words_of(text: str) -> list[str]:
+    if text.isascii():  # lower-cased first: the same words (elsewhere "\u212a".lower() is "k")
+        return _WORD.findall(text.lower())
     return [w.lower() for w in _WORD.findall(text)]
 
 
