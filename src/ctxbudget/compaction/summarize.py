@@ -212,12 +212,26 @@ def _common_root(paths: Sequence[str]) -> str:
     absolute = [p for p in paths if p.startswith("/") and "." in p.rsplit("/", 1)[-1]]
     groups: dict[str, list[str]] = {}
     for p in absolute:
-        groups.setdefault("/".join(p.split("/")[:4]), []).append(p)
+        groups.setdefault("/".join(p.split("/", 4)[:4]), []).append(p)
     group = max(groups.values(), key=len, default=[])
     if len(group) < 3:
         return ""
-    root = os.path.commonpath(group)
+    root = _common_path(group)
     return root + "/" if root.count("/") >= 2 else ""
+
+
+def _common_path(paths: list[str]) -> str:
+    """``os.path.commonpath`` of absolute paths, from the lowest and the highest alone
+    (the longest prefix they share is the one all share); commonpath splits them all."""
+    if any("//" in p or "/./" in p or p.endswith(("/", "/.")) for p in paths):
+        return os.path.commonpath(paths)  # empty and "." parts, which it leaves out
+    low = min(paths)
+    # characters, not parts: "/a/b" and "/a/b/z" share "/a/b" yet "/a/b-x" lies between
+    n = len(os.path.commonprefix([low, max(paths)]))  # noqa: RUF071
+    prefix = low[:n]
+    if not all(len(p) == n or p[n] == "/" for p in paths):
+        prefix = prefix[: prefix.rfind("/")]  # back to the last whole part
+    return prefix or "/"
 
 
 def _under(path: str, root: str) -> str:
