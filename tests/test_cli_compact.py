@@ -8,7 +8,7 @@ import pytest
 from conftest import run_cli as run
 
 from ctxbudget.sources import load_source
-from ctxbudget.sources.writers import validate_messages
+from ctxbudget.sources.validation import validate_messages
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -11,7 +11,8 @@ from ctxbudget import Item, Kind, Role, Tracker
 from ctxbudget.compaction import CompactionPolicy, compact
 from ctxbudget.errors import CompactionError, StoreError
 from ctxbudget.sources.messages import read_messages
-from ctxbudget.sources.writers import to_anthropic, to_openai, validate_messages
+from ctxbudget.sources.validation import validate_messages
+from ctxbudget.sources.writers import to_anthropic, to_openai
 from ctxbudget.testing import FaultyStore
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -27,7 +27,7 @@ from ctxbudget import BudgetBlockedError, Policy, Tracker
 from ctxbudget.compaction import CompactionPolicy
 from ctxbudget.errors import ConfigurationError
 from ctxbudget.integrations import RequestBlockedError, WrappedClient, wrap
-from ctxbudget.sources.writers import validate_messages
+from ctxbudget.sources.validation import validate_messages
 from ctxbudget.status import Status
 
 CLAUDE = "claude-test-1"

@@ -17,13 +17,13 @@ from ctxbudget.model import Item, Kind, Role
 from ctxbudget.sources.claude_code import read_claude_code
 from ctxbudget.sources.messages import read_messages
 from ctxbudget.sources.swe_agent import read_swe_agent
+from ctxbudget.sources.validation import validate_messages
 from ctxbudget.sources.writers import (
     CONTINUE_TEXT,
     to_anthropic,
     to_claude_code,
     to_openai,
     to_text,
-    validate_messages,
     write,
 )
 

@@ -95,7 +95,7 @@ class AutoCompactor:
             )
         written = write_messages(provider, session.items, plan.result.items, effective)
         out = [message for message, _ in written]
-        from ...sources.writers import validate_messages
+        from ...sources.validation import validate_messages
 
         problems = validate_messages(plain(out), provider)
         if problems:  # never send what the API would refuse: leave the request as it was
