@@ -72,6 +72,40 @@ def test_key_facts_name_speaker_and_date_and_cut_no_timestamp() -> None:
     assert "last Saturday" not in summary
 
 
+def test_key_facts_name_each_speaker_once_a_day() -> None:
+    """One line per speaker under each date: a name written once a day, not once a
+    message, leaves room for more facts (the issue: facts grouped by speaker)."""
+    said = {
+        "Caroline": ["adopted a kitten named", "painted a lake near", "joined a pottery class in",
+                     "visited my cousin in"],
+        "Melanie": ["ran ten kilometres in", "bought a violin from", "planted tomatoes in",
+                    "read Dune on a train to"],
+    }  # fmt: skip
+    places = ["Lisbon", "Denver", "Vienna", "Oslo", "Kyoto", "Quito", "Dakar", "Perth"]
+    items = []
+    for day, place in enumerate(places):
+        for turn in range(8):
+            speaker = "Caroline" if turn % 2 == 0 else "Melanie"
+            text = f"{speaker}: I {said[speaker][turn // 2]} {place} ({day}{turn})."
+            if turn == 0:
+                text = f"[Session {day + 1} — 1:56 pm on {day + 8} May, 2023]\n{text}"
+            role = Role.USER if speaker == "Caroline" else Role.ASSISTANT
+            kind = Kind.USER_TEXT if role is Role.USER else Kind.ASSISTANT_TEXT
+            items.append(Item(role=role, kind=kind, text=text, message_index=len(items)))
+    summary = summarize_extractive(items, [], 400, _words)
+    facts = summary.split("## Key facts", 1)[1].splitlines()
+    days: list[list[str]] = []
+    for line in facts:
+        if line.endswith("May, 2023:"):
+            days.append([])
+        elif line.startswith("- ") and days:
+            days[-1].append(line.split(":", 1)[0])
+    assert days and any(len(day) == 2 for day in days)
+    assert all(len(day) == len(set(day)) for day in days)
+    # what a speaker said that day follows in order, sentence after sentence
+    assert any(". " in line.split(": ", 1)[1] for line in facts if line.startswith("- "))
+
+
 def test_markdown_scaffolding_is_no_key_fact() -> None:
     report = "\n".join(
         [
@@ -153,3 +187,32 @@ def test_a_clause_about_the_other_person_alone_gives_way_to_what_the_speaker_did
     )
     assert "surfing lessons near the old harbor" in facts
     assert "Zanzibar" not in facts
+
+
+def test_the_extractive_summary_is_the_same_whatever_the_hash_seed() -> None:
+    """Deterministic: the word weights of a clause are summed in a set's order, which
+    changes with PYTHONHASHSEED; near ties then picked other clauses run to run."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from test_key_facts import _chat, _words\n"
+        "from ctxbudget.compaction.summarize import summarize_extractive\n"
+        "for budget in range(150, 900, 25):\n"
+        "    print(summarize_extractive(_chat(), [], budget, _words))\n"
+    )
+    outputs = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(Path(__file__).parent)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        outputs.add(done.stdout)
+    assert len(outputs) == 1

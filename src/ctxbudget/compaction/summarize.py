@@ -384,7 +384,7 @@ def _pick_key_facts(
     costs = [max(1, count(s) + separator_cost) for s in sentences]
     covered = set(covered)
     heap = [
-        (-sum(weight[w] for w in d) * f / c, i)
+        (-math.fsum(weight[w] for w in d) * f / c, i)
         for i, (d, c, f) in enumerate(zip(docs, costs, factor, strict=True))
     ]
     heapq.heapify(heap)
@@ -392,7 +392,8 @@ def _pick_key_facts(
     spent = 0
     while heap and spent < budget:
         _, i = heapq.heappop(heap)
-        gain = sum(weight[w] for w in docs[i] if w not in covered) * factor[i] / costs[i]
+        # fsum: the same sum in any order (a set's order changes with the hash seed)
+        gain = math.fsum(weight[w] for w in docs[i] if w not in covered) * factor[i] / costs[i]
         if gain <= 0:
             continue
         if heap and gain < -heap[0][0] - 1e-12:
@@ -435,21 +436,24 @@ def _chat_key_facts(
 def _chat_lines(
     picked: list[int], candidates: list[str], groups: list[int], turns: list[ChatTurn]
 ) -> list[str]:
+    """Under each date, one line per speaker: what they said that day, in order
+    ("- Caroline: ran a charity race … researching adoption agencies"). A speaker's
+    name once a day, not once a message, leaves room for more facts."""
     if not picked:
         return []
-    lines = ["## Key facts"]
-    date: str | None = None
-    message: int | None = None
+    days: dict[str | None, dict[str | None, list[str]]] = {}
     for i in picked:
-        if groups[i] == message:
-            lines[-1] += " … " + candidates[i]  # one message, one line
-            continue
-        message = groups[i]
-        turn = turns[message]
-        if turn.date and turn.date != date:
-            date = turn.date
+        turn = turns[groups[i]]
+        days.setdefault(turn.date, {}).setdefault(turn.speaker, []).append(candidates[i])
+    lines = ["## Key facts"]
+    for date, speakers in days.items():
+        if date:
             lines.append(f"{date}:")
-        lines.append(f"- {turn.speaker}: {candidates[i]}" if turn.speaker else f"- {candidates[i]}")
+        for speaker, said in speakers.items():
+            text = said[0]
+            for clause in said[1:]:  # a sentence's end stays its separator
+                text += (" " if text.endswith((".", "!", "?", "…")) else "; ") + clause
+            lines.append(f"- {speaker}: {text}" if speaker else f"- {text}")
     return lines
 
 
