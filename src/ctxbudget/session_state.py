@@ -67,16 +67,9 @@ def context_hash(items: Iterable[Item]) -> str:
     """A hash of a context's content and order: equal hashes, identical contexts."""
     digest = hashlib.blake2b(digest_size=16)
     for item in items:
-        for part in (
-            item.role.value,
-            item.kind.value,
-            item.tool or "",
-            item.pair_id or "",
-            item.text,
-        ):
-            digest.update(part.encode("utf-8", "surrogatepass"))
-            digest.update(b"\x1f")
-        digest.update(b"\x1e")
+        # each part then \x1f, the item then \x1e: one encode and update per item
+        parts = (item.role.value, item.kind.value, item.tool or "", item.pair_id or "", item.text)
+        digest.update(("\x1f".join(parts) + "\x1f\x1e").encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 

@@ -150,21 +150,32 @@ class _Pass:
     before_summary: Work | None
 
 
+def _kept(
+    items: Sequence[Item],
+    messages: list[Message],
+    policy: CompactionPolicy,
+    protect: Callable[[Item], bool] | None,
+) -> set[int]:
+    """What no step may touch: the policy's protection and what ``protect`` marks."""
+    keep = _protected(items, messages, policy)
+    if protect is not None:
+        keep |= {i for i, item in enumerate(items) if protect(item)}
+    return keep
+
+
 def _run_steps(
     work: Work,
     policy: CompactionPolicy,
     target: int,
     facts: Sequence[Fact],
     summarizer: Summarizer | None,
-    protect: Callable[[Item], bool] | None = None,
+    keep: set[int],
 ) -> _Pass:
-    """Steps 1–5 on ``work``, each only while over ``target``."""
+    """Steps 1–5 on ``work``, each only while over ``target``; ``keep``: the items of
+    ``work`` no step may touch (``_kept``)."""
     protection = (policy.keep_first, policy.keep_last)
     if work.total <= target:
         return _Pass(work, None, protection, set(), None)
-    keep = _protected(work.items, work.messages, policy)
-    if protect is not None:
-        keep |= {i for i, item in enumerate(work.items) if protect(item)}
     clear_results(
         work,
         keep,
@@ -328,16 +339,21 @@ def compact(
         passes.append((0, min(1, policy.keep_last)))
     aim = target_tokens
 
+    kept: dict[tuple[int, int], set[int]] = {}  # every pass starts from the same items
+
+    def kept_with(keep: tuple[int, int]) -> set[int]:
+        if keep not in kept:
+            pass_policy = dataclasses.replace(policy, keep_first=keep[0], keep_last=keep[1])
+            kept[keep] = _kept(start.items, start.messages, pass_policy, protect)
+        return kept[keep]
+
     def attempt_with(keep: tuple[int, int]) -> _Pass:
         pass_policy = dataclasses.replace(policy, keep_first=keep[0], keep_last=keep[1])
-        return _run_steps(start.copy(), pass_policy, aim, facts, summarizer, protect)
+        return _run_steps(start.copy(), pass_policy, aim, facts, summarizer, kept_with(keep))
 
     def floor(keep: tuple[int, int]) -> int:
         """What a pass keeping ``keep`` exchanges cannot go below: its protected items."""
-        pass_policy = dataclasses.replace(policy, keep_first=keep[0], keep_last=keep[1])
-        protected = _protected(start.items, start.messages, pass_policy)
-        if protect is not None:
-            protected |= {i for i, item in enumerate(start.items) if protect(item)}
+        protected = kept_with(keep)
         return sum(start.tokens[i] for i in protected) + item_cost * len(protected)
 
     def most_that_fit(least: _Pass) -> _Pass:
@@ -427,9 +443,7 @@ def protected_floor(
 ) -> tuple[int, int]:
     """Tokens and items no step may remove under ``policy``: what any target must leave."""
     policy = policy or CompactionPolicy()
-    keep = _protected(items, messages_of(items), policy)
-    if protect is not None:
-        keep |= {i for i, item in enumerate(items) if protect(item)}
+    keep = _kept(items, messages_of(items), policy, protect)
     tokens = 0
     for i in keep:
         known = items[i].tokens
