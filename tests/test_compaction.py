@@ -514,7 +514,7 @@ def test_recall_brings_the_answer_to_a_question_that_follows_the_hit(tmp_path: P
         messages.append({"role": "assistant", "content": f"Bob: Nice walk on day {n}!"})
     messages[20:20] = [
         {"role": "user", "content": "Ann: I finally finished my first full screenplay!"},
-        {"role": "assistant", "content": "Bob: Wow, congratulations! What's it about?"},
+        {"role": "assistant", "content": "Bob: Congratulations! What's it about? Glad it's done!"},
         {"role": "user", "content": "Ann: It's a mix of drama and romance."},
         {"role": "assistant", "content": "Bob: Sounds great."},
     ]

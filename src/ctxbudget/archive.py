@@ -340,7 +340,7 @@ NEIGHBOURS = 2
 
 def _following(session: SessionState, hits: list[Item]) -> dict[str, list[Item]]:
     """For each hit, the archived item that came right after it in its context, and
-    when that one asks something ("What's it about?"), the answer after it too."""
+    when that one asks something ("Wow! What's it about?"), the answer after it too."""
     if not hits:
         return {}
     wanted = {item.hash for item in hits}
@@ -353,7 +353,7 @@ def _following(session: SessionState, hits: list[Item]) -> dict[str, list[Item]]
         for at, before in enumerate(items[:-1]):
             if before.hash in wanted and before.hash not in out:
                 after = items[at + 1 : at + 3]
-                asks = after[0].text.rstrip().endswith("?")
+                asks = "?" in after[0].text
                 out[before.hash] = after if asks else after[:1]
     return out
 
