@@ -525,3 +525,29 @@ def test_recall_brings_the_answer_to_a_question_that_follows_the_hit(tmp_path: P
     session.replace_context(session.items[-4:], reason="test: archive all but the end")
     recalled = session.recall("What genre is the first screenplay?", budget=500)
     assert "drama and romance" in "\n".join(i.text for i in recalled)
+
+
+def test_recall_finds_what_was_said_in_a_month_not_the_months_headers(tmp_path: Path) -> None:
+    """ "What event did John's family attend in June 2023?": the month and year are in
+    the date header of each June session, not in the message that answers."""
+    messages = []
+    for n in range(30):
+        month = "June" if n >= 24 else "May"
+        header = f"[Session {n} — 10:00 am on {n % 28 + 1} {month}, 2023]\n"
+        messages.append({"role": "user", "content": f"{header}John: Hi Maria, day {n} here."})
+        messages.append({"role": "assistant", "content": f"Maria: Hi John! Quiet day {n}."})
+        messages.append({"role": "user", "content": f"John: Work was long on day {n}."})
+        messages.append({"role": "assistant", "content": f"Maria: Rest well after day {n}."})
+    messages[-2]["content"] = (  # long, as answers are: its length weighs on its score
+        "John: Thanks, Maria! It is such a blessing to have people who always support us "
+        "and remind us that we are not alone, whatever happens at work or at home. Last "
+        "week we had a blast at a live music event downtown. Seeing the kids dancing was "
+        "awesome."
+    )
+    path = tmp_path / "chat.json"
+    path.write_text(json.dumps(messages))
+    session = Tracker(store=f"sqlite:///{tmp_path / 'store.db'}").load(path)
+    session.save()
+    session.replace_context(session.items[-1:], reason="test: archive all but the end")
+    recalled = session.recall("What event did John's family attend in June 2023?", budget=60)
+    assert "live music event" in "\n".join(i.text for i in recalled)

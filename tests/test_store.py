@@ -747,11 +747,19 @@ def test_query_rule() -> None:
     assert fts_query(terms) == (
         '"caroline"* OR "go" OR "lgbtq"* OR "support"* OR "group"* OR "meeting"*'
     )
-    assert query_terms('NEAR("x" y) OR 2023 v2 *') == [
+    assert query_terms('NEAR("x" y) OR 4096 v2 *') == [
         Term("near", True),
-        Term("2023", False),
+        Term("4096", False),
         Term("v2", False),
     ]
+    # months and years name when something was said (a session's date header), not
+    # what: left out while other words remain
+    assert query_terms("What event did John attend in June 2023?") == [
+        Term("event", True),
+        Term("john", True),
+        Term("attend", True),
+    ]
+    assert query_terms("June 2023") == [Term("june", True), Term("2023", False)]
     assert query_terms("the, of; and? I") == []
     assert len(query_terms(" ".join(f"w{n}" for n in range(100)))) == 32
 

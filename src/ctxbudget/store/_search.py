@@ -3,12 +3,13 @@
 A query is user text ("When did Caroline go to the LGBTQ support group?"), never
 query syntax. ``query_terms`` cuts it into words the way SQLite's ``unicode61``
 tokenizer cuts the indexed text (letters and digits; case and diacritics folded),
-drops stopwords and one-letter words, and keeps at most ``MAX_TERMS`` distinct
-words. A word of letters whose light stem (one of ``-ing -ed -es -s`` cut off) has 4
-letters or more matches any word starting with that stem (``groups`` → ``group*``);
-shorter words and words with digits match exactly. The SQLite backend turns the terms
-into an FTS5 query; the memory backend and SQLite without FTS5 score with
-``bm25_scores``, the same formula and constants as FTS5's ``bm25()``.
+drops stopwords, one-letter words and, when other words remain, month names and
+years, and keeps at most ``MAX_TERMS`` distinct words. A word of letters whose light
+stem (one of ``-ing -ed -es -s`` cut off) has 4 letters or more matches any word
+starting with that stem (``groups`` → ``group*``); shorter words and words with digits
+match exactly. The SQLite backend turns the terms into an FTS5 query; the memory
+backend and SQLite without FTS5 score with ``bm25_scores``, the same formula and
+constants as FTS5's ``bm25()``.
 """
 
 from __future__ import annotations
@@ -85,15 +86,43 @@ def _term(word: str) -> Term:
 
 
 def query_terms(query: str) -> list[Term]:
-    """The terms of a free-text query; empty when no word is worth searching."""
+    """The terms of a free-text query; empty when no word is worth searching. Month
+    names and years are left out when other words remain (``_is_date_word``)."""
     terms: dict[Term, None] = {}
+    dates: dict[Term, None] = {}
     for word in words(query):
         if word in STOPWORDS or (len(word) == 1 and not word.isdigit()):
             continue
-        terms.setdefault(_term(word))
+        (dates if _is_date_word(word) else terms).setdefault(_term(word))
         if len(terms) == MAX_TERMS:
             break
-    return list(terms)
+    return list(terms or dates)[:MAX_TERMS]
+
+
+_MONTHS = frozenset(
+    [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ]
+)
+
+
+def _is_date_word(word: str) -> bool:
+    """A month or a year ("June", "2023"): in an archived conversation these name when
+    something was said (its session's date header), not what: as search words they
+    match the header of every session that month and crowd out the message that
+    answers ("What did John's family attend in June 2023?")."""
+    return word in _MONTHS or (len(word) == 4 and word.isdigit() and word[:2] in ("19", "20"))
 
 
 def bm25_scores(terms: Sequence[Term], documents: Sequence[Mapping[str, int]]) -> list[float]:
