@@ -197,7 +197,9 @@ class Segment:
 
 
 def words_of(text: str) -> list[str]:
-    if text.isascii():  # lower-cased first: the same words (elsewhere "\u212a".lower() is "k")
+    # ASCII lower-cased first gives the same words in one call; other text may not (the
+    # Kelvin sign "\u212a" lower-cases to "k", a letter the pattern would then take)
+    if text.isascii():
         return _WORD.findall(text.lower())
     return [w.lower() for w in _WORD.findall(text)]
 
@@ -442,8 +444,9 @@ def _chat_lines(
     picked: list[int], candidates: list[str], groups: list[int], turns: list[ChatTurn]
 ) -> list[str]:
     """Under each date, one line per speaker: what they said that day, in order
-    ("- Caroline: ran a charity race … researching adoption agencies"). A speaker's
-    name once a day, not once a message, leaves room for more facts."""
+    ("- Caroline: I ran a charity race the Saturday before. Researching adoption
+    agencies; …"). A speaker's name once a day, not once a message, leaves room for
+    more facts."""
     if not picked:
         return []
     days: dict[str | None, dict[str | None, list[str]]] = {}
