@@ -302,3 +302,24 @@ def test_compacting_a_claude_code_transcript_says_the_session_is_unchanged(
     assert {r["sessionId"] for r in records} == {new_id}
     assert any("Summary of the compacted conversation" in json.dumps(r) for r in records)
     assert all(b["parentUuid"] == a["uuid"] for a, b in itertools.pairwise(records))
+
+
+def test_long_work_says_what_it_does_on_a_terminal_only(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from ctxbudget.cli import common, compact
+
+    monkeypatch.setattr(common, "PROGRESS_FROM_BYTES", 1)  # as if the file were big
+    monkeypatch.setattr(compact, "PROGRESS_FROM_ITEMS", 1)
+    analyst, policy = str(EXAMPLES / "analyst-ep24.json"), str(EXAMPLES / "analyst.toml")
+    argv = ("compact", analyst, "--policy", policy, "--dry-run", "--json")
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and "ctxbudget: reading" not in err  # a pipe: nothing said
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = run(capsys, *argv)
+    assert code == 0
+    assert "ctxbudget: reading analyst-ep24.json (" in err
+    assert "ctxbudget: planning the compaction of" in err
+    assert json.loads(out)["dry_run"] is True  # stdout stays the JSON alone

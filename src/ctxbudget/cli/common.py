@@ -162,6 +162,19 @@ def freeze_loaded() -> None:
     gc.freeze()
 
 
+#: From this size a file takes seconds to read (a 100k-item session is ~150 MB), and
+#: from this many items a compaction takes seconds to plan: a line on stderr says what
+#: is being done. Only where stderr is a terminal: pipes, hooks and --json stay clean.
+PROGRESS_FROM_BYTES = 20 << 20
+PROGRESS_FROM_ITEMS = 20_000
+
+
+def progress(message: str) -> None:
+    """One line on stderr saying what a long piece of work is doing (terminals only)."""
+    if sys.stderr.isatty():
+        print(f"ctxbudget: {message}…", file=sys.stderr, flush=True)
+
+
 def open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) -> Session:
     """A session from a file, a stored id, or the newest Claude Code session.
 
@@ -189,6 +202,9 @@ def open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) 
         from ..claude_code.windows import with_remembered_window
         from ..sources import load_source
 
+        size = path.stat().st_size if path.is_file() else 0
+        if size >= PROGRESS_FROM_BYTES:
+            progress(f"reading {path.name} ({size / 1e6:,.1f} MB)")
         loaded = tracker.load(with_remembered_window(load_source(path)), **fields)
         if getattr(args, "own_process", False):
             freeze_loaded()

@@ -19,7 +19,7 @@ from ..compaction import CompactionPolicy
 from ..compaction.summarize import current_task
 from ..errors import CompactionError
 from ..model import Kind
-from .common import UsageError
+from .common import PROGRESS_FROM_ITEMS, UsageError, progress
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -171,6 +171,8 @@ def _summarizer(args: argparse.Namespace) -> Any:
 
 def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSource) -> int:
     session = open_source(tracker, args.source, args)
+    if len(session.items) >= PROGRESS_FROM_ITEMS:
+        progress(f"planning the compaction of {len(session.items):,} items")
     policy = _policy(args)
     summarizer = _summarizer(args)
     transcript = session.transcript
