@@ -518,13 +518,8 @@ def test_recall_brings_the_answer_to_a_question_that_follows_the_hit(tmp_path: P
         {"role": "user", "content": "Ann: It's a mix of drama and romance."},
         {"role": "assistant", "content": "Bob: Sounds great."},
     ]
-    path = tmp_path / "chat.json"
-    path.write_text(json.dumps(messages))
-    session = Tracker(store=f"sqlite:///{tmp_path / 'store.db'}").load(path)
-    session.save()
-    session.replace_context(session.items[-4:], reason="test: archive all but the end")
-    recalled = session.recall("What genre is the first screenplay?", budget=500)
-    assert "drama and romance" in "\n".join(i.text for i in recalled)
+    recalled = _recalled(tmp_path, messages, 4, "What genre is the first screenplay?", 500)
+    assert "drama and romance" in recalled
 
 
 def test_recall_finds_what_was_said_in_a_month_not_the_months_headers(tmp_path: Path) -> None:
@@ -544,10 +539,17 @@ def test_recall_finds_what_was_said_in_a_month_not_the_months_headers(tmp_path: 
         "week we had a blast at a live music event downtown. Seeing the kids dancing was "
         "awesome."
     )
+    query = "What event did John's family attend in June 2023?"
+    assert "live music event" in _recalled(tmp_path, messages, 1, query, 60)
+
+
+def _recalled(
+    tmp_path: Path, messages: list[dict[str, str]], kept: int, query: str, budget: int
+) -> str:
+    """The chat stored, all but its last ``kept`` messages archived, what recall brings."""
     path = tmp_path / "chat.json"
     path.write_text(json.dumps(messages))
     session = Tracker(store=f"sqlite:///{tmp_path / 'store.db'}").load(path)
     session.save()
-    session.replace_context(session.items[-1:], reason="test: archive all but the end")
-    recalled = session.recall("What event did John's family attend in June 2023?", budget=60)
-    assert "live music event" in "\n".join(i.text for i in recalled)
+    session.replace_context(session.items[-kept:], reason="test: archive all but the end")
+    return "\n".join(item.text for item in session.recall(query, budget=budget))
