@@ -27,7 +27,8 @@ from _data import data_dir
 
 from ctxbudget import Item, Kind, Role, Tracker
 from ctxbudget.compaction import CompactionPolicy
-from ctxbudget.sources.writers import to_anthropic, to_openai, validate_messages
+from ctxbudget.sources.validation import validate_messages
+from ctxbudget.sources.writers import to_anthropic, to_openai
 
 
 def _orphans(items: list[Item]) -> set[str | None]:
