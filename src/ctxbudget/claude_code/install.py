@@ -16,7 +16,8 @@ writes the original bytes back when the file is as install left it; when it chan
 since, it removes only ctxbudget's entries (found by their command) and keeps the
 rest. Nothing is written by a plan; ``--dry-run`` prints its diff.
 
-It owns the settings file edit only; what the hooks do is ``ctxbudget.claude_code.hooks``.
+It owns the settings file edit only (the text editing itself is ``json_edit``); what the
+hooks do is ``ctxbudget.claude_code.hooks``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError
+from .json_edit import Node, Spans, Style, append, dump, indent_at, remove, replace, style_of
 
 __all__ = [
     "HOOKS",
@@ -80,171 +82,6 @@ def settings_path(scope: str = "user", explicit: str | os.PathLike[str] | None =
 
 def marker_path(path: Path) -> Path:
     return path.with_name(path.name + ".ctxbudget.json")
-
-
-# -- where each value is in the text ---------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Node:
-    """One JSON value's span in the text; containers list their members or items."""
-
-    start: int
-    end: int
-    kind: str  # "object", "array" or "scalar"
-    members: list[tuple[str, int, _Node]] = field(default_factory=list)  # key, key start
-    items: list[_Node] = field(default_factory=list)
-
-    def member(self, key: str) -> tuple[int, _Node] | None:
-        """The last member named ``key`` (the one a JSON reader keeps), with its index."""
-        for index in range(len(self.members) - 1, -1, -1):
-            if self.members[index][0] == key:
-                return index, self.members[index][2]
-        return None
-
-
-class _Spans:
-    """A parser of already validated JSON text that records where each value is."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def parse(self) -> _Node:
-        node, _ = self._value(self._ws(0))
-        return node
-
-    def _ws(self, i: int) -> int:
-        text = self.text
-        while i < len(text) and text[i] in " \t\r\n":
-            i += 1
-        return i
-
-    def _string_end(self, i: int) -> int:
-        text = self.text
-        j = i + 1
-        while text[j] != '"':
-            j += 2 if text[j] == "\\" else 1
-        return j + 1
-
-    def _value(self, i: int) -> tuple[_Node, int]:
-        text = self.text
-        c = text[i]
-        if c == "{":
-            node = _Node(i, i, "object")
-            j = self._ws(i + 1)
-            while text[j] != "}":
-                key_end = self._string_end(j)
-                key = json.loads(text[j:key_end])
-                value, k = self._value(self._ws(self._ws(key_end) + 1))  # past ':'
-                node.members.append((key, j, value))
-                k = self._ws(k)
-                j = self._ws(k + 1) if text[k] == "," else k
-            node.end = j + 1
-            return node, node.end
-        if c == "[":
-            node = _Node(i, i, "array")
-            j = self._ws(i + 1)
-            while text[j] != "]":
-                value, k = self._value(j)
-                node.items.append(value)
-                k = self._ws(k)
-                j = self._ws(k + 1) if text[k] == "," else k
-            node.end = j + 1
-            return node, node.end
-        if c == '"':
-            end = self._string_end(i)
-            return _Node(i, end, "scalar"), end
-        j = i
-        while j < len(text) and text[j] not in ",]} \t\r\n":
-            j += 1
-        return _Node(i, j, "scalar"), j
-
-
-def _line_indent(text: str, pos: int) -> str:
-    """The leading whitespace of the line that holds ``pos``."""
-    start = text.rfind("\n", 0, pos) + 1
-    end = start
-    while end < len(text) and text[end] in " \t":
-        end += 1
-    return text[start:end]
-
-
-@dataclass(slots=True)
-class _Style:
-    unit: str  # one level of indentation
-    newline: str
-    item_sep: str = ", "  # on one line: ", " and ": ", or "," and ":" in minified JSON
-    key_sep: str = ": "
-
-
-def _style(text: str, root: _Node) -> _Style:
-    newline = "\r\n" if "\r\n" in text else "\n"
-    unit = "  "
-    if root.members:
-        before_first = text[root.start + 1 : root.members[0][1]]
-        if "\n" in before_first:
-            unit = before_first.rsplit("\n", 1)[1] or unit
-    if "\n" not in text.strip() and '": ' not in text:  # minified: stay minified
-        return _Style(unit=unit, newline=newline, item_sep=",", key_sep=":")
-    return _Style(unit=unit, newline=newline)
-
-
-def _indent_at(text: str, pos: int) -> str | None:
-    """The indentation a value written at ``pos`` continues with (None: one line)."""
-    return _line_indent(text, pos) if "\n" in text.strip() else None
-
-
-def _dump(value: Any, indent: str | None, style: _Style) -> str:
-    if indent is None:
-        return json.dumps(value, separators=(style.item_sep, style.key_sep))
-    return json.dumps(value, indent=style.unit).replace("\n", style.newline + indent)
-
-
-def _entries(node: _Node) -> tuple[list[int], list[int]]:
-    """Where each member (from its key) or item of a container starts and ends."""
-    if node.kind == "object":
-        return [k for _, k, _ in node.members], [v.end for _, _, v in node.members]
-    return [v.start for v in node.items], [v.end for v in node.items]
-
-
-def _append(text: str, node: _Node, key: str | None, value: Any, style: _Style) -> str:
-    """Add a member (``key``) or an item (``key`` None) at the end of a container."""
-    starts, ends = _entries(node)
-    prefix = "" if key is None else json.dumps(key) + style.key_sep
-    if starts:
-        # The separator before the last entry, copied: the new one looks like the rest.
-        sep = (
-            text[ends[-2] : starts[-1]]
-            if len(starts) > 1
-            else "," + text[node.start + 1 : starts[0]]
-        )
-        indent = sep.rsplit("\n", 1)[1] if "\n" in sep else None
-        if indent is None and len(starts) == 1:
-            sep = style.item_sep
-        piece = sep + prefix + _dump(value, indent, style)
-        return text[: ends[-1]] + piece + text[ends[-1] :]
-    # An empty container: open it up over lines (unless the document is one line).
-    outer = _line_indent(text, node.start)
-    if "\n" in text.strip() or not text[: node.start].strip():
-        inner = outer + style.unit
-        body = style.newline + inner + prefix + _dump(value, inner, style) + style.newline + outer
-    else:
-        body = prefix + _dump(value, None, style)
-    return text[: node.start + 1] + body + text[node.end - 1 :]
-
-
-def _remove(text: str, node: _Node, index: int) -> str:
-    """Take out entry ``index`` of a container, with the separator that came with it."""
-    starts, ends = _entries(node)
-    if len(starts) == 1:
-        return text[: node.start + 1] + text[node.end - 1 :]
-    if index > 0:
-        return text[: ends[index - 1]] + text[ends[index] :]
-    return text[: starts[0]] + text[starts[1] :]
-
-
-def _replace(text: str, node: _Node, new: str) -> str:
-    return text[: node.start] + new + text[node.end :]
 
 
 # -- what is ours --------------------------------------------------------------------
@@ -390,8 +227,8 @@ def plan_install(
     }
     notes: list[str] = []
     present: list[str] = []
-    root = _Spans(text).parse()
-    style = _style(text, root)
+    root = Spans(text).parse()
+    style = style_of(text, root)
 
     if statusline:
         # Claude Code gives the command no terminal but renders ANSI colours: ask for them
@@ -401,7 +238,7 @@ def plan_install(
         }
         found = root.member("statusLine")
         if found is None:
-            text = _append(text, root, "statusLine", ours, style)
+            text = append(text, root, "statusLine", ours, style)
             added["statusLine"] = "added"
         elif _is_our_statusline(data["statusLine"]):
             present.append("statusLine")
@@ -416,7 +253,7 @@ def plan_install(
         else:
             added["statusLine"] = "replaced"
             added["statusLine_before"] = text[found[1].start : found[1].end]
-            text = _replace(text, found[1], _dump(ours, _indent_at(text, found[1].start), style))
+            text = replace(text, found[1], dump(ours, indent_at(text, found[1].start), style))
             notes.append(f"Replacing the statusLine {data['statusLine']!r} (--force).")
         expected["statusLine"] = ours
 
@@ -445,7 +282,7 @@ def _add_hooks(
     data: dict[str, Any],
     expected: dict[str, Any],
     executable: str,
-    style: _Style,
+    style: Style,
     added: dict[str, Any],
     present: list[str],
 ) -> str:
@@ -459,7 +296,7 @@ def _add_hooks(
         for event, matcher, name in HOOKS
     }
     if hooks is None:
-        text = _append(text, _Spans(text).parse(), "hooks", wanted, style)
+        text = append(text, Spans(text).parse(), "hooks", wanted, style)
         added["hooks_created"] = True
         added["events_created"] = list(wanted)
         expected["hooks"] = copy.deepcopy(wanted)
@@ -468,7 +305,7 @@ def _add_hooks(
         groups = hooks.get(event)
         hooks_node = _hooks_node(text)
         if event not in hooks:
-            text = _append(text, hooks_node, event, wanted[event], style)
+            text = append(text, hooks_node, event, wanted[event], style)
             added["events_created"].append(event)
             expected["hooks"][event] = copy.deepcopy(wanted[event])
         elif not isinstance(groups, list):
@@ -478,14 +315,14 @@ def _add_hooks(
         else:
             found = hooks_node.member(event)
             assert found is not None
-            text = _append(text, found[1], None, wanted[event][0], style)
+            text = append(text, found[1], None, wanted[event][0], style)
             added["events_appended"].append(event)
             expected["hooks"][event].append(copy.deepcopy(wanted[event][0]))
     return text
 
 
-def _hooks_node(text: str) -> _Node:
-    found = _Spans(text).parse().member("hooks")
+def _hooks_node(text: str) -> Node:
+    found = Spans(text).parse().member("hooks")
     assert found is not None
     return found[1]
 
@@ -650,14 +487,14 @@ def _remove_ours(raw: bytes, path: Path, marker: dict[str, Any] | None) -> bytes
     unchanged = text
     added = (marker or {}).get("added") or {}
     if _is_our_statusline(data.get("statusLine")):
-        root = _Spans(text).parse()
+        root = Spans(text).parse()
         found = root.member("statusLine")
         assert found is not None
         before = added.get("statusLine_before")
         if added.get("statusLine") == "replaced" and isinstance(before, str):
-            text = _replace(text, found[1], before)  # the statusLine --force replaced
+            text = replace(text, found[1], before)  # the statusLine --force replaced
         else:
-            text = _remove(text, root, found[0])
+            text = remove(text, root, found[0])
     if isinstance(data.get("hooks"), dict):
         emptied = False
         for event, _, name in HOOKS:
@@ -667,13 +504,13 @@ def _remove_ours(raw: bytes, path: Path, marker: dict[str, Any] | None) -> bytes
                 hooks_node = _hooks_node(text)
                 found = hooks_node.member(event)
                 if found is not None:
-                    text = _remove(text, hooks_node, found[0])
+                    text = remove(text, hooks_node, found[0])
                     emptied = True
-        root = _Spans(text).parse()
+        root = Spans(text).parse()
         found = root.member("hooks")
         created = added.get("hooks_created") or (marker is None and emptied)
         if found is not None and not found[1].members and created:
-            text = _remove(text, root, found[0])
+            text = remove(text, root, found[0])
     return raw if text == unchanged else (bom + text).encode("utf-8")
 
 
@@ -696,9 +533,9 @@ def _remove_event_hooks(text: str, event: str, name: str) -> tuple[str, bool]:
         hooks = groups[hit]["hooks"]
         mine = [i for i, h in enumerate(hooks) if _our_hook(h, name)]
         if len(mine) == len(hooks):
-            text = _remove(text, found[1], hit)
+            text = remove(text, found[1], hit)
         else:
-            text = _remove(text, inner[1], mine[0])
+            text = remove(text, inner[1], mine[0])
 
 
 def apply_uninstall(change: SettingsChange) -> list[str]:
