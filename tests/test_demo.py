@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from ctxbudget.cli import demo as cli_demo
-from ctxbudget.demo import AnalystRun, _width, run_analyst
+from ctxbudget.cli.demo import _width, render_monitor
+from ctxbudget.demo import AnalystRun, run_analyst
 from ctxbudget.tracker import Tracker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,7 +174,7 @@ def test_text_output_shows_the_runs_figures(
     peak = f"{math.floor(run.peak_percent)}%"  # percentages print rounded down
     peak_line = next(line for line in lines if "Peak usage:" in line)
     assert f"{run.peak_tokens:,} tokens ({peak} of 12K window" in peak_line
-    assert f"Peak: {run.peak_tokens:,} ({peak})" in run.monitor()
+    assert f"Peak: {run.peak_tokens:,} ({peak})" in render_monitor(run)
     assert f"Current Usage: {run.final_tokens:,} / 12,000 ({math.floor(run.final_percent)}%)" in out
     for c in run.compactions:
         assert (
@@ -188,7 +189,7 @@ def test_text_output_shows_the_runs_figures(
 
 
 def test_monitor_box_is_aligned(run: AnalystRun) -> None:
-    rows = run.monitor().splitlines()
+    rows = render_monitor(run).splitlines()
     assert rows[0].startswith("┌") and rows[-1].startswith("└")
     assert len({_width(row) for row in rows}) == 1
     assert all(row.endswith(("│", "┐", "┤", "┘")) for row in rows)
