@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from ctxbudget import Kind, load_source
 
@@ -73,3 +76,28 @@ def test_gzip_and_truncated_last_line(fixtures: Path, tmp_path: Path) -> None:
     t = load_source(path)
     assert len(t.calls) == 4
     assert t.unknown_records == 2  # the unknown record type and the cut line
+
+
+def test_history_reuses_the_replay_of_the_load(
+    fixtures: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tokens --history`` and ``--record`` ask for the history the load already
+    replayed: the same points, replayed once (twice cost a second at 100k items);
+    again after a recount, whose counts it depends on."""
+    import ctxbudget.session_state as state
+    from ctxbudget import Tracker
+
+    replays = []
+    replay = state.replay_history
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        replays.append(1)
+        return replay(*args, **kwargs)
+
+    monkeypatch.setattr(state, "replay_history", counted)
+    session = Tracker(store="memory://").load(fixtures / "claude_code_small.jsonl")
+    first = session.history()
+    assert len(replays) == 1 and first
+    assert session.history() == first and len(replays) == 1
+    session.recount()
+    assert session.history() == first and len(replays) == 2

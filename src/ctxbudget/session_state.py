@@ -118,6 +118,9 @@ class SessionState:
         self._extra: dict[str, Any] = {}
         self._recording: dict[str, Any] = {}
         self._auto_quiet_until = 0  # no auto-compaction below this size (after an alert)
+        # The transcript's history as its load replayed it, with what it depends on
+        # beyond the items (the counter, the correction's prior): ``history`` reuses it.
+        self._replayed: tuple[tuple[str, tuple[float, float]], list[HistoryPoint]] | None = None
 
     # -- the public inside: what services and shells use ---------------------------
 
@@ -605,6 +608,7 @@ class SessionState:
         are tokenized.
         """
         total = 0
+        self._replayed = None  # the counts change: the history is replayed again
         for item in self.items:
             if item.kind is not Kind.IMAGE:  # images are priced by size, not by text
                 item.tokens = self.counter.count(item.text, item.hash)
@@ -659,13 +663,15 @@ class SessionState:
                 )
                 compacted = False
             return points
+        start = self.new_calibration()
+        key = (self.counter.name, start.prior)
+        if self._replayed is not None and self._replayed[0] == key:
+            return list(self._replayed[1])  # the load's replay: the same items and counts
         points, _ = replay_history(
-            self.transcript.calls,
-            self.transcript.history_items,
-            self.count,
-            self.new_calibration(),
+            self.transcript.calls, self.transcript.history_items, self.count, start
         )
-        return points
+        self._replayed = (key, points)
+        return list(points)
 
     # -- policy and persistence ---------------------------------------------------
 
@@ -920,9 +926,11 @@ class SessionState:
             self._tally(item)
         self.items = list(transcript.items)
         # Learn the correction from the whole history, then anchor on the latest call.
+        start = self.new_calibration()
         points, self.calibration = replay_history(
-            transcript.calls, transcript.history_items, self.count, self.new_calibration()
+            transcript.calls, transcript.history_items, self.count, start
         )
+        self._replayed = ((self.counter.name, start.prior), points)
         self._request_shape = {
             label: self.counter.count(text) for label, text in transcript.request_shape.items()
         }
