@@ -157,14 +157,9 @@ _NEAR = 0.9  # Jaccard similarity of word sets from which two items are near dup
 
 
 def _near_duplicate(a: set[str], b: set[str]) -> bool:
-    if not a or not b:
-        return False
-    # Jaccard ≥ 0.9 needs the smaller set to be ≥ 0.9 of the larger: most pairs fail
-    # that test by size alone. The union's size comes from the intersection's.
-    small, large = (a, b) if len(a) <= len(b) else (b, a)
-    if len(small) / len(large) < _NEAR:  # division, as below: the same float rounding
-        return False
-    common = len(small & large)
+    """Jaccard of two non-empty word sets ≥ ``_NEAR`` (the union's size comes from the
+    intersection's); ``has_near_duplicate`` tests their sizes first."""
+    common = len(a & b)
     return common / (len(a) + len(b) - common) >= _NEAR
 
 
@@ -202,9 +197,13 @@ class _RecentWordSets:
                 if at in tried:
                     continue
                 tried.add(at)
-                # _near_duplicate's size test first, here: most candidates fail it
-                m = len(self.sets[at])
-                if (n / m if n <= m else m / n) >= _NEAR and _near_duplicate(words, self.sets[at]):
+                # Jaccard ≥ 0.9 needs the smaller set to be ≥ 0.9 of the larger: most
+                # candidates fail that by size alone (division, as in _near_duplicate:
+                # the same float rounding). A set is never empty here: an empty one has
+                # no prefix, so it is neither filed nor looked for.
+                other = self.sets[at]
+                m = len(other)
+                if (n / m if n <= m else m / n) >= _NEAR and _near_duplicate(words, other):
                     return True
         return False
 
