@@ -726,3 +726,24 @@ def test_write_errors(tmp_path: Path, fmt: str, source: str, target: str, messag
     with pytest.raises(SourceError, match=message):
         write([user("x")], fmt, source, tmp_path / target)
     assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_validation_names_calls_without_an_id_or_with_one_seen_before() -> None:
+    use = {"type": "tool_use", "name": "Read", "input": {}}
+    anthropic = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{**use, "id": "t1"}, {**use, "id": "t1"}, use]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "x"}]},
+    ]
+    problems = validate_messages(anthropic, "anthropic")
+    assert "message 1 block 1: tool_use id t1 is not unique" in problems
+    assert "message 1 block 2: tool_use without an id" in problems
+    openai = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "tool_calls": [{"id": "c1"}, {"id": "c1"}, {"id": ""}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "r"},
+    ]
+    problems = validate_messages(openai, "openai")
+    assert "message 1: tool call id c1 is not unique" in problems
+    assert "message 1: tool call without an id" in problems
+    assert not any("not answered" in p and "c1" in p for p in problems)  # c1 answered

@@ -12,7 +12,7 @@ sends with them.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from ..errors import SourceError
 from .problems import loads
@@ -65,15 +65,11 @@ def _validate_anthropic(messages: list[Any]) -> list[str]:
             elif btype == "text" and not str(block.get("text") or "").strip():
                 problems.append(f"message {i} block {j}: empty text block")
             elif btype == "tool_use":
-                use_id = block.get("id")
                 if role != "assistant":
                     problems.append(f"message {i} block {j}: tool_use outside an assistant message")
-                if not isinstance(use_id, str) or not use_id:
-                    problems.append(f"message {i} block {j}: tool_use without an id")
-                elif use_id in seen_uses:
-                    problems.append(f"message {i} block {j}: tool_use id {use_id} is not unique")
-                else:
-                    seen_uses.add(use_id)
+                wrong = _new_id(block.get("id"), seen_uses, "tool_use")
+                if wrong:
+                    problems.append(f"message {i} block {j}: {wrong}")
             elif btype == "tool_result":
                 ref = block.get("tool_use_id")
                 if role != "user":
@@ -101,6 +97,17 @@ def _validate_anthropic(messages: list[Any]) -> list[str]:
                     f"message {i}: tool_use {use_id} has no tool_result in the next user message"
                 )
     return problems
+
+
+def _new_id(value: Any, seen: set[str], what: str) -> str | None:
+    """What is wrong with a call's id (none, or one seen before), else None: then it
+    joins ``seen``."""
+    if not isinstance(value, str) or not value:
+        return f"{what} without an id"
+    if value in seen:
+        return f"{what} id {value} is not unique"
+    seen.add(value)
+    return None
 
 
 def _tool_use_ids(message: dict[str, Any]) -> set[str]:
@@ -160,13 +167,11 @@ def _validate_openai(messages: list[Any]) -> list[str]:
             problems.append(f"message {i}: empty content")
         for call in calls:
             call_id = call.get("id") if isinstance(call, dict) else None
-            if not isinstance(call_id, str) or not call_id:
-                problems.append(f"message {i}: tool call without an id")
-            elif call_id in known:
-                problems.append(f"message {i}: tool call id {call_id} is not unique")
+            wrong = _new_id(call_id, known, "tool call")
+            if wrong:
+                problems.append(f"message {i}: {wrong}")
             else:
-                known.add(call_id)
-                pending[call_id] = i
+                pending[cast(str, call_id)] = i  # _new_id took it: a non-empty string
     flush("by the end of the list")
     return problems
 
