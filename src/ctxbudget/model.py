@@ -99,6 +99,23 @@ NEW_VERSION_EVENTS = (EventType.COMPACTED, EventType.PRUNED, EventType.CONTEXT_R
 
 MAIN_AGENT = "main"
 
+#: The month names conversations write dates with ("25 May, 2023"): the dates of a
+#: chat's sessions, the facts of a text and the words of an archive search know them.
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
 # Where each kind lives by default, when the source does not say.
 DEFAULT_COMPONENT: dict[Kind, Component] = {
     Kind.SYSTEM_PROMPT: Component.SYSTEM_CONTEXT,

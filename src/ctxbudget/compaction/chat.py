@@ -15,11 +15,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..model import Item
+from ..model import MONTHS, Item
 
 __all__ = ["ChatTurn", "chat_turns", "is_pleasantry", "relative_to_date"]
 
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_MONTHS = "|".join(MONTHS)
 # "[Session 3 — 1:14 pm on 25 May, 2023]" or "[25 May 2023]" on a line of its own
 _HEADER = re.compile(r"\A\s*\[(?P<inner>[^\]\n]{3,100})\][ \t]*(?:\n|\Z)")
 _DATE = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+({_MONTHS}),?\s+(\d{{4}})\b", re.I)

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from ..model import Item, Kind, Role
+from ..model import MONTHS, Item, Kind, Role
 from ..sources.tools import EDIT_TOOLS, FILE_TOOLS, QUIET_TOOLS
 from .fact_check import WORD
 from .types import Fact, FactKind
@@ -152,10 +152,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 # --- entities, dates, numbers ------------------------------------------------------------
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
-_MONTH = (
-    r"(?:January|February|March|April|May|June|July|August|September|October|November|"
-    r"December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec)"
-)
+_MONTH = "(?:" + "|".join(MONTHS) + "|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec)"
 _DATE = re.compile(
     r"(?=[\dJFMASOND])(?<![\w/-])(?:\d{4}-\d{2}-\d{2}(?!\d)|\d{1,2}/\d{1,2}/\d{4}(?![\d/])"
     rf"|{_MONTH}\.?\s\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s\d{{4}}\b)?"

@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from ..model import MONTHS
+
 MAX_TERMS = 32
 _WORD = re.compile(r"[^\W_]+")
 _SUFFIXES = ("ing", "ed", "es", "s")
@@ -99,22 +101,7 @@ def query_terms(query: str) -> list[Term]:
     return list(terms or dates)[:MAX_TERMS]
 
 
-_MONTHS = frozenset(
-    [
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-    ]
-)
+_MONTHS = frozenset(month.lower() for month in MONTHS)
 
 
 def _is_date_word(word: str) -> bool:
