@@ -323,7 +323,7 @@ def _sentences(
             if len(parts) > 1:
                 parts = _joined_short(parts, sentence)
             for part in parts:
-                if len(part) < 12 or part.lower() in seen:
+                if len(part) < _SHORTEST or part.lower() in seen:
                     continue
                 seen.add(part.lower())
                 out.append(_clip(part, 400))
@@ -342,6 +342,8 @@ _ADDRESSED = 0.3
 # leave-one-conversation-out on LoCoMo's dev conversations over 65–160: 100 or 110
 # best on the other four for each held-out one (70.0% of answers held out, 68.9% at 80).
 _CLAUSE_FROM = 100
+# A clause shorter than this many characters does not stand alone as a fact.
+_SHORTEST = 12
 
 
 def _joined_short(parts: list[str], sentence: str) -> list[str]:
@@ -351,7 +353,7 @@ def _joined_short(parts: list[str], sentence: str) -> list[str]:
     at = 0
     for part in parts:  # the split's pieces, in order: each is found after the last
         start = sentence.find(part, at)
-        if out and len(part) < 12:
+        if out and len(part) < _SHORTEST:
             out[-1] += sentence[at:start] + part
         else:
             out.append(part)
