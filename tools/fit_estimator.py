@@ -1154,8 +1154,8 @@ def mape_by_group(
     return {name: 100.0 * sum(e) / len(e) for name, e in sorted(errors.items())}
 
 
-# Where real text is collected for the Claude fit: the Python standard library's own
-# source and documentation files on this machine (code, prose, reStructuredText, JSON).
+# What real text is collected for the Claude fit (by default from this machine's Python
+# standard library and /usr/include): code, prose, reStructuredText, JSON, C headers.
 REAL_SUFFIXES = (".py", ".txt", ".rst", ".md", ".json", ".html", ".cfg", ".toml", ".c", ".h", ".go")
 # Code as agents read it (numbered listings are made of these too); tab-indented C and
 # Go read differently from Python's spaces.
