@@ -16,7 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ctxbudget.compaction import CompactionPolicy, compact
+from ctxbudget.compaction.engine import Compactor
 from ctxbudget.compaction.fact_check import INDEX_FROM_FACTS, check_facts, fact_present
+from ctxbudget.compaction.steps import _NEAR, _near_duplicate, _RecentWordSets, _size_bounds
 from ctxbudget.compaction.types import Fact, FactKind
 from ctxbudget.errors import StoreError
 from ctxbudget.model import Item, Kind, Role
@@ -184,3 +186,58 @@ def test_compaction_plan_of_a_fixture_is_stable() -> None:
             again = compact(items, count=count, target_tokens=total // ratio, policy=policy)
             assert [i.text for i in again.items] == [i.text for i in result.items]
     assert {"reads_and_searches", "summarize"} <= steps
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(min_value=1, max_value=20_000))
+def test_near_duplicate_size_bounds_are_the_division_test(n: int) -> None:
+    """The sizes a near duplicate of an n-word set may have are exactly those the
+    division in ``_near_duplicate`` lets through (the float rounding included)."""
+    low, high = _size_bounds(n)
+    passing = [m for m in range(max(1, low - 3), high + 4) if (n / m if n <= m else m / n) >= _NEAR]
+    assert passing == list(range(low, high + 1))
+
+
+_WORDS = [f"w{k}" for k in range(14)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sets=st.lists(st.sets(st.sampled_from(_WORDS), max_size=14), min_size=1, max_size=80),
+    size=st.integers(min_value=1, max_value=12),
+)
+def test_recent_word_sets_find_what_comparing_with_all_finds(
+    sets: list[set[str]], size: int
+) -> None:
+    """The indexed search (prefix words, size window) answers as comparing a set with
+    each of the last ``size`` sets kept."""
+    recent, kept = _RecentWordSets(size), []
+    for words in sets:
+        prefix = _RecentWordSets.prefix(words)
+        expected = any(other and words and _near_duplicate(words, other) for other in kept[-size:])
+        assert recent.has_near_duplicate(words, prefix) == expected
+        if not expected:
+            recent.add(words, prefix)
+            kept.append(words)
+
+
+def test_one_compactor_answers_each_target_as_a_fresh_compaction() -> None:
+    """The archive asks one ``Compactor`` its floor, then one target and another: what
+    it keeps between them (counts, facts, protected sets, fact checks) changes no
+    answer."""
+    items = _fixture()
+
+    def count(text: str) -> int:
+        return len(text.split())
+
+    total = sum(count(i.text) for i in items)
+    compactor = Compactor(items, count=count)
+    tokens, n = compactor.floor(0, 1)
+    assert 0 < n < len(items) and 0 < tokens < total
+    for target in (total // 2, total // 5, total // 20, total // 5):
+        fresh = compact(items, count=count, target_tokens=target)
+        shared = compactor.compact(target)
+        assert [i.text for i in shared.items] == [i.text for i in fresh.items]
+        assert shared.tokens_after == fresh.tokens_after
+        assert [a.step for a in shared.actions] == [a.step for a in fresh.actions]
+        assert shared.notes == fresh.notes

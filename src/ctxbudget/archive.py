@@ -9,14 +9,13 @@ are the archive, searched by ``recall`` and brought back whole by ``restore``.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .compaction import Action, CompactionPolicy, CompactionResult, compact
-from .compaction.engine import Summarizer, protected_floor
+from .compaction import Action, CompactionPolicy, CompactionResult
+from .compaction.engine import Compactor, Summarizer
 from .errors import CompactionError, ConcurrentModificationError
 from .model import EventType, Item
 from .session_state import SessionState, context_hash
@@ -98,30 +97,25 @@ def plan(
     # an impossible target never strips the context down to nothing.
     # (the engine may relax to the last exchange alone to reach a target: that is the
     # floor, unless the policy keeps the exchanges it names whatever the target)
-    relaxed = (
-        dataclasses.replace(policy, keep_first=0, keep_last=min(1, policy.keep_last))
-        if policy.shrink_kept
-        else policy
+    compactor = Compactor(
+        session.items,
+        count=count,
+        policy=policy,
+        summarizer=summarizer,
+        protect=protect,
+        item_cost=item_cost,
     )
-    kept_tokens, kept_items = protected_floor(session.items, count, relaxed, protect)
+    if policy.shrink_kept:
+        kept_tokens, kept_items = compactor.floor(0, min(1, policy.keep_last))
+    else:
+        kept_tokens, kept_items = compactor.floor(policy.keep_first, policy.keep_last)
     floor = overhead + round(k * (kept_tokens + SUMMARY_ROOM) + c * (kept_items + 1))
     aim = target
     if target < floor < used:
         aim = floor
     local_target = max(1, int((aim - overhead) / k))
 
-    def run(local: int) -> CompactionResult:
-        return compact(
-            session.items,
-            count=count,
-            target_tokens=local,
-            policy=policy,
-            summarizer=summarizer,
-            protect=protect,
-            item_cost=item_cost,
-        )
-
-    result = run(local_target)
+    result = compactor.compact(local_target)
     # The framing rounded to whole local tokens can leave it a little over: aim again,
     # a little lower (not with an LLM summarizer: each try is a paid call).
     for _ in range(0 if summarizer is not None else 3):
@@ -131,7 +125,7 @@ def plan(
         if result.tokens_after > local_target:
             break  # the engine could not reach its own target: lower frees nothing more
         local_target = max(1, local_target - int((after - aim) / k) - 1)
-        again = run(local_target)
+        again = compactor.compact(local_target)
         if again.tokens_after >= result.tokens_after:
             break  # protected items and must-keep facts: aiming lower frees nothing more
         result = again

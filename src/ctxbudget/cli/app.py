@@ -20,7 +20,15 @@ from importlib import import_module
 
 from .. import __version__
 from ..errors import CtxBudgetError
-from .common import EXIT_OK, EXIT_USAGE, STORE_HELP, Parser, add_examples, writes_store
+from .common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    STORE_HELP,
+    Parser,
+    add_examples,
+    collect_less,
+    writes_store,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -214,6 +222,8 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
         parser.print_help()
         return EXIT_USAGE
     args.own_process = own_process
+    if own_process:
+        collect_less()
     try:
         from ..tracker import Tracker
 

@@ -27,7 +27,7 @@ from ..model import Item, Kind, Layer, Role
 from .fact_check import FactCheck
 from .facts import extract_facts, ledger_section
 from .steps import clear_results, drop_duplicates, reports_to_metadata, shorten_call_inputs
-from .structure import Message, head_end, latest_todo, messages_of, tail_start
+from .structure import always_kept, exchanges_kept, head_end
 from .summarize import summarize_extractive
 from .types import (
     MUST_KEEP,
@@ -41,28 +41,6 @@ from .types import (
 from .work import Work
 
 Summarizer = Callable[[Sequence[Item], Sequence[Fact], int], str]
-
-
-def _protected(
-    items: Sequence[Item], messages: list[Message], policy: CompactionPolicy
-) -> set[int]:
-    head = head_end(items, messages, policy.keep_first)
-    tail = tail_start(items, messages, policy.keep_last)
-    keep = {i for m in messages[:head] for i in m.items}
-    keep |= {i for m in messages[max(tail, head) :] for i in m.items}
-    keep |= latest_todo(items)
-    # the current task: the latest thing the user asked
-    for i in range(len(items) - 1, -1, -1):
-        if items[i].kind is Kind.USER_TEXT and items[i].role is Role.USER:
-            keep.add(i)
-            break
-    keep |= {
-        i
-        for i, item in enumerate(items)
-        if item.pinned
-        or (item.kind in (Kind.SYSTEM_PROMPT, Kind.INSTRUCTION) and item.role is Role.SYSTEM)
-    }
-    return keep
 
 
 def _step_summarize(
@@ -150,19 +128,6 @@ class _Pass:
     before_summary: Work | None
 
 
-def _kept(
-    items: Sequence[Item],
-    messages: list[Message],
-    policy: CompactionPolicy,
-    protect: Callable[[Item], bool] | None,
-) -> set[int]:
-    """What no step may touch: the policy's protection and what ``protect`` marks."""
-    keep = _protected(items, messages, policy)
-    if protect is not None:
-        keep |= {i for i, item in enumerate(items) if protect(item)}
-    return keep
-
-
 def _run_steps(
     work: Work,
     policy: CompactionPolicy,
@@ -172,7 +137,7 @@ def _run_steps(
     keep: set[int],
 ) -> _Pass:
     """Steps 1–5 on ``work``, each only while over ``target``; ``keep``: the items of
-    ``work`` no step may touch (``_kept``)."""
+    ``work`` no step may touch (``Compactor.kept``)."""
     protection = (policy.keep_first, policy.keep_last)
     if work.total <= target:
         return _Pass(work, None, protection, set(), None)
@@ -315,137 +280,194 @@ def compact(
     its text, in ``count``'s units (the provider's framing of a block): counted into
     every total, the target included.
     """
-    policy = policy or CompactionPolicy()
-    if not items:
-        raise CompactionError("nothing to compact: the session is empty")
-    original = list(items)
-    start = Work(original, count, item_cost)  # counted once: every pass starts from a copy
-    before = start.total
-    facts = extract_facts(original)
-    notes: list[str] = []
-    if before <= target_tokens:
-        notes.append(
-            f"already under the target ({before:,} ≤ {target_tokens:,} tokens): nothing to do"
-        )
-    # Protection first as the policy says. When that misses the target (and the policy
-    # lets the kept exchanges shrink), protect less only as far as needed: if the last
-    # exchange alone reaches it, keep as many of the last ones as still do (the first
-    # exchange goes); a target nothing reaches keeps the full protection. Each pass
-    # starts from the original items. When the facts the ledger puts back overshoot the
-    # target, the summary gets less room and runs again (the extractive one only: an
-    # LLM summary is paid for).
-    passes = [(policy.keep_first, policy.keep_last)]
-    if policy.shrink_kept and (policy.keep_last > 1 or policy.keep_first):
-        passes.append((0, min(1, policy.keep_last)))
-    aim = target_tokens
-
-    kept: dict[tuple[int, int], set[int]] = {}  # every pass starts from the same items
-
-    def kept_with(keep: tuple[int, int]) -> set[int]:
-        if keep not in kept:
-            pass_policy = dataclasses.replace(policy, keep_first=keep[0], keep_last=keep[1])
-            kept[keep] = _kept(start.items, start.messages, pass_policy, protect)
-        return kept[keep]
-
-    def attempt_with(keep: tuple[int, int]) -> _Pass:
-        pass_policy = dataclasses.replace(policy, keep_first=keep[0], keep_last=keep[1])
-        return _run_steps(start.copy(), pass_policy, aim, facts, summarizer, kept_with(keep))
-
-    def floor(keep: tuple[int, int]) -> int:
-        """What a pass keeping ``keep`` exchanges cannot go below: its protected items."""
-        protected = kept_with(keep)
-        return sum(start.tokens[i] for i in protected) + item_cost * len(protected)
-
-    def most_that_fit(least: _Pass) -> _Pass:
-        for n in range(policy.keep_last - 1, 1, -1):  # the most that still fit
-            if floor((0, n)) > aim:
-                continue  # its protected items alone are over: it cannot fit
-            more = attempt_with((0, n))
-            if more.work.total <= aim:
-                return more
-        return least
-
-    def choose() -> _Pass:
-        if len(passes) > 1 and floor(passes[0]) > aim:
-            # the full protection cannot reach the aim: try the least first
-            least = attempt_with(passes[1])
-            if least.work.total <= aim:
-                return most_that_fit(least)
-            first = attempt_with(passes[0])
-            return least if least.work.total < first.work.total else first
-        first = attempt_with(passes[0])
-        if first.work.total > aim and len(passes) > 1:
-            least = attempt_with(passes[1])
-            if least.work.total <= aim:
-                return most_that_fit(least)
-            if least.work.total < first.work.total:  # closer, and the next attempt aims lower
-                return least
-        return first
-
-    done: _Pass | None = None
-    checks: dict[str, FactCheck] = {}
-    for attempt in range(3 if summarizer is None else 1):
-        # the protection chosen first stays for the attempts that aim lower, which only
-        # summarize again (steps 1–4 do the same for any lower aim)
-        if done is None:
-            done = choose()
-        elif done.before_summary is not None:
-            again = _summarize_again(done, aim, facts, summarizer)
-            if (
-                again.summary is not None
-                and done.summary is not None
-                and again.summary.text == done.summary.text
-            ):
-                break  # the summary cannot shrink (it is all facts that must stay)
-            done = again
-        else:
-            done = attempt_with(done.protection)
-        work = done.work
-        summary, report = _validate(work, done.summary, facts, policy, count, aim, checks)
-        overshoot = work.total - target_tokens
-        if overshoot <= 0 or summary is None or attempt == 2 or before <= target_tokens:
-            break
-        aim = max(1, aim - overshoot - max(2, overshoot // 10))
-    keep = done.protection if done is not None else None
-    keep_first, keep_last = keep or passes[0]
-    if (keep_first, keep_last) != passes[0]:
-        notes.append(
-            f"kept the last {keep_last} exchange(s) of {passes[0][1]} and not the first, "
-            "to reach the target"
-        )
-    if work.total > target_tokens and before > target_tokens:
-        notes.append(
-            f"target not reached ({work.total:,} > {target_tokens:,} tokens): what is "
-            "left is protected (system prompt, latest request, todo list, pinned "
-            "items) or facts that must stay"
-        )
-
-    kept_ids = {id(i) for i in work.items}
-    removed = [i for i in original if id(i) not in kept_ids]
-    return CompactionResult(
-        items=work.items,
-        removed=removed,
-        actions=work.actions,
-        tokens_before=before,
-        tokens_after=work.total,
-        target_tokens=target_tokens,
-        facts=report,
-        summary=summary.text if summary is not None else "",
-        notes=notes,
+    compactor = Compactor(
+        items,
+        count=count,
+        policy=policy,
+        summarizer=summarizer,
+        protect=protect,
+        item_cost=item_cost,
     )
+    return compactor.compact(target_tokens)
 
 
-def protected_floor(
-    items: Sequence[Item],
-    count: Callable[[str], int],
-    policy: CompactionPolicy | None = None,
-    protect: Callable[[Item], bool] | None = None,
-) -> tuple[int, int]:
-    """Tokens and items no step may remove under ``policy``: what any target must leave."""
-    policy = policy or CompactionPolicy()
-    keep = _kept(items, messages_of(items), policy, protect)
-    tokens = 0
-    for i in keep:
-        known = items[i].tokens
-        tokens += known if known is not None else count(items[i].text)
-    return tokens, len(keep)
+class Compactor:
+    """``compact`` over one list of items, for a caller that asks more than once: the
+    items are counted, their facts extracted and their messages, calls and protected
+    sets found once, and shared by every target asked (``compact``) and by ``floor``.
+    Pure, as ``compact`` is: the items given are never changed."""
+
+    def __init__(
+        self,
+        items: Sequence[Item],
+        *,
+        count: Callable[[str], int],
+        policy: CompactionPolicy | None = None,
+        summarizer: Summarizer | None = None,
+        protect: Callable[[Item], bool] | None = None,
+        item_cost: int = 0,
+    ) -> None:
+        if not items:
+            raise CompactionError("nothing to compact: the session is empty")
+        self.policy = policy or CompactionPolicy()
+        self.summarizer = summarizer
+        self.count = count
+        self.item_cost = item_cost
+        self.original = list(items)
+        # counted once: every pass starts from a copy
+        self.start = Work(self.original, count, item_cost)
+        self._protect = protect
+        self._facts: list[Fact] | None = None
+        self._always: set[int] | None = None
+        self._kept: dict[tuple[int, int], set[int]] = {}
+        # the check of the text around the summary, by that text: attempts that aim
+        # lower share it (only the summary changes between them)
+        self._checks: dict[str, FactCheck] = {}
+
+    @property
+    def facts(self) -> list[Fact]:
+        """The fact ledger of the items, taken before any step."""
+        if self._facts is None:
+            self._facts = extract_facts(self.original)
+        return self._facts
+
+    def kept(self, keep_first: int, keep_last: int) -> set[int]:
+        """What no step may touch when the first ``keep_first`` and last ``keep_last``
+        exchanges are protected: those, what every protection keeps (``always_kept``)
+        and what ``protect`` marks."""
+        key = (keep_first, keep_last)
+        if key not in self._kept:
+            start = self.start
+            if self._always is None:
+                self._always = always_kept(start.items, start.calls)
+                if self._protect is not None:
+                    protect = self._protect
+                    self._always.update(i for i, item in enumerate(start.items) if protect(item))
+            self._kept[key] = self._always | exchanges_kept(
+                start.items, start.messages, keep_first, keep_last, start.calls
+            )
+        return self._kept[key]
+
+    def floor(self, keep_first: int, keep_last: int) -> tuple[int, int]:
+        """Tokens (without ``item_cost``) and items no step may remove under that
+        protection: what any target must leave."""
+        keep = self.kept(keep_first, keep_last)
+        tokens = self.start.tokens
+        return sum(tokens[i] for i in keep), len(keep)
+
+    def compact(self, target_tokens: int) -> CompactionResult:
+        """The compaction towards ``target_tokens`` (see ``compact``)."""
+        policy, summarizer, count, item_cost = (
+            self.policy,
+            self.summarizer,
+            self.count,
+            self.item_cost,
+        )
+        original, start = self.original, self.start
+        before = start.total
+        facts = self.facts
+        notes: list[str] = []
+        if before <= target_tokens:
+            notes.append(
+                f"already under the target ({before:,} ≤ {target_tokens:,} tokens): nothing to do"
+            )
+        # Protection first as the policy says. When that misses the target (and the policy
+        # lets the kept exchanges shrink), protect less only as far as needed: if the last
+        # exchange alone reaches it, keep as many of the last ones as still do (the first
+        # exchange goes); a target nothing reaches keeps the full protection. Each pass
+        # starts from the original items. When the facts the ledger puts back overshoot the
+        # target, the summary gets less room and runs again (the extractive one only: an
+        # LLM summary is paid for).
+        passes = [(policy.keep_first, policy.keep_last)]
+        if policy.shrink_kept and (policy.keep_last > 1 or policy.keep_first):
+            passes.append((0, min(1, policy.keep_last)))
+        aim = target_tokens
+
+        def kept_with(keep: tuple[int, int]) -> set[int]:
+            return self.kept(*keep)
+
+        def attempt_with(keep: tuple[int, int]) -> _Pass:
+            pass_policy = dataclasses.replace(policy, keep_first=keep[0], keep_last=keep[1])
+            return _run_steps(start.copy(), pass_policy, aim, facts, summarizer, kept_with(keep))
+
+        def floor(keep: tuple[int, int]) -> int:
+            """What a pass keeping ``keep`` exchanges cannot go below: its protected items."""
+            tokens, n = self.floor(*keep)
+            return tokens + item_cost * n
+
+        def most_that_fit(least: _Pass) -> _Pass:
+            for n in range(policy.keep_last - 1, 1, -1):  # the most that still fit
+                if floor((0, n)) > aim:
+                    continue  # its protected items alone are over: it cannot fit
+                more = attempt_with((0, n))
+                if more.work.total <= aim:
+                    return more
+            return least
+
+        def choose() -> _Pass:
+            if len(passes) > 1 and floor(passes[0]) > aim:
+                # the full protection cannot reach the aim: try the least first
+                least = attempt_with(passes[1])
+                if least.work.total <= aim:
+                    return most_that_fit(least)
+                first = attempt_with(passes[0])
+                return least if least.work.total < first.work.total else first
+            first = attempt_with(passes[0])
+            if first.work.total > aim and len(passes) > 1:
+                least = attempt_with(passes[1])
+                if least.work.total <= aim:
+                    return most_that_fit(least)
+                if least.work.total < first.work.total:  # closer, and the next attempt aims lower
+                    return least
+            return first
+
+        done: _Pass | None = None
+        for attempt in range(3 if summarizer is None else 1):
+            # the protection chosen first stays for the attempts that aim lower, which only
+            # summarize again (steps 1–4 do the same for any lower aim)
+            if done is None:
+                done = choose()
+            elif done.before_summary is not None:
+                again = _summarize_again(done, aim, facts, summarizer)
+                if (
+                    again.summary is not None
+                    and done.summary is not None
+                    and again.summary.text == done.summary.text
+                ):
+                    break  # the summary cannot shrink (it is all facts that must stay)
+                done = again
+            else:
+                done = attempt_with(done.protection)
+            work = done.work
+            summary, report = _validate(work, done.summary, facts, policy, count, aim, self._checks)
+            overshoot = work.total - target_tokens
+            if overshoot <= 0 or summary is None or attempt == 2 or before <= target_tokens:
+                break
+            aim = max(1, aim - overshoot - max(2, overshoot // 10))
+        keep = done.protection if done is not None else None
+        keep_first, keep_last = keep or passes[0]
+        if (keep_first, keep_last) != passes[0]:
+            notes.append(
+                f"kept the last {keep_last} exchange(s) of {passes[0][1]} and not the first, "
+                "to reach the target"
+            )
+        if work.total > target_tokens and before > target_tokens:
+            notes.append(
+                f"target not reached ({work.total:,} > {target_tokens:,} tokens): what is "
+                "left is protected (system prompt, latest request, todo list, pinned "
+                "items) or facts that must stay"
+            )
+
+        kept_ids = {id(i) for i in work.items}
+        removed = [i for i in original if id(i) not in kept_ids]
+        return CompactionResult(
+            items=work.items,
+            removed=removed,
+            actions=work.actions,
+            tokens_before=before,
+            tokens_after=work.total,
+            target_tokens=target_tokens,
+            facts=report,
+            summary=summary.text if summary is not None else "",
+            notes=notes,
+        )

@@ -13,6 +13,8 @@ What a step makes of an item is made once for every pass (``Work.made``).
 
 from __future__ import annotations
 
+import bisect
+import functools
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -187,31 +189,45 @@ class _RecentWordSets:
 
     def has_near_duplicate(self, words: set[str], prefix: list[str]) -> bool:
         oldest = len(self.sets) - self.size
-        n = len(words)
-        tried: set[int] = set()
+        candidates: set[int] = set()
         for word in prefix:
-            positions = self.postings.get(word, ())
-            for at in reversed(positions):
-                if at < oldest:
-                    break
-                if at in tried:
-                    continue
-                tried.add(at)
-                # Jaccard ≥ 0.9 needs the smaller set to be ≥ 0.9 of the larger: most
-                # candidates fail that by size alone (division, as in _near_duplicate:
-                # the same float rounding). A set is never empty here: an empty one has
-                # no prefix, so it is neither filed nor looked for.
-                other = self.sets[at]
-                m = len(other)
-                if (n / m if n <= m else m / n) >= _NEAR and _near_duplicate(words, other):
-                    return True
-        return False
+            positions = self.postings.get(word)
+            if positions:  # ascending: the recent ones are a tail
+                candidates.update(positions[bisect.bisect_left(positions, oldest) :])
+        if not candidates:
+            return False
+        # Jaccard ≥ 0.9 needs the smaller set to be ≥ 0.9 of the larger: most candidates
+        # fail that by size alone. A set is never empty here: an empty one has no
+        # prefix, so it is neither filed nor looked for.
+        low, high = _size_bounds(len(words))
+        sets = self.sets
+        return any(
+            low <= len(sets[at]) <= high and _near_duplicate(words, sets[at]) for at in candidates
+        )
 
     def add(self, words: set[str], prefix: list[str]) -> None:
         at = len(self.sets)
         self.sets.append(words)
         for word in prefix:
             self.postings.setdefault(word, []).append(at)
+
+
+@functools.cache
+def _size_bounds(n: int) -> tuple[int, int]:
+    """The sizes ``m`` a set of ``n`` words may have to be a near duplicate of it (the
+    smaller over the larger ≥ ``_NEAR``), found with that division itself, so that the
+    float rounding at both ends is ``_near_duplicate``'s own."""
+    low = int(_NEAR * n)
+    while low > 1 and (low - 1) / n >= _NEAR:
+        low -= 1
+    while low < n and low / n < _NEAR:
+        low += 1
+    high = int(n / _NEAR) + 1
+    while n / high < _NEAR:
+        high -= 1
+    while n / (high + 1) >= _NEAR:
+        high += 1
+    return low, high
 
 
 def _filed_words(item: Item) -> tuple[set[str], list[str]]:

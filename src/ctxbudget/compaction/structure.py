@@ -92,21 +92,65 @@ def calls_by_pair(items: Sequence[Item]) -> dict[str, int]:
     }
 
 
-def latest_todo(items: Sequence[Item]) -> set[int]:
-    """The latest todo-list call and its result: always kept."""
-    pairs = calls_by_pair(items)
+def latest_todo(items: Sequence[Item], pairs: dict[str, int] | None = None) -> set[int]:
+    """The latest todo-list call and its result: always kept (``pairs``: the
+    ``calls_by_pair`` of ``items``, when the caller has it)."""
     for i in range(len(items) - 1, -1, -1):
         item = items[i]
         if item.kind is Kind.TOOL_CALL and item.tool in TODO_TOOLS and item.tool != "TodoRead":
             keep = {i}
-            for j, other in enumerate(items):
-                if other.role is Role.TOOL and other.pair_id == item.pair_id and pairs:
-                    keep.add(j)
+            if pairs is None:
+                pairs = calls_by_pair(items)
+            if pairs:
+                keep.update(
+                    j
+                    for j, other in enumerate(items)
+                    if other.role is Role.TOOL and other.pair_id == item.pair_id
+                )
             return keep
     return set()
 
 
-def tail_start(items: Sequence[Item], messages: list[Message], keep_last: int) -> int:
+def always_kept(items: Sequence[Item], pairs: dict[str, int] | None = None) -> set[int]:
+    """What every protection keeps, whatever exchanges it names: the system prompt and
+    instructions, pinned items, the latest todo list and the latest thing the user
+    asked (the current task)."""
+    keep = latest_todo(items, pairs)
+    for i in range(len(items) - 1, -1, -1):
+        if items[i].kind is Kind.USER_TEXT and items[i].role is Role.USER:
+            keep.add(i)
+            break
+    keep.update(
+        i
+        for i, item in enumerate(items)
+        if item.pinned
+        or (item.kind in (Kind.SYSTEM_PROMPT, Kind.INSTRUCTION) and item.role is Role.SYSTEM)
+    )
+    return keep
+
+
+def exchanges_kept(
+    items: Sequence[Item],
+    messages: list[Message],
+    keep_first: int,
+    keep_last: int,
+    pairs: dict[str, int] | None = None,
+) -> set[int]:
+    """The items of the system messages and the first ``keep_first`` exchanges, and of
+    the last ``keep_last``; neither end splits a call from its result."""
+    head = head_end(items, messages, keep_first)
+    tail = tail_start(items, messages, keep_last, pairs)
+    keep = {i for m in messages[:head] for i in m.items}
+    keep.update(i for m in messages[max(tail, head) :] for i in m.items)
+    return keep
+
+
+def tail_start(
+    items: Sequence[Item],
+    messages: list[Message],
+    keep_last: int,
+    pairs: dict[str, int] | None = None,
+) -> int:
     """Index into ``messages`` where the kept tail begins (the last N exchanges).
 
     Moved earlier while the tail would start with tool results whose calls are not in
@@ -117,7 +161,8 @@ def tail_start(items: Sequence[Item], messages: list[Message], keep_last: int) -
         return len(messages)
     start_msg = convo[max(0, len(convo) - 2 * keep_last)]
     start = messages.index(start_msg)
-    pairs = calls_by_pair(items)
+    if pairs is None:
+        pairs = calls_by_pair(items)
     # the earliest call a result in the tail needs, kept up to date as the tail grows
     # (recomputing it over the whole tail at every step was quadratic)
     earliest = min((_earliest_call(items, m, pairs) for m in messages[start:]), default=len(items))
