@@ -67,3 +67,21 @@ def test_c_counts_equal_the_python_counts_on_edge_cases(text: str) -> None:
 
 def test_the_estimator_counts_with_the_c_counts_where_built() -> None:
     assert estimate._ascii_counts is _features.ascii_counts
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_PIECES), st.text(max_size=6)), max_size=60).map("".join))
+def test_features_equal_the_python_features_on_any_text(text: str) -> None:
+    """Every feature, the non-ASCII classes counted in C (characters of every plane,
+    lone surrogates included), as the pure-Python reference counts them."""
+    assert estimate.features(text) == estimate._features_py(text)
+
+
+def test_a_character_met_for_the_first_time_is_classified_then_counted() -> None:
+    """The C counts from a table the Python fills as characters are met: a text of
+    characters not seen before is counted as the reference counts it."""
+    estimate._table.cache_clear()  # a new table: nothing met yet
+    rare = "".join(chr(c) for c in (0x1F9EA, 0x2C65, 0xA9C1, 0x10400, 0xD800))
+    assert not any(estimate._table()[ord(ch)] for ch in rare)
+    assert estimate.features(rare + " x") == estimate._features_py(rare + " x")
+    assert all(estimate._table()[ord(ch)] for ch in rare)

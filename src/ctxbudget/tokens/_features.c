@@ -1,7 +1,9 @@
-/* The estimator's ASCII feature counts in one pass (ctxbudget.tokens.estimate).
+/* The estimator's feature counts (ctxbudget.tokens.estimate).
  *
- * An optional speed-up of ``estimate._ascii_counts_py``, built when a C compiler is
- * there (``optional=True`` in setup.py): the same counts, each pattern counted as
+ * An optional speed-up, built when a C compiler is there (``optional=True`` in
+ * setup.py). ``non_ascii_counts`` does what the Python's encoding error handler and
+ * non-ASCII class counts do (``estimate._features_py``), in one pass over the text.
+ * ``ascii_counts`` counts as ``estimate._ascii_counts_py`` does: the same counts, each pattern counted as
  * ``bytes.count`` counts it (non-overlapping, leftmost first), in one pass over the
  * class string instead of two dozen ``bytes.count`` calls. A run of one class of
  * length L holds L / k non-overlapping copies of k of it; a pattern of distinct
@@ -199,7 +201,56 @@ ascii_counts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         tab_runs);
 }
 
+/* The text as the estimator's bytes and its non-ASCII counts, in one pass: each ASCII
+ * character is its own byte; each other one is its class's placeholder byte, 0x80 + (the
+ * low 3 bits of its entry in ``table``) - 1, and adds one to the count its high bits
+ * name (1..6: letters of 2 and 3 UTF-8 bytes, CJK, hangul, symbols of the BMP and
+ * beyond). ``table`` (writable, 0x110000 bytes) is filled in by the Python for the
+ * characters met: an entry of 0 (not classified yet) returns None, and the Python
+ * classifies the text's characters and asks again. */
+static PyObject *
+non_ascii_counts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyByteArray_Check(args[1]) ||
+        PyByteArray_GET_SIZE(args[1]) < 0x110000) {
+        PyErr_SetString(PyExc_TypeError,
+                        "non_ascii_counts(text: str, table: bytearray of 0x110000)");
+        return NULL;
+    }
+    PyObject *text = args[0];
+    const unsigned char *table = (const unsigned char *)PyByteArray_AS_STRING(args[1]);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (out == NULL) {
+        return NULL;
+    }
+    unsigned char *raw = (unsigned char *)PyBytes_AS_STRING(out);
+    Py_ssize_t counts[7] = {0};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 code = PyUnicode_READ(kind, data, i);
+        if (code < 0x80) {
+            raw[i] = (unsigned char)code;
+            continue;
+        }
+        unsigned char entry = table[code];
+        if ((entry & 7) == 0 || (entry >> 3) == 0 || (entry >> 3) > 6) {
+            Py_DECREF(out);
+            Py_RETURN_NONE;
+        }
+        raw[i] = (unsigned char)(0x80 + (entry & 7) - 1);
+        counts[entry >> 3]++;
+    }
+    return Py_BuildValue("(Nnnnnnn)", out, counts[1], counts[2], counts[3], counts[4],
+                         counts[5], counts[6]);
+}
+
 static PyMethodDef methods[] = {
+    {"non_ascii_counts", (PyCFunction)(void (*)(void))non_ascii_counts, METH_FASTCALL,
+     "non_ascii_counts(text, table): (the text as classed bytes, its non-ASCII counts), "
+     "or None while a character of it is not in the table yet."},
     {"ascii_counts", (PyCFunction)(void (*)(void))ascii_counts, METH_FASTCALL,
      "ascii_counts(raw, cased): the estimator's counts up to tab_runs, in FEATURES order."},
     {NULL, NULL, 0, NULL},

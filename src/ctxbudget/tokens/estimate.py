@@ -14,6 +14,7 @@ this module.
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import os
 import re
@@ -178,14 +179,55 @@ _NON_ASCII = re.compile("[^\x00-\x7f]+")
 
 def features(text: str) -> list[int]:
     """The feature counts of ``text``, in ``FEATURES`` order."""
+    if text.isascii():
+        raw = text.encode("ascii")
+        counts = list(_ascii_counts(raw, raw.translate(_TABLE)))
+        counts += (0, 0, 0, 0, 0, 0)
+        return counts
+    if _non_ascii_counts is None:
+        return _features_py(text)
+    done = _non_ascii_counts(text, _table())
+    if done is None:  # characters not met before: classify them, then count
+        _classify(text)
+        done = _non_ascii_counts(text, _table())
+        assert done is not None
+    raw = done[0]
+    return [*_ascii_counts(raw, raw.translate(_TABLE)), *done[1:]]
+
+
+def _features_py(text: str) -> list[int]:
+    """``features`` in Python alone (the reference the C is tested against)."""
     raw = text.encode("ascii", _CLASS_ERRORS)
-    counts = list(_ascii_counts(raw, raw.translate(_TABLE)))
+    counts = list(_ascii_counts_py(raw, raw.translate(_TABLE)))
     if text.isascii():
         counts += (0, 0, 0, 0, 0, 0)
     else:
         n = "".join(_NON_ASCII.findall(text)).translate(_NON_ASCII_CLASSES).count
         counts += (n("l"), n("m"), n("c"), n("h"), n("s"), n("e"))
     return counts
+
+
+# Every character's classes for ``non_ascii_counts``, one byte each, filled in as
+# characters are met: the low 3 bits are 1 + the index of its class in _CLASS_CHARS
+# (its placeholder), the high bits 1 + the index of its non-ASCII class in
+# _NON_ASCII_KINDS; 0 is not classified yet. Made at the first non-ASCII text (1.1 MB).
+_NON_ASCII_KINDS = "lmchse"
+
+
+@functools.cache
+def _table() -> bytearray:
+    return bytearray(0x110000)
+
+
+def _classify(text: str) -> None:
+    table = _table()
+    for ch in set(text):
+        code = ord(ch)
+        if code >= 0x80 and not table[code]:
+            kind = _NON_ASCII_CLASSES[code]
+            assert kind is not None  # every non-ASCII character has one
+            placeholder = _CLASS_CHARS.index(_CLASSES[code] or " ")
+            table[code] = (placeholder + 1) | ((_NON_ASCII_KINDS.index(kind) + 1) << 3)
 
 
 def _ascii_counts_py(raw: bytes, cased: bytes) -> tuple[int, ...]:
@@ -227,10 +269,14 @@ def _ascii_counts_py(raw: bytes, cased: bytes) -> tuple[int, ...]:
     )
 
 
+_NonAsciiCounts = Callable[[str, bytearray], tuple[bytes, int, int, int, int, int, int] | None]
+_non_ascii_counts: _NonAsciiCounts | None
 try:  # the same counts in C, where a compiler built them at install (setup.py)
     from ._features import ascii_counts as _ascii_counts
+    from ._features import non_ascii_counts as _non_ascii_counts
 except ImportError:  # pragma: no cover - a pure-Python install
     _ascii_counts = _ascii_counts_py
+    _non_ascii_counts = None
 
 
 def _digit_groups(s: bytes) -> int:
