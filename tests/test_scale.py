@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctxbudget.compaction import CompactionPolicy, compact
+from ctxbudget.compaction import CompactionPolicy, compact, engine
 from ctxbudget.compaction.engine import Compactor
 from ctxbudget.compaction.fact_check import INDEX_FROM_FACTS, check_facts, fact_present
 from ctxbudget.compaction.steps import _NEAR, _near_duplicate, _RecentWordSets, _size_bounds
@@ -241,3 +241,21 @@ def test_one_compactor_answers_each_target_as_a_fresh_compaction() -> None:
         assert shared.tokens_after == fresh.tokens_after
         assert [a.step for a in shared.actions] == [a.step for a in fresh.actions]
         assert shared.notes == fresh.notes
+
+
+def test_a_target_nothing_reaches_is_planned_in_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under the full protection's own floor and missed by the least protection too:
+    the least protection's pass is the answer (it keeps less whole), and no pass under
+    the full protection is run to be thrown away."""
+    items = _fixture()
+    passes: list[tuple[int, int]] = []
+    run_steps = engine._run_steps
+
+    def counted(work: Any, policy: CompactionPolicy, *args: Any) -> Any:
+        passes.append((policy.keep_first, policy.keep_last))
+        return run_steps(work, policy, *args)
+
+    monkeypatch.setattr(engine, "_run_steps", counted)
+    result = compact(items, count=lambda text: len(text.split()), target_tokens=1)
+    assert passes == [(0, 1)]
+    assert any("kept the last 1 exchange(s) of 5" in note for note in result.notes)
