@@ -1,7 +1,8 @@
-"""The one thing pyproject.toml cannot say: the optional C speed-up of the estimator.
+"""The one thing pyproject.toml cannot say: the optional C speed-ups.
 
-``optional=True``: without a C compiler the build goes on and ctxbudget counts with
-the same counts in pure Python (``ctxbudget.tokens.estimate``).
+``optional=True``: without a C compiler the build goes on and ctxbudget computes the
+same in pure Python: the estimator's counts (``ctxbudget.tokens.estimate``) and the
+outlier test of the session's correction (``ctxbudget.accounting``).
 """
 
 from setuptools import Extension, setup
@@ -12,6 +13,7 @@ setup(
             "ctxbudget.tokens._features",
             ["src/ctxbudget/tokens/_features.c"],
             optional=True,
-        )
+        ),
+        Extension("ctxbudget._fit", ["src/ctxbudget/_fit.c"], optional=True),
     ]
 )

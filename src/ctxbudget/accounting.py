@@ -114,22 +114,36 @@ class Calibration:
         # Ridge fit, then once more without the rows whose residual is over four median
         # absolute deviations (a file-change notice the transcript never shows). Runs for
         # every usage of a session: running sums (the outliers' taken out for the second
-        # fit), one sort per median, no statistics module, no copies.
+        # fit), the outlier test in C where built (``_outliers``), no copies.
         rows = self.samples
         sums = self._current_sums()
         k, c = _ridge(sums, self.prior)
-        residuals = [d - k * lt - c * n for lt, n, d in rows]
-        ordered = sorted(residuals)
-        center = _median(ordered)
-        limit = 4 * (_median(sorted([abs(r - center) for r in residuals])) + 1.0)
-        if max(-ordered[0], ordered[-1]) > limit:  # the largest |residual|
-            outliers = [row for row, r in zip(rows, residuals, strict=True) if abs(r) > limit]
-            if len(outliers) < len(rows):
-                trimmed = list(sums)
-                for row in outliers:
-                    _add(trimmed, row, -1)
-                k, c = _ridge(trimmed, self.prior)
+        outliers = _outliers(rows, k, c)
+        if outliers is not None and len(outliers) < len(rows):
+            trimmed = list(sums)
+            for at in outliers:
+                _add(trimmed, rows[at], -1)
+            k, c = _ridge(trimmed, self.prior)
         self.per_token, self.per_item = k, c
+
+
+def _outliers_py(rows: list[tuple[int, int, int]], k: float, c: float) -> list[int] | None:
+    """The indexes of the rows whose residual under (``k``, ``c``) is over four median
+    absolute deviations (plus one), or None when no residual is: one sort per median,
+    no statistics module."""
+    residuals = [d - k * lt - c * n for lt, n, d in rows]
+    ordered = sorted(residuals)
+    center = _median(ordered)
+    limit = 4 * (_median(sorted([abs(r - center) for r in residuals])) + 1.0)
+    if max(-ordered[0], ordered[-1]) <= limit:  # the largest |residual|
+        return None
+    return [at for at, r in enumerate(residuals) if abs(r) > limit]
+
+
+try:  # the same test in C, where a compiler built it at install (setup.py)
+    from ._fit import residual_outliers as _outliers
+except ImportError:  # pragma: no cover - a pure-Python install
+    _outliers = _outliers_py
 
 
 def _add(sums: list[int], row: tuple[int, int, int], sign: int) -> None:

@@ -1,0 +1,38 @@
+"""The session's correction fit: its outlier test in C (``ctxbudget._fit``, built where
+a compiler was) against the Python it speeds up."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ctxbudget import accounting
+
+_rows = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=2_000_000),
+        st.integers(min_value=1, max_value=400),
+        st.integers(min_value=1, max_value=2_500_000),
+    ),
+    min_size=1,
+    max_size=100,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(rows=_rows, k=st.floats(0.5, 1.5), c=st.floats(0.0, 60.0))
+def test_the_c_outlier_test_answers_as_the_python(
+    rows: list[tuple[int, int, int]], k: float, c: float
+) -> None:
+    """The correction's outlier test in C (built where a compiler was) gives the very
+    indexes the Python gives: the same residuals, medians and limit."""
+    fit = pytest.importorskip("ctxbudget._fit", reason="the C speed-up was not built here")
+    assert fit.residual_outliers(rows, k, c) == accounting._outliers_py(rows, k, c)
+    jumped = [*rows, (10, 1, 90_000_000)]  # and with one usage far off
+    assert fit.residual_outliers(jumped, k, c) == accounting._outliers_py(jumped, k, c)
+
+
+def test_the_correction_fits_with_the_c_outlier_test_where_built() -> None:
+    fit = pytest.importorskip("ctxbudget._fit", reason="the C speed-up was not built here")
+    assert accounting._outliers is fit.residual_outliers
