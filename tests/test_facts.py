@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ctxbudget.compaction import fact_rules
 from ctxbudget.compaction.fact_check import check_facts, fact_present, text_words
 from ctxbudget.compaction.facts import LEDGER_TITLE, extract_facts, ledger_section
 from ctxbudget.compaction.types import Fact
@@ -563,3 +564,21 @@ def test_analyst_example_has_exactly_its_requirements_decisions_and_questions() 
     questions = keys(facts, "question")
     assert len(questions) == 4
     assert all(f"`{question}" in readme for question in questions)
+
+
+_RESULT_PIECES = [
+    "PASS", "PASSED", "ok ", "ok", "\nok  ", "\n", " ", "3 passed", "passed", "BUILD SUCCESS",
+    "All tests passed", "Error", "error:", "error[", "ERROR", "ValueError(", "Exception:",
+    "Traceback (most recent call last)", "FAIL", "FAILURE", "Failed", "failed", "panic:",
+    "x", "ok\tgithub.com/a/b", "rror", "ailed", ":", "(", "12",
+]  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_RESULT_PIECES), max_size=12).map("".join))
+def test_the_hints_before_the_result_patterns_rule_out_only_what_they_miss(text: str) -> None:
+    """The substring tests that spare most tool results the patterns' scan answer as
+    the patterns: a run that passed is one, an error is always looked for where any is."""
+    assert fact_rules._passed(text) == (fact_rules._PASSED.search(text) is not None)
+    if fact_rules._ERROR.search(text):
+        assert any(hint in text for hint in fact_rules._ERROR_HINTS)

@@ -17,7 +17,12 @@ from hypothesis import strategies as st
 
 from ctxbudget.compaction import CompactionPolicy, compact, engine
 from ctxbudget.compaction.engine import Compactor
-from ctxbudget.compaction.fact_check import INDEX_FROM_FACTS, check_facts, fact_present
+from ctxbudget.compaction.fact_check import (
+    INDEX_FROM_FACTS,
+    FactCheck,
+    check_facts,
+    fact_present,
+)
 from ctxbudget.compaction.steps import _NEAR, _near_duplicate, _RecentWordSets, _size_bounds
 from ctxbudget.compaction.types import Fact, FactKind
 from ctxbudget.errors import StoreError
@@ -259,3 +264,31 @@ def test_a_target_nothing_reaches_is_planned_in_one_pass(monkeypatch: pytest.Mon
     result = compact(items, count=lambda text: len(text.split()), target_tokens=1)
     assert passes == [(0, 1)]
     assert any("kept the last 1 exchange(s) of 5" in note for note in result.notes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    fixed=st.text(alphabet=_ALPHABET, max_size=200),
+    first=st.text(alphabet=_ALPHABET, min_size=1, max_size=200),
+    added=st.text(alphabet=_ALPHABET, max_size=120),
+    keys=st.lists(
+        st.tuples(st.sampled_from(_KINDS), st.text(alphabet=_ALPHABET, min_size=1, max_size=8)),
+        min_size=1,
+        max_size=90,
+    ),
+)
+def test_a_check_of_a_grown_summary_answers_as_a_check_of_the_whole(
+    fixed: str, first: str, added: str, keys: list[tuple[FactKind, str]]
+) -> None:
+    """The ledger grows the summary by lines: the check then looks only at what was
+    added and must answer as a check of the whole text (and so when another report came
+    in between, which it cannot build on)."""
+    facts = [Fact(kind, key, key) for kind, key in keys]
+    check = FactCheck(facts, fixed)
+    before = check.report(first)
+    assert before.missing == check_facts(facts, fixed + "\n" + first).missing
+    grown = first + "\n" + added
+    after = check.report(grown, since=before)
+    assert after.missing == check_facts(facts, fixed + "\n" + grown).missing
+    check.report(added)
+    assert check.report(grown, since=before).missing == after.missing

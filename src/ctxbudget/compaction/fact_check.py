@@ -241,20 +241,29 @@ class FactCheck:
         text = _Text(fixed, self._words, indexed=len(self.facts) >= INDEX_FROM_FACTS)
         self._found = {id(f) for f in self.facts if _present(f, text)}
         self._pending = [f for f in self.facts if id(f) not in self._found]
+        # the latest report, the ``extra`` it was for and the words of the whole
+        self._latest: tuple[FactReport, str, set[str]] | None = None
 
     def report(self, extra: str = "", *, since: FactReport | None = None) -> FactReport:
         """The facts in the fixed part with ``extra`` put in. ``since``: a report of this
         check for a beginning of ``extra`` (text was added to it since): what it found
-        is still there, only what it missed is looked for."""
+        is still there, only what it missed is looked for (in the added text alone,
+        when ``since`` is the latest report and the addition starts a new line)."""
         found = self._found
         pending = self._pending
+        searched, words = extra, self._words
         if since is not None:
             missed = {id(f) for f in since.missing}
             found = {id(f) for f in self.facts if id(f) not in missed}
             pending = since.missing
+            latest = self._latest
+            if latest is not None and latest[0] is since and extra.startswith(latest[1]):
+                added = extra[len(latest[1]) :]
+                if added.startswith("\n"):  # a key without a newline is in one or the other
+                    searched, words = added, latest[2]
         if pending and extra:
-            words = self._words | text_words(extra) if self._need_words else set()
-            text = _Text(extra, words, indexed=len(pending) >= INDEX_FROM_FACTS)
+            words = words | text_words(searched) if self._need_words else set()
+            text = _Text(searched, words, indexed=len(pending) >= INDEX_FROM_FACTS)
             found = found | {
                 id(f)
                 for f in pending
@@ -275,4 +284,5 @@ class FactCheck:
                 report.missing.append(fact)
         report.kept = report.total - len(report.missing)
         report.by_kind = {kind: (kept, total) for kind, (kept, total) in counts.items()}
+        self._latest = (report, extra, words) if pending and extra else None
         return report

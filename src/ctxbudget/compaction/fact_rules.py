@@ -145,6 +145,10 @@ _LOG_LINE = re.compile(
 )
 # A run that says it passed and names no failure: its "error" words are test fixtures.
 _PASSED = re.compile(r"\bPASS\b|^ok\s+\S+|\b\d+ passed\b|\bBUILD SUCCESS|All tests passed", re.M)
+# What a text must hold for _PASSED (besides "ok" opening a line) and _ERROR to match:
+# a few substring searches rule most tool results out before the patterns scan them.
+_PASSED_HINTS = ("PASS", "passed", "BUILD SUCCESS")
+_ERROR_HINTS = ("rror", "ERROR", "Exception", "Traceback (most", "FAIL", "ailed", "panic:")
 _FAILED_RUN = re.compile(
     r"\bFAIL(?:ED)?\b|\b\d+ failed\b|Traceback \(most|panic:|exit status [1-9]"
 )
@@ -354,17 +358,26 @@ def _from_tool_call(ledger: Ledger, item: Item, index: int) -> None:
             ledger.add(FactKind.FILE, value.strip(), item.text[:300], index)
 
 
+def _passed(text: str) -> bool:
+    """Does a tool result say its run passed (``_PASSED``)?"""
+    hinted = (
+        any(hint in text for hint in _PASSED_HINTS) or text.startswith("ok") or "\nok" in text
+    )
+    return hinted and _PASSED.search(text) is not None
+
+
 def _from_result(ledger: Ledger, item: Item, index: int) -> None:
     if item.tool in QUIET_TOOLS:  # their "Error" is code, or a slip
         return
     text = _ANSI.sub("", item.text) if "\x1b" in item.text else item.text
     block = item.raw.get("block") if isinstance(item.raw, dict) else None
     failed = isinstance(block, dict) and bool(block.get("is_error"))
-    if not failed and _PASSED.search(text) and not _FAILED_RUN.search(text):
+    if not failed and _passed(text) and not _FAILED_RUN.search(text):
         return
     found = False
     line_end = -1
-    for match in _ERROR.finditer(text):
+    hinted = any(hint in text for hint in _ERROR_HINTS)
+    for match in _ERROR.finditer(text) if hinted else ():
         if match.start() < line_end:
             continue  # one fact per line
         start = text.rfind("\n", 0, match.start()) + 1
