@@ -360,9 +360,7 @@ def _from_tool_call(ledger: Ledger, item: Item, index: int) -> None:
 
 def _passed(text: str) -> bool:
     """Does a tool result say its run passed (``_PASSED``)?"""
-    hinted = (
-        any(hint in text for hint in _PASSED_HINTS) or text.startswith("ok") or "\nok" in text
-    )
+    hinted = any(hint in text for hint in _PASSED_HINTS) or text.startswith("ok") or "\nok" in text
     return hinted and _PASSED.search(text) is not None
 
 
