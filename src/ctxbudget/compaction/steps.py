@@ -269,17 +269,25 @@ def drop_duplicates(work: Work, keep: set[int], target: int) -> None:
             work.replace_text(i, f"[near-duplicate of a later {item.kind.value}; archived]", action)
             continue
         recent.add(words, prefix)
-    # Failed attempts: an error result whose call (tool + target) later succeeded.
+    # Failed attempts: an error result whose call (tool + target) later succeeded. The
+    # successes met (walking back) are named only once a failure asks for them: most
+    # sessions fail rarely, and naming a call's target is the cost here.
     succeeded: set[tuple[str | None, str]] = set()
+    unnamed: list[Item] = []  # successes met since the last failure
+
+    def attempt_of(result: Item) -> tuple[str | None, str]:
+        return work.items[calls[result.pair_id or ""]].tool, _call_target(work, result)
+
     for i in range(len(work.items) - 1, -1, -1):
         item = work.items[i]
         if item.role is not Role.TOOL or item.pair_id not in calls:
             continue
-        call = work.items[calls[item.pair_id]]
-        attempt: tuple[str | None, str] = (call.tool, _call_target(work, item))
         if not work.made("failed", i, _failed):
-            succeeded.add(attempt)
-        elif attempt in succeeded and i not in keep and work.total > target:
+            unnamed.append(item)
+            continue
+        succeeded.update(map(attempt_of, unnamed))
+        unnamed.clear()
+        if i not in keep and work.total > target and attempt_of(item) in succeeded:
             work.replace_text(
                 i,
                 f"[failed attempt, superseded by a later success: {_first_line(item.text)}]",
