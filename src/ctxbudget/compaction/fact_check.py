@@ -136,6 +136,9 @@ class _Haystack:
         return False
 
 
+_PIECE_END = re.compile(r"[\s,;()\[\]{}<>\"'`]+")
+
+
 class _Text:
     """A text as the presence rules read it: as written, case-folded, its words.
 
@@ -150,6 +153,19 @@ class _Text:
         self._indexed = indexed
         self._raw_index: _Haystack | None = None
         self._folded_index: _Haystack | None = None
+        self._pieces: tuple[set[str], set[str]] | None = None
+
+    def pieces(self) -> tuple[set[str], set[str]] | None:
+        """With ``indexed``: the text's pieces between spaces and punctuation that no path
+        holds, and the part of each after its last "/". A piece is in the text, so a
+        path or basename among them is present: a set look-up spares most files the
+        search (a summary lists thousands)."""
+        if not self._indexed:
+            return None
+        if self._pieces is None:
+            parts = set(_PIECE_END.split(self.text))
+            self._pieces = parts, {part.rpartition("/")[2] for part in parts}
+        return self._pieces
 
     def raw(self) -> _Haystack | str:
         if not self._indexed:
@@ -175,12 +191,14 @@ def _present(fact: Fact, text: _Text) -> bool:
             return key.casefold() in text.casefolded()
         return len(wanted & text.words) >= WORD_SHARE * len(wanted) - 1e-9
     if kind == FactKind.FILE:
-        raw = text.raw()
-        if key in raw:
-            return True
         name = key.rsplit("/", 1)[-1]
         # A directory's last segment ("tasks/") is too common a word to stand for it.
-        return bool(name) and not key.endswith("/") and "." in name and name in raw
+        by_name = bool(name) and not key.endswith("/") and "." in name
+        pieces = text.pieces()
+        if pieces is not None and (key in pieces[0] or (by_name and name in pieces[1])):
+            return True  # a whole piece of the text: in it
+        raw = text.raw()
+        return key in raw or (by_name and name in raw)
     if kind == FactKind.REQUIREMENT:
         folded = text.casefolded()
         if isinstance(folded, _Haystack):
