@@ -17,7 +17,7 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ..model import Item, Kind, Role
@@ -241,6 +241,14 @@ def _under(path: str, root: str) -> str:
     if root and path.startswith(root) and "." in path.rsplit("/", 1)[-1]:
         return path[len(root) :]
     return path
+
+
+def _tails(path: str) -> Iterator[str]:
+    """What follows each "/" of ``path`` ("a/b/c.py": "b/c.py", "c.py")."""
+    at = path.find("/")
+    while at >= 0:
+        yield path[at + 1 :]
+        at = path.find("/", at + 1)
 
 
 def _segments(items: Sequence[Item], calls: dict[str, Item]) -> list[Segment]:
@@ -530,7 +538,7 @@ def summarize_extractive(
     # a mentioned path is known when a known path equals it or ends with "/" + it: the
     # tails of the known paths after each "/" answer that in one look-up (not paths²)
     known_exact = set(known)
-    known_tails = {p[j + 1 :] for p in known for j, ch in enumerate(p) if ch == "/"}
+    known_tails = {tail for p in known for tail in _tails(p)}
     mentioned = [
         f.key
         for f in by_kind.get(FactKind.FILE, [])
