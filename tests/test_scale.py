@@ -102,14 +102,16 @@ _ALPHABET = "ab1-/.: \nA_é"
 _KINDS = [FactKind.FILE, FactKind.REQUIREMENT, FactKind.NUMBER, FactKind.ENTITY, FactKind.DATE]
 
 
+def _keys(most: int) -> st.SearchStrategy[list[tuple[FactKind, str]]]:
+    """Up to ``most`` facts (kind, key) with short keys of the text's alphabet."""
+    key = st.text(alphabet=_ALPHABET, min_size=1, max_size=8)
+    return st.lists(st.tuples(st.sampled_from(_KINDS), key), min_size=1, max_size=most)
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     text=st.text(alphabet=_ALPHABET, max_size=300),
-    keys=st.lists(
-        st.tuples(st.sampled_from(_KINDS), st.text(alphabet=_ALPHABET, min_size=1, max_size=8)),
-        min_size=1,
-        max_size=20,
-    ),
+    keys=_keys(20),
 )
 def test_indexed_fact_check_answers_like_a_scan(
     text: str, keys: list[tuple[FactKind, str]]
@@ -271,11 +273,7 @@ def test_a_target_nothing_reaches_is_planned_in_one_pass(monkeypatch: pytest.Mon
     fixed=st.text(alphabet=_ALPHABET, max_size=200),
     first=st.text(alphabet=_ALPHABET, min_size=1, max_size=200),
     added=st.text(alphabet=_ALPHABET, max_size=120),
-    keys=st.lists(
-        st.tuples(st.sampled_from(_KINDS), st.text(alphabet=_ALPHABET, min_size=1, max_size=8)),
-        min_size=1,
-        max_size=90,
-    ),
+    keys=_keys(90),
 )
 def test_a_check_of_a_grown_summary_answers_as_a_check_of_the_whole(
     fixed: str, first: str, added: str, keys: list[tuple[FactKind, str]]
