@@ -190,7 +190,8 @@ def features(text: str) -> list[int]:
     if done is None:  # characters not met before: classify them, then count
         _classify(text)
         done = _non_ascii_counts(text, _table())
-        assert done is not None
+        if done is None:  # pragma: no cover - every character met is classified
+            return _features_py(text)
     raw = done[0]
     return [*_ascii_counts(raw, raw.translate(_TABLE)), *done[1:]]
 
