@@ -220,7 +220,7 @@ def test_the_extractive_summary_is_the_same_whatever_the_hash_seed() -> None:
 
 def test_a_chat_sentence_of_up_to_100_characters_stays_whole() -> None:
     """Clauses only from longer sentences: a short one is one fact as written."""
-    from ctxbudget.compaction.summarize import _sentences
+    from ctxbudget.compaction.key_facts import sentences
 
     short = "I adopted a beagle called Pepper in May, and we walk him by the river before work."
     long = (
@@ -229,6 +229,6 @@ def test_a_chat_sentence_of_up_to_100_characters_stays_whole() -> None:
     )
     assert 80 < len(short) <= 100 < len(long)
     item = Item(role=Role.USER, kind=Kind.USER_TEXT, text=f"{short} {long}")
-    facts = _sentences([item], clauses=True)
+    facts = sentences([item], clauses=True)
     assert short in facts
     assert long not in facts and any(f in long for f in facts)

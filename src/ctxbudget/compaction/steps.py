@@ -20,8 +20,8 @@ import re
 from collections.abc import Callable, Sequence
 
 from ..model import Item, Kind, Role
+from .key_facts import words_of
 from .structure import call_target, tool_input
-from .summarize import words_of
 from .types import Action, CompactionPolicy
 from .work import Work
 
