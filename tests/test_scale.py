@@ -290,3 +290,12 @@ def test_a_check_of_a_grown_summary_answers_as_a_check_of_the_whole(
     assert after.missing == check_facts(facts, fixed + "\n" + grown).missing
     check.report(added)
     assert check.report(grown, since=before).missing == after.missing
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sets(st.text(alphabet="abcxyz", min_size=1, max_size=6), max_size=60))
+def test_a_word_set_is_filed_under_its_longest_words_in_one_order(words: set[str]) -> None:
+    """The prefix a set is filed under: its words longest first, then alphabetical, as
+    many as the near-duplicate bound needs (the order every set shares)."""
+    ordered = sorted(sorted(words), key=len, reverse=True)
+    assert _RecentWordSets.prefix(words) == ordered[: len(words) - int(_NEAR * len(words)) + 1]

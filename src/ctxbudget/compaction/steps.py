@@ -183,9 +183,19 @@ class _RecentWordSets:
     def prefix(words: set[str]) -> list[str]:
         """The words a set is filed under (give them to the methods below)."""
         # longer words first (rarer: fewer candidates), then alphabetical: one total
-        # order; int() ≤ ceil() keeps the prefix at least as long as the bound needs
-        ordered = sorted(sorted(words), key=len, reverse=True)
-        return ordered[: len(words) - int(_NEAR * len(words)) + 1]
+        # order; int() ≤ ceil() keeps the prefix at least as long as the bound needs.
+        # Only the longest words are wanted: sorted by length in groups, a group at a
+        # time until there are enough (not the whole set twice).
+        wanted = len(words) - int(_NEAR * len(words)) + 1
+        by_length: dict[int, list[str]] = {}
+        for word in words:
+            by_length.setdefault(len(word), []).append(word)
+        ordered: list[str] = []
+        for length in sorted(by_length, reverse=True):
+            ordered += sorted(by_length[length])
+            if len(ordered) >= wanted:
+                break
+        return ordered[:wanted]
 
     def has_near_duplicate(self, words: set[str], prefix: list[str]) -> bool:
         oldest = len(self.sets) - self.size
