@@ -164,6 +164,11 @@ def is_secret_name(name: str, *, env_style: bool = False) -> str | None:
     return None
 
 
+#: ``is_secret_name`` of a JSON key, remembered: a transcript's records repeat the same
+#: few hundred keys ("type", "text", "file_path") hundreds of thousands of times.
+_key_kind = functools.lru_cache(maxsize=4096)(is_secret_name)
+
+
 # -- shapes -----------------------------------------------------------------------------
 
 # Each shape: one pattern whose group "s" is the secret; ``Redactor._shape`` rebuilds the
@@ -252,7 +257,7 @@ class Redactor:
             changed = False
             out: dict[Any, Any] = {}
             for key, sub in value.items():
-                kind = is_secret_name(key) if isinstance(key, str) else None
+                kind = _key_kind(key) if isinstance(key, str) else None
                 if kind and isinstance(sub, str) and sub and not _NOT_A_VALUE.match(sub):
                     new: Any = _placeholder(kind) if not sub.startswith("[redacted") else sub
                 else:
