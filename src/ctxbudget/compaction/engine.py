@@ -374,7 +374,8 @@ class Compactor:
         # Protection first as the policy says. When that misses the target (and the policy
         # lets the kept exchanges shrink), protect less only as far as needed: if the last
         # exchange alone reaches it, keep as many of the last ones as still do (the first
-        # exchange goes); a target nothing reaches keeps the full protection. Each pass
+        # exchange goes); a target nothing reaches keeps the protection that came closer
+        # (the least, unseen, when the full one's own items are over it). Each pass
         # starts from the original items. When the facts the ledger puts back overshoot the
         # target, the summary gets less room and runs again (the extractive one only: an
         # LLM summary is paid for).
@@ -383,12 +384,9 @@ class Compactor:
             passes.append((0, min(1, policy.keep_last)))
         aim = target_tokens
 
-        def kept_with(keep: tuple[int, int]) -> set[int]:
-            return self.kept(*keep)
-
         def attempt_with(keep: tuple[int, int]) -> _Pass:
             pass_policy = dataclasses.replace(policy, keep_first=keep[0], keep_last=keep[1])
-            return _run_steps(start.copy(), pass_policy, aim, facts, summarizer, kept_with(keep))
+            return _run_steps(start.copy(), pass_policy, aim, facts, summarizer, self.kept(*keep))
 
         def floor(keep: tuple[int, int]) -> int:
             """What a pass keeping ``keep`` exchanges cannot go below: its protected items."""
