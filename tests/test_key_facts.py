@@ -12,7 +12,7 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def _chat() -> list[Item]:
+def _chat(sessions: int = 12) -> list[Item]:
     lines: list[str] = []
     topics = [
         "I ran a charity race for mental health last Saturday and raised 300 dollars",
@@ -22,7 +22,7 @@ def _chat() -> list[Item]:
         "Our team won the regional chess tournament in Boulder",
         "I am researching adoption agencies that work with single parents",
     ]
-    for session in range(1, 13):
+    for session in range(1, sessions + 1):
         header = f"[Session {session} — 1:56 pm on {session + 7} May, 2023]\n"
         for turn in range(6):
             speaker = "Caroline" if turn % 2 == 0 else "Melanie"
@@ -232,3 +232,32 @@ def test_a_chat_sentence_of_up_to_100_characters_stays_whole() -> None:
     facts = sentences([item], clauses=True)
     assert short in facts
     assert long not in facts and any(f in long for f in facts)
+
+
+def test_clauses_picked_side_by_side_are_joined_as_the_sentence_wrote_them() -> None:
+    """A long sentence is cut into clauses to pick from; two of its clauses kept next
+    to each other read as the sentence did ("repairs, making …"), not "repairs; making"."""
+    facts = _key_facts_with(
+        {
+            7: "The grant enabled needed repairs and renovations at Lincoln Elementary, "
+            "making the learning environment safer and more modern for the students."
+        },
+        400,
+    )
+    assert (
+        "enabled needed repairs and renovations at Lincoln Elementary, making the learning "
+        "environment safer" in facts
+    )
+
+
+def test_the_first_sessions_facts_carry_its_date_when_its_header_stays_verbatim() -> None:
+    """Compaction keeps the first exchange as it is, header and all: the facts after it
+    from the same session are still dated by that header."""
+    from ctxbudget.compaction import compact
+
+    items = _chat(sessions=20)
+    total = sum(_words(i.text) for i in items)
+    result = compact(items, count=_words, target_tokens=total // 3)
+    summary = next(i.text for i in result.items if i.kind is Kind.SUMMARY)
+    facts = summary.split("## Key facts", 1)[1].strip().splitlines()
+    assert facts[0] == "8 May, 2023:", facts[:3]

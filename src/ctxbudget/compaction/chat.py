@@ -82,11 +82,15 @@ def _date_of(text: str) -> str | None:
     return m[0] if m else None
 
 
-def chat_turns(items: Sequence[Item]) -> list[ChatTurn]:
+def chat_turns(items: Sequence[Item], earlier: Sequence[Item] = ()) -> list[ChatTurn]:
     """Each item's speaker, date and text without them (the date carried forward from
-    the last header seen)."""
+    the last header seen, in ``items`` or in the ``earlier`` items before them)."""
     turns = []
     date: str | None = None
+    for item in reversed(earlier):  # the session the first item belongs to
+        header = _HEADER.match(item.text)
+        if header and (date := _date_of(header["inner"])):
+            break
     for item in items:
         body = item.text
         header = _HEADER.match(body)

@@ -214,11 +214,18 @@ _FILLER = re.compile(
 
 
 def sentences(
-    items: Sequence[Item], *, clauses: bool = False, groups: list[int] | None = None
+    items: Sequence[Item],
+    *,
+    clauses: bool = False,
+    groups: list[int] | None = None,
+    joints: list[str | None] | None = None,
 ) -> list[str]:
     """Candidate key facts: sentences of the text items, or with ``clauses`` their
     clauses (a long chat packs more answers per token into clauses). ``groups``, when
-    given, receives the index of the item each candidate came from."""
+    given, receives the index of the item each candidate came from; ``joints`` what
+    joined each candidate to the next one in its sentence (``", "``), or ``None`` when
+    the next candidate does not continue it: two clauses picked side by side are
+    written as the sentence wrote them."""
     out: list[str] = []
     seen: set[str] = set()
     for index, item in enumerate(items):
@@ -237,13 +244,24 @@ def sentences(
             parts = _CLAUSE.split(sentence) if split else [sentence]
             if len(parts) > 1:
                 parts = _joined_short(parts, sentence)
+            at = 0
+            follows = False  # the last candidate is the part before this one
             for part in parts:
+                start = sentence.find(part, at)
+                if follows and joints is not None:
+                    joints[-1] = sentence[at:start]
+                at = start + len(part)
+                follows = False
                 if len(part) < _SHORTEST or part.lower() in seen:
                     continue
                 seen.add(part.lower())
-                out.append(clip(part, 400))
+                fact = clip(part, 400)
+                out.append(fact)
                 if groups is not None:
                     groups.append(index)
+                if joints is not None:
+                    joints.append(None)
+                follows = fact == part
     return out
 
 
@@ -332,24 +350,34 @@ def pick_key_facts(
 
 
 def chat_key_facts(
-    items: Sequence[Item], budget: int, count: Callable[[str], int], covered: set[str]
+    items: Sequence[Item],
+    budget: int,
+    count: Callable[[str], int],
+    covered: set[str],
+    earlier: Sequence[Item] = (),
 ) -> list[str]:
     """The key facts of a chat in about ``budget`` tokens: the clauses that say most,
     under the date they belong to, each message's on one line after its speaker
     ("- Caroline: ran a charity race the Saturday before … it was rewarding");
-    greetings and compliments left out."""
-    turns = chat_turns(items)
+    greetings and compliments left out. ``earlier``: the items before these (kept
+    as they are), whose last session header dates the first of them."""
+    turns = chat_turns(items, earlier)
     bodies = [dataclasses.replace(i, text=t.body) for i, t in zip(items, turns, strict=True)]
     found: list[int] = []
-    clauses = sentences(bodies, clauses=True, groups=found)
+    joined: list[str | None] = []
+    clauses = sentences(bodies, clauses=True, groups=found, joints=joined)
     kept = [k for k, clause in enumerate(clauses) if not is_pleasantry(clause)]
     candidates = [relative_to_date(clauses[k]) for k in kept]
     groups = [found[k] for k in kept]
+    joints = [
+        joined[k] if n + 1 < len(kept) and kept[n + 1] == k + 1 else None
+        for n, k in enumerate(kept)
+    ]
     aim = budget
     lines: list[str] = []
     for _ in range(3):  # the dates and speakers cost tokens too: aim lower if they overshoot
         picked = pick_key_facts(candidates, aim, count, covered, 1, _ADDRESSED)
-        lines = _chat_lines(picked, candidates, groups, turns)
+        lines = _chat_lines(picked, candidates, groups, joints, turns)
         over = count("\n".join(lines)) - budget
         if over <= 0:
             break
@@ -358,25 +386,36 @@ def chat_key_facts(
 
 
 def _chat_lines(
-    picked: list[int], candidates: list[str], groups: list[int], turns: list[ChatTurn]
+    picked: list[int],
+    candidates: list[str],
+    groups: list[int],
+    joints: list[str | None],
+    turns: list[ChatTurn],
 ) -> list[str]:
     """Under each date, one line per speaker: what they said that day, in order
     ("- Caroline: I ran a charity race the Saturday before. Researching adoption
     agencies; …"). A speaker's name once a day, not once a message, leaves room for
-    more facts."""
+    more facts. Clauses of one sentence picked side by side keep what joined them."""
     if not picked:
         return []
-    days: dict[str | None, dict[str | None, list[str]]] = {}
+    days: dict[str | None, dict[str | None, str]] = {}
+    last = -2
     for i in picked:
         turn = turns[groups[i]]
-        days.setdefault(turn.date, {}).setdefault(turn.speaker, []).append(candidates[i])
+        said = days.setdefault(turn.date, {})
+        text = said.get(turn.speaker)
+        if text is None:
+            text = candidates[i]
+        elif last == i - 1 and (joint := joints[last]) is not None:
+            text += joint + candidates[i]
+        else:  # a sentence's end stays its separator
+            text += (" " if text.endswith((".", "!", "?", "…")) else "; ") + candidates[i]
+        said[turn.speaker] = text
+        last = i
     lines = ["## Key facts"]
     for date, speakers in days.items():
         if date:
             lines.append(f"{date}:")
-        for speaker, said in speakers.items():
-            text = said[0]
-            for clause in said[1:]:  # a sentence's end stays its separator
-                text += (" " if text.endswith((".", "!", "?", "…")) else "; ") + clause
+        for speaker, text in speakers.items():
             lines.append(f"- {speaker}: {text}" if speaker else f"- {text}")
     return lines

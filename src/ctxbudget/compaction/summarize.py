@@ -108,6 +108,14 @@ def _task_in_progress(item: Item) -> str:
     return ""
 
 
+def _before(items: Sequence[Item], first: Item) -> Sequence[Item]:
+    """The items before ``first`` (the same object) in ``items``; none if it is not there."""
+    for n, item in enumerate(items):
+        if item is first:
+            return items[:n]
+    return []
+
+
 def summarize_extractive(
     items: Sequence[Item],
     facts: Sequence[Fact],
@@ -203,7 +211,8 @@ def summarize_extractive(
     timeline_cost = count(timeline_text) if timeline_text else 0
     fact_budget = remaining - min(timeline_cost, max(0, remaining // 4))
     if fact_budget > 20 and chat:
-        lines.extend(chat_key_facts(items, fact_budget, count, set(words_of(must))))
+        earlier = _before(all_items, items[0]) if items else []
+        lines.extend(chat_key_facts(items, fact_budget, count, set(words_of(must)), earlier))
     elif fact_budget > 20:
         candidates = sentences(items)
         picked = pick_key_facts(candidates, fact_budget, count, set(words_of(must)))
