@@ -6,7 +6,7 @@ functions (a lazy import is still a dependency). Layers, from the floor up:
 
     0 foundations   errors, model, policy, tokens/, sources/, _lazy, redact
     1 storage       store/
-    2 services      compaction/, budget/, accounting, status, render
+    2 services      compaction/, budget/, accounting, status, render, recording
     3 facade        context, archive, budgeting, session, tracker, testing
     4 shells        cli/, claude_code/, integrations/, demo, _entry, the package root
 
@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "accounting": 2,
     "status": 2,
     "render": 2,
+    "recording": 2,
     "context": 3,
     "session_state": 3,
     "archive": 3,

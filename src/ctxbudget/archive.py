@@ -18,7 +18,8 @@ from .compaction import Action, CompactionPolicy, CompactionResult
 from .compaction.engine import Compactor, Summarizer
 from .errors import CompactionError, ConcurrentModificationError
 from .model import EventType, Item
-from .session_state import SessionState, context_hash
+from .recording import context_hash
+from .session_state import SessionState
 
 # Tokens a summary needs at the least (the engine's own floor for one).
 SUMMARY_ROOM = 120

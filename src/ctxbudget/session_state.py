@@ -12,7 +12,6 @@ Adding an item and asking the status never recount what was already counted.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -31,6 +30,14 @@ from .errors import ConcurrentModificationError, SessionNotFoundError, SourceErr
 from .level import Level
 from .model import MAIN_AGENT, AgentUsage, EventType, Item, Kind, Role, Transcript, Usage
 from .policy import Policy
+from .recording import (
+    HISTORY_EVENTS,
+    context_hash,
+    history_from_events,
+    plan_recording,
+    revision_of,
+    usage_events,
+)
 from .status import Breakdown, Status, build_status
 from .store import Store, StoredEvent, StoredSession
 from .tokens.counters import CachedCounter, counter_name_for_model
@@ -52,25 +59,6 @@ class Workspace(Protocol):
     def store(self) -> Store: ...
 
     def counter(self, name: str) -> CachedCounter: ...
-
-
-def _next_version(store: Store, session_id: str, stored: StoredSession) -> int:
-    """A context version number no stored version has (restore can leave later ones)."""
-    return max([stored.context_version, *(v.version for v in store.versions(session_id))]) + 1
-
-
-def _revision_of(stored: StoredSession) -> int:
-    return int((stored.meta or {}).get("revision", 0) or 0)
-
-
-def context_hash(items: Iterable[Item]) -> str:
-    """A hash of a context's content and order: equal hashes, identical contexts."""
-    digest = hashlib.blake2b(digest_size=16)
-    for item in items:
-        # each part then \x1f, the item then \x1e: one encode and update per item
-        parts = (item.role.value, item.kind.value, item.tool or "", item.pair_id or "", item.text)
-        digest.update(("\x1f".join(parts) + "\x1f\x1e").encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()
 
 
 class SessionState:
@@ -288,7 +276,7 @@ class SessionState:
 
     def _check_fresh(self, stored: StoredSession) -> None:
         """Refuse to write over what another writer stored since this state was read."""
-        if stored.context_version != self.version or _revision_of(stored) != self._revision:
+        if stored.context_version != self.version or revision_of(stored) != self._revision:
             raise ConcurrentModificationError(
                 f"session {self.id} changed in the store since it was read (another "
                 f"process wrote to it: context version {stored.context_version}, this "
@@ -634,35 +622,7 @@ class SessionState:
         if self.transcript is None:
             if not self._known_to_store:
                 return []
-            events = self.store.events(
-                self.id,
-                types=[
-                    EventType.USAGE_RECORDED,
-                    EventType.COMPACTED,
-                    EventType.PRUNED,
-                    EventType.RESTORED,
-                ],
-            )
-            points: list[HistoryPoint] = []
-            compacted = False  # a compaction here: the next call starts a new context
-            for e in events:
-                if e.type != EventType.USAGE_RECORDED:
-                    compacted = True
-                    continue
-                if not e.data.get("context_tokens"):
-                    continue
-                points.append(
-                    HistoryPoint(
-                        call=len(points),
-                        reported_tokens=int(e.data.get("context_tokens", 0)),
-                        predicted_tokens=int(e.data.get("predicted_tokens", 0)),
-                        local_added_tokens=0,
-                        timestamp=e.data.get("timestamp"),
-                        after_compaction=compacted or bool(e.data.get("after_compaction")),
-                    )
-                )
-                compacted = False
-            return points
+            return history_from_events(self.store.events(self.id, types=HISTORY_EVENTS))
         start = self.new_calibration()
         key = (self.counter.name, start.prior)
         if self._replayed is not None and self._replayed[0] == key:
@@ -745,39 +705,17 @@ class SessionState:
             adopt: list[Item] | None = None
             if existing is not None:
                 # Recording a transcript again: what was stored stays (the ledger is
-                # append-only) and only what is new is written. When the transcript
-                # still starts with what was recorded last time, its new items go on top
-                # of the stored context, compacted or not. Otherwise, if the stored
-                # context is a prefix of this one, only the tail is added; else this
-                # context becomes a new version.
-                old = existing.meta or {}
-                seen = int(old.get("recorded_items", 0) or 0)
-                stored_items = store.load_items(self.id, version=existing.context_version)
-                stored_hashes = [i.hash for i in stored_items]
-                if (
-                    self.transcript is not None
-                    and old.get("recorded_hash")
-                    and seen <= len(self.items)
-                    and context_hash(self.items[:seen]) == old.get("recorded_hash")
-                ):
-                    self.version = existing.context_version
-                    to_append = self.items[seen:]
-                    if stored_hashes != [i.hash for i in self.items[:seen]]:
-                        if keep_transcript_context:  # the file's own context, on top
-                            self.overtook_compacted_version = existing.context_version
-                            self.version = _next_version(store, self.id, existing)
-                            to_append = list(self.items)
-                        else:
-                            adopt = stored_items + to_append  # the stored context was compacted
-                elif [i.hash for i in self.items[: len(stored_items)]] == stored_hashes or [
-                    # the store holds secrets redacted: compare with what it wrote
-                    store.redacted_item(i).hash
-                    for i in self.items[: len(stored_items)]
-                ] == stored_hashes:
-                    self.version = existing.context_version
-                    to_append = self.items[len(stored_items) :]
-                else:
-                    self.version = _next_version(store, self.id, existing)
+                # append-only) and only what is new is written.
+                plan = plan_recording(
+                    store,
+                    existing,
+                    self.items,
+                    from_transcript=self.transcript is not None,
+                    keep_transcript_context=keep_transcript_context,
+                )
+                self.version, to_append, adopt = plan.version, plan.to_append, plan.adopt
+                if plan.overtook is not None:
+                    self.overtook_compacted_version = plan.overtook
                 if not self.policy_given:
                     # a file recorded again without flags keeps the policy it was stored with
                     self.policy = Policy.from_mapping(existing.policy, origin="stored session")
@@ -788,7 +726,7 @@ class SessionState:
                         {"from": existing.policy, "to": self.policy.to_dict()},
                     )
                 existing.policy = self.policy.to_dict()
-                self._revision = _revision_of(existing) + 1
+                self._revision = revision_of(existing) + 1
                 existing.meta = self.state()
                 existing.context_version = self.version
                 existing.updated_at = now
@@ -841,34 +779,9 @@ class SessionState:
         if self.transcript is None:
             return
         store = self.store
-        for point in self.history()[done:]:
-            store.append_event(
-                self.id,
-                str(EventType.USAGE_RECORDED),
-                {
-                    "call": point.call,
-                    "context_tokens": point.reported_tokens,
-                    "predicted_tokens": point.predicted_tokens,
-                    "timestamp": point.timestamp,
-                    "after_compaction": point.after_compaction,
-                },
-            )
-            percent = 100.0 * point.reported_tokens / self.policy.window
-            reached = self.policy.level_for(percent)
-            if reached is not level:
-                store.append_event(
-                    self.id,
-                    str(EventType.THRESHOLD_CROSSED),
-                    {
-                        "from": level.value,
-                        "to": reached.value,
-                        "percent": round(percent, 2),
-                        "used_tokens": point.reported_tokens,
-                        "call": point.call,
-                        "timestamp": point.timestamp,
-                    },
-                )
-                level = reached
+        events, level = usage_events(self.history()[done:], self.policy, level)
+        for event, data in events:
+            store.append_event(self.id, event, data)
         self._recorded_calls = max(done, len(self.transcript.calls))
         self._level = self.policy.level_for(100.0 * self.used_tokens / self.policy.window)
         if self._level is not level:
@@ -878,7 +791,7 @@ class SessionState:
                 {"from": level.value, "to": self._level.value, "used_tokens": self.used_tokens},
             )
         stored = store.get_session(self.id)
-        self._revision = _revision_of(stored) + 1
+        self._revision = revision_of(stored) + 1
         stored.meta = self.state()
         store.update_session(stored)
 
@@ -902,7 +815,7 @@ class SessionState:
             self._tally(item)
         self.items = items
         meta = stored.meta or {}
-        self._revision = _revision_of(stored)
+        self._revision = revision_of(stored)
         self.anchor = Anchor.from_meta(meta)
         self._level = Level(meta.get("level", "normal"))
         self.unknown_records = int(meta.get("unknown_records", 0))
