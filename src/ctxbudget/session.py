@@ -2,13 +2,13 @@
 
 ``SessionState`` (in ``session_state.py``) holds the items, the running totals and
 the anchor on the provider's usage, and persists them. ``Session`` adds what is done
-to a session: compaction, restore and recall (``archive``), and budgets, the spawn
-gate, phases and task prediction (``budgeting``). The services act on the state
+to a session: compaction, restore and recall (``archive``), budgets and the spawn
+gate (``budgeting``), phases and task prediction (``phasing``). The services act on the state
 through its public methods; the engines they call (``ctxbudget.compaction``,
 ``ctxbudget.budget``) only decide.
 
-The arrows run one way: ``tracker`` → ``session`` → ``archive`` / ``budgeting`` →
-``session_state``. The services are typed against ``SessionState``, never against
+The arrows run one way: ``tracker`` → ``session`` → ``archive`` / ``budgeting`` /
+``phasing`` → ``session_state``. The services are typed against ``SessionState``, never against
 ``Session``, so none of them needs to import the facade that composes them.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from . import archive, budgeting
+from . import archive, budgeting, phasing
 from .accounting import Anchor
 from .archive import Compaction
 from .budget.adjustment import Adjustment
@@ -100,7 +100,7 @@ class Session(SessionState):
         """Archived items that best match ``query``, within ``budget`` tokens."""
         return archive.recall(self, query, budget)
 
-    # -- budgets: allocation, the gate, phases (ctxbudget.budgeting) -----------------
+    # -- budgets: allocation, the gate (ctxbudget.budgeting) --------------------------
 
     def allocate(
         self,
@@ -161,19 +161,21 @@ class Session(SessionState):
     def set_agent_budget(self, agent: str, tokens: int) -> None:
         budgeting.set_agent_budget(self, agent, tokens)
 
+    # -- phases and task prediction (ctxbudget.phasing) -------------------------------
+
     def start_phase(self, name: str, budget: int | None = None) -> None:
         """New items belong to phase ``name`` until it completes (layered context)."""
-        budgeting.start_phase(self, name, budget)
+        phasing.start_phase(self, name, budget)
 
     def complete_phase(self, name: str | None = None, pruning: str | None = None) -> dict[str, Any]:
         """Prune by policy (aggressive / moderate / minimal; archived) and report."""
-        return budgeting.complete_phase(self, name, pruning)
+        return phasing.complete_phase(self, name, pruning)
 
     def plan_tasks(self, tasks: Sequence[Task], *, cleanup_first: bool = True) -> dict[str, Any]:
         """Predict what coming ``Task``s need (the default prediction constants,
         calibrated from stored use); compact first when they would not fit."""
-        return budgeting.plan_tasks(self, tasks, cleanup_first=cleanup_first)
+        return phasing.plan_tasks(self, tasks, cleanup_first=cleanup_first)
 
     def task_completed(self, task: Task, actual_tokens: int) -> None:
         """Record what a task used, so later predictions learn from it."""
-        budgeting.task_completed(self, task, actual_tokens)
+        phasing.task_completed(self, task, actual_tokens)

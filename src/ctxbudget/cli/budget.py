@@ -15,8 +15,9 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..budgeting import agent_budgets, agent_usage, budget_total, phase_usage
+from ..budgeting import agent_budgets, agent_usage, budget_total
 from ..model import Component
+from ..phasing import phase_usage
 from ..render import status_line
 
 if TYPE_CHECKING:
