@@ -33,7 +33,7 @@ from _data import data_dir
 
 from ctxbudget import Tracker
 from ctxbudget.accounting import estimate_overhead, replay_history
-from ctxbudget.budget.prediction import MAX_ETA_SECONDS, MIN_EXCHANGES
+from ctxbudget.budget.forecast import MAX_ETA_SECONDS, MIN_EXCHANGES
 from ctxbudget.model import Kind
 
 _OLD_KINDS = {

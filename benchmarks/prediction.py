@@ -46,14 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import data_dir
 
 from ctxbudget import Tracker
-from ctxbudget.budget.prediction import (
-    Predictor,
-    Task,
-    active_minutes,
-    forecast_remaining_growth,
-    net_growth,
-    task_class_tokens,
-)
+from ctxbudget.budget.forecast import active_minutes, forecast_remaining_growth, net_growth
+from ctxbudget.budget.prediction import Predictor, Task, task_class_tokens
 from ctxbudget.model import Kind
 from ctxbudget.sources.tools import AGENT_TOOLS, FILE_TOOLS
 

@@ -11,7 +11,7 @@ from cc_session import SESSION_ID, shop_session
 
 from ctxbudget import Tracker
 from ctxbudget.accounting import Totals, estimate_overhead
-from ctxbudget.budget.prediction import (
+from ctxbudget.budget.forecast import (
     IDLE_GAP_SECONDS,
     MAX_ETA_SECONDS,
     eta,

@@ -7,21 +7,23 @@ import statistics
 import pytest
 
 from ctxbudget import ConfigurationError
+from ctxbudget.budget.forecast import (
+    active_minutes,
+    eta,
+    exchanges_left,
+    forecast_remaining_growth,
+    growth_deltas,
+    net_growth,
+    robust_average,
+)
 from ctxbudget.budget.prediction import (
     DEFAULT_CONSTANTS,
     PRIOR_SCALES,
     Constants,
     Predictor,
     Task,
-    active_minutes,
-    eta,
-    exchanges_left,
     fits,
     fits_components,
-    forecast_remaining_growth,
-    growth_deltas,
-    net_growth,
-    robust_average,
     task_class_tokens,
 )
 

@@ -230,7 +230,7 @@ def build_status(
 
     ``recent_exchanges`` are the sizes of the latest exchanges (provider tokens) and
     ``exchange_gaps`` the seconds between their starts: exchanges left and ETA come
-    from them (``ctxbudget.budget.prediction.live_estimate``); none given, both are
+    from them (``ctxbudget.budget.forecast.live_estimate``); none given, both are
     unknown.
     """
     percent = 100.0 * used_tokens / policy.window
@@ -241,7 +241,7 @@ def build_status(
     exchanges = eta = per_exchange = seconds = None
     if recent_exchanges:
         # imported only here: the status line, which has no exchanges, never loads it
-        from .budget.prediction import live_estimate
+        from .budget.forecast import live_estimate
 
         estimate = live_estimate(remaining, recent_exchanges, exchange_gaps)
         exchanges, eta = estimate.exchanges_left, estimate.eta_seconds
