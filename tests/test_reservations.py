@@ -21,6 +21,7 @@ import pytest
 
 from ctxbudget import Tracker
 from ctxbudget.budgeting import GATE_SCOPE, spawn_finished
+from ctxbudget.errors import StoreError
 from ctxbudget.store import CONFIRMED, RELEASED, Store
 from ctxbudget.store.memory import MemoryStore
 from ctxbudget.testing import FakeClock
@@ -245,6 +246,17 @@ def test_expiry_frees_the_room(clocked: tuple[Tracker, FakeClock]) -> None:
     clock.advance(61)
     assert _reserved(tracker.store, session.id) == 0
     assert session.gate("c", SPAWN, compact=False, ttl=60).allowed
+
+
+def test_a_settlement_as_neither_confirmed_nor_released_is_refused_and_changes_nothing(
+    clocked: tuple[Tracker, FakeClock],
+) -> None:
+    tracker, _ = clocked
+    session = tracker.open(_new_session(tracker.store, used=USED))
+    assert session.gate("a", SPAWN, compact=False, key="toolu_01").allowed
+    with pytest.raises(StoreError, match="confirmed or released"):
+        tracker.store.settle_reservations(session.id, "expired", key="toolu_01")
+    assert _reserved(tracker.store, session.id) == SPAWN
 
 
 def test_a_refused_grant_reserves_nothing_and_release_gives_back(

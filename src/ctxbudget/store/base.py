@@ -180,11 +180,23 @@ class Reservation:
 
 
 def settled(
-    chosen: list[Reservation], *, tokens: int | None = None, oldest: bool = False
+    live: list[Reservation],
+    state: str,
+    *,
+    key: str | None = None,
+    settle: str | None = None,
+    tokens: int | None = None,
+    oldest: bool = False,
 ) -> list[tuple[Reservation, int]]:
-    """Which of ``chosen`` (live, oldest first) a settlement takes, and how many tokens
-    of each: every one whole; ``oldest``: the first only; ``tokens``: at most that
-    many, newest first, the last one taken in part. Shared by every backend."""
+    """Which of the ``live`` reservations (oldest first) a settlement as ``state``
+    takes, and how many tokens of each: those of ``key`` and of ``settle`` (each when
+    given); every one whole; ``oldest``: the first only; ``tokens``: at most that many,
+    newest first, the last one taken in part. Shared by every backend."""
+    if state not in (CONFIRMED, RELEASED):
+        raise StoreError(f"a reservation is settled as confirmed or released, not {state!r}")
+    chosen = [
+        r for r in live if (key is None or r.key == key) and (settle is None or r.settle == settle)
+    ]
     if oldest:
         chosen = chosen[:1]
     if tokens is None:

@@ -42,10 +42,8 @@ from ._rows import (
     session_to_row,
 )
 from .base import (
-    CONFIRMED,
     EXPIRED,
     LIVE,
-    RELEASED,
     SETTLE_ON_USAGE,
     Cap,
     ItemAggregates,
@@ -472,16 +470,10 @@ class MemoryStore(Store):
         tokens: int | None = None,
         oldest: bool = False,
     ) -> list[Reservation]:
-        if state not in (CONFIRMED, RELEASED):
-            raise StoreError(f"a reservation is settled as confirmed or released, not {state!r}")
         with self.transaction():
             held = self._held(session_id)
-            chosen = [
-                r
-                for r in self.reservations(session_id, scope)
-                if (key is None or r.key == key) and (settle is None or r.settle == settle)
-            ]
-            plan = settled(chosen, tokens=tokens, oldest=oldest)
+            live = self.reservations(session_id, scope)
+            plan = settled(live, state, key=key, settle=settle, tokens=tokens, oldest=oldest)
             for reservation, amount in plan:
                 if amount < reservation.tokens:  # part of it: what is left stays live
                     updated = dataclasses.replace(reservation, tokens=reservation.tokens - amount)

@@ -45,9 +45,7 @@ from ._search import query_terms
 from ._sqlite_schema import SCHEMA_VERSION, from_db, marks, to_db
 from ._sqlite_scrub import scrub
 from .base import (
-    CONFIRMED,
     LIVE,
-    RELEASED,
     SETTLE_ON_USAGE,
     Cap,
     ItemAggregates,
@@ -535,17 +533,11 @@ class SQLiteStore(Store):
         tokens: int | None = None,
         oldest: bool = False,
     ) -> list[Reservation]:
-        if state not in (CONFIRMED, RELEASED):
-            raise StoreError(f"a reservation is settled as confirmed or released, not {state!r}")
         sid = to_db(session_id)
         with self._guard("settling reservations") as conn, self.transaction():
             conn.execute(schema.EXPIRE, (sid, self.clock()))
-            chosen = [
-                r
-                for r in self.reservations(session_id, scope)
-                if (key is None or r.key == key) and (settle is None or r.settle == settle)
-            ]
-            plan = settled(chosen, tokens=tokens, oldest=oldest)
+            live = self.reservations(session_id, scope)
+            plan = settled(live, state, key=key, settle=settle, tokens=tokens, oldest=oldest)
             for reservation, amount in plan:
                 if amount < reservation.tokens:  # part of it: what is left stays live
                     conn.execute(
