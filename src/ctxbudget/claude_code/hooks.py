@@ -128,7 +128,7 @@ def run_hook(
     key = normalize_event(event)
     handler = EVENTS.get(key)
     if handler is None:
-        known = ", ".join(sorted(_EVENT_NAMES))
+        known = ", ".join(sorted(HOOK_EVENTS))
         return HookResult(EXIT_ERROR, stderr=f"ctxbudget hook: unknown event {event!r} ({known})\n")
     try:
         payload = parse_hook_input(raw)
@@ -154,7 +154,7 @@ def _settings_handle(key: str, payload: Mapping[str, Any]) -> bool:
     from .install import settings_run_hook
 
     try:
-        name = next(n for n in _EVENT_NAMES if normalize_event(n) == key)
+        name = next(n for n in HOOK_EVENTS if normalize_event(n) == key)
         return settings_run_hook(name, payload_text(payload, "cwd"))
     except Exception:
         return False  # cannot tell: the plugin's hook runs
@@ -579,7 +579,8 @@ EVENTS: dict[str, Handler] = {
     "sessionstart": session_start,
     "subagentstop": subagent_stop,
 }
-_EVENT_NAMES = (
+# The events, as ``ctxbudget hook EVENT`` names them.
+HOOK_EVENTS = (
     "pre-tool-use",
     "post-tool-use",
     "user-prompt-submit",

@@ -133,24 +133,17 @@ class McpWorkspace:
         return _Located(None, name)
 
     def _newest_of_project(self) -> _Located:
+        from ..sources import find_latest_claude_session
+
         folder = self._projects() / project_slug(self.cwd)
-        newest: tuple[float, Path] | None = None
-        for candidate in folder.glob("*.jsonl") if folder.is_dir() else []:
-            if candidate.name.startswith("agent-"):
-                continue  # a sub-agent's own transcript
-            try:
-                mtime = candidate.stat().st_mtime
-            except OSError:
-                continue
-            if newest is None or mtime > newest[0]:
-                newest = (mtime, candidate)
+        newest = find_latest_claude_session(folder, pattern="*.jsonl")
         if newest is None:
             raise ConfigurationError(
                 f"no Claude Code session found for {self.cwd} under {self._projects()}: "
                 'pass "session" (a transcript path or a session id), or start the server '
                 "with --session"
             )
-        return _Located(newest[1], newest[1].stem)
+        return _Located(newest, newest.stem)
 
     @staticmethod
     def _transcript_id(path: Path) -> str:

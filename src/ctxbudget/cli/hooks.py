@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 from ..claude_code.hooks import (
     DEFAULT_REPORT_TOKENS,
     FAIL_OPEN_ENV,
+    HOOK_EVENTS,
     MAX_STDIN_BYTES,
     HookOptions,
     HookResult,
@@ -30,15 +31,6 @@ from ..claude_code.hooks import (
 
 if TYPE_CHECKING:
     from ..tracker import Tracker
-
-HOOK_EVENTS = (
-    "pre-tool-use",
-    "post-tool-use",
-    "user-prompt-submit",
-    "pre-compact",
-    "session-start",
-    "subagent-stop",
-)
 
 # Shown by "ctxbudget hook --help": the events and the options read after EVENT.
 HOOK_EPILOG = f"""events:

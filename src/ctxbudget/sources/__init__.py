@@ -203,13 +203,16 @@ def claude_projects_dir() -> Path:
     return (Path(config) if config else Path.home() / ".claude") / "projects"
 
 
-def find_latest_claude_session(projects: Path | None = None) -> Path | None:
-    """The most recently written Claude Code transcript, or None."""
+def find_latest_claude_session(
+    projects: Path | None = None, pattern: str = "*/*.jsonl"
+) -> Path | None:
+    """The most recently written Claude Code transcript under ``projects`` (every
+    project's; with ``pattern="*.jsonl"``, one project folder's own), or None."""
     root = projects or claude_projects_dir()
     if not root.is_dir():
         return None
     newest: tuple[float, Path] | None = None
-    for candidate in root.glob("*/*.jsonl"):
+    for candidate in root.glob(pattern):
         if candidate.name.startswith("agent-"):
             continue  # a sub-agent's own transcript, not a session
         try:
