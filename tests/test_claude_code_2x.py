@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import run_cli as run
-from fake_anthropic import CLAUDE, FakeAnthropic, Reply, Usage, claude_env, transcripts
+from fake_anthropic import CLAUDE, FakeAnthropic, Reply, ToolUse, Usage, claude_env, transcripts
 
 from ctxbudget.claude_code.statusline import render_statusline
 from ctxbudget.model import Kind
@@ -53,10 +53,10 @@ class Writer:
         self.add("atis-latch", chained=False)
         self.add("mode", chained=False, mode="default")
 
-    def reminder(self, kind: str, text: str | None) -> None:
+    def reminder(self, kind: str, text: str | None, role: str = "system") -> None:
         fields: dict[str, Any] = {"attachment": {"type": kind}}
         if text is not None:
-            fields.update(rendered=[{"content": text}], renderedRole="system")
+            fields.update(rendered=[{"content": text}], renderedRole=role)
         self.add("attachment", **fields)
 
     def user(self, text: str) -> None:
@@ -83,10 +83,8 @@ class Writer:
         return path
 
 
-REMINDER = (
-    "<system-reminder>\n# Environment\nWorking directory: /home/dev/shop\n"
-    "Platform: linux\n</system-reminder>"
-)
+ENVIRONMENT = "# Environment\nWorking directory: /home/dev/shop\nPlatform: linux"
+REMINDER = f"<system-reminder>\n{ENVIRONMENT}\n</system-reminder>"
 
 
 def session_with_jumps(path: Path, usages: list[int]) -> Path:
@@ -105,13 +103,24 @@ def test_reminders_are_context_and_bookkeeping_is_not(tmp_path: Path) -> None:
     transcript = load_source(session_with_jumps(tmp_path / f"{SESSION}.jsonl", [20_000]))
     assert transcript.unknown_records == 0
     reminders = [i for i in transcript.items if i.kind is Kind.REMINDER]
-    assert [i.text for i in reminders] == [REMINDER]  # one, the rendered one
+    # one, the rendered one, as the request sends it: a system-role reminder goes into
+    # the request's system message without its <system-reminder> tags
+    assert [i.text for i in reminders] == [ENVIRONMENT]
     # the bookkeeping records (a request blob repeats a message) add no item
     assert [i.kind for i in transcript.items] == [
         Kind.USER_TEXT,
         Kind.REMINDER,
         Kind.ASSISTANT_TEXT,
     ]
+
+
+def test_a_reminder_sent_as_the_users_keeps_its_tags(tmp_path: Path) -> None:
+    w = Writer()
+    w.user("Commit this.")
+    w.reminder("remote_session_change", REMINDER, role="user")
+    w.assistant("Done.", 20_000)
+    transcript = load_source(w.write(tmp_path / f"{SESSION}.jsonl"))
+    assert [i.text for i in transcript.items if i.kind is Kind.REMINDER] == [REMINDER]
 
 
 def test_reminders_in_the_breakdown_and_the_same_figure_on_the_status_line(
@@ -268,3 +277,96 @@ def test_counted_before_its_first_usage_on_every_surface(
         cache_dir=tmp_path / "cache",
     )
     assert f"{figures[0]:,}/" in line
+
+
+def _sent(message: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A request message's blocks as (type, what the model reads of it)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return [("text", content)]
+    out: list[tuple[str, Any]] = []
+    for block in content or []:
+        kind = block.get("type")
+        if kind == "text":
+            out.append(("text", block["text"]))
+        elif kind == "tool_use":
+            out.append(("tool_use", (block["name"], block["input"])))
+        elif kind == "tool_result":
+            result = block.get("content")
+            if isinstance(result, list):
+                result = "\n".join(b.get("text", "") for b in result if isinstance(b, dict))
+            out.append(("tool_result", result))
+        else:
+            out.append((str(kind), block))
+    return out
+
+
+@pytest.mark.skipif(
+    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
+)
+def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
+    """Three turns of the real Claude Code, one reading a file: every text, call and
+    result of the last request the fake API received is an item the reader made of the
+    transcript, its system message the system reminders, joined; the system prompt and
+    the tools are the recorded request shape; in all, the same tokens."""
+    from ctxbudget.sources.messages import compact_json
+    from ctxbudget.tokens.counters import get_counter
+
+    work = tmp_path / "proj"
+    work.mkdir()
+    notes = work / "notes.txt"
+    notes.write_text("REQ-7: the cache expires after 30 minutes.\n", encoding="utf-8")
+
+    def script(body: dict[str, Any], index: int) -> Reply:
+        if not body.get("tools"):  # a side request (a title)
+            return Reply(text="t", usage=Usage(input_tokens=10, output_tokens=2))
+        last = json.dumps(body["messages"][-1])
+        if "read the notes" in last and "tool_result" not in last:
+            return Reply(tool_uses=(ToolUse("Read", {"file_path": str(notes)}),))
+        return Reply(text="Noted: REQ-7.")
+
+    session = None
+    with FakeAnthropic(script) as api:
+        for prompt in ("hello", "please read the notes", "what did it say?"):
+            cmd = [str(CLAUDE), "-p", prompt, "--output-format", "json"]
+            cmd += ["--permission-mode", "bypassPermissions"]
+            cmd += ["--resume", session] if session else []
+            env = {**claude_env(tmp_path, api.url), "IS_SANDBOX": "1"}
+            done = subprocess.run(
+                cmd, env=env, cwd=work, capture_output=True, text=True, timeout=120, check=True
+            )
+            session = json.loads(done.stdout)["session_id"]
+        sent = api.main_requests()[-1]
+    [path] = transcripts(tmp_path)
+    transcript = load_source(path)
+    items = transcript.items
+    held = [i.text for i in items]
+    stripped = {text.strip() for text in held}  # a user reminder is sent with a "\n" more
+    calls = {(i.tool, i.text) for i in items if i.kind is Kind.TOOL_CALL}
+    blocks = [(m["role"], b) for m in sent["messages"] for b in _sent(m)]
+    assert any(kind == "tool_result" for _, (kind, _) in blocks)
+    for role, (kind, what) in blocks:
+        if role == "system":  # the system reminders, each without its tags, joined
+            reminders = [i.text for i in items if i.kind is Kind.REMINDER]
+            parts = what.split("\n\n")
+            assert all(any(p in r for r in reminders) for p in parts), what[:200]
+        elif kind == "tool_use":
+            name, arguments = what
+            assert any(tool == name and json.loads(text[len(name) + 1 :]) == arguments
+                       for tool, text in calls), what  # fmt: skip
+        else:
+            assert what.strip() in stripped, (role, kind, what[:200])
+    count = get_counter("claude-estimate").count
+    tokens_sent = 0
+    for _, (kind, what) in blocks:
+        if kind == "tool_use":
+            name, arguments = what
+            what = f"{name} {compact_json(arguments)}"
+        tokens_sent += count(what)
+    tokens_held = sum(count(text) for text in held)
+    assert abs(tokens_held - tokens_sent) <= len(items), (tokens_held, tokens_sent)
+    shape = transcript.request_shape
+    for tool in sent["tools"]:
+        assert shape[f"tool {tool['name']}"] == compact_json(tool)
+    system = [b["text"] for b in sent["system"]] if isinstance(sent["system"], list) else []
+    assert shape["system prompt"] in "\n\n".join(system)

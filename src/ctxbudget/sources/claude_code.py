@@ -27,6 +27,7 @@ beyond iterating the lines it is given.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -199,6 +200,9 @@ class TranscriptBuilder:
             for part in rendered
             if isinstance(part, dict) and isinstance(part.get("content"), str) and part["content"]
         ]
+        if record.get("renderedRole") == "system":
+            # sent in the request's system message, joined, each without its wrapper
+            texts = [_unwrapped(text) for text in texts]
         attachment = record.get("attachment")
         what = _str(attachment.get("type")) if isinstance(attachment, dict) else None
         uuid = record.get("uuid")
@@ -511,6 +515,15 @@ def window_of_betas(betas: Any) -> int | None:
     ):
         return LONG_CONTEXT_WINDOW
     return None
+
+
+_WRAPPER = re.compile(r"<system-reminder>\n(.*)\n</system-reminder>", re.S)
+
+
+def _unwrapped(text: str) -> str:
+    """A system reminder's text without its ``<system-reminder>`` tags."""
+    m = _WRAPPER.fullmatch(text)
+    return m.group(1) if m else text
 
 
 def request_shape(shape: Any) -> dict[str, str]:
