@@ -17,10 +17,20 @@ from typing import Any
 
 import pytest
 from conftest import run_cli as run
-from fake_anthropic import CLAUDE, FakeAnthropic, Reply, ToolUse, Usage, claude_env, transcripts
+from fake_anthropic import (
+    CLAUDE,
+    FakeAnthropic,
+    Reply,
+    ToolUse,
+    Usage,
+    claude_env,
+    is_summary_request,
+    summary_reply,
+    transcripts,
+)
 
 from ctxbudget.claude_code.statusline import render_statusline
-from ctxbudget.model import Kind
+from ctxbudget.model import Kind, Role
 from ctxbudget.sources import load_source
 
 SESSION = "7c1d2e3f-4a5b-4c6d-8e7f-901a2b3c4d5e"
@@ -305,12 +315,13 @@ def _sent(message: dict[str, Any]) -> list[tuple[str, Any]]:
     not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
 )
 def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
-    """Three turns of the real Claude Code, one reading a file: every text, call and
-    result of the last request the fake API received is an item the reader made of the
-    transcript, its system message the system reminders, joined; the system prompt and
-    the tools are the recorded request shape; in all, the same tokens."""
+    """The real Claude Code: a turn reading a file, its own ``/compact`` (which keeps the
+    last answer and attaches the file again), a turn reading it again. The texts, calls
+    and results of the last request the fake API received are exactly the items the
+    reader made of the transcript's current context, nothing missed and nothing added;
+    its system message is the system reminders, joined; the system prompt and each tool
+    are the recorded request shape."""
     from ctxbudget.sources.messages import compact_json
-    from ctxbudget.tokens.counters import get_counter
 
     work = tmp_path / "proj"
     work.mkdir()
@@ -318,16 +329,19 @@ def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
     notes.write_text("REQ-7: the cache expires after 30 minutes.\n", encoding="utf-8")
 
     def script(body: dict[str, Any], index: int) -> Reply:
+        if is_summary_request(body):
+            return summary_reply("The user asked to read notes.txt: REQ-7, cache expiry.")
         if not body.get("tools"):  # a side request (a title)
             return Reply(text="t", usage=Usage(input_tokens=10, output_tokens=2))
-        last = json.dumps(body["messages"][-1])
+        users = [m for m in body["messages"] if m["role"] == "user"]  # a system one follows
+        last = json.dumps(users[-1]["content"])
         if "read the notes" in last and "tool_result" not in last:
             return Reply(tool_uses=(ToolUse("Read", {"file_path": str(notes)}),))
         return Reply(text="Noted: REQ-7.")
 
     session = None
     with FakeAnthropic(script) as api:
-        for prompt in ("hello", "please read the notes", "what did it say?"):
+        for prompt in ("hello", "please read the notes", "/compact", "read the notes again"):
             cmd = [str(CLAUDE), "-p", prompt, "--output-format", "json"]
             cmd += ["--permission-mode", "bypassPermissions"]
             cmd += ["--resume", session] if session else []
@@ -340,33 +354,92 @@ def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
     [path] = transcripts(tmp_path)
     transcript = load_source(path)
     items = transcript.items
-    held = [i.text for i in items]
-    stripped = {text.strip() for text in held}  # a user reminder is sent with a "\n" more
-    calls = {(i.tool, i.text) for i in items if i.kind is Kind.TOOL_CALL}
-    blocks = [(m["role"], b) for m in sent["messages"] for b in _sent(m)]
-    assert any(kind == "tool_result" for _, (kind, _) in blocks)
-    for role, (kind, what) in blocks:
-        if role == "system":  # the system reminders, each without its tags, joined
-            reminders = [i.text for i in items if i.kind is Kind.REMINDER]
-            parts = what.split("\n\n")
-            assert all(any(p in r for r in reminders) for p in parts), what[:200]
+    # the context as the last request sent it: without that request's own answer
+    while items and items[-1].role is Role.ASSISTANT:
+        items = items[:-1]
+    system_parts = [i.text for i in items if i.kind is Kind.REMINDER and not i.text.startswith("<")]
+    sent_texts: list[str] = []
+    sent_calls: list[tuple[str, Any]] = []
+    for role, (kind, what) in [(m["role"], b) for m in sent["messages"] for b in _sent(m)]:
+        if role == "system":  # the system-role reminders, without their tags, joined
+            assert what == "\n\n".join(system_parts)
+            sent_texts += system_parts
         elif kind == "tool_use":
-            name, arguments = what
-            assert any(tool == name and json.loads(text[len(name) + 1 :]) == arguments
-                       for tool, text in calls), what  # fmt: skip
+            sent_calls.append(what)
         else:
-            assert what.strip() in stripped, (role, kind, what[:200])
-    count = get_counter("claude-estimate").count
-    tokens_sent = 0
-    for _, (kind, what) in blocks:
-        if kind == "tool_use":
-            name, arguments = what
-            what = f"{name} {compact_json(arguments)}"
-        tokens_sent += count(what)
-    tokens_held = sum(count(text) for text in held)
-    assert abs(tokens_held - tokens_sent) <= len(items), (tokens_held, tokens_sent)
+            sent_texts.append(what.strip())  # a user reminder is sent with a "\n" more
+    assert any("continued from a previous conversation" in t for t in sent_texts)
+    assert any("Called the Read tool" in t for t in sent_texts)  # the file it re-attached
+    assert sent_calls and any(i.kind is Kind.FILE_READ for i in items)
+    calls = [i for i in items if i.kind is Kind.TOOL_CALL]
+    # nothing missed, nothing added: the same texts, and the same calls
+    assert sorted(i.text.strip() for i in items if i.kind is not Kind.TOOL_CALL) == sorted(
+        sent_texts
+    )
+    assert sorted((i.tool, json.loads(i.text[len(i.tool or "") + 1 :])) for i in calls) == sorted(
+        sent_calls
+    )
     shape = transcript.request_shape
     for tool in sent["tools"]:
         assert shape[f"tool {tool['name']}"] == compact_json(tool)
     system = [b["text"] for b in sent["system"]] if isinstance(sent["system"], list) else []
     assert shape["system prompt"] in "\n\n".join(system)
+
+
+def _compacted_keeping_the_last_answer(path: Path, tail: bool = True) -> Path:
+    """Two turns with usages, Claude Code's own compaction keeping the last answer
+    (``compactMetadata.preservedMessages``), then a new prompt not answered yet."""
+    w = Writer()
+    w.user("Read the design notes.")
+    w.reminder("environment", REMINDER)
+    w.assistant("The notes say the cache expires after thirty minutes.", 30_000)
+    w.user("And the retry policy?")
+    w.assistant("Retries back off exponentially up to eight seconds, then give up.", 31_000)
+    kept = w.parent
+    assert kept is not None
+    w.add(
+        "system",
+        subtype="compact_boundary",
+        compactMetadata={
+            "trigger": "manual",
+            "preservedMessages": {"anchorUuid": "summary", "uuids": [kept]},
+        },
+    )
+    w.records[-1]["parentUuid"] = None
+    w.add(
+        "user",
+        isCompactSummary=True,
+        message={"role": "user", "content": "This session is being continued: notes read."},
+    )
+    w.records[-1]["uuid"] = w.parent = "summary"
+    if tail:
+        w.user("What else is in the notes?")
+    return w.write(path)
+
+
+def test_the_messages_a_compaction_kept_follow_its_summary(tmp_path: Path) -> None:
+    transcript = load_source(_compacted_keeping_the_last_answer(tmp_path / f"{SESSION}.jsonl"))
+    assert [i.text for i in transcript.items] == [
+        "This session is being continued: notes read.",
+        "Retries back off exponentially up to eight seconds, then give up.",
+        "What else is in the notes?",
+    ]
+
+
+def test_after_a_compaction_that_kept_messages_every_surface_shows_the_same_figure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``tokens`` and the status line count the kept messages alike, the status line
+    also when it read the file up to the summary before and the rest after."""
+    path = _compacted_keeping_the_last_answer(tmp_path / f"{SESSION}.jsonl")
+    code, out, err = run(capsys, "tokens", str(path), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    figure = f"{data['used_tokens']:,}/{data['max_tokens']:,}"
+    payload = json.dumps({"session_id": SESSION, "transcript_path": str(path)})
+    assert figure in render_statusline(payload, cache_dir=tmp_path / "whole")
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]), encoding="utf-8")  # up to the summary
+    render_statusline(payload, cache_dir=tmp_path / "parts")
+    path.write_text("".join(lines), encoding="utf-8")
+    assert figure in render_statusline(payload, cache_dir=tmp_path / "parts")

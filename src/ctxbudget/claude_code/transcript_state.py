@@ -43,7 +43,7 @@ __all__ = [
 
 DEBUG_ENV = "CTXBUDGET_DEBUG"
 #: Bump when the cached state's meaning changes: older cache files are then ignored.
-STATE_VERSION = 4
+STATE_VERSION = 5
 
 #: The most bytes one call reads of a transcript (``$CTXBUDGET_STATUSLINE_MAX_BYTES``
 #: overrides): a first read of a bigger file, or a bigger append, is not read at all and
@@ -52,6 +52,9 @@ MAX_BYTES_ENV = "CTXBUDGET_STATUSLINE_MAX_BYTES"
 DEFAULT_MAX_BYTES = 64 << 20
 
 _RECENT_IDS = 256
+# How many of the latest main-thread records' counts are kept: a compaction keeps a few
+# of the messages before it (Claude Code 2.x ``preservedMessages``).
+_RECENT_RECORDS = 256
 _HEAD_BYTES = 64
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -88,7 +91,9 @@ class TranscriptState:
     order. Without an anchor, ``since_tokens`` / ``since_items`` are the local count of
     the context since its start. ``calibration`` is the learned correction
     ``[per_token, per_item, samples]`` (None: the prior), ``counter`` the name of the
-    counter the counts were made with (None: nothing counted yet).
+    counter the counts were made with (None: nothing counted yet). ``recent`` holds the
+    latest main-thread records' ``[uuid, tokens, items]``, ``kept`` the messages the last
+    compaction kept (``[summary uuid, [uuids]]``) until its summary comes.
     """
 
     __slots__ = (
@@ -102,12 +107,14 @@ class TranscriptState:
         "head",
         "ids",
         "ino",
+        "kept",
         "malformed",
         "model",
         "mtime_ns",
         "offset",
         "overheads",
         "path",
+        "recent",
         "records",
         "session_id",
         "shape",
@@ -145,6 +152,8 @@ class TranscriptState:
         self.session_id: str | None = None
         self.records = 0
         self.malformed = 0
+        self.recent: list[list[Any]] = []
+        self.kept: list[Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -186,6 +195,24 @@ class TranscriptState:
                 and isinstance(state.counter, str | None)
                 and isinstance(state.added, list)
                 and all(_is_int(v) for v in state.added)
+                and isinstance(state.recent, list)
+                and all(
+                    isinstance(row, list)
+                    and len(row) == 3
+                    and isinstance(row[0], str)
+                    and _is_int(row[1])
+                    and _is_int(row[2])
+                    for row in state.recent
+                )
+                and (
+                    state.kept is None
+                    or (
+                        isinstance(state.kept, list)
+                        and len(state.kept) == 2
+                        and isinstance(state.kept[0], str)
+                        and _str_list(state.kept[1])
+                    )
+                )
             ):
                 return None
             anchor = state.anchor
@@ -292,6 +319,13 @@ def _context_records() -> tuple[str, ...]:
     return CONTEXT_RECORDS
 
 
+def _preserved_messages(record: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """The messages a compaction kept: the Claude Code reader's rule."""
+    from ..sources.claude_code import preserved_messages
+
+    return preserved_messages(record)
+
+
 def _starts_context(record: dict[str, Any]) -> bool:
     """A compaction boundary or summary: the Claude Code reader's rule."""
     from ..sources.claude_code import starts_new_context
@@ -335,11 +369,22 @@ class _Tail:
             rtype in ("user", "assistant") and record.get("parentUuid") is None
         ):
             # A new context starts (at a compaction, or at a record with no parent:
-            # the reader's root); the summary or root record itself is part of it.
-            self.pending.clear()
+            # the reader's root); the summary or root record itself is part of it, and
+            # the messages the compaction kept come after the summary.
+            self._flush()  # counted: the compaction may keep some of them
             s.anchor = None
             s.added = []
             s.since_tokens = s.since_items = 0
+            kept = _preserved_messages(record)
+            if kept:
+                s.kept = [kept[-1][0], kept[-1][1]]
+            if s.kept is not None and record.get("uuid") == s.kept[0]:
+                counts = {row[0]: row[1:] for row in s.recent}
+                for uuid in s.kept[1]:
+                    tokens, items = counts.get(uuid, (0, 0))
+                    s.since_tokens += tokens
+                    s.since_items += items
+                s.kept = None
         if rtype == "api-request-shape":
             self._shape(record.get("shape"))
         if rtype not in _context_records():
@@ -440,6 +485,8 @@ class _Tail:
         count = self.counter()
         for record, is_out in self.pending:
             counts = [count(item) for item in _items_of(record)]
+            if isinstance(record.get("uuid"), str):
+                s.recent.append([record["uuid"], sum(counts), len(counts)])
             if s.anchor is not None:
                 s.added.extend(counts)
                 if is_out:
@@ -448,6 +495,7 @@ class _Tail:
                 s.since_tokens += sum(counts)
                 s.since_items += len(counts)
         self.pending.clear()
+        del s.recent[:-_RECENT_RECORDS]
 
     def finish(self) -> None:
         self._flush()

@@ -314,6 +314,20 @@ def starts_new_context(data: dict[str, Any]) -> bool:
     return bool(is_compact_boundary(data) or data.get("isCompactSummary"))
 
 
+def preserved_messages(boundary: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """The messages a compaction kept (Claude Code 2.x: ``compactMetadata``'s
+    ``preservedMessages``): the uuid of the record they follow in the new context (the
+    summary) and theirs, in order; none when the boundary keeps none."""
+    meta = boundary.get("compactMetadata")
+    kept = meta.get("preservedMessages") if isinstance(meta, dict) else None
+    if not isinstance(kept, dict):
+        return []
+    anchor, uuids = kept.get("anchorUuid"), kept.get("uuids")
+    if not isinstance(anchor, str) or not isinstance(uuids, list):
+        return []
+    return [(anchor, [u for u in uuids if isinstance(u, str)])]
+
+
 # What the steps after the items read of a record (the calls, the chain of the current
 # context); the rest of a record (its envelope: paths, versions, ids) is let go.
 _SLIM_KEYS = ("type", "subtype", "isCompactSummary", "timestamp")
@@ -425,6 +439,7 @@ def read_claude_code(
     transcript_shape: dict[str, str] = {}
     window: int | None = None
     request_model: str | None = None  # the model a request named, before any answer
+    kept: list[tuple[str, list[str]]] = []  # the messages each compaction kept
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -465,6 +480,8 @@ def read_claude_code(
             window = window_of_betas(params.get("betas")) or window
             if isinstance(params.get("model"), str) and params["model"]:
                 request_model = params["model"]
+        if is_compact_boundary(data):
+            kept.extend(preserved_messages(data))
         parent = data.get("parentUuid")
         record = _Record(
             index=len(records),
@@ -479,6 +496,7 @@ def read_claude_code(
             record.usage = _usage_of(data, problems, number)
         records.append(record)
     _link(records)
+    preserved = _preserved(records, kept)
     agent_of = _agent_names(records)
     message_index = 0
     for r in records:
@@ -490,8 +508,8 @@ def read_claude_code(
 
     transcript = Transcript(format="claude-code", items=[], path=path, session_id=session_id)
     if not context_only:
-        _build_calls(records, transcript)
-    _build_current(records, transcript)
+        _build_calls(records, transcript, preserved)
+    _build_current(records, transcript, preserved)
     transcript.unknown_records = builder.unknown + malformed
     transcript.records = total
     transcript.model = builder.model
@@ -547,7 +565,21 @@ def request_shape(shape: Any) -> dict[str, str]:
     return {label: text for label, text in out.items() if text}
 
 
-def _build_calls(records: list[_Record], transcript: Transcript) -> None:
+def _preserved(records: list[_Record], kept: list[tuple[str, list[str]]]) -> dict[int, list[int]]:
+    """For each record a compaction's kept messages follow (``preserved_messages``),
+    the indices of those messages' main-thread records found earlier in the file."""
+    by_uuid = {r.uuid: r.index for r in records if r.uuid and not r.sidechain}
+    out: dict[int, list[int]] = {}
+    for anchor, uuids in kept:
+        at = by_uuid.get(anchor)
+        if at is not None:
+            out[at] = [by_uuid[u] for u in uuids if by_uuid.get(u, at) < at]
+    return out
+
+
+def _build_calls(
+    records: list[_Record], transcript: Transcript, preserved: dict[int, list[int]]
+) -> None:
     """Find each agent's API calls and what each added to the context since its anchor."""
     positions: dict[int, list[int]] = {}  # record index -> its item indices in history
     seen_ids: set[str] = set()
@@ -607,6 +639,9 @@ def _build_calls(records: list[_Record], transcript: Transcript) -> None:
                 )
                 break
             if starts_new_context(rec.data):
+                # the messages the compaction kept come right after the summary
+                after = len(positions.get(i, []))
+                added[after:after] = [p for j in preserved.get(i, ()) for p in positions[j]]
                 break
             i = rec.prev
         call.anchor_call = anchor
@@ -617,7 +652,9 @@ def _build_calls(records: list[_Record], transcript: Transcript) -> None:
         transcript.calls.append(call)
 
 
-def _build_current(records: list[_Record], transcript: Transcript) -> None:
+def _build_current(
+    records: list[_Record], transcript: Transcript, preserved: dict[int, list[int]]
+) -> None:
     """The current context: the chain of the newest main-thread record."""
     # Claude Code appends records that are not conversation (file-history snapshots,
     # summaries, queue operations) with no parent: the context ends at the newest
@@ -641,3 +678,5 @@ def _build_current(records: list[_Record], transcript: Transcript) -> None:
         if anchor_id and records[i].message_id == anchor_id:
             transcript.anchor_output_items += len(records[i].items)
         transcript.items.extend(records[i].items)
+        for j in preserved.get(i, ()):  # the messages the compaction kept, after the summary
+            transcript.items.extend(records[j].items)
