@@ -49,9 +49,25 @@ def test_turns_carry_speaker_and_the_headers_date_in_its_own_form() -> None:
 
 
 def test_pleasantries_are_no_facts() -> None:
-    for clause in ("You've got guts.", "You'll be an awesome mom!", "Catch ya later!"):
+    for clause in (
+        "You've got guts.",
+        "You'll be an awesome mom!",
+        "Catch ya later!",
+        "Woohoo, Maria!",
+        "Oof, sorry to hear that.",
+        "bummer about that.",
+        "That mountaineering trip sounds amazing.",
+        "Your passion inspires me.",
+        "On another note",
+    ):
         assert is_pleasantry(clause), clause
-    for clause in ("The Minnesota Wolves!", "I ran a charity race for mental health"):
+    for clause in (
+        "The Minnesota Wolves!",
+        "I ran a charity race for mental health",
+        "That picture is from MinaLima.",  # it names something
+        "Your trip to Zanzibar was wild",
+        "Sorry I didn't get back to you sooner",
+    ):
         assert not is_pleasantry(clause), clause
 
 

@@ -54,7 +54,22 @@ _REACTION = re.compile(
     r"thanks?|thank you|congrat\w*|aw+|yay|wow|love (?:that|it|this|the)|"
     r"i(?:'m|’m| am) so (?:happy|glad|proud|sorry)|good luck|take care|see (?:you|ya)|"
     r"talk (?:to you )?soon|catch you|hope (?:you|it|that)|can't wait|miss you|"
-    r"hey|hi|hello|bye|good (?:to|morning|night)|nice (?:to|one|job|work))\b",
+    r"hey|hi|hello|bye|good (?:to|morning|night)|nice (?:to|one|job|work)|"
+    r"woo+hoo+|yum\w*|yep|yup|oof|ouch|ugh|whoa|yikes|phew|bummer|"
+    r"(?:oh,? )?(?:i'?m )?so sorry|sorry (?:to hear|about|i missed|for))\b",
+    re.I,
+)
+# A reaction naming nothing ("That mountaineering trip sounds amazing.", "Your passion
+# inspires me."): a few words about what the other said, no name or number in them.
+_REMARK = re.compile(
+    r"^(?:(?:that|this|those|these)(?: [\w'’-]+){1,3} (?:sounds?|looks?|seems?|is|are|was|were)"
+    r"|your)\b",
+    re.I,
+)
+# A turn of the talk with nothing after it ("On another note", "Speaking of which").
+_CONNECTIVE = re.compile(
+    r"^(?:on (?:another|a different|a side) note|speaking of (?:which|that)|unfortunately|"
+    r"anyway|by the way|btw)[.!,:]?$",
     re.I,
 )
 _REACTION_WORDS = 8
@@ -111,7 +126,9 @@ def is_pleasantry(clause: str) -> bool:
     if len(words) > _REACTION_WORDS or any(ch.isdigit() for ch in clause):
         return False
     bare = clause.strip(" \"'“”-–—…")
-    if _REACTION.match(bare) or _ENCOURAGEMENT.match(bare):
+    if _REACTION.match(bare) or _ENCOURAGEMENT.match(bare) or _CONNECTIVE.match(bare):
+        return True
+    if _REMARK.match(bare) and not any(w[:1].isupper() for w in words[1:]):
         return True
     # a short exclamation that names nothing ("That themed tree looks amazing!")
     return bare.endswith("!") and not any(w[:1].isupper() for w in words[1:])
