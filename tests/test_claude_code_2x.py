@@ -315,8 +315,9 @@ def _sent(message: dict[str, Any]) -> list[tuple[str, Any]]:
     not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
 )
 def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
-    """The real Claude Code: a turn reading a file, its own ``/compact`` (which keeps the
-    last answer and attaches the file again), a turn reading it again. The texts, calls
+    """The real Claude Code, with a hook adding context to each prompt: a turn reading a
+    file, its own ``/compact`` (which keeps the last answer and attaches the file
+    again), a turn reading it again. The texts, calls
     and results of the last request the fake API received are exactly the items the
     reader made of the transcript's current context, nothing missed and nothing added;
     its system message is the system reminders, joined; the system prompt and each tool
@@ -327,6 +328,14 @@ def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
     work.mkdir()
     notes = work / "notes.txt"
     notes.write_text("REQ-7: the cache expires after 30 minutes.\n", encoding="utf-8")
+    hook = tmp_path / "hook.py"  # a UserPromptSubmit hook adding context to each prompt
+    context = {"hookEventName": "UserPromptSubmit", "additionalContext": "REQ-42 stays."}
+    hook.write_text(f"print({json.dumps({'hookSpecificOutput': context})!r})\n")
+    settings = tmp_path / ".claude" / "settings.json"
+    settings.parent.mkdir()
+    command = f"{sys.executable} {hook}"
+    hooks = {"UserPromptSubmit": [{"hooks": [{"type": "command", "command": command}]}]}
+    settings.write_text(json.dumps({"hooks": hooks}), encoding="utf-8")
 
     def script(body: dict[str, Any], index: int) -> Reply:
         if is_summary_request(body):
@@ -358,17 +367,20 @@ def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
     while items and items[-1].role is Role.ASSISTANT:
         items = items[:-1]
     system_parts = [i.text for i in items if i.kind is Kind.REMINDER and not i.text.startswith("<")]
-    sent_texts: list[str] = []
+    sent_texts: list[str] = list(system_parts)
     sent_calls: list[tuple[str, Any]] = []
+    system_messages: list[str] = []
     for role, (kind, what) in [(m["role"], b) for m in sent["messages"] for b in _sent(m)]:
-        if role == "system":  # the system-role reminders, without their tags, joined
-            assert what == "\n\n".join(system_parts)
-            sent_texts += system_parts
+        if role == "system":
+            system_messages.append(what)
         elif kind == "tool_use":
             sent_calls.append(what)
         else:
             sent_texts.append(what.strip())  # a user reminder is sent with a "\n" more
+    # a system message a turn: the system-role reminders, without their tags, joined
+    assert "\n\n".join(system_messages) == "\n\n".join(system_parts)
     assert any("continued from a previous conversation" in t for t in sent_texts)
+    assert any("REQ-42 stays." in t for t in system_parts)  # the hook's context
     assert any("Called the Read tool" in t for t in sent_texts)  # the file it re-attached
     assert sent_calls and any(i.kind is Kind.FILE_READ for i in items)
     calls = [i for i in items if i.kind is Kind.TOOL_CALL]
