@@ -400,7 +400,8 @@ def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
 
 def _compacted_keeping_the_last_answer(path: Path, tail: bool = True) -> Path:
     """Two turns with usages, Claude Code's own compaction keeping the last answer
-    (``compactMetadata.preservedMessages``), then a new prompt not answered yet."""
+    (``compactMetadata.preservedMessages``, a reminder between its boundary and its
+    summary), then a new prompt not answered yet."""
     w = Writer()
     w.user("Read the design notes.")
     w.reminder("environment", REMINDER)
@@ -418,6 +419,8 @@ def _compacted_keeping_the_last_answer(path: Path, tail: bool = True) -> Path:
         },
     )
     w.records[-1]["parentUuid"] = None
+    # Claude Code 2.x writes some reminders between the boundary and the summary
+    w.reminder("date", "<system-reminder>\nToday's date is 2026-12-04.\n</system-reminder>")
     w.add(
         "user",
         isCompactSummary=True,
@@ -429,9 +432,12 @@ def _compacted_keeping_the_last_answer(path: Path, tail: bool = True) -> Path:
     return w.write(path)
 
 
-def test_the_messages_a_compaction_kept_follow_its_summary(tmp_path: Path) -> None:
+def test_a_compactions_context_holds_its_reminders_and_the_messages_it_kept(
+    tmp_path: Path,
+) -> None:
     transcript = load_source(_compacted_keeping_the_last_answer(tmp_path / f"{SESSION}.jsonl"))
     assert [i.text for i in transcript.items] == [
+        "Today's date is 2026-12-04.",
         "This session is being continued: notes read.",
         "Retries back off exponentially up to eight seconds, then give up.",
         "What else is in the notes?",
@@ -441,8 +447,9 @@ def test_the_messages_a_compaction_kept_follow_its_summary(tmp_path: Path) -> No
 def test_after_a_compaction_that_kept_messages_every_surface_shows_the_same_figure(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``tokens`` and the status line count the kept messages alike, the status line
-    also when it read the file up to the summary before and the rest after."""
+    """``tokens`` and the status line count the kept messages and the reminders before
+    the summary alike, the status line also when it read the file up to the summary
+    before and the rest after."""
     path = _compacted_keeping_the_last_answer(tmp_path / f"{SESSION}.jsonl")
     code, out, err = run(capsys, "tokens", str(path), "--json")
     assert code == 0, err
@@ -451,7 +458,7 @@ def test_after_a_compaction_that_kept_messages_every_surface_shows_the_same_figu
     payload = json.dumps({"session_id": SESSION, "transcript_path": str(path)})
     assert figure in render_statusline(payload, cache_dir=tmp_path / "whole")
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    path.write_text("".join(lines[:-1]), encoding="utf-8")  # up to the summary
+    path.write_text("".join(lines[:-2]), encoding="utf-8")  # up to the summary, excluded
     render_statusline(payload, cache_dir=tmp_path / "parts")
     path.write_text("".join(lines), encoding="utf-8")
     assert figure in render_statusline(payload, cache_dir=tmp_path / "parts")

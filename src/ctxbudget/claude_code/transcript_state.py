@@ -93,7 +93,9 @@ class TranscriptState:
     ``[per_token, per_item, samples]`` (None: the prior), ``counter`` the name of the
     counter the counts were made with (None: nothing counted yet). ``recent`` holds the
     latest main-thread records' ``[uuid, tokens, items]``, ``kept`` the messages the last
-    compaction kept (``[summary uuid, [uuids]]``) until its summary comes.
+    compaction kept (``[summary uuid, [uuids]]``) until its summary comes, ``opened``
+    whether a compaction boundary was read and no message since (its summary then
+    continues the context the boundary started).
     """
 
     __slots__ = (
@@ -112,6 +114,7 @@ class TranscriptState:
         "model",
         "mtime_ns",
         "offset",
+        "opened",
         "overheads",
         "path",
         "recent",
@@ -154,6 +157,7 @@ class TranscriptState:
         self.malformed = 0
         self.recent: list[list[Any]] = []
         self.kept: list[Any] | None = None
+        self.opened = False  # a compaction boundary read, and no message since
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -195,6 +199,7 @@ class TranscriptState:
                 and isinstance(state.counter, str | None)
                 and isinstance(state.added, list)
                 and all(_is_int(v) for v in state.added)
+                and isinstance(state.opened, bool)
                 and isinstance(state.recent, list)
                 and all(
                     isinstance(row, list)
@@ -319,6 +324,13 @@ def _context_records() -> tuple[str, ...]:
     return CONTEXT_RECORDS
 
 
+def _is_boundary(record: dict[str, Any]) -> bool:
+    """A compaction boundary: the Claude Code reader's rule."""
+    from ..sources.claude_code import is_compact_boundary
+
+    return is_compact_boundary(record)
+
+
 def _preserved_messages(record: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """The messages a compaction kept: the Claude Code reader's rule."""
     from ..sources.claude_code import preserved_messages
@@ -365,7 +377,10 @@ class _Tail:
             s.model = model
         if record.get("isSidechain"):
             return  # a sub-agent's own context, not the main window
-        if _starts_context(record) or (
+        boundary = _is_boundary(record)
+        # a summary right after its boundary (reminders between) continues that context
+        summary_after_boundary = bool(record.get("isCompactSummary")) and s.opened
+        if (_starts_context(record) and not summary_after_boundary) or (
             rtype in ("user", "assistant") and record.get("parentUuid") is None
         ):
             # A new context starts (at a compaction, or at a record with no parent:
@@ -375,16 +390,19 @@ class _Tail:
             s.anchor = None
             s.added = []
             s.since_tokens = s.since_items = 0
+        if boundary:
+            s.opened = True
             kept = _preserved_messages(record)
-            if kept:
-                s.kept = [kept[-1][0], kept[-1][1]]
-            if s.kept is not None and record.get("uuid") == s.kept[0]:
-                counts = {row[0]: row[1:] for row in s.recent}
-                for uuid in s.kept[1]:
-                    tokens, items = counts.get(uuid, (0, 0))
-                    s.since_tokens += tokens
-                    s.since_items += items
-                s.kept = None
+            s.kept = [kept[-1][0], kept[-1][1]] if kept else None
+        elif rtype in ("user", "assistant"):
+            s.opened = False
+        if s.kept is not None and record.get("uuid") == s.kept[0]:
+            counts = {row[0]: row[1:] for row in s.recent}
+            for uuid in s.kept[1]:
+                tokens, items = counts.get(uuid, (0, 0))
+                s.since_tokens += tokens
+                s.since_items += items
+            s.kept = None
         if rtype == "api-request-shape":
             self._shape(record.get("shape"))
         if rtype not in _context_records():

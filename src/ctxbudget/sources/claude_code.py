@@ -366,10 +366,25 @@ def _chain(records: list[_Record], start: int | None) -> list[int]:
         out.append(i)
         data = records[i].data
         if starts_new_context(data):
+            out.extend(_lead(records, i))
             break
         i = records[i].prev
     out.reverse()
     return out
+
+
+def _lead(records: list[_Record], summary: int) -> list[int]:
+    """The records between a compaction's boundary and its summary, newest first (the
+    reminders Claude Code 2.x writes there, the date among them, are sent after the
+    summary), the boundary last; none when the summary does not follow a boundary."""
+    lead = []
+    i = records[summary].prev
+    while i is not None and records[i].data.get("type") == "attachment":
+        lead.append(i)
+        i = records[i].prev
+    if i is None or not is_compact_boundary(records[i].data):
+        return []
+    return [*lead, i]
 
 
 def _agent_names(records: list[_Record]) -> dict[int, str]:
@@ -639,9 +654,11 @@ def _build_calls(
                 )
                 break
             if starts_new_context(rec.data):
-                # the messages the compaction kept come right after the summary
+                # the messages the compaction kept come right after the summary, the
+                # reminders written between its boundary and it before
                 after = len(positions.get(i, []))
                 added[after:after] = [p for j in preserved.get(i, ()) for p in positions[j]]
+                added[:0] = [p for j in reversed(_lead(records, i)) for p in positions.get(j, [])]
                 break
             i = rec.prev
         call.anchor_call = anchor
