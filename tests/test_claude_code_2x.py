@@ -462,3 +462,33 @@ def test_after_a_compaction_that_kept_messages_every_surface_shows_the_same_figu
     render_statusline(payload, cache_dir=tmp_path / "parts")
     path.write_text("".join(lines), encoding="utf-8")
     assert figure in render_statusline(payload, cache_dir=tmp_path / "parts")
+
+
+def test_an_error_claude_code_shows_the_user_is_no_context(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An ``isApiErrorMessage`` answer ("Autocompact is thrashing…") is Claude Code's own
+    message to the user: the next request does not carry it (seen with Claude Code
+    2.1.328 against the fake API), so it counts nothing, on every surface."""
+    w = Writer()
+    w.user("Read the design notes.")
+    w.assistant("The notes say the cache expires after thirty minutes.", 30_000)
+    w.user("Go on.")
+    error = "Autocompact is thrashing: the context refilled to the limit. " * 40
+    message = {
+        "role": "assistant",
+        "model": "<synthetic>",
+        "content": [{"type": "text", "text": error}],
+    }
+    w.add("assistant", message=message, isApiErrorMessage=True, apiError="autocompact_thrashing")
+    path = w.write(tmp_path / f"{SESSION}.jsonl")
+    transcript = load_source(path)
+    assert not any("thrashing" in i.text for i in transcript.items)
+    assert transcript.unknown_records == 0
+    code, out, err = run(capsys, "tokens", str(path), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["used_tokens"] < 30_000 + 200  # the answer and "Go on." on top, no error
+    payload = json.dumps({"session_id": SESSION, "transcript_path": str(path)})
+    line = render_statusline(payload, cache_dir=tmp_path / "cache")
+    assert f"{data['used_tokens']:,}/{data['max_tokens']:,}" in line

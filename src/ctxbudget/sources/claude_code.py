@@ -157,6 +157,10 @@ class TranscriptBuilder:
         if not isinstance(message, dict):
             self.unknown += 1
             return []
+        if record.get("isApiErrorMessage") is True:
+            # an error Claude Code shows the user ("Autocompact is thrashing…", "API
+            # Error: …"): never sent to the model again
+            return []
         role = Role.ASSISTANT if rtype == "assistant" else Role.USER
         model = message.get("model")
         # "<synthetic>" marks messages Claude Code made itself (errors, aborts).
