@@ -317,7 +317,8 @@ def _sent(message: dict[str, Any]) -> list[tuple[str, Any]]:
 def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
     """The real Claude Code, with a hook adding context to each prompt: a turn reading a
     file, its own ``/compact`` (which keeps the last answer and attaches the file
-    again), a turn reading it again. The texts, calls
+    again), a turn reading it again with two more calls at once (a listing, a file that
+    is not there). The texts, calls
     and results of the last request the fake API received are exactly the items the
     reader made of the transcript's current context, nothing missed and nothing added;
     its system message is the system reminders, joined; the system prompt and each tool
@@ -344,6 +345,14 @@ def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
             return Reply(text="t", usage=Usage(input_tokens=10, output_tokens=2))
         users = [m for m in body["messages"] if m["role"] == "user"]  # a system one follows
         last = json.dumps(users[-1]["content"])
+        if "read the notes again" in last and "tool_result" not in last:
+            return Reply(  # three calls at once: each result hangs on its own call
+                tool_uses=(
+                    ToolUse("Read", {"file_path": str(notes)}),
+                    ToolUse("Bash", {"command": "ls", "description": "list"}),
+                    ToolUse("Read", {"file_path": str(work / "missing.txt")}),
+                )
+            )
         if "read the notes" in last and "tool_result" not in last:
             return Reply(tool_uses=(ToolUse("Read", {"file_path": str(notes)}),))
         return Reply(text="Noted: REQ-7.")
@@ -382,15 +391,14 @@ def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
     assert any("continued from a previous conversation" in t for t in sent_texts)
     assert any("REQ-42 stays." in t for t in system_parts)  # the hook's context
     assert any("Called the Read tool" in t for t in sent_texts)  # the file it re-attached
-    assert sent_calls and any(i.kind is Kind.FILE_READ for i in items)
+    assert len(sent_calls) == 3 and any(i.kind is Kind.FILE_READ for i in items)
     calls = [i for i in items if i.kind is Kind.TOOL_CALL]
     # nothing missed, nothing added: the same texts, and the same calls
     assert sorted(i.text.strip() for i in items if i.kind is not Kind.TOOL_CALL) == sorted(
         sent_texts
     )
-    assert sorted((i.tool, json.loads(i.text[len(i.tool or "") + 1 :])) for i in calls) == sorted(
-        sent_calls
-    )
+    held_calls = [(i.tool, json.loads(i.text[len(i.tool or "") + 1 :])) for i in calls]
+    assert sorted(map(json.dumps, held_calls)) == sorted(map(json.dumps, sent_calls))
     shape = transcript.request_shape
     for tool in sent["tools"]:
         assert shape[f"tool {tool['name']}"] == compact_json(tool)
@@ -489,6 +497,49 @@ def test_an_error_claude_code_shows_the_user_is_no_context(
     assert code == 0, err
     data = json.loads(out)
     assert data["used_tokens"] < 30_000 + 200  # the answer and "Go on." on top, no error
+    payload = json.dumps({"session_id": SESSION, "transcript_path": str(path)})
+    line = render_statusline(payload, cache_dir=tmp_path / "cache")
+    assert f"{data['used_tokens']:,}/{data['max_tokens']:,}" in line
+
+
+def _parallel_calls(path: Path) -> Path:
+    """A response of two tool calls, Claude Code 2.x style: each block a record of its
+    own, each result hanging on its own call's record, then the next answer."""
+    w = Writer()
+    w.user("Check both files.")
+    w.assistant("Reading both.", 20_000)
+    first, blocks = w.parent, []
+    for n, name in enumerate(("a.py", "b.py")):
+        use = {"type": "tool_use", "id": f"toolu_{n}", "name": "Read", "input": {"file_path": name}}
+        message = {**w.records[-1]["message"], "content": [use]}
+        w.add("assistant", message=message)
+        blocks.append(w.parent)
+    for n, parent in enumerate(blocks):
+        result = {
+            "type": "tool_result",
+            "tool_use_id": f"toolu_{n}",
+            "content": f"{n}\tdef f{n}(): ...",
+        }
+        w.parent = parent
+        w.add("user", message={"role": "user", "content": [result]}, sourceToolAssistantUUID=parent)
+    assert first is not None
+    w.assistant("Both define one function.", 20_400)
+    return w.write(path)
+
+
+def test_each_of_parallel_calls_and_its_result_is_context(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _parallel_calls(tmp_path / f"{SESSION}.jsonl")
+    transcript = load_source(path)
+    texts = [i.text for i in transcript.items]
+    assert "0\tdef f0(): ..." in texts and "1\tdef f1(): ..." in texts
+    assert sum(i.kind is Kind.TOOL_CALL for i in transcript.items) == 2
+    last = transcript.calls[-1]  # what the answer's request added: both calls, both results
+    assert len(last.added_items) == 5 and last.anchor_output_items == 3
+    code, out, err = run(capsys, "tokens", str(path), "--json")
+    assert code == 0, err
+    data = json.loads(out)
     payload = json.dumps({"session_id": SESSION, "transcript_path": str(path)})
     line = render_statusline(payload, cache_dir=tmp_path / "cache")
     assert f"{data['used_tokens']:,}/{data['max_tokens']:,}" in line

@@ -377,6 +377,45 @@ def _chain(records: list[_Record], start: int | None) -> list[int]:
     return out
 
 
+def _with_branches(records: list[_Record], path: list[int]) -> list[int]:
+    """``path`` (record indices, oldest first) with the records its messages branch to
+    (``_branches``), in file order."""
+    if not path:
+        return path
+    return sorted({*path, *_branches(records, set(path), path[0], len(records))})
+
+
+def _branches(records: list[_Record], on: set[int], lo: int, hi: int) -> list[int]:
+    """The records between ``lo`` and ``hi`` that the messages of the records ``on`` a
+    path branch to. Claude Code 2.x writes each block of a response as a record of its
+    own and hangs each tool result on its own call's record, so a path from a record
+    back to the start passes through one of a response's parallel calls only: the
+    response's other blocks (the same message id) and the results of every call on the
+    path are context too."""
+    ids = {records[i].message_id for i in on if records[i].message_id}
+    found: set[int] = set()
+    calls: set[str] = set()
+    while True:
+        calls_now = {
+            item.pair_id
+            for i in (*on, *found)
+            for item in records[i].items
+            if item.kind is Kind.TOOL_CALL and item.pair_id
+        }
+        if found and calls_now <= calls:
+            return sorted(found)
+        calls = calls_now
+        for r in records[lo:hi]:
+            if r.index in on or r.index in found or r.sidechain:
+                continue
+            if r.message_id in ids or any(
+                item.role is Role.TOOL and item.pair_id in calls for item in r.items
+            ):
+                found.add(r.index)
+        if not found:
+            return []
+
+
 def _lead(records: list[_Record], summary: int) -> list[int]:
     """The records between a compaction's boundary and its summary, newest first (the
     reminders Claude Code 2.x writes there, the date among them, are sent after the
@@ -640,31 +679,37 @@ def _build_calls(
             transcript.agent_calls.setdefault(call.agent, []).append(call)
             continue
         r.call_index = len(transcript.calls)
-        added: list[int] = []
         walked: list[int] = []
         i = r.prev
         anchor = None
+        started = None  # the summary the context started with, when the walk met it
         while i is not None:
             rec = records[i]
-            added[:0] = positions.get(i, [])
             walked.append(i)
             if rec.call_index is not None:
                 anchor = rec.call_index
-                anchor_id = transcript.calls[anchor].message_id
-                call.anchor_output_items = sum(
-                    len(positions.get(j, []))
-                    for j in walked
-                    if anchor_id and records[j].message_id == anchor_id
-                )
                 break
             if starts_new_context(rec.data):
-                # the messages the compaction kept come right after the summary, the
-                # reminders written between its boundary and it before
-                after = len(positions.get(i, []))
-                added[after:after] = [p for j in preserved.get(i, ()) for p in positions[j]]
-                added[:0] = [p for j in reversed(_lead(records, i)) for p in positions.get(j, [])]
+                started = i
                 break
             i = rec.prev
+        on = set(walked)
+        if walked:  # the parallel calls' other blocks and results (Claude Code 2.x)
+            on.update(_branches(records, on, min(walked), r.index))
+        if started is not None:
+            # the reminders written between the boundary and the summary, and the
+            # messages the compaction kept
+            on.update(_lead(records, started))
+            on.update(preserved.get(started, ()))
+        order = sorted(on)
+        added = [p for j in order for p in positions.get(j, [])]
+        if anchor is not None:
+            anchor_id = transcript.calls[anchor].message_id
+            call.anchor_output_items = sum(
+                len(positions.get(j, []))
+                for j in order
+                if anchor_id and records[j].message_id == anchor_id
+            )
         call.anchor_call = anchor
         call.added_items = tuple(added)
         if anchor is None and transcript.calls:
@@ -689,7 +734,7 @@ def _build_current(
         ),
         None,
     )
-    chain = _chain(records, last)
+    chain = _with_branches(records, _chain(records, last))
     anchor_record = next((i for i in reversed(chain) if records[i].call_index is not None), None)
     anchor_id = records[anchor_record].message_id if anchor_record is not None else None
     for i in chain:
