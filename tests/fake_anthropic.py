@@ -60,6 +60,7 @@ class Reply:
     text: str = ""
     tool_uses: tuple[ToolUse, ...] = ()
     usage: Usage | None = None  # None: about a quarter of the request's characters
+    thinking: str = ""  # a thinking block before the text, with a stand-in signature
 
 
 Script = Callable[[dict[str, Any], int], Reply]
@@ -210,6 +211,8 @@ class FakeAnthropic:
 
 def message_json(reply: Reply, usage: Usage, model: str) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
+    if reply.thinking:
+        content.append({"type": "thinking", "thinking": reply.thinking, "signature": "c2ln"})
     if reply.text:
         content.append({"type": "text", "text": reply.text})
     for tool in reply.tool_uses:
@@ -233,7 +236,21 @@ def sse_events(reply: Reply, usage: Usage, model: str) -> Iterator[tuple[str, di
     start["usage"] = dict(usage.as_dict(), output_tokens=1)
     yield "message_start", {"type": "message_start", "message": start}
     for index, block in enumerate(message["content"]):
-        if block["type"] == "text":
+        if block["type"] == "thinking":
+            opening = {"type": "thinking", "thinking": "", "signature": ""}
+            yield (
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": opening},
+            )
+            for delta in (
+                {"type": "thinking_delta", "thinking": block["thinking"]},
+                {"type": "signature_delta", "signature": block["signature"]},
+            ):
+                yield (
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": index, "delta": delta},
+                )
+        elif block["type"] == "text":
             yield (
                 "content_block_start",
                 {

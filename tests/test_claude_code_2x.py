@@ -301,6 +301,8 @@ def _sent(message: dict[str, Any]) -> list[tuple[str, Any]]:
             out.append(("text", block["text"]))
         elif kind == "tool_use":
             out.append(("tool_use", (block["name"], block["input"])))
+        elif kind == "thinking":
+            out.append(("thinking", block["thinking"]))
         elif kind == "tool_result":
             result = block.get("content")
             if isinstance(result, list):
@@ -318,7 +320,7 @@ def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
     """The real Claude Code, with a hook adding context to each prompt: a turn reading a
     file, its own ``/compact`` (which keeps the last answer and attaches the file
     again), a turn reading it again with two more calls at once (a listing, a file that
-    is not there). The texts, calls
+    is not there); each answer thinks first. The texts, calls
     and results of the last request the fake API received are exactly the items the
     reader made of the transcript's current context, nothing missed and nothing added;
     its system message is the system reminders, joined; the system prompt and each tool
@@ -355,7 +357,7 @@ def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
             )
         if "read the notes" in last and "tool_result" not in last:
             return Reply(tool_uses=(ToolUse("Read", {"file_path": str(notes)}),))
-        return Reply(text="Noted: REQ-7.")
+        return Reply(text="Noted: REQ-7.", thinking="The notes name REQ-7, nothing else.")
 
     session = None
     with FakeAnthropic(script) as api:
@@ -392,6 +394,7 @@ def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
     assert any("REQ-42 stays." in t for t in system_parts)  # the hook's context
     assert any("Called the Read tool" in t for t in sent_texts)  # the file it re-attached
     assert len(sent_calls) == 3 and any(i.kind is Kind.FILE_READ for i in items)
+    assert any(i.kind is Kind.THINKING for i in items)  # sent again with the answer
     calls = [i for i in items if i.kind is Kind.TOOL_CALL]
     # nothing missed, nothing added: the same texts, and the same calls
     assert sorted(i.text.strip() for i in items if i.kind is not Kind.TOOL_CALL) == sorted(
