@@ -24,7 +24,8 @@ from typing import Any, BinaryIO
 from ..compaction.facts import FactLedger
 from ..compaction.types import Fact
 from ..sources import GcPaused
-from ..sources.claude_code import read_claude_code, starts_new_context
+from ..sources.claude_code import read_claude_code
+from ..sources.claude_code_context import starts_new_context
 from .cache import open_regular, save_private_json
 from .incremental import hook_state_file
 

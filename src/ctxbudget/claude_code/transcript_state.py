@@ -319,28 +319,28 @@ def _str_list(value: Any) -> bool:
 
 def _context_records() -> tuple[str, ...]:
     """The record types whose items are context: the Claude Code reader's."""
-    from ..sources.claude_code import CONTEXT_RECORDS
+    from ..sources.claude_code_context import CONTEXT_RECORDS
 
     return CONTEXT_RECORDS
 
 
 def _is_boundary(record: dict[str, Any]) -> bool:
     """A compaction boundary: the Claude Code reader's rule."""
-    from ..sources.claude_code import is_compact_boundary
+    from ..sources.claude_code_context import is_compact_boundary
 
     return is_compact_boundary(record)
 
 
 def _preserved_messages(record: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """The messages a compaction kept: the Claude Code reader's rule."""
-    from ..sources.claude_code import preserved_messages
+    from ..sources.claude_code_context import preserved_messages
 
     return preserved_messages(record)
 
 
 def _starts_context(record: dict[str, Any]) -> bool:
     """A compaction boundary or summary: the Claude Code reader's rule."""
-    from ..sources.claude_code import starts_new_context
+    from ..sources.claude_code_context import starts_new_context
 
     return starts_new_context(record)
 

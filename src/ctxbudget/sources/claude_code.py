@@ -5,15 +5,13 @@ One JSON record per line. What matters for accounting:
 - ``user`` / ``assistant`` records carry ``message`` (API shape). One API response is
   split over several records (one per content block) that share ``message.id`` and
   each repeat its ``usage``: a call is counted once, at its first record.
-- Records form a tree through ``parentUuid``; the context of a call is the chain from
-  its record back to the root, so edits that branch the conversation, and resumed
-  sessions, are followed correctly. Where a parent is missing from the file (logs
-  merged from several sources lose some), the previous record in file order stands
-  in for it.
+- Records form a tree through ``parentUuid``; which of them form a context (the path
+  back from a record, the parallel calls it branches to, what a compaction kept) and
+  what each call added: ``claude_code_context``.
 - ``isSidechain`` records are sub-agent traffic (older versions keep it in the same
   file); each sub-agent is named after the ``Task`` call whose prompt started it.
 - A ``system`` record with subtype ``compact_boundary``, or a ``user`` record with
-  ``isCompactSummary``, starts a new context.
+  ``isCompactSummary`` and no boundary before it, starts a new context.
 - ``system`` records (hook output, notices) and ``summary`` records are not sent to
   the model. Record types we do not know are counted in ``unknown_records``.
 - A bad record (a line that is not JSON, a ``message`` that is not an object, a usage
@@ -29,11 +27,22 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..model import MAIN_AGENT, ApiCall, Item, Kind, Role, Transcript, Usage
+from ..model import MAIN_AGENT, Item, Kind, Role, Transcript, Usage
+from .claude_code_context import (
+    CONTEXT_RECORDS,
+    Record,
+    build_calls,
+    build_current,
+    is_compact_boundary,
+    link_records,
+    message_of,
+    preserved_messages,
+    resolve_preserved,
+    string_of,
+)
 from .messages import compact_json, tool_result_kind
 from .problems import ProblemLog, loads, shown
 from .tools import AGENT_TOOLS, READ_TOOLS, SEARCH_TOOLS
@@ -53,37 +62,9 @@ _KNOWN_NON_CONTEXT |= {
     "mode",
     "tools-used",
 }
-# Records whose items are context: the conversation, and Claude Code 2.x attachments
-# that carry ``rendered`` text (system reminders it sends with the next message).
-CONTEXT_RECORDS = ("user", "assistant", "attachment")
 # Anthropic bills an image by its pixels (about width*height/750); a transcript keeps
 # only the bytes, so an image counts as a typical screenshot's 1,600 tokens.
 IMAGE_TOKENS = 1600
-
-
-@dataclass(slots=True)
-class _Record:
-    index: int
-    data: dict[str, Any]
-    uuid: str | None
-    parent: str | None
-    sidechain: bool
-    items: list[Item] = field(default_factory=list)
-    prev: int | None = None
-    call_index: int | None = None
-    line: int | None = None  # in the file, for problem lines
-    usage: Usage | None = None  # valid usage of an assistant record, else None
-    message_id: str | None = None  # the API message it is (or is a block of)
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _message_of(data: dict[str, Any]) -> dict[str, Any]:
-    """A record's ``message``, or {} when it has none (or not an object)."""
-    message = data.get("message")
-    return message if isinstance(message, dict) else {}
 
 
 def looks_like_claude_code(first_record: Any) -> bool:
@@ -91,7 +72,7 @@ def looks_like_claude_code(first_record: Any) -> bool:
         "sessionId" in first_record
         or "parentUuid" in first_record
         or (
-            _str(first_record.get("type")) in {"summary", "user", "assistant", "system"}
+            string_of(first_record.get("type")) in {"summary", "user", "assistant", "system"}
             and "uuid" in first_record
         )
         # resumed sessions of older versions start with summaries of earlier ones
@@ -208,7 +189,7 @@ class TranscriptBuilder:
             # sent in the request's system message, joined, each without its wrapper
             texts = [_unwrapped(text) for text in texts]
         attachment = record.get("attachment")
-        what = _str(attachment.get("type")) if isinstance(attachment, dict) else None
+        what = string_of(attachment.get("type")) if isinstance(attachment, dict) else None
         uuid = record.get("uuid")
         when = _epoch(record.get("timestamp"))
         items = []
@@ -230,7 +211,7 @@ class TranscriptBuilder:
     def _block(
         self, block: Any, role: Role, record: dict[str, Any], common: dict[str, Any]
     ) -> Item:
-        btype = _str(block.get("type")) if isinstance(block, dict) else None
+        btype = string_of(block.get("type")) if isinstance(block, dict) else None
         raw = {"block": block}
         if btype == "text":
             if record.get("isCompactSummary"):
@@ -242,8 +223,8 @@ class TranscriptBuilder:
             text = str(block.get("thinking") or block.get("data") or "")
             return Item(role=role, kind=Kind.THINKING, text=text, raw=raw, **common)
         if btype == "tool_use":
-            name = _str(block.get("name")) or ""
-            call_id = _str(block.get("id"))
+            name = string_of(block.get("name")) or ""
+            call_id = string_of(block.get("id"))
             if call_id is not None:
                 self.tool_names[call_id] = name
                 self.tool_inputs[call_id] = block.get("input")
@@ -258,7 +239,7 @@ class TranscriptBuilder:
                 **common,
             )
         if btype == "tool_result":
-            call_id = _str(block.get("tool_use_id"))
+            call_id = string_of(block.get("tool_use_id"))
             tool = self.tool_names.get(call_id) if call_id is not None else None
             return Item(
                 role=Role.TOOL,
@@ -307,31 +288,6 @@ def _usage_of(record: dict[str, Any], problems: ProblemLog, line: int | None) ->
     return parsed if parsed.context_tokens > 0 else None
 
 
-def is_compact_boundary(data: dict[str, Any]) -> bool:
-    """A ``system`` record of subtype ``compact_boundary``: a compaction happened here."""
-    return data.get("type") == "system" and data.get("subtype") == "compact_boundary"
-
-
-def starts_new_context(data: dict[str, Any]) -> bool:
-    """Whether this record starts a new context: a compaction boundary, or the
-    ``isCompactSummary`` record that holds the summary the new context starts with."""
-    return bool(is_compact_boundary(data) or data.get("isCompactSummary"))
-
-
-def preserved_messages(boundary: dict[str, Any]) -> list[tuple[str, list[str]]]:
-    """The messages a compaction kept (Claude Code 2.x: ``compactMetadata``'s
-    ``preservedMessages``): the uuid of the record they follow in the new context (the
-    summary) and theirs, in order; none when the boundary keeps none."""
-    meta = boundary.get("compactMetadata")
-    kept = meta.get("preservedMessages") if isinstance(meta, dict) else None
-    if not isinstance(kept, dict):
-        return []
-    anchor, uuids = kept.get("anchorUuid"), kept.get("uuids")
-    if not isinstance(anchor, str) or not isinstance(uuids, list):
-        return []
-    return [(anchor, [u for u in uuids if isinstance(u, str)])]
-
-
 # What the steps after the items read of a record (the calls, the chain of the current
 # context); the rest of a record (its envelope: paths, versions, ids) is let go.
 _SLIM_KEYS = ("type", "subtype", "isCompactSummary", "timestamp")
@@ -346,91 +302,7 @@ def _slim(data: dict[str, Any]) -> dict[str, Any]:
     return slim
 
 
-def _link(records: list[_Record]) -> None:
-    """Give each record the index of its predecessor in its context (or None at a root)."""
-    by_uuid = {r.uuid: r.index for r in records if r.uuid}
-    last_in_thread: dict[bool, int] = {}
-    for r in records:
-        if is_compact_boundary(r.data) or r.parent is None:
-            r.prev = None
-        elif r.parent in by_uuid and by_uuid[r.parent] < r.index:
-            r.prev = by_uuid[r.parent]
-        else:
-            r.prev = last_in_thread.get(r.sidechain)
-        last_in_thread[r.sidechain] = r.index
-
-
-def _chain(records: list[_Record], start: int | None) -> list[int]:
-    """Indices from the root of ``start``'s context to ``start``, oldest first."""
-    out = []
-    seen = set()
-    i = start
-    while i is not None and i not in seen:
-        seen.add(i)
-        out.append(i)
-        data = records[i].data
-        if starts_new_context(data):
-            out.extend(_lead(records, i))
-            break
-        i = records[i].prev
-    out.reverse()
-    return out
-
-
-def _with_branches(records: list[_Record], path: list[int]) -> list[int]:
-    """``path`` (record indices, oldest first) with the records its messages branch to
-    (``_branches``), in file order."""
-    if not path:
-        return path
-    return sorted({*path, *_branches(records, set(path), path[0], len(records))})
-
-
-def _branches(records: list[_Record], on: set[int], lo: int, hi: int) -> list[int]:
-    """The records between ``lo`` and ``hi`` that the messages of the records ``on`` a
-    path branch to. Claude Code 2.x writes each block of a response as a record of its
-    own and hangs each tool result on its own call's record, so a path from a record
-    back to the start passes through one of a response's parallel calls only: the
-    response's other blocks (the same message id) and the results of every call on the
-    path are context too."""
-    ids = {records[i].message_id for i in on if records[i].message_id}
-    found: set[int] = set()
-    calls: set[str] = set()
-    while True:
-        calls_now = {
-            item.pair_id
-            for i in (*on, *found)
-            for item in records[i].items
-            if item.kind is Kind.TOOL_CALL and item.pair_id
-        }
-        if found and calls_now <= calls:
-            return sorted(found)
-        calls = calls_now
-        for r in records[lo:hi]:
-            if r.index in on or r.index in found or r.sidechain:
-                continue
-            if r.message_id in ids or any(
-                item.role is Role.TOOL and item.pair_id in calls for item in r.items
-            ):
-                found.add(r.index)
-        if not found:
-            return []
-
-
-def _lead(records: list[_Record], summary: int) -> list[int]:
-    """The records between a compaction's boundary and its summary, newest first (the
-    reminders Claude Code 2.x writes there, the date among them, are sent after the
-    summary), the boundary last; none when the summary does not follow a boundary."""
-    lead = []
-    i = records[summary].prev
-    while i is not None and records[i].data.get("type") == "attachment":
-        lead.append(i)
-        i = records[i].prev
-    if i is None or not is_compact_boundary(records[i].data):
-        return []
-    return [*lead, i]
-
-
-def _agent_names(records: list[_Record]) -> dict[int, str]:
+def _agent_names(records: list[Record]) -> dict[int, str]:
     """Name each sub-agent chain after the Task call that started it."""
     prompts: dict[str, list[str]] = {}
     for r in records:
@@ -442,7 +314,7 @@ def _agent_names(records: list[_Record]) -> dict[int, str]:
             if (
                 isinstance(block, dict)
                 and block.get("type") == "tool_use"
-                and _str(block.get("name")) in AGENT_TOOLS
+                and string_of(block.get("name")) in AGENT_TOOLS
                 and isinstance(block.get("input"), dict)
             ):
                 tool_input = block["input"]
@@ -459,7 +331,7 @@ def _agent_names(records: list[_Record]) -> dict[int, str]:
         if r.prev is not None and r.prev in names:
             names[r.index] = names[r.prev]
             continue
-        agent_id = _str(r.data.get("agentId"))
+        agent_id = string_of(r.data.get("agentId"))
         message = r.data.get("message")
         content = message.get("content") if isinstance(message, dict) else None
         text = content if isinstance(content, str) else tool_result_text(content)
@@ -489,7 +361,7 @@ def read_claude_code(
     sub-agents: what the fact ledger needs, in a third less time)."""
     builder = TranscriptBuilder()
     problems = ProblemLog(name or path or "<transcript>")
-    records: list[_Record] = []
+    records: list[Record] = []
     malformed = 0
     total = 0
     session_id = None
@@ -517,7 +389,7 @@ def read_claude_code(
             malformed += 1
             problems.add(number, f"{shown(data)} is not a JSON object: skipped")
             continue
-        session_id = session_id or _str(data.get("sessionId"))
+        session_id = session_id or string_of(data.get("sessionId"))
         rtype = data.get("type")
         if not isinstance(rtype, str):
             problems.add(number, f"type is {shown(rtype)}, not a record type: kept as unknown")
@@ -541,20 +413,20 @@ def read_claude_code(
         if is_compact_boundary(data):
             kept.extend(preserved_messages(data))
         parent = data.get("parentUuid")
-        record = _Record(
+        record = Record(
             index=len(records),
             data=data,
-            uuid=_str(data.get("uuid")),
-            parent=_str(parent),
+            uuid=string_of(data.get("uuid")),
+            parent=string_of(parent),
             sidechain=bool(data.get("isSidechain")),
             line=number,
-            message_id=_str(_message_of(data).get("id")),
+            message_id=string_of(message_of(data).get("id")),
         )
         if not context_only:  # usages anchor the calls, which a context-only read skips
             record.usage = _usage_of(data, problems, number)
         records.append(record)
-    _link(records)
-    preserved = _preserved(records, kept)
+    link_records(records)
+    preserved = resolve_preserved(records, kept)
     agent_of = _agent_names(records)
     message_index = 0
     for r in records:
@@ -566,8 +438,8 @@ def read_claude_code(
 
     transcript = Transcript(format="claude-code", items=[], path=path, session_id=session_id)
     if not context_only:
-        _build_calls(records, transcript, preserved)
-    _build_current(records, transcript, preserved)
+        build_calls(records, transcript, preserved)
+    build_current(records, transcript, preserved)
     transcript.unknown_records = builder.unknown + malformed
     transcript.records = total
     transcript.model = builder.model
@@ -621,128 +493,3 @@ def request_shape(shape: Any) -> dict[str, str]:
             name = tool.get("name")
             out[f"tool {name if isinstance(name, str) else '?'}"] = compact_json(tool)
     return {label: text for label, text in out.items() if text}
-
-
-def _preserved(records: list[_Record], kept: list[tuple[str, list[str]]]) -> dict[int, list[int]]:
-    """For each record a compaction's kept messages follow (``preserved_messages``),
-    the indices of those messages' main-thread records found earlier in the file."""
-    by_uuid = {r.uuid: r.index for r in records if r.uuid and not r.sidechain}
-    out: dict[int, list[int]] = {}
-    for anchor, uuids in kept:
-        at = by_uuid.get(anchor)
-        if at is not None:
-            out[at] = [by_uuid[u] for u in uuids if by_uuid.get(u, at) < at]
-    return out
-
-
-def _build_calls(
-    records: list[_Record], transcript: Transcript, preserved: dict[int, list[int]]
-) -> None:
-    """Find each agent's API calls and what each added to the context since its anchor."""
-    positions: dict[int, list[int]] = {}  # record index -> its item indices in history
-    seen_ids: set[str] = set()
-    # Streaming writes one record per block; the last one carries the final output count.
-    final_output: dict[str, int] = {}
-    for r in records:
-        mid = r.message_id
-        if r.usage is not None and mid is not None:
-            final_output[mid] = max(r.usage.output_tokens, final_output.get(mid, 0))
-    for r in records:
-        agent = r.items[0].agent if r.items else MAIN_AGENT
-        if r.sidechain:
-            transcript.agents.setdefault(agent, []).extend(r.items)
-        else:
-            start = len(transcript.history_items)
-            transcript.history_items.extend(r.items)
-            positions[r.index] = list(range(start, len(transcript.history_items)))
-        usage = r.usage
-        message_id = r.message_id
-        if usage is None or (message_id and message_id in seen_ids):
-            continue
-        if message_id:
-            seen_ids.add(message_id)
-            usage = Usage(
-                input_tokens=usage.input_tokens,
-                cache_creation_input_tokens=usage.cache_creation_input_tokens,
-                cache_read_input_tokens=usage.cache_read_input_tokens,
-                output_tokens=final_output.get(message_id, usage.output_tokens),
-            )
-        call = ApiCall(
-            usage=usage,
-            items_before=positions[r.index][0] if positions.get(r.index) else 0,
-            agent=agent if r.sidechain else MAIN_AGENT,
-            message_id=message_id,
-            model=_str(_message_of(r.data).get("model")),
-            timestamp=_str(r.data.get("timestamp")),
-        )
-        if r.sidechain:
-            transcript.agent_calls.setdefault(call.agent, []).append(call)
-            continue
-        r.call_index = len(transcript.calls)
-        walked: list[int] = []
-        i = r.prev
-        anchor = None
-        started = None  # the summary the context started with, when the walk met it
-        while i is not None:
-            rec = records[i]
-            walked.append(i)
-            if rec.call_index is not None:
-                anchor = rec.call_index
-                break
-            if starts_new_context(rec.data):
-                started = i
-                break
-            i = rec.prev
-        on = set(walked)
-        if walked:  # the parallel calls' other blocks and results (Claude Code 2.x)
-            on.update(_branches(records, on, min(walked), r.index))
-        if started is not None:
-            # the reminders written between the boundary and the summary, and the
-            # messages the compaction kept
-            on.update(_lead(records, started))
-            on.update(preserved.get(started, ()))
-        order = sorted(on)
-        added = [p for j in order for p in positions.get(j, [])]
-        if anchor is not None:
-            anchor_id = transcript.calls[anchor].message_id
-            call.anchor_output_items = sum(
-                len(positions.get(j, []))
-                for j in order
-                if anchor_id and records[j].message_id == anchor_id
-            )
-        call.anchor_call = anchor
-        call.added_items = tuple(added)
-        if anchor is None and transcript.calls:
-            call.after_compaction = True
-            transcript.compactions.append(len(transcript.calls))
-        transcript.calls.append(call)
-
-
-def _build_current(
-    records: list[_Record], transcript: Transcript, preserved: dict[int, list[int]]
-) -> None:
-    """The current context: the chain of the newest main-thread record."""
-    # Claude Code appends records that are not conversation (file-history snapshots,
-    # summaries, queue operations) with no parent: the context ends at the newest
-    # user or assistant record.
-    last = next(
-        (
-            r.index
-            for r in reversed(records)
-            if not r.sidechain
-            and (r.data.get("type") in CONTEXT_RECORDS or is_compact_boundary(r.data))
-        ),
-        None,
-    )
-    chain = _with_branches(records, _chain(records, last))
-    anchor_record = next((i for i in reversed(chain) if records[i].call_index is not None), None)
-    anchor_id = records[anchor_record].message_id if anchor_record is not None else None
-    for i in chain:
-        if i == anchor_record:
-            transcript.anchor_position = len(transcript.items)
-            transcript.anchor_call = records[i].call_index
-        if anchor_id and records[i].message_id == anchor_id:
-            transcript.anchor_output_items += len(records[i].items)
-        transcript.items.extend(records[i].items)
-        for j in preserved.get(i, ()):  # the messages the compaction kept, after the summary
-            transcript.items.extend(records[j].items)
