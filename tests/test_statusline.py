@@ -15,7 +15,7 @@ import pytest
 from conftest import run_cli
 
 from ctxbudget.accounting import Calibration
-from ctxbudget.claude_code import statusline, transcript_state
+from ctxbudget.claude_code import statusline, transcript_read, transcript_state
 from ctxbudget.claude_code.statusline import (
     DEFAULT_FORMAT,
     default_line,
@@ -23,7 +23,7 @@ from ctxbudget.claude_code.statusline import (
     render_statusline,
     transcript_figure,
 )
-from ctxbudget.claude_code.transcript_state import read_transcript
+from ctxbudget.claude_code.transcript_read import read_transcript
 from ctxbudget.cli import statusline as cli_statusline
 from ctxbudget.model import Level
 from ctxbudget.policy import Policy
@@ -321,13 +321,13 @@ def test_appended_records_are_read_incrementally(
     assert offset == path.stat().st_size
 
     seen: list[str] = []
-    add = transcript_state._Tail.add
+    add = transcript_read.Tail.add
 
     def spy(self: Any, record: dict[str, Any]) -> None:
         seen.append(record["uuid"])
         add(self, record)
 
-    monkeypatch.setattr(transcript_state._Tail, "add", spy)
+    monkeypatch.setattr(transcript_read.Tail, "add", spy)
     # A tool result after the response: estimated locally on top of the anchor.
     write(path, [result("r3", "a3", "t9", FILE_TEXT)], mode="a")
     second = render_statusline(stdin_json(path))

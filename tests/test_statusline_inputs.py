@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from ctxbudget.claude_code import transcript_state
+from ctxbudget.claude_code import transcript_read
 from ctxbudget.claude_code.statusline import render_statusline
-from ctxbudget.claude_code.transcript_state import read_transcript
+from ctxbudget.claude_code.transcript_read import read_transcript
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 SONNET = {"id": "claude-sonnet-4-20250514", "display_name": "Sonnet 4"}
@@ -97,7 +97,7 @@ def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("CTXBUDGET_CACHE_DIR", str(cache))
     monkeypatch.delenv("CTXBUDGET_STATUSLINE_FORMAT", raising=False)
-    monkeypatch.delenv(transcript_state.MAX_BYTES_ENV, raising=False)
+    monkeypatch.delenv(transcript_read.MAX_BYTES_ENV, raising=False)
     return cache
 
 
@@ -163,20 +163,20 @@ def test_an_append_above_the_cap_is_not_read(
 ) -> None:
     path = _write(tmp_path / "t.jsonl", RECORDS)
     first = render_statusline(_payload(path))
-    monkeypatch.setenv(transcript_state.MAX_BYTES_ENV, "2000")
+    monkeypatch.setenv(transcript_read.MAX_BYTES_ENV, "2000")
     padding = _prompt("u3", "a2", "x" * 5_000)
     _write(path, [padding], mode="a")
     assert render_statusline(_payload(path)) == "Sonnet 4 | Tokens: ?/200,000"
     # Claude Code's figure when it sends one; the whole file once the cap allows it
     assert _used(render_statusline(_payload(path, USAGE))) == 61_763
-    monkeypatch.delenv(transcript_state.MAX_BYTES_ENV)
+    monkeypatch.delenv(transcript_read.MAX_BYTES_ENV)
     assert _used(render_statusline(_payload(path))) > _used(first) + 500
 
 
 def test_cap_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for value, expected in (("123", 123), ("0", transcript_state.DEFAULT_MAX_BYTES), ("x", None)):
-        monkeypatch.setenv(transcript_state.MAX_BYTES_ENV, value)
-        assert transcript_state.max_read_bytes() == (expected or transcript_state.DEFAULT_MAX_BYTES)
+    for value, expected in (("123", 123), ("0", transcript_read.DEFAULT_MAX_BYTES), ("x", None)):
+        monkeypatch.setenv(transcript_read.MAX_BYTES_ENV, value)
+        assert transcript_read.max_read_bytes() == (expected or transcript_read.DEFAULT_MAX_BYTES)
 
 
 # -- current_usage: the transcript only through a saved state ------------------------------
@@ -234,7 +234,7 @@ def test_both_paths_give_the_same_figure(tmp_path: Path, monkeypatch: pytest.Mon
     _write(path, [tail], mode="a")
     size = path.stat().st_size
     reads: list[int] = []
-    real_read = transcript_state._read
+    real_read = transcript_read._read
 
     def spy(p: str, st: os.stat_result, saved: Any, *args: Any) -> Any:
         before = saved.offset if saved is not None else 0
@@ -242,10 +242,10 @@ def test_both_paths_give_the_same_figure(tmp_path: Path, monkeypatch: pytest.Mon
         reads.append(result.offset - before)
         return result
 
-    monkeypatch.setattr(transcript_state, "_read", spy)
+    monkeypatch.setattr(transcript_read, "_read", spy)
     with_usage = render_statusline(_payload(path, USAGE))
     assert reads == [len(json.dumps(tail)) + 1] and opens.count == 1
-    monkeypatch.setattr(transcript_state, "_read", real_read)
+    monkeypatch.setattr(transcript_read, "_read", real_read)
     monkeypatch.setenv("CTXBUDGET_CACHE_DIR", str(tmp_path / "other-cache"))
     assert _used(with_usage) == _used(render_statusline(_payload(path))) > _used(from_transcript)
     assert path.stat().st_size == size

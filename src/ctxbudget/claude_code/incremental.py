@@ -2,7 +2,7 @@
 
 A hook lives for milliseconds but the transcript it reads can hold hundreds of
 thousands of records. So the hooks read it the way the status line does
-(``transcript_state.read_transcript``: byte offset of the last complete line, the anchor,
+(``transcript_read.read_transcript``: byte offset of the last complete line, the anchor,
 the local count of what came since, the correction learnt so far) and keep that state
 in a small JSON file per transcript under ``<cache dir>/hooks/`` (``$CTXBUDGET_CACHE_DIR``,
 else the user cache dir): a run reads only what was appended since the last one, and
@@ -28,7 +28,8 @@ from typing import Any
 
 from .cache import cache_root, save_private_json
 from .statusline import transcript_figure
-from .transcript_state import TranscriptState, read_transcript
+from .transcript_read import read_transcript
+from .transcript_state import TranscriptState
 
 __all__ = ["HookMemory", "TranscriptFigure", "hook_state_file", "read_figure"]
 

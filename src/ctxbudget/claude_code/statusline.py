@@ -85,13 +85,8 @@ import zlib
 
 # Imports nothing: the status line's arithmetic is ``ctxbudget tokens``'s.
 from .cache import cache_root, load_json, save_private_json
-from .transcript_state import (
-    STATE_VERSION,
-    TranscriptState,
-    count_field,
-    debug,
-    read_transcript,
-)
+from .transcript_read import read_transcript
+from .transcript_state import STATE_VERSION, TranscriptState, count_field, debug
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -115,6 +110,7 @@ _MAX_STDIN = 1 << 20
 _CODE = (
     "claude_code/statusline.py",
     "claude_code/transcript_state.py",
+    "claude_code/transcript_read.py",
     "claude_code/cache.py",
     "render.py",
     "status.py",

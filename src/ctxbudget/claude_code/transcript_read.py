@@ -1,0 +1,373 @@
+"""A Claude Code transcript read incrementally into a ``TranscriptState``.
+
+A call reads only the bytes appended since the state's offset (``read_transcript``; a
+replaced or truncated file is read again from the start) and applies each record as
+``replay_history`` would (``Tail``): the items are the Claude Code reader's, the context
+rules its own (``sources.claude_code_context``).
+
+Imports nothing heavy at run time (the status line's first call pays for every import);
+the counter and the model are imported only when a record needs counting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+from .cache import open_regular
+from .transcript_state import TranscriptState, count_field, debug
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from ..accounting import Calibration
+    from ..model import Item
+
+__all__ = ["DEFAULT_MAX_BYTES", "MAX_BYTES_ENV", "Tail", "max_read_bytes", "read_transcript"]
+
+#: The most bytes one call reads of a transcript (``$CTXBUDGET_STATUSLINE_MAX_BYTES``
+#: overrides): a first read of a bigger file, or a bigger append, is not read at all and
+#: the line says ``?`` (or shows Claude Code's own figure) rather than stall the prompt.
+MAX_BYTES_ENV = "CTXBUDGET_STATUSLINE_MAX_BYTES"
+DEFAULT_MAX_BYTES = 64 << 20
+
+_RECENT_IDS = 256
+# How many of the latest main-thread records' counts are kept: a compaction keeps a few
+# of the messages before it (Claude Code 2.x ``preservedMessages``).
+_RECENT_RECORDS = 256
+_HEAD_BYTES = 64
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _context_records() -> tuple[str, ...]:
+    """The record types whose items are context: the Claude Code reader's."""
+    from ..sources.claude_code_context import CONTEXT_RECORDS
+
+    return CONTEXT_RECORDS
+
+
+def _is_boundary(record: dict[str, Any]) -> bool:
+    """A compaction boundary: the Claude Code reader's rule."""
+    from ..sources.claude_code_context import is_compact_boundary
+
+    return is_compact_boundary(record)
+
+
+def _preserved_messages(record: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """The messages a compaction kept: the Claude Code reader's rule."""
+    from ..sources.claude_code_context import preserved_messages
+
+    return preserved_messages(record)
+
+
+def _starts_context(record: dict[str, Any]) -> bool:
+    """A compaction boundary or summary: the Claude Code reader's rule."""
+    from ..sources.claude_code_context import starts_new_context
+
+    return starts_new_context(record)
+
+
+class Tail:
+    """Applies appended records to a state, as ``replay_history`` would see them.
+
+    Records are kept uncounted until a new API call (or the end of the read) needs their
+    count: then each item is counted once, in order, into ``state.added`` (or the
+    unanchored sums), and at a new call with an anchor the calibration learns from
+    what was added since that anchor.
+    """
+
+    def __init__(self, state: TranscriptState) -> None:
+        self.state = state
+        # Records not counted yet, each with whether it is part of the anchor's response.
+        self.pending: list[tuple[dict[str, Any], bool]] = []
+        self.ids = set(state.ids)
+        self._calibration: Calibration | None = None
+        self._count: Callable[[Item], int] | None = None
+        self.shape_texts: dict[str, str] = {}
+
+    def add(self, record: dict[str, Any]) -> None:
+        s = self.state
+        s.records += 1
+        if s.session_id is None and isinstance(record.get("sessionId"), str):
+            s.session_id = record["sessionId"]
+        rtype = record.get("type")
+        message = record.get("message")
+        message = message if isinstance(message, dict) else {}
+        model = message.get("model")
+        # The model as the reader names it: the last response's, sub-agents' included.
+        if rtype == "assistant" and isinstance(model, str) and not model.startswith("<"):
+            s.model = model
+        if record.get("isSidechain"):
+            return  # a sub-agent's own context, not the main window
+        boundary = _is_boundary(record)
+        # a summary right after its boundary (reminders between) continues that context
+        summary_after_boundary = bool(record.get("isCompactSummary")) and s.opened
+        if (_starts_context(record) and not summary_after_boundary) or (
+            rtype in ("user", "assistant") and record.get("parentUuid") is None
+        ):
+            # A new context starts (at a compaction, or at a record with no parent:
+            # the reader's root); the summary or root record itself is part of it, and
+            # the messages the compaction kept come after the summary.
+            self._flush()  # counted: the compaction may keep some of them
+            s.anchor = None
+            s.added = []
+            s.since_tokens = s.since_items = 0
+        if boundary:
+            s.opened = True
+            kept = _preserved_messages(record)
+            s.kept = [kept[-1][0], kept[-1][1]] if kept else None
+        elif rtype in ("user", "assistant"):
+            s.opened = False
+        if s.kept is not None and record.get("uuid") == s.kept[0]:
+            counts = {row[0]: row[1:] for row in s.recent}
+            for uuid in s.kept[1]:
+                tokens, items = counts.get(uuid, (0, 0))
+                s.since_tokens += tokens
+                s.since_items += items
+            s.kept = None
+        if rtype == "api-request-shape":
+            self._shape(record.get("shape"))
+        if rtype not in _context_records():
+            return
+        mid = message.get("id") if isinstance(message.get("id"), str) else None
+        anchor_id = s.anchor[0] if s.anchor is not None else None
+        usage = message.get("usage") if rtype == "assistant" else None
+        if isinstance(usage, dict):
+            context = sum(
+                count_field(usage.get(k)) or 0
+                for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+            )
+            output = count_field(usage.get("output_tokens")) or 0
+            if s.anchor is not None and anchor_id is not None and mid == anchor_id:
+                # Another block of the anchor's response: its last record has the final
+                # output count.
+                s.anchor[2] = max(s.anchor[2], output)
+                self.pending.append((record, True))
+                return
+            if context > 0 and (mid is None or mid not in self.ids):
+                self._call(record, mid, context, output)
+                return
+        elif anchor_id is not None and mid == anchor_id:
+            self.pending.append((record, True))
+            return
+        self.pending.append((record, False))
+
+    def _shape(self, shape: Any) -> None:
+        """The latest request's system prompt and tools (the reader's texts), counted at
+        the end of the read: by then the model, and so the counter, is known."""
+        from ..sources.claude_code import request_shape
+
+        self.shape_texts = request_shape(shape) or self.shape_texts
+
+    def _call(self, record: dict[str, Any], mid: str | None, context: int, output: int) -> None:
+        """A new main-thread API call: learn from it as ``replay_history`` does, then
+        anchor on it."""
+        s = self.state
+        self._flush()
+        if s.anchor is not None:
+            _, a_context, a_output, a_items = s.anchor
+            out_n = a_items if a_output else 0
+            rest = s.added[out_n:]
+            known = a_context + a_output * (out_n > 0)
+            calibration = self.calibration()
+            calibration.learn(
+                sum(rest), len(rest), context - known - round(calibration.per_item * out_n)
+            )
+            sent = [s.context[0] + sum(s.added), s.context[1] + len(s.added)]
+        else:
+            sent = [s.since_tokens, s.since_items]
+        # what this usage counted beyond the transcript sent (replay_history's sample)
+        from ..accounting import OVERHEAD_SAMPLES, overhead_sample
+
+        s.context = sent
+        s.overheads.append(overhead_sample(context, sent[0], sent[1], self.calibration()))
+        del s.overheads[:-OVERHEAD_SAMPLES]
+        s.anchor = [mid, context, output, 0]
+        s.added = []
+        s.since_tokens = s.since_items = 0
+        s.calls += 1
+        self.pending.append((record, mid is not None))
+        if mid is not None:
+            self.ids.add(mid)
+            s.ids.append(mid)
+            del s.ids[:-_RECENT_IDS]
+
+    def calibration(self) -> Calibration:
+        if self._calibration is None:
+            if self.state.counter is None:
+                self.state.counter = self.state.counter_name()
+            self._calibration = self.state.new_calibration()
+        return self._calibration
+
+    def counter(self) -> Callable[[Item], int]:
+        """An item's local count, as ``Session._count`` makes it."""
+        if self._count is None:
+            from ..tokens.counters import get_counter
+
+            s = self.state
+            if s.counter is None:
+                s.counter = s.counter_name()
+            count_text = get_counter(s.counter).count
+
+            def count(item: Item) -> int:
+                if item.tokens is not None:
+                    return item.tokens
+                return count_text(item.text) if item.text else 0
+
+            self._count = count
+        return self._count
+
+    def _flush(self) -> None:
+        """Count the pending records' items (the counter is imported only if needed)."""
+        if not self.pending:
+            return
+        s = self.state
+        count = self.counter()
+        for record, is_out in self.pending:
+            counts = [count(item) for item in _items_of(record)]
+            if isinstance(record.get("uuid"), str):
+                s.recent.append([record["uuid"], sum(counts), len(counts)])
+            if s.anchor is not None:
+                s.added.extend(counts)
+                if is_out:
+                    s.anchor[3] += len(counts)
+            else:
+                s.since_tokens += sum(counts)
+                s.since_items += len(counts)
+        self.pending.clear()
+        del s.recent[:-_RECENT_RECORDS]
+
+    def finish(self) -> None:
+        self._flush()
+        if self.shape_texts:
+            count = self.counter()
+            texts = self.shape_texts.values()
+            self.state.shape = [sum(count(_text_item(t)) for t in texts), len(texts)]
+        if self._calibration is not None:
+            self.state.keep_calibration(self._calibration)
+
+
+def _text_item(text: str) -> Item:
+    from ..model import Item, Kind, Role
+
+    return Item(role=Role.SYSTEM, kind=Kind.SYSTEM_PROMPT, text=text)
+
+
+def _items_of(record: dict[str, Any]) -> list[Item]:
+    """The record's items exactly as the Claude Code reader makes them."""
+    from ..model import MAIN_AGENT
+    from ..sources.claude_code import TranscriptBuilder
+
+    return TranscriptBuilder().items_of(record, MAIN_AGENT, 0)
+
+
+def read_transcript(
+    path: str, saved: Any = None, *, max_bytes: int | None = None
+) -> tuple[TranscriptState, bool]:
+    """The state of the transcript at ``path``, from ``saved`` plus what was appended.
+
+    Returns the state and whether it changed. Raises OSError when the file cannot be
+    read at all: missing, not a regular file (a FIFO would block forever, ``/dev/zero``
+    never ends), or more than ``max_bytes`` (default ``max_read_bytes()``) to read.
+    """
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(f"{path} is not a regular file")
+    state = TranscriptState.from_json(saved, path)
+    if state is not None and (state.dev, state.ino, state.size, state.mtime_ns) == (
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+    ):
+        return state, False  # nothing happened since the last call
+    state = _read(path, st, state, max_bytes)
+    if state.counter is not None:
+        from ..tokens.counters import counter_name_for_model
+
+        wanted = counter_name_for_model(state.model)
+        if wanted != state.counter:
+            # The model named in the records read so far picked another counter than
+            # the whole file's model does: count everything again with that one.
+            debug(f"{path}: counted with {state.counter}, its model wants {wanted}")
+            fresh = TranscriptState(path)
+            fresh.counter = wanted
+            fresh.dev, fresh.ino = st.st_dev, st.st_ino  # the same file: keep the counter
+            state = _read(path, st, fresh, max_bytes)
+    return state, True
+
+
+def max_read_bytes() -> int:
+    """``$CTXBUDGET_STATUSLINE_MAX_BYTES`` when it is a positive integer, else
+    ``DEFAULT_MAX_BYTES``."""
+    try:
+        value = int(os.environ.get(MAX_BYTES_ENV, ""))
+    except ValueError:
+        return DEFAULT_MAX_BYTES
+    return value if value > 0 else DEFAULT_MAX_BYTES
+
+
+def _read(
+    path: str, st: os.stat_result, state: TranscriptState | None, max_bytes: int | None = None
+) -> TranscriptState:
+    """``state`` (None: a new one) plus the complete lines of ``path`` after its offset,
+    up to the size ``st`` gave (what is appended meanwhile waits for the next call)."""
+    cap = max_bytes or max_read_bytes()
+    f, opened = open_regular(path)
+    with f:
+        if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+            raise OSError(f"{path} was replaced while being read")
+        head = f.read(_HEAD_BYTES)
+        if state is not None and (
+            (state.dev, state.ino) != (st.st_dev, st.st_ino)
+            or st.st_size < state.offset
+            or not head.startswith(bytes.fromhex(state.head))
+            or head[:2] == _GZIP_MAGIC
+        ):
+            debug(f"{path} was replaced or truncated: reading it again")
+            state = None
+        if state is None:
+            state = TranscriptState(path)
+        state.head = head.hex()
+        if head[:2] == _GZIP_MAGIC:
+            import gzip
+
+            f.seek(0)
+            with gzip.GzipFile(fileobj=f) as unpacked:
+                data = unpacked.read(cap + 1)
+            if len(data) > cap:
+                raise OSError(f"{path} unpacks to more than {cap:,} bytes ({MAX_BYTES_ENV})")
+            state.offset = 0
+        else:
+            size = st.st_size - state.offset
+            if size > cap:
+                raise OSError(f"{size:,} bytes to read in {path}, above {cap:,} ({MAX_BYTES_ENV})")
+            f.seek(state.offset)
+            data = f.read(size)
+    end = data.rfind(b"\n") + 1  # a last line without newline waits for the next call
+    tail = Tail(state)
+    for line in data[:end].splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            state.malformed += 1
+            continue
+        if isinstance(record, dict):
+            tail.add(record)
+        else:
+            state.malformed += 1
+    tail.finish()
+    if head[:2] != _GZIP_MAGIC:
+        state.offset += end
+    state.dev, state.ino, state.size, state.mtime_ns = (
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+    )
+    return state
