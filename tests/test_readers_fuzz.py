@@ -154,6 +154,63 @@ CLAUDE_CODE = [
     {"type": "summary", "summary": "earlier work", "leafUuid": "u0"},
 ]
 
+# Claude Code 2.x: a compaction keeping a message (``preservedMessages``) with a reminder
+# between its boundary and its summary, two calls at once (each result hanging on its
+# own call's record) and an error Claude Code shows the user.
+CLAUDE_CODE_2X = [
+    *CLAUDE_CODE[:3],
+    _cc(
+        "system",
+        "c2",
+        None,
+        subtype="compact_boundary",
+        compactMetadata={"preservedMessages": {"anchorUuid": "u9", "uuids": ["a1", "u2"]}},
+    ),
+    _cc(
+        "attachment",
+        "r1",
+        "c2",
+        attachment={"type": "date"},
+        rendered=[{"content": "<system-reminder>\nToday is Monday.\n</system-reminder>"}],
+        renderedRole="system",
+    ),
+    _cc(
+        "user", "u9", "r1", {"role": "user", "content": "Summary: read a.py"}, isCompactSummary=True
+    ),
+    *(
+        _cc(
+            "assistant",
+            f"p{n}",
+            "u9" if n == 0 else "p0",
+            {
+                "id": "msg_p",
+                "content": [{"type": "tool_use", "id": f"tp{n}", "name": "Read", "input": {}}],
+                "usage": dict(USAGE),
+            },
+        )
+        for n in range(2)
+    ),
+    *(
+        _cc(
+            "user",
+            f"q{n}",
+            f"p{n}",
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": f"tp{n}", "content": "r"}],
+            },
+        )
+        for n in range(2)
+    ),
+    _cc(
+        "assistant",
+        "e1",
+        "q1",
+        {"id": "e", "model": "<synthetic>", "content": [{"type": "text", "text": "API Error"}]},
+        isApiErrorMessage=True,
+    ),
+]
+
 ANTHROPIC = {
     "model": "claude-sonnet-4-5",
     "system": [{"type": "text", "text": "You are helpful"}],
@@ -482,6 +539,28 @@ def test_claude_code_reader_survives_mutations(
     raw = data.draw(damaged_bytes(lines))
     _read(lambda: read_claude_code(raw.decode("utf-8", "replace").splitlines(), path="s.jsonl"))
     _through_file_and_cli(capsys, raw, ".jsonl")
+
+
+@FUZZ
+@given(records=mutated(CLAUDE_CODE_2X), data=st.data())
+def test_claude_code_2x_reader_survives_mutations(
+    records: Any, data: st.DataObject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = _jsonl(records)
+    raw = data.draw(damaged_bytes(lines))
+    _read(lambda: read_claude_code(raw.decode("utf-8", "replace").splitlines(), path="s.jsonl"))
+    _through_file_and_cli(capsys, raw, ".jsonl")
+
+
+def test_the_2x_fixture_reads_as_claude_code_sends_it(tmp_path: Path) -> None:
+    """The fixture the 2.x fuzzing starts from: the context after the compaction holds
+    the reminder, the summary, the kept call and result, both parallel calls and their
+    results, and no error message."""
+    transcript = load_source(_write(tmp_path, "s.jsonl", CLAUDE_CODE_2X))
+    texts = [i.text for i in transcript.items]
+    assert texts[:2] == ["Today is Monday.", "Summary: read a.py"]
+    assert 'Read {"file_path": "a.py"}' in texts and "x=1" in texts  # kept by the compaction
+    assert texts.count("r") == 2 and "API Error" not in texts
 
 
 @FUZZ
