@@ -505,41 +505,50 @@ def test_an_error_claude_code_shows_the_user_is_no_context(
     assert f"{data['used_tokens']:,}/{data['max_tokens']:,}" in line
 
 
-def _parallel_calls(path: Path) -> Path:
+def _parallel_calls(path: Path, interleaved: bool = False) -> Path:
     """A response of two tool calls, Claude Code 2.x style: each block a record of its
-    own, each result hanging on its own call's record, then the next answer."""
+    own, each result hanging on its own call's record, then the next answer.
+    ``interleaved``: the first result written before the second call's block."""
     w = Writer()
     w.user("Check both files.")
     w.assistant("Reading both.", 20_000)
-    first, blocks = w.parent, []
-    for n, name in enumerate(("a.py", "b.py")):
-        use = {"type": "tool_use", "id": f"toolu_{n}", "name": "Read", "input": {"file_path": name}}
-        message = {**w.records[-1]["message"], "content": [use]}
-        w.add("assistant", message=message)
-        blocks.append(w.parent)
-    for n, parent in enumerate(blocks):
-        result = {
-            "type": "tool_result",
-            "tool_use_id": f"toolu_{n}",
-            "content": f"{n}\tdef f{n}(): ...",
-        }
+    response = w.records[-1]["message"]
+
+    def result(n: int, parent: str) -> None:
+        content = f"{n}\tdef f{n}(): ..."
+        block = {"type": "tool_result", "tool_use_id": f"toolu_{n}", "content": content}
         w.parent = parent
-        w.add("user", message={"role": "user", "content": [result]}, sourceToolAssistantUUID=parent)
-    assert first is not None
+        w.add("user", message={"role": "user", "content": [block]}, sourceToolAssistantUUID=parent)
+
+    blocks: list[str] = []
+    for n, name in enumerate(("a.py", "b.py")):
+        w.parent = blocks[-1] if blocks else w.records[1]["uuid"]
+        use = {"type": "tool_use", "id": f"toolu_{n}", "name": "Read", "input": {"file_path": name}}
+        w.add("assistant", message={**response, "content": [use]})
+        blocks.append(str(w.parent))
+        if interleaved and n == 0:
+            result(0, blocks[0])
+    for n, parent in enumerate(blocks):
+        if not (interleaved and n == 0):
+            result(n, parent)
     w.assistant("Both define one function.", 20_400)
     return w.write(path)
 
 
+@pytest.mark.parametrize("interleaved", [False, True])
 def test_each_of_parallel_calls_and_its_result_is_context(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], interleaved: bool
 ) -> None:
-    path = _parallel_calls(tmp_path / f"{SESSION}.jsonl")
+    path = _parallel_calls(tmp_path / f"{SESSION}.jsonl", interleaved)
     transcript = load_source(path)
     texts = [i.text for i in transcript.items]
     assert "0\tdef f0(): ..." in texts and "1\tdef f1(): ..." in texts
     assert sum(i.kind is Kind.TOOL_CALL for i in transcript.items) == 2
     last = transcript.calls[-1]  # what the answer's request added: both calls, both results
     assert len(last.added_items) == 5 and last.anchor_output_items == 3
+    # the response (its size is reported) first, also when a result came between its blocks
+    response = [transcript.history_items[i].kind for i in last.added_items[:3]]
+    assert response == [Kind.ASSISTANT_TEXT, Kind.TOOL_CALL, Kind.TOOL_CALL]
     code, out, err = run(capsys, "tokens", str(path), "--json")
     assert code == 0, err
     data = json.loads(out)

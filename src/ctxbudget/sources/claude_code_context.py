@@ -259,14 +259,13 @@ def build_calls(
             # messages the compaction kept
             on.update(_lead(records, started))
             on.update(preserved.get(started, ()))
-        order = sorted(on)
+        anchor_id = transcript.calls[anchor].message_id if anchor is not None else None
+        # the anchor's response first (its size is reported), then the rest in file order
+        order = sorted(on, key=lambda j: (not anchor_id or records[j].message_id != anchor_id, j))
         added = [p for j in order for p in positions.get(j, [])]
-        if anchor is not None:
-            anchor_id = transcript.calls[anchor].message_id
+        if anchor_id:
             call.anchor_output_items = sum(
-                len(positions.get(j, []))
-                for j in order
-                if anchor_id and records[j].message_id == anchor_id
+                len(positions.get(j, [])) for j in order if records[j].message_id == anchor_id
             )
         call.anchor_call = anchor
         call.added_items = tuple(added)
