@@ -544,14 +544,23 @@ def test_each_of_parallel_calls_and_its_result_is_context(
     texts = [i.text for i in transcript.items]
     assert "0\tdef f0(): ..." in texts and "1\tdef f1(): ..." in texts
     assert sum(i.kind is Kind.TOOL_CALL for i in transcript.items) == 2
+    # the response's blocks together, then the results (a message list can be written)
+    calls = [n for n, i in enumerate(transcript.items) if i.kind is Kind.TOOL_CALL]
+    results = [n for n, i in enumerate(transcript.items) if i.role is Role.TOOL]
+    assert max(calls) < min(results)
     last = transcript.calls[-1]  # what the answer's request added: both calls, both results
     assert len(last.added_items) == 5 and last.anchor_output_items == 3
     # the response (its size is reported) first, also when a result came between its blocks
     response = [transcript.history_items[i].kind for i in last.added_items[:3]]
     assert response == [Kind.ASSISTANT_TEXT, Kind.TOOL_CALL, Kind.TOOL_CALL]
-    code, out, err = run(capsys, "tokens", str(path), "--json")
-    assert code == 0, err
-    data = json.loads(out)
-    payload = json.dumps({"session_id": SESSION, "transcript_path": str(path)})
-    line = render_statusline(payload, cache_dir=tmp_path / "cache")
-    assert f"{data['used_tokens']:,}/{data['max_tokens']:,}" in line
+    # the same figure on the status line, before the answer (the results estimated on
+    # top of the response's usage) and after it
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    for keep in (len(lines) - 1, len(lines)):
+        path.write_text("".join(lines[:keep]), encoding="utf-8")
+        code, out, err = run(capsys, "tokens", str(path), "--json")
+        assert code == 0, err
+        data = json.loads(out)
+        payload = json.dumps({"session_id": SESSION, "transcript_path": str(path)})
+        line = render_statusline(payload, cache_dir=tmp_path / f"cache{keep}")
+        assert f"{data['used_tokens']:,}/{data['max_tokens']:,}" in line

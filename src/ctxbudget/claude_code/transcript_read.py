@@ -231,9 +231,12 @@ class Tail:
             if isinstance(record.get("uuid"), str):
                 s.recent.append([record["uuid"], sum(counts), len(counts)])
             if s.anchor is not None:
-                s.added.extend(counts)
-                if is_out:
+                if is_out:  # the anchor's response stays first, as the reader orders it
+                    at = s.anchor[3]
+                    s.added[at:at] = counts
                     s.anchor[3] += len(counts)
+                else:
+                    s.added.extend(counts)
             else:
                 s.since_tokens += sum(counts)
                 s.since_items += len(counts)

@@ -128,10 +128,27 @@ def _chain(records: list[Record], start: int | None) -> list[int]:
 
 def _with_branches(records: list[Record], path: list[int]) -> list[int]:
     """``path`` (record indices, oldest first) with the records its messages branch to
-    (``_branches``), in file order."""
+    (``_branches``), in conversation order (``_in_order``)."""
     if not path:
         return path
-    return sorted({*path, *_branches(records, set(path), path[0], len(records))})
+    return _in_order(records, {*path, *_branches(records, set(path), path[0], len(records))})
+
+
+def _in_order(records: list[Record], indices: set[int]) -> list[int]:
+    """``indices`` in file order, except that the blocks of a response stay together at
+    its first record: a tool result written between two blocks of the response that
+    called it (a tool run while the response streamed) comes after the response."""
+    first: dict[str, int] = {}
+    for j in sorted(indices):
+        mid = records[j].message_id
+        if mid and mid not in first:
+            first[mid] = j
+
+    def key(j: int) -> tuple[int, int]:
+        mid = records[j].message_id
+        return (first[mid] if mid else j, j)
+
+    return sorted(indices, key=key)
 
 
 def _branches(records: list[Record], on: set[int], lo: int, hi: int) -> list[int]:
@@ -260,8 +277,8 @@ def build_calls(
             on.update(_lead(records, started))
             on.update(preserved.get(started, ()))
         anchor_id = transcript.calls[anchor].message_id if anchor is not None else None
-        # the anchor's response first (its size is reported), then the rest in file order
-        order = sorted(on, key=lambda j: (not anchor_id or records[j].message_id != anchor_id, j))
+        # the anchor's response first (its size is reported: the oldest on the path)
+        order = _in_order(records, on)
         added = [p for j in order for p in positions.get(j, [])]
         if anchor_id:
             call.anchor_output_items = sum(
