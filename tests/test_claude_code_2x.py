@@ -564,3 +564,76 @@ def test_each_of_parallel_calls_and_its_result_is_context(
         payload = json.dumps({"session_id": SESSION, "transcript_path": str(path)})
         line = render_statusline(payload, cache_dir=tmp_path / f"cache{keep}")
         assert f"{data['used_tokens']:,}/{data['max_tokens']:,}" in line
+
+
+def _counted(body: dict[str, Any]) -> int:
+    """What the fake API reports for a request: the ``claude-estimate`` count of what it
+    carries (system prompt, tools, every message's texts, calls and results) and 4
+    tokens a message: an API whose counter is ours."""
+    from ctxbudget.sources.messages import compact_json
+    from ctxbudget.tokens.counters import get_counter
+
+    count = get_counter("claude-estimate").count
+    system = body.get("system")
+    blocks = system if isinstance(system, list) else []
+    total = sum(
+        count(b.get("text", "")) for b in blocks if "billing-header" not in b.get("text", "")
+    )
+    total += sum(count(compact_json(tool)) for tool in body.get("tools", []))
+    for message in body["messages"]:
+        for kind, what in _sent(message):
+            if kind == "tool_use":
+                name, arguments = what
+                what = f"{name} {json.dumps(arguments)}"
+            total += count(what) if isinstance(what, str) else 0
+        total += 4
+    return total
+
+
+@pytest.mark.skipif(
+    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
+)
+def test_the_figure_follows_an_api_that_counts_what_it_was_sent(tmp_path: Path) -> None:
+    """Against a fake API reporting our own count of each request, every call predicted
+    from the last usage and what the transcript added is within 1%, the calls after
+    three parallel reads of 2k to 7k tokens each included (the reader held one result of
+    three before: -32%)."""
+    work = tmp_path / "proj"
+    work.mkdir()
+    for k in range(3):
+        text = "".join(f"def f{k}_{i}(x):\n    return x * {i}\n\n" for i in range(80 * (k + 1)))
+        (work / f"f{k}.py").write_text(text, encoding="utf-8")
+
+    def script(body: dict[str, Any], index: int) -> Reply:
+        if not body.get("tools"):
+            return Reply(text="t", usage=Usage(input_tokens=10, output_tokens=2))
+        usage = Usage(5, 20, 0, _counted(body) - 5)
+        users = [m for m in body["messages"] if m["role"] == "user"]
+        last = json.dumps(users[-1]["content"])
+        if "read" in last and "tool_result" not in last:
+            reads = tuple(ToolUse("Read", {"file_path": str(work / f"f{k}.py")}) for k in range(3))
+            return Reply(text="Reading.", tool_uses=reads, usage=usage)
+        return Reply(text="All three define small functions.", usage=usage)
+
+    session = None
+    with FakeAnthropic(script) as api:
+        for prompt in ("hello", "read the three files", "which is longest?", "read them again"):
+            cmd = [str(CLAUDE), "-p", prompt, "--output-format", "json"]
+            cmd += ["--permission-mode", "bypassPermissions"]
+            cmd += ["--resume", session] if session else []
+            env = claude_env(tmp_path, api.url)
+            done = subprocess.run(
+                cmd, env=env, cwd=work, capture_output=True, text=True, timeout=120, check=True
+            )
+            session = json.loads(done.stdout)["session_id"]
+    [path] = transcripts(tmp_path)
+    argv = ["tokens", str(path), "--json", "--history", "--counter", "claude-estimate"]
+    done = subprocess.run(
+        [sys.executable, "-m", "ctxbudget.cli", *argv], capture_output=True, text=True, check=True
+    )
+    calls = [h for h in json.loads(done.stdout)["history"] if h.get("call")]
+    assert len(calls) >= 5
+    errors = [
+        abs(h["predicted_tokens"] - h["reported_tokens"]) / h["reported_tokens"] for h in calls
+    ]
+    assert max(errors) <= 0.01, calls
