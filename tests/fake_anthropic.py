@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -314,6 +315,27 @@ def claude_env(home: Path, api_url: str, **extra: str) -> dict[str, str]:
 
 
 CLAUDE = Path(__file__).resolve().parent.parent / ".e2e" / "node_modules" / ".bin" / "claude"
+
+
+def converse(api: FakeAnthropic, home: Path, cwd: Path, prompts: Iterable[str], *flags: str) -> str:
+    """Send ``prompts`` to the real Claude Code one ``claude -p`` at a time, each
+    resuming the session the first started, against the fake; returns its id."""
+    session: str | None = None
+    for prompt in prompts:
+        cmd = [str(CLAUDE), "-p", prompt, "--output-format", "json", *flags]
+        cmd += ["--resume", session] if session else []
+        done = subprocess.run(
+            cmd,
+            env=claude_env(home, api.url),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        session = json.loads(done.stdout)["session_id"]
+    assert session is not None
+    return session
 
 
 def transcripts(home: Path) -> list[Path]:

@@ -23,7 +23,7 @@ from fake_anthropic import (
     Reply,
     ToolUse,
     Usage,
-    claude_env,
+    converse,
     is_summary_request,
     summary_reply,
     transcripts,
@@ -183,21 +183,8 @@ def test_real_claude_code_transcript(tmp_path: Path) -> None:
 
     work = tmp_path / "proj"
     work.mkdir()
-    session = None
     with FakeAnthropic(script) as api:
-        for prompt in ("one", "two", "three"):
-            cmd = [str(CLAUDE), "-p", prompt, "--output-format", "json"]
-            cmd += ["--resume", session] if session else []
-            done = subprocess.run(
-                cmd,
-                env=claude_env(tmp_path, api.url),
-                cwd=work,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=True,
-            )
-            session = json.loads(done.stdout)["session_id"]
+        converse(api, tmp_path, work, ["one", "two", "three"])
     [path] = transcripts(tmp_path)
     done = subprocess.run(
         [sys.executable, "-m", "ctxbudget.cli", "tokens", str(path), "--json"],
@@ -359,17 +346,9 @@ def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
             return Reply(tool_uses=(ToolUse("Read", {"file_path": str(notes)}),))
         return Reply(text="Noted: REQ-7.", thinking="The notes name REQ-7, nothing else.")
 
-    session = None
+    prompts = ["hello", "please read the notes", "/compact", "read the notes again"]
     with FakeAnthropic(script) as api:
-        for prompt in ("hello", "please read the notes", "/compact", "read the notes again"):
-            cmd = [str(CLAUDE), "-p", prompt, "--output-format", "json"]
-            cmd += ["--permission-mode", "bypassPermissions"]
-            cmd += ["--resume", session] if session else []
-            env = {**claude_env(tmp_path, api.url), "IS_SANDBOX": "1"}
-            done = subprocess.run(
-                cmd, env=env, cwd=work, capture_output=True, text=True, timeout=120, check=True
-            )
-            session = json.loads(done.stdout)["session_id"]
+        converse(api, tmp_path, work, prompts, "--permission-mode", "bypassPermissions")
         sent = api.main_requests()[-1]
     [path] = transcripts(tmp_path)
     transcript = load_source(path)
@@ -615,17 +594,9 @@ def test_the_figure_follows_an_api_that_counts_what_it_was_sent(tmp_path: Path) 
             return Reply(text="Reading.", tool_uses=reads, usage=usage)
         return Reply(text="All three define small functions.", usage=usage)
 
-    session = None
+    prompts = ["hello", "read the three files", "which is longest?", "read them again"]
     with FakeAnthropic(script) as api:
-        for prompt in ("hello", "read the three files", "which is longest?", "read them again"):
-            cmd = [str(CLAUDE), "-p", prompt, "--output-format", "json"]
-            cmd += ["--permission-mode", "bypassPermissions"]
-            cmd += ["--resume", session] if session else []
-            env = claude_env(tmp_path, api.url)
-            done = subprocess.run(
-                cmd, env=env, cwd=work, capture_output=True, text=True, timeout=120, check=True
-            )
-            session = json.loads(done.stdout)["session_id"]
+        converse(api, tmp_path, work, prompts, "--permission-mode", "bypassPermissions")
     [path] = transcripts(tmp_path)
     argv = ["tokens", str(path), "--json", "--history", "--counter", "claude-estimate"]
     done = subprocess.run(

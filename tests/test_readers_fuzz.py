@@ -530,15 +530,20 @@ def _jsonl(records: Any) -> list[str]:
     return [_dumps(record) for record in records]
 
 
+def _claude_code_survives(
+    records: Any, data: st.DataObject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = data.draw(damaged_bytes(_jsonl(records)))
+    _read(lambda: read_claude_code(raw.decode("utf-8", "replace").splitlines(), path="s.jsonl"))
+    _through_file_and_cli(capsys, raw, ".jsonl")
+
+
 @FUZZ
 @given(records=mutated(CLAUDE_CODE), data=st.data())
 def test_claude_code_reader_survives_mutations(
     records: Any, data: st.DataObject, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lines = _jsonl(records)
-    raw = data.draw(damaged_bytes(lines))
-    _read(lambda: read_claude_code(raw.decode("utf-8", "replace").splitlines(), path="s.jsonl"))
-    _through_file_and_cli(capsys, raw, ".jsonl")
+    _claude_code_survives(records, data, capsys)
 
 
 @FUZZ
@@ -546,10 +551,7 @@ def test_claude_code_reader_survives_mutations(
 def test_claude_code_2x_reader_survives_mutations(
     records: Any, data: st.DataObject, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lines = _jsonl(records)
-    raw = data.draw(damaged_bytes(lines))
-    _read(lambda: read_claude_code(raw.decode("utf-8", "replace").splitlines(), path="s.jsonl"))
-    _through_file_and_cli(capsys, raw, ".jsonl")
+    _claude_code_survives(records, data, capsys)
 
 
 def test_the_2x_fixture_reads_as_claude_code_sends_it(tmp_path: Path) -> None:
