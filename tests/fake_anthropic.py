@@ -342,3 +342,80 @@ def transcripts(home: Path) -> list[Path]:
     """The session transcripts Claude Code wrote under ``home``, oldest first."""
     root = home / ".claude" / "projects"
     return sorted(root.glob("*/*.jsonl"), key=lambda path: path.stat().st_mtime)
+
+
+def sent_blocks(message: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A request message's blocks as (type, what the model reads of it): a text, a
+    call's (name, input), a result's text, a thinking block's thinking."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return [("text", content)]
+    out: list[tuple[str, Any]] = []
+    for block in content or []:
+        kind = block.get("type")
+        if kind == "text":
+            out.append(("text", block["text"]))
+        elif kind == "tool_use":
+            out.append(("tool_use", (block["name"], block["input"])))
+        elif kind == "thinking":
+            out.append(("thinking", block["thinking"]))
+        elif kind == "tool_result":
+            result = block.get("content")
+            if isinstance(result, list):
+                result = "\n".join(b.get("text", "") for b in result if isinstance(b, dict))
+            out.append(("tool_result", result))
+        else:
+            out.append((str(kind), block))
+    return out
+
+
+@dataclass
+class Comparison:
+    """What a request carried beside what the reader made of the transcript's current
+    context as that request sent it (without the request's own answer), each sorted."""
+
+    held_texts: list[str]
+    sent_texts: list[str]
+    held_calls: list[str]
+    sent_calls: list[str]
+    held_system: str  # the system-role reminders, joined by a blank line
+    sent_system: str  # the request's system messages, joined the same way
+    items: list[Any]
+
+
+def compare_with_request(path: Path, body: dict[str, Any]) -> Comparison:
+    """The request ``body`` against the reader's current context of the transcript at
+    ``path``. A reminder rendered for the system role is sent, without its tags, in a
+    system message (one a turn); a user reminder with a newline more."""
+    from ctxbudget.model import Kind, Role
+    from ctxbudget.sources import load_source
+
+    items = list(load_source(path).items)
+    while items and items[-1].role is Role.ASSISTANT:
+        items.pop()
+    system_parts = [i.text for i in items if i.kind is Kind.REMINDER and not i.text.startswith("<")]
+    sent_texts: list[str] = list(system_parts)
+    sent_calls: list[str] = []
+    system_messages: list[str] = []
+    for message in body["messages"]:
+        for kind, what in sent_blocks(message):
+            if message["role"] == "system":
+                system_messages.append(what)
+            elif kind == "tool_use":
+                sent_calls.append(json.dumps(list(what)))
+            else:
+                sent_texts.append(what.strip() if isinstance(what, str) else json.dumps(what))
+    held_calls = [
+        json.dumps([i.tool, json.loads(i.text[len(i.tool or "") + 1 :])])
+        for i in items
+        if i.kind is Kind.TOOL_CALL
+    ]
+    return Comparison(
+        held_texts=sorted(i.text.strip() for i in items if i.kind is not Kind.TOOL_CALL),
+        sent_texts=sorted(sent_texts),
+        held_calls=sorted(held_calls),
+        sent_calls=sorted(sent_calls),
+        held_system="\n\n".join(system_parts),
+        sent_system="\n\n".join(system_messages),
+        items=items,
+    )

@@ -23,8 +23,10 @@ from fake_anthropic import (
     Reply,
     ToolUse,
     Usage,
+    compare_with_request,
     converse,
     is_summary_request,
+    sent_blocks,
     summary_reply,
     transcripts,
 )
@@ -276,30 +278,6 @@ def test_counted_before_its_first_usage_on_every_surface(
     assert f"{figures[0]:,}/" in line
 
 
-def _sent(message: dict[str, Any]) -> list[tuple[str, Any]]:
-    """A request message's blocks as (type, what the model reads of it)."""
-    content = message.get("content")
-    if isinstance(content, str):
-        return [("text", content)]
-    out: list[tuple[str, Any]] = []
-    for block in content or []:
-        kind = block.get("type")
-        if kind == "text":
-            out.append(("text", block["text"]))
-        elif kind == "tool_use":
-            out.append(("tool_use", (block["name"], block["input"])))
-        elif kind == "thinking":
-            out.append(("thinking", block["thinking"]))
-        elif kind == "tool_result":
-            result = block.get("content")
-            if isinstance(result, list):
-                result = "\n".join(b.get("text", "") for b in result if isinstance(b, dict))
-            out.append(("tool_result", result))
-        else:
-            out.append((str(kind), block))
-    return out
-
-
 @pytest.mark.skipif(
     not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
 )
@@ -352,35 +330,18 @@ def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
         sent = api.main_requests()[-1]
     [path] = transcripts(tmp_path)
     transcript = load_source(path)
-    items = transcript.items
-    # the context as the last request sent it: without that request's own answer
-    while items and items[-1].role is Role.ASSISTANT:
-        items = items[:-1]
-    system_parts = [i.text for i in items if i.kind is Kind.REMINDER and not i.text.startswith("<")]
-    sent_texts: list[str] = list(system_parts)
-    sent_calls: list[tuple[str, Any]] = []
-    system_messages: list[str] = []
-    for role, (kind, what) in [(m["role"], b) for m in sent["messages"] for b in _sent(m)]:
-        if role == "system":
-            system_messages.append(what)
-        elif kind == "tool_use":
-            sent_calls.append(what)
-        else:
-            sent_texts.append(what.strip())  # a user reminder is sent with a "\n" more
+    seen = compare_with_request(path, sent)
+    items = seen.items
     # a system message a turn: the system-role reminders, without their tags, joined
-    assert "\n\n".join(system_messages) == "\n\n".join(system_parts)
-    assert any("continued from a previous conversation" in t for t in sent_texts)
-    assert any("REQ-42 stays." in t for t in system_parts)  # the hook's context
-    assert any("Called the Read tool" in t for t in sent_texts)  # the file it re-attached
-    assert len(sent_calls) == 3 and any(i.kind is Kind.FILE_READ for i in items)
+    assert seen.sent_system == seen.held_system
+    assert any("continued from a previous conversation" in t for t in seen.sent_texts)
+    assert "REQ-42 stays." in seen.held_system  # the hook's context
+    assert any("Called the Read tool" in t for t in seen.sent_texts)  # the file re-attached
+    assert len(seen.sent_calls) == 3 and any(i.kind is Kind.FILE_READ for i in items)
     assert any(i.kind is Kind.THINKING for i in items)  # sent again with the answer
-    calls = [i for i in items if i.kind is Kind.TOOL_CALL]
     # nothing missed, nothing added: the same texts, and the same calls
-    assert sorted(i.text.strip() for i in items if i.kind is not Kind.TOOL_CALL) == sorted(
-        sent_texts
-    )
-    held_calls = [(i.tool, json.loads(i.text[len(i.tool or "") + 1 :])) for i in calls]
-    assert sorted(map(json.dumps, held_calls)) == sorted(map(json.dumps, sent_calls))
+    assert seen.held_texts == seen.sent_texts
+    assert seen.held_calls == seen.sent_calls
     shape = transcript.request_shape
     for tool in sent["tools"]:
         assert shape[f"tool {tool['name']}"] == compact_json(tool)
@@ -560,7 +521,7 @@ def _counted(body: dict[str, Any]) -> int:
     )
     total += sum(count(compact_json(tool)) for tool in body.get("tools", []))
     for message in body["messages"]:
-        for kind, what in _sent(message):
+        for kind, what in sent_blocks(message):
             if kind == "tool_use":
                 name, arguments = what
                 what = f"{name} {json.dumps(arguments)}"
@@ -608,3 +569,29 @@ def test_the_figure_follows_an_api_that_counts_what_it_was_sent(tmp_path: Path) 
         abs(h["predicted_tokens"] - h["reported_tokens"]) / h["reported_tokens"] for h in calls
     ]
     assert max(errors) <= 0.01, calls
+
+
+def test_a_local_commands_output_is_context(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ``system`` record of subtype ``local_command`` (a slash command's output, "
+    recorded here as context for later messages") is sent as the user's: counted, on
+    every surface (seen in the real Claude Code's requests after ``/compact --dry-run``)."""
+    w = Writer()
+    w.user("Start.")
+    w.assistant("Ready.", 20_000)
+    w.user("<command-name>/compact</command-name>")
+    output = "<local-command-stderr>Compaction blocked: " + "facts at risk. " * 60
+    w.add("system", subtype="local_command", content=output + "</local-command-stderr>")
+    w.user("Go on.")
+    path = w.write(tmp_path / f"{SESSION}.jsonl")
+    transcript = load_source(path)
+    assert any(i.text.startswith("<local-command-stderr>") for i in transcript.items)
+    assert transcript.unknown_records == 0
+    code, out, err = run(capsys, "tokens", str(path), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["used_tokens"] > 20_000 + 150  # the output counted on top of the usage
+    payload = json.dumps({"session_id": SESSION, "transcript_path": str(path)})
+    line = render_statusline(payload, cache_dir=tmp_path / "cache")
+    assert f"{data['used_tokens']:,}/{data['max_tokens']:,}" in line

@@ -25,6 +25,7 @@ from fake_anthropic import (
     ToolUse,
     Usage,
     claude_env,
+    compare_with_request,
     is_summary_request,
     request_text,
     summary_reply,
@@ -51,6 +52,8 @@ class Conversation:
     steps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     transcript: Path | None = None
+    # the transcript as each step left it
+    snapshots: dict[str, bytes] = field(default_factory=dict)
 
     def script(self, body: dict[str, Any], index: int) -> Reply:
         if is_summary_request(body):
@@ -92,6 +95,8 @@ def conversation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Conversat
             session = result["session_id"]
             talk.steps[name] = api.requests[before:]
             talk.results[name] = result
+            [transcript] = transcripts(home)
+            talk.snapshots[name] = transcript.read_bytes()
 
         step("first", FIRST_PROMPT)
         step("tokens", "/ctxbudget:tokens")
@@ -242,3 +247,19 @@ def test_a_forked_compaction_resumes_in_claude_code(tmp_path: Path) -> None:
     assert "REQ-7" in text
     assert _paragraph(1) not in text  # the middle went into the summary and the archive
     assert _paragraph(5) in text  # the last exchanges are kept whole
+
+
+@pytest.mark.parametrize("name", ["after compact", "mcp", "spawn"])
+def test_the_reader_holds_what_each_request_carried(
+    conversation: Conversation, tmp_path: Path, name: str
+) -> None:
+    """After Claude Code's compaction (the plugin's hook putting facts back), an MCP
+    tool's result, a spawn refused by the gate: the last request of the step carried
+    exactly what the reader makes of the transcript as the step left it."""
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(conversation.snapshots[name])
+    sent = [b for b in conversation.steps[name] if b.get("tools")][-1]
+    seen = compare_with_request(path, sent)
+    assert seen.sent_system == seen.held_system
+    assert seen.held_texts == seen.sent_texts
+    assert seen.held_calls == seen.sent_calls

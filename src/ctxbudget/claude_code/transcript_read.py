@@ -42,11 +42,11 @@ _HEAD_BYTES = 64
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _context_records() -> tuple[str, ...]:
-    """The record types whose items are context: the Claude Code reader's."""
-    from ..sources.claude_code_context import CONTEXT_RECORDS
+def _is_context(record: dict[str, Any]) -> bool:
+    """Whether the record's items are context: the Claude Code reader's rule."""
+    from ..sources.claude_code_context import is_context_record
 
-    return CONTEXT_RECORDS
+    return is_context_record(record)
 
 
 def _is_boundary(record: dict[str, Any]) -> bool:
@@ -130,7 +130,7 @@ class Tail:
             s.kept = None
         if rtype == "api-request-shape":
             self._shape(record.get("shape"))
-        if rtype not in _context_records():
+        if not _is_context(record):
             return
         mid = message.get("id") if isinstance(message.get("id"), str) else None
         anchor_id = s.anchor[0] if s.anchor is not None else None

@@ -37,6 +37,7 @@ from .claude_code_context import (
     build_calls,
     build_current,
     is_compact_boundary,
+    is_context_record,
     link_records,
     message_of,
     preserved_messages,
@@ -134,6 +135,23 @@ class TranscriptBuilder:
         rtype = record.get("type")
         if rtype == "attachment":
             return self._reminders(record, agent, message_index)
+        if rtype == "system":  # a local command's output, sent as the user's
+            content = record.get("content")
+            if not isinstance(content, str) or not content:
+                return []
+            uuid = string_of(record.get("uuid"))
+            item = Item(
+                role=Role.USER,
+                kind=Kind.USER_TEXT,
+                text=content,
+                agent=agent,
+                message_index=message_index,
+                id=uuid,
+                raw={"block": None},
+            )
+            if (when := _epoch(record.get("timestamp"))) is not None:
+                item.created_at = when
+            return [item]
         message = record.get("message")
         if not isinstance(message, dict):
             self.unknown += 1
@@ -430,7 +448,7 @@ def read_claude_code(
     agent_of = _agent_names(records)
     message_index = 0
     for r in records:
-        if r.data.get("type") in CONTEXT_RECORDS:
+        if is_context_record(r.data):
             agent = agent_of.get(r.index, MAIN_AGENT) if r.sidechain else MAIN_AGENT
             r.items = builder.items_of(r.data, agent, message_index)
             message_index += 1

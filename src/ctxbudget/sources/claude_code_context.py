@@ -29,6 +29,7 @@ __all__ = [
     "build_calls",
     "build_current",
     "is_compact_boundary",
+    "is_context_record",
     "link_records",
     "message_of",
     "preserved_messages",
@@ -40,6 +41,9 @@ __all__ = [
 # Records whose items are context: the conversation, and Claude Code 2.x attachments
 # that carry ``rendered`` text (system reminders it sends with the next message).
 CONTEXT_RECORDS = ("user", "assistant", "attachment")
+# ``system`` records Claude Code sends the model as the user's: a local command's output
+# ("<local-command-stderr>…", "recorded here as context for later messages").
+CONTEXT_SYSTEM_SUBTYPES = ("local_command",)
 
 
 @dataclass(slots=True)
@@ -68,6 +72,15 @@ def message_of(data: dict[str, Any]) -> dict[str, Any]:
     """A record's ``message``, or {} when it has none (or not an object)."""
     message = data.get("message")
     return message if isinstance(message, dict) else {}
+
+
+def is_context_record(data: dict[str, Any]) -> bool:
+    """Whether the record's items are context (``CONTEXT_RECORDS``, and the ``system``
+    records of ``CONTEXT_SYSTEM_SUBTYPES``)."""
+    rtype = data.get("type")
+    return rtype in CONTEXT_RECORDS or (
+        rtype == "system" and data.get("subtype") in CONTEXT_SYSTEM_SUBTYPES
+    )
 
 
 def is_compact_boundary(data: dict[str, Any]) -> bool:
@@ -304,7 +317,7 @@ def build_current(
             r.index
             for r in reversed(records)
             if not r.sidechain
-            and (r.data.get("type") in CONTEXT_RECORDS or is_compact_boundary(r.data))
+            and (is_context_record(r.data) or is_compact_boundary(r.data))
         ),
         None,
     )
