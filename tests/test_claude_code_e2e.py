@@ -249,13 +249,14 @@ def test_a_forked_compaction_resumes_in_claude_code(tmp_path: Path) -> None:
     assert _paragraph(5) in text  # the last exchanges are kept whole
 
 
-@pytest.mark.parametrize("name", ["after compact", "mcp", "spawn"])
+@pytest.mark.parametrize("name", ["first", "tokens", "after compact", "mcp", "fill", "spawn"])
 def test_the_reader_holds_what_each_request_carried(
     conversation: Conversation, tmp_path: Path, name: str
 ) -> None:
-    """After Claude Code's compaction (the plugin's hook putting facts back), an MCP
-    tool's result, a spawn refused by the gate: the last request of the step carried
-    exactly what the reader makes of the transcript as the step left it."""
+    """Each step of the plugin's conversation (the first prompt, ``/ctxbudget:tokens``,
+    after Claude Code's compaction with the facts the plugin put back, an MCP tool's
+    result, the 90% warning, a spawn refused by the gate): the step's last request
+    carried exactly what the reader makes of the transcript as the step left it."""
     path = tmp_path / "t.jsonl"
     path.write_bytes(conversation.snapshots[name])
     sent = [b for b in conversation.steps[name] if b.get("tools")][-1]
