@@ -42,34 +42,6 @@ _HEAD_BYTES = 64
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _is_context(record: dict[str, Any]) -> bool:
-    """Whether the record's items are context: the Claude Code reader's rule."""
-    from ..sources.claude_code_context import is_context_record
-
-    return is_context_record(record)
-
-
-def _is_boundary(record: dict[str, Any]) -> bool:
-    """A compaction boundary: the Claude Code reader's rule."""
-    from ..sources.claude_code_context import is_compact_boundary
-
-    return is_compact_boundary(record)
-
-
-def _preserved_messages(record: dict[str, Any]) -> list[tuple[str, list[str]]]:
-    """The messages a compaction kept: the Claude Code reader's rule."""
-    from ..sources.claude_code_context import preserved_messages
-
-    return preserved_messages(record)
-
-
-def _starts_context(record: dict[str, Any]) -> bool:
-    """A compaction boundary or summary: the Claude Code reader's rule."""
-    from ..sources.claude_code_context import starts_new_context
-
-    return starts_new_context(record)
-
-
 class Tail:
     """Applies appended records to a state, as ``replay_history`` would see them.
 
@@ -80,6 +52,13 @@ class Tail:
     """
 
     def __init__(self, state: TranscriptState) -> None:
+        # the Claude Code reader's rules, imported once there are records to apply
+        from ..sources import claude_code_context as rules
+
+        self.is_context = rules.is_context_record
+        self.is_boundary = rules.is_compact_boundary
+        self.starts_context = rules.starts_new_context
+        self.preserved_messages = rules.preserved_messages
         self.state = state
         # Records not counted yet, each with whether it is part of the anchor's response.
         self.pending: list[tuple[dict[str, Any], bool]] = []
@@ -102,10 +81,10 @@ class Tail:
             s.model = model
         if record.get("isSidechain"):
             return  # a sub-agent's own context, not the main window
-        boundary = _is_boundary(record)
+        boundary = self.is_boundary(record)
         # a summary right after its boundary (reminders between) continues that context
         summary_after_boundary = bool(record.get("isCompactSummary")) and s.opened
-        if (_starts_context(record) and not summary_after_boundary) or (
+        if (self.starts_context(record) and not summary_after_boundary) or (
             rtype in ("user", "assistant") and record.get("parentUuid") is None
         ):
             # A new context starts (at a compaction, or at a record with no parent:
@@ -117,7 +96,7 @@ class Tail:
             s.since_tokens = s.since_items = 0
         if boundary:
             s.opened = True
-            kept = _preserved_messages(record)
+            kept = self.preserved_messages(record)
             s.kept = [kept[-1][0], kept[-1][1]] if kept else None
         elif rtype in ("user", "assistant"):
             s.opened = False
@@ -130,7 +109,7 @@ class Tail:
             s.kept = None
         if rtype == "api-request-shape":
             self._shape(record.get("shape"))
-        if not _is_context(record):
+        if not self.is_context(record):
             return
         mid = message.get("id") if isinstance(message.get("id"), str) else None
         anchor_id = s.anchor[0] if s.anchor is not None else None
@@ -351,20 +330,21 @@ def _read(
             f.seek(state.offset)
             data = f.read(size)
     end = data.rfind(b"\n") + 1  # a last line without newline waits for the next call
-    tail = Tail(state)
-    for line in data[:end].splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            state.malformed += 1
-            continue
-        if isinstance(record, dict):
-            tail.add(record)
-        else:
-            state.malformed += 1
-    tail.finish()
+    if end:  # whole lines to apply (a Tail imports the reader's rules)
+        tail = Tail(state)
+        for line in data[:end].splitlines():
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                state.malformed += 1
+                continue
+            if isinstance(record, dict):
+                tail.add(record)
+            else:
+                state.malformed += 1
+        tail.finish()
     if head[:2] != _GZIP_MAGIC:
         state.offset += end
     state.dev, state.ino, state.size, state.mtime_ns = (
