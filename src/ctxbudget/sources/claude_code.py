@@ -139,19 +139,12 @@ class TranscriptBuilder:
             content = record.get("content")
             if not isinstance(content, str) or not content:
                 return []
-            uuid = string_of(record.get("uuid"))
-            item = Item(
-                role=Role.USER,
-                kind=Kind.USER_TEXT,
-                text=content,
-                agent=agent,
-                message_index=message_index,
-                id=uuid,
-                raw={"block": None},
-            )
-            if (when := _epoch(record.get("timestamp"))) is not None:
-                item.created_at = when
-            return [item]
+            common = _common(record, agent, message_index, string_of(record.get("uuid")))
+            return [
+                Item(
+                    role=Role.USER, kind=Kind.USER_TEXT, text=content, raw={"block": None}, **common
+                )
+            ]
         message = record.get("message")
         if not isinstance(message, dict):
             self.unknown += 1
@@ -166,14 +159,7 @@ class TranscriptBuilder:
         if rtype == "assistant" and isinstance(model, str) and not model.startswith("<"):
             self.model = model
         content = message.get("content")
-        common: dict[str, Any] = {
-            "agent": agent,
-            "message_index": message_index,
-            "id": record.get("uuid"),
-        }
-        when = _epoch(record.get("timestamp"))
-        if when is not None:
-            common["created_at"] = when
+        common = _common(record, agent, message_index, record.get("uuid"))
         if isinstance(content, str):
             kind = (
                 Kind.SUMMARY
@@ -209,22 +195,18 @@ class TranscriptBuilder:
         attachment = record.get("attachment")
         what = string_of(attachment.get("type")) if isinstance(attachment, dict) else None
         uuid = record.get("uuid")
-        when = _epoch(record.get("timestamp"))
-        items = []
-        for n, text in enumerate(texts):
-            item = Item(
+        return [
+            Item(
                 role=Role.USER,
                 kind=Kind.REMINDER,
                 text=text,
-                agent=agent,
-                message_index=message_index,
-                id=uuid if n == 0 or not uuid else f"{uuid}:{n}",
                 raw={"attachment": what},
+                **_common(
+                    record, agent, message_index, uuid if n == 0 or not uuid else f"{uuid}:{n}"
+                ),
             )
-            if when is not None:
-                item.created_at = when
-            items.append(item)
-        return items
+            for n, text in enumerate(texts)
+        ]
 
     def _block(
         self, block: Any, role: Role, record: dict[str, Any], common: dict[str, Any]
@@ -275,6 +257,15 @@ class TranscriptBuilder:
         self.unknown += 1
         text = _dumps(block) if block is not None else ""
         return Item(role=role, kind=Kind.UNKNOWN, text=text, raw=raw, **common)
+
+
+def _common(record: dict[str, Any], agent: str, message_index: int, item_id: Any) -> dict[str, Any]:
+    """The fields every item of a record shares: its agent, message, id and time."""
+    common: dict[str, Any] = {"agent": agent, "message_index": message_index, "id": item_id}
+    when = _epoch(record.get("timestamp"))
+    if when is not None:
+        common["created_at"] = when
+    return common
 
 
 def _epoch(timestamp: Any) -> float | None:

@@ -316,8 +316,7 @@ def build_current(
         (
             r.index
             for r in reversed(records)
-            if not r.sidechain
-            and (is_context_record(r.data) or is_compact_boundary(r.data))
+            if not r.sidechain and (is_context_record(r.data) or is_compact_boundary(r.data))
         ),
         None,
     )
