@@ -41,6 +41,8 @@ LAYERS: dict[str, int] = {
     "render": 2,
     "recording": 2,
     "context": 3,
+    "session_figures": 3,
+    "session_row": 3,
     "session_state": 3,
     "archive": 3,
     "budgeting": 3,

@@ -84,7 +84,7 @@ def test_history_reuses_the_replay_of_the_load(
     """``tokens --history`` and ``--record`` ask for the history the load already
     replayed: the same points, replayed once (twice cost a second at 100k items);
     again after a recount, whose counts it depends on."""
-    import ctxbudget.session_state as state
+    import ctxbudget.session_figures as state
     from ctxbudget import Tracker
 
     replays = []

@@ -1,7 +1,9 @@
 """A ``Session``: one context window under management, with its services.
 
 ``SessionState`` (in ``session_state.py``) holds the items, the running totals and
-the anchor on the provider's usage, and persists them. ``Session`` adds what is done
+the anchor on the provider's usage (its ``SessionFigures``, in memory), and persists
+them (through its ``SessionRow``, which keeps concurrent writers from overwriting each
+other). ``Session`` adds what is done
 to a session: compaction, restore and recall (``archive``), budgets and the spawn
 gate (``budgeting``), phases and task prediction (``phasing``). The services act on the state
 through its public methods; the engines they call (``ctxbudget.compaction``,
