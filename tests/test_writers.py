@@ -15,17 +15,12 @@ import pytest
 from ctxbudget.errors import SourceError
 from ctxbudget.model import Item, Kind, Role
 from ctxbudget.sources.claude_code import read_claude_code
+from ctxbudget.sources.claude_code_writer import to_claude_code
 from ctxbudget.sources.messages import read_messages
 from ctxbudget.sources.swe_agent import read_swe_agent
 from ctxbudget.sources.validation import validate_messages
-from ctxbudget.sources.writers import (
-    CONTINUE_TEXT,
-    to_anthropic,
-    to_claude_code,
-    to_openai,
-    to_text,
-    write,
-)
+from ctxbudget.sources.writers import CONTINUE_TEXT, to_anthropic, to_openai
+from ctxbudget.sources.writing import to_text, write
 
 SUMMARY_TEXT = "Summary: the user asked to fix add() in src/app.py; REQ-1 keep the API stable."
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import SourceError
 from ..model import Item
-from ..sources.writers import write
+from ..sources.writing import write
 
 __all__ = ["Fork", "fork_session"]
 

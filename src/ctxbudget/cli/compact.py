@@ -235,7 +235,7 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
             "--keep-last the kept exchanges shrink as far as the target needs"
         )
     if args.output:
-        from ..sources.writers import write
+        from ..sources.writing import write
 
         transcript = session.transcript
         items = compaction.result.items if compaction.result.actions else session.items

@@ -1,4 +1,4 @@
-"""Writers: a list of Items (a compacted context) back into real formats, and checks.
+"""Writers: a list of Items (a compacted context) back into the message formats.
 
 A compacted context holds three sorts of items: originals kept as they were, stubs
 (originals whose ``text`` was shortened; their ``raw`` still holds the original
@@ -8,10 +8,10 @@ reader derived from that block; otherwise it builds a fresh block from the text,
 stub is never written out with its original, longer content.
 
 - ``to_anthropic``: an Anthropic Messages request (``system``, ``tools``, ``messages``);
-- ``to_openai``: an OpenAI chat message list;
-- ``to_claude_code``: Claude Code JSONL records a session can be resumed from;
-- ``to_text``: one plain-text block per item, for people and for scoring;
-- ``write``: one of those to a file, atomically.
+- ``to_openai``: an OpenAI chat message list.
+
+Claude Code JSONL records a session can be resumed from: ``claude_code_writer``, on
+top of these; one of them or plain text written to a file: ``writing``.
 
 What the provider would reject in a message list: ``ctxbudget.sources.validation``.
 
@@ -24,29 +24,23 @@ rebuilt thinking block would be rejected, and OpenAI chat messages carry none.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import tempfile
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..errors import SourceError
 from ..model import Item, Kind, Role
 from .claude_code import tool_result_text
 from .messages import compact_json, document_text, flatten_content, image_note
 
 __all__ = [
     "CONTINUE_TEXT",
+    "ItemIds",
+    "anthropic_messages",
+    "continue_message",
+    "parse_json",
     "to_anthropic",
-    "to_claude_code",
     "to_openai",
-    "to_text",
-    "write",
 ]
 
 CONTINUE_TEXT = "(conversation continues)"
@@ -81,7 +75,7 @@ def _is_server_result(block: dict[str, Any] | None) -> bool:
 _cc_result_text = tool_result_text  # the Claude Code reader's own rule
 
 
-def _parse_json(text: str) -> tuple[bool, Any]:
+def parse_json(text: str) -> tuple[bool, Any]:
     try:
         return True, json.loads(text)
     except ValueError:
@@ -118,9 +112,9 @@ def _call_unchanged(item: Item, block: dict[str, Any]) -> bool:
     rest = _call_rest(item, name)
     if rest is None:
         return False
-    ok, parsed = _parse_json(rest)
+    ok, parsed = parse_json(rest)
     if is_string:
-        given_ok, given = _parse_json(args)
+        given_ok, given = parse_json(args)
         return bool(ok and given_ok and parsed == given) or rest == args
     return ok and bool(parsed == (args if args is not None else {}))
 
@@ -153,7 +147,7 @@ def _input_from_text(item: Item) -> dict[str, Any]:
         rest = item.text
     if not rest.strip():
         return {}
-    ok, parsed = _parse_json(rest)
+    ok, parsed = parse_json(rest)
     if ok and isinstance(parsed, dict):
         return parsed
     return {"text": rest}
@@ -283,7 +277,7 @@ def _anthropic_block(item: Item, ids: ItemIds) -> tuple[str, dict[str, Any]] | N
 
 def _anthropic_tool(item: Item) -> dict[str, Any] | None:
     """A tool definition in Anthropic's shape, from the item's text or raw."""
-    ok, parsed = _parse_json(item.text)
+    ok, parsed = parse_json(item.text)
     definition = parsed if ok and isinstance(parsed, dict) else _raw_block(item)
     if definition is None:
         return None
@@ -327,7 +321,7 @@ def anthropic_messages(items: Iterable[Item], ids: ItemIds) -> list[dict[str, An
     return messages
 
 
-def _continue_message() -> dict[str, Any]:
+def continue_message() -> dict[str, Any]:
     return {"role": "user", "content": [{"type": "text", "text": CONTINUE_TEXT}]}
 
 
@@ -355,7 +349,7 @@ def to_anthropic(items: Sequence[Item], *, model: str | None = None) -> dict[str
                 system.append(block)
     messages = anthropic_messages(items, ItemIds("toolu_ctx_", sanitize=True))
     if not messages or messages[0]["role"] != "user":
-        messages.insert(0, _continue_message())
+        messages.insert(0, continue_message())
     out: dict[str, Any] = {}
     if model is not None:
         out["model"] = model
@@ -431,232 +425,3 @@ def to_openai(items: Sequence[Item], *, model: str | None = None) -> list[dict[s
         else:
             out.append({"role": role, "content": item.text})
     return out
-
-
-# ---------------------------------------------------------------- Claude Code
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-_HINT_KEYS = ("sessionId", "cwd", "version", "gitBranch", "userType")
-
-
-def _hint_fields(hint: Any) -> dict[str, Any]:
-    """Session fields from the original records (dicts or JSON lines) or a mapping."""
-    if hint is None:
-        return {}
-    if isinstance(hint, Mapping):
-        return dict(hint)
-    fields: dict[str, Any] = {}
-    for record in hint:
-        if isinstance(record, str):
-            ok, record = _parse_json(record)
-            if not ok:
-                continue
-        if not isinstance(record, dict) or record.get("isSidechain"):
-            continue
-        fields.update({k: record[k] for k in _HINT_KEYS if isinstance(record.get(k), str)})
-        if isinstance(record.get("uuid"), str):
-            fields["logicalParentUuid"] = record["uuid"]
-        message = record.get("message")
-        model = message.get("model") if isinstance(message, dict) else None
-        if record.get("type") == "assistant" and isinstance(model, str) and model[:1] != "<":
-            fields["model"] = model
-    return fields
-
-
-def to_claude_code(
-    items: Sequence[Item],
-    transcript_records_hint: Any = None,
-    *,
-    session_id: str | None = None,
-    model: str | None = None,
-) -> list[dict[str, Any]]:
-    """JSONL records (dicts) a Claude Code session can be resumed from.
-
-    A ``compact_boundary`` system record first; then, when the items start with
-    summaries, a user record with ``isCompactSummary`` holding them; then one record
-    per (merged) message of ``to_anthropic``, each with a fresh ``uuid`` chained by
-    ``parentUuid``. ``transcript_records_hint`` (the original records, as dicts or JSON
-    lines, or a mapping of fields) supplies ``sessionId``, ``cwd``, ``version``,
-    ``gitBranch`` and the model; ``session_id`` and ``model`` override it. System items
-    and tool definitions are left out: Claude Code sends its own.
-    """
-    hint = _hint_fields(transcript_records_hint)
-    sid = session_id or hint.get("sessionId") or str(uuid.uuid4())
-    model = model or hint.get("model")
-    conversation = [item for item in items if item.role is not Role.SYSTEM]
-    lead = 0
-    while lead < len(conversation) and conversation[lead].kind is Kind.SUMMARY:
-        lead += 1
-    summaries = [item.text for item in conversation[:lead]]
-    messages = anthropic_messages(conversation[lead:], ItemIds("toolu_ctx_", sanitize=True))
-    if not summaries and (not messages or messages[0]["role"] != "user"):
-        messages.insert(0, _continue_message())
-
-    timestamp = _now()
-    common: dict[str, Any] = {"isSidechain": False, "userType": hint.get("userType", "external")}
-    common.update({k: hint[k] for k in ("cwd", "version", "gitBranch") if k in hint})
-    common["sessionId"] = sid
-    boundary_uuid = str(uuid.uuid4())
-    records: list[dict[str, Any]] = [
-        {
-            "parentUuid": None,
-            "logicalParentUuid": hint.get("logicalParentUuid"),
-            **common,
-            "type": "system",
-            "subtype": "compact_boundary",
-            "content": "Conversation compacted",
-            "isMeta": False,
-            "timestamp": timestamp,
-            "uuid": boundary_uuid,
-            "level": "info",
-            "compactMetadata": {"trigger": "manual"},
-        }
-    ]
-    parent = boundary_uuid
-    if summaries:
-        content: Any = (
-            summaries[0]
-            if len(summaries) == 1
-            else [{"type": "text", "text": text} for text in summaries]
-        )
-        record_uuid = str(uuid.uuid4())
-        records.append(
-            {
-                "parentUuid": parent,
-                **common,
-                "type": "user",
-                "message": {"role": "user", "content": content},
-                "isCompactSummary": True,
-                "isVisibleInTranscriptOnly": True,
-                "uuid": record_uuid,
-                "timestamp": timestamp,
-            }
-        )
-        parent = record_uuid
-    for message in messages:
-        record_uuid = str(uuid.uuid4())
-        if message["role"] == "assistant":
-            body: dict[str, Any] = {
-                "id": f"msg_ctx_{uuid.uuid4().hex[:24]}",
-                "type": "message",
-                "role": "assistant",
-            }
-            if model:
-                body["model"] = model
-            body.update({"content": message["content"], "stop_reason": None})
-            body["stop_sequence"] = None
-        else:
-            body = {"role": "user", "content": message["content"]}
-        records.append(
-            {
-                "parentUuid": parent,
-                **common,
-                "type": message["role"],
-                "message": body,
-                "uuid": record_uuid,
-                "timestamp": timestamp,
-            }
-        )
-        parent = record_uuid
-    return records
-
-
-# ---------------------------------------------------------------- text
-
-
-def to_text(items: Sequence[Item]) -> str:
-    """One ``[role/kind] text`` block per item, separated by blank lines."""
-    blocks = [f"[{item.role.value}/{item.kind.value}] {item.text}" for item in items]
-    return "\n\n".join(blocks) + ("\n" if blocks else "")
-
-
-# ---------------------------------------------------------------- write
-
-
-_SAME = {
-    "claude-code": "claude-code",
-    "anthropic-messages": "anthropic",
-    "messages": "anthropic",
-    "openai-messages": "openai",
-    "swe-agent": "openai",
-}
-FORMATS = ("same", "messages", "text")
-
-
-def _atomic_write(path: Path, data: str) -> None:
-    if path.is_dir():
-        raise SourceError(f"{path} is a directory: give a file to write")
-    parent = path.parent
-    if not parent.is_dir():
-        raise SourceError(f"{path}: directory {parent} does not exist")
-    try:
-        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except (OSError, UnicodeEncodeError) as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise SourceError(f"{path}: cannot write ({reason})") from exc
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=2) + "\n"
-
-
-def write(
-    items: Sequence[Item],
-    fmt: str,
-    source_format: str,
-    path: str | os.PathLike[str],
-    *,
-    model: str | None = None,
-    session_id: str | None = None,
-    records_hint: Any = None,
-) -> Path:
-    """Write ``items`` to ``path`` as ``fmt`` (``same``, ``messages`` or ``text``).
-
-    ``same`` is the input's own format, so the result can be fed back to the agent:
-    ``claude-code`` → JSONL records (``to_claude_code``), ``anthropic-messages`` and
-    ``messages`` → an Anthropic request (``to_anthropic``), ``openai-messages`` → an
-    OpenAI message list. There is no writer for SWE-agent trajectories: ``swe-agent``
-    is written as an OpenAI message list (what the agent sends its model).
-    ``messages`` is always an OpenAI message list; ``text`` is ``to_text``. The file
-    is replaced atomically (temp file + rename). Returns the path written; any
-    problem raises ``SourceError``.
-    """
-    if fmt == "text":
-        data = to_text(items)
-    elif fmt == "messages":
-        data = _dump(to_openai(items, model=model))
-    elif fmt == "same":
-        target = _SAME.get(source_format)
-        if target is None:
-            known = ", ".join(sorted(_SAME))
-            raise SourceError(
-                f"cannot write {source_format!r} in its own format (known: {known}); "
-                "use --format messages or --format text"
-            )
-        if target == "claude-code":
-            records = to_claude_code(items, records_hint, session_id=session_id, model=model)
-            data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        elif target == "anthropic":
-            data = _dump(to_anthropic(items, model=model))
-        else:
-            data = _dump(to_openai(items, model=model))
-    else:
-        raise SourceError(f"unknown output format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    _atomic_write(Path(path).expanduser(), data)
-    return Path(path).expanduser()
