@@ -349,6 +349,60 @@ def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
     assert shape["system prompt"] in "\n\n".join(system)
 
 
+@pytest.mark.skipif(
+    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
+)
+def test_the_reader_holds_memory_mentions_skills_and_changed_files(tmp_path: Path) -> None:
+    """What else today's Claude Code puts into a request, each recorded its own way: the
+    project's CLAUDE.md and a sub-directory's (read with a file there), a file the
+    prompt mentions (``@notes.txt``), a skill the model invokes, and the notice that a
+    command changed a file it read before. The last request's texts and calls are exactly
+    the reader's current context, and each of them is in both."""
+    work = tmp_path / "proj"
+    package = work / "pkg"
+    skill = work / ".claude" / "skills" / "release"
+    for folder in (package, skill):
+        folder.mkdir(parents=True)
+    (work / "CLAUDE.md").write_text("# Rules\nAlways cite REQ ids (REQ-501).\n")
+    (package / "CLAUDE.md").write_text("# Package rules\nThis package is frozen: REQ-900.\n")
+    (package / "mod.py").write_text("def answer():\n    return 42\n")
+    notes = work / "notes.txt"
+    notes.write_text("".join(f"line {i}: REQ-{i} expires in {i} minutes.\n" for i in range(9)))
+    (skill / "SKILL.md").write_text(
+        "---\nname: release\ndescription: How to cut a release\n---\n\n"
+        "Tag the commit, then run make release (REQ-77).\n"
+    )
+
+    def script(body: dict[str, Any], index: int) -> Reply:
+        if not body.get("tools"):  # a side request (a title)
+            return Reply(text="t", usage=Usage(input_tokens=10, output_tokens=2))
+        users = [m for m in body["messages"] if m["role"] == "user"]
+        last = json.dumps(users[-1]["content"])
+        if "tool_result" not in last:
+            if "read the module" in last:
+                return Reply(tool_uses=(ToolUse("Read", {"file_path": str(package / "mod.py")}),))
+            if "cut a release" in last:
+                return Reply(tool_uses=(ToolUse("Skill", {"skill": "release"}),))
+            if "change the module" in last:
+                sed = f"sed -i 's/42/43/' {package / 'mod.py'}"
+                return Reply(tool_uses=(ToolUse("Bash", {"command": sed, "description": "edit"}),))
+        return Reply(text="Done.")
+
+    prompts = ["look at @notes.txt", "read the module", "cut a release", "change the module", "ok"]
+    with FakeAnthropic(script) as api:
+        converse(api, tmp_path, work, prompts, "--permission-mode", "bypassPermissions")
+        sent = api.main_requests()[-1]
+    [path] = transcripts(tmp_path)
+    seen = compare_with_request(path, sent)
+    assert seen.held_texts == seen.sent_texts
+    assert seen.held_calls == seen.sent_calls
+    assert seen.sent_system == seen.held_system
+    held = "\n".join(i.text for i in seen.items)
+    for what in ("REQ-501", "REQ-900", "line 3: REQ-3", "make release", "modified 1 file"):
+        assert what in held, what
+        assert what in json.dumps(sent["messages"]), what
+
+
 def _compacted_keeping_the_last_answer(path: Path, tail: bool = True) -> Path:
     """Two turns with usages, Claude Code's own compaction keeping the last answer
     (``compactMetadata.preservedMessages``, a reminder between its boundary and its
