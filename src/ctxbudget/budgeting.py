@@ -42,7 +42,8 @@ from .budget.gate import (
 from .compaction import CompactionPolicy
 from .errors import CompactionError, ConfigurationError
 from .model import MAIN_AGENT, Component, EventType, Item
-from .session_state import SessionState, Workspace
+from .session_figures import Workspace
+from .session_state import SessionState
 from .store import (
     CONFIRMED,
     RELEASED,

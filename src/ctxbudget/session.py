@@ -29,7 +29,8 @@ from .budget.prediction import Task
 from .compaction import CompactionPolicy
 from .compaction.engine import Summarizer
 from .model import Item
-from .session_state import SessionState, Workspace
+from .session_figures import Workspace
+from .session_state import SessionState
 from .status import Status
 from .tokens.framing import UNANCHORED_PER_ITEM
 

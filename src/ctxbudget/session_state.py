@@ -36,7 +36,7 @@ from .session_row import SessionRow
 from .status import Status
 from .store import Store, StoredEvent, StoredSession
 
-__all__ = ["SessionState", "Workspace"]
+__all__ = ["SessionState"]
 
 
 class SessionState(SessionFigures):
