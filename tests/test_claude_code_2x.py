@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -580,8 +581,60 @@ def _counted(body: dict[str, Any]) -> int:
                 name, arguments = what
                 what = f"{name} {json.dumps(arguments)}"
             total += count(what) if isinstance(what, str) else 0
-        total += 4
+        total += 4 + sum(_patches(image) for image in _images(message.get("content")))
     return total
+
+
+def _counting_script(
+    asks: str, calls: Callable[[], tuple[ToolUse, ...]], text: str, answer: str
+) -> Callable[[dict[str, Any], int], Reply]:
+    """A fake API reporting our own count of each request (``_counted``): a prompt that
+    ``asks`` gets the ``calls()`` (fresh ids each time; said with ``text``), anything
+    else the ``answer``."""
+
+    def script(body: dict[str, Any], index: int) -> Reply:
+        if not body.get("tools"):  # a side request (a title)
+            return Reply(text="t", usage=Usage(input_tokens=10, output_tokens=2))
+        usage = Usage(5, 20, 0, _counted(body) - 5)
+        users = [m for m in body["messages"] if m["role"] == "user"]
+        last = json.dumps(users[-1]["content"])
+        if asks in last and "tool_result" not in last:
+            return Reply(text=text, tool_uses=calls(), usage=usage)
+        return Reply(text=answer, usage=usage)
+
+    return script
+
+
+def _prediction_errors(path: Path) -> list[float]:
+    """Each anchored call of the transcript: |predicted - reported| / reported, as
+    ``ctxbudget tokens --history`` gives them with the counter the fake API counts with."""
+    argv = ["tokens", str(path), "--json", "--history", "--counter", "claude-estimate"]
+    done = subprocess.run(
+        [sys.executable, "-m", "ctxbudget.cli", *argv], capture_output=True, text=True, check=True
+    )
+    calls = [h for h in json.loads(done.stdout)["history"] if h.get("call")]
+    return [abs(h["predicted_tokens"] - h["reported_tokens"]) / h["reported_tokens"] for h in calls]
+
+
+def _images(content: Any) -> list[dict[str, Any]]:
+    """The image blocks of a message's content, those inside tool results too."""
+    blocks = content if isinstance(content, list) else []
+    found = [b for b in blocks if isinstance(b, dict) and b.get("type") == "image"]
+    for block in blocks:
+        if isinstance(block, dict) and block.get("type") == "tool_result":
+            found += _images(block.get("content"))
+    return found
+
+
+def _patches(image: dict[str, Any]) -> int:
+    """A PNG's visual tokens as Anthropic's vision documentation counts them: one per
+    28×28 patch (the size from the PNG's header; the tests send small ones)."""
+    import base64
+    import struct
+
+    header = base64.b64decode(image["source"]["data"][:64])
+    width, height = struct.unpack(">II", header[16:24])
+    return -(-width // 28) * -(-height // 28)
 
 
 @pytest.mark.skipif(
@@ -598,31 +651,62 @@ def test_the_figure_follows_an_api_that_counts_what_it_was_sent(tmp_path: Path) 
         text = "".join(f"def f{k}_{i}(x):\n    return x * {i}\n\n" for i in range(80 * (k + 1)))
         (work / f"f{k}.py").write_text(text, encoding="utf-8")
 
-    def script(body: dict[str, Any], index: int) -> Reply:
-        if not body.get("tools"):
-            return Reply(text="t", usage=Usage(input_tokens=10, output_tokens=2))
-        usage = Usage(5, 20, 0, _counted(body) - 5)
-        users = [m for m in body["messages"] if m["role"] == "user"]
-        last = json.dumps(users[-1]["content"])
-        if "read" in last and "tool_result" not in last:
-            reads = tuple(ToolUse("Read", {"file_path": str(work / f"f{k}.py")}) for k in range(3))
-            return Reply(text="Reading.", tool_uses=reads, usage=usage)
-        return Reply(text="All three define small functions.", usage=usage)
+    def reads() -> tuple[ToolUse, ...]:
+        return tuple(ToolUse("Read", {"file_path": str(work / f"f{k}.py")}) for k in range(3))
+
+    script = _counting_script("read", reads, "Reading.", "All three define small functions.")
 
     prompts = ["hello", "read the three files", "which is longest?", "read them again"]
     with FakeAnthropic(script) as api:
         converse(api, tmp_path, work, prompts, "--permission-mode", "bypassPermissions")
     [path] = transcripts(tmp_path)
-    argv = ["tokens", str(path), "--json", "--history", "--counter", "claude-estimate"]
-    done = subprocess.run(
-        [sys.executable, "-m", "ctxbudget.cli", *argv], capture_output=True, text=True, check=True
+    errors = _prediction_errors(path)
+    assert len(errors) >= 5
+    assert max(errors) <= 0.01, errors
+
+
+@pytest.mark.skipif(
+    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
+)
+def test_the_figure_follows_an_api_that_counts_an_images_pixels(tmp_path: Path) -> None:
+    """The real Claude Code reads a picture (a 700×500 PNG: 25 × 18 = 450 visual tokens)
+    against a fake API that counts images by their patches: every call predicted from
+    the last usage is within 1% (the picture counted as its "[image]" stand-in before,
+    a few tokens)."""
+    import struct
+    import zlib
+
+    work = tmp_path / "proj"
+    work.mkdir()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    rows = b"".join(b"\x00" + bytes([y % 256, 90, 160]) * 700 for y in range(500))
+    header = struct.pack(">IIBBBBB", 700, 500, 8, 2, 0, 0, 0)
+    picture = work / "chart.png"
+    picture.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
     )
-    calls = [h for h in json.loads(done.stdout)["history"] if h.get("call")]
-    assert len(calls) >= 5
-    errors = [
-        abs(h["predicted_tokens"] - h["reported_tokens"]) / h["reported_tokens"] for h in calls
-    ]
-    assert max(errors) <= 0.01, calls
+
+    def read() -> tuple[ToolUse, ...]:
+        return (ToolUse("Read", {"file_path": str(picture)}),)
+
+    script = _counting_script("look at", read, "Looking.", "A chart with one series.")
+
+    prompts = ["hello", "look at chart.png", "what does it show?"]
+    with FakeAnthropic(script) as api:
+        converse(api, tmp_path, work, prompts, "--permission-mode", "bypassPermissions")
+        sent = json.dumps(api.main_requests()[-1]["messages"])
+    assert '"type": "image"' in sent  # the picture went to the model
+    [path] = transcripts(tmp_path)
+    errors = _prediction_errors(path)
+    assert len(errors) >= 3
+    assert max(errors) <= 0.01, errors
 
 
 def test_a_local_commands_output_is_context(

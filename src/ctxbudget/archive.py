@@ -310,7 +310,7 @@ def recall(session: SessionState, query: str, budget: int = 500) -> list[Item]:
         nonlocal spent
         if item.hash in current or item.hash in taken:
             return False
-        tokens = item.tokens if item.tokens is not None else session.counter.count(item.text)
+        tokens = session.count(item)
         if spent + tokens > budget:
             return False
         chosen.append(item)
@@ -319,7 +319,7 @@ def recall(session: SessionState, query: str, budget: int = 500) -> list[Item]:
         return True
 
     for rank, (item, _score) in enumerate(hits):
-        tokens = item.tokens if item.tokens is not None else session.counter.count(item.text)
+        tokens = session.count(item)
         if not chosen and tokens > budget and item.hash not in current:
             chosen.append(_clip_to(item, query, budget, session))
             break

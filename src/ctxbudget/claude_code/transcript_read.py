@@ -184,6 +184,7 @@ class Tail:
     def counter(self) -> Callable[[Item], int]:
         """An item's local count, as ``Session._count`` makes it."""
         if self._count is None:
+            from ..sources.media import media_tokens
             from ..tokens.counters import get_counter
 
             s = self.state
@@ -194,7 +195,7 @@ class Tail:
             def count(item: Item) -> int:
                 if item.tokens is not None:
                     return item.tokens
-                return count_text(item.text) if item.text else 0
+                return count_text(item.text) + media_tokens(item) if item.text else 0
 
             self._count = count
         return self._count

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from ..model import Item, Layer
+from ..sources.media import media_tokens
 from .structure import Message, calls_by_pair, messages_of
 from .types import Action
 
@@ -90,7 +91,9 @@ class Work:
 
     def _tokens_of(self, item: Item) -> int:
         # counted here, not written onto the caller's items: compact() changes nothing
-        return item.tokens if item.tokens is not None else self.count(item.text)
+        if item.tokens is not None:
+            return item.tokens
+        return self.count(item.text) + media_tokens(item)
 
     def replace_text(self, index: int, text: str, action: Action) -> bool:
         """Shorten one item's text; keeps it only when it saves tokens."""

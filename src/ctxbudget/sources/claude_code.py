@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from ..model import MAIN_AGENT, Item, Kind, Role, Transcript, Usage
+from ..tokens.images import block_image_tokens
 from .claude_code_context import (
     CONTEXT_RECORDS,
     Record,
@@ -63,9 +64,6 @@ _KNOWN_NON_CONTEXT |= {
     "mode",
     "tools-used",
 }
-# Anthropic bills an image by its pixels (about width*height/750); a transcript keeps
-# only the bytes, so an image counts as a typical screenshot's 1,600 tokens.
-IMAGE_TOKENS = 1600
 
 
 def looks_like_claude_code(first_record: Any) -> bool:
@@ -252,7 +250,12 @@ class TranscriptBuilder:
             )
         if btype == "image":
             return Item(
-                role=role, kind=Kind.IMAGE, text="[image]", tokens=IMAGE_TOKENS, raw=raw, **common
+                role=role,
+                kind=Kind.IMAGE,
+                text="[image]",
+                tokens=block_image_tokens(block),  # by its pixels
+                raw=raw,
+                **common,
             )
         self.unknown += 1
         text = _dumps(block) if block is not None else ""

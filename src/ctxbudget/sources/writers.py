@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..model import Item, Kind, Role
-from .claude_code import tool_result_text
+from .media import result_text_unchanged
 from .messages import compact_json, document_text, flatten_content, image_note
 
 __all__ = [
@@ -70,9 +70,6 @@ def _block_type(block: dict[str, Any] | None) -> str:
 def _is_server_result(block: dict[str, Any] | None) -> bool:
     btype = _block_type(block)
     return btype.endswith("_tool_result") and btype != "tool_result"
-
-
-_cc_result_text = tool_result_text  # the Claude Code reader's own rule
 
 
 def parse_json(text: str) -> tuple[bool, Any]:
@@ -125,8 +122,7 @@ def _unchanged(item: Item, block: dict[str, Any]) -> bool:
     if item.kind is Kind.TOOL_CALL:
         return _call_unchanged(item, block)
     if btype.endswith("tool_result"):
-        content = block.get("content")
-        return item.text in (flatten_content(content)[0], _cc_result_text(content))
+        return result_text_unchanged(item.text, block.get("content"))
     if btype in ("thinking", "redacted_thinking"):
         return item.text == str(block.get("thinking") or block.get("data") or "")
     if btype in ("image", "image_url", "input_image"):

@@ -104,8 +104,7 @@ class AutoCompactor:
         # The context is what is sent: the items as they read back from the messages.
         sent_items = read_request(envelope, out).items
         for item in sent_items:
-            if item.tokens is None:
-                item.tokens = session.counter.count(item.text, item.hash)
+            session.count(item)
         plan.result.items = sent_items
         applied = session.apply_compaction(plan)
         session.last_alert = None

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ...compaction import CompactionPolicy
 from ...errors import BudgetBlockedError, ConfigurationError
 from ...level import Level
-from ...model import EventType, Item, Kind, Usage
+from ...model import EventType, Item, Usage
 from ...policy import Policy, window_for_model
 from ...status import Status
 from .compacting import AutoCompactor
@@ -292,8 +292,7 @@ class Budget:
         """
         overhead = session.unattributed_tokens
         for item in items:
-            if item.tokens is None and item.kind is not Kind.IMAGE:
-                item.tokens = session.counter.count(item.text, item.hash)
+            session.count(item)  # counted once, images by their pixels
         session.new_version(
             items,
             event=EventType.CONTEXT_REPLACED,
