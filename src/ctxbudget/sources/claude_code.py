@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from ..model import MAIN_AGENT, Item, Kind, Role, Transcript, Usage
+from ..model import MAIN_AGENT, Component, Item, Kind, Role, Transcript, Usage
 from ..tokens.images import block_image_tokens
 from .claude_code_context import (
     CONTEXT_RECORDS,
@@ -45,7 +45,7 @@ from .claude_code_context import (
     resolve_preserved,
     string_of,
 )
-from .messages import compact_json, tool_result_kind
+from .messages import compact_json, document_text, tool_result_kind
 from .problems import ProblemLog, loads, shown
 from .tools import AGENT_TOOLS, READ_TOOLS, SEARCH_TOOLS
 
@@ -90,6 +90,8 @@ def tool_result_text(content: Any) -> str:
                 parts.append(str(block.get("text", "")))
             elif isinstance(block, dict) and block.get("type") == "image":
                 parts.append("[image]")
+            elif isinstance(block, dict) and block.get("type") == "document":
+                parts.append(document_text(block))  # a PDF's bytes are no text
             else:
                 parts.append(_dumps(block))
         return "\n".join(parts)
@@ -245,6 +247,15 @@ class TranscriptBuilder:
                 text=tool_result_text(block.get("content")),
                 tool=tool,
                 pair_id=call_id,
+                raw=raw,
+                **common,
+            )
+        if btype == "document":  # a file the user attached: reference material
+            return Item(
+                role=role,
+                kind=Kind.USER_TEXT,
+                text=document_text(block),
+                component=Component.KNOWLEDGE_BASE,
                 raw=raw,
                 **common,
             )

@@ -2,12 +2,13 @@
 
 An Anthropic image block, by Anthropic's vision documentation: Claude sees an image in
 patches of 28×28 pixels, one visual token each, so an image costs ⌈width / 28⌉ ×
-⌈height / 28⌉ tokens; an image whose long edge is over 1,568 pixels, or that would
-cost more than about 1,600 tokens, is first scaled down with its aspect ratio kept. A
-transcript or message list keeps the image's bytes (base64), whose header (PNG, JPEG,
-GIF, WebP) gives the width and height: no image library is needed. An image whose size
-cannot be read (a URL, a file id, bytes of another format) counts as the largest a
-scaled-down image costs.
+⌈height / 28⌉ tokens; an image over the model's native resolution is first scaled down
+with its aspect ratio kept: at most 1,568 pixels on the long edge and 1,568 tokens (for
+Claude Opus 4.7: 2,576 pixels and 4,784 tokens; such a picture, larger than the usual
+limit, is corrected by the next reported usage). A transcript or message list keeps the
+image's bytes (base64), whose header (PNG, JPEG, GIF, WebP) gives the width and height:
+no image library is needed. An image whose size cannot be read (a URL, a file id, bytes
+of another format) counts as the largest a scaled-down image costs.
 
 An OpenAI ``image_url`` part is priced by OpenAI's documented rule for its vision
 models (GPT-4o): 85 tokens at ``detail: "low"``; otherwise the image is fitted within
@@ -34,7 +35,7 @@ __all__ = [
 
 PATCH = 28  # pixels on a side of one visual token
 MAX_EDGE = 1568  # the long edge an image is scaled down to
-MAX_PATCHES = 1600  # the visual tokens an image is scaled down to, at most
+MAX_PATCHES = 1568  # the visual tokens an image is scaled down to, at most
 #: What an image of unknown size counts: the most a scaled-down image costs.
 IMAGE_TOKENS = MAX_PATCHES
 

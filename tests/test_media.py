@@ -1,6 +1,7 @@
-"""Images are priced by their pixels: the size read from the image's own header (PNG,
-JPEG, GIF, WebP), Anthropic's patch rule (and OpenAI's tile rule for an ``image_url``
-part), in every reader and on every surface."""
+"""Images are priced by their pixels and PDFs by their pages, in every reader and on
+every surface: an image's size read from its own header (PNG, JPEG, GIF, WebP) under
+Anthropic's patch rule (OpenAI's tile rule for an ``image_url`` part), a PDF's pages
+counted in its bytes."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ctxbudget.model import Kind, Role
 from ctxbudget.sources import load_source
 from ctxbudget.sources.messages import read_messages
 from ctxbudget.tokens.counters import get_counter
+from ctxbudget.tokens.documents import PAGE_TOKENS, document_tokens, pdf_pages
 from ctxbudget.tokens.images import (
     IMAGE_TOKENS,
     block_image_tokens,
@@ -87,10 +89,10 @@ def test_anthropic_patches_and_scaling() -> None:
     assert image_tokens(64, 48) == 3 * 2  # ⌈64/28⌉ × ⌈48/28⌉
     assert image_tokens(700, 500) == 25 * 18
     assert image_tokens(1092, 1092) == 39 * 39
-    # over 1,568 px on the long edge, or over ~1,600 tokens: scaled down, shape kept
+    # over 1,568 px on the long edge, or over 1,568 tokens: scaled down, shape kept
     assert image_tokens(4000, 100) == image_tokens(1568, 40)
     big = image_tokens(3000, 2000)
-    assert 1450 < big <= 1600 and image_tokens(6000, 4000) == big
+    assert 1450 < big <= 1568 and image_tokens(6000, 4000) == big
     assert image_tokens(0, 10) == 0
 
 
@@ -110,7 +112,7 @@ def test_blocks_of_each_format() -> None:
     low = {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "low"}}
     assert block_image_tokens(low) == 85
     # a size nobody can read: the most a scaled-down image costs
-    assert block_image_tokens({"type": "image", "source": {"type": "url", "url": "x"}}) == 1600
+    assert block_image_tokens({"type": "image", "source": {"type": "url", "url": "x"}}) == 1568
     assert block_image_tokens(anthropic_image(b"garbage bytes")) == IMAGE_TOKENS
     broken = {"type": "image", "source": {"type": "base64", "data": "!!not base64!!"}}
     assert block_image_tokens(broken) == IMAGE_TOKENS
@@ -214,3 +216,79 @@ def test_a_stub_that_replaced_an_image_result_costs_its_text_alone(tmp_path: Pat
     session.load_context(plan.items, session.version, session.anchor)
     session.recount()  # counted afresh from their texts: no image left in a stub
     assert all((i.tokens or 0) < 100 for i in stubs)
+
+
+def pdf(pages: int, *, packed: bool = False) -> bytes:
+    """A PDF of ``pages`` pages; ``packed``: its page objects inside a compressed object
+    stream (PDF 1.5), where they cannot be seen without inflating it."""
+    page_objects = [
+        f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + n} 0 R >>"
+        for n in range(pages)
+    ]
+    kids = " ".join(f"{3 + 2 * n} 0 R" for n in range(pages))
+    head = b"%PDF-1.5\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
+    tree = f"2 0 obj\n<< /Type /Pages /Kids [{kids}] /Count {pages} >>\nendobj\n".encode()
+    body = "\n".join(page_objects).encode()
+    if packed:
+        inflated = zlib.compress(body)
+        stream = b"9 0 obj\n<< /Type /ObjStm /Filter /FlateDecode >>\nstream\n" + inflated
+        return head + stream + b"\nendstream\nendobj\n%%EOF\n"
+    return head + tree + body + b"\n%%EOF\n"
+
+
+def pdf_block(data: bytes) -> dict[str, Any]:
+    source = {"type": "base64", "media_type": "application/pdf", "data": b64(data)}
+    return {"type": "document", "source": source}
+
+
+def test_a_pdf_counts_its_pages() -> None:
+    assert pdf_pages(pdf(3)) == 3
+    assert pdf_pages(pdf(4, packed=True)) == 4  # found by inflating its object stream
+    assert pdf_pages(b"%PDF-1.4\n2 0 obj << /Type /Pages /Count 7 /Kids [] >>") == 7
+    assert pdf_pages(png(2, 2)) is None
+    assert document_tokens(pdf_block(pdf(3))) == 3 * PAGE_TOKENS
+    text = {"type": "document", "source": {"type": "text", "data": "Plain text."}}
+    assert document_tokens(text) == 0  # a text document is counted as its text
+
+
+def test_a_pdf_read_counts_its_pages_not_its_bytes(tmp_path: Path) -> None:
+    """Claude Code sends a read PDF as a document block inside the result. Its base64
+    was counted as text before: a 40-page PDF of 900 kB read as about a million tokens."""
+    from ctxbudget import Tracker
+
+    records: list[dict[str, Any]] = []
+    big = pdf(40) + b"%" + b"x" * 900_000  # the pages, and the weight of their content
+    call = {"type": "tool_use", "id": "t1", "name": "Read", "input": {"file_path": "/p/r.pdf"}}
+    usage = {"input_tokens": 5, "cache_read_input_tokens": 19_995, "output_tokens": 9}
+    answer = {"id": "m1", "role": "assistant", "model": "claude-opus-4-5", "content": [call]}
+    head = {"type": "text", "text": "PDF file read: /p/r.pdf (900 KB)"}
+    result = {"type": "tool_result", "tool_use_id": "t1", "content": [head, pdf_block(big)]}
+    for n, (rtype, message) in enumerate(
+        [
+            ("user", {"role": "user", "content": "Read the report."}),
+            ("assistant", {**answer, "usage": usage}),
+            ("user", {"role": "user", "content": [result]}),
+        ]
+    ):
+        parent = f"u{n - 1}" if n else None
+        records.append(
+            {"type": rtype, "sessionId": SESSION, "uuid": f"u{n}", "parentUuid": parent}
+            | {"isSidechain": False, "message": message}
+        )
+    path = tmp_path / f"{SESSION}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    session = Tracker(store="memory://").load(path)
+    [read] = [i for i in session.items if i.role is Role.TOOL]
+    assert "[document]" in read.text and len(read.text) < 100
+    assert 40 * PAGE_TOKENS <= session.count(read) < 40 * PAGE_TOKENS + 50
+
+
+def test_a_message_lists_pdf_counts_its_pages() -> None:
+    message = {"role": "user", "content": [pdf_block(pdf(2)), {"type": "text", "text": "Sum up"}]}
+    transcript = read_messages([message])
+    from ctxbudget import Tracker
+
+    session = Tracker(store="memory://").session()
+    items = session.extend(transcript.items)
+    [document] = [i for i in items if i.text == "[document]"]
+    assert document.tokens is not None and document.tokens >= 2 * PAGE_TOKENS

@@ -1,0 +1,79 @@
+"""What a PDF document costs in a request: its pages.
+
+Anthropic's PDF support documentation: each page of a PDF is given to the model as
+the page's extracted text and the page as an image, which costs 1,500 to 3,000 tokens
+a page depending on how dense it is. A transcript keeps the PDF's bytes (base64), not
+its text: ctxbudget counts its pages (the page objects, in the file or in its
+compressed object streams; no PDF library) at ``PAGE_TOKENS`` each, the middle of that
+range. Counting the base64 as text, as a PDF's bytes read as characters, would make a
+1 MB file a million tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["PAGE_TOKENS", "document_tokens", "pdf_pages"]
+
+#: Tokens of one PDF page (its text and its image), the middle of the documented range.
+PAGE_TOKENS = 2_250
+
+_PAGE = re.compile(rb"/Type\s*/Page(?![A-Za-z])")
+_COUNT = re.compile(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)|/Count\s+(\d+)[^>]*?/Type\s*/Pages\b")
+_STREAM = re.compile(rb"stream\r?\n")
+_INFLATED_AT_MOST = 64 << 20  # bytes inflated from object streams, in all
+
+
+def pdf_pages(data: bytes) -> int | None:
+    """The number of pages of a PDF, or None when ``data`` is no PDF or none is found.
+
+    Page objects are counted where the file writes them in the open; a file that packs
+    its objects into compressed object streams (PDF 1.5 and later) is inflated stream by
+    stream first. The page tree's own ``/Count`` answers when no page object is seen.
+    """
+    if not data.startswith(b"%PDF"):
+        return None
+    pages = len(_PAGE.findall(data))
+    if pages:
+        return pages
+    budget = _INFLATED_AT_MOST
+    counts: list[int] = [int(a or b) for a, b in _COUNT.findall(data)]
+    for match in _STREAM.finditer(data):
+        if budget <= 0:
+            break
+        inflate = zlib.decompressobj()
+        try:
+            inner = inflate.decompress(data[match.end() :], budget)
+        except zlib.error:
+            continue
+        budget -= len(inner)
+        pages += len(_PAGE.findall(inner))
+        counts += [int(a or b) for a, b in _COUNT.findall(inner)]
+    if pages:
+        return pages
+    return max(counts) if counts else None
+
+
+def document_tokens(block: Any) -> int:
+    """The tokens of a base64 PDF document block by its pages (0 for any other block:
+    a text document is counted as its text)."""
+    if not isinstance(block, Mapping):
+        return 0
+    source = block.get("source")
+    if not isinstance(source, Mapping) or source.get("type") != "base64":
+        return 0
+    if source.get("media_type") not in (None, "application/pdf"):
+        return 0
+    data = source.get("data")
+    if not isinstance(data, str):
+        return 0
+    try:
+        pages = pdf_pages(base64.b64decode(data))
+    except (binascii.Error, ValueError):
+        return PAGE_TOKENS
+    return PAGE_TOKENS * (pages or 1)
