@@ -669,10 +669,11 @@ def test_the_figure_follows_an_api_that_counts_what_it_was_sent(tmp_path: Path) 
     not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
 )
 def test_the_figure_follows_an_api_that_counts_an_images_pixels(tmp_path: Path) -> None:
-    """The real Claude Code reads a picture (a 700×500 PNG: 25 × 18 = 450 visual tokens)
-    against a fake API that counts images by their patches: every call predicted from
-    the last usage is within 1% (the picture counted as its "[image]" stand-in before,
-    a few tokens)."""
+    """The real Claude Code reads a picture (a 700×500 PNG: 25 × 18 = 450 visual tokens),
+    then the prompt mentions it (``@chart.png``: an attachment Claude Code records
+    without a rendered text), against a fake API that counts images by their patches:
+    every call predicted from the last usage is within 1% (the picture counted as its
+    "[image]" stand-in before, a few tokens, and the mentioned one not at all)."""
     import struct
     import zlib
 
@@ -698,14 +699,14 @@ def test_the_figure_follows_an_api_that_counts_an_images_pixels(tmp_path: Path) 
 
     script = _counting_script("look at", read, "Looking.", "A chart with one series.")
 
-    prompts = ["hello", "look at chart.png", "what does it show?"]
+    prompts = ["hello", "look at chart.png", "what does it show?", "and @chart.png again?"]
     with FakeAnthropic(script) as api:
         converse(api, tmp_path, work, prompts, "--permission-mode", "bypassPermissions")
         sent = json.dumps(api.main_requests()[-1]["messages"])
     assert '"type": "image"' in sent  # the picture went to the model
     [path] = transcripts(tmp_path)
     errors = _prediction_errors(path)
-    assert len(errors) >= 3
+    assert len(errors) >= 4
     assert max(errors) <= 0.01, errors
 
 

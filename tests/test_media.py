@@ -292,3 +292,48 @@ def test_a_message_lists_pdf_counts_its_pages() -> None:
     items = session.extend(transcript.items)
     [document] = [i for i in items if i.text == "[document]"]
     assert document.tokens is not None and document.tokens >= 2 * PAGE_TOKENS
+
+
+def test_an_image_the_prompt_mentions_counts_its_pixels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``@shot.png`` in a prompt: Claude Code 2.x records the image as a file attachment
+    without a rendered text and sends it as an image block. It is context, priced by its
+    pixels, on every surface."""
+    records: list[dict[str, Any]] = []
+    for n, (rtype, fields) in enumerate(
+        [
+            ("user", {"message": {"role": "user", "content": "What is in @shot.png?"}}),
+            (
+                "attachment",
+                {
+                    "attachment": {
+                        "type": "file",
+                        "filename": "/p/shot.png",
+                        "content": {"type": "image", "file": {"base64": b64(png(700, 500))}},
+                    }
+                },
+            ),
+        ]
+    ):
+        parent = f"u{n - 1}" if n else None
+        records.append(
+            {"type": rtype, "sessionId": SESSION, "uuid": f"u{n}", "parentUuid": parent}
+            | {"isSidechain": False, "timestamp": f"2026-12-01T10:00:0{n}.000Z", **fields}
+        )
+    path = tmp_path / f"{SESSION}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    transcript = load_source(path)
+    assert [(i.kind, i.tokens) for i in transcript.items if i.kind is Kind.IMAGE] == [
+        (Kind.IMAGE, 450)
+    ]
+    assert transcript.unknown_records == 0
+    code, out, err = run(capsys, "tokens", str(path), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["breakdown"]["kind"]["image"] >= 450
+    line = render_statusline(
+        json.dumps({"session_id": SESSION, "transcript_path": str(path)}),
+        cache_dir=tmp_path / "cache",
+    )
+    assert f"{data['used_tokens']:,}/" in line

@@ -180,10 +180,11 @@ class TranscriptBuilder:
 
     def _reminders(self, record: dict[str, Any], agent: str, message_index: int) -> list[Item]:
         """An attachment's ``rendered`` texts: what Claude Code sends the model for it
-        (none for bookkeeping attachments such as prompt snapshots)."""
+        (none for bookkeeping attachments such as prompt snapshots), or the image a
+        prompt mentioned (``@shot.png``), which Claude Code records unrendered."""
         rendered = record.get("rendered")
         if not isinstance(rendered, list):
-            return []
+            return self._mentioned_image(record, agent, message_index)
         texts = [
             part["content"]
             for part in rendered
@@ -206,6 +207,32 @@ class TranscriptBuilder:
                 ),
             )
             for n, text in enumerate(texts)
+        ]
+
+    def _mentioned_image(
+        self, record: dict[str, Any], agent: str, message_index: int
+    ) -> list[Item]:
+        """A file attachment holding an image (its base64 under ``content.file``): sent
+        as an image block after the prompt, priced by its pixels. (Claude Code also sends
+        a line saying it read the file, in its own words: not counted.)"""
+        attachment = record.get("attachment")
+        content = attachment.get("content") if isinstance(attachment, dict) else None
+        file = content.get("file") if isinstance(content, dict) else None
+        data = file.get("base64") if isinstance(file, dict) else None
+        if not isinstance(content, dict) or content.get("type") != "image":
+            return []
+        if not isinstance(data, str) or not data:
+            return []
+        block = {"type": "image", "source": {"type": "base64", "data": data}}
+        return [
+            Item(
+                role=Role.USER,
+                kind=Kind.IMAGE,
+                text="[image]",
+                tokens=block_image_tokens(block),
+                raw={"attachment": "file", "block": block},
+                **_common(record, agent, message_index, record.get("uuid")),
+            )
         ]
 
     def _block(
