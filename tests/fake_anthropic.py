@@ -24,7 +24,7 @@ import os
 import subprocess
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -317,12 +317,20 @@ def claude_env(home: Path, api_url: str, **extra: str) -> dict[str, str]:
 CLAUDE = Path(__file__).resolve().parent.parent / ".e2e" / "node_modules" / ".bin" / "claude"
 
 
-def converse(api: FakeAnthropic, home: Path, cwd: Path, prompts: Iterable[str], *flags: str) -> str:
+def converse(
+    api: FakeAnthropic,
+    home: Path,
+    cwd: Path,
+    prompts: Iterable[str | tuple[str, Sequence[str]]],
+    *flags: str,
+) -> str:
     """Send ``prompts`` to the real Claude Code one ``claude -p`` at a time, each
-    resuming the session the first started, against the fake; returns its id."""
+    resuming the session the first started, against the fake; returns its id. A prompt
+    given as ``(prompt, its_flags)`` runs with its own flags after ``flags``."""
     session: str | None = None
-    for prompt in prompts:
-        cmd = [str(CLAUDE), "-p", prompt, "--output-format", "json", *flags]
+    for given in prompts:
+        prompt, own = (given, ()) if isinstance(given, str) else given
+        cmd = [str(CLAUDE), "-p", prompt, "--output-format", "json", *flags, *own]
         cmd += ["--resume", session] if session else []
         done = subprocess.run(
             cmd,

@@ -404,6 +404,78 @@ def test_the_reader_holds_memory_mentions_skills_and_changed_files(tmp_path: Pat
         assert what in json.dumps(sent["messages"]), what
 
 
+@pytest.mark.parametrize("system_messages", [True, False, None])
+def test_reminders_count_as_the_latest_request_sent_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], system_messages: bool | None
+) -> None:
+    """A model that takes system messages gets the system-role reminders in one, without
+    their tags; any other gets them as the user's text, tags and all. The request's
+    messages are recorded by hash (``api-request`` ``tail``, one ``api-request-blob``
+    a message): the reminders count as the latest request sent them, on every surface.
+    With no request recorded, as system messages (what Claude Code's default model
+    gets)."""
+    w = Writer()
+    w.user("Hello.")
+    w.reminder("environment", REMINDER)
+    if system_messages is not None:
+        role = "system" if system_messages else "user"
+        w.add("api-request-blob", chained=False, hash="h-user", message={"role": "user"})
+        w.add("api-request-blob", chained=False, hash="h-rem", message={"role": role})
+        params = {"model": MODEL if system_messages else "claude-sonnet-4-5"}
+        w.add("api-request", chained=False, params=params, keep=0, tail=["h-user", "h-rem"])
+    w.assistant("Hi.", 20_000)
+    w.user("Go on.")
+    w.reminder("date", "<system-reminder>\nToday's date is 2026-12-04.\n</system-reminder>")
+    path = w.write(tmp_path / f"{SESSION}.jsonl")
+    texts = [i.text for i in load_source(path).items if i.kind is Kind.REMINDER]
+    if system_messages is False:
+        assert texts == [
+            REMINDER,
+            "<system-reminder>\nToday's date is 2026-12-04.\n</system-reminder>",
+        ]
+    else:
+        assert texts == [ENVIRONMENT, "Today's date is 2026-12-04."]
+    code, out, err = run(capsys, "tokens", str(path), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    payload = json.dumps({"session_id": SESSION, "transcript_path": str(path)})
+    line = render_statusline(payload, cache_dir=tmp_path / "cache")
+    assert f"{data['used_tokens']:,}/" in line
+
+
+@pytest.mark.skipif(
+    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
+)
+def test_the_reader_holds_the_reminders_as_each_model_gets_them(tmp_path: Path) -> None:
+    """The real Claude Code in plan mode, then with an appended system prompt, then on a
+    model without system messages (``--model claude-sonnet-4-5``), which gets every
+    system-role reminder again as the user's text with its tags: the last request's
+    texts are exactly the reader's current context."""
+    work = tmp_path / "proj"
+    work.mkdir()
+
+    def script(body: dict[str, Any], index: int) -> Reply:
+        if not body.get("tools"):  # a side request (a title)
+            return Reply(text="t", usage=Usage(input_tokens=10, output_tokens=2))
+        return Reply(text="Done.")
+
+    bypass = ["--permission-mode", "bypassPermissions"]
+    runs = [
+        ("hello", ["--permission-mode", "plan"]),
+        ("next", ["--append-system-prompt", "REQ-321 answer briefly.", *bypass]),
+        ("again", ["--model", "claude-sonnet-4-5", *bypass]),
+    ]
+    with FakeAnthropic(script) as api:
+        converse(api, tmp_path, work, runs)
+        sent = api.main_requests()[-1]
+    assert sent["model"] == "claude-sonnet-4-5"
+    assert not any(m["role"] == "system" for m in sent["messages"])
+    [path] = transcripts(tmp_path)
+    seen = compare_with_request(path, sent)
+    assert seen.held_texts == seen.sent_texts
+    assert any(t.startswith("<system-reminder>") for t in seen.held_texts)
+
+
 def _compacted_keeping_the_last_answer(path: Path, tail: bool = True) -> Path:
     """Two turns with usages, Claude Code's own compaction keeping the last answer
     (``compactMetadata.preservedMessages``, a reminder between its boundary and its

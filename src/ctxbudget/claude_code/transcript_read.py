@@ -59,6 +59,8 @@ class Tail:
         self.is_boundary = rules.is_compact_boundary
         self.starts_context = rules.starts_new_context
         self.preserved_messages = rules.preserved_messages
+        self.system_blob = rules.system_blob
+        self.sends_system_messages = rules.sends_system_messages
         self.state = state
         # Records not counted yet, each with whether it is part of the anchor's response.
         self.pending: list[tuple[dict[str, Any], bool]] = []
@@ -109,6 +111,11 @@ class Tail:
             s.kept = None
         if rtype == "api-request-shape":
             self._shape(record.get("shape"))
+        elif rtype == "api-request-blob" and (blob := self.system_blob(record)) is not None:
+            s.system_hashes = [*s.system_hashes[-(_RECENT_IDS - 1) :], blob]
+        elif rtype == "api-request" and not record.get("isSidechain"):
+            sends = self.sends_system_messages(record, s.system_hashes, s.system)
+            s.system = s.system if sends is None else sends
         if not self.is_context(record):
             return
         mid = message.get("id") if isinstance(message.get("id"), str) else None
@@ -207,7 +214,7 @@ class Tail:
         s = self.state
         count = self.counter()
         for record, is_out in self.pending:
-            counts = [count(item) for item in _items_of(record)]
+            counts = [count(item) for item in _items_of(record, s.system is not False)]
             if isinstance(record.get("uuid"), str):
                 s.recent.append([record["uuid"], sum(counts), len(counts)])
             if s.anchor is not None:
@@ -239,12 +246,13 @@ def _text_item(text: str) -> Item:
     return Item(role=Role.SYSTEM, kind=Kind.SYSTEM_PROMPT, text=text)
 
 
-def _items_of(record: dict[str, Any]) -> list[Item]:
-    """The record's items exactly as the Claude Code reader makes them."""
+def _items_of(record: dict[str, Any], system_messages: bool) -> list[Item]:
+    """The record's items exactly as the Claude Code reader makes them (the reminders as
+    the latest request sent them: ``system_messages`` or the user's text)."""
     from ..model import MAIN_AGENT
     from ..sources.claude_code import TranscriptBuilder
 
-    return TranscriptBuilder().items_of(record, MAIN_AGENT, 0)
+    return TranscriptBuilder(system_messages).items_of(record, MAIN_AGENT, 0)
 
 
 def read_transcript(

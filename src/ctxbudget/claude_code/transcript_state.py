@@ -28,7 +28,7 @@ __all__ = ["STATE_VERSION", "TranscriptState", "count_field", "debug"]
 
 DEBUG_ENV = "CTXBUDGET_DEBUG"
 #: Bump when the cached state's meaning changes: older cache files are then ignored.
-STATE_VERSION = 5
+STATE_VERSION = 6
 
 
 def debug(message: str) -> None:
@@ -67,7 +67,9 @@ class TranscriptState:
     latest main-thread records' ``[uuid, tokens, items]``, ``kept`` the messages the last
     compaction kept (``[summary uuid, [uuids]]``) until its summary comes, ``opened``
     whether a compaction boundary was read and no message since (its summary then
-    continues the context the boundary started).
+    continues the context the boundary started). ``system_hashes`` are the latest
+    system-role request messages by hash, ``system`` whether the latest request sent
+    system messages (None: not known), which decides how its reminders are counted.
     """
 
     __slots__ = (
@@ -96,6 +98,8 @@ class TranscriptState:
         "since_items",
         "since_tokens",
         "size",
+        "system",
+        "system_hashes",
         "version",
     )
 
@@ -130,6 +134,8 @@ class TranscriptState:
         self.recent: list[list[Any]] = []
         self.kept: list[Any] | None = None
         self.opened = False  # a compaction boundary read, and no message since
+        self.system_hashes: list[str] = []
+        self.system: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -172,6 +178,8 @@ class TranscriptState:
                 and isinstance(state.added, list)
                 and all(_is_int(v) for v in state.added)
                 and isinstance(state.opened, bool)
+                and _str_list(state.system_hashes)
+                and isinstance(state.system, bool | None)
                 and isinstance(state.recent, list)
                 and all(
                     isinstance(row, list)

@@ -43,7 +43,9 @@ from .claude_code_context import (
     message_of,
     preserved_messages,
     resolve_preserved,
+    sends_system_messages,
     string_of,
+    system_blob,
 )
 from .messages import compact_json, document_text, tool_result_kind
 from .problems import ProblemLog, loads, shown
@@ -125,11 +127,14 @@ class TranscriptBuilder:
     status line uses it to read a transcript incrementally with the reader's items.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, system_messages: bool = True) -> None:
         self.unknown = 0
         self.tool_names: dict[str, str] = {}
         self.tool_inputs: dict[str, Any] = {}
         self.model: str | None = None
+        # Whether the requests send the system-role reminders as system messages (as
+        # they go to a model that takes them: without their tags) or as the user's text
+        self.system_messages = system_messages
 
     def items_of(self, record: dict[str, Any], agent: str, message_index: int) -> list[Item]:
         rtype = record.get("type")
@@ -190,7 +195,7 @@ class TranscriptBuilder:
             for part in rendered
             if isinstance(part, dict) and isinstance(part.get("content"), str) and part["content"]
         ]
-        if record.get("renderedRole") == "system":
+        if record.get("renderedRole") == "system" and self.system_messages:
             # sent in the request's system message, joined, each without its wrapper
             texts = [_unwrapped(text) for text in texts]
         attachment = record.get("attachment")
@@ -420,6 +425,8 @@ def read_claude_code(
     window: int | None = None
     request_model: str | None = None  # the model a request named, before any answer
     kept: list[tuple[str, list[str]]] = []  # the messages each compaction kept
+    system_hashes: set[str] = set()  # the requests' system-role messages, by hash
+    sends_system: bool | None = None  # whether the latest request sent system messages
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -454,7 +461,11 @@ def read_claude_code(
             shape = request_shape(data.get("shape"))
             if shape:
                 transcript_shape = shape
+        elif rtype == "api-request-blob" and (blob := system_blob(data)) is not None:
+            system_hashes.add(blob)
         elif rtype == "api-request" and not data.get("isSidechain"):
+            sends = sends_system_messages(data, system_hashes, sends_system)
+            sends_system = sends_system if sends is None else sends
             params = data.get("params")
             params = params if isinstance(params, dict) else {}
             window = window_of_betas(params.get("betas")) or window
@@ -478,6 +489,7 @@ def read_claude_code(
     link_records(records)
     preserved = resolve_preserved(records, kept)
     agent_of = _agent_names(records)
+    builder.system_messages = sends_system is not False
     message_index = 0
     for r in records:
         if is_context_record(r.data):

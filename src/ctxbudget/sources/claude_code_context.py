@@ -34,8 +34,10 @@ __all__ = [
     "message_of",
     "preserved_messages",
     "resolve_preserved",
+    "sends_system_messages",
     "starts_new_context",
     "string_of",
+    "system_blob",
 ]
 
 # Records whose items are context: the conversation, and Claude Code 2.x attachments
@@ -92,6 +94,32 @@ def starts_new_context(data: dict[str, Any]) -> bool:
     """Whether this record starts a new context: a compaction boundary, or the
     ``isCompactSummary`` record that holds the summary the new context starts with."""
     return bool(is_compact_boundary(data) or data.get("isCompactSummary"))
+
+
+def system_blob(data: dict[str, Any]) -> str | None:
+    """The hash of an ``api-request-blob`` record holding a system-role message (a
+    model that takes system messages in the conversation gets its system-role reminders
+    that way), else None."""
+    message = data.get("message")
+    if data.get("type") != "api-request-blob" or not isinstance(message, dict):
+        return None
+    return string_of(data.get("hash")) if message.get("role") == "system" else None
+
+
+def sends_system_messages(
+    data: dict[str, Any], system_hashes: set[str] | list[str], before: bool | None
+) -> bool | None:
+    """For an ``api-request`` record: whether that request sent system messages, one of
+    its messages (``tail``, by hash; a blob is written once, at its first request) being
+    a system one, or one of those it kept of the request ``before`` (``keep``). Claude
+    Code sends the system-role reminders that way to a model that takes them (Claude
+    Opus 4.8 and later) and as the user's text, tags and all, to the others. None:
+    the record does not say."""
+    tail = data.get("tail")
+    if data.get("type") != "api-request" or not isinstance(tail, list):
+        return None
+    kept = before if isinstance(data.get("keep"), int) and data["keep"] > 0 else False
+    return any(h in system_hashes for h in tail if isinstance(h, str)) or bool(kept)
 
 
 def preserved_messages(boundary: dict[str, Any]) -> list[tuple[str, list[str]]]:
