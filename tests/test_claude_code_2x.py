@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import png
 from conftest import run_cli as run
 from fake_anthropic import (
     CLAUDE,
@@ -746,25 +747,10 @@ def test_the_figure_follows_an_api_that_counts_an_images_pixels(tmp_path: Path) 
     without a rendered text), against a fake API that counts images by their patches:
     every call predicted from the last usage is within 1% (the picture counted as its
     "[image]" stand-in before, a few tokens, and the mentioned one not at all)."""
-    import struct
-    import zlib
-
     work = tmp_path / "proj"
     work.mkdir()
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    rows = b"".join(b"\x00" + bytes([y % 256, 90, 160]) * 700 for y in range(500))
-    header = struct.pack(">IIBBBBB", 700, 500, 8, 2, 0, 0, 0)
     picture = work / "chart.png"
-    picture.write_bytes(
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
+    picture.write_bytes(png(700, 500))
 
     def read() -> tuple[ToolUse, ...]:
         return (ToolUse("Read", {"file_path": str(picture)}),)
@@ -779,6 +765,35 @@ def test_the_figure_follows_an_api_that_counts_an_images_pixels(tmp_path: Path) 
     [path] = transcripts(tmp_path)
     errors = _prediction_errors(path)
     assert len(errors) >= 4
+    assert max(errors) <= 0.01, errors
+
+
+@pytest.mark.skipif(
+    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
+)
+def test_a_big_picture_costs_what_claude_codes_default_model_takes(tmp_path: Path) -> None:
+    """A 3,000 × 2,000 picture: Claude Code sends it at 2,000 × 1,333, which its default
+    model (a model that takes large images: up to 2,576 px and 4,784 tokens) takes as
+    it is, 72 × 48 = 3,456 visual tokens, not the 1,568 at most of the other models.
+    Every call predicted from the last usage is within 1%."""
+    work = tmp_path / "proj"
+    work.mkdir()
+    picture = work / "wide.png"
+    picture.write_bytes(png(3000, 2000))
+
+    def read() -> tuple[ToolUse, ...]:
+        return (ToolUse("Read", {"file_path": str(picture)}),)
+
+    script = _counting_script("look at", read, "Looking.", "A wide gradient.")
+    with FakeAnthropic(script) as api:
+        prompts = ["look at wide.png", "and?"]
+        converse(api, tmp_path, work, prompts, "--permission-mode", "bypassPermissions")
+        sent = api.main_requests()[-1]
+    images = [i for message in sent["messages"] for i in _images(message.get("content"))]
+    assert [_patches(i) for i in images] == [72 * 48]
+    [path] = transcripts(tmp_path)
+    errors = _prediction_errors(path)
+    assert len(errors) >= 2
     assert max(errors) <= 0.01, errors
 
 

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import png
 from conftest import run_cli as run
 
 from ctxbudget.claude_code.statusline import render_statusline
 from ctxbudget.compaction import CompactionPolicy, compact
 from ctxbudget.model import Kind, Role
 from ctxbudget.sources import load_source
+from ctxbudget.sources.media import local_tokens
 from ctxbudget.sources.messages import read_messages
 from ctxbudget.tokens.counters import get_counter
 from ctxbudget.tokens.documents import PAGE_TOKENS, document_tokens, pdf_pages
@@ -28,25 +30,10 @@ from ctxbudget.tokens.images import (
     image_size,
     image_tokens,
     openai_image_tokens,
+    takes_large,
 )
 
 SESSION = "3b1c2d4e-5f60-4718-9a2b-3c4d5e6f7a8b"
-
-
-def png(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    rows = b"".join(b"\x00" + b"\x80\x40\x20" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 def jpeg(width: int, height: int, app_bytes: int = 20) -> bytes:
@@ -96,6 +83,22 @@ def test_anthropic_patches_and_scaling() -> None:
     assert image_tokens(0, 10) == 0
 
 
+def test_models_that_take_large_images() -> None:
+    """Claude Opus 4.7 and later (and any model of generation 5 on) take images up to
+    2,576 px and 4,784 tokens: a 2,000 × 1,333 picture (as Claude Code sends a big one)
+    is 72 × 48 patches there, scaled down to at most 1,568 tokens elsewhere."""
+    for model in ("claude-opus-4-7", "claude-opus-4-8-20261001", "claude-opus-5-5"):
+        assert takes_large(model), model
+    for model in ("claude-opus-4-20250514", "claude-opus-4-1", "claude-sonnet-4-5", None):
+        assert not takes_large(model), model
+    assert image_tokens(2000, 1333, large=True) == 72 * 48
+    assert image_tokens(2000, 1333) <= 1568
+    assert image_tokens(4000, 3000, large=True) <= 4784
+    block = anthropic_image(png(2000, 1333))
+    assert block_image_tokens(block, "claude-opus-5-5") == 72 * 48
+    assert block_image_tokens(block, "claude-sonnet-4-5") == image_tokens(2000, 1333)
+
+
 def test_openai_tiles() -> None:
     assert openai_image_tokens(1920, 1080) == 1105  # OpenAI's own example for GPT-4o
     assert openai_image_tokens(512, 512) == 85 + 170
@@ -129,7 +132,7 @@ def test_a_message_lists_images_count_their_pixels() -> None:
         ]
     )  # fmt: skip
     [image] = [i for i in transcript.items if i.kind is Kind.IMAGE]
-    assert image.tokens == 450
+    assert local_tokens(image, get_counter("estimate").count) == 450  # not its stand-in
 
 
 def _transcript_with_images(path: Path) -> Path:
@@ -180,7 +183,7 @@ def test_a_claude_code_sessions_images_count_their_pixels_on_every_surface(
     path = _transcript_with_images(tmp_path / f"{SESSION}.jsonl")
     transcript = load_source(path)
     [pasted] = [i for i in transcript.items if i.kind is Kind.IMAGE]
-    assert pasted.tokens == 450
+    assert local_tokens(pasted, get_counter("estimate").count, "claude-opus-4-5") == 450
     code, out, err = run(capsys, "tokens", str(path), "--json")
     assert code == 0, err
     data = json.loads(out)
@@ -324,9 +327,8 @@ def test_an_image_the_prompt_mentions_counts_its_pixels(
     path = tmp_path / f"{SESSION}.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     transcript = load_source(path)
-    assert [(i.kind, i.tokens) for i in transcript.items if i.kind is Kind.IMAGE] == [
-        (Kind.IMAGE, 450)
-    ]
+    [image] = [i for i in transcript.items if i.kind is Kind.IMAGE]
+    assert local_tokens(image, get_counter("estimate").count) == 450
     assert transcript.unknown_records == 0
     code, out, err = run(capsys, "tokens", str(path), "--json")
     assert code == 0, err

@@ -19,7 +19,7 @@ from .level import Level
 from .model import MAIN_AGENT, AgentUsage, Item, Kind, Transcript
 from .policy import Policy
 from .recording import context_hash
-from .sources.media import media_tokens
+from .sources.media import local_tokens
 from .status import Breakdown, Status, build_status
 from .store import Store
 from .tokens.counters import CachedCounter, counter_name_for_model
@@ -79,8 +79,12 @@ class SessionFigures:
     def count(self, item: Item) -> int:
         """The item's local token count (counted once, then kept on the item)."""
         if item.tokens is None:
-            item.tokens = self.counter.count(item.text, item.hash) + media_tokens(item)
+            item.tokens = self._counted(item)
         return item.tokens
+
+    def _counted(self, item: Item) -> int:
+        counter = self.counter
+        return local_tokens(item, lambda text: counter.count(text, item.hash), self.policy.model)
 
     def tally(self, item: Item) -> None:
         """Count ``item`` into the running totals (not into ``items``)."""
@@ -103,7 +107,7 @@ class SessionFigures:
         self._replayed = None  # the counts change: the history is replayed again
         for item in self.items:
             if item.kind is not Kind.IMAGE:  # images are priced by size, not by text
-                item.tokens = self.counter.count(item.text, item.hash) + media_tokens(item)
+                item.tokens = self._counted(item)
             total += item.tokens or 0
         self.set_items(self.items)
         if self.anchor.since_items:

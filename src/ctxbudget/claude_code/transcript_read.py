@@ -191,7 +191,7 @@ class Tail:
     def counter(self) -> Callable[[Item], int]:
         """An item's local count, as ``Session._count`` makes it."""
         if self._count is None:
-            from ..sources.media import media_tokens
+            from ..sources.media import local_tokens
             from ..tokens.counters import get_counter
 
             s = self.state
@@ -202,7 +202,7 @@ class Tail:
             def count(item: Item) -> int:
                 if item.tokens is not None:
                     return item.tokens
-                return count_text(item.text) + media_tokens(item) if item.text else 0
+                return local_tokens(item, count_text, s.model)
 
             self._count = count
         return self._count

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from ..model import Item, Layer
-from ..sources.media import media_tokens
+from ..sources.media import local_tokens
 from .structure import Message, calls_by_pair, messages_of
 from .types import Action
 
@@ -91,9 +91,7 @@ class Work:
 
     def _tokens_of(self, item: Item) -> int:
         # counted here, not written onto the caller's items: compact() changes nothing
-        if item.tokens is not None:
-            return item.tokens
-        return self.count(item.text) + media_tokens(item)
+        return item.tokens if item.tokens is not None else local_tokens(item, self.count)
 
     def replace_text(self, index: int, text: str, action: Action) -> bool:
         """Shorten one item's text; keeps it only when it saves tokens."""

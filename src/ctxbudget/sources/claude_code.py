@@ -31,7 +31,6 @@ from datetime import datetime
 from typing import Any
 
 from ..model import MAIN_AGENT, Component, Item, Kind, Role, Transcript, Usage
-from ..tokens.images import block_image_tokens
 from .claude_code_context import (
     CONTEXT_RECORDS,
     Record,
@@ -234,8 +233,7 @@ class TranscriptBuilder:
                 role=Role.USER,
                 kind=Kind.IMAGE,
                 text="[image]",
-                tokens=block_image_tokens(block),
-                raw={"attachment": "file", "block": block},
+                raw={"attachment": "file", "block": block},  # priced when counted
                 **_common(record, agent, message_index, record.get("uuid")),
             )
         ]
@@ -295,8 +293,7 @@ class TranscriptBuilder:
             return Item(
                 role=role,
                 kind=Kind.IMAGE,
-                text="[image]",
-                tokens=block_image_tokens(block),  # by its pixels
+                text="[image]",  # priced by its pixels when counted (sources.media)
                 raw=raw,
                 **common,
             )

@@ -1,25 +1,25 @@
 """Images and PDF documents in a context: what they cost beside their stand-in text.
 
 A reader turns an image or a PDF into a short stand-in text (``[image]``,
-``[document report.pdf]``), alone or inside a tool result's text; the counter counts
-that text, and the media are priced on top: an image by its pixels
-(``tokens.images``), a PDF by its pages (``tokens.documents``), for as long as the
-item's text is still the one the reader derived from its block. A stub that replaced
-it (a compaction) carries no media. A pasted image is an item of its own whose count
-the reader sets (``Kind.IMAGE``); this is for the rest.
+``[document report.pdf]``), an item of its own or inside a tool result's text. Its
+cost is priced apart: an image by its pixels (``tokens.images``: the limits depend on
+the model it is sent to), a PDF by its pages (``tokens.documents``), for as long as the
+item's text is still the one the reader derived from its block; a stub that replaced
+it (a compaction) carries none. ``local_tokens`` is an item's whole local count.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from ..model import Item
+from ..model import Item, Kind
 from ..tokens.documents import document_tokens
 from ..tokens.images import block_image_tokens
 from .claude_code import tool_result_text
-from .messages import document_text, flatten_content
+from .messages import document_text, flatten_content, image_note
 
-__all__ = ["media_tokens", "result_text_unchanged"]
+__all__ = ["local_tokens", "media_tokens", "result_text_unchanged"]
 
 _IMAGE_PARTS = ("image", "image_url", "input_image")
 
@@ -29,18 +29,19 @@ def result_text_unchanged(text: str, content: Any) -> bool:
     return text in (flatten_content(content)[0], tool_result_text(content))
 
 
-def _part_tokens(part: Any) -> int:
+def _part_tokens(part: Any, model: str | None) -> int:
     if not isinstance(part, dict):
         return 0
     if part.get("type") in _IMAGE_PARTS:
-        return block_image_tokens(part)
+        return block_image_tokens(part, model)
     if part.get("type") == "document":
         return document_tokens(part)
     return 0
 
 
-def media_tokens(item: Item) -> int:
-    """The tokens of the images and PDFs behind ``item``'s text (0 for any other item)."""
+def media_tokens(item: Item, model: str | None = None) -> int:
+    """The tokens of the images and PDFs behind ``item``'s text, sent to ``model`` (0
+    for any other item)."""
     if "[image" not in item.text and "[document" not in item.text:
         return 0
     raw = item.raw
@@ -48,6 +49,10 @@ def media_tokens(item: Item) -> int:
     if not isinstance(block, dict):
         return 0
     kind = str(block.get("type", ""))
+    if kind in _IMAGE_PARTS:
+        return (
+            block_image_tokens(block, model) if item.text in ("[image]", image_note(block)) else 0
+        )
     if kind == "document":
         return document_tokens(block) if item.text == document_text(block) else 0
     content = block.get("content")
@@ -55,4 +60,14 @@ def media_tokens(item: Item) -> int:
         return 0
     if not result_text_unchanged(item.text, content):
         return 0
-    return sum(_part_tokens(part) for part in content)
+    return sum(_part_tokens(part, model) for part in content)
+
+
+def local_tokens(item: Item, count_text: Callable[[str], int], model: str | None = None) -> int:
+    """``item``'s local count: its text by ``count_text``, and its images and PDFs
+    (``media_tokens``); an image of its own (``Kind.IMAGE``) is its image alone, its
+    stand-in text not being sent."""
+    media = media_tokens(item, model)
+    if item.kind is Kind.IMAGE and media:
+        return media
+    return (count_text(item.text) if item.text else 0) + media

@@ -20,7 +20,6 @@ from typing import Any
 
 from ..errors import SourceError
 from ..model import ApiCall, Component, Item, Kind, Role, Transcript, Usage, content_hash
-from ..tokens.images import block_image_tokens
 from .problems import ProblemLog, loads, shown
 from .tools import AGENT_TOOL_NAMES, READ_WORDS, SEARCH_WORDS, SHELL_TOOLS
 
@@ -421,8 +420,7 @@ class _Reader:
             text = block.get("thinking") or block.get("data") or ""
             self.add(index, block, role, Kind.THINKING, str(text))
         elif btype in _IMAGE_PARTS:
-            tokens = block_image_tokens(block)  # by its pixels, not its stand-in text
-            self.add(index, block, role, Kind.IMAGE, image_note(block), tokens=tokens)
+            self.add(index, block, role, Kind.IMAGE, image_note(block))  # priced when counted
         elif btype in _DOCUMENT_PARTS:
             # A document the user attached is reference material, not a tool's file read.
             text = document_text(block)

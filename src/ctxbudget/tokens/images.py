@@ -3,9 +3,10 @@
 An Anthropic image block, by Anthropic's vision documentation: Claude sees an image in
 patches of 28×28 pixels, one visual token each, so an image costs ⌈width / 28⌉ ×
 ⌈height / 28⌉ tokens; an image over the model's native resolution is first scaled down
-with its aspect ratio kept: at most 1,568 pixels on the long edge and 1,568 tokens (for
-Claude Opus 4.7: 2,576 pixels and 4,784 tokens; such a picture, larger than the usual
-limit, is corrected by the next reported usage). A transcript or message list keeps the
+with its aspect ratio kept: at most 1,568 pixels on the long edge and 1,568 tokens, or
+for Claude Opus 4.7 and later models 2,576 pixels and 4,784 tokens (``takes_large``;
+Claude Code sends a picture it reads at most 2,000 pixels wide, which those models take
+as it is). A transcript or message list keeps the
 image's bytes (base64), whose header (PNG, JPEG, GIF, WebP) gives the width and height:
 no image library is needed. An image whose size cannot be read (a URL, a file id, bytes
 of another format) counts as the largest a scaled-down image costs.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 import struct
 from collections.abc import Mapping
 from typing import Any
@@ -31,13 +33,33 @@ __all__ = [
     "image_size",
     "image_tokens",
     "openai_image_tokens",
+    "takes_large",
 ]
 
 PATCH = 28  # pixels on a side of one visual token
-MAX_EDGE = 1568  # the long edge an image is scaled down to
-MAX_PATCHES = 1568  # the visual tokens an image is scaled down to, at most
+# The long edge an image is scaled down to, and the most visual tokens it keeps: most
+# models, and those that take large images.
+LIMITS = (1568, 1568)
+LARGE_LIMITS = (2576, 4784)
 #: What an image of unknown size counts: the most a scaled-down image costs.
-IMAGE_TOKENS = MAX_PATCHES
+IMAGE_TOKENS = LIMITS[1]
+# "claude-opus-4-7", "claude-3-5-sonnet-20241022": the family and the version (a minor
+# version is one or two digits: "claude-opus-4-20250514" is Opus 4)
+_GENERATION = re.compile(
+    r"claude-(?:(opus|sonnet|haiku)-)?(\d+)(?:[-.](\d{1,2})(?!\d))?(?:-(opus|sonnet|haiku))?"
+)
+
+
+def takes_large(model: str | None) -> bool:
+    """Whether ``model`` takes images up to 2,576 pixels and 4,784 tokens: Claude Opus
+    4.7 and later, and every model of a later generation (5 and on)."""
+    m = _GENERATION.search((model or "").lower())
+    if m is None:
+        return False
+    family = m[1] or m[4]
+    major, minor = int(m[2]), int(m[3] or 0)
+    return major >= 5 or (family == "opus" and (major, minor) >= (4, 7))
+
 
 # JPEG start-of-frame markers (baseline, progressive, …): not DHT, JPG or DAC.
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -48,18 +70,19 @@ def _patches(width: float, height: float) -> int:
     return math.ceil(width / PATCH) * math.ceil(height / PATCH)
 
 
-def image_tokens(width: int, height: int) -> int:
+def image_tokens(width: int, height: int, large: bool = False) -> int:
     """The visual tokens of a ``width`` × ``height`` image, scaled down first when its
-    long edge is over ``MAX_EDGE`` or it would cost more than ``MAX_PATCHES``."""
+    long edge or its tokens are over the limits (``LARGE_LIMITS`` when ``large``)."""
     if width <= 0 or height <= 0:
         return 0
-    scale = min(1.0, MAX_EDGE / max(width, height))
+    max_edge, max_patches = LARGE_LIMITS if large else LIMITS
+    scale = min(1.0, max_edge / max(width, height))
     w, h = width * scale, height * scale
-    if _patches(w, h) > MAX_PATCHES:
+    if _patches(w, h) > max_patches:
         # the largest size of the same shape within the patch budget
-        scale *= math.sqrt(MAX_PATCHES * PATCH * PATCH / (w * h))
+        scale *= math.sqrt(max_patches * PATCH * PATCH / (w * h))
         w, h = width * scale, height * scale
-        while _patches(w, h) > MAX_PATCHES:  # the ceilings of both sides: a step smaller
+        while _patches(w, h) > max_patches:  # the ceilings of both sides: a step smaller
             scale *= 0.995
             w, h = width * scale, height * scale
     return _patches(w, h)
@@ -140,16 +163,17 @@ def _base64_size(data: str) -> tuple[int, int] | None:
     return size
 
 
-def block_image_tokens(block: Any) -> int:
-    """The tokens of an image block: Anthropic's (``source.data`` base64) or an OpenAI
-    ``image_url`` part (a data URI); ``IMAGE_TOKENS`` when its size cannot be read."""
+def block_image_tokens(block: Any, model: str | None = None) -> int:
+    """The tokens of an image block, sent to ``model``: Anthropic's (``source.data``
+    base64) or an OpenAI ``image_url`` part (a data URI); ``IMAGE_TOKENS`` when its size
+    cannot be read."""
     if not isinstance(block, Mapping):
         return IMAGE_TOKENS
     source = block.get("source")
     if isinstance(source, Mapping):
         data = source.get("data") if source.get("type") == "base64" else None
         size = _base64_size(data) if isinstance(data, str) else None
-        return IMAGE_TOKENS if size is None else image_tokens(*size)
+        return IMAGE_TOKENS if size is None else image_tokens(*size, takes_large(model))
     part: Any = block.get("image_url")
     url = part.get("url") if isinstance(part, Mapping) else part
     detail = part.get("detail") if isinstance(part, Mapping) else None
