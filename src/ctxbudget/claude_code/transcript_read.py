@@ -114,7 +114,8 @@ class Tail:
         elif rtype == "api-request-blob" and (blob := self.system_blob(record)) is not None:
             s.system_hashes = [*s.system_hashes[-(_RECENT_IDS - 1) :], blob]
         elif rtype == "api-request" and not record.get("isSidechain"):
-            sends = self.sends_system_messages(record, s.system_hashes, s.system)
+            # a set: a request's tail names every message it sent
+            sends = self.sends_system_messages(record, set(s.system_hashes), s.system)
             s.system = s.system if sends is None else sends
         if not self.is_context(record):
             return

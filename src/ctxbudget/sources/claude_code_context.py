@@ -107,7 +107,7 @@ def system_blob(data: dict[str, Any]) -> str | None:
 
 
 def sends_system_messages(
-    data: dict[str, Any], system_hashes: set[str] | list[str], before: bool | None
+    data: dict[str, Any], system_hashes: set[str], before: bool | None
 ) -> bool | None:
     """For an ``api-request`` record: whether that request sent system messages, one of
     its messages (``tail``, by hash; a blob is written once, at its first request) being
