@@ -530,28 +530,17 @@ def _jsonl(records: Any) -> list[str]:
     return [_dumps(record) for record in records]
 
 
-def _claude_code_survives(
-    records: Any, data: st.DataObject, capsys: pytest.CaptureFixture[str]
+@FUZZ
+@pytest.mark.parametrize("fixture", [CLAUDE_CODE, CLAUDE_CODE_2X], ids=["1.0.x", "2.x"])
+@given(data=st.data())
+def test_claude_code_reader_survives_mutations(
+    fixture: Any, data: st.DataObject, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Claude Code transcripts of both generations, mutated then damaged as bytes."""
+    records = data.draw(mutated(fixture))
     raw = data.draw(damaged_bytes(_jsonl(records)))
     _read(lambda: read_claude_code(raw.decode("utf-8", "replace").splitlines(), path="s.jsonl"))
     _through_file_and_cli(capsys, raw, ".jsonl")
-
-
-@FUZZ
-@given(records=mutated(CLAUDE_CODE), data=st.data())
-def test_claude_code_reader_survives_mutations(
-    records: Any, data: st.DataObject, capsys: pytest.CaptureFixture[str]
-) -> None:
-    _claude_code_survives(records, data, capsys)
-
-
-@FUZZ
-@given(records=mutated(CLAUDE_CODE_2X), data=st.data())
-def test_claude_code_2x_reader_survives_mutations(
-    records: Any, data: st.DataObject, capsys: pytest.CaptureFixture[str]
-) -> None:
-    _claude_code_survives(records, data, capsys)
 
 
 def test_the_2x_fixture_reads_as_claude_code_sends_it(tmp_path: Path) -> None:
