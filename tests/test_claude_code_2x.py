@@ -689,6 +689,27 @@ def _prediction_errors(path: Path) -> list[float]:
     return [abs(h["predicted_tokens"] - h["reported_tokens"]) / h["reported_tokens"] for h in calls]
 
 
+def _looking_at(
+    tmp_path: Path, name: str, picture: bytes, prompts: list[str]
+) -> tuple[dict[str, Any], list[float]]:
+    """The real Claude Code, in a project holding the picture ``name``, reads it when a
+    prompt says "look at", against a fake API counting what it is sent (``_counted``):
+    the last request, and each call's prediction error (``_prediction_errors``)."""
+    work = tmp_path / "proj"
+    work.mkdir()
+    (work / name).write_bytes(picture)
+
+    def read() -> tuple[ToolUse, ...]:
+        return (ToolUse("Read", {"file_path": str(work / name)}),)
+
+    script = _counting_script("look at", read, "Looking.", "A picture.")
+    with FakeAnthropic(script) as api:
+        converse(api, tmp_path, work, prompts, "--permission-mode", "bypassPermissions")
+        sent = api.main_requests()[-1]
+    [path] = transcripts(tmp_path)
+    return sent, _prediction_errors(path)
+
+
 def _images(content: Any) -> list[dict[str, Any]]:
     """The image blocks of a message's content, those inside tool results too."""
     blocks = content if isinstance(content, list) else []
@@ -747,23 +768,9 @@ def test_the_figure_follows_an_api_that_counts_an_images_pixels(tmp_path: Path) 
     without a rendered text), against a fake API that counts images by their patches:
     every call predicted from the last usage is within 1% (the picture counted as its
     "[image]" stand-in before, a few tokens, and the mentioned one not at all)."""
-    work = tmp_path / "proj"
-    work.mkdir()
-    picture = work / "chart.png"
-    picture.write_bytes(png(700, 500))
-
-    def read() -> tuple[ToolUse, ...]:
-        return (ToolUse("Read", {"file_path": str(picture)}),)
-
-    script = _counting_script("look at", read, "Looking.", "A chart with one series.")
-
     prompts = ["hello", "look at chart.png", "what does it show?", "and @chart.png again?"]
-    with FakeAnthropic(script) as api:
-        converse(api, tmp_path, work, prompts, "--permission-mode", "bypassPermissions")
-        sent = json.dumps(api.main_requests()[-1]["messages"])
-    assert '"type": "image"' in sent  # the picture went to the model
-    [path] = transcripts(tmp_path)
-    errors = _prediction_errors(path)
+    sent, errors = _looking_at(tmp_path, "chart.png", png(700, 500), prompts)
+    assert '"type": "image"' in json.dumps(sent["messages"])  # the picture went to the model
     assert len(errors) >= 4
     assert max(errors) <= 0.01, errors
 
@@ -776,23 +783,9 @@ def test_a_big_picture_costs_what_claude_codes_default_model_takes(tmp_path: Pat
     model (a model that takes large images: up to 2,576 px and 4,784 tokens) takes as
     it is, 72 × 48 = 3,456 visual tokens, not the 1,568 at most of the other models.
     Every call predicted from the last usage is within 1%."""
-    work = tmp_path / "proj"
-    work.mkdir()
-    picture = work / "wide.png"
-    picture.write_bytes(png(3000, 2000))
-
-    def read() -> tuple[ToolUse, ...]:
-        return (ToolUse("Read", {"file_path": str(picture)}),)
-
-    script = _counting_script("look at", read, "Looking.", "A wide gradient.")
-    with FakeAnthropic(script) as api:
-        prompts = ["look at wide.png", "and?"]
-        converse(api, tmp_path, work, prompts, "--permission-mode", "bypassPermissions")
-        sent = api.main_requests()[-1]
+    sent, errors = _looking_at(tmp_path, "wide.png", png(3000, 2000), ["look at wide.png", "and?"])
     images = [i for message in sent["messages"] for i in _images(message.get("content"))]
     assert [_patches(i) for i in images] == [72 * 48]
-    [path] = transcripts(tmp_path)
-    errors = _prediction_errors(path)
     assert len(errors) >= 2
     assert max(errors) <= 0.01, errors
 
