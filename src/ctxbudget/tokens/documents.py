@@ -43,12 +43,14 @@ def pdf_pages(data: bytes) -> int | None:
         return pages
     budget = _INFLATED_AT_MOST
     counts: list[int] = [int(a or b) for a, b in _COUNT.findall(data)]
+    view = memoryview(data)  # each stream inflated in place, up to its end: no copy
     for match in _STREAM.finditer(data):
         if budget <= 0:
             break
+        end = data.find(b"endstream", match.end())
         inflate = zlib.decompressobj()
         try:
-            inner = inflate.decompress(data[match.end() :], budget)
+            inner = inflate.decompress(view[match.end() : end if end >= 0 else None], budget)
         except zlib.error:
             continue
         budget -= len(inner)
