@@ -15,6 +15,14 @@ Usage, from the repository root::
 
     python tools/fit_estimator.py            # fit and write the coefficients
     python tools/fit_estimator.py --dry-run  # fit and report, write nothing
+
+For Claude's tokenizer (Python 3.12+ with ctok), real text is added: the standard
+library, /usr/include, and snapshots of public repositories taken with ``git archive``
+into one folder (Go, TypeScript, Rust and markdown, which neither of the first two
+has); ``--real-source`` names them in the coefficients' comment::
+
+    python tools/fit_estimator.py --target claude --real STDLIB --real /usr/include \
+        --real /tmp/realtext --real-source "github:spf13/cobra@adbc8813901b" ...
 """
 
 from __future__ import annotations
@@ -1154,12 +1162,14 @@ def mape_by_group(
     return {name: 100.0 * sum(e) / len(e) for name, e in sorted(errors.items())}
 
 
-# What real text is collected for the Claude fit (by default from this machine's Python
-# standard library and /usr/include): code, prose, reStructuredText, JSON, C headers.
-REAL_SUFFIXES = (".py", ".txt", ".rst", ".md", ".json", ".html", ".cfg", ".toml", ".c", ".h", ".go")
+# What real text is collected for the Claude fit: code, prose, reStructuredText, JSON,
+# C headers (this machine's Python standard library and /usr/include), and Go,
+# TypeScript, JavaScript, Rust and markdown (from repository snapshots given as --real).
+REAL_SUFFIXES = (".py", ".txt", ".rst", ".md", ".json", ".html", ".cfg", ".toml")
+REAL_SUFFIXES += (".c", ".h", ".go", ".ts", ".js", ".rs")
 # Code as agents read it (numbered listings are made of these too); tab-indented C and
 # Go read differently from Python's spaces.
-REAL_CODE = (".py", ".c", ".h", ".go")
+REAL_CODE = (".py", ".c", ".h", ".go", ".ts", ".js", ".rs")
 
 
 def real_corpus(roots: list[Path], seed: int, n_docs: int) -> list[tuple[str, str]]:
@@ -1245,6 +1255,14 @@ def main(argv: list[str] | None = None) -> int:
         help="a folder of real text to add to the corpus (default with --target claude: "
         "this Python's standard library and /usr/include: Python, C headers)",
     )
+    parser.add_argument(
+        "--real-source",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="where a --real folder came from, for the coefficients' comment (e.g. "
+        "'github:spf13/cobra@adbc8813901b, git archive'): a temporary path says nothing",
+    )
     parser.add_argument("--dry-run", action="store_true", help="report only, write nothing")
     args = parser.parse_args(argv)
 
@@ -1297,7 +1315,9 @@ def main(argv: list[str] | None = None) -> int:
 
     target = "ctok " + version("ctok") if args.target == "claude" else "o200k_base"
     corpus = (
-        "a synthetic corpus and real text (" + ", ".join(str(r) for r in roots) + ")"
+        "a synthetic corpus and real text ("
+        + ", ".join([str(r) for r in roots] + args.real_source)
+        + ")"
         if args.target == "claude"
         else "a synthetic corpus"
     )
@@ -1306,6 +1326,7 @@ def main(argv: list[str] | None = None) -> int:
             "Coefficients of the estimate counter (ctxbudget.tokens.estimate), fitted to "
             f"{target} counts of {corpus} by: python tools/fit_estimator.py "
             f"--target {args.target} --seed {args.seed} --docs {args.docs}"
+            + "".join(f" --real {r}" for r in (args.real or []))
         ),
         "target": target,
         "seed": args.seed,
