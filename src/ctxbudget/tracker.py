@@ -11,11 +11,12 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from .collector import Paused
 from .errors import AmbiguousSessionError, SessionNotFoundError
 from .model import Transcript
 from .policy import Policy
 from .session import Session
-from .sources import GcPaused, load_source
+from .sources import load_source
 from .store import Store, StoredSession, open_store
 from .tokens.counters import CachedCounter, get_counter
 
@@ -127,7 +128,7 @@ class Tracker:
             stored=False,
         )
         session.policy_given = policy is not None or bool(policy_fields)
-        with GcPaused():  # the items and the replayed history hold no cycles
+        with Paused():  # the items and the replayed history hold no cycles
             session.load_transcript(transcript)
         return session
 

@@ -21,9 +21,9 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from ..collector import Paused
 from ..compaction.facts import FactLedger
 from ..compaction.types import Fact
-from ..sources import GcPaused
 from ..sources.claude_code import read_claude_code
 from ..sources.claude_code_context import starts_new_context
 from .cache import open_regular, save_private_json
@@ -59,11 +59,11 @@ def current_facts(transcript: str, root: str | None = None) -> list[Fact]:
             ledger, offset, count = FactLedger(), _context_start(f, st.st_size), 0
         f.seek(offset)
         lines = _Lines(f)
-        with GcPaused():  # millions of records and items, no cycles among them
+        with Paused():  # millions of records and items, no cycles among them
             items = read_claude_code(lines, path=transcript, context_only=True).items
     if lines.new_context:
         ledger, count = FactLedger(), 0
-    with GcPaused():
+    with Paused():
         ledger.feed(items, start=count)
     _save(
         facts_file(transcript, root),

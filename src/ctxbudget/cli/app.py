@@ -26,7 +26,6 @@ from .common import (
     STORE_HELP,
     Parser,
     add_examples,
-    collect_less,
     writes_store,
 )
 
@@ -112,6 +111,8 @@ GROUPS: tuple[tuple[str, str, bool, tuple[tuple[str, str], ...]], ...] = (
     ),
 )
 ALL = None  # build_parser(ALL): every command's full parser
+#: Commands that run on, serving requests: the collector stays as the interpreter set it.
+SERVERS = frozenset({"mcp"})
 
 
 def build_parser(load: Collection[str] | None = ALL) -> argparse.ArgumentParser:
@@ -204,8 +205,9 @@ def runner(name: str) -> Callable[[argparse.Namespace, Tracker], int]:
 
 def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int:
     """The ``ctxbudget`` command. ``own_process``: the process exists for this command
-    alone (the console script, ``python -m``), so what it read may be frozen for the
-    collector (``freeze_loaded``); a program calling ``main`` keeps its collector as is."""
+    alone (the console script, ``python -m``), so what it reads may be frozen for the
+    cyclic collector (``collector.one_shot``; not for a server, which runs on); a
+    program calling ``main`` keeps its collector as is."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["statusline"]:
         # The status line runs every few hundred ms and must never fail: its own
@@ -221,9 +223,10 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    args.own_process = own_process
-    if own_process:
-        collect_less()
+    if own_process and args.command not in SERVERS:
+        from ..collector import one_shot
+
+        one_shot()
     try:
         from ..tracker import Tracker
 

@@ -26,9 +26,7 @@ __all__ = [
     "Parser",
     "UsageError",
     "add_examples",
-    "collect_less",
     "color",
-    "freeze_loaded",
     "open_source",
     "policy_fields",
     "policy_flags",
@@ -153,31 +151,6 @@ def policy_fields(args: argparse.Namespace) -> dict[str, Any]:
     return fields
 
 
-#: Container allocations between two young collections in a process of its own (the
-#: interpreter's default is 700): a command's work is millions of objects that live
-#: until it ends (items, word sets, stubs), and collecting every 700 of them walked the
-#: survivors again and again (5% of a 100k-item compaction).
-YOUNG_COLLECTION_EVERY = 100_000
-
-
-def collect_less() -> None:
-    """Collect cyclic garbage less often: in a process of its own only
-    (``main(..., own_process=True)``), whose collector settings end with it."""
-    import gc
-
-    gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])
-
-
-def freeze_loaded() -> None:
-    """What a command read lives until it ends and holds no cycles: the cyclic collector
-    need not walk its millions of objects again at each full collection while the
-    command works (a fifth of a 100k-item compaction). Only in a process of its own
-    (``main(..., own_process=True)``): the freeze ends with it."""
-    import gc
-
-    gc.freeze()
-
-
 #: From this size a file takes seconds to read (a 100k-item session is ~150 MB), and
 #: from this many items a compaction takes seconds to plan: a line on stderr says what
 #: is being done. Only where stderr is a terminal: pipes, hooks and --json stay clean.
@@ -222,8 +195,6 @@ def open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) 
         if size >= PROGRESS_FROM_BYTES:
             progress(f"reading {path.name} ({size / 1e6:,.1f} MB)")
         loaded = tracker.load(with_remembered_window(load_source(path)), **fields)
-        if getattr(args, "own_process", False):
-            freeze_loaded()
         # Bad records the reader skipped or kept as unknown, one line each (file:line).
         for problem in loaded.transcript.problems if loaded.transcript else []:
             print(f"ctxbudget: note: {problem}", file=sys.stderr)

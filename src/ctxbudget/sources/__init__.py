@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 
+from ..collector import Paused
 from ..errors import SourceError
 from ..model import Transcript
 from .problems import ProblemLog, loads
@@ -169,31 +170,13 @@ def load_source(path: str | os.PathLike[str]) -> Transcript:
 
     p = Path(path).expanduser()
     problems = ProblemLog(str(p))
-    with GcPaused():
+    with Paused():
         text = _decode(_read_bytes(p), str(p), problems)
         whole, lines, error = _split(text, str(p))
         del text  # the lines hold it all again
         transcript = _read_split(whole, lines, error, name=str(p), path=str(p))
     transcript.problems[:0] = problems.lines()
     return transcript
-
-
-class GcPaused:
-    """The cyclic garbage collector off while a reader builds millions of objects (JSON
-    records, items) that hold no cycles: each full collection would walk all of them
-    again (a quarter of the time of a 100k-item transcript). On again after, as it was."""
-
-    def __enter__(self) -> None:
-        import gc
-
-        self._was_enabled = gc.isenabled()
-        gc.disable()
-
-    def __exit__(self, *exc: object) -> None:
-        import gc
-
-        if self._was_enabled:
-            gc.enable()
 
 
 def claude_projects_dir() -> Path:
