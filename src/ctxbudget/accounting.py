@@ -250,17 +250,22 @@ class Totals:
 
     def add(self, item: Item, tokens: int) -> None:
         self.local_total += tokens
-        for dimension, key in (
-            ("component", item.component.value if item.component else None),
-            ("kind", item.kind.value),
-            ("tool", item.tool),
-            ("agent", item.agent),
+        by, counts = self.by, self.counts
+        for dimension, key in zip(
+            DIMENSIONS,
+            (
+                item.component.value if item.component else None,
+                item.kind.value,
+                item.tool,
+                item.agent,
+            ),
+            strict=True,
         ):
             if key:
-                bucket = self.by[dimension]
+                bucket = by[dimension]
                 bucket[key] = bucket.get(key, 0) + tokens
-                counts = self.counts[dimension]
-                counts[key] = counts.get(key, 0) + 1
+                number = counts[dimension]
+                number[key] = number.get(key, 0) + 1
         if item.role is Role.SYSTEM or item.kind in NOT_EXCHANGE_KINDS:
             return
         current = self.current

@@ -58,6 +58,7 @@ class SessionFigures:
         # prompt, each tool definition), where the transcript records it
         self.request_shape: dict[str, int] = {}
         self._level = Level.NORMAL
+        self._counter: tuple[tuple[str | None, str | None], CachedCounter] | None = None
         # The transcript's history as its load replayed it, with what it depends on
         # beyond the items (the counter, the correction's prior): ``history`` reuses it.
         self._replayed: tuple[tuple[str, tuple[float, float]], list[HistoryPoint]] | None = None
@@ -66,9 +67,13 @@ class SessionFigures:
 
     @property
     def counter(self) -> CachedCounter:
-        return self.tracker.counter(
-            self.policy.counter or counter_name_for_model(self.policy.model)
-        )
+        # asked once per item counted: found again only when the policy's counter or
+        # model changed (the tracker keeps one counter per name)
+        key = (self.policy.counter, self.policy.model)
+        if self._counter is None or self._counter[0] != key:
+            name = self.policy.counter or counter_name_for_model(self.policy.model)
+            self._counter = (key, self.tracker.counter(name))
+        return self._counter[1]
 
     def new_calibration(self) -> Calibration:
         """The starting correction for this session's counter and model."""
