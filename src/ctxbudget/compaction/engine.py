@@ -447,11 +447,14 @@ class Compactor:
             else:
                 done = attempt_with(done.protection)
             work = done.work
+            summarized = work.total  # before the ledger: the summary as it came out
             summary, report = _validate(work, done.summary, facts, policy, count, aim, self._checks)
             overshoot = work.total - target_tokens
             if overshoot <= 0 or summary is None or attempt == 2 or before <= target_tokens:
                 break
-            aim = max(1, aim - overshoot - max(2, overshoot // 10))
+            # lower than the summary that came out, which may have been under its aim: a
+            # summary already within the next aim would come out the same
+            aim = max(1, min(aim, summarized) - overshoot - max(2, overshoot // 10))
         keep = done.protection if done is not None else None
         keep_first, keep_last = keep or passes[0]
         if (keep_first, keep_last) != passes[0]:
