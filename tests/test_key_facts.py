@@ -67,8 +67,38 @@ def test_pleasantries_are_no_facts() -> None:
         "That picture is from MinaLima.",  # it names something
         "Your trip to Zanzibar was wild",
         "Sorry I didn't get back to you sooner",
+        "We even won a trophy!",  # what the speakers did, said with joy
+        "It's a mix of drama and romance in my script!",
     ):
         assert not is_pleasantry(clause), clause
+
+
+def test_a_chat_speaker_saying_what_they_will_remember_is_no_agent_narration() -> None:
+    """ "I'll …" from the assistant's side is an agent's next step in an agent session
+    and left out; in a chat between people it is what they said (LoCoMo's speaker B)."""
+    items = _chat()
+    items.append(
+        Item(
+            role=Role.ASSISTANT,
+            kind=Kind.ASSISTANT_TEXT,
+            text="Melanie: I'll always remember our camping trip when we saw the Perseid "
+            "meteor shower.",
+        )
+    )
+    summary = summarize_extractive(items, [], 2000, _words)
+    assert "Perseid meteor shower" in summary.partition("## Key facts")[2]
+    agent = [
+        Item(role=Role.USER, kind=Kind.USER_TEXT, text="Fix the failing parser tests please."),
+        Item(
+            role=Role.ASSISTANT,
+            kind=Kind.ASSISTANT_TEXT,
+            text="I'll check the tests now. The parser drops trailing commas in arrays.",
+        ),
+    ]
+    agent_summary = summarize_extractive(agent, [], 200, _words)
+    key_facts = agent_summary.partition("## Key facts")[2].partition("## Timeline")[0]
+    assert "trailing commas" in key_facts
+    assert "check the tests" not in key_facts
 
 
 def test_relative_dates_are_said_relative_to_the_written_date() -> None:

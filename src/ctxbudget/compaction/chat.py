@@ -73,6 +73,8 @@ _CONNECTIVE = re.compile(
     re.I,
 )
 _REACTION_WORDS = 8
+# The speaker's own doings: "we won", "my sister", "I made".
+_OWN = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|my|me|mine|we|we're|we've|our|ours|us)\b", re.I)
 # Encouragement and sign-offs: "Keep it up", "Don't give up on your dreams", "Catch ya later".
 _ENCOURAGEMENT = re.compile(
     r"^(?:keep (?:it|up|going|at it|diving|pushing|rocking|doing)|don'?t (?:give up|stop|worry)|"
@@ -130,7 +132,10 @@ def is_pleasantry(clause: str) -> bool:
         return True
     if _REMARK.match(bare) and not any(w[:1].isupper() for w in words[1:]):
         return True
-    # a short exclamation that names nothing ("That themed tree looks amazing!")
+    # a short exclamation that names nothing ("That themed tree looks amazing!"), unless
+    # the speakers say what they did or have ("We even won a trophy!")
+    if _OWN.search(bare):
+        return False
     return bare.endswith("!") and not any(w[:1].isupper() for w in words[1:])
 
 

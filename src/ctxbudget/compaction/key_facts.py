@@ -219,9 +219,12 @@ def sentences(
     clauses: bool = False,
     groups: list[int] | None = None,
     joints: list[str | None] | None = None,
+    narration: bool = True,
 ) -> list[str]:
     """Candidate key facts: sentences of the text items, or with ``clauses`` their
-    clauses (a long chat packs more answers per token into clauses). ``groups``, when
+    clauses (a long chat packs more answers per token into clauses). ``narration``:
+    leave out an agent narrating its next step ("Let me check the tests:"); in a chat
+    between people "I'll always remember our trip" is no narration. ``groups``, when
     given, receives the index of the item each candidate came from; ``joints`` what
     joined each candidate to the next one in its sentence (``", "``), or ``None`` when
     the next candidate does not continue it: two clauses picked side by side are
@@ -238,7 +241,7 @@ def sentences(
             sentence = _MARKUP.sub("", sentence)
             if clauses:
                 sentence = _FILLER.sub("", sentence)
-            if item.role is Role.ASSISTANT and _NARRATION.match(sentence):
+            if narration and item.role is Role.ASSISTANT and _NARRATION.match(sentence):
                 continue
             split = clauses and len(sentence) > _CLAUSE_FROM
             parts = _CLAUSE.split(sentence) if split else [sentence]
@@ -365,7 +368,7 @@ def chat_key_facts(
     bodies = [dataclasses.replace(i, text=t.body) for i, t in zip(items, turns, strict=True)]
     found: list[int] = []
     joined: list[str | None] = []
-    clauses = sentences(bodies, clauses=True, groups=found, joints=joined)
+    clauses = sentences(bodies, clauses=True, groups=found, joints=joined, narration=False)
     kept = [k for k, clause in enumerate(clauses) if not is_pleasantry(clause)]
     candidates = [relative_to_date(clauses[k]) for k in kept]
     groups = [found[k] for k in kept]
