@@ -8,7 +8,8 @@ then times, through the CLI as a user runs it (one process each, default window)
 
 and prints seconds per size (the median of ``--repeat`` runs: the machines are shared
 and one run can be off by a third) with the growth against the previous size, per
-doubling (goal: ≤ 2.0; ≤ 10 s at 100k items). It also times one append of one
+doubling (goal: ≤ 2.0 over each doubling of the items, and over the whole range;
+≤ 10 s at 100k items). It also times one append of one
 item to a ``memory://`` session of 1k and of 100k items (median of 200; goal: the
 same cost at both sizes).
 
@@ -79,6 +80,11 @@ def _append_ms(existing: int) -> float:
     return statistics.median(times) * 1000
 
 
+def _per_doubling(before: float, after: float, n: int, m: int) -> float:
+    """Growth of the time per doubling of the items, from ``n`` items to ``m``."""
+    return (after / before) ** (math.log(2) / math.log(m / n))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,20000,40000,80000")
@@ -104,22 +110,32 @@ def main(argv: list[str] | None = None) -> int:
     print("Seconds through the CLI per session size (items), growth per doubling below")
     print(header)
     print("─" * len(header))
-    worst = 0.0
+    worst = 0.0  # over the steps that double the items (the goal's measure)
+    overall: dict[str, float] = {}
     for name, seconds in rows.items():
         print(name.ljust(20) + "".join(f"{s:>11.2f}s" for s in seconds))
-        # growth per doubling: (t₂/t₁)^(1/log₂(n₂/n₁)), the plain ratio for a doubling
+        # growth per doubling: (t₂/t₁)^(1/log₂(n₂/n₁)), the plain ratio for a doubling;
+        # a shorter step (80k to 100k) raises its noise to a higher power (×3.1 there)
         ratios = [
-            (b / a) ** (math.log(2) / math.log(m / n))
+            _per_doubling(a, b, n, m)
             for (a, b), (n, m) in zip(pairwise(seconds), pairwise(sizes), strict=True)
         ]
-        worst = max([worst, *ratios])
+        doublings = [r for r, (n, m) in zip(ratios, pairwise(sizes), strict=True) if m == 2 * n]
+        worst = max([worst, *doublings])
+        if len(sizes) > 1:
+            overall[name] = _per_doubling(seconds[0], seconds[-1], sizes[0], sizes[-1])
         print("  growth".ljust(20) + " " * 12 + "".join(f"{r:>11.2f}×" for r in ratios))
     print()
     print(
         f"memory:// append of one item: {append[1_000]:.3f} ms at 1k items, "
         f"{append[100_000]:.3f} ms at 100k ({append[100_000] / append[1_000]:.2f}×)"
     )
-    print(f"Worst growth per doubling: {worst:.2f}× (goal ≤ 2.0×)")
+    print(f"Worst growth over a doubling of the items: {worst:.2f}× (goal ≤ 2.0×)")
+    if overall:
+        print(
+            f"Over the whole range, {sizes[0]:,} to {sizes[-1]:,} items, per doubling: "
+            + ", ".join(f"{name} {growth:.2f}×" for name, growth in overall.items())
+        )
     largest = sizes[-1]
     print(
         f"At {largest:,} items: "
