@@ -101,3 +101,44 @@ def test_history_reuses_the_replay_of_the_load(
     assert session.history() == first and len(replays) == 1
     session.recount()
     assert session.history() == first and len(replays) == 2
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085"])
+def test_a_line_separator_inside_a_message_is_no_end_of_record(
+    tmp_path: Path, separator: str
+) -> None:
+    """JSON allows U+2028, U+2029 and U+0085 unescaped in a string, and JavaScript's
+    JSON.stringify (Claude Code's) writes them so: text pasted from a web page keeps them.
+    The record is whole, its text as written, and no line is reported as bad."""
+    import json
+
+    text = f"Pasted from the spec:{separator}the retry limit is 5"
+    records = [
+        {
+            "type": "user",
+            "uuid": "u1",
+            "parentUuid": None,
+            "sessionId": "s",
+            "message": {"role": "user", "content": text},
+        },
+        {
+            "type": "assistant",
+            "uuid": "a1",
+            "parentUuid": "u1",
+            "sessionId": "s",
+            "message": {
+                "id": "m1",
+                "role": "assistant",
+                "model": "claude-sonnet-4-5",
+                "content": [{"type": "text", "text": "Noted."}],
+                "usage": {"input_tokens": 40, "output_tokens": 3},
+            },
+        },
+    ]
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", "utf-8")
+    assert separator in path.read_text("utf-8")  # written raw, as Claude Code does
+    t = load_source(path)
+    assert t.problems == [] and t.unknown_records == 0
+    assert [i.text for i in t.items] == [text, "Noted."]
+    assert len(t.calls) == 1

@@ -814,3 +814,34 @@ def test_a_local_commands_output_is_context(
     payload = json.dumps({"session_id": SESSION, "transcript_path": str(path)})
     line = render_statusline(payload, cache_dir=tmp_path / "cache")
     assert f"{data['used_tokens']:,}/{data['max_tokens']:,}" in line
+
+
+@pytest.mark.skipif(
+    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
+)
+def test_a_prompt_with_unicode_line_separators_stays_one_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real Claude Code writes U+2028 and U+0085 in a prompt unescaped, as JSON
+    allows (text pasted from a web page holds them). The reader keeps the prompt whole:
+    no line reported as bad, the prompt's text as sent, and the figure the same on the
+    status line (which reads the file as bytes) as in ``tokens``."""
+    home, work = tmp_path / "home", tmp_path / "proj"
+    home.mkdir()
+    work.mkdir()
+    prompt = "Pasted from the spec:\u2028the retry limit is 5\u0085and the timeout 30 s"
+    with FakeAnthropic() as api:
+        converse(api, home, work, [prompt])
+    [path] = transcripts(home)
+    assert "\u2028".encode() in path.read_bytes()  # raw, not \u2028 escaped
+    transcript = load_source(path)
+    assert transcript.problems == []
+    assert prompt in [item.text for item in transcript.items]
+    code, out, err = run(capsys, "tokens", str(path), "--json", "--store", "memory://")
+    assert code == 0 and "not a JSON record" not in err, err
+    used = json.loads(out)["used_tokens"]
+    line = render_statusline(
+        json.dumps({"session_id": path.stem, "transcript_path": str(path), "cwd": str(work)}),
+        cache_dir=tmp_path / "cache",
+    )
+    assert f"{used:,}/" in line

@@ -88,10 +88,18 @@ def _split(text: str, name: str) -> tuple[Any, list[str] | None, str | None]:
     try:
         whole = loads(text)  # JSON allows the whitespace around (a stripped copy is as big)
     except ValueError as exc:
-        return None, text.splitlines(), str(exc)
+        return None, _lines(text), str(exc)
     if isinstance(whole, dict) and looks_like_claude_code(whole):
-        return None, text.splitlines(), None  # a one-record transcript
+        return None, _lines(text), None  # a one-record transcript
     return whole, None, None
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of JSON Lines text: split at "\n" alone. JSON allows U+2028, U+2029 and
+    U+0085 unescaped in a string (JavaScript's ``JSON.stringify`` writes them so), and
+    ``str.splitlines`` would cut a record there; a "\r" left at a line's end is JSON
+    whitespace."""
+    return text.split("\n")
 
 
 def _read_split(
