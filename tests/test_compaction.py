@@ -589,3 +589,22 @@ def test_a_chat_compaction_reaches_every_target_its_facts_allow() -> None:
         if result.tokens_after > target:
             missed.append((target, result.tokens_after))
     assert not missed
+
+
+def test_a_summary_no_smaller_than_what_it_replaces_is_not_made() -> None:
+    """A middle too short to summarize (one short exchange before the latest request):
+    its summary, headings and all, would be larger. The compaction leaves it as it is
+    and says nothing was freed; it never grows the context."""
+    items = items_of(
+        {
+            "messages": [
+                {"role": "user", "content": "Please look at the flaky retry test."},
+                {"role": "assistant", "content": "Looked: it sleeps 2 s, fixed."},
+                {"role": "user", "content": "Thanks, now the docs."},
+            ]
+        }
+    )
+    total = sum(i.tokens or 0 for i in items)
+    result = compact(items, count=count, target_tokens=5)
+    assert result.tokens_after <= total
+    assert "summarize" not in [a.step for a in result.actions]

@@ -102,6 +102,9 @@ def _step_summarize(
         tokens_before=sum(work.tokens[i] for i in span_set),
         tokens_after=summary.tokens or 0,
     )
+    replaced = action.tokens_before + work.item_cost * (len(span_set) - 1)
+    if action.tokens_after >= replaced:
+        return None  # a summary no smaller than what it replaces: the middle stays as it is
     position = min(span_set)
     new_items, new_tokens = [], []
     for i, item in enumerate(work.items):
