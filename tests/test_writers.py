@@ -709,6 +709,37 @@ def test_write_formats_and_atomic_replace(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("fmt", "source"),
+    [
+        ("same", "claude-code"),
+        ("same", "messages"),
+        ("same", "openai-messages"),
+        ("messages", "claude-code"),
+    ],
+)
+def test_half_an_emoji_is_written_as_json_writes_it(tmp_path: Path, fmt: str, source: str) -> None:
+    """A text cut between the two UTF-16 halves of an emoji (a JavaScript slice cuts
+    by UTF-16 unit) holds a lone surrogate, which UTF-8 cannot encode. JSON
+    output escapes it, as JavaScript does, and reads back to the same text."""
+    texts = ["the output was cut here: \ud83d", "noted \udc00"]
+    out = tmp_path / "out.json"
+    write([user(texts[0], 0), assistant(texts[1], 1)], fmt, source, out)
+    written = out.read_bytes().decode("utf-8")  # valid UTF-8
+    assert "\\ud83d" in written and "\\udc00" in written
+    if fmt == "same" and source == "claude-code":
+        back = read_claude_code(written.split("\n")).items
+    else:
+        back = read_messages(json.loads(written)).items
+    assert [item.text for item in back] == texts
+
+
+def test_half_an_emoji_in_plain_text_is_the_replacement_character(tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    write([user("cut: \ud83d", 0)], "text", "claude-code", out)
+    assert out.read_text(encoding="utf-8") == "[user/user_text] cut: \ufffd\n"
+
+
+@pytest.mark.parametrize(
     ("fmt", "source", "target", "message"),
     [
         ("yaml", "claude-code", "out.json", "unknown output format"),

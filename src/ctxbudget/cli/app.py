@@ -203,12 +203,24 @@ def runner(name: str) -> Callable[[argparse.Namespace, Tracker], int]:
     return COMMANDS[name]
 
 
+def _print_what_cannot_be_encoded() -> None:
+    """A session's text may hold what the terminal's encoding cannot: half an emoji
+    (a lone surrogate, where a JavaScript slice cut a pair), or any non-ASCII character
+    under an ASCII locale. Printed replaced, not a crash after the work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
+
+
 def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int:
     """The ``ctxbudget`` command. ``own_process``: the process exists for this command
     alone (the console script, ``python -m``), so what it reads may be frozen for the
     cyclic collector (``collector.one_shot``; not for a server, which runs on); a
     program calling ``main`` keeps its collector as is."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if own_process:
+        _print_what_cannot_be_encoded()
     if args_list[:1] == ["statusline"]:
         # The status line runs every few hundred ms and must never fail: its own
         # light entry point, no store, no argument errors.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,7 +66,20 @@ def _atomic_write(path: Path, data: str) -> None:
 
 
 def _dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=2) + "\n"
+    return _escaped_surrogates(json.dumps(value, ensure_ascii=False, indent=2)) + "\n"
+
+
+# Half of a surrogate pair: a text cut between the two UTF-16 halves of an emoji (a
+# JavaScript slice cuts by UTF-16 unit), or bytes that were not UTF-8 decoded with
+# Python's surrogateescape. JSON holds it as "\ud83d", a Python string as the lone
+# code point; UTF-8 cannot hold it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escaped_surrogates(data: str) -> str:
+    """JSON text with each lone surrogate written as its escape, as JavaScript writes
+    it: valid JSON that reads back to the same string, and encodable as UTF-8."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", data)
 
 
 def write(
@@ -90,7 +104,7 @@ def write(
     problem raises ``SourceError``.
     """
     if fmt == "text":
-        data = to_text(items)
+        data = _SURROGATE.sub("\ufffd", to_text(items))  # plain text has no escapes
     elif fmt == "messages":
         data = _dump(to_openai(items, model=model))
     elif fmt == "same":
@@ -103,7 +117,9 @@ def write(
             )
         if target == "claude-code":
             records = to_claude_code(items, records_hint, session_id=session_id, model=model)
-            data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+            data = "".join(
+                _escaped_surrogates(json.dumps(r, ensure_ascii=False)) + "\n" for r in records
+            )
         elif target == "anthropic":
             data = _dump(to_anthropic(items, model=model))
         else:
