@@ -62,6 +62,8 @@ class Reply:
     tool_uses: tuple[ToolUse, ...] = ()
     usage: Usage | None = None  # None: about a quarter of the request's characters
     thinking: str = ""  # a thinking block before the text, with a stand-in signature
+    # an error answer instead: (HTTP status, error type, message), as the API sends one
+    error: tuple[int, str, str] | None = None
 
 
 Script = Callable[[dict[str, Any], int], Reply]
@@ -180,6 +182,11 @@ class FakeAnthropic:
                     self._json(404, {"type": "error", "error": {"type": "not_found_error"}})
                     return
                 reply = fake._answer(body)
+                if reply.error is not None:
+                    status, kind, message = reply.error
+                    error = {"type": kind, "message": message}
+                    self._json(status, {"type": "error", "error": error})
+                    return
                 usage = reply.usage or Usage(input_tokens=len(request_text(body)) // 4)
                 model = body.get("model", "claude-sonnet-4-5")
                 if body.get("stream"):

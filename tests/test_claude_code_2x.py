@@ -845,3 +845,48 @@ def test_a_prompt_with_unicode_line_separators_stays_one_record(
         cache_dir=tmp_path / "cache",
     )
     assert f"{used:,}/" in line
+
+
+@pytest.mark.skipif(
+    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
+)
+def test_a_prompt_too_long_for_the_api_and_claude_codes_compaction_after_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The failure ctxbudget is there to prevent: the API refuses a request as too long
+    (HTTP 400). Claude Code 2.x compacts by itself and sends it again. The reader follows:
+    no bad or unknown records, the refused request anchors nothing, and the current
+    context is exactly what the retried request sent."""
+    home, work = tmp_path / "home", tmp_path / "proj"
+    home.mkdir()
+    work.mkdir()
+    refused: list[int] = []
+
+    def script(body: dict[str, Any], index: int) -> Reply:
+        if is_summary_request(body):
+            return summary_reply("Two questions so far (REQ-7).", Usage(5_000, 50))
+        if not body.get("tools"):
+            return Reply(text="t", usage=Usage(input_tokens=10, output_tokens=2))
+        if "second" in json.dumps(body["messages"][-1]["content"]) and not refused:
+            refused.append(index)
+            too_long = "prompt is too long: 215000 tokens > 200000 maximum"
+            return Reply(error=(400, "invalid_request_error", too_long))
+        return Reply(text="done", usage=Usage(input_tokens=150_000, output_tokens=5))
+
+    with FakeAnthropic(script) as api:
+        converse(api, home, work, ["first question", "second question"])
+        asked = [b for b in api.requests if b.get("tools") or is_summary_request(b)]
+        kinds = ["summary" if is_summary_request(b) else "turn" for b in asked]
+        last = api.main_requests()[-1]
+    assert refused and kinds == ["turn", "turn", "summary", "turn"]  # refused, compacted, again
+    [path] = transcripts(home)
+    transcript = load_source(path)
+    assert transcript.problems == [] and transcript.unknown_records == 0
+    assert [c.usage.input_tokens for c in transcript.calls] == [150_000, 150_000]
+    compared = compare_with_request(path, last)
+    assert compared.held_texts == compared.sent_texts
+    assert compared.held_calls == compared.sent_calls
+    assert compared.held_system == compared.sent_system
+    code, out, err = run(capsys, "tokens", str(path), "--json", "--store", "memory://")
+    assert code == 0, err
+    assert 150_000 <= json.loads(out)["used_tokens"] <= 150_000 * 1.01
