@@ -101,8 +101,11 @@ class SessionWriter:
         )
         self.user(summary, isCompactSummary=True)
 
-    def write(self, path: Path) -> Path:
-        path.write_text("".join(json.dumps(r) + "\n" for r in self.records), encoding="utf-8")
+    def write(self, path: Path, *, ensure_ascii: bool = True) -> Path:
+        """The records as JSON Lines; ``ensure_ascii=False`` writes non-ASCII characters
+        raw, as Claude Code (JavaScript's JSON.stringify) does."""
+        lines = (json.dumps(r, ensure_ascii=ensure_ascii) + "\n" for r in self.records)
+        path.write_text("".join(lines), encoding="utf-8")
         return path
 
 

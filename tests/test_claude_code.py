@@ -110,33 +110,13 @@ def test_a_line_separator_inside_a_message_is_no_end_of_record(
     """JSON allows U+2028, U+2029 and U+0085 unescaped in a string, and JavaScript's
     JSON.stringify (Claude Code's) writes them so: text pasted from a web page keeps them.
     The record is whole, its text as written, and no line is reported as bad."""
-    import json
+    from cc_session import SessionWriter
 
     text = f"Pasted from the spec:{separator}the retry limit is 5"
-    records = [
-        {
-            "type": "user",
-            "uuid": "u1",
-            "parentUuid": None,
-            "sessionId": "s",
-            "message": {"role": "user", "content": text},
-        },
-        {
-            "type": "assistant",
-            "uuid": "a1",
-            "parentUuid": "u1",
-            "sessionId": "s",
-            "message": {
-                "id": "m1",
-                "role": "assistant",
-                "model": "claude-sonnet-4-5",
-                "content": [{"type": "text", "text": "Noted."}],
-                "usage": {"input_tokens": 40, "output_tokens": 3},
-            },
-        },
-    ]
-    path = tmp_path / "t.jsonl"
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", "utf-8")
+    w = SessionWriter(overhead=2_000)
+    w.user(text)
+    w.respond({"type": "text", "text": "Noted."})
+    path = w.write(tmp_path / "t.jsonl", ensure_ascii=False)
     assert separator in path.read_text("utf-8")  # written raw, as Claude Code does
     t = load_source(path)
     assert t.problems == [] and t.unknown_records == 0

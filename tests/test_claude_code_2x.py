@@ -37,6 +37,10 @@ from ctxbudget.claude_code.statusline import render_statusline
 from ctxbudget.model import Kind, Role
 from ctxbudget.sources import load_source
 
+needs_claude = pytest.mark.skipif(
+    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
+)
+
 SESSION = "7c1d2e3f-4a5b-4c6d-8e7f-901a2b3c4d5e"
 MODEL = "claude-opus-5-5"
 
@@ -173,9 +177,7 @@ def test_a_usage_jump_the_transcript_does_not_explain(
     assert abs(used - (192_000 + 10)) <= 0.01 * 192_000
 
 
-@pytest.mark.skipif(
-    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
-)
+@needs_claude
 def test_real_claude_code_transcript(tmp_path: Path) -> None:
     usages = iter([100_000, 152_000, 192_000])
 
@@ -280,9 +282,7 @@ def test_counted_before_its_first_usage_on_every_surface(
     assert f"{figures[0]:,}/" in line
 
 
-@pytest.mark.skipif(
-    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
-)
+@needs_claude
 def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
     """The real Claude Code, with a hook adding context to each prompt: a turn reading a
     file, its own ``/compact`` (which keeps the last answer and attaches the file
@@ -351,9 +351,7 @@ def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
     assert shape["system prompt"] in "\n\n".join(system)
 
 
-@pytest.mark.skipif(
-    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
-)
+@needs_claude
 def test_the_reader_holds_memory_mentions_skills_and_changed_files(tmp_path: Path) -> None:
     """What else today's Claude Code puts into a request, each recorded its own way: the
     project's CLAUDE.md and a sub-directory's (read with a file there), a file the
@@ -444,9 +442,7 @@ def test_reminders_count_as_the_latest_request_sent_them(
     assert f"{data['used_tokens']:,}/" in line
 
 
-@pytest.mark.skipif(
-    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
-)
+@needs_claude
 def test_the_reader_holds_the_reminders_as_each_model_gets_them(tmp_path: Path) -> None:
     """The real Claude Code in plan mode, then with an appended system prompt, then on a
     model without system messages (``--model claude-sonnet-4-5``), which gets every
@@ -731,9 +727,7 @@ def _patches(image: dict[str, Any]) -> int:
     return -(-width // 28) * -(-height // 28)
 
 
-@pytest.mark.skipif(
-    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
-)
+@needs_claude
 def test_the_figure_follows_an_api_that_counts_what_it_was_sent(tmp_path: Path) -> None:
     """Against a fake API reporting our own count of each request, every call predicted
     from the last usage and what the transcript added is within 1%, the calls after
@@ -759,9 +753,7 @@ def test_the_figure_follows_an_api_that_counts_what_it_was_sent(tmp_path: Path) 
     assert max(errors) <= 0.01, errors
 
 
-@pytest.mark.skipif(
-    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
-)
+@needs_claude
 def test_the_figure_follows_an_api_that_counts_an_images_pixels(tmp_path: Path) -> None:
     """The real Claude Code reads a picture (a 700×500 PNG: 25 × 18 = 450 visual tokens),
     then the prompt mentions it (``@chart.png``: an attachment Claude Code records
@@ -775,9 +767,7 @@ def test_the_figure_follows_an_api_that_counts_an_images_pixels(tmp_path: Path) 
     assert max(errors) <= 0.01, errors
 
 
-@pytest.mark.skipif(
-    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
-)
+@needs_claude
 def test_a_big_picture_costs_what_claude_codes_default_model_takes(tmp_path: Path) -> None:
     """A 3,000 × 2,000 picture: Claude Code sends it at 2,000 × 1,333, which its default
     model (a model that takes large images: up to 2,576 px and 4,784 tokens) takes as
@@ -816,9 +806,7 @@ def test_a_local_commands_output_is_context(
     assert f"{data['used_tokens']:,}/{data['max_tokens']:,}" in line
 
 
-@pytest.mark.skipif(
-    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
-)
+@needs_claude
 def test_a_prompt_with_unicode_line_separators_stays_one_record(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -847,9 +835,7 @@ def test_a_prompt_with_unicode_line_separators_stays_one_record(
     assert f"{used:,}/" in line
 
 
-@pytest.mark.skipif(
-    not CLAUDE.exists(), reason=f"Claude Code is not installed at {CLAUDE} (npm ci --prefix .e2e)"
-)
+@needs_claude
 def test_a_prompt_too_long_for_the_api_and_claude_codes_compaction_after_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

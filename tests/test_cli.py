@@ -162,37 +162,13 @@ def test_half_an_emoji_in_a_session_is_printed_not_a_crash(tmp_path: Path) -> No
     as "\\ud83d") in the current task: the compaction is applied and its report
     printed with the half replaced, exit 0; before, the report crashed after the work
     was done."""
-    records = [
-        {
-            "type": "user",
-            "uuid": "u1",
-            "parentUuid": None,
-            "sessionId": "s",
-            "message": {"role": "user", "content": "first ask: " + "the retry test " * 60},
-        },
-        {
-            "type": "assistant",
-            "uuid": "a1",
-            "parentUuid": "u1",
-            "sessionId": "s",
-            "message": {
-                "id": "m1",
-                "role": "assistant",
-                "model": "claude-sonnet-4-5",
-                "content": [{"type": "text", "text": "It sleeps 2 s before each retry. " * 40}],
-                "usage": {"input_tokens": 900, "output_tokens": 50},
-            },
-        },
-        {
-            "type": "user",
-            "uuid": "u2",
-            "parentUuid": "a1",
-            "sessionId": "s",
-            "message": {"role": "user", "content": "now the part cut at \ud83d"},
-        },
-    ]
-    path = tmp_path / "s.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    from cc_session import SessionWriter
+
+    w = SessionWriter(overhead=2_000)
+    w.user("first ask: " + "the retry test " * 60)
+    w.respond({"type": "text", "text": "It sleeps 2 s before each retry. " * 40})
+    w.user("now the part cut at \ud83d")
+    path = w.write(tmp_path / "s.jsonl")
     store = f"sqlite:///{tmp_path / 'store.db'}"
     command = [sys.executable, "-m", "ctxbudget.cli", "compact", str(path), "--target", "300"]
     done = subprocess.run(
