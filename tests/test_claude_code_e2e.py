@@ -113,6 +113,10 @@ def conversation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Conversat
         )
         talk.queued = [Reply(tool_uses=(spawn,), usage=Usage(5, 10, 0, 960_000))]
         step("spawn", "Spawn a reviewer.")
+        too_long = "prompt is too long: 1010000 tokens > 1000000 maximum"
+        talk.queued = [Reply(error=(400, "invalid_request_error", too_long))]
+        talk.usage = 300_000
+        step("refused as too long", "One more thing.")
     [talk.transcript] = transcripts(home)
     yield talk
 
@@ -147,6 +151,21 @@ def test_facts_the_summary_lost_come_back_after_compact(conversation: Conversati
     for fact in ("REQ-42", "never push to main", "src/app.py"):
         assert fact in sent, fact
     assert "request: <local-command" not in sent  # Claude Code's own records are no request
+
+
+def test_facts_come_back_after_claude_codes_own_compaction_of_a_refused_request(
+    conversation: Conversation,
+) -> None:
+    """The API refuses a request as too long; Claude Code compacts by itself (its summary
+    drops the facts again) and sends the request anew. The plugin puts the facts back
+    into that request, as after /compact."""
+    bodies = conversation.steps["refused as too long"]
+    assert any(is_summary_request(b) for b in bodies)
+    sent = request_text([b for b in bodies if b.get("tools")][-1])
+    assert LOSSY_SUMMARY in sent and "One more thing." in sent
+    assert "SessionStart hook additional context" in sent
+    for fact in ("REQ-42", "never push to main", "src/app.py"):
+        assert fact in sent, fact
 
 
 def test_an_mcp_tool_result_reaches_the_model(conversation: Conversation) -> None:
@@ -249,7 +268,9 @@ def test_a_forked_compaction_resumes_in_claude_code(tmp_path: Path) -> None:
     assert _paragraph(5) in text  # the last exchanges are kept whole
 
 
-@pytest.mark.parametrize("name", ["first", "tokens", "after compact", "mcp", "fill", "spawn"])
+@pytest.mark.parametrize(
+    "name", ["first", "tokens", "after compact", "mcp", "fill", "spawn", "refused as too long"]
+)
 def test_the_reader_holds_what_each_request_carried(
     conversation: Conversation, tmp_path: Path, name: str
 ) -> None:

@@ -15,6 +15,8 @@ from ctxbudget.compaction.facts import extract_facts
 from ctxbudget.compaction.reinject import (
     HOOK_OUTPUT_CHARS,
     RECALL_POINTER,
+    carried_forward,
+    in_context,
     ledger_from_data,
     ledger_to_data,
     lost_facts,
@@ -155,6 +157,26 @@ def test_the_ledger_round_trips_as_data_and_skips_bad_entries() -> None:
     assert ledger_from_data("not a list") == []
 
 
+def test_what_the_model_had_is_carried_and_an_older_todo_list_gives_way() -> None:
+    old = [
+        Fact(FactKind.INSTRUCTION, "never push to main", "Never push to main.", 3),
+        Fact(FactKind.TODO, "write the migration", "- [ ] write the migration", 5),
+        Fact(FactKind.FILE, "pay/api.py", "Read pay/api.py", 4),
+        Fact(FactKind.REQUEST, "implement the refunds", "implement the refunds", 2),
+    ]
+    lost, put_back = old[1:], old[1:3]  # the summary kept the instruction only
+    had = in_context(old, lost, put_back)
+    assert [f.key for f in had] == ["never push to main", "write the migration", "pay/api.py"]
+    new = [Fact(FactKind.TODO, "ship the release", "- [ ] ship the release", 0)]
+    ledger = carried_forward(new, had)
+    assert [(f.key, f.item) for f in ledger] == [
+        ("ship the release", 0),
+        ("never push to main", -1),  # older than anything the new context says
+        ("pay/api.py", -1),
+    ]
+    assert carried_forward([], had)[1].kind == FactKind.TODO  # no newer list: kept
+
+
 # -- the hook round trip -------------------------------------------------------------------
 
 
@@ -233,6 +255,30 @@ def test_precompact_stores_the_ledger_and_session_start_puts_back_the_lost(
         assert again.stdout == ""
         # a fresh start never injects
         assert run("SessionStart", {**base, "source": "startup"}, tracker).stdout == ""
+
+
+def test_facts_survive_a_second_compaction(tmp_path: Path) -> None:
+    """After a compaction the model has what its summary kept and what was put back (in
+    the system prompt, in no message). Claude Code's next summary sees neither as the
+    user's words: both are in the next compaction's ledger, so what that summary drops
+    comes back again, and the newer context's own facts come first."""
+    path = transcript(tmp_path)
+    base = {"session_id": SID, "transcript_path": str(path), "cwd": ROOT}
+    with Tracker() as tracker:
+        run("PreCompact", {**base, "trigger": "manual"}, tracker)
+        compacted(path, "The user asked to implement REQ-PAY-042 (payments).")
+        first = json.loads(run("SessionStart", {**base, "source": "compact"}, tracker).stdout)
+        assert "Never push to main" in first["hookSpecificOutput"]["additionalContext"]
+        with path.open("a", encoding="utf-8") as out:  # the new context goes on
+            out.write(record("u2", "s1", "user", "Also add REQ-PAY-077 for refunds.") + "\n")
+        run("PreCompact", {**base, "trigger": "auto"}, tracker)
+        compacted(path, "Work on payments goes on.")  # drops everything said before
+        second = json.loads(run("SessionStart", {**base, "source": "compact"}, tracker).stdout)
+        text = second["hookSpecificOutput"]["additionalContext"]
+        assert "Never push to main" in text  # put back once, now carried
+        assert "REQ-PAY-042" in text  # kept by the first summary, dropped by the second
+        assert "REQ-PAY-077" in text  # the new context's own
+        assert text.index("REQ-PAY-077") < text.index("REQ-PAY-042")  # newest first
 
 
 def test_the_summary_in_the_payload_and_the_configured_budget(

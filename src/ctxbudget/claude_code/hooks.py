@@ -427,7 +427,7 @@ def _store_ledger(
     (a ``fact_ledger`` event) with where the transcript ends now; read from where the
     last run stopped (``fact_memory``). None when done (or no transcript), else the line
     saying it was not."""
-    from ..compaction.reinject import ledger_to_data
+    from ..compaction.reinject import carried_forward, ledger_from_data, ledger_to_data
     from .fact_memory import current_facts
 
     path = payload_transcript(payload)
@@ -435,12 +435,15 @@ def _store_ledger(
         return None
     try:
         size = path.stat().st_size
-        facts = ledger_to_data(current_facts(str(path), cache_dir))
+        facts = current_facts(str(path), cache_dir)
     except Exception as exc:
         return f"ctxbudget hook: the facts before this compaction were not read: {exc}\n"
-    return record_event(
-        tracker, session_id, "fact_ledger", {"facts": facts, "transcript_bytes": size}
-    )
+    # what the model had from before the compaction this context began with
+    events = retrying(lambda: tracker.store.events(session_id, types=["facts_reinjected"]))
+    if events:
+        facts = carried_forward(facts, ledger_from_data(events[-1].data.get("facts")))
+    data = {"facts": ledger_to_data(facts), "transcript_bytes": size}
+    return record_event(tracker, session_id, "fact_ledger", data)
 
 
 def _reinject(
@@ -449,7 +452,13 @@ def _reinject(
     """After Claude Code compacted: the stored ledger compared with the summary it
     wrote, and what the summary lost as ``additionalContext`` (within the budget and
     the hook output cap), recorded as a ``facts_reinjected`` event."""
-    from ..compaction.reinject import HOOK_OUTPUT_CHARS, ledger_from_data, reinjection
+    from ..compaction.reinject import (
+        HOOK_OUTPUT_CHARS,
+        in_context,
+        ledger_from_data,
+        ledger_to_data,
+        reinjection,
+    )
 
     events = retrying(
         lambda: tracker.store.events(session_id, types=["fact_ledger", "facts_reinjected"])
@@ -485,7 +494,9 @@ def _reinject(
             break
         max_chars -= len(stdout) - HOOK_OUTPUT_CHARS + 16  # the JSON escapes took the rest
     data = result.to_dict()
-    data.update(summary_found=summary is not None)
+    # what the model has of the ledger now, carried into the next compaction's ledger
+    had = in_context(ledger, result.lost, result.injected if stdout else ())
+    data.update(summary_found=summary is not None, facts=ledger_to_data(had))
     return HookResult(stdout=stdout), record_event(tracker, session_id, "facts_reinjected", data)
 
 

@@ -33,6 +33,8 @@ __all__ = [
     "REINJECT_KINDS",
     "REINJECT_TITLE",
     "Reinjection",
+    "carried_forward",
+    "in_context",
     "ledger_from_data",
     "ledger_to_data",
     "lost_facts",
@@ -141,6 +143,33 @@ def ledger_from_data(data: Any) -> list[Fact]:
             )
         )
     return facts
+
+
+def carried_forward(ledger: Sequence[Fact], had: Sequence[Fact]) -> list[Fact]:
+    """The ledger of a context that began with a compaction: its own facts, then those
+    the model ``had`` from before it (``in_context``: what the summary kept and what was
+    put back). Claude Code's next summary sees the put-back ones in no message (they
+    go with the system prompt), and a kept instruction or request reads as the summary's
+    prose, no longer the user's: without this, the next compaction loses them. A fact
+    the context states again is its own; the carried ones count as older than any of
+    it, and an older todo list gives way to the context's own."""
+    own = {(fact.kind, fact.key) for fact in ledger}
+    has_todos = FactKind.TODO in {fact.kind for fact in ledger}
+    carried = [
+        replace(fact, item=-1)
+        for fact in had
+        if (fact.kind, fact.key) not in own and not (has_todos and fact.kind == FactKind.TODO)
+    ]
+    return [*ledger, *carried]
+
+
+def in_context(
+    ledger: Sequence[Fact], lost: Sequence[Fact], put_back: Sequence[Fact]
+) -> list[Fact]:
+    """The facts of ``ledger`` the model has after a compaction: all but those its
+    summary ``lost`` (``Reinjection.lost``) and that were not ``put_back``."""
+    gone = {id(fact) for fact in lost} - {id(fact) for fact in put_back}
+    return [fact for fact in ledger if id(fact) not in gone]
 
 
 def lost_facts(ledger: Sequence[Fact], summary: str) -> list[Fact]:
