@@ -297,6 +297,26 @@ def test_a_message_lists_pdf_counts_its_pages() -> None:
     assert document.tokens is not None and document.tokens >= 2 * PAGE_TOKENS
 
 
+def test_an_openai_file_input_counts_its_pages() -> None:
+    """OpenAI takes a PDF as a Chat Completions ``file`` part or a Responses
+    ``input_file``, a data URL in ``file_data``: priced by its pages too, where it was
+    its stand-in text alone. A file sent by id, or not a PDF, is not priced here."""
+    url = "data:application/pdf;base64," + b64(pdf(3))
+    chat = {"type": "file", "file": {"filename": "q3.pdf", "file_data": url}}
+    responses = {"type": "input_file", "filename": "q3.pdf", "file_data": url}
+    assert document_tokens(chat) == document_tokens(responses) == 3 * PAGE_TOKENS
+    assert document_tokens({"type": "file", "file": {"file_id": "file-abc"}}) == 0
+    text = "data:text/plain;base64," + b64(b"notes")
+    assert document_tokens({"type": "file", "file": {"file_data": text}}) == 0
+    message = {"role": "user", "content": [{"type": "text", "text": "Sum up"}, chat]}
+    from ctxbudget import Tracker
+
+    session = Tracker(store="memory://").session(model="gpt-4o")
+    items = session.extend(read_messages([message]).items)
+    [document] = [i for i in items if i.text == "[document q3.pdf]"]
+    assert 3 * PAGE_TOKENS <= (document.tokens or 0) < 3 * PAGE_TOKENS + 20
+
+
 def test_an_image_the_prompt_mentions_counts_its_pixels(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

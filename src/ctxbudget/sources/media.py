@@ -22,6 +22,7 @@ from .messages import document_text, flatten_content, image_note
 __all__ = ["local_tokens", "media_tokens", "result_text_unchanged"]
 
 _IMAGE_PARTS = ("image", "image_url", "input_image")
+_DOCUMENT_PARTS = ("document", "file", "input_file")
 
 
 def result_text_unchanged(text: str, content: Any) -> bool:
@@ -34,7 +35,7 @@ def _part_tokens(part: Any, model: str | None) -> int:
         return 0
     if part.get("type") in _IMAGE_PARTS:
         return block_image_tokens(part, model)
-    if part.get("type") == "document":
+    if part.get("type") in _DOCUMENT_PARTS:
         return document_tokens(part)
     return 0
 
@@ -53,7 +54,7 @@ def media_tokens(item: Item, model: str | None = None) -> int:
         return (
             block_image_tokens(block, model) if item.text in ("[image]", image_note(block)) else 0
         )
-    if kind == "document":
+    if kind in _DOCUMENT_PARTS:
         return document_tokens(block) if item.text == document_text(block) else 0
     content = block.get("content")
     if not kind.endswith("tool_result") or not isinstance(content, list):

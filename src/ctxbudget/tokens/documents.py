@@ -6,7 +6,9 @@ a page depending on how dense it is. A transcript keeps the PDF's bytes (base64)
 its text: ctxbudget counts its pages (the page objects, in the file or in its
 compressed object streams; no PDF library) at ``PAGE_TOKENS`` each, the middle of that
 range. Counting the base64 as text, as a PDF's bytes read as characters, would make a
-1 MB file a million tokens.
+1 MB file a million tokens. OpenAI's file inputs (a PDF in a Chat Completions ``file``
+part or a Responses ``input_file``) likewise give the model each page's text and image;
+OpenAI documents no count per page, and the same figure stands for it.
 """
 
 from __future__ import annotations
@@ -62,20 +64,38 @@ def pdf_pages(data: bytes) -> int | None:
 
 
 def document_tokens(block: Any) -> int:
-    """The tokens of a base64 PDF document block by its pages (0 for any other block:
-    a text document is counted as its text)."""
-    if not isinstance(block, Mapping):
-        return 0
-    source = block.get("source")
-    if not isinstance(source, Mapping) or source.get("type") != "base64":
-        return 0
-    if source.get("media_type") not in (None, "application/pdf"):
-        return 0
-    data = source.get("data")
-    if not isinstance(data, str):
+    """The tokens of a base64 PDF by its pages: an Anthropic ``document`` block, an
+    OpenAI Chat Completions ``file`` part or a Responses ``input_file`` (a data URL in
+    ``file_data``); 0 for any other block (a text document is counted as its text, a
+    file sent by id alone cannot be priced here)."""
+    data = _pdf_data(block)
+    if data is None:
         return 0
     try:
         pages = pdf_pages(base64.b64decode(data))
     except (binascii.Error, ValueError):
         return PAGE_TOKENS
     return PAGE_TOKENS * (pages or 1)
+
+
+def _pdf_data(block: Any) -> str | None:
+    """The base64 of the PDF a block carries, or None."""
+    if not isinstance(block, Mapping):
+        return None
+    source = block.get("source")
+    if isinstance(source, Mapping):  # Anthropic
+        if source.get("type") != "base64" or source.get("media_type") not in (
+            None,
+            "application/pdf",
+        ):
+            return None
+        data = source.get("data")
+        return data if isinstance(data, str) else None
+    file = block.get("file")
+    url = (file if isinstance(file, Mapping) else block).get("file_data")  # OpenAI
+    if not isinstance(url, str) or not url.startswith("data:"):
+        return None
+    head, _, data = url.partition(",")
+    if ";base64" not in head or head[5:].split(";", 1)[0] not in ("", "application/pdf"):
+        return None
+    return data
