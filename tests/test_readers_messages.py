@@ -353,3 +353,32 @@ def test_reused_call_ids_get_unique_pair_ids() -> None:
     assert [i.pair_id for i in t.items] == ["dup", "dup", "dup#2", "dup#2"]
     assert t.items[2].raw["block"]["id"] == "dup"  # the original id stays for writers
     assert_pairs_match(t)
+
+
+def test_an_unknown_parts_base64_counts_as_its_size_not_as_text() -> None:
+    """A part no reader understands keeps its JSON as text, but a long base64 string in
+    it (an OpenAI ``input_audio`` clip, a future media block) is media the provider
+    does not read as text: counted as text, 200 kB of audio was 33,000 tokens."""
+    import base64
+
+    clip = base64.b64encode(bytes(range(256)) * 600).decode()
+    prose = "word " * 400  # long, but text: kept
+    message = {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "What is said?"},
+            {"type": "input_audio", "input_audio": {"data": clip, "format": "wav"}},
+            {"type": "note_of_the_future", "body": prose},
+        ],
+    }
+    transcript = read_messages([message])
+    audio, note = [i for i in transcript.items if i.kind is Kind.UNKNOWN]
+    assert clip not in audio.text and "[153,600 bytes of base64]" in audio.text
+    assert '"format":"wav"' in audio.text
+    assert prose in note.text
+    url = "data:audio/wav;base64," + clip
+    tool_result = {"role": "tool", "tool_call_id": "c1", "content": [{"type": "clip", "url": url}]}
+    call = {"id": "c1", "type": "function", "function": {"name": "listen", "arguments": "{}"}}
+    read = read_messages([{"role": "assistant", "tool_calls": [call]}, tool_result])
+    [result] = [i for i in read.items if i.role is Role.TOOL]
+    assert clip not in result.text and "bytes of base64]" in result.text

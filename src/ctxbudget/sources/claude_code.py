@@ -46,7 +46,7 @@ from .claude_code_context import (
     string_of,
     system_blob,
 )
-from .messages import compact_json, document_text, tool_result_kind
+from .messages import compact_json, document_text, tool_result_kind, unknown_text
 from .problems import ProblemLog, loads, shown
 from .tools import AGENT_TOOLS, READ_TOOLS, SEARCH_TOOLS
 
@@ -94,7 +94,7 @@ def tool_result_text(content: Any) -> str:
             elif isinstance(block, dict) and block.get("type") == "document":
                 parts.append(document_text(block))  # a PDF's bytes are no text
             else:
-                parts.append(_dumps(block))
+                parts.append(unknown_text(block))
         return "\n".join(parts)
     return "" if content is None else _dumps(content)
 
@@ -298,7 +298,7 @@ class TranscriptBuilder:
                 **common,
             )
         self.unknown += 1
-        text = _dumps(block) if block is not None else ""
+        text = unknown_text(block) if block is not None else ""
         return Item(role=role, kind=Kind.UNKNOWN, text=text, raw=raw, **common)
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "parse_arguments",
     "read_messages",
     "tool_result_kind",
+    "unknown_text",
 ]
 
 ANTHROPIC = "anthropic-messages"
@@ -76,6 +77,33 @@ def compact_json(value: Any) -> str:
         return f"[{type(value).__name__} nested too deeply to show]"
     except ValueError:  # a value that contains itself
         return shown(value, 200)
+
+
+# A long base64 string (a data URL's too): an audio clip, a file, media a provider
+# takes as such, not as text. Counted as text it would be hundreds of times its cost.
+_BLOB = re.compile(r"(?:data:[\w/+.-]+;base64,)?[A-Za-z0-9+/=\r\n]+\Z")
+_BLOB_FROM = 1_000
+
+
+def unknown_text(value: Any) -> str:
+    """The text of a block no reader understands: its compact JSON, each long base64
+    string in it replaced by its size (``[150,000 bytes of base64]``)."""
+    try:
+        return compact_json(_without_blobs(value))
+    except RecursionError:
+        return compact_json(value)
+
+
+def _without_blobs(value: Any) -> Any:
+    if isinstance(value, str):
+        if len(value) >= _BLOB_FROM and _BLOB.match(value):
+            return f"[{len(value) * 3 // 4:,} bytes of base64]"
+        return value
+    if isinstance(value, dict):
+        return {key: _without_blobs(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_blobs(item) for item in value]
+    return value
 
 
 def _words(name: str) -> list[str]:
@@ -203,7 +231,7 @@ def flatten_content(content: Any) -> tuple[str, int]:
         elif isinstance(part, dict) and ptype in _DOCUMENT_PARTS:
             texts.append(document_text(part))
         else:
-            texts.append(compact_json(part))
+            texts.append(unknown_text(part))
             unknown += 1
     return "\n".join(texts), unknown
 
@@ -312,7 +340,7 @@ class _Reader:
 
     def add_unknown(self, index: int | None, block: Any, role: Role = Role.USER) -> None:
         self.unknown += 1
-        self.add(index, block, role, Kind.UNKNOWN, compact_json(block))
+        self.add(index, block, role, Kind.UNKNOWN, unknown_text(block))
 
     def envelope(self, envelope: dict[str, Any]) -> None:
         # Tools, then system, then messages: the order providers render the prompt in.
