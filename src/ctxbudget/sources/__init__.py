@@ -160,15 +160,19 @@ def _first_json_line(lines: list[str]) -> Any:
 
 def _read_json_document(data: Any, *, name: str, path: str | None) -> Transcript:
     from .messages import looks_like_messages, read_messages
+    from .responses import looks_like_responses, read_responses
     from .swe_agent import looks_like_swe_agent, read_swe_agent
 
     if looks_like_swe_agent(data):
         return read_swe_agent(data, path=path, name=name)
+    if looks_like_responses(data):
+        return read_responses(data, path=path, name=name)
     if looks_like_messages(data):
         return read_messages(data, path=path, name=name)
     raise SourceError(
         f"{name}: JSON of an unknown shape; expected a message list ([{{role, content}}] or "
-        '{"messages": [...]}), a SWE-agent .traj or a Claude Code transcript'
+        '{"messages": [...]}), an OpenAI Responses input ({"input": [...]}), a SWE-agent '
+        ".traj or a Claude Code transcript"
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import SourceError
 from ..model import Item
 from .claude_code_writer import to_claude_code
+from .responses import to_responses
 from .writers import to_anthropic, to_openai
 
 __all__ = ["FORMATS", "to_text", "write"]
@@ -35,6 +36,7 @@ _SAME = {
     "anthropic-messages": "anthropic",
     "messages": "anthropic",
     "openai-messages": "openai",
+    "openai-responses": "responses",
     "swe-agent": "openai",
 }
 FORMATS = ("same", "messages", "text")
@@ -122,6 +124,8 @@ def write(
             )
         elif target == "anthropic":
             data = _dump(to_anthropic(items, model=model))
+        elif target == "responses":
+            data = _dump(to_responses(items, model=model))
         else:
             data = _dump(to_openai(items, model=model))
     else:
