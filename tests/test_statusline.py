@@ -37,7 +37,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 
 # The fixture's figure: its last usage, the response's output and the estimate of what
 # came after, which depends on the counter for Claude models (ctok where installed).
-FIGURE = {"claude-estimate": "141,957", "claude": "141,957"}[
+FIGURE = {"claude-estimate": "141,956", "claude": "141,957"}[
     counter_name_for_model("claude-sonnet-4")
 ]
 LEFT_OF_160K = f"{160_000 - int(FIGURE.replace(',', '')):,}"

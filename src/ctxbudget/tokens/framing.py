@@ -20,6 +20,6 @@ UNANCHORED_PER_ITEM = 5.0
 #: and reports it on sessions left out of the fit). Other counters start from
 #: ``accounting.PRIOR_PER_TOKEN`` / ``PRIOR_PER_ITEM``.
 COUNTER_PRIORS: dict[str, tuple[float, float]] = {
-    "claude-estimate": (0.9843, 26.6),
+    "claude-estimate": (0.9931, 26.0),
     "claude": (0.9865, 28.3),
 }
