@@ -67,6 +67,8 @@ def test_an_input_list_alone_and_a_string_input() -> None:
     assert [(i.kind, i.text) for i in plain.items] == [(Kind.USER_TEXT, "Hello there")]
     chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
     assert not looks_like_responses(chat) and not looks_like_responses({"messages": chat})
+    assert not looks_like_responses({"input": [1, 2, 3]})  # some other JSON: refused
+    assert not looks_like_responses({"input": "just text"})  # no model: not a request
 
 
 def test_an_item_of_an_unknown_type_is_kept_and_named(tmp_path: Path) -> None:

@@ -41,16 +41,30 @@ def _is_own(item: Any) -> bool:
 
 
 def looks_like_responses(data: Any) -> bool:
-    """A Responses request (an ``input`` and no ``messages``), or a list of input
-    items of which at least one is a Responses item of its own (a function call, its
-    output, reasoning) and at least half are such items or messages."""
+    """A Responses request (a model and a string ``input``, or an ``input`` list of
+    which at least half are messages or Responses items, and no ``messages``), or a
+    list of input items of which at least one is a Responses item of its own (a
+    function call, its output, reasoning) and at least half are such items or
+    messages."""
     if isinstance(data, dict):
-        return "messages" not in data and isinstance(data.get("input"), (list, str))
+        items = data.get("input")
+        if "messages" in data:
+            return False
+        if isinstance(items, str):
+            return isinstance(data.get("model"), str)
+        return isinstance(items, list) and (not items or _mostly_items(items)[1])
     if not isinstance(data, list) or not data:
         return False
-    own = sum(1 for item in data if _is_own(item))
-    messages = sum(1 for item in data if isinstance(item, dict) and "role" in item)
-    return own > 0 and 2 * (own + messages) >= len(data)
+    own, mostly = _mostly_items(data)
+    return own > 0 and mostly
+
+
+def _mostly_items(items: list[Any]) -> tuple[int, bool]:
+    """How many are Responses items of their own, and whether at least half are such
+    items or messages."""
+    own = sum(1 for item in items if _is_own(item))
+    messages = sum(1 for item in items if isinstance(item, dict) and "role" in item)
+    return own, 2 * (own + messages) >= len(items)
 
 
 def _messages(items: Sequence[Any]) -> list[Any]:
