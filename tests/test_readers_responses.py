@@ -71,6 +71,26 @@ def test_an_input_list_alone_and_a_string_input() -> None:
     assert not looks_like_responses({"input": "just text"})  # no model: not a request
 
 
+def test_a_computer_calls_screenshot_is_an_image() -> None:
+    """A computer_call_output's screenshot is a data URL: read as an image's stand-in,
+    not its base64 as text (hundreds of thousands of tokens for one screenshot)."""
+    import base64
+
+    from conftest import png
+
+    url = "data:image/png;base64," + base64.b64encode(png(640, 480)).decode()
+    items = [
+        {"role": "user", "content": "Open the settings page."},
+        {"type": "computer_call", "call_id": "cu_1", "action": {"type": "screenshot"}},
+        {"type": "computer_call_output", "call_id": "cu_1",
+         "output": {"type": "computer_screenshot", "image_url": url}},
+    ]  # fmt: skip
+    t = read_responses(items)
+    [shot] = [i for i in t.items if i.role is Role.TOOL]
+    assert url not in shot.text and shot.text.startswith("[image")
+    assert shot.tool == "computer" and shot.pair_id is not None
+
+
 def test_an_item_of_an_unknown_type_is_kept_and_named(tmp_path: Path) -> None:
     data = request()
     data["input"].insert(1, {"type": "hologram", "payload": "x"})

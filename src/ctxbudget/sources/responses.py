@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..model import Item, Transcript
-from .messages import compact_json, read_messages
+from .messages import read_messages, unknown_text
 from .writers import to_openai
 
 __all__ = ["RESPONSES", "looks_like_responses", "read_responses", "to_responses"]
@@ -82,7 +82,13 @@ def _messages(items: Sequence[Any]) -> list[Any]:
             out.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind in _OUTPUTS or (isinstance(kind, str) and kind.endswith("_call_output")):
             output = item.get("output")
-            content = output if isinstance(output, (str, list)) else compact_json(output)
+            if isinstance(output, dict) and isinstance(output.get("image_url"), str):
+                # a computer_call's screenshot: an image (its stand-in), not base64 text
+                content: Any = [{"type": "image_url", "image_url": {"url": output["image_url"]}}]
+            elif isinstance(output, (str, list)):
+                content = output
+            else:
+                content = unknown_text(output)
             out.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": content})
         elif kind == "reasoning":
             parts = [*(item.get("summary") or []), *(item.get("content") or [])]
