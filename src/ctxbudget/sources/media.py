@@ -17,12 +17,9 @@ from ..model import Item, Kind
 from ..tokens.documents import document_tokens
 from ..tokens.images import block_image_tokens
 from .claude_code import tool_result_text
-from .messages import document_text, flatten_content, image_note
+from .messages import DOCUMENT_PARTS, IMAGE_PARTS, document_text, flatten_content, image_note
 
 __all__ = ["local_tokens", "media_tokens", "result_text_unchanged"]
-
-_IMAGE_PARTS = ("image", "image_url", "input_image")
-_DOCUMENT_PARTS = ("document", "file", "input_file")
 
 
 def result_text_unchanged(text: str, content: Any) -> bool:
@@ -33,9 +30,9 @@ def result_text_unchanged(text: str, content: Any) -> bool:
 def _part_tokens(part: Any, model: str | None) -> int:
     if not isinstance(part, dict):
         return 0
-    if part.get("type") in _IMAGE_PARTS:
+    if part.get("type") in IMAGE_PARTS:
         return block_image_tokens(part, model)
-    if part.get("type") in _DOCUMENT_PARTS:
+    if part.get("type") in DOCUMENT_PARTS:
         return document_tokens(part)
     return 0
 
@@ -50,11 +47,11 @@ def media_tokens(item: Item, model: str | None = None) -> int:
     if not isinstance(block, dict):
         return 0
     kind = str(block.get("type", ""))
-    if kind in _IMAGE_PARTS:
+    if kind in IMAGE_PARTS:
         return (
             block_image_tokens(block, model) if item.text in ("[image]", image_note(block)) else 0
         )
-    if kind in _DOCUMENT_PARTS:
+    if kind in DOCUMENT_PARTS:
         return document_tokens(block) if item.text == document_text(block) else 0
     content = block.get("content")
     if not kind.endswith("tool_result") or not isinstance(content, list):

@@ -25,7 +25,9 @@ from .tools import AGENT_TOOL_NAMES, READ_WORDS, SEARCH_WORDS, SHELL_TOOLS
 
 __all__ = [
     "ANTHROPIC",
+    "DOCUMENT_PARTS",
     "GENERIC",
+    "IMAGE_PARTS",
     "OPENAI",
     "PairIds",
     "compact_json",
@@ -60,8 +62,10 @@ TEXT_KIND = _TEXT_KIND = {
     Role.TOOL: Kind.TOOL_RESULT,
 }
 _TEXT_PARTS = {"text", "input_text", "output_text"}
-_IMAGE_PARTS = {"image", "image_url", "input_image"}
-_DOCUMENT_PARTS = {"document", "file", "input_file"}
+#: Content parts that carry an image, and those that carry a document (a PDF, a file),
+#: in any dialect: each read as a stand-in text and priced apart (``media``).
+IMAGE_PARTS = frozenset({"image", "image_url", "input_image"})
+DOCUMENT_PARTS = frozenset({"document", "file", "input_file"})
 # Evidence for the dialect: shapes only one provider accepts.
 _OPENAI_ONLY_PARTS = {"image_url", "input_text", "output_text", "input_image", "refusal", "file"}
 _ANTHROPIC_ONLY_PARTS = {"tool_use", "tool_result", "thinking", "redacted_thinking", "document"}
@@ -226,9 +230,9 @@ def flatten_content(content: Any) -> tuple[str, int]:
             texts.append(part)
         elif isinstance(part, dict) and ptype in _TEXT_PARTS and isinstance(part.get("text"), str):
             texts.append(part["text"])
-        elif isinstance(part, dict) and ptype in _IMAGE_PARTS:
+        elif isinstance(part, dict) and ptype in IMAGE_PARTS:
             texts.append(image_note(part))
-        elif isinstance(part, dict) and ptype in _DOCUMENT_PARTS:
+        elif isinstance(part, dict) and ptype in DOCUMENT_PARTS:
             texts.append(document_text(part))
         else:
             texts.append(unknown_text(part))
@@ -447,9 +451,9 @@ class _Reader:
         elif btype in ("thinking", "redacted_thinking"):
             text = block.get("thinking") or block.get("data") or ""
             self.add(index, block, role, Kind.THINKING, str(text))
-        elif btype in _IMAGE_PARTS:
+        elif btype in IMAGE_PARTS:
             self.add(index, block, role, Kind.IMAGE, image_note(block))  # priced when counted
-        elif btype in _DOCUMENT_PARTS:
+        elif btype in DOCUMENT_PARTS:
             # A document the user attached is reference material, not a tool's file read.
             text = document_text(block)
             self.add(index, block, role, Kind.USER_TEXT, text, component=Component.KNOWLEDGE_BASE)

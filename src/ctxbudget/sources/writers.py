@@ -31,7 +31,14 @@ from typing import Any
 
 from ..model import Item, Kind, Role
 from .media import result_text_unchanged
-from .messages import compact_json, document_text, flatten_content, image_note
+from .messages import (
+    DOCUMENT_PARTS,
+    IMAGE_PARTS,
+    compact_json,
+    document_text,
+    flatten_content,
+    image_note,
+)
 
 __all__ = [
     "CONTINUE_TEXT",
@@ -125,9 +132,9 @@ def _unchanged(item: Item, block: dict[str, Any]) -> bool:
         return result_text_unchanged(item.text, block.get("content"))
     if btype in ("thinking", "redacted_thinking"):
         return item.text == str(block.get("thinking") or block.get("data") or "")
-    if btype in ("image", "image_url", "input_image"):
+    if btype in IMAGE_PARTS:
         return item.text in ("[image]", image_note(block))
-    if btype in ("document", "file", "input_file"):
+    if btype in DOCUMENT_PARTS:
         return item.text == document_text(block)
     if btype == "search_result":
         return item.text == flatten_content(block.get("content"))[0]
