@@ -27,17 +27,23 @@ __all__ = ["RESPONSES", "looks_like_responses", "read_responses", "to_responses"
 
 RESPONSES = "openai-responses"
 
+# Calls that name their tool and give its arguments; other "*_call" items are the
+# calls of built-in tools (web_search_call, computer_call), named after their type.
 _CALLS = {"function_call", "custom_tool_call"}
-_OUTPUTS = {"function_call_output", "custom_tool_call_output"}
-# Items only a Responses input holds (a message list has none of them).
-_OWN_TYPES = _CALLS | _OUTPUTS | {"reasoning", "item_reference"}
 
 
 def _is_own(item: Any) -> bool:
+    """Is ``item`` one only a Responses input holds (a message list has none)?"""
     kind = item.get("type") if isinstance(item, dict) else None
     return isinstance(kind, str) and (
-        kind in _OWN_TYPES or kind.endswith(("_call", "_call_output"))
+        kind in ("reasoning", "item_reference") or kind.endswith(("_call", "_call_output"))
     )
+
+
+def _call_message(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    """An assistant message of the one tool call an item is."""
+    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+    return {"role": "assistant", "content": None, "tool_calls": [call]}
 
 
 def looks_like_responses(data: Any) -> bool:
@@ -73,14 +79,12 @@ def _messages(items: Sequence[Any]) -> list[Any]:
     out: list[Any] = []
     for item in items:
         kind = item.get("type") if isinstance(item, dict) else None
-        if not isinstance(item, dict) or kind in (None, "message"):
+        if not isinstance(item, dict) or not isinstance(kind, str) or kind == "message":
             out.append(item)  # a message (or what read_messages names as not one)
         elif kind in _CALLS:
             arguments = item.get("arguments", item.get("input"))
-            call = {"id": item.get("call_id"), "type": "function"}
-            call["function"] = {"name": item.get("name"), "arguments": arguments}
-            out.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif kind in _OUTPUTS or (isinstance(kind, str) and kind.endswith("_call_output")):
+            out.append(_call_message(item.get("call_id"), item.get("name"), arguments))
+        elif kind.endswith("_call_output"):
             output = item.get("output")
             if isinstance(output, dict) and isinstance(output.get("image_url"), str):
                 # a computer_call's screenshot: an image (its stand-in), not base64 text
@@ -97,11 +101,10 @@ def _messages(items: Sequence[Any]) -> list[Any]:
             ]
             thinking = {"type": "thinking", "thinking": "\n".join(said)}
             out.append({"role": "assistant", "content": [thinking] if said else []})
-        elif isinstance(kind, str) and kind.endswith("_call"):  # a built-in tool's call
+        elif kind.endswith("_call"):  # a built-in tool's call
             details = {k: v for k, v in item.items() if k not in ("type", "id", "call_id")}
-            call = {"id": item.get("call_id") or item.get("id"), "type": "function"}
-            call["function"] = {"name": kind.removesuffix("_call"), "arguments": details}
-            out.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            call_id = item.get("call_id") or item.get("id")
+            out.append(_call_message(call_id, kind.removesuffix("_call"), details))
         else:
             out.append(item)  # unknown to the reader: kept and named as such
     return out
