@@ -43,16 +43,21 @@ from .work import Work
 
 Summarizer = Callable[[Sequence[Item], Sequence[Fact], int], str]
 
+#: The fewest tokens a summary is given, however far over the target the rest is.
+SUMMARY_LEAST = 120
+
 
 def _step_summarize(
     work: Work, keep: set[int], target: int, facts: Sequence[Fact], summarizer: Summarizer | None
-) -> Item | None:
+) -> tuple[Item | None, bool]:
+    """Step 5 on ``work``: the summary made (None: none), and whether it was given its
+    least room (``SUMMARY_LEAST``), so that a lower target would make the same."""
     messages = work.messages
     head = head_end(work.items, messages, 0)
     # the middle: whole messages, none protected, between the kept head and tail
     middle_msgs = [m for m in messages[head:] if not any(i in keep for i in m.items)]
     if not middle_msgs:
-        return None
+        return None, False
     first = middle_msgs[0].items[0]
     last = middle_msgs[-1].items[-1]
     span = [i for m in messages for i in m.items if first <= i <= last and i not in keep]
@@ -77,11 +82,12 @@ def _step_summarize(
         if not (work.items[i].kind is Kind.TOOL_CALL and work.items[i].pair_id in results)
     }
     if not span_set:
-        return None
+        return None, False
     middle = [work.items[i] for i in sorted(span_set)]
     kept_tokens = sum(t for i, t in enumerate(work.tokens) if i not in span_set)
     kept_tokens += work.item_cost * (len(work.items) - len(span_set) + 1)  # + the summary
-    budget = max(120, target - kept_tokens - 8)
+    budget = max(SUMMARY_LEAST, target - kept_tokens - 8)
+    least = budget == SUMMARY_LEAST
     middle_facts = [f for f in facts if f.item in span_set]
     if summarizer is not None:
         text = summarizer(middle, middle_facts, budget)
@@ -104,7 +110,7 @@ def _step_summarize(
     )
     replaced = action.tokens_before + work.item_cost * (len(span_set) - 1)
     if action.tokens_after >= replaced:
-        return None  # a summary no smaller than what it replaces: the middle stays as it is
+        return None, least  # a summary no smaller than what it replaces: the middle stays
     position = min(span_set)
     new_items, new_tokens = [], []
     for i, item in enumerate(work.items):
@@ -116,7 +122,7 @@ def _step_summarize(
             new_tokens.append(work.tokens[i])
     work.replace_all(new_items, new_tokens)
     work.actions.append(action)
-    return summary
+    return summary, least
 
 
 @dataclasses.dataclass(slots=True)
@@ -130,6 +136,8 @@ class _Pass:
     protection: tuple[int, int]
     keep: set[int]
     before_summary: Work | None
+    # the summary was given its least room: a pass aiming lower would make the same
+    least: bool = False
 
 
 def _run_steps(
@@ -173,8 +181,8 @@ def _run_steps(
     if work.total <= target:
         return _Pass(work, None, protection, keep, None)
     before_summary = work.snapshot()
-    summary = _step_summarize(work, keep, target, facts, summarizer)
-    return _Pass(work, summary, protection, keep, before_summary)
+    summary, least = _step_summarize(work, keep, target, facts, summarizer)
+    return _Pass(work, summary, protection, keep, before_summary, least)
 
 
 def _summarize_again(
@@ -183,8 +191,8 @@ def _summarize_again(
     """``done`` with step 5 run again for a lower ``target`` (steps 1–4 unchanged)."""
     assert done.before_summary is not None
     work = done.before_summary.snapshot()
-    summary = _step_summarize(work, done.keep, target, facts, summarizer)
-    return _Pass(work, summary, done.protection, done.keep, done.before_summary)
+    summary, least = _step_summarize(work, done.keep, target, facts, summarizer)
+    return _Pass(work, summary, done.protection, done.keep, done.before_summary, least)
 
 
 def _validate(
@@ -439,6 +447,8 @@ class Compactor:
             if done is None:
                 done = choose()
             elif done.before_summary is not None:
+                if done.least:
+                    break  # its least room already: aiming lower makes the same summary
                 again = _summarize_again(done, aim, facts, summarizer)
                 if (
                     again.summary is not None
