@@ -37,6 +37,7 @@ from ctxbudget.sources import load_source
 from ctxbudget.sources.claude_code import read_claude_code
 from ctxbudget.sources.claude_code_agents import read_agent_transcript, subagent_usages
 from ctxbudget.sources.messages import read_messages
+from ctxbudget.sources.problems import javascript_loads, loads
 from ctxbudget.sources.swe_agent import read_swe_agent
 
 # ---------------------------------------------------------------- fixtures (valid)
@@ -773,3 +774,40 @@ def test_cli_names_the_bad_record_and_goes_on(
     cut.write_text(_dumps(OPENAI)[:-40], encoding="utf-8")
     code, out, err = run_cli(capsys, "tokens", str(cut))
     assert code == 2 and err.startswith("ctxbudget: error: ") and err.count("\n") == 1
+
+
+_JS_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_JS_VALUES, ascii_only=st.booleans())
+def test_javascript_loads_reads_what_json_reads(value: Any, ascii_only: bool) -> None:
+    """The Claude Code reader's fast parser (orjson) gives what ``json.loads`` gives:
+    the same values, halves of surrogate pairs and all."""
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    assert javascript_loads()(text) == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a": NaN}', '{"a": Infinity}', '["\\ud83d"]', "[" * 2000 + "]" * 2000, '{"a": 1,}'],
+)
+def test_javascript_loads_takes_or_refuses_what_loads_does(text: str) -> None:
+    """What orjson refuses (NaN, half a surrogate pair, deep nesting) ``loads`` decides,
+    with its own words for an error."""
+    try:
+        expected: Any = loads(text)
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=str(exc)[:20].replace("(", r"\(")):
+            javascript_loads()(text)
+        return
+    got = javascript_loads()(text)
+    assert json.dumps(got) == json.dumps(expected)  # NaN == NaN as text

@@ -47,7 +47,7 @@ from .claude_code_context import (
     system_blob,
 )
 from .messages import compact_json, document_text, tool_result_kind, unknown_text
-from .problems import ProblemLog, loads, shown
+from .problems import ProblemLog, javascript_loads, shown
 from .tools import AGENT_TOOLS, READ_TOOLS, SEARCH_TOOLS
 
 # Record types Claude Code writes that never reach the model.
@@ -424,6 +424,7 @@ def read_claude_code(
     kept: list[tuple[str, list[str]]] = []  # the messages each compaction kept
     system_hashes: set[str] = set()  # the requests' system-role messages, by hash
     sends_system: bool | None = None  # whether the latest request sent system messages
+    loads = javascript_loads()  # Claude Code is JavaScript: its numbers are doubles
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
