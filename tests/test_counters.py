@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
 from ctxbudget import ConfigurationError, get_counter
+from ctxbudget.tokens import counters
 from ctxbudget.tokens.counters import CachedCounter, counter_name_for_model
 
 
@@ -34,8 +37,21 @@ def test_model_mapping(model: str, expected: str) -> None:
     assert counter_name_for_model(model) == expected
 
 
-def test_claude_maps_to_reconstruction_or_claude_estimate() -> None:
-    assert counter_name_for_model("claude-sonnet-4-5") in {"claude", "claude-estimate"}
+def test_claude_maps_to_claude_estimate_wherever_ctok_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default for Claude models is the estimator, ctok installed or not (the same
+    anchored figure, at 270 times the speed), and finding it never looks for ctok."""
+    looked_up: list[str] = []
+    real = importlib.util.find_spec
+
+    def counting(name: str, *args: Any, **kwargs: Any) -> Any:
+        looked_up.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", counting)
+    monkeypatch.setattr(counters, "_claude_found", True)  # as where ctok is installed
+    assert counter_name_for_model("claude-sonnet-4-5") == "claude-estimate"
+    assert counter_name_for_model("anthropic/claude-opus-4-1") == "claude-estimate"
+    assert "ctok" not in looked_up
 
 
 def test_claude_estimate_is_fitted_to_claude_not_o200k() -> None:

@@ -36,10 +36,8 @@ SESSION = "5d3f6a0e-0000-4000-8000-000000000001"
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 # The fixture's figure: its last usage, the response's output and the estimate of what
-# came after, which depends on the counter for Claude models (ctok where installed).
-FIGURE = {"claude-estimate": "141,956", "claude": "141,957"}[
-    counter_name_for_model("claude-sonnet-4")
-]
+# came after (claude-estimate, the counter for Claude models).
+FIGURE = "141,956"
 LEFT_OF_160K = f"{160_000 - int(FIGURE.replace(',', '')):,}"
 
 
@@ -808,8 +806,8 @@ def test_module_entry_point(transcript: Path, _cache: Path) -> None:
 
 
 def test_no_heavy_imports(transcript: Path, _cache: Path) -> None:
-    """Neither a tokenizer, the store nor the compaction engine, even on a cold call
-    that estimates appended records."""
+    """Neither a tokenizer (ctok neither, where installed), the store nor the compaction
+    engine, even on a cold call that estimates appended records."""
     records = [*session_records(), result("r9", "a3", "t9", FILE_TEXT)]
     write(transcript, records)
     code = (
@@ -818,10 +816,9 @@ def test_no_heavy_imports(transcript: Path, _cache: Path) -> None:
         f"sys.stdin = io.TextIOWrapper(io.BytesIO({stdin_json(transcript).encode()!r}))\n"
         "cli_statusline.main([])\n"
         "heavy = ('tiktoken', 'sqlite3', 'ctxbudget.store', 'ctxbudget.compaction',\n"
-        "         'ctxbudget.tracker', 'ctxbudget.session', 'platformdirs', 'argparse')\n"
-        # ctok (the claude counter, where installed) imports argparse for its own CLI
-        "own = ('argparse',) if 'ctok' in sys.modules else ()\n"
-        "print(sorted(m for m in sys.modules if m.startswith(heavy) and m not in own))\n"
+        "         'ctxbudget.tracker', 'ctxbudget.session', 'platformdirs', 'argparse',\n"
+        "         'ctok')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, env=_env(_cache), timeout=60

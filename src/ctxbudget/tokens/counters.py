@@ -134,11 +134,8 @@ _claude_found: bool | None = None
 
 
 def claude_available() -> bool:
-    """Whether the optional ``ctok`` package is installed; looked up once per process.
-
-    Asked for every text a session counts: a failed import searches every entry of
-    ``sys.path`` each time, which made counting a long session's items quadratic-slow.
-    """
+    """Whether the optional ``ctok`` package is installed; looked up once per process
+    (a failed import searches every entry of ``sys.path`` each time)."""
     global _claude_found
     if _claude_found is None:
         try:
@@ -166,14 +163,21 @@ def get_counter(name: str) -> Counter:
 
 
 def counter_name_for_model(model: str | None) -> str:
-    """The counter that fits a model name best, falling back to the estimator."""
+    """The counter that fits a model name best, falling back to the estimator.
+
+    Claude models get ``claude-estimate`` even where ``ctok`` is installed: anchored on
+    the provider's usage, the two give the same figure (on the 1,162 calls of the shared
+    sessions, 96.7% and 96.8% within ±1%, 99.1% both within ±5%), and ctok, a tiling
+    in Python, counts 0.34 MB of text a second against the estimator's 90: a
+    10,000-item session took 20 s to count, its first status line 16 s. ctok stays a
+    choice (``counter = "claude"``, ``--counter claude``)."""
     m = (model or "").lower().strip()
     if m.startswith(("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o")):
         return "o200k_base"
     if m.startswith(("gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada")):
         return "cl100k_base"
     if m.startswith("claude") or "claude" in m:
-        return "claude" if claude_available() else "claude-estimate"
+        return "claude-estimate"
     return "estimate"
 
 
