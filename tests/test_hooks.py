@@ -528,16 +528,16 @@ def test_agents_already_in_the_main_transcript_are_not_counted_twice(home: Path)
 def test_plugin_session_start_says_how_to_install_the_mcp_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ctxbudget.claude_code import hooks as cc_hooks
+    from ctxbudget.claude_code import hook_compaction
 
     start = {"session_id": SID, "hook_event_name": "SessionStart", "source": "startup"}
-    monkeypatch.setattr(cc_hooks, "mcp_installed", lambda: False)
+    monkeypatch.setattr(hook_compaction, "mcp_installed", lambda: False)
     code, out, _ = hook(monkeypatch, capsys, "session-start", start, "--plugin")
     assert code == 0 and 'pip install \\"ctxbudget[mcp]\\"' in out
     assert "systemMessage" in json.loads(out)
     # settings.json hooks registered no MCP server: nothing to say there
     code, out, _ = hook(monkeypatch, capsys, "session-start", start)
     assert code == 0 and "ctxbudget[mcp]" not in out
-    monkeypatch.setattr(cc_hooks, "mcp_installed", lambda: True)
+    monkeypatch.setattr(hook_compaction, "mcp_installed", lambda: True)
     code, out, _ = hook(monkeypatch, capsys, "session-start", start, "--plugin")
     assert "ctxbudget[mcp]" not in out
