@@ -342,7 +342,8 @@ CLAUDE_COEFFICIENTS_FILE = "estimate_claude_coefficients.json"
 
 
 def claude_estimate() -> EstimateCounter:
-    """The default counter for Claude models where ctok cannot be installed."""
+    """The default counter for Claude models, ctok installed or not
+    (``counters.counter_name_for_model`` says why)."""
     return EstimateCounter(
         load_coefficients(CLAUDE_COEFFICIENTS_FILE),
         name="claude-estimate",
