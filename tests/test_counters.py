@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
-from typing import Any
 
 import pytest
 
@@ -37,17 +35,11 @@ def test_model_mapping(model: str, expected: str) -> None:
     assert counter_name_for_model(model) == expected
 
 
-def test_claude_maps_to_claude_estimate_wherever_ctok_is(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_claude_maps_to_claude_estimate_wherever_ctok_is(
+    monkeypatch: pytest.MonkeyPatch, looked_up: list[str]
+) -> None:
     """The default for Claude models is the estimator, ctok installed or not (the same
     anchored figure, at 270 times the speed), and finding it never looks for ctok."""
-    looked_up: list[str] = []
-    real = importlib.util.find_spec
-
-    def counting(name: str, *args: Any, **kwargs: Any) -> Any:
-        looked_up.append(name)
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(importlib.util, "find_spec", counting)
     monkeypatch.setattr(counters, "_claude_found", True)  # as where ctok is installed
     assert counter_name_for_model("claude-sonnet-4-5") == "claude-estimate"
     assert counter_name_for_model("anthropic/claude-opus-4-1") == "claude-estimate"
