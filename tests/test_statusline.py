@@ -261,6 +261,44 @@ def test_usage_counted_once_per_message_id(tmp_path: Path) -> None:
     assert transcript_figure(state).used == 141_000 + 61 + round(2 * framing)
 
 
+def test_a_first_read_past_a_megabyte_reads_as_a_small_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first read of over a megabyte parses with the Claude Code reader's faster
+    parser (the status line's few appended lines do not pay for its import): the same
+    records, the same figure."""
+    records = session_records()
+    big = "x" * 300_000
+    for n in range(4):  # a long tool result now and then: past a megabyte in all
+        records.insert(3, result(f"big{n}", "a1", f"t{n}", big))
+    path = write(tmp_path / "t.jsonl", records)
+    assert path.stat().st_size > transcript_read._FAST_JSON_FROM
+    from ctxbudget.sources import problems
+
+    fast_reads: list[int] = []
+    javascript_loads = problems.javascript_loads
+
+    def counted() -> Any:
+        fast_reads.append(1)
+        return javascript_loads()
+
+    monkeypatch.setattr(problems, "javascript_loads", counted)
+    fast, _ = read_transcript(str(path))
+    assert fast_reads == [1]
+    monkeypatch.setattr(transcript_read, "_FAST_JSON_FROM", path.stat().st_size + 1)
+    plain, _ = read_transcript(str(path))
+    assert fast_reads == [1]
+    figures = [transcript_figure(state) for state in (fast, plain)]
+    assert [(f.used, f.anchored, f.estimated) for f in figures] == [
+        (figures[1].used, True, figures[1].estimated)
+    ] * 2
+    assert (fast.anchor, fast.since_items, fast.malformed) == (
+        plain.anchor,
+        plain.since_items,
+        plain.malformed,
+    )
+
+
 def test_sidechain_usage_is_ignored(tmp_path: Path) -> None:
     records = session_records(last_context=50_000)
     records.append(assistant("s3", "s2", "msg_S2", text("More."), 195_000, 5, sidechain=True))

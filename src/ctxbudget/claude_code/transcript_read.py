@@ -39,6 +39,9 @@ _RECENT_IDS = 256
 # of the messages before it (Claude Code 2.x ``preservedMessages``).
 _RECENT_RECORDS = 256
 _HEAD_BYTES = 64
+# From this many bytes to parse (a first read, not a status line's few appended lines)
+# the lines go through the Claude Code reader's faster parser, which costs an import.
+_FAST_JSON_FROM = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -342,11 +345,16 @@ def _read(
     end = data.rfind(b"\n") + 1  # a last line without newline waits for the next call
     if end:  # whole lines to apply (a Tail imports the reader's rules)
         tail = Tail(state)
+        loads: Callable[[bytes], Any] = json.loads
+        if end >= _FAST_JSON_FROM:  # a first read: the reader's parser pays for its import
+            from ..sources.problems import javascript_loads
+
+            loads = javascript_loads()
         for line in data[:end].splitlines():
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = loads(line)
             except ValueError:
                 state.malformed += 1
                 continue

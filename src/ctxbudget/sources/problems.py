@@ -28,7 +28,7 @@ def shown(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def loads(text: str) -> Any:
+def loads(text: str | bytes) -> Any:
     """``json.loads`` that raises ``ValueError`` for nesting too deep to parse too."""
     try:
         return json.loads(text)
@@ -36,7 +36,7 @@ def loads(text: str) -> Any:
         raise ValueError("nested too deeply") from exc
 
 
-def javascript_loads() -> Callable[[str], Any]:
+def javascript_loads() -> Callable[[str | bytes], Any]:
     """``loads`` for JSON that JavaScript wrote (Claude Code's transcripts), in half the
     time: orjson's parser where it is installed (imported here, on the first read: the
     status line never pays for it), ``loads`` for what orjson refuses (NaN, the escape
@@ -50,7 +50,7 @@ def javascript_loads() -> Callable[[str], Any]:
     except ImportError:  # pragma: no cover - orjson is a dependency
         return loads
 
-    def parse(text: str) -> Any:
+    def parse(text: str | bytes) -> Any:
         try:
             return fast(text)
         except ValueError:
