@@ -122,8 +122,9 @@ def policy_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", help="model name: picks the window and the counter")
     group.add_argument(
         "--counter",
-        help="token counter: o200k_base, cl100k_base, claude, estimate or hf:PATH "
-        "(default: by model)",
+        help="token counter: o200k_base, cl100k_base, claude-estimate, claude (ctok: "
+        "the [claude] extra, slower), estimate or hf:PATH (default: by model; Claude "
+        "models: claude-estimate)",
     )
     group.add_argument("--reserved-output", type=int, metavar="N", help="tokens kept for output")
     group.add_argument("--safety-margin", type=int, metavar="N", help="tokens kept free")
