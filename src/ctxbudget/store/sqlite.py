@@ -9,23 +9,21 @@ process one connection is shared behind a re-entrant lock (a ``:memory:`` databa
 exists only on its connection). Every ``sqlite3.Error`` leaves as a ``StoreError``
 that says what to do. The archive search uses FTS5 when the driver has it (see
 ``_sqlite_schema``, which holds the schema, its migrations and the search SQL) and a
-Python BM25 otherwise. Budget logic does not live here.
+Python BM25 otherwise. Where the file is, who may read it and its journal mode are
+``_sqlite_file``'s. Budget logic does not live here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import sqlite3
-import stat
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigurationError, StoreError
+from ..errors import StoreError
 from ..model import Item
 from . import _sqlite_schema as schema
 from ._rows import (
@@ -42,6 +40,7 @@ from ._rows import (
     session_to_row,
 )
 from ._search import query_terms
+from ._sqlite_file import database_path, make_private_dirs, make_private_file, set_wal
 from ._sqlite_schema import SCHEMA_VERSION, from_db, marks, to_db
 from ._sqlite_scrub import scrub
 from .base import (
@@ -73,21 +72,6 @@ def _session(row: tuple[Any, ...]) -> StoredSession:
 def _reservation(row: tuple[Any, ...]) -> Reservation:
     sid, key, scope, tokens, created, expires, state, settle = (from_db(v) for v in row)
     return Reservation(sid, key, scope, int(tokens), created, expires, state, settle)
-
-
-def database_path(url: str) -> str:
-    """The file a ``sqlite:`` URL names, absolute, or ``:memory:``."""
-    if not url.startswith("sqlite:"):
-        raise ConfigurationError(f"not a sqlite URL: {url!r}")
-    rest = url[len("sqlite:") :]
-    if rest in ("", "//", "//:memory:", "///:memory:"):
-        return ":memory:"
-    if not rest.startswith("///"):
-        raise ConfigurationError(
-            f"cannot read the store URL {url!r}: use sqlite:///relative/path.db, "
-            "sqlite:////absolute/path.db or sqlite://:memory:"
-        )
-    return str(Path(rest[3:]).expanduser().absolute())
 
 
 class SQLiteStore(Store):
@@ -133,7 +117,7 @@ class SQLiteStore(Store):
                 check_same_thread=False,
             )
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            self.journal_mode = _set_wal(conn, busy_timeout_ms)
+            self.journal_mode = set_wal(conn, busy_timeout_ms)
             conn.execute("PRAGMA foreign_keys = ON")
             self.full_text = full_text and schema.fts5_available(conn)
             self._conn = conn
@@ -154,14 +138,14 @@ class SQLiteStore(Store):
                 f"name a file instead, e.g. sqlite:///{path / 'ctxbudget.db'}"
             )
         try:
-            _make_private_dirs(path.parent)
+            make_private_dirs(path.parent)
         except OSError as exc:
             raise StoreError(
                 f"cannot open the store {self.url}: cannot create the directory "
                 f"{path.parent} ({exc.strerror or exc}); choose another location "
                 "with CTXBUDGET_STORE"
             ) from exc
-        _make_private_file(path)
+        make_private_file(path)
 
     def _migrate(self) -> None:
         conn = self._connection()
@@ -591,64 +575,3 @@ class SQLiteStore(Store):
             conn, self._conn = self._conn, None
             if conn is not None:
                 conn.close()
-
-
-# -- file modes: the store holds conversations; only its owner reads it ----------------
-
-
-def _tighten(path: Path, keep: int) -> None:
-    """Drop the mode bits outside ``keep`` from a path of ours; never fails."""
-    if os.name == "nt":
-        return
-    with suppress(OSError):
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-        if mode & ~keep and os.stat(path).st_uid == os.getuid():
-            os.chmod(path, mode & keep)
-
-
-def _make_private_dirs(directory: Path) -> None:
-    """Create ``directory`` and its missing parents 0700; tighten it to 0700 when it
-    is ctxbudget's own (named ``ctxbudget``, as the default data directory is). A
-    directory the user chose and that exists keeps its mode."""
-    missing: list[Path] = []
-    while not directory.exists():
-        missing.append(directory)
-        if directory.parent == directory:
-            break
-        directory = directory.parent
-    for created in reversed(missing):
-        with suppress(FileExistsError):  # another process made it meanwhile
-            created.mkdir(mode=0o700)
-    own = missing[0] if missing else directory
-    if own.name == "ctxbudget":
-        _tighten(own, 0o700)
-
-
-def _make_private_file(path: Path) -> None:
-    """Create the database file 0600 before SQLite does (its -wal and -shm files then
-    get the same mode), and take group and other access from an existing one."""
-    if not path.exists():
-        with suppress(OSError):  # SQLite then says what is wrong, in its own words
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
-        if name.exists():
-            _tighten(name, 0o600)
-
-
-def _set_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> str:
-    """Switch to WAL, retrying while another process holds the lock.
-
-    Changing the journal mode of a new file needs an exclusive lock, and SQLite does not
-    apply the busy timeout to it: processes opening a fresh store at once would see
-    "database is locked" at once without this loop.
-    """
-    deadline = time.monotonic() + busy_timeout_ms / 1000
-    delay = 0.005
-    while True:
-        try:
-            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
