@@ -32,8 +32,8 @@ cache read above 0; its output is the largest ``output_tokens`` of the records o
 that id. Each user / assistant record gives the items the Claude Code reader makes of
 it, each counted locally (an item's own ``tokens`` when it has them, images) with the
 counter ``ctxbudget tokens`` picks: ``counter_name_for_model`` of the last assistant
-model of the file (``<synthetic>`` aside), sub-agents' included (``estimate`` for
-Claude without ``ctok``, i.e. on Python 3.11). The correction
+model of the file (``<synthetic>`` aside), sub-agents' included (``claude-estimate``
+for Claude models, ctok installed or not). The correction
 ``Calibration.for_counter`` (exact only for ``o200k_base`` / ``cl100k_base``) learns
 from every call that has an anchor, the previous call of its context: with *added*
 the items from the anchor's first record to this call's, *out_n* the number of them
