@@ -4,7 +4,7 @@ private names.
 Every import counts, also those under ``if TYPE_CHECKING:`` and those inside
 functions (a lazy import is still a dependency). Layers, from the floor up:
 
-    0 foundations   errors, model, policy, tokens/, sources/, _lazy, collector, redact
+    0 foundations   errors, model, policy, tokens/, sources/, _lazy, _files, collector, redact
     1 storage       store/
     2 services      compaction/, budget/, accounting, status, render, recording
     3 facade        context, archive, budgeting, phasing, session, tracker, testing
@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "collector": 0,
     "_fit": 0,  # a C extension (the correction fit's outlier test): it imports nothing
     "redact": 0,
+    "_files": 0,
     "store": 1,
     "compaction": 2,
     "budget": 2,

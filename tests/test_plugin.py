@@ -15,7 +15,7 @@ import pytest
 from test_hooks import _record, _usage, hook, payload, write_transcript
 
 from ctxbudget.claude_code.autocompact import autocompact_threshold, override_for_percent
-from ctxbudget.claude_code.install import record_plugin_executable, settings_run_hook
+from ctxbudget.claude_code.plugin import record_plugin_executable, settings_run_hook
 from ctxbudget.claude_code.user_commands import (
     COMMAND_NAMES,
     remove_user_commands,

@@ -153,7 +153,7 @@ def run_hook(
 def _settings_handle(key: str, payload: Mapping[str, Any]) -> bool:
     """Whether a settings.json of this session runs ctxbudget's hook for event ``key``
     (then the plugin's hook stands down: no event is recorded twice)."""
-    from .install import settings_run_hook
+    from .plugin import settings_run_hook
 
     try:
         name = next(n for n in HOOK_EVENTS if normalize_event(n) == key)

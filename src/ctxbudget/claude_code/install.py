@@ -30,12 +30,12 @@ import os
 import shlex
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._files import write_atomic
 from ..errors import ConfigurationError
 from .json_edit import Node, Spans, Style, append, dump, indent_at, remove, replace, style_of
 
@@ -46,12 +46,10 @@ __all__ = [
     "apply_install",
     "apply_uninstall",
     "default_executable",
+    "group_runs_hook",
     "plan_install",
     "plan_uninstall",
-    "plugin_executable_files",
-    "record_plugin_executable",
     "settings_path",
-    "settings_run_hook",
 ]
 
 # (event, matcher or None, ``ctxbudget hook`` event name)
@@ -123,7 +121,9 @@ def _our_hook(hook: Any, name: str) -> bool:
     return isinstance(hook, dict) and _runs(hook.get("command"), "hook", name)
 
 
-def _group_has(group: Any, name: str) -> bool:
+def group_runs_hook(group: Any, name: str) -> bool:
+    """Does a settings hook group (``{"matcher": …, "hooks": [...]}``) run
+    ``ctxbudget hook NAME``?"""
     hooks = group.get("hooks") if isinstance(group, dict) else None
     return isinstance(hooks, list) and any(_our_hook(h, name) for h in hooks)
 
@@ -310,7 +310,7 @@ def _add_hooks(
             expected["hooks"][event] = copy.deepcopy(wanted[event])
         elif not isinstance(groups, list):
             raise SettingsError(f'{path}: "hooks.{event}" is not a list: nothing was written')
-        elif any(_group_has(g, name) for g in groups):
+        elif any(group_runs_hook(g, name) for g in groups):
             present.append(event)
         else:
             found = hooks_node.member(event)
@@ -329,18 +329,7 @@ def _hooks_node(text: str) -> Node:
 
 def _write_atomic(path: Path, data: bytes, mode: int | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data, mode)
 
 
 def _target(path: Path) -> Path:
@@ -523,7 +512,7 @@ def _remove_event_hooks(text: str, event: str, name: str) -> tuple[str, bool]:
         if found is None or found[1].kind != "array":
             return text, False
         groups = json.loads(text[found[1].start : found[1].end])
-        hit = next((i for i, g in enumerate(groups) if _group_has(g, name)), None)
+        hit = next((i for i, g in enumerate(groups) if group_runs_hook(g, name)), None)
         if hit is None:
             return text, removed and not groups
         removed = True
@@ -555,74 +544,3 @@ def apply_uninstall(change: SettingsChange) -> list[str]:
         )
     marker_path(target).unlink(missing_ok=True)
     return [done, "Restart Claude Code to unload it."]
-
-
-# -- the plugin ----------------------------------------------------------------------
-
-#: The plugin's id in its marketplace (``/plugin install ctxbudget@ctxbudget``).
-PLUGIN_ID = "ctxbudget@ctxbudget"
-
-
-def _claude_dir() -> Path:
-    config = os.environ.get("CLAUDE_CONFIG_DIR")
-    return Path(config).expanduser() if config else Path.home() / ".claude"
-
-
-def plugin_executable_files() -> list[Path]:
-    """Where ``install --plugin`` records the executable, and the plugin's launcher
-    looks for it: ``${XDG_CONFIG_HOME:-~/.config}/ctxbudget/executable``, and
-    ``executable`` in each data directory of the plugin Claude Code made
-    (``~/.claude/plugins/data/ctxbudget-*``; ``$CLAUDE_PLUGIN_DATA`` in the plugin), or
-    the one it will make for ``ctxbudget@ctxbudget``."""
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    config = Path(xdg).expanduser() if xdg else Path.home() / ".config"
-    files = [config / "ctxbudget" / "executable"]
-    cache = os.environ.get("CLAUDE_CODE_PLUGIN_CACHE_DIR")
-    data = (Path(cache).expanduser() if cache else _claude_dir() / "plugins") / "data"
-    found = sorted(data.glob("ctxbudget-*")) if data.is_dir() else []
-    dirs = [d for d in found if d.is_dir()] or [data / PLUGIN_ID.replace("@", "-")]
-    return files + [d / "executable" for d in dirs]
-
-
-def record_plugin_executable(executable: str) -> list[Path]:
-    """Record how the plugin runs ctxbudget (one argv word a line) in each of
-    ``plugin_executable_files()``; the files written."""
-    if " -m " in executable and not Path(executable).exists():
-        words = shlex.split(executable)
-    else:
-        words = [executable]
-    text = "".join(word + "\n" for word in words).encode()
-    written = []
-    for path in plugin_executable_files():
-        _write_atomic(path, text, 0o644)
-        written.append(path)
-    return written
-
-
-def settings_run_hook(name: str, cwd: str | None = None) -> bool:
-    """Whether a settings file Claude Code reads for a session in ``cwd`` runs
-    ``ctxbudget hook NAME``: the user's, the project's and the project's local one.
-    The plugin's hook stands down then, so no event is recorded twice."""
-    project = Path(cwd).expanduser() if cwd else Path.cwd()
-    candidates = [
-        settings_path("user"),
-        project / ".claude" / "settings.json",
-        project / ".claude" / "settings.local.json",
-    ]
-    seen: set[Path] = set()
-    for path in candidates:
-        try:
-            resolved = path.resolve()
-            if resolved in seen:
-                continue
-            seen.add(resolved)
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        hooks = data.get("hooks") if isinstance(data, dict) else None
-        if not isinstance(hooks, dict):
-            continue
-        for groups in hooks.values():
-            if isinstance(groups, list) and any(_group_has(g, name) for g in groups):
-                return True
-    return False

@@ -246,7 +246,7 @@ def cmd_install(args: argparse.Namespace, tracker: Tracker) -> int:
 
 
 def _install_plugin(executable: str, dry_run: bool) -> int:
-    from ..claude_code.install import plugin_executable_files, record_plugin_executable
+    from ..claude_code.plugin import plugin_executable_files, record_plugin_executable
 
     if dry_run:
         for path in plugin_executable_files():

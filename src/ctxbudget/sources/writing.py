@@ -4,15 +4,14 @@ OpenAI message list, or as plain text; the file replaced atomically.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._files import write_atomic
 from ..errors import SourceError
 from ..model import Item
 from .claude_code_writer import to_claude_code
@@ -50,19 +49,8 @@ def _atomic_write(path: Path, data: str) -> None:
         raise SourceError(f"{path}: directory {parent} does not exist")
     try:
         mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        write_atomic(path, data.encode("utf-8"), mode)
     except (OSError, UnicodeEncodeError) as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise SourceError(f"{path}: cannot write ({reason})") from exc
 
