@@ -56,6 +56,7 @@ LAYERS: dict[str, int] = {
     "claude_code": 4,
     "integrations": 4,
     "demo": 4,
+    "demo_run": 4,
     "_entry": 4,
     "__init__": 4,
 }

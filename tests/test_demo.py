@@ -13,7 +13,8 @@ import pytest
 
 from ctxbudget.cli import demo as cli_demo
 from ctxbudget.cli.demo import _width, render_monitor
-from ctxbudget.demo import AnalystRun, run_analyst
+from ctxbudget.demo import run_analyst
+from ctxbudget.demo_run import AnalystRun
 from ctxbudget.tracker import Tracker
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,8 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..demo import EPIC, TRIGGER_SHARE, AnalystRun, run_analyst
+from ..demo import run_analyst
+from ..demo_run import EPIC, TRIGGER_SHARE, AnalystRun
 from ..errors import ConfigurationError
 from ..render import bar
 from ..tracker import Tracker
