@@ -292,7 +292,7 @@ def test_the_reader_holds_everything_the_request_sent(tmp_path: Path) -> None:
     reader made of the transcript's current context, nothing missed and nothing added;
     its system message is the system reminders, joined; the system prompt and each tool
     are the recorded request shape."""
-    from ctxbudget.sources.messages import compact_json
+    from ctxbudget.sources.content import compact_json
 
     work = tmp_path / "proj"
     work.mkdir()
@@ -634,7 +634,7 @@ def _counted(body: dict[str, Any]) -> int:
     """What the fake API reports for a request: the ``claude-estimate`` count of what it
     carries (system prompt, tools, every message's texts, calls and results) and 4
     tokens a message: an API whose counter is ours."""
-    from ctxbudget.sources.messages import compact_json
+    from ctxbudget.sources.content import compact_json
     from ctxbudget.tokens.counters import get_counter
 
     count = get_counter("claude-estimate").count

@@ -9,12 +9,8 @@ import pytest
 
 from ctxbudget.errors import SourceError
 from ctxbudget.model import Component, Kind, Role, Transcript
-from ctxbudget.sources.messages import (
-    looks_like_messages,
-    messages_format,
-    read_messages,
-    tool_result_kind,
-)
+from ctxbudget.sources.content import tool_result_kind
+from ctxbudget.sources.messages import looks_like_messages, messages_format, read_messages
 
 ANTHROPIC_REQUEST: dict[str, Any] = {
     "model": "claude-sonnet-4-5",

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import MissingExtraError
 from ..model import Item, Kind, Role, content_hash
-from ..sources.messages import TEXT_KIND, PairIds, compact_json, flatten_content, tool_result_kind
+from ..sources.content import TEXT_KIND, PairIds, compact_json, flatten_content, tool_result_kind
 
 try:
     from langchain_core.messages import (

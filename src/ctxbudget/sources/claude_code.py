@@ -46,7 +46,7 @@ from .claude_code_context import (
     string_of,
     system_blob,
 )
-from .messages import compact_json, document_text, tool_result_kind, unknown_text
+from .content import compact_json, document_text, tool_result_kind, unknown_text
 from .problems import ProblemLog, javascript_loads, shown
 from .tools import AGENT_TOOLS, READ_TOOLS, SEARCH_TOOLS
 

@@ -17,7 +17,7 @@ from ..model import Item, Kind
 from ..tokens.documents import document_tokens
 from ..tokens.images import block_image_tokens
 from .claude_code import tool_result_text
-from .messages import DOCUMENT_PARTS, IMAGE_PARTS, document_text, flatten_content, image_note
+from .content import DOCUMENT_PARTS, IMAGE_PARTS, document_text, flatten_content, image_note
 
 __all__ = ["local_tokens", "media_tokens", "result_text_unchanged"]
 

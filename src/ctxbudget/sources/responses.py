@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..model import Item, Transcript
-from .messages import read_messages, unknown_text
+from .content import unknown_text
+from .messages import read_messages
 from .writers import to_openai
 
 __all__ = ["RESPONSES", "looks_like_responses", "read_responses", "to_responses"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import SourceError
 from ..model import Component, Item, Kind, Role, Transcript
-from .messages import PairIds, compact_json, flatten_content, parse_arguments, tool_result_kind
+from .content import PairIds, compact_json, flatten_content, parse_arguments, tool_result_kind
 from .problems import ProblemLog, loads, shown
 
 __all__ = ["FORMAT", "looks_like_swe_agent", "model_stats", "read_swe_agent"]

@@ -30,8 +30,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..model import Item, Kind, Role
-from .media import result_text_unchanged
-from .messages import (
+from .content import (
     DOCUMENT_PARTS,
     IMAGE_PARTS,
     compact_json,
@@ -39,6 +38,7 @@ from .messages import (
     flatten_content,
     image_note,
 )
+from .media import result_text_unchanged
 
 __all__ = [
     "CONTINUE_TEXT",
