@@ -299,6 +299,23 @@ def test_a_first_read_past_a_megabyte_reads_as_a_small_one(
     )
 
 
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_line_nested_too_deeply_is_one_malformed_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: bool
+) -> None:
+    """A line too deep for the JSON parser (it raises RecursionError, not ValueError)
+    is a malformed line, by either parser: the figure of the rest stands."""
+    path = write(tmp_path / "t.jsonl", session_records())
+    expected = transcript_figure(read_transcript(str(path))[0]).used
+    with path.open("a") as f:
+        f.write("[" * 200_000 + "]" * 200_000 + "\n")
+    if fast:
+        monkeypatch.setattr(transcript_read, "_FAST_JSON_FROM", 0)
+    state, _ = read_transcript(str(path))
+    assert state.malformed == 1
+    assert transcript_figure(state).used == expected
+
+
 def test_sidechain_usage_is_ignored(tmp_path: Path) -> None:
     records = session_records(last_context=50_000)
     records.append(assistant("s3", "s2", "msg_S2", text("More."), 195_000, 5, sidechain=True))

@@ -11,7 +11,6 @@ the counter and the model are imported only when a record needs counting.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 
@@ -40,7 +39,8 @@ _RECENT_IDS = 256
 _RECENT_RECORDS = 256
 _HEAD_BYTES = 64
 # From this many bytes to parse (a first read, not a status line's few appended lines)
-# the lines go through the Claude Code reader's faster parser, which costs an import.
+# the lines go through the Claude Code reader's faster parser, which costs an import
+# (orjson's).
 _FAST_JSON_FROM = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -345,11 +345,13 @@ def _read(
     end = data.rfind(b"\n") + 1  # a last line without newline waits for the next call
     if end:  # whole lines to apply (a Tail imports the reader's rules)
         tail = Tail(state)
-        loads: Callable[[bytes], Any] = json.loads
-        if end >= _FAST_JSON_FROM:  # a first read: the reader's parser pays for its import
-            from ..sources.problems import javascript_loads
+        # the reader's own parsing (a line nested too deeply is a malformed line, not
+        # an error); from a first read on, its faster parser, which costs an import
+        from ..sources import problems
 
-            loads = javascript_loads()
+        loads: Callable[[bytes], Any] = (
+            problems.javascript_loads() if end >= _FAST_JSON_FROM else problems.loads
+        )
         for line in data[:end].splitlines():
             if not line.strip():
                 continue
