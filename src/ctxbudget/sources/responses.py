@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..model import Item, Transcript
-from .content import unknown_text
+from .content import type_of, unknown_text
 from .messages import read_messages
 from .writers import to_openai
 
@@ -35,8 +35,8 @@ _CALLS = {"function_call", "custom_tool_call"}
 
 def _is_own(item: Any) -> bool:
     """Is ``item`` one only a Responses input holds (a message list has none)?"""
-    kind = item.get("type") if isinstance(item, dict) else None
-    return isinstance(kind, str) and (
+    kind = type_of(item)
+    return kind is not None and (
         kind in ("reasoning", "item_reference") or kind.endswith(("_call", "_call_output"))
     )
 
@@ -79,8 +79,8 @@ def _messages(items: Sequence[Any]) -> list[Any]:
     message of one tool call, an output a tool message), so positions are kept."""
     out: list[Any] = []
     for item in items:
-        kind = item.get("type") if isinstance(item, dict) else None
-        if not isinstance(item, dict) or not isinstance(kind, str) or kind == "message":
+        kind = type_of(item)
+        if kind is None or kind == "message":
             out.append(item)  # a message (or what read_messages names as not one)
         elif kind in _CALLS:
             arguments = item.get("arguments", item.get("input"))
