@@ -89,6 +89,18 @@ def test_a_marker_inside_text_is_no_boundary(tmp_path: Path) -> None:
     assert any(key == "REQ-114" for _, key, _ in got)
 
 
+def test_a_line_nested_too_deeply_is_a_bad_line(tmp_path: Path) -> None:
+    """A line naming a boundary marker, too deep for the JSON parser: a bad line, as
+    the reader takes it, not an error that loses the ledger."""
+    w = shop_session(rounds=2)
+    path = w.write(tmp_path / "s.jsonl")
+    with path.open("a", encoding="utf-8") as f:
+        f.write('{"type": "compact_boundary", "x": ' + "[" * 200_000 + "]" * 200_000 + "}\n")
+    got = _got(path, tmp_path / "cache")
+    assert got == _whole(path)
+    assert any(key == "REQ-114" for _, key, _ in got)
+
+
 def test_a_half_written_line_waits_for_the_next_run(tmp_path: Path) -> None:
     w = shop_session(rounds=2)
     path = w.write(tmp_path / "s.jsonl")

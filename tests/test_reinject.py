@@ -281,6 +281,25 @@ def test_facts_survive_a_second_compaction(tmp_path: Path) -> None:
         assert text.index("REQ-PAY-077") < text.index("REQ-PAY-042")  # newest first
 
 
+def test_a_line_nested_too_deeply_does_not_hide_the_summary(tmp_path: Path) -> None:
+    """A transcript line too deep for the JSON parser, naming ``isCompactSummary``, is
+    skipped as a bad line: the summary after it is still found and compared."""
+    path = transcript(tmp_path)
+    base = {"session_id": SID, "transcript_path": str(path), "cwd": ROOT}
+    with Tracker() as tracker:
+        run("PreCompact", {**base, "trigger": "manual"}, tracker)
+        with path.open("a", encoding="utf-8") as out:
+            out.write('{"isCompactSummary": ' + "[" * 200_000 + "]" * 200_000 + "}\n")
+        compacted(path, "The user asked to implement REQ-PAY-042 (payments).")
+        after = run("SessionStart", {**base, "source": "compact"}, tracker)
+        assert after.exit_code == 0
+        context_text = json.loads(after.stdout)["hookSpecificOutput"]["additionalContext"]
+        assert "Never push to main" in context_text
+        assert "Requirements:" not in context_text  # the summary was read: it kept REQ-PAY-042
+        [done] = tracker.store.events(SID, types=["facts_reinjected"])
+        assert done.data["summary_found"] is True
+
+
 def test_the_summary_in_the_payload_and_the_configured_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -26,6 +26,7 @@ from ..compaction.facts import FactLedger
 from ..compaction.types import Fact
 from ..sources.claude_code import read_claude_code
 from ..sources.claude_code_context import starts_new_context
+from ..sources.problems import loads
 from .cache import open_regular, save_private_json
 from .incremental import hook_state_file
 
@@ -101,7 +102,7 @@ class _Lines:
 
 def _starts_context(raw: bytes) -> bool:
     try:
-        data = json.loads(raw)
+        data = loads(raw)  # a line nested too deeply is a bad line, as to the reader
     except ValueError:
         return False
     return isinstance(data, dict) and starts_new_context(data)

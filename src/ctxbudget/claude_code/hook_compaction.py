@@ -203,6 +203,8 @@ def _reinject(
 def _compact_summary(payload: Mapping[str, Any], offset: int) -> str | None:
     """The text of the last compaction summary written after ``offset`` in the
     transcript (Claude Code writes it before SessionStart runs), or None."""
+    from ..sources.problems import loads
+
     path = payload_transcript(payload)
     if path is None:
         return None
@@ -214,7 +216,7 @@ def _compact_summary(payload: Mapping[str, Any], offset: int) -> str | None:
             if b'"isCompactSummary"' not in line:
                 continue
             try:
-                record = json.loads(line)
+                record = loads(line)  # a line nested too deeply is skipped, as a bad one
             except ValueError:
                 continue
             message = record.get("message") if isinstance(record, dict) else None
