@@ -35,3 +35,14 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(
         write_atomic(target, b"half a file", 0o644)
     assert target.read_bytes() == b"what was stored"
     assert [p.name for p in tmp_path.iterdir()] == ["session.json"]
+
+
+def test_parents_makes_the_missing_directories_and_without_it_none_are_made(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "config" / "ctxbudget" / "executable"
+    with pytest.raises(FileNotFoundError):
+        write_atomic(target, b"ctxbudget\n", 0o644)
+    assert not target.parent.exists()
+    write_atomic(target, b"ctxbudget\n", 0o644, parents=True)
+    assert target.read_bytes() == b"ctxbudget\n"

@@ -14,10 +14,14 @@ from pathlib import Path
 __all__ = ["write_atomic"]
 
 
-def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
+def write_atomic(
+    path: Path, data: bytes, mode: int | None = None, *, parents: bool = False
+) -> None:
     """Replace ``path`` with ``data`` at once; ``mode``: the new file's permissions
-    (``None``: what ``mkstemp`` gives, 0600). Raises ``OSError``; no temporary file
-    is left behind."""
+    (``None``: what ``mkstemp`` gives, 0600); ``parents``: make the missing
+    directories first. Raises ``OSError``; no temporary file is left behind."""
+    if parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

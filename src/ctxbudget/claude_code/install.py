@@ -327,11 +327,6 @@ def _hooks_node(text: str) -> Node:
     return found[1]
 
 
-def _write_atomic(path: Path, data: bytes, mode: int | None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, data, mode)
-
-
 def _target(path: Path) -> Path:
     """Write through a symlink (a dotfiles manager's link stays a link)."""
     return Path(os.path.realpath(path)) if path.is_symlink() else path
@@ -361,7 +356,7 @@ def _backup(target: Path, original: bytes, mode: int | None) -> Path:
             pass
         n += 1
         backup = target.with_name(f"{target.name}.{digest}-{n}.ctxbudget.bak")
-    _write_atomic(backup, original, mode)
+    write_atomic(backup, original, mode, parents=True)
     return backup
 
 
@@ -397,7 +392,7 @@ def apply_install(change: SettingsChange) -> list[str]:
         backup = _backup(target, change.before, mode)
         lines.append(f"Backup of the original: {backup}")
     assert change.after is not None
-    _write_atomic(target, change.after, mode)
+    write_atomic(target, change.after, mode, parents=True)
     marker = {
         "format": _MARKER_FORMAT,
         "settings": str(change.path),
@@ -409,7 +404,7 @@ def apply_install(change: SettingsChange) -> list[str]:
         "executable": change.executable,
         "added": change.added,
     }
-    _write_atomic(marker_path(target), (json.dumps(marker, indent=2) + "\n").encode(), None)
+    write_atomic(marker_path(target), (json.dumps(marker, indent=2) + "\n").encode(), parents=True)
     what = []
     if change.added.get("statusLine"):
         what.append("statusLine")
@@ -536,7 +531,7 @@ def apply_uninstall(change: SettingsChange) -> list[str]:
         target.unlink()
         done = f"Removed {change.path} (install had created it)."
     else:
-        _write_atomic(target, change.after, _mode(target))
+        write_atomic(target, change.after, _mode(target), parents=True)
         done = (
             f"Removed ctxbudget from {change.path}: the original bytes are back."
             if change.restores_original

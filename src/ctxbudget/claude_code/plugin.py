@@ -58,8 +58,7 @@ def record_plugin_executable(executable: str) -> list[Path]:
     text = "".join(word + "\n" for word in words).encode()
     written = []
     for path in plugin_executable_files():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, text, 0o644)
+        write_atomic(path, text, 0o644, parents=True)
         written.append(path)
     return written
 
