@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from ctxbudget import Kind, load_source
+from ctxbudget.errors import SourceError
 
 
 def test_main_thread_calls_counted_once_per_message_id(fixtures: Path) -> None:
@@ -76,6 +77,25 @@ def test_gzip_and_truncated_last_line(fixtures: Path, tmp_path: Path) -> None:
     t = load_source(path)
     assert len(t.calls) == 4
     assert t.unknown_records == 2  # the unknown record type and the cut line
+
+
+@pytest.mark.parametrize("damage", ["cut", "corrupt"])
+def test_damaged_gzip_is_one_clear_error(fixtures: Path, tmp_path: Path, damage: str) -> None:
+    # read as it is decompressed: a stream that ends early or stops being deflate
+    # midway is one SourceError naming the file, not a traceback from the reader
+    data = (fixtures / "claude_code_small.jsonl").read_bytes() * 200
+    packed = gzip.compress(data)
+    half = len(packed) // 2
+    if damage == "cut":
+        packed = packed[:half]
+    else:
+        packed = (
+            packed[:half] + bytes(b ^ 0x5A for b in packed[half : half + 64]) + packed[half + 64 :]
+        )
+    path = tmp_path / "t.jsonl.gz"
+    path.write_bytes(packed)
+    with pytest.raises(SourceError, match=r"t\.jsonl\.gz: cannot read"):
+        load_source(path)
 
 
 def test_history_reuses_the_replay_of_the_load(

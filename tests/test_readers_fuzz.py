@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from ctxbudget.errors import CtxBudgetError
 from ctxbudget.model import Transcript
-from ctxbudget.sources import load_source
+from ctxbudget.sources import load_source, parse_source
 from ctxbudget.sources.claude_code import read_claude_code
 from ctxbudget.sources.claude_code_agents import read_agent_transcript, subagent_usages
 from ctxbudget.sources.messages import read_messages
@@ -684,6 +684,39 @@ def test_invalid_utf8_in_one_line_keeps_the_session(tmp_path: Path) -> None:
     transcript = load_source(path)
     assert transcript.problems == [f"{path}:1: not UTF-8 (byte {at}): invalid bytes replaced"]
     assert transcript.items[-1].text == "done"
+
+
+def test_invalid_utf8_in_a_later_line_is_named_by_line_and_kept(tmp_path: Path) -> None:
+    # Claude Code files are read line by line as bytes: the bad bytes are named in the
+    # line they are in, and that record is kept with them replaced.
+    lines = [_dumps(r).encode("utf-8") for r in CLAUDE_CODE]
+    number = next(n for n, line in enumerate(lines, start=1) if b'"done"' in line)
+    at = lines[number - 1].index(b'"done"') + 1
+    lines[number - 1] = lines[number - 1][:at] + b"\xff" + lines[number - 1][at:]
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    transcript = load_source(path)
+    assert transcript.problems == [
+        f"{path}:{number}: not UTF-8 (byte {at} of the line): invalid bytes replaced"
+    ]
+    assert transcript.items[-1].text == "\ufffddone"
+
+
+@pytest.mark.parametrize("head", ["\ufeff", "\n\n", "\ufeff\r\n  \n"])
+def test_claude_code_file_reads_as_its_text_does(tmp_path: Path, head: str) -> None:
+    # the file is read as bytes, its text through parse_source: the same transcript,
+    # after a byte order mark or blank lines before the first record too
+    text = head + "".join(_dumps(r) + "\n" for r in CLAUDE_CODE)
+    path = tmp_path / "s.jsonl"
+    path.write_text(text, encoding="utf-8")
+    read = load_source(path)
+    parsed = parse_source(text.removeprefix("\ufeff"), name=str(path), path=str(path))
+    assert read.format == "claude-code"
+    assert [(i.kind, i.text, i.tokens) for i in read.items] == [
+        (i.kind, i.text, i.tokens) for i in parsed.items
+    ]
+    assert read.problems == parsed.problems == []
+    assert len(read.calls) == len(parsed.calls) > 0
 
 
 def test_deep_nesting_is_a_source_error_or_a_skipped_line(tmp_path: Path) -> None:

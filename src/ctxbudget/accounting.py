@@ -146,6 +146,11 @@ except ImportError:  # pragma: no cover - a pure-Python install
     _outliers = _outliers_py
 
 
+def _bump(tokens_by: dict[str, int], items_by: dict[str, int], key: str, tokens: int) -> None:
+    tokens_by[key] = tokens_by.get(key, 0) + tokens
+    items_by[key] = items_by.get(key, 0) + 1
+
+
 def _add(sums: list[int], row: tuple[int, int, int], sign: int) -> None:
     """Add (``sign`` 1) or take out (-1) one row's products: l², l·n, n², l·d, n·d."""
     lt, n, d = row
@@ -251,21 +256,15 @@ class Totals:
     def add(self, item: Item, tokens: int) -> None:
         self.local_total += tokens
         by, counts = self.by, self.counts
-        for dimension, key in zip(
-            DIMENSIONS,
-            (
-                item.component.value if item.component else None,
-                item.kind.value,
-                item.tool,
-                item.agent,
-            ),
-            strict=True,
-        ):
-            if key:
-                bucket = by[dimension]
-                bucket[key] = bucket.get(key, 0) + tokens
-                number = counts[dimension]
-                number[key] = number.get(key, 0) + 1
+        # each dimension written out: a loop over them was a tenth of loading 100k items
+        component = item.component
+        if component:
+            _bump(by["component"], counts["component"], component.value, tokens)
+        _bump(by["kind"], counts["kind"], item.kind.value, tokens)
+        if item.tool:
+            _bump(by["tool"], counts["tool"], item.tool, tokens)
+        if item.agent:
+            _bump(by["agent"], counts["agent"], item.agent, tokens)
         if item.role is Role.SYSTEM or item.kind in NOT_EXCHANGE_KINDS:
             return
         current = self.current

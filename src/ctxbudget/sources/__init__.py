@@ -22,6 +22,7 @@ from .problems import ProblemLog, loads
 TYPE_CHECKING = False  # the status line imports this package: typing and pathlib cost ms
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from io import BufferedIOBase
     from pathlib import Path
     from typing import Any
 
@@ -30,7 +31,7 @@ __all__ = ["find_latest_claude_session", "load_source", "parse_source"]
 _MAX_BYTES = 2 * 1024**3
 
 
-def _read_bytes(path: Path) -> bytes:
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise SourceError(f"{path}: no such file")
     if path.is_dir():
@@ -38,16 +39,43 @@ def _read_bytes(path: Path) -> bytes:
     try:
         if path.stat().st_size > _MAX_BYTES:
             raise SourceError(f"{path} is larger than 2 GiB: not a transcript")
+    except OSError as exc:
+        raise _unreadable(path, exc) from exc
+
+
+def _unreadable(path: Path, exc: BaseException) -> SourceError:
+    if isinstance(exc, PermissionError):
+        return SourceError(f"{path}: permission denied")
+    return SourceError(f"{path}: cannot read ({exc})")
+
+
+def _read_bytes(path: Path) -> bytes:
+    _check_file(path)
+    try:
         data = path.read_bytes()
         if data[:2] == b"\x1f\x8b":
             import gzip
 
             data = gzip.decompress(data)
-    except PermissionError as exc:
-        raise SourceError(f"{path}: permission denied") from exc
-    except (OSError, EOFError) as exc:
-        raise SourceError(f"{path}: cannot read ({exc})") from exc
+    except (OSError, EOFError, _zlib_error()) as exc:
+        raise _unreadable(path, exc) from exc
     return data
+
+
+def _zlib_error() -> type[Exception]:
+    import zlib
+
+    return zlib.error
+
+
+def _open_binary(path: Path) -> BufferedIOBase:
+    """The file to read, decompressed as it is read where it is gzip."""
+    f = path.open("rb")
+    if f.peek(2)[:2] != b"\x1f\x8b":
+        return f
+    import gzip
+
+    return gzip.GzipFile(fileobj=f, mode="rb")
 
 
 def _decode(data: bytes, name: str, problems: ProblemLog) -> str:
@@ -139,6 +167,47 @@ def _read_split(
     raise SourceError(f"{name}: JSON lines of an unknown shape (not Claude Code, not messages)")
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
+def _claude_code_lines(path: Path) -> Iterator[bytes] | None:
+    """The lines of the file at ``path``, read as they are asked for, when its first
+    line is a Claude Code record (then the whole cannot be one JSON document of another
+    kind); else None, and the whole-file route decides and says what is wrong."""
+    try:
+        f = _open_binary(path)
+    except OSError:
+        return None
+    try:
+        head: list[bytes] = []
+        while True:  # up to the first line that is not blank
+            line = f.readline()
+            if not head:
+                line = line.removeprefix(_BOM)
+            head.append(line)
+            if not line or line.strip():
+                break
+        from .claude_code import looks_like_claude_code
+        from .problems import javascript_loads
+
+        if b"\x00" in line or not looks_like_claude_code(javascript_loads()(line)):
+            f.close()
+            return None
+    except (ValueError, OSError, EOFError, _zlib_error()):
+        f.close()
+        return None
+    return _lines_of(path, f, head)
+
+
+def _lines_of(path: Path, f: BufferedIOBase, head: list[bytes]) -> Iterator[bytes]:
+    try:
+        with f:
+            yield from head
+            yield from f
+    except (OSError, EOFError, _zlib_error()) as exc:
+        raise _unreadable(path, exc) from exc
+
+
 def _drained(lines: list[str]) -> Iterator[str]:
     """The lines one by one, each let go of by the list once given (a reader keeps what
     it makes of a line, not the line)."""
@@ -182,8 +251,20 @@ def load_source(path: str | os.PathLike[str]) -> Transcript:
 
     p = Path(path).expanduser()
     problems = ProblemLog(str(p))
+    _check_file(p)
     with Paused():
-        text = _decode(_read_bytes(p), str(p), problems)
+        jsonl = _claude_code_lines(p)
+        if jsonl is not None:
+            # Claude Code JSON Lines, read line by line as bytes, each parsed as it is
+            # (orjson takes UTF-8): not read whole, decoded and split first, which for a
+            # 100k-item transcript were three copies of the file (the text twice its size
+            # where one character is not Latin-1) and half a second.
+            from .claude_code import read_claude_code
+
+            return read_claude_code(jsonl, path=str(p), name=str(p))
+        data = _read_bytes(p)
+        text = _decode(data, str(p), problems)
+        del data
         whole, lines, error = _split(text, str(p))
         del text  # the lines hold it all again
         transcript = _read_split(whole, lines, error, name=str(p), path=str(p))

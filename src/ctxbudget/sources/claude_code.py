@@ -47,7 +47,7 @@ from .claude_code_context import (
     system_blob,
 )
 from .content import compact_json, document_text, tool_result_kind, unknown_text
-from .problems import ProblemLog, javascript_loads, shown
+from .problems import ProblemLog, javascript_loads, parse_line, shown
 from .tools import AGENT_TOOLS, READ_TOOLS, SEARCH_TOOLS
 
 # Record types Claude Code writes that never reach the model.
@@ -401,7 +401,7 @@ def _agent_names(records: list[Record]) -> dict[int, str]:
 
 
 def read_claude_code(
-    lines: Iterable[str],
+    lines: Iterable[str | bytes],
     *,
     path: str | None = None,
     name: str | None = None,
@@ -433,13 +433,15 @@ def read_claude_code(
             problems.add(*pending)
             pending = None
         try:
-            data = loads(line)
+            data, note = parse_line(line, loads)
         except ValueError as exc:
             malformed += 1
             # The last line may be cut short while Claude Code is writing it: not a
             # problem of the file. Anywhere else it is.
             pending = (number, f"not a JSON record ({exc}): skipped")
             continue
+        if note is not None:
+            problems.add(number, note)
         if not isinstance(data, dict):
             malformed += 1
             problems.add(number, f"{shown(data)} is not a JSON object: skipped")

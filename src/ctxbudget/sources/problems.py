@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MAX_PROBLEMS", "ProblemLog", "javascript_loads", "loads", "shown"]
+__all__ = ["MAX_PROBLEMS", "ProblemLog", "javascript_loads", "loads", "parse_line", "shown"]
 
 # A file with thousands of bad records needs its first few named, not all of them.
 MAX_PROBLEMS = 20
@@ -34,6 +34,24 @@ def loads(text: str | bytes) -> Any:
         return json.loads(text)
     except RecursionError as exc:
         raise ValueError("nested too deeply") from exc
+
+
+def parse_line(
+    line: str | bytes, loads: Callable[[str | bytes], Any] = loads
+) -> tuple[Any, str | None]:
+    """One JSON Lines record, and a note when the line's bytes were not UTF-8: those
+    are replaced, and the record kept. Raises ``ValueError`` for a line that is no JSON."""
+    try:
+        return loads(line), None
+    except ValueError:
+        if not isinstance(line, bytes):
+            raise
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            note = f"not UTF-8 (byte {bad.start} of the line): invalid bytes replaced"
+            return loads(line.decode("utf-8", errors="replace")), note
+        raise
 
 
 def javascript_loads() -> Callable[[str | bytes], Any]:
