@@ -101,6 +101,26 @@ def test_a_line_nested_too_deeply_is_a_bad_line(tmp_path: Path) -> None:
     assert any(key == "REQ-114" for _, key, _ in got)
 
 
+def test_bytes_that_are_not_utf8_keep_the_record_and_its_facts(tmp_path: Path) -> None:
+    """A stray byte in a later line: that record's facts are kept (its bytes replaced),
+    as a read of the whole file keeps them."""
+    w = shop_session(rounds=2)
+    path = w.write(tmp_path / "s.jsonl")
+    cache = tmp_path / "cache"
+    _got(path, cache)
+    start = len(w.records)
+    _more_work(w)
+    lines = [json.dumps(r).encode("utf-8") + b"\n" for r in w.records[start:]]
+    lines[0] = lines[0].replace(b"Also never push", b"Also \xff never push")
+    with path.open("ab") as f:
+        f.writelines(lines)
+    got = _got(path, cache)
+    assert ("requirement", "#41", 6) in got  # the record with the stray byte
+    assert any(kind == "request" and "never push to main" in key for kind, key, _ in got)
+    assert any(key == "/home/dev/shop/tax.py" for _, key, _ in got)
+    assert got == _got(path, tmp_path / "fresh")  # the same on a first read
+
+
 def test_a_half_written_line_waits_for_the_next_run(tmp_path: Path) -> None:
     w = shop_session(rounds=2)
     path = w.write(tmp_path / "s.jsonl")

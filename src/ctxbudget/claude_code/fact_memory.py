@@ -80,8 +80,9 @@ def current_facts(transcript: str, root: str | None = None) -> list[Fact]:
 
 
 class _Lines:
-    """The complete lines from the file's position on, as text; ``read`` counts their
-    bytes (a last line without its newline is being written: left for the next run), and
+    """The complete lines from the file's position on, as bytes (the reader parses them
+    as they are, and replaces bytes that are not UTF-8); ``read`` counts their bytes (a
+    last line without its newline is being written: left for the next run), and
     ``new_context`` says whether one of them started a new context (the reader then
     returns only what follows it)."""
 
@@ -90,14 +91,14 @@ class _Lines:
         self.read = 0
         self.new_context = False
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[bytes]:
         for raw in self._f:
             if not raw.endswith(b"\n"):
                 return
             self.read += len(raw)
             if (_MARKERS[0] in raw or _MARKERS[1] in raw) and _starts_context(raw):
                 self.new_context = True
-            yield raw.decode("utf-8", errors="replace")
+            yield raw
 
 
 def _starts_context(raw: bytes) -> bool:
