@@ -254,7 +254,7 @@ def _items_of(record: dict[str, Any], system_messages: bool) -> list[Item]:
     """The record's items exactly as the Claude Code reader makes them (the reminders as
     the latest request sent them: ``system_messages`` or the user's text)."""
     from ..model import MAIN_AGENT
-    from ..sources.claude_code import TranscriptBuilder
+    from ..sources.claude_code_items import TranscriptBuilder
 
     return TranscriptBuilder(system_messages).items_of(record, MAIN_AGENT, 0)
 

@@ -16,7 +16,7 @@ from typing import Any
 from ..model import Item, Kind
 from ..tokens.documents import document_tokens
 from ..tokens.images import block_image_tokens
-from .claude_code import tool_result_text
+from .claude_code_items import tool_result_text
 from .content import DOCUMENT_PARTS, IMAGE_PARTS, document_text, flatten_content, image_note
 
 __all__ = ["local_tokens", "media_tokens", "result_text_unchanged"]
