@@ -21,17 +21,14 @@ from typing import Any, Protocol
 from ..model import MONTHS, Item, Kind, Role
 from ..sources.tools import EDIT_TOOLS, FILE_TOOLS, QUIET_TOOLS
 from .fact_check import WORD
+from .mentions import entities, is_source_file, line_at, paths, word_set
 from .types import Fact, FactKind
 
-__all__ = ["Ledger", "clip", "feed_item", "has_word", "word_set"]
+__all__ = ["Ledger", "clip", "feed_item", "has_word"]
 
 REQUEST_CHARS = 300
 PHRASE_WORDS = 12
 ERROR_WORDS = 15
-
-
-def word_set(words: str) -> frozenset[str]:
-    return frozenset(words.split())
 
 
 _SKIPPED = frozenset(
@@ -62,28 +59,6 @@ _NOT_REQUIREMENT = word_set(
     "AGPL BSD CC PKCS DDR LTE USB PCI FIPS HDR MPEG ARM ARMV AMD INTEL BASE INT UINT "
     "FLOAT MP PDF AVX SSE OAUTH SOC"
 )
-
-# --- file paths --------------------------------------------------------------------------
-_EXTENSIONS = (
-    "py|pyi|pyx|ipynb|js|mjs|cjs|jsx|ts|tsx|go|templ|rs|java|kt|kts|scala|c|h|cc|cpp|cxx|"
-    "hpp|cs|rb|php|swift|lua|pl|sh|bash|zsh|fish|ps1|nix|md|mdx|rst|txt|adoc|json|jsonl|"
-    "yaml|yml|toml|ini|cfg|conf|env|xml|html|htm|css|scss|sass|less|vue|svelte|sql|csv|"
-    "tsv|lock|mod|sum|proto|graphql|gql|tf|hcl|gradle|mk|cmake|dockerfile|log|patch|diff|"
-    "gz|zip|tar|pdf|png|jpg|jpeg|gif|svg|ico|webp|wasm|db|sqlite|bin"
-)
-_PATH_HINT = re.compile(r"/(?=[\w.~@+-])|\.(?:" + _EXTENSIONS + r")(?![\w/@+-])")
-_PATH_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@+~/-")
-_PATH = re.compile(
-    r"(?<![\w/.~@:+*\\-])"
-    r"((?:~?/)?[\w.@+-]+(?:/[\w.@+-]+)+/?|\w[\w.@+-]*\.(?:" + _EXTENSIONS + r"))"
-    r"(?![\w/@+-]|\.\w|\()"
-)
-_EXTENSION_END = re.compile(r"\w\.(?:" + _EXTENSIONS + r")$")
-_NOT_FILE = word_set(
-    "node.js next.js vue.js nuxt.js express.js react.js three.js d3.js chart.js alpine.js "
-    "ember.js angular.js backbone.js"
-)
-_DOMAIN_FIRST = re.compile(r"^[\w-]+\.(?:com|org|net|io|dev|app|ai|co|gov|edu|so|sh)/")
 
 # --- decisions, questions, checkboxes ----------------------------------------------------
 _HINTS = ("ecision", "ecided", "go with", "pproved", "✅", "❌", "uestion", "[ ]", "[x]", "[X]")
@@ -182,29 +157,9 @@ _NUMBER = re.compile(
     rf"|{_NUM}[kKM]?\s?{_UNIT}\b{_PER}"
     rf"|{_NUM}(?:ms|s|h|d|m|k|K|M|x|×)\b)"
 )
-_NAME = r"[A-Z](?:[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*|(?:-[A-Za-z0-9]+)+)"  # not "I" or "A"
-_CAPITALISED = re.compile(rf"(?=[A-Z])\b{_NAME}(?: {_NAME}){{0,4}}")
-# Auth0, ClickHouse, PostgreSQL, OAuth: a lowercase letter, and a capital or a digit
-# after the first letter.
-_PRODUCT = re.compile(r"(?=\S*[a-z])\S\S*?[A-Z0-9]")
-# Two humps make an identifier (NewConfigWizard); a number after a dash, an id (Task-85).
-_IDENTIFIER = re.compile(r"[a-z][A-Z][A-Za-z0-9]*[a-z][A-Z]|\b[A-Za-z]+-\d+\b")
 # "**Fixed Bug**: …" and "3. Files and Code Sections:" label a list, they name nothing.
 _LABEL = re.compile(
     r"^\s*(?:[-*+•]\s+|\d{1,3}[.)]\s+)?(?:\*\*[^*\n]+\*\*:?|[^.!?:\n]{1,60}:[ \t]*$)", re.M
-)
-_NOT_ENTITY = word_set(
-    "The A An This That These Those Our Your My We I It Its If When What Which Who How "
-    "Why Where In On At For From To With And But Or So As By Also Then Now Let Here There "
-    "Yes No Please Thanks Thank Hi Hello Hey OK Okay Note Next First Second Third Finally "
-    "All Each Every Some Any Both Once After Before Until While Since Because Do Does Did "
-    "Is Are Was Were Be Can Could Should Would Will May Might Must Not Just Only Still Even "
-    "Great Good Perfect Done Sure Well Oh Ok They Them Their He She His Her You Added Fixed "
-    "Updated Created Removed Found Use Using Run Running See Check Make Add Fix Update "
-    "Create Remove Set Get New Old True False None Null Nil Error Warning Todo Summary Step "
-    "Task Issue Issues Status Result Results Total Analysis Monday Tuesday Wednesday "
-    "Thursday Friday Saturday Sunday January February March April June July August "
-    "September October November December Today Tomorrow Yesterday"
 )
 
 
@@ -229,12 +184,6 @@ def clip(text: str, limit: int = 300) -> str:
 
 def has_word(text: str) -> bool:
     return WORD.search(text) is not None
-
-
-def _line_at(text: str, pos: int) -> str:
-    start = text.rfind("\n", 0, pos) + 1
-    end = text.find("\n", pos)
-    return text[start : end if end >= 0 else len(text)]
 
 
 def _phrase(text: str, limit: int = PHRASE_WORDS) -> str:
@@ -275,8 +224,8 @@ def feed_item(ledger: Ledger, item: Item, index: int) -> None:
         _from_text(ledger, text, index, kind)
     elif kind is Kind.AGENT_REPORT:
         # A sub-agent's report: its concrete files are facts, its prose is tool output.
-        for path, line, at in _paths(text):
-            if "/" in path and _EXTENSION_END.search(path):
+        for path, line, at in paths(text):
+            if "/" in path and is_source_file(path):
                 ledger.add(FactKind.FILE, path, line, index, at)
     elif kind is Kind.TOOL_RESULT:
         _from_result(ledger, item, index)
@@ -285,7 +234,7 @@ def feed_item(ledger: Ledger, item: Item, index: int) -> None:
     if kind in _TEXT_KINDS and "```" in text:
         text = _FENCE.sub("", text)  # arr[MAX-1] in a code block is no id
     for key, at in _requirement_ids(text):
-        ledger.add(FactKind.REQUIREMENT, key, _line_at(text, at), index, at)
+        ledger.add(FactKind.REQUIREMENT, key, line_at(text, at), index, at)
 
 
 def _instructions(ledger: Ledger, text: str, index: int) -> None:
@@ -406,59 +355,18 @@ def _error(ledger: Ledger, line: str, index: int, at: int) -> bool:
 def _from_text(ledger: Ledger, text: str, index: int, kind: Kind) -> None:
     if any(hint in text for hint in _HINTS):
         _markers(ledger, text, index, kind)
-    for path, line, at in _paths(text):
+    for path, line, at in paths(text):
         ledger.add(FactKind.FILE, path, line, index, at)
     prose = _FENCE.sub("", text) if "```" in text else text
     for match in _DATE.finditer(prose):
         start = match.start()
-        ledger.notice(FactKind.DATE, match.group(0), _line_at(prose, start), index, start)
+        ledger.notice(FactKind.DATE, match.group(0), line_at(prose, start), index, start)
     for match in _NUMBER.finditer(prose):
         at = match.start()
-        ledger.notice(FactKind.NUMBER, match.group(0), _line_at(prose, at), index, at)
-    _entities(ledger, _LABEL.sub("", prose), index)
-
-
-def _paths(text: str) -> Iterator[tuple[str, str, int]]:
-    # From each "/" or ".ext" back to where its token starts, then the full pattern there.
-    done = 0
-    for hint in _PATH_HINT.finditer(text):
-        start = hint.start()
-        if start < done:
-            continue
-        while start > 0 and text[start - 1] in _PATH_CHARS:
-            start -= 1
-        match = _PATH.match(text, start)
-        if match is None:
-            done = hint.end()
-            continue
-        done = match.end()
-        path = match.group(1).rstrip(".").lstrip("@")  # "@src/app.py" mentions a file
-        if _is_path(path, text, start):
-            yield path, _line_at(text, start), start
-
-
-def _is_path(path: str, text: str, start: int) -> bool:
-    name = path.rstrip("/").rsplit("/", 1)[-1]
-    if name.casefold() in _NOT_FILE:
-        return False
-    if "/" not in path:
-        return True
-    if not any(c.isalpha() for c in path) or path.startswith(("/dev/", "/proc/")):
-        return False  # 24/7, 07/21/2025, /dev/null
-    if _DOMAIN_FIRST.match(path):
-        return False  # github.com/owner/repo: a module or a URL without its scheme
-    if _EXTENSION_END.search(path):
-        return True
-    if path.startswith(("~/", "./", "../")):
-        return True
-    if path.startswith("/"):
-        return path.count("/") >= 2 and "/" not in (path[1], path[-1])
-    # Relative and no extension: a path when it says so (a trailing slash or a code
-    # span), not "and/or", "req/min", "client/server" or "name/package/props".
-    if path.endswith("/"):
-        return True
-    quoted = start > 0 and text[start - 1] == "`"
-    return quoted and not all(part[:1].isupper() for part in path.split("/"))  # Get/Set
+        ledger.notice(FactKind.NUMBER, match.group(0), line_at(prose, at), index, at)
+    labelled = _LABEL.sub("", prose)
+    for name, at in entities(labelled):
+        ledger.notice(FactKind.ENTITY, name, line_at(labelled, at), index, at)
 
 
 def _markers(ledger: Ledger, text: str, index: int, kind: Kind) -> None:
@@ -520,45 +428,3 @@ def _marked_line(ledger: Ledger, bare: str, line: str, index: int, at: int) -> N
         start = bare.rfind(". ", 0, match.start())
         phrase = _phrase(bare[start + 2 if start >= 0 else 0 :])
         ledger.prose_decisions.append((Fact(FactKind.DECISION, phrase, clip(line), index), at))
-
-
-def _entities(ledger: Ledger, text: str, index: int) -> None:
-    headings = "#" in text
-    for match in _CAPITALISED.finditer(text):
-        start, end = match.span()
-        phrase = match.group(0)
-        mid = _mid_sentence(text, start)
-        if not mid and " " not in phrase and not _PRODUCT.match(phrase):
-            continue  # the common case, a capital that opens a sentence: "Thanks", "We"
-        if (start and text[start - 1] in "`.'\"") or (end < len(text) and text[end] in "(`"):
-            continue  # code or a quoted string: `PluginManager`, obj.Method, Build(
-        if headings and text.startswith("#", text.rfind("\n", 0, start) + 1):
-            continue  # a heading: Title Case by convention
-        words = phrase.split(" ")
-        if not mid and not _PRODUCT.match(words[0]):
-            words.pop(0)
-        while words and words[0] in _NOT_ENTITY:
-            words.pop(0)
-        while words and words[-1] in _NOT_ENTITY:
-            words.pop()
-        if not words or _IDENTIFIER.search(phrase):
-            continue  # NewConfigWizardWithProjectDir is an identifier, Task-85 an id
-        if len(words) == 1:
-            word = words[0]
-            if len(word) < 3 or word.isupper() or (word[:-1].isupper() and word[-1] == "s"):
-                continue  # acronyms and their plurals (API, JWTs) are not names
-            if not (_PRODUCT.match(word) or (mid and phrase == word)):
-                continue
-        elif not (mid or any(_PRODUCT.match(w) or w.isupper() for w in words)):
-            continue  # "Hash Caching Optimization" opening a list item is a title
-        ledger.notice(FactKind.ENTITY, " ".join(words), _line_at(text, start), index, start)
-
-
-def _mid_sentence(text: str, start: int) -> bool:
-    """After a lowercase word ("with Stripe", "Google, Microsoft"), not after ". " or "- "."""
-    if start < 2 or text[start - 1] != " ":
-        return False
-    before = text[start - 2]
-    if before == ",":
-        return start >= 3 and text[start - 3].islower()
-    return before.islower()

@@ -14,7 +14,8 @@ from typing import Any
 
 from ..model import Item
 from .fact_check import WORD, WORD_SHARE
-from .fact_rules import clip, feed_item, has_word, word_set
+from .fact_rules import clip, feed_item, has_word
+from .mentions import word_set
 from .types import Fact, FactKind
 
 __all__ = [
