@@ -7,7 +7,8 @@ functions (a lazy import is still a dependency). Layers, from the floor up:
     0 foundations   errors, model, policy, tokens/, sources/, _lazy, _files, collector, redact
     1 storage       store/
     2 services      compaction/, budget/, accounting, status, render, recording
-    3 facade        context, archive, budgeting, phasing, session, tracker, testing
+    3 facade        context, archive, budgeting, spawning, phasing, session, tracker,
+                    testing
     4 shells        cli/, claude_code/, integrations/, demo, _entry, the package root
 
 A module may import its own layer or any below; circles are refused at every layer.
@@ -48,6 +49,7 @@ LAYERS: dict[str, int] = {
     "session_state": 3,
     "archive": 3,
     "budgeting": 3,
+    "spawning": 3,
     "phasing": 3,
     "session": 3,
     "tracker": 3,

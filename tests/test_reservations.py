@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from ctxbudget import Tracker
-from ctxbudget.budgeting import GATE_SCOPE, spawn_finished
 from ctxbudget.errors import StoreError
+from ctxbudget.spawning import GATE_SCOPE, spawn_finished
 from ctxbudget.store import CONFIRMED, RELEASED, Store
 from ctxbudget.store.memory import MemoryStore
 from ctxbudget.testing import FakeClock
@@ -175,7 +175,7 @@ def test_concurrent_agent_budgets_are_all_kept(tmp_path: Path) -> None:
     results = _run_processes(_cli_budget_worker, [(url, session_id, a) for a in agents])
     assert all(code == 0 for _, code, _ in results), results
     session = Tracker(store=url).open(session_id)
-    from ctxbudget.budgeting import agent_budgets
+    from ctxbudget.spawning import agent_budgets
 
     assert agent_budgets(session) == dict.fromkeys(agents, 1000)
 

@@ -4,14 +4,15 @@
 the anchor on the provider's usage (its ``SessionFigures``, in memory), and persists
 them (through its ``SessionRow``, which keeps concurrent writers from overwriting each
 other). ``Session`` adds what is done
-to a session: compaction, restore and recall (``archive``), budgets and the spawn
-gate (``budgeting``), phases and task prediction (``phasing``). The services act on the state
-through its public methods; the engines they call (``ctxbudget.compaction``,
-``ctxbudget.budget``) only decide.
+to a session: compaction, restore and recall (``archive``), budgets (``budgeting``),
+the spawn gate and agents' budgets (``spawning``), phases and task prediction
+(``phasing``). The services act on the state through its public methods; the engines
+they call (``ctxbudget.compaction``, ``ctxbudget.budget``) only decide.
 
 The arrows run one way: ``tracker`` → ``session`` → ``archive`` / ``budgeting`` /
-``phasing`` → ``session_state``. The services are typed against ``SessionState``, never against
-``Session``, so none of them needs to import the facade that composes them.
+``spawning`` / ``phasing`` → ``session_state``. The services are typed against
+``SessionState``, never against ``Session``, so none of them needs to import the facade
+that composes them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from . import archive, budgeting, phasing
+from . import archive, budgeting, phasing, spawning
 from .accounting import Anchor
 from .archive import Compaction
 from .budget.adjustment import Adjustment
@@ -103,7 +104,7 @@ class Session(SessionState):
         """Archived items that best match ``query``, within ``budget`` tokens."""
         return archive.recall(self, query, budget)
 
-    # -- budgets: allocation, the gate (ctxbudget.budgeting) --------------------------
+    # -- budgets: allocation (ctxbudget.budgeting), the gate (ctxbudget.spawning) -----
 
     def allocate(
         self,
@@ -157,12 +158,12 @@ class Session(SessionState):
         a stored session (or with ``reserve=True``) holds a reservation of ``tokens``
         (``decision.reservation``), keyed by ``key`` (its ``tool_use_id``: asked twice,
         reserved once) until the sub-agent stops, or ``ttl`` seconds pass."""
-        return budgeting.gate(
+        return spawning.gate(
             self, agent, tokens, compact=compact, key=key, reserve=reserve, ttl=ttl
         )
 
     def set_agent_budget(self, agent: str, tokens: int) -> None:
-        budgeting.set_agent_budget(self, agent, tokens)
+        spawning.set_agent_budget(self, agent, tokens)
 
     # -- phases and task prediction (ctxbudget.phasing) -------------------------------
 

@@ -215,7 +215,7 @@ def pre_tool_use(payload: dict[str, Any], tracker: Tracker, options: HookOptions
     prompt = tool_input.get("prompt")
     prompt_tokens = tracker.counter("estimate").count(prompt if isinstance(prompt, str) else "")
     estimated = prompt_tokens + max(0, options.report_tokens)
-    from ..budgeting import agent_budgets
+    from ..spawning import agent_budgets
 
     roster = agent_budgets(session)  # its own rows: budgets set concurrently all count
     stored_id = stored.id if stored is not None else None
@@ -351,7 +351,7 @@ def _confirm_spawn(
     """The sub-agent's usage arrived: its spawn's reservation (taken by PreToolUse) is
     confirmed, by ``tool_use_id`` when the payload has one, else the agent's oldest.
     None when done (or there was none), else the line saying it was not."""
-    from ..budgeting import spawn_finished
+    from ..spawning import spawn_finished
 
     key = payload_text(payload, "tool_use_id")
     try:

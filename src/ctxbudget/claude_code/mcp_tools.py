@@ -326,7 +326,7 @@ def gate_of(
 def sprint_start_of(
     workspace: McpWorkspace, name: str, budget: int, session: str | None = None
 ) -> SprintStartResult:
-    from ..budgeting import agent_usage
+    from ..spawning import agent_usage
 
     if budget <= 0:
         raise ConfigurationError(f"a sprint budget must be positive (got {budget})")
@@ -350,7 +350,7 @@ def sprint_start_of(
 def sprint_report_of(
     workspace: McpWorkspace, name: str | None = None, session: str | None = None
 ) -> SprintReportResult:
-    from ..budgeting import agent_budgets, agent_usage
+    from ..spawning import agent_budgets, agent_usage
 
     live = workspace.open(session)
     sprints: dict[str, Any] = dict(live.remembered(_SPRINTS_MEMO, {}) or {})

@@ -3,7 +3,7 @@
 ``gate`` exits 0 when the agent may start (also after a compaction it applied), 3 when
 it is denied, with the reason on stderr, so a hook or script can act on the code. On a
 stored session an allowance is a reservation in the store, taken atomically: gates
-run at once never allow more than fits (``ctxbudget.budgeting.gate``).
+run at once never allow more than fits (``ctxbudget.spawning.gate``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..budgeting import agent_budgets, agent_usage, budget_total
+from ..budgeting import budget_total
 from ..model import Component
 from ..phasing import phase_usage
 from ..render import status_line
+from ..spawning import agent_budgets, agent_usage
 
 if TYPE_CHECKING:
     from ..budget.allocation import UtilizationReport

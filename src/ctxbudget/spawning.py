@@ -1,0 +1,222 @@
+"""The spawn gate and agents' budgets, applied to a session: may this sub-agent start
+now, needing so many tokens, under the window's blocked limit and its agent's budget?
+
+The decision is pure (``budget.gate``); this module gathers the session's figures,
+compacts first when that makes room (through ``archive``: nothing deleted without being
+archived), and holds an allowed spawn's tokens as a reservation in the store
+(``Store.reserve``: the limit check and the write are one atomic step), so gates asked
+at once by many processes never allow more than fits. A spawn's reservation is
+confirmed by the sub-agent's stop (``spawn_finished``), or by the session's next usage
+when it was asked without a key; it expires after ``reservation_ttl()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+from . import archive
+from .budget.gate import ALLOW_AFTER_COMPACTION, DENY, GateDecision, already_reserved, decide_gate
+from .budgeting import GRANT_ROUNDS
+from .compaction import CompactionPolicy
+from .errors import CompactionError, ConfigurationError
+from .model import MAIN_AGENT, EventType
+from .session_state import SessionState
+from .store import (
+    CONFIRMED,
+    RELEASED,
+    SETTLE_ON_STOP,
+    SETTLE_ON_USAGE,
+    Cap,
+    Reservation,
+    Store,
+    reservation_ttl,
+)
+
+__all__ = [
+    "GATE_SCOPE",
+    "agent_budgets",
+    "agent_usage",
+    "gate",
+    "set_agent_budget",
+    "spawn_finished",
+]
+
+#: A spawn's reservation scope: ``gate:<agent>``.
+GATE_SCOPE = "gate:"
+
+
+def gate(
+    session: SessionState,
+    agent: str,
+    tokens: int,
+    *,
+    compact: bool = True,
+    apply: bool = True,
+    key: str | None = None,
+    reserve: bool | None = None,
+    ttl: float | None = None,
+) -> GateDecision:
+    """May ``agent`` spawn needing ``tokens``? Compacts first when that makes room.
+
+    When the session has a roster (agents with budgets), an agent outside it is refused
+    as unknown: a typo must not slip past its budget.
+
+    An allowed spawn holds a reservation of ``tokens`` in the store (``reserve``:
+    default, when the session is stored), taken atomically under the blocked limit
+    and the agent's budget, so concurrent gates never allow more than fits. ``key``
+    (the spawn's ``tool_use_id``) makes asking twice reserve once; such a reservation
+    is confirmed when the sub-agent stops (``spawn_finished``), one without a key by
+    the next recorded usage; either expires after ``ttl`` (``reservation_ttl``).
+    """
+    roster = agent_budgets(session)
+    if roster and agent not in roster:
+        raise ConfigurationError(
+            f"unknown agent {agent!r}: this session budgets {', '.join(sorted(roster))}; "
+            "give it a budget first (--agent-budget N)"
+        )
+    shared = session.is_stored if reserve is None else reserve
+    lease = reservation_ttl(ttl) if shared else 0.0
+    policy = session.policy
+    # the same limit the status uses: the blocked threshold, or no room left once the
+    # reserved output and the safety margin are kept free
+    limit = min(
+        int(policy.window * policy.blocked_percent / 100),
+        policy.window - policy.reserved_output - policy.safety_margin,
+    )
+    used = session.used_tokens
+    agent_used = agent_usage(session).get(agent, 0)
+    agent_budget = roster.get(agent)
+    store = session.store
+    plan = None
+    for _ in range(GRANT_ROUNDS):
+        held = store.reservations(session.id, GATE_SCOPE) if shared else []
+        mine = [r for r in held if key is not None and r.key == key]
+        if mine:
+            decision = already_reserved(
+                agent=agent,
+                reserved_for_key=mine[0].tokens,
+                key=mine[0].key,
+                used_tokens=used,
+                window=policy.window,
+                held=sum(r.tokens for r in held),
+            )
+            session.log_event(EventType.GATE, decision.to_dict())
+            return decision
+        reserved = sum(r.tokens for r in held)
+        agent_reserved = sum(r.tokens for r in held if r.scope == GATE_SCOPE + agent)
+        after = None
+        plan = None
+        if (
+            compact
+            and isinstance(tokens, int)
+            and used + reserved + tokens >= limit
+            and session.items
+        ):
+            try:
+                plan = archive.plan(session, CompactionPolicy())
+            except CompactionError:  # nothing compactable: decide without it
+                plan = None
+            if plan is not None and plan.result.actions:
+                after = plan.used_after
+        decision = decide_gate(
+            agent=agent,
+            estimated_tokens=tokens,
+            used_tokens=used,
+            window=policy.window,
+            blocked_percent=policy.blocked_percent,
+            agent_used=agent_used,
+            agent_budget=agent_budget,
+            used_after_compaction=after,
+            limit_tokens=limit,
+            reserved_tokens=reserved,
+            agent_reserved=agent_reserved,
+        )
+        compacting = decision.outcome == ALLOW_AFTER_COMPACTION and plan is not None
+        if compacting and not (apply and session.is_stored):
+            # Nothing was compacted here (a transcript file, or apply=False): it does not
+            # fit now, so the answer is no, with what would make room.
+            decision = dataclasses.replace(
+                decision,
+                outcome=DENY,
+                reason=f"denied for now: {decision.reason}; compact first "
+                '("ctxbudget compact SESSION", or a stored session and the gate compacts)',
+                projected_percent=100.0 * (used + reserved + tokens) / policy.window,
+                freed_by_compaction=0,
+            )
+            compacting = False
+        if not decision.allowed or not shared:
+            break
+        base = after if compacting and after is not None else used
+        caps = [Cap(GATE_SCOPE, limit - 1, base)]  # the gate allows strictly under it
+        if agent_budget is not None:
+            caps.append(Cap(GATE_SCOPE + agent, agent_budget, agent_used))
+        lease_key = key or f"gate-{uuid.uuid4().hex}"
+        taken = store.reserve(
+            session.id,
+            GATE_SCOPE + agent,
+            lease_key,
+            tokens,
+            caps,
+            ttl=lease,
+            settle=SETTLE_ON_STOP if key is not None else SETTLE_ON_USAGE,
+        )
+        if taken is not None:
+            decision = dataclasses.replace(decision, reservation=taken.key)
+            break
+        # another process took the room since the figures were read: decide again
+    if decision.outcome == ALLOW_AFTER_COMPACTION and plan is not None:
+        try:
+            archive.apply(session, plan)
+        except BaseException:
+            if decision.reservation is not None:
+                store.settle_reservations(session.id, RELEASED, key=decision.reservation)
+            raise
+    session.log_event(EventType.GATE, decision.to_dict())
+    return decision
+
+
+def agent_usage(session: SessionState) -> dict[str, int]:
+    """Tokens per agent: its items in this context and, for sub-agents, their own."""
+    status = session.status()
+    usage = dict(status.breakdown.agent)
+    for sub in status.breakdown.subagents:
+        usage[sub.name] = usage.get(sub.name, 0) + sub.context_tokens
+    usage.setdefault(MAIN_AGENT, 0)
+    return usage
+
+
+def set_agent_budget(session: SessionState, agent: str, tokens: int) -> None:
+    """Give ``agent`` a budget. A stored session keeps it in its own row in the store,
+    so agents given budgets by concurrent processes all keep theirs."""
+    if tokens <= 0:
+        raise ConfigurationError(f"an agent budget must be positive (got {tokens})")
+    session.budget.agent_budgets[agent] = tokens
+    if session.is_stored:
+        session.store.set_agent_budget(session.id, agent, tokens)
+    else:
+        session.save_budget()
+
+
+def agent_budgets(session: SessionState) -> dict[str, int]:
+    """The session's agent budgets: those of its metadata (older stores, and sessions
+    only read) with those stored in their own rows on top; kept in
+    ``session.budget.agent_budgets`` too."""
+    budgets = session.budget.agent_budgets
+    budgets.update(session.store.agent_budgets(session.id))
+    return dict(budgets)
+
+
+def spawn_finished(
+    store: Store, session_id: str, agent: str, key: str | None = None
+) -> Reservation | None:
+    """A sub-agent stopped: its spawn's reservation becomes usage (confirmed). By
+    ``key`` (the spawn's ``tool_use_id``) when known, else the agent's oldest live
+    spawn reservation. None when there was none (not reserved, or expired)."""
+    if key is not None:
+        done = store.settle_reservations(session_id, CONFIRMED, key=key)
+    else:
+        done = store.settle_reservations(
+            session_id, CONFIRMED, scope=GATE_SCOPE + agent, settle=SETTLE_ON_STOP, oldest=True
+        )
+    return done[0] if done else None
