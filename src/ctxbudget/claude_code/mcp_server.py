@@ -24,7 +24,6 @@ from .mcp_results import (
     StatusResult,
 )
 from .mcp_tools import (
-    McpWorkspace,
     breakdown_of,
     gate_of,
     history_of,
@@ -34,6 +33,7 @@ from .mcp_tools import (
     sprint_start_of,
     status_of,
 )
+from .mcp_workspace import McpWorkspace
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer

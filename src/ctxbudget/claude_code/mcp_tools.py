@@ -1,18 +1,10 @@
 """The tools of ``ctxbudget mcp`` as plain functions of an ``McpWorkspace``.
 
-``McpWorkspace`` finds the session a call means and opens it through the facade
-(``Tracker``, ``Session``): a live Claude Code session from its transcript, with the
-stored session's policy and budgets on top (as the hooks read it), or a stored
-session. Each ``*_of`` function answers one tool with a structured result
-(``mcp_results``); nothing here decides a budget: the gate is ``Session.gate`` (the
-PreToolUse hook's decision), the figures the ``Status``. The SDK is not needed here
-(``mcp_server`` wires these functions to it).
-
-The session a tool works on is the ``session`` argument when given (a transcript
-path, a Claude Code session id, or a stored session id), else the server's
-``--session``, else ``$CLAUDE_CODE_SESSION_ID`` (Claude Code gives it to stdio MCP
-servers), else the newest transcript of the project (``$CLAUDE_PROJECT_DIR`` or the
-working directory) under ``~/.claude/projects``.
+``McpWorkspace`` (``mcp_workspace``) finds the session a call means and opens it
+through the facade (``Tracker``, ``Session``). Each ``*_of`` function answers one tool
+with a structured result (``mcp_results``); nothing here decides a budget: the gate is
+``Session.gate`` (the PreToolUse hook's decision), the figures the ``Status``. The SDK
+is not needed here (``mcp_server`` wires these functions to it).
 
 A sprint is a named budget period: a phase of the stored session with its own token
 budget (``Session.start_phase``), and a baseline of what each agent had used when it
@@ -21,15 +13,10 @@ started; what it used is what the agents used since.
 
 from __future__ import annotations
 
-import os
-import re
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..errors import ConfigurationError, SessionNotFoundError
+from ..errors import ConfigurationError
 from .mcp_results import (
     AgentSpend,
     BreakdownResult,
@@ -44,155 +31,22 @@ from .mcp_results import (
     SprintStartResult,
     StatusResult,
 )
-
-if TYPE_CHECKING:
-    from ..session import Session
-    from ..store import StoredSession
-    from ..tracker import Tracker
+from .mcp_workspace import McpWorkspace
 
 __all__ = [
-    "PROJECT_ENV",
-    "SESSION_ENV",
-    "McpWorkspace",
     "breakdown_of",
     "gate_of",
-    "glob_escape",
     "history_of",
     "preview_of",
-    "project_slug",
     "recall_of",
     "sprint_report_of",
     "sprint_start_of",
     "status_of",
 ]
 
-#: What Claude Code sets in a stdio MCP server's environment (2.1.154 and later).
-SESSION_ENV = "CLAUDE_CODE_SESSION_ID"
-PROJECT_ENV = "CLAUDE_PROJECT_DIR"
 # Where a sprint's start (baseline per agent, time, budget) is kept: the stored
 # session's remembered values, one key for all its sprints.
 _SPRINTS_MEMO = "sprints"
-
-
-# -- which session --------------------------------------------------------------------
-
-
-def project_slug(directory: str) -> str:
-    """Claude Code's folder name under ``~/.claude/projects`` for a working directory."""
-    return re.sub(r"[^A-Za-z0-9]", "-", directory)
-
-
-@dataclass(slots=True)
-class _Located:
-    transcript: Path | None  # a live transcript, or None for a stored session
-    session_id: str
-
-
-class McpWorkspace:
-    """The tools' way into the facade: finds the session a call means and opens it.
-
-    ``session``: the server's default (``--session``); ``environ`` and ``cwd`` stand
-    for the process's (tests give their own).
-    """
-
-    def __init__(
-        self,
-        tracker: Tracker,
-        *,
-        session: str | None = None,
-        environ: Mapping[str, str] | None = None,
-        cwd: str | None = None,
-    ) -> None:
-        self.tracker = tracker
-        self.default_session = session
-        self.environ = dict(os.environ if environ is None else environ)
-        self.cwd = cwd or self.environ.get(PROJECT_ENV) or os.getcwd()
-
-    def _projects(self) -> Path:
-        from ..sources import claude_projects_dir
-
-        config = self.environ.get("CLAUDE_CONFIG_DIR")
-        home = self.environ.get("HOME")
-        if config:
-            return Path(config) / "projects"
-        if home:
-            return Path(home) / ".claude" / "projects"
-        return claude_projects_dir()
-
-    def locate(self, session: str | None) -> _Located:
-        name = session or self.default_session or self.environ.get(SESSION_ENV) or None
-        if name is None:
-            return self._newest_of_project()
-        path = Path(name).expanduser()
-        if path.is_file():
-            return _Located(path, self._transcript_id(path))
-        projects = self._projects()
-        if "/" not in name and "\\" not in name and projects.is_dir():
-            for candidate in sorted(projects.glob(f"*/{glob_escape(name)}.jsonl")):
-                return _Located(candidate, name)
-        return _Located(None, name)
-
-    def _newest_of_project(self) -> _Located:
-        from ..sources import find_latest_claude_session
-
-        folder = self._projects() / project_slug(self.cwd)
-        newest = find_latest_claude_session(folder, pattern="*.jsonl")
-        if newest is None:
-            raise ConfigurationError(
-                f"no Claude Code session found for {self.cwd} under {self._projects()}: "
-                'pass "session" (a transcript path or a session id), or start the server '
-                "with --session"
-            )
-        return _Located(newest, newest.stem)
-
-    @staticmethod
-    def _transcript_id(path: Path) -> str:
-        return path.stem
-
-    def stored(self, session_id: str) -> StoredSession | None:
-        try:
-            return self.tracker.store.get_session(session_id)
-        except SessionNotFoundError:
-            return None
-
-    def open(self, session: str | None) -> Session:
-        """The session as every surface reads it now: a live transcript with the stored
-        session's policy and budgets, or the stored session."""
-        from ..policy import Policy
-        from ..sources import load_source
-        from .windows import with_remembered_window
-
-        located = self.locate(session)
-        if located.transcript is None:
-            try:
-                return self.tracker.open(located.session_id)
-            except SessionNotFoundError as exc:
-                raise ConfigurationError(
-                    f"{located.session_id}: no such transcript or Claude Code session, and no "
-                    f"stored session with that id in {self.tracker.store.url}"
-                ) from exc
-        transcript = with_remembered_window(load_source(located.transcript))
-        live = self.tracker.load(transcript)
-        stored = self.stored(live.id)
-        if stored is not None:
-            policy = Policy.from_mapping(stored.policy, origin=f"stored session {stored.id}")
-            live = self.tracker.load(transcript, policy=policy)
-            live.use_stored_settings(stored)
-        return live
-
-    def writable(self, live: Session) -> Session:
-        """The stored session of ``live`` (created, as the hooks do, when new): where
-        sprints and their budgets are kept."""
-        if live.is_stored:
-            return live
-        return self.tracker.session(
-            live.id, model=live.policy.model, window=live.policy.window, name=self.cwd
-        )
-
-
-def glob_escape(text: str) -> str:
-    """``text`` with glob's special characters taken literally."""
-    return re.sub(r"([*?\[])", r"[\1]", text)
 
 
 # -- the tools, as plain functions of a workspace ---------------------------------------
