@@ -17,13 +17,13 @@ from .errors import StoreError
 from .model import Item
 from .store.base import (
     ItemAggregates,
-    Reservation,
     ScrubReport,
     Store,
     StoredEvent,
     StoredSession,
     VersionInfo,
 )
+from .store.reservations import Reservation
 
 __all__ = ["FakeClock", "FaultyStore"]
 

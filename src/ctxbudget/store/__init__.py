@@ -20,6 +20,15 @@ from pathlib import Path
 
 from ..errors import ConfigurationError, StoreError
 from .base import (
+    ItemAggregates,
+    ScrubReport,
+    Store,
+    StoredEvent,
+    StoredSession,
+    VersionInfo,
+    import_driver,
+)
+from .reservations import (
     CONFIRMED,
     DEFAULT_RESERVATION_TTL,
     EXPIRED,
@@ -29,14 +38,7 @@ from .base import (
     SETTLE_ON_STOP,
     SETTLE_ON_USAGE,
     Cap,
-    ItemAggregates,
     Reservation,
-    ScrubReport,
-    Store,
-    StoredEvent,
-    StoredSession,
-    VersionInfo,
-    import_driver,
     reservation_ttl,
 )
 

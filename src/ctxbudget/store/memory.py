@@ -42,19 +42,14 @@ from ._rows import (
     session_to_row,
 )
 from .base import (
-    EXPIRED,
-    LIVE,
-    SETTLE_ON_USAGE,
-    Cap,
     ItemAggregates,
-    Reservation,
     ScrubReport,
     Store,
     StoredEvent,
     StoredSession,
     VersionInfo,
-    settled,
 )
+from .reservations import EXPIRED, LIVE, SETTLE_ON_USAGE, Cap, Reservation, settled
 
 # An event as held here: id, type, at, data as JSON text.
 _EventRecord = tuple[int, str, float, str]

@@ -44,18 +44,14 @@ from ._sqlite_file import database_path, make_private_dirs, make_private_file, s
 from ._sqlite_schema import SCHEMA_VERSION, from_db, marks, to_db
 from ._sqlite_scrub import scrub
 from .base import (
-    LIVE,
-    SETTLE_ON_USAGE,
-    Cap,
     ItemAggregates,
-    Reservation,
     ScrubReport,
     Store,
     StoredEvent,
     StoredSession,
     VersionInfo,
-    settled,
 )
+from .reservations import LIVE, SETTLE_ON_USAGE, Cap, Reservation, settled
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "database_path"]
 
