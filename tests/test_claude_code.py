@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import gc
 import gzip
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,17 @@ def test_gzip_and_truncated_last_line(fixtures: Path, tmp_path: Path) -> None:
     t = load_source(path)
     assert len(t.calls) == 4
     assert t.unknown_records == 2  # the unknown record type and the cut line
+
+
+def test_gzip_transcript_leaves_no_file_open(fixtures: Path, tmp_path: Path) -> None:
+    # read as it is decompressed: closing the stream closes the file under it too
+    path = tmp_path / "t.jsonl.gz"
+    path.write_bytes(gzip.compress((fixtures / "claude_code_small.jsonl").read_bytes()))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        assert len(load_source(path).calls) == 4
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
 @pytest.mark.parametrize("damage", ["cut", "corrupt"])

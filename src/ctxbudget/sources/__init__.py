@@ -75,7 +75,8 @@ def _open_binary(path: Path) -> BufferedIOBase:
         return f
     import gzip
 
-    return gzip.GzipFile(fileobj=f, mode="rb")
+    f.close()
+    return gzip.GzipFile(path, mode="rb")  # by name: closing it closes the file too
 
 
 def _decode(data: bytes, name: str, problems: ProblemLog) -> str:
