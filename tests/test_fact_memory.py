@@ -101,7 +101,10 @@ def test_a_line_nested_too_deeply_is_a_bad_line(tmp_path: Path) -> None:
     assert any(key == "REQ-114" for _, key, _ in got)
 
 
-def test_bytes_that_are_not_utf8_keep_the_record_and_its_facts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stray", [b"\xff", b"\xed\xa0\x80"])  # the second: a surrogate
+def test_bytes_that_are_not_utf8_keep_the_record_and_its_facts(
+    tmp_path: Path, stray: bytes
+) -> None:
     """A stray byte in a later line: that record's facts are kept (its bytes replaced),
     as a read of the whole file keeps them."""
     w = shop_session(rounds=2)
@@ -111,7 +114,7 @@ def test_bytes_that_are_not_utf8_keep_the_record_and_its_facts(tmp_path: Path) -
     start = len(w.records)
     _more_work(w)
     lines = [json.dumps(r).encode("utf-8") + b"\n" for r in w.records[start:]]
-    lines[0] = lines[0].replace(b"Also never push", b"Also \xff never push")
+    lines[0] = lines[0].replace(b"Also never push", b"Also " + stray + b" never push")
     with path.open("ab") as f:
         f.writelines(lines)
     got = _got(path, cache)
@@ -119,6 +122,23 @@ def test_bytes_that_are_not_utf8_keep_the_record_and_its_facts(tmp_path: Path) -
     assert any(kind == "request" and "never push to main" in key for kind, key, _ in got)
     assert any(key == "/home/dev/shop/tax.py" for _, key, _ in got)
     assert got == _got(path, tmp_path / "fresh")  # the same on a first read
+    assert not list(cache.rglob("*.tmp"))  # the kept ledger written whole
+
+
+def test_half_a_surrogate_pair_escaped_in_json_keeps_the_ledger(tmp_path: Path) -> None:
+    """JSON may escape half a surrogate pair ("\\ud800"): the text holds it, and the
+    kept ledger is written (escaped) and read back the same."""
+    w = shop_session(rounds=2)
+    w.user("Also read docs/\ud800notes.md before REQ-240.")
+    path = w.write(tmp_path / "s.jsonl")
+    cache = tmp_path / "cache"
+    got = _got(path, cache)
+    assert ("requirement", "REQ-240", 6) in got
+    assert ("request", "Also read docs/\ud800notes.md before REQ-240.", 6) in got
+    assert not list(cache.rglob("*.tmp"))
+    saved = json.loads(Path(facts_file(str(path), str(cache))).read_text(encoding="utf-8"))
+    assert saved["offset"] == path.stat().st_size  # kept: the next run starts at the end
+    assert _got(path, cache) == got
 
 
 def test_a_half_written_line_waits_for_the_next_run(tmp_path: Path) -> None:

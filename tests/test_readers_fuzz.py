@@ -18,9 +18,12 @@ conftest.py); for the long run (3,000 per test)::
 from __future__ import annotations
 
 import copy
+import gzip
 import json
 import math
+import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +34,7 @@ from conftest import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ctxbudget.errors import CtxBudgetError
+from ctxbudget.errors import CtxBudgetError, SourceError
 from ctxbudget.model import Transcript
 from ctxbudget.sources import load_source, parse_source
 from ctxbudget.sources.claude_code import read_claude_code
@@ -717,6 +720,95 @@ def test_claude_code_file_reads_as_its_text_does(tmp_path: Path, head: str) -> N
     ]
     assert read.problems == parsed.problems == []
     assert len(read.calls) == len(parsed.calls) > 0
+
+
+def _through_fifo(tmp_path: Path, name: str, data: bytes) -> Transcript:
+    """``load_source`` of ``data`` written into a named pipe (as ``/dev/stdin`` or a
+    shell's ``<(…)`` give it), by a thread."""
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with fifo.open("wb") as f:
+            f.write(data)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        return load_source(fifo)
+    finally:
+        writer.join(timeout=10)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this platform")
+def test_a_pipe_is_read_whole(tmp_path: Path) -> None:
+    # a look at a pipe's first line takes bytes that cannot be read again: every one of
+    # 1,000 message lines, a gzip stream and Claude Code lines arrive all the same
+    messages = b"".join(
+        json.dumps({"role": "user", "content": f"message {n} " + "x" * 90}).encode() + b"\n"
+        for n in range(1000)
+    )
+    assert len(_through_fifo(tmp_path, "m.jsonl", messages).items) == 1000
+    claude = "".join(_dumps(r) + "\n" for r in CLAUDE_CODE).encode("utf-8")
+    whole = load_source(_write(tmp_path, "s.jsonl", CLAUDE_CODE))
+    for name, data in (("c.jsonl", claude), ("c.jsonl.gz", gzip.compress(claude))):
+        piped = _through_fifo(tmp_path, name, data)
+        assert [i.text for i in piped.items] == [i.text for i in whole.items]
+
+
+def test_surrogates_written_as_utf8_are_not_utf8(tmp_path: Path) -> None:
+    # b"\xed\xa0\x80" is half a surrogate pair written as UTF-8: not UTF-8, so replaced
+    # and named (json would take it and give a text nothing can write back)
+    lines = [_dumps(r).encode("utf-8") for r in CLAUDE_CODE]
+    number = next(n for n, line in enumerate(lines, start=1) if b'"done"' in line)
+    lines[number - 1] = lines[number - 1].replace(b'"done"', b'"\xed\xa0\x80done"')
+    at = lines[number - 1].index(b"\xed")
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    transcript = load_source(path)
+    assert transcript.items[-1].text == "\ufffd\ufffd\ufffddone"
+    assert transcript.problems == [
+        f"{path}:{number}: not UTF-8 (byte {at} of the line): invalid bytes replaced"
+    ]
+    transcript.items[-1].text.encode("utf-8")  # writable, as every text must be
+
+
+def test_a_line_of_unicode_whitespace_is_blank(tmp_path: Path) -> None:
+    # U+2028 and a no-break space are whitespace to the text as to the file's bytes
+    lines = [_dumps(r) for r in CLAUDE_CODE]
+    lines[1:1] = ["\u2028", "\u00a0 "]
+    path = tmp_path / "s.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    transcript = load_source(path)
+    assert transcript.problems == []
+    assert transcript.items[-1].text == "done"
+
+
+def test_reading_ends_at_a_line_still_being_written(tmp_path: Path) -> None:
+    # The file's end as it was reached: a line without its newline is the last one
+    # read. Its rest, appended after, is for the next read, not a record of its own.
+    from ctxbudget.sources import _claude_code_lines
+
+    text = "".join(_dumps(r) + "\n" for r in CLAUDE_CODE)
+    last = _dumps(CLAUDE_CODE[-1]) + "\n"
+    path = tmp_path / "s.jsonl"
+    path.write_text(text + last[:30], encoding="utf-8")
+    lines = _claude_code_lines(path)
+    assert lines is not None
+    read = []
+    for line in lines:
+        read.append(line)
+        if not line.endswith(b"\n"):
+            with path.open("a", encoding="utf-8") as f:
+                f.write(last[30:])  # Claude Code finishes the line meanwhile
+    assert read[-1] == last[:30].encode("utf-8")
+    assert len(read) == len(CLAUDE_CODE) + 1
+    assert load_source(path).problems == []  # the next read has the whole record
+
+
+def test_a_name_too_long_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="cannot read"):
+        load_source(tmp_path / ("x" * 5000 + ".jsonl"))
 
 
 def test_deep_nesting_is_a_source_error_or_a_skipped_line(tmp_path: Path) -> None:

@@ -59,12 +59,15 @@ def save_private_json(path: str, data: dict[str, Any]) -> bool:
             # 0700: the cache root and its statusline directory are the user's alone
             os.makedirs(os.path.dirname(directory), mode=0o700, exist_ok=True)
             os.makedirs(directory, mode=0o700, exist_ok=True)
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        try:
+            payload = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (JSON's "\ud800"): kept escaped
+            payload = json.dumps(data, separators=(",", ":")).encode("ascii")
         # 0600, whatever the umask allows: the rename keeps it, so older 0644 files
         # are replaced by private ones on their next write.
-        with open(
-            os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8"
-        ) as f:
-            json.dump(data, f, separators=(",", ":"), ensure_ascii=False)
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            f.write(payload)
         os.replace(tmp, path)
         return True
     except OSError:

@@ -21,7 +21,7 @@ from .problems import ProblemLog, loads
 
 TYPE_CHECKING = False  # the status line imports this package: typing and pathlib cost ms
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Generator, Iterator
     from io import BufferedIOBase
     from pathlib import Path
     from typing import Any
@@ -32,14 +32,14 @@ _MAX_BYTES = 2 * 1024**3
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise SourceError(f"{path}: no such file")
-    if path.is_dir():
-        raise SourceError(f"{path} is a directory: give a transcript or messages file")
     try:
+        if not path.exists():
+            raise SourceError(f"{path}: no such file")
+        if path.is_dir():
+            raise SourceError(f"{path} is a directory: give a transcript or messages file")
         if path.stat().st_size > _MAX_BYTES:
             raise SourceError(f"{path} is larger than 2 GiB: not a transcript")
-    except OSError as exc:
+    except OSError as exc:  # a name too long, a loop of links
         raise _unreadable(path, exc) from exc
 
 
@@ -69,13 +69,13 @@ def _zlib_error() -> type[Exception]:
 
 
 def _open_binary(path: Path) -> BufferedIOBase:
-    """The file to read, decompressed as it is read where it is gzip."""
-    f = path.open("rb")
-    if f.peek(2)[:2] != b"\x1f\x8b":
-        return f
+    """The file to read, decompressed as it is read where it is gzip (a regular file:
+    it is opened again by name)."""
+    with path.open("rb") as f:
+        if f.peek(2)[:2] != b"\x1f\x8b":
+            return path.open("rb")
     import gzip
 
-    f.close()
     return gzip.GzipFile(path, mode="rb")  # by name: closing it closes the file too
 
 
@@ -171,11 +171,17 @@ def _read_split(
 _BOM = b"\xef\xbb\xbf"
 
 
-def _claude_code_lines(path: Path) -> Iterator[bytes] | None:
-    """The lines of the file at ``path``, read as they are asked for, when its first
-    line is a Claude Code record (then the whole cannot be one JSON document of another
-    kind); else None, and the whole-file route decides and says what is wrong."""
+def _claude_code_lines(path: Path) -> Generator[bytes, None, None] | None:
+    """The lines of the file at ``path``, read as they are asked for, when it is a
+    regular file whose first line is a Claude Code record (then the whole cannot be one
+    JSON document of another kind); else None, and the whole-file route decides and says
+    what is wrong. A pipe is read whole: what a look at its first line took from it
+    could not be read again."""
+    import stat
+
     try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return None
         f = _open_binary(path)
     except OSError:
         return None
@@ -200,12 +206,21 @@ def _claude_code_lines(path: Path) -> Iterator[bytes] | None:
     return _lines_of(path, f, head)
 
 
-def _lines_of(path: Path, f: BufferedIOBase, head: list[bytes]) -> Iterator[bytes]:
+def _lines_of(path: Path, f: BufferedIOBase, head: list[bytes]) -> Generator[bytes, None, None]:
+    """``head``, then the file's lines up to the first without its newline: the end of
+    the file as it was when reached (Claude Code may be writing that line; what follows
+    it is for the next read, as the rest of that line is)."""
+    zlib_error = _zlib_error()
     try:
         with f:
             yield from head
-            yield from f
-    except (OSError, EOFError, _zlib_error()) as exc:
+            if head and not head[-1].endswith(b"\n"):
+                return
+            for line in f:
+                yield line
+                if not line.endswith(b"\n"):
+                    return
+    except (OSError, EOFError, zlib_error) as exc:
         raise _unreadable(path, exc) from exc
 
 
@@ -262,7 +277,10 @@ def load_source(path: str | os.PathLike[str]) -> Transcript:
             # where one character is not Latin-1) and half a second.
             from .claude_code import read_claude_code
 
-            return read_claude_code(jsonl, path=str(p), name=str(p))
+            try:
+                return read_claude_code(jsonl, path=str(p), name=str(p))
+            finally:
+                jsonl.close()  # the file closed now, however the reading ended
         data = _read_bytes(p)
         text = _decode(data, str(p), problems)
         del data

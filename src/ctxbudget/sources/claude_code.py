@@ -79,6 +79,17 @@ def looks_like_claude_code(first_record: Any) -> bool:
     )
 
 
+def _blank(line: str | bytes) -> bool:
+    """A line of whitespace alone, as ``str.strip`` sees it: a line given as bytes may
+    hold a no-break space or U+2028, which only the text knows as whitespace."""
+    stripped = line.strip()
+    if not stripped:
+        return True
+    if isinstance(stripped, bytes) and stripped[:1] != b"{":
+        return not stripped.decode("utf-8", errors="replace").strip()
+    return False
+
+
 def _usage_of(record: dict[str, Any], problems: ProblemLog, line: int | None) -> Usage | None:
     message = record.get("message")
     if record.get("type") != "assistant" or not isinstance(message, dict):
@@ -184,7 +195,7 @@ def read_claude_code(
     sends_system: bool | None = None  # whether the latest request sent system messages
     loads = javascript_loads()  # Claude Code is JavaScript: its numbers are doubles
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
+        if _blank(line):
             continue
         total += 1
         if pending is not None:

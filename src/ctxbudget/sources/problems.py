@@ -72,6 +72,10 @@ def javascript_loads() -> Callable[[str | bytes], Any]:
         try:
             return fast(text)
         except ValueError:
+            if isinstance(text, bytes):
+                # as UTF-8 and nothing else (json would take surrogates written as
+                # UTF-8, a byte order mark, UTF-16): UnicodeDecodeError is a ValueError
+                text = text.decode("utf-8")
             return loads(text)
 
     return parse
