@@ -210,13 +210,12 @@ def _lines_of(path: Path, f: BufferedIOBase, head: list[bytes]) -> Generator[byt
     """``head``, then the file's lines up to the first without its newline: the end of
     the file as it was when reached (Claude Code may be writing that line; what follows
     it is for the next read, as the rest of that line is)."""
+    from itertools import chain
+
     zlib_error = _zlib_error()
     try:
         with f:
-            yield from head
-            if head and not head[-1].endswith(b"\n"):
-                return
-            for line in f:
+            for line in chain(head, f):
                 yield line
                 if not line.endswith(b"\n"):
                     return

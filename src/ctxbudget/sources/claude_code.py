@@ -82,6 +82,8 @@ def looks_like_claude_code(first_record: Any) -> bool:
 def _blank(line: str | bytes) -> bool:
     """A line of whitespace alone, as ``str.strip`` sees it: a line given as bytes may
     hold a no-break space or U+2028, which only the text knows as whitespace."""
+    if line[:1] in ("{", b"{"):
+        return False  # a record, as nearly every line is: no stripped copy of it made
     stripped = line.strip()
     if not stripped:
         return True
