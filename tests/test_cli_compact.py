@@ -323,3 +323,19 @@ def test_long_work_says_what_it_does_on_a_terminal_only(
     assert "ctxbudget: reading analyst-ep24.json (" in err
     assert "ctxbudget: planning the compaction of" in err
     assert json.loads(out)["dry_run"] is True  # stdout stays the JSON alone
+
+
+def test_a_ratio_makes_the_transcript_that_much_smaller(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from cc_session import SESSION_ID, shop_session
+
+    path = shop_session(rounds=30).write(tmp_path / f"{SESSION_ID}.jsonl")
+    for ratio in (2, 3, 5):
+        argv = ["--store", "memory://", "compact", str(path), "--ratio", str(ratio)]
+        code, out, err = run(capsys, *argv, "--dry-run", "--json")
+        assert code == 0, err
+        plan = json.loads(out)
+        fixed = plan["unattributed_tokens"]
+        reached = (plan["tokens_before"] - fixed) / (plan["tokens_after"] - fixed)
+        assert ratio * 0.95 <= reached <= ratio * 1.05, (ratio, reached)

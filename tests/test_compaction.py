@@ -608,3 +608,55 @@ def test_a_summary_no_smaller_than_what_it_replaces_is_not_made() -> None:
     result = compact(items, count=count, target_tokens=5)
     assert result.tokens_after <= total
     assert "summarize" not in [a.step for a in result.actions]
+
+
+@pytest.mark.parametrize("ratio", [2, 3, 5, 10])
+def test_a_ratio_is_reached_not_overshot(ratio: int) -> None:
+    # The summary of the whole middle says what it has in far less than its room: only
+    # the oldest part is summarized, and shortened results that still fit come back.
+    items = items_of(agent_session(rounds=20))
+    total = sum(i.tokens or 0 for i in items)
+    target = total // ratio
+    result = compact(items, count=count, target_tokens=target)
+    assert 0.95 * target <= result.tokens_after <= target
+    assert result.facts.passed and result.facts.retention == 1.0
+
+
+def test_the_newest_results_a_step_shortened_come_back_when_a_later_stub_freed_enough() -> None:
+    small = [f"check {n}: " + " ".join(f"case_{n}_{k} passed" for k in range(40)) for n in range(6)]
+    huge = "\n".join(f"{i:>6}→row {i}: value {i * 7}" for i in range(400))
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "Run the checks, then dump the table."}
+    ]
+    for n, text in enumerate([*small, huge, "done: the table is dumped"]):
+        messages += [
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": f"t{n}",
+                        "name": "Bash",
+                        "input": {"command": f"step {n}"},
+                    }
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": f"t{n}", "content": text}],
+            },
+        ]
+    messages.append({"role": "assistant", "content": "All checks pass and the table is dumped."})
+    items = items_of({"messages": messages})
+    total = sum(i.tokens or 0 for i in items)
+    freed_by_small = sum(count(t) for t in small)  # at most: their stubs cost a little
+    target = total - freed_by_small  # the small results alone cannot free it: the large one goes
+    result = compact(
+        items, count=count, target_tokens=target, policy=CompactionPolicy(keep_results=1)
+    )
+    kept = {i.text for i in result.items}
+    assert huge not in kept
+    assert all(text in kept for text in small)  # cleared on the way, then put back
+    [action] = result.actions
+    assert action.step == "clear_tool_results" and len(action.items) == 1
+    assert result.tokens_after <= target

@@ -270,7 +270,7 @@ def test_a_summary_given_its_least_room_is_made_once(monkeypatch: pytest.MonkeyP
     is not made again (half a second of a 100k-item plan); the result is the one it was."""
     items = _fixture()
     made: list[int] = []
-    summarize = engine._step_summarize
+    summarize = engine.summarize_middle
 
     def counted(work: Any, keep: set[int], target: int, *args: Any) -> Any:
         made.append(target)
@@ -278,7 +278,7 @@ def test_a_summary_given_its_least_room_is_made_once(monkeypatch: pytest.MonkeyP
 
     before = compact(items, count=lambda text: len(text.split()), target_tokens=1)
     assert before.summary and before.tokens_after > 1  # overshot, with a summary
-    monkeypatch.setattr(engine, "_step_summarize", counted)
+    monkeypatch.setattr(engine, "summarize_middle", counted)
     result = compact(items, count=lambda text: len(text.split()), target_tokens=1)
     assert made == [1]
     assert result.summary == before.summary and result.tokens_after == before.tokens_after

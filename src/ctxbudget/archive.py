@@ -15,14 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .compaction import Action, CompactionPolicy, CompactionResult
-from .compaction.engine import Compactor, Summarizer
+from .compaction.engine import Compactor
+from .compaction.middle import SUMMARY_LEAST
+from .compaction.types import Summarizer
 from .errors import CompactionError, ConcurrentModificationError
 from .model import EventType, Item
 from .recording import context_hash
 from .session_state import SessionState
-
-# Tokens a summary needs at the least (the engine's own floor for one).
-SUMMARY_ROOM = 120
 
 
 @dataclass(slots=True)
@@ -110,7 +109,7 @@ def plan(
         kept_tokens, kept_items = compactor.floor(0, min(1, policy.keep_last))
     else:
         kept_tokens, kept_items = compactor.floor(policy.keep_first, policy.keep_last)
-    floor = overhead + round(k * (kept_tokens + SUMMARY_ROOM) + c * (kept_items + 1))
+    floor = overhead + round(k * (kept_tokens + SUMMARY_LEAST) + c * (kept_items + 1))
     aim = target
     if target < floor < used:
         aim = floor

@@ -28,7 +28,7 @@ from .budget.allocation import AllocationDecision, UtilizationReport
 from .budget.gate import GateDecision
 from .budget.prediction import Task
 from .compaction import CompactionPolicy
-from .compaction.engine import Summarizer
+from .compaction.types import Summarizer
 from .model import Item
 from .session_figures import Workspace
 from .session_state import SessionState

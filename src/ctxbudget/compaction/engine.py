@@ -5,16 +5,20 @@
 3. exact and near duplicates, and failed attempts a later success superseded → stubs;
 4. sub-agent reports → metadata (title, short summary, key findings, path);
 5. summarize the middle (everything but the system prompt, the first M and last N
-   exchanges, the latest todo list and pinned items) into one structured summary;
+   exchanges, the latest todo list and pinned items) into one structured summary, or
+   only its oldest part when that is all the target needs;
 6. check the fact ledger taken before step 1; put missing facts back as a ledger
    section, or refuse (``on_missing_facts="rollback"``).
 
-Steps 1–4 are in ``steps``, the context they work on in ``work``; this module protects,
-summarizes, checks the facts and chooses. ``compact`` is a pure function: items in,
-``CompactionResult`` out. It never splits a
-tool call from its result: steps 1–4 only shorten texts, and step 5 removes whole
-messages between a head and a tail whose boundaries respect pairs. Token figures are
-in the units of the ``count`` function given (the session's local counter).
+Once under the target, the newest items steps 1–4 shortened that still fit come back
+(``give_back``): the context ends near the target, not far under it.
+
+Steps 1–4 are in ``steps``, step 5 in ``middle``, the context they work on in ``work``;
+this module protects, checks the facts and chooses. ``compact`` is a pure function:
+items in, ``CompactionResult`` out. It never splits a tool call from its result: steps
+1–4 only shorten texts, and step 5 removes whole messages between a head and a tail
+whose boundaries respect pairs. Token figures are in the units of the ``count``
+function given (the session's local counter).
 """
 
 from __future__ import annotations
@@ -27,9 +31,15 @@ from ..errors import CompactionError
 from ..model import Item, Kind, Layer, Role
 from .fact_check import FactCheck
 from .facts import extract_facts, ledger_section
-from .steps import clear_results, drop_duplicates, reports_to_metadata, shorten_call_inputs
-from .structure import always_kept, exchanges_kept, head_end
-from .summarize import summarize_extractive
+from .middle import summarize_middle
+from .steps import (
+    clear_results,
+    drop_duplicates,
+    give_back,
+    reports_to_metadata,
+    shorten_call_inputs,
+)
+from .structure import always_kept, exchanges_kept
 from .types import (
     MUST_KEEP,
     Action,
@@ -38,91 +48,9 @@ from .types import (
     Fact,
     FactKind,
     FactReport,
+    Summarizer,
 )
 from .work import Work
-
-Summarizer = Callable[[Sequence[Item], Sequence[Fact], int], str]
-
-#: The fewest tokens a summary is given, however far over the target the rest is.
-SUMMARY_LEAST = 120
-
-
-def _step_summarize(
-    work: Work, keep: set[int], target: int, facts: Sequence[Fact], summarizer: Summarizer | None
-) -> tuple[Item | None, bool]:
-    """Step 5 on ``work``: the summary made (None: none), and whether it was given its
-    least room (``SUMMARY_LEAST``), so that a lower target would make the same."""
-    messages = work.messages
-    head = head_end(work.items, messages, 0)
-    # the middle: whole messages, none protected, between the kept head and tail
-    middle_msgs = [m for m in messages[head:] if not any(i in keep for i in m.items)]
-    if not middle_msgs:
-        return None, False
-    first = middle_msgs[0].items[0]
-    last = middle_msgs[-1].items[-1]
-    span = [i for m in messages for i in m.items if first <= i <= last and i not in keep]
-    span_set = set(span)
-    # never split a pair across the cut: results whose call stays, and calls whose result
-    # stays, stay too
-    calls = work.calls
-    for i in list(span):
-        item = work.items[i]
-        if item.role is Role.TOOL:
-            call = calls.get(item.pair_id or "")
-            if call is not None and call not in span_set:
-                span_set.discard(i)
-    results = {
-        item.pair_id
-        for j, item in enumerate(work.items)
-        if item.role is Role.TOOL and j not in span_set
-    }
-    span_set = {
-        i
-        for i in span_set
-        if not (work.items[i].kind is Kind.TOOL_CALL and work.items[i].pair_id in results)
-    }
-    if not span_set:
-        return None, False
-    middle = [work.items[i] for i in sorted(span_set)]
-    kept_tokens = sum(t for i, t in enumerate(work.tokens) if i not in span_set)
-    kept_tokens += work.item_cost * (len(work.items) - len(span_set) + 1)  # + the summary
-    budget = max(SUMMARY_LEAST, target - kept_tokens - 8)
-    least = budget == SUMMARY_LEAST
-    middle_facts = [f for f in facts if f.item in span_set]
-    if summarizer is not None:
-        text = summarizer(middle, middle_facts, budget)
-    else:
-        text = summarize_extractive(middle, middle_facts, budget, work.count, all_items=work.items)
-    summary = Item(
-        role=Role.USER,
-        kind=Kind.SUMMARY,
-        text=text,
-        layer=Layer.METADATA,
-        message_index=middle[0].message_index,
-        tokens=work.count(text),
-    )
-    action = Action(
-        step="summarize",
-        description=f"summarize {len(middle)} middle items into one structured summary",
-        items=sorted(span_set),
-        tokens_before=sum(work.tokens[i] for i in span_set),
-        tokens_after=summary.tokens or 0,
-    )
-    replaced = action.tokens_before + work.item_cost * (len(span_set) - 1)
-    if action.tokens_after >= replaced:
-        return None, least  # a summary no smaller than what it replaces: the middle stays
-    position = min(span_set)
-    new_items, new_tokens = [], []
-    for i, item in enumerate(work.items):
-        if i == position:
-            new_items.append(summary)
-            new_tokens.append(summary.tokens or 0)
-        if i not in span_set:
-            new_items.append(item)
-            new_tokens.append(work.tokens[i])
-    work.replace_all(new_items, new_tokens)
-    work.actions.append(action)
-    return summary, least
 
 
 @dataclasses.dataclass(slots=True)
@@ -141,16 +69,17 @@ class _Pass:
 
 
 def _run_steps(
-    work: Work,
+    original: Work,
     policy: CompactionPolicy,
     target: int,
     facts: Sequence[Fact],
     summarizer: Summarizer | None,
     keep: set[int],
 ) -> _Pass:
-    """Steps 1–5 on ``work``, each only while over ``target``; ``keep``: the items of
-    ``work`` no step may touch (``Compactor.kept``)."""
+    """Steps 1–5 on a copy of ``original``, each only while over ``target``; ``keep``:
+    the items no step may touch (``Compactor.kept``)."""
     protection = (policy.keep_first, policy.keep_last)
+    work = original.copy()
     if work.total <= target:
         return _Pass(work, None, protection, set(), None)
     clear_results(
@@ -179,19 +108,26 @@ def _run_steps(
     if work.total > target:
         reports_to_metadata(work, keep, target)
     if work.total <= target:
+        give_back(work, work.items, original, target)
         return _Pass(work, None, protection, keep, None)
     before_summary = work.snapshot()
-    summary, least = _step_summarize(work, keep, target, facts, summarizer)
+    summary, least = summarize_middle(work, keep, target, facts, summarizer)
+    give_back(work, before_summary.items, original, target)
     return _Pass(work, summary, protection, keep, before_summary, least)
 
 
 def _summarize_again(
-    done: _Pass, target: int, facts: Sequence[Fact], summarizer: Summarizer | None
+    done: _Pass,
+    original: Work,
+    target: int,
+    facts: Sequence[Fact],
+    summarizer: Summarizer | None,
 ) -> _Pass:
     """``done`` with step 5 run again for a lower ``target`` (steps 1–4 unchanged)."""
     assert done.before_summary is not None
     work = done.before_summary.snapshot()
-    summary, least = _step_summarize(work, done.keep, target, facts, summarizer)
+    summary, least = summarize_middle(work, done.keep, target, facts, summarizer)
+    give_back(work, done.before_summary.items, original, target)
     return _Pass(work, summary, done.protection, done.keep, done.before_summary, least)
 
 
@@ -404,7 +340,7 @@ class Compactor:
 
         def attempt_with(keep: tuple[int, int]) -> _Pass:
             pass_policy = dataclasses.replace(policy, keep_first=keep[0], keep_last=keep[1])
-            return _run_steps(start.copy(), pass_policy, aim, facts, summarizer, self.kept(*keep))
+            return _run_steps(start, pass_policy, aim, facts, summarizer, self.kept(*keep))
 
         def floor(keep: tuple[int, int]) -> int:
             """What a pass keeping ``keep`` exchanges cannot go below: its protected items."""
@@ -449,7 +385,7 @@ class Compactor:
             elif done.before_summary is not None:
                 if done.least:
                     break  # its least room already: aiming lower makes the same summary
-                again = _summarize_again(done, aim, facts, summarizer)
+                again = _summarize_again(done, start, aim, facts, summarizer)
                 if (
                     again.summary is not None
                     and done.summary is not None

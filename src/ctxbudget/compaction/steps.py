@@ -28,6 +28,7 @@ from .work import Work
 __all__ = [
     "clear_results",
     "drop_duplicates",
+    "give_back",
     "report_metadata",
     "reports_to_metadata",
     "shorten_call_inputs",
@@ -305,6 +306,36 @@ def drop_duplicates(work: Work, keep: set[int], target: int) -> None:
             )
     if action.items:
         work.actions.append(action)
+
+
+def give_back(work: Work, shortened: Sequence[Item], original: Work, target: int) -> None:
+    """Steps 1–4 stop once under ``target``, and their last stub can free far more than
+    was needed (one large file read), as can a summary of whole messages: the newest
+    items the steps shortened are put back as they were, each that still fits under
+    ``target``. The context ends near the target, not far under it, and what it keeps
+    whole is the newest.
+
+    ``shortened``: the items when steps 1–4 were done (the positions their actions
+    name); ``original``: the work they started from. A stub a summary has taken since
+    is not looked for."""
+    if work.total >= target:
+        return
+    where = {id(item): at for at, item in enumerate(work.items)}
+    stubs = [
+        (at, i, action)
+        for action in work.actions
+        for i in action.items
+        if (at := where.get(id(shortened[i]), -1)) >= 0 and shortened[i] is not original.items[i]
+    ]
+    stubs.sort(key=lambda stub: -stub[0])
+    for at, i, action in stubs:
+        tokens = original.tokens[i]
+        if work.total + tokens - work.tokens[at] <= target:
+            action.items.remove(i)
+            action.tokens_before -= tokens
+            action.tokens_after -= work.tokens[at]
+            work.put_back(at, original.items[i], tokens)
+    work.actions = [a for a in work.actions if a.items]
 
 
 def report_metadata(text: str) -> str:

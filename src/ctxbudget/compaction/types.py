@@ -5,6 +5,7 @@ Pure data, shared by the pipeline steps, the fact ledger, the writers and the fa
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -178,6 +179,11 @@ class FactReport:
             "archived": [{"kind": f.kind, "key": f.key} for f in self.archived],
             "restored": [{"kind": f.kind, "key": f.key} for f in self.restored],
         }
+
+
+#: A summarizer: the items of the middle, the ledger facts found in them, and the
+#: tokens it may take → the summary's text (the extractive one, or an LLM's).
+Summarizer = Callable[[Sequence[Item], Sequence[Fact], int], str]
 
 
 @dataclass(slots=True)

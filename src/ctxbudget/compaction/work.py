@@ -120,6 +120,13 @@ class Work:
         self.tokens[index] = tokens
         return True
 
+    def put_back(self, index: int, item: Item, tokens: int) -> None:
+        """Put ``item`` (what a stub at ``index`` replaced, with its ``tokens``) back;
+        the caller's action no longer counts it."""
+        self.items[index] = item
+        self.total += tokens - self.tokens[index]
+        self.tokens[index] = tokens
+
     def set_item(self, index: int, item: Item, tokens: int) -> None:
         self.items[index] = item
         self.total += tokens - self.tokens[index]

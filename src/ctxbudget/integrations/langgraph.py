@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
     from ..archive import Compaction
     from ..compaction import CompactionPolicy
-    from ..compaction.engine import Summarizer
+    from ..compaction.types import Summarizer
     from ..session import Session
     from ..status import Status
 
