@@ -660,3 +660,21 @@ def test_the_newest_results_a_step_shortened_come_back_when_a_later_stub_freed_e
     [action] = result.actions
     assert action.step == "clear_tool_results" and len(action.items) == 1
     assert result.tokens_after <= target
+
+
+def test_a_paid_summarizer_is_asked_once_for_the_oldest_part_alone() -> None:
+    items = items_of(agent_session(rounds=20))
+    total = sum(i.tokens or 0 for i in items)
+    asked: list[tuple[int, int]] = []
+
+    def summarizer(middle: Any, facts: Any, budget: int) -> str:
+        asked.append((len(middle), budget))
+        return "Summary: " + "; ".join(f.key for f in facts)[: budget * 3]
+
+    result = compact(items, count=count, target_tokens=total // 8, summarizer=summarizer)
+    [(summarized, _)] = asked  # one call, however the part was sized
+    [step] = [a for a in result.actions if a.step == "summarize"]
+    assert len(step.items) == summarized
+    assert "the oldest part of the middle" in step.description
+    # the newer part of the middle is still there as it was
+    assert any(i.kind is Kind.TOOL_CALL and i.pair_id == "read19" for i in result.items)

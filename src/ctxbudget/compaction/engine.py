@@ -126,7 +126,8 @@ def _summarize_again(
     """``done`` with step 5 run again for a lower ``target`` (steps 1–4 unchanged)."""
     assert done.before_summary is not None
     work = done.before_summary.snapshot()
-    summary, least = summarize_middle(work, done.keep, target, facts, summarizer)
+    sized = done.summary.tokens if done.summary is not None else None
+    summary, least = summarize_middle(work, done.keep, target, facts, summarizer, sized)
     give_back(work, done.before_summary.items, original, target)
     return _Pass(work, summary, done.protection, done.keep, done.before_summary, least)
 

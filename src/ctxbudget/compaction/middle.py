@@ -23,10 +23,17 @@ SUMMARY_LEAST = 120
 
 
 def summarize_middle(
-    work: Work, keep: set[int], target: int, facts: Sequence[Fact], summarizer: Summarizer | None
+    work: Work,
+    keep: set[int],
+    target: int,
+    facts: Sequence[Fact],
+    summarizer: Summarizer | None,
+    sized: int | None = None,
 ) -> tuple[Item | None, bool]:
     """Step 5 on ``work``: the summary made (None: none), and whether it was given its
-    least room (``SUMMARY_LEAST``), so that a lower target would make the same."""
+    least room (``SUMMARY_LEAST``), so that a lower target would make the same.
+    ``sized``: the tokens of a summary of this middle made for a higher target, which
+    sizes the oldest part without a summary of the whole middle first."""
     messages = work.messages
     head = head_end(work.items, messages, 0)
     # the middle: whole messages, none protected, between the kept head and tail
@@ -77,22 +84,20 @@ def summarize_middle(
     # the context would end far under the target (a fifth asked, a fifteenth made). Then
     # only the oldest part of the middle is summarized, as much as reaching the target
     # needs, and the newer part stays as it is. The part is sized by the extractive
-    # summary of the last part tried (the whole middle first): the summary of a shorter
-    # part is given at least that much room, and says less, so the part shrinks until
-    # its summary fills the room.
+    # summary of the whole middle (or ``sized``), which one of less of it does not
+    # outgrow; what that leaves under the target goes to the items steps 1–4 shortened
+    # (``give_back``).
     need = work.total - target + _PART_MARGIN
-    text, budget = made(span, extractive=True)
-    chosen = span
-    # within a fiftieth of the target: close enough, and the summary stays the same
-    slack = budget - work.count(text) > max(_PART_MARGIN * 4, target // 50)
-    for _ in range(_PART_ROUNDS if slack else 0):
-        part = _oldest_part(work, span, need, work.count(text))
-        if part is None or len(part) >= len(chosen):
-            break
-        chosen = part
-        text, budget = made(chosen, extractive=True)
-    if summarizer is not None:
-        text, budget = made(chosen, extractive=False)
+    text: str | None = None
+    if sized is None:
+        text, budget = made(span, extractive=True)
+        sized = work.count(text)
+        # within a fiftieth of the target: close enough, and the summary stays the same
+        if budget - sized <= max(_PART_MARGIN * 4, target // 50):
+            sized = None
+    chosen = span if sized is None else (_oldest_part(work, span, need, sized) or span)
+    if text is None or chosen is not span or summarizer is not None:
+        text, budget = made(chosen, extractive=summarizer is None)
     whole = len(chosen) == len(span)
     span = chosen
     span_set = set(span)
@@ -134,9 +139,6 @@ def summarize_middle(
 #: Tokens the oldest part of the middle frees beyond the target's need: room for a
 #: summary of it a little over that of the whole (each is made to fit its own room).
 _PART_MARGIN = 16
-#: Parts tried after the whole middle: each a summary made (a tenth of a second per
-#: 10k items), the last within a few percent of the target on the shared sessions.
-_PART_ROUNDS = 3
 
 
 def _oldest_part(work: Work, span: list[int], need: int, summary_tokens: int) -> list[int] | None:
