@@ -10,6 +10,8 @@ import pytest
 
 from ctxbudget import Item, Kind, Role, Tracker
 from ctxbudget.compaction import CompactionPolicy, compact
+from ctxbudget.compaction.steps import clear_results, give_back
+from ctxbudget.compaction.work import Work
 from ctxbudget.errors import CompactionError, StoreError
 from ctxbudget.sources.messages import read_messages
 from ctxbudget.sources.validation import validate_messages
@@ -678,3 +680,22 @@ def test_a_paid_summarizer_is_asked_once_for_the_oldest_part_alone() -> None:
     assert "the oldest part of the middle" in step.description
     # the newer part of the middle is still there as it was
     assert any(i.kind is Kind.TOOL_CALL and i.pair_id == "read19" for i in result.items)
+
+
+def test_a_plan_given_back_in_one_pass_is_whole_in_its_snapshot() -> None:
+    # A pass aiming lower goes on from the snapshot taken before step 5: what a pass
+    # before it gave back must still be counted there, stub and action alike.
+    items = items_of(agent_session())
+    start = Work(items, count)
+    work = start.copy()
+    clear_results(
+        work, set(), CompactionPolicy(keep_results=1), 0, {Kind.TOOL_RESULT}, "clear", "clear"
+    )
+    [action] = work.actions
+    stubbed = list(action.items)
+    snapshot = work.snapshot()
+    give_back(work, work.items, start, start.total)  # room for every stub to come back
+    assert work.actions == [] and work.total == start.total
+    [kept] = snapshot.actions
+    assert kept.items == stubbed
+    assert kept.tokens_freed == start.total - snapshot.total

@@ -72,9 +72,11 @@ class Work:
         return value
 
     def snapshot(self) -> Work:
-        """A copy that keeps the plan so far (the actions taken), to go on from here."""
+        """A copy that keeps the plan so far (the actions taken), to go on from here.
+        The actions are copied too: going on may take items back out of them
+        (``give_back``), which must not change this plan's."""
         work = self.copy()
-        work.actions = list(self.actions)
+        work.actions = [dataclasses.replace(a, items=list(a.items)) for a in self.actions]
         return work
 
     @property
