@@ -622,6 +622,8 @@ def test_a_ratio_is_reached_not_overshot(ratio: int) -> None:
     result = compact(items, count=count, target_tokens=target)
     assert 0.95 * target <= result.tokens_after <= target
     assert result.facts.passed and result.facts.retention == 1.0
+    # each action says what it freed: together, all that was freed
+    assert sum(a.tokens_freed for a in result.actions) == total - result.tokens_after
 
 
 def test_the_newest_results_a_step_shortened_come_back_when_a_later_stub_freed_enough() -> None:
