@@ -328,13 +328,18 @@ def give_back(work: Work, shortened: Sequence[Item], original: Work, target: int
         if (at := where.get(id(shortened[i]), -1)) >= 0 and shortened[i] is not original.items[i]
     ]
     stubs.sort(key=lambda stub: -stub[0])
+    back: dict[int, set[int]] = {}  # by action: the items put back
     for at, i, action in stubs:
         tokens = original.tokens[i]
         if work.total + tokens - work.tokens[at] <= target:
-            action.items.remove(i)
+            back.setdefault(id(action), set()).add(i)
             action.tokens_before -= tokens
             action.tokens_after -= work.tokens[at]
             work.put_back(at, original.items[i], tokens)
+    for action in work.actions:
+        if id(action) in back:
+            gone = back[id(action)]
+            action.items = [i for i in action.items if i not in gone]
     work.actions = [a for a in work.actions if a.items]
 
 
