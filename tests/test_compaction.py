@@ -10,6 +10,8 @@ import pytest
 
 from ctxbudget import Item, Kind, Role, Tracker
 from ctxbudget.compaction import CompactionPolicy, compact
+from ctxbudget.compaction.fact_check import FactCheck
+from ctxbudget.compaction.facts import extract_facts
 from ctxbudget.compaction.steps import clear_results, give_back
 from ctxbudget.compaction.work import Work
 from ctxbudget.errors import CompactionError, StoreError
@@ -701,3 +703,15 @@ def test_a_plan_given_back_in_one_pass_is_whole_in_its_snapshot() -> None:
     [kept] = snapshot.actions
     assert kept.items == stubbed
     assert kept.tokens_freed == start.total - snapshot.total
+
+
+def test_facts_of_items_kept_whole_are_found_without_a_search_with_the_same_answer() -> None:
+    items = items_of(agent_session(rounds=20))
+    facts = extract_facts(items)
+    kept = [i for i in range(len(items)) if i % 3]  # a third of the items left out
+    fixed = "\n".join(items[i].text for i in kept)
+    searched = FactCheck(facts, fixed).report()
+    trusted = FactCheck(facts, fixed, set(kept)).report()
+    assert searched.missing  # some facts were only in the items left out
+    assert [id(f) for f in trusted.missing] == [id(f) for f in searched.missing]
+    assert trusted.by_kind == searched.by_kind

@@ -140,16 +140,20 @@ def _validate(
     count: Callable[[str], int],
     target: int,
     checks: dict[str, FactCheck],
+    original: Sequence[Item],
 ) -> tuple[Item | None, FactReport]:
     """Step 6: check the fact ledger; put missing facts back, or refuse.
 
     ``checks`` keeps the check of the text around the summary, which the attempts that
-    aim lower share (only the summary changes between them)."""
+    aim lower share (only the summary changes between them). ``original``: the items
+    the facts were found in (``Fact.item``)."""
 
     def checker() -> FactCheck:
         fixed = "\n".join("" if it is summary else it.text for it in work.items)
         if fixed not in checks:
-            checks[fixed] = FactCheck(facts, fixed)
+            now = {id(it) for it in work.items}
+            whole = {i for i, it in enumerate(original) if id(it) in now}
+            checks[fixed] = FactCheck(facts, fixed, whole)
         return checks[fixed]
 
     first = checker()
@@ -398,7 +402,9 @@ class Compactor:
                 done = attempt_with(done.protection)
             work = done.work
             summarized = work.total  # before the ledger: the summary as it came out
-            summary, report = _validate(work, done.summary, facts, policy, count, aim, self._checks)
+            summary, report = _validate(
+                work, done.summary, facts, policy, count, aim, self._checks, original
+            )
             overshoot = work.total - target_tokens
             if overshoot <= 0 or summary is None or attempt == 2 or before <= target_tokens:
                 break

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 
 from .types import Fact, FactKind, FactReport
 
@@ -251,13 +251,20 @@ class FactCheck:
     same answers as ``check_facts`` on the whole text.
     """
 
-    def __init__(self, facts: Sequence[Fact], fixed: str) -> None:
+    def __init__(
+        self, facts: Sequence[Fact], fixed: str, whole: Collection[int] = frozenset()
+    ) -> None:
+        """``whole``: the items (``Fact.item``) the fixed part holds as they were: a fact
+        found in one of them is in it without a search (a fact is in the text it was
+        found in), the most of a check when a compaction keeps most of a long session."""
         self.facts = list(facts)
         self.fixed = fixed
         self._need_words = any(f.kind in WORD_KINDS for f in self.facts)
         self._words = text_words(fixed) if self._need_words else set()
-        text = _Text(fixed, self._words, indexed=len(self.facts) >= INDEX_FROM_FACTS)
-        self._found = {id(f) for f in self.facts if _present(f, text)}
+        searched = [f for f in self.facts if f.item not in whole]
+        text = _Text(fixed, self._words, indexed=len(searched) >= INDEX_FROM_FACTS)
+        self._found = {id(f) for f in self.facts if f.item in whole}
+        self._found.update(id(f) for f in searched if _present(f, text))
         self._pending = [f for f in self.facts if id(f) not in self._found]
         # the latest report, the ``extra`` it was for and the words of the whole
         self._latest: tuple[FactReport, str, set[str]] | None = None
