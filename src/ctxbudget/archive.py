@@ -124,7 +124,9 @@ def plan(
             break
         if result.tokens_after > local_target:
             break  # the engine could not reach its own target: lower frees nothing more
-        local_target = max(1, local_target - int((after - aim) / k) - 1)
+        # below what came out, not below the last aim: a plan that lands on its aim
+        # exactly (the steps fill up to it) would come out the same again
+        local_target = max(1, min(local_target, result.tokens_after) - int((after - aim) / k) - 1)
         again = compactor.compact(local_target)
         if again.tokens_after >= result.tokens_after:
             break  # protected items and must-keep facts: aiming lower frees nothing more

@@ -64,24 +64,26 @@ class _Pass:
     protection: tuple[int, int]
     keep: set[int]
     before_summary: Work | None
+    # the items when steps 1–4 were done: the positions their actions name
+    stepped: list[Item]
     # the summary was given its least room: a pass aiming lower would make the same
     least: bool = False
 
 
 def _run_steps(
-    original: Work,
+    start: Work,
     policy: CompactionPolicy,
     target: int,
     facts: Sequence[Fact],
     summarizer: Summarizer | None,
     keep: set[int],
 ) -> _Pass:
-    """Steps 1–5 on a copy of ``original``, each only while over ``target``; ``keep``:
+    """Steps 1–5 on a copy of ``start``, each only while over ``target``; ``keep``:
     the items no step may touch (``Compactor.kept``)."""
     protection = (policy.keep_first, policy.keep_last)
-    work = original.copy()
+    work = start.copy()
     if work.total <= target:
-        return _Pass(work, None, protection, set(), None)
+        return _Pass(work, None, protection, set(), None, [])
     clear_results(
         work,
         keep,
@@ -108,28 +110,23 @@ def _run_steps(
     if work.total > target:
         reports_to_metadata(work, keep, target)
     if work.total <= target:
-        give_back(work, work.items, original, target)
-        return _Pass(work, None, protection, keep, None)
+        return _Pass(work, None, protection, keep, None, list(work.items))
     before_summary = work.snapshot()
     summary, least = summarize_middle(work, keep, target, facts, summarizer)
-    give_back(work, before_summary.items, original, target)
-    return _Pass(work, summary, protection, keep, before_summary, least)
+    return _Pass(work, summary, protection, keep, before_summary, before_summary.items, least)
 
 
 def _summarize_again(
-    done: _Pass,
-    original: Work,
-    target: int,
-    facts: Sequence[Fact],
-    summarizer: Summarizer | None,
+    done: _Pass, target: int, facts: Sequence[Fact], summarizer: Summarizer | None
 ) -> _Pass:
     """``done`` with step 5 run again for a lower ``target`` (steps 1–4 unchanged)."""
     assert done.before_summary is not None
     work = done.before_summary.snapshot()
     sized = done.summary.tokens if done.summary is not None else None
     summary, least = summarize_middle(work, done.keep, target, facts, summarizer, sized)
-    give_back(work, done.before_summary.items, original, target)
-    return _Pass(work, summary, done.protection, done.keep, done.before_summary, least)
+    return _Pass(
+        work, summary, done.protection, done.keep, done.before_summary, done.stepped, least
+    )
 
 
 def _validate(
@@ -390,7 +387,7 @@ class Compactor:
             elif done.before_summary is not None:
                 if done.least:
                     break  # its least room already: aiming lower makes the same summary
-                again = _summarize_again(done, start, aim, facts, summarizer)
+                again = _summarize_again(done, aim, facts, summarizer)
                 if (
                     again.summary is not None
                     and done.summary is not None
@@ -411,6 +408,10 @@ class Compactor:
             # lower than the summary that came out, which may have been under its aim: a
             # summary already within the next aim would come out the same
             aim = max(1, min(aim, summarized) - overshoot - max(2, overshoot // 10))
+        if done is not None and before > target_tokens:
+            # what steps 1–4 shortened and the target still has room for, newest first
+            # (after the ledger, which may have taken some of that room)
+            give_back(work, done.stepped, start, target_tokens)
         keep = done.protection if done is not None else None
         keep_first, keep_last = keep or passes[0]
         if (keep_first, keep_last) != passes[0]:

@@ -20,6 +20,9 @@ __all__ = ["SUMMARY_LEAST", "summarize_middle"]
 
 #: The fewest tokens a summary is given, however far over the target the rest is.
 SUMMARY_LEAST = 120
+#: Tokens the oldest part of the middle frees beyond the target's need: room for a
+#: summary of it a little over that of the whole (each is made to fit its own room).
+_PART_MARGIN = 16
 
 
 def summarize_middle(
@@ -67,39 +70,45 @@ def summarize_middle(
         return None, False
     span = sorted(span_set)
 
-    def made(chosen: list[int], extractive: bool) -> tuple[str, int]:
-        """The summary of ``chosen`` with the room the rest leaves it, and that room."""
+    def room(chosen: list[int]) -> int:
+        """The tokens the rest leaves a summary of ``chosen``."""
         chosen_set = set(chosen)
         kept_tokens = sum(t for i, t in enumerate(work.tokens) if i not in chosen_set)
         kept_tokens += work.item_cost * (len(work.items) - len(chosen) + 1)  # + the summary
-        room = max(SUMMARY_LEAST, target - kept_tokens - 8)
+        return max(SUMMARY_LEAST, target - kept_tokens - 8)
+
+    def made(chosen: list[int], budget: int) -> str:
+        chosen_set = set(chosen)
         middle = [work.items[i] for i in chosen]
         middle_facts = [f for f in facts if f.item in chosen_set]
-        if summarizer is not None and not extractive:
-            return summarizer(middle, middle_facts, room), room
-        text = summarize_extractive(middle, middle_facts, room, work.count, all_items=work.items)
-        return text, room
+        if summarizer is not None:
+            return summarizer(middle, middle_facts, budget)
+        return summarize_extractive(middle, middle_facts, budget, work.count, all_items=work.items)
 
     # A summary of the whole middle often says all it has in far less than its room, and
     # the context would end far under the target (a fifth asked, a fifteenth made). Then
     # only the oldest part of the middle is summarized, as much as reaching the target
-    # needs, and the newer part stays as it is. The part is sized by the extractive
-    # summary of the whole middle (or ``sized``), which one of less of it does not
-    # outgrow; what that leaves under the target goes to the items steps 1–4 shortened
-    # (``give_back``).
-    need = work.total - target + _PART_MARGIN
-    text: str | None = None
-    if sized is None:
-        text, budget = made(span, extractive=True)
-        sized = work.count(text)
-        # within a fiftieth of the target: close enough, and the summary stays the same
-        if budget - sized <= max(_PART_MARGIN * 4, target // 50):
-            sized = None
-    chosen = span if sized is None else (_oldest_part(work, span, need, sized) or span)
-    if text is None or chosen is not span or summarizer is not None:
-        text, budget = made(chosen, extractive=summarizer is None)
-    whole = len(chosen) == len(span)
-    span = chosen
+    # needs, and the newer part stays as it is. The part is sized by the summary of the
+    # whole middle (or ``sized``), which one of less of it does not outgrow. A paid
+    # summary is made once, of the whole middle: sized by the extractive one, a part
+    # would leave no room for the facts the ledger puts back, and there is no second try.
+    budget = room(span)
+    part: list[int] | None = None
+    text = made(span, budget) if summarizer is not None or sized is None else None
+    if summarizer is None:
+        if text is not None:
+            sized = work.count(text)
+            # within a fiftieth of the target: close enough, the summary as it is
+            if budget - sized <= max(_PART_MARGIN * 4, target // 50):
+                sized = None
+        if sized is not None:
+            part = _oldest_part(work, span, work.total - target + _PART_MARGIN, sized)
+        if part is not None:
+            span, budget = part, room(part)
+            text = made(span, budget)
+        elif text is None:  # sized for a higher target, and it is all of the middle now
+            text = made(span, budget)
+    assert text is not None
     span_set = set(span)
     least = budget == SUMMARY_LEAST
     middle = [work.items[i] for i in span]
@@ -111,7 +120,7 @@ def summarize_middle(
         message_index=middle[0].message_index,
         tokens=work.count(text),
     )
-    which = "" if whole else " (the oldest part of the middle: the rest stays as it is)"
+    which = "" if part is None else " (the oldest part of the middle: the rest stays as it is)"
     action = Action(
         step="summarize",
         description=f"summarize {len(middle)} middle items into one structured summary{which}",
@@ -134,11 +143,6 @@ def summarize_middle(
     work.replace_all(new_items, new_tokens)
     work.actions.append(action)
     return summary, least
-
-
-#: Tokens the oldest part of the middle frees beyond the target's need: room for a
-#: summary of it a little over that of the whole (each is made to fit its own room).
-_PART_MARGIN = 16
 
 
 def _oldest_part(work: Work, span: list[int], need: int, summary_tokens: int) -> list[int] | None:

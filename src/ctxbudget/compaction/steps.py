@@ -308,39 +308,46 @@ def drop_duplicates(work: Work, keep: set[int], target: int) -> None:
         work.actions.append(action)
 
 
-def give_back(work: Work, shortened: Sequence[Item], original: Work, target: int) -> None:
+def give_back(work: Work, shortened: Sequence[Item], start: Work, target: int) -> None:
     """Steps 1–4 stop once under ``target``, and their last stub can free far more than
     was needed (one large file read), as can a summary of whole messages: the newest
     items the steps shortened are put back as they were, each that still fits under
     ``target``. The context ends near the target, not far under it, and what it keeps
-    whole is the newest.
+    whole is the newest. Putting back only adds text: the facts found stay found.
 
     ``shortened``: the items when steps 1–4 were done (the positions their actions
-    name); ``original``: the work they started from. A stub a summary has taken since
-    is not looked for."""
+    name); ``start``: the work they started from. A stub a summary has taken since is
+    not looked for, nor one that two steps made (a stub of a stub: each action counts
+    its own part of it)."""
     if work.total >= target:
         return
+    named: dict[int, int] = {}
+    for action in work.actions:
+        for i in action.items:
+            named[i] = named.get(i, 0) + 1
     where = {id(item): at for at, item in enumerate(work.items)}
     stubs = [
         (at, i, action)
         for action in work.actions
         for i in action.items
-        if (at := where.get(id(shortened[i]), -1)) >= 0 and shortened[i] is not original.items[i]
+        if named[i] == 1
+        and shortened[i] is not start.items[i]
+        and (at := where.get(id(shortened[i]), -1)) >= 0
     ]
     stubs.sort(key=lambda stub: -stub[0])
     back: dict[int, set[int]] = {}  # by action: the items put back
     for at, i, action in stubs:
-        tokens = original.tokens[i]
+        tokens = start.tokens[i]
         if work.total + tokens - work.tokens[at] <= target:
             back.setdefault(id(action), set()).add(i)
             action.tokens_before -= tokens
             action.tokens_after -= work.tokens[at]
-            work.put_back(at, original.items[i], tokens)
+            work.restore(at, start.items[i], tokens)
     for action in work.actions:
         if id(action) in back:
             gone = back[id(action)]
             action.items = [i for i in action.items if i not in gone]
-    work.actions = [a for a in work.actions if a.items]
+    work.actions = [a for a in work.actions if a.items or id(a) not in back]
 
 
 def report_metadata(text: str) -> str:

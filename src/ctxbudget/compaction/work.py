@@ -122,17 +122,15 @@ class Work:
         self.tokens[index] = tokens
         return True
 
-    def put_back(self, index: int, item: Item, tokens: int) -> None:
-        """Put ``item`` (what a stub at ``index`` replaced, with its ``tokens``) back;
-        the caller's action no longer counts it."""
+    def restore(self, index: int, item: Item, tokens: int) -> None:
+        """``item``, with its ``tokens``, at ``index`` in place of one of the same
+        message and pair (a stub and what it stood for): the messages and calls hold."""
         self.items[index] = item
         self.total += tokens - self.tokens[index]
         self.tokens[index] = tokens
 
     def set_item(self, index: int, item: Item, tokens: int) -> None:
-        self.items[index] = item
-        self.total += tokens - self.tokens[index]
-        self.tokens[index] = tokens
+        self.restore(index, item, tokens)
         self._messages = self._calls = None
 
     def insert_item(self, index: int, item: Item, tokens: int) -> None:
