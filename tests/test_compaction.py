@@ -832,3 +832,21 @@ def test_a_stub_of_a_stub_is_counted_once_by_each_step() -> None:
         assert result.tokens_after <= target
         assert sum(a.tokens_freed for a in result.actions) == total - result.tokens_after
         assert all(a.tokens_after >= 0 for a in result.actions)
+
+
+@pytest.mark.parametrize("ratio", [8, 15, 30])
+def test_a_paid_summary_is_made_once_while_the_protection_is_searched(ratio: int) -> None:
+    # the kept exchanges shrink to reach a low target: the passes that find how far
+    # are made with the extractive summary, free; the one chosen is paid for once
+    items = items_of(agent_session(rounds=6))
+    total = sum(i.tokens or 0 for i in items)
+    asked: list[int] = []
+
+    def summarizer(middle: Any, facts: Any, budget: int) -> str:
+        asked.append(budget)
+        return "Summary: the agent read the files and ran the tests."
+
+    result = compact(items, count=count, target_tokens=total // ratio, summarizer=summarizer)
+    assert any(n.startswith("kept the last") for n in result.notes)  # it searched
+    assert len(asked) == 1
+    assert result.tokens_after <= total // ratio

@@ -340,9 +340,12 @@ class Compactor:
             passes.append((0, min(1, policy.keep_last)))
         aim = target_tokens
 
-        def attempt_with(keep: tuple[int, int]) -> _Pass:
+        def attempt_with(keep: tuple[int, int], paid: bool = False) -> _Pass:
+            """A pass under ``keep``; the summary a paid one only with ``paid`` (the
+            protection is chosen with the extractive summary, free, and paid for once)."""
             pass_policy = dataclasses.replace(policy, keep_first=keep[0], keep_last=keep[1])
-            return _run_steps(start, pass_policy, aim, facts, summarizer, self.kept(*keep))
+            pay = summarizer if paid else None
+            return _run_steps(start, pass_policy, aim, facts, pay, self.kept(*keep))
 
         def floor(keep: tuple[int, int]) -> int:
             """What a pass keeping ``keep`` exchanges cannot go below: its protected items."""
@@ -384,6 +387,8 @@ class Compactor:
             # summarize again (steps 1–4 do the same for any lower aim)
             if done is None:
                 done = choose()
+                if summarizer is not None and done.summary is not None:
+                    done = attempt_with(done.protection, paid=True)
             elif done.before_summary is not None:
                 if done.least:
                     break  # its least room already: aiming lower makes the same summary
