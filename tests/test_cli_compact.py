@@ -339,3 +339,22 @@ def test_a_ratio_makes_the_transcript_that_much_smaller(
         fixed = plan["unattributed_tokens"]
         reached = (plan["tokens_before"] - fixed) / (plan["tokens_after"] - fixed)
         assert ratio * 0.95 <= reached <= ratio * 1.05, (ratio, reached)
+
+
+def test_fork_of_a_gzipped_transcript_is_refused_before_anything_is_compacted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import gzip
+
+    from cc_session import SESSION_ID, shop_session
+
+    from ctxbudget import Tracker
+
+    plain = shop_session(rounds=8).write(tmp_path / f"{SESSION_ID}.jsonl")
+    packed = tmp_path / f"{SESSION_ID}.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    code, _, err = run(capsys, "--store", store, "compact", str(packed), "--ratio", "3", "--fork")
+    assert code == 2 and "--fork needs a Claude Code transcript (.jsonl)" in err
+    with Tracker(store=store) as tracker:  # exit 2: nothing changed
+        assert tracker.sessions() == []

@@ -20,7 +20,7 @@ from ..errors import SourceError
 from ..model import Item
 from ..sources.writing import write
 
-__all__ = ["Fork", "fork_session"]
+__all__ = ["Fork", "check_forkable", "fork_session"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -39,10 +39,17 @@ def _lines(path: Path) -> Iterator[str]:
         yield from f
 
 
-def fork_session(original: Path, items: Sequence[Item], *, model: str | None = None) -> Fork:
-    """Write ``items`` (a compacted context) as a new session beside ``original``."""
+def check_forkable(original: Path) -> None:
+    """Refuse, before anything is compacted, a source no session can be forked from:
+    Claude Code resumes a ``.jsonl`` in its project directory, not a copy elsewhere
+    (a ``.jsonl.gz``)."""
     if original.suffix != ".jsonl":
         raise SourceError(f"{original}: --fork needs a Claude Code transcript (.jsonl)")
+
+
+def fork_session(original: Path, items: Sequence[Item], *, model: str | None = None) -> Fork:
+    """Write ``items`` (a compacted context) as a new session beside ``original``."""
+    check_forkable(original)
     session_id = str(uuid.uuid4())
     target = original.with_name(f"{session_id}.jsonl")
     # the original's records supply cwd, version and branch (and the model)

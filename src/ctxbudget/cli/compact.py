@@ -182,6 +182,10 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
             "--fork needs a Claude Code transcript file as SOURCE (a .jsonl under "
             "~/.claude/projects): it writes the compacted session beside it"
         )
+    if args.fork and transcript is not None and transcript.path:
+        from ..claude_code.fork import check_forkable
+
+        check_forkable(Path(str(transcript.path)))  # before anything is applied
     if args.output:
         _check_output(Path(args.output))  # before anything is applied
     if args.if_needed and not args.dry_run:
