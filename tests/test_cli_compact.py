@@ -358,3 +358,18 @@ def test_fork_of_a_gzipped_transcript_is_refused_before_anything_is_compacted(
     assert code == 2 and "--fork needs a Claude Code transcript (.jsonl)" in err
     with Tracker(store=store) as tracker:  # exit 2: nothing changed
         assert tracker.sessions() == []
+
+
+def test_a_dry_run_with_nothing_to_do_says_so_as_the_command_would(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    src = str(EXAMPLES / "analyst-ep24.json")
+    policy = str(EXAMPLES / "analyst.toml")
+    base = ["--store", "memory://", "compact", src, "--policy", policy, "--target", "50000"]
+    code, applied, _ = run(capsys, *base)
+    assert code == 1 and applied.startswith("Nothing to compact: already under the target")
+    code, planned, _ = run(capsys, *base, "--dry-run")
+    assert code == 1 and planned == applied  # not a plan that grows the context
+    code, out, _ = run(capsys, *base, "--dry-run", "--json")
+    plan = json.loads(out)
+    assert plan["tokens_after"] == plan["tokens_before"] and plan["tokens_freed"] == 0

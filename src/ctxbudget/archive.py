@@ -153,7 +153,7 @@ def plan(
     return Compaction(
         result=result,
         used_before=used,
-        used_after=after_of(result),
+        used_after=after_of(result) if result.actions else used,  # no action: as it was
         target=target,
         overhead=overhead,
         version_from=session.version,

@@ -273,7 +273,9 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return _exit(compaction)
     window = session.policy.window
-    print(render_plan(compaction, window) if args.dry_run else render_done(compaction, window))
+    # nothing to do reads the same planned or applied (a plan of no action is no plan)
+    planned = args.dry_run and compaction.result.actions
+    print(render_plan(compaction, window) if planned else render_done(compaction, window))
     if args.output:
         print(f"Wrote the compacted context to {args.output} ({args.format})")
         print(_written_line(compaction))
