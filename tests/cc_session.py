@@ -101,10 +101,16 @@ class SessionWriter:
         )
         self.user(summary, isCompactSummary=True)
 
-    def write(self, path: Path, *, ensure_ascii: bool = True) -> Path:
+    def write(
+        self, path: Path, *, ensure_ascii: bool = True, session_id: str | None = None
+    ) -> Path:
         """The records as JSON Lines; ``ensure_ascii=False`` writes non-ASCII characters
-        raw, as Claude Code (JavaScript's JSON.stringify) does."""
-        lines = (json.dumps(r, ensure_ascii=ensure_ascii) + "\n" for r in self.records)
+        raw, as Claude Code (JavaScript's JSON.stringify) does; ``session_id`` in place of
+        ``SESSION_ID`` (Claude Code names the file by it)."""
+        records = (
+            [{**r, "sessionId": session_id} for r in self.records] if session_id else self.records
+        )
+        lines = (json.dumps(r, ensure_ascii=ensure_ascii) + "\n" for r in records)
         path.write_text("".join(lines), encoding="utf-8")
         return path
 

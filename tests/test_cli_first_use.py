@@ -437,16 +437,23 @@ def test_sessions_lists_claude_code_transcripts_newest_first_with_their_figures(
 
     from cc_session import shop_session
 
+    from ctxbudget.claude_code.windows import remember_window
+
     project = tmp_path / "claude-home" / "projects" / "-home-dev-shop"
     project.mkdir(parents=True)
-    older = shop_session(rounds=2).write(project / "11111111-aaaa-4bbb-8ccc-000000000001.jsonl")
-    newer = shop_session(rounds=6).write(project / "22222222-aaaa-4bbb-8ccc-000000000002.jsonl")
+    ids = ["11111111-aaaa-4bbb-8ccc-000000000001", "22222222-aaaa-4bbb-8ccc-000000000002"]
+    older = shop_session(rounds=2).write(project / f"{ids[0]}.jsonl", session_id=ids[0])
+    newer = shop_session(rounds=6).write(project / f"{ids[1]}.jsonl", session_id=ids[1])
     shop_session(rounds=1).write(project / "agent-1234abcd.jsonl")  # a sub-agent's own file
     os.utime(older, (1_700_000_000, 1_700_000_000))
+    # the window Claude Code's status line payload reported for one of them: every
+    # surface shows the figure in it, the list too
+    remember_window(newer.stem, 160_000)
     code, out, err = run(capsys, "sessions", "--json")
     assert code == 0, err
     rows = json.loads(out)
     assert [r["id"] for r in rows] == [newer.stem, older.stem]
+    assert rows[0]["max_tokens"] == 160_000
     for row, path in zip(rows, (newer, older), strict=True):
         _, tokens, _ = run(capsys, "tokens", str(path), "--json")
         figure = json.loads(tokens)

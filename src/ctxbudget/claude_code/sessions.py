@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ..policy import window_for_model
 from ..sources import claude_projects_dir
 from .incremental import HookMemory, read_figure
+from .windows import remembered_window
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -92,5 +93,7 @@ def _session(path: Path, mtime: float, cache_root: str | None) -> ClaudeCodeSess
         updated_at=mtime,
         model=model,
         used_tokens=used,
-        window=window_for_model(model),
+        # the window Claude Code reported for it (the status line's payload), as the
+        # other surfaces take it, else the model's
+        window=remembered_window(path.stem, cache_root) or window_for_model(model),
     )
