@@ -466,3 +466,42 @@ def test_sessions_lists_claude_code_transcripts_newest_first_with_their_figures(
     assert out.startswith("Claude Code sessions") and f"{rows[0]['used_tokens']:,}/" in out
     code, out, _ = run(capsys, "sessions", "--stored", "--json")
     assert json.loads(out) == []
+
+
+def test_the_advice_at_warning_runs_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    import shlex
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    source = str(examples / "analyst-ep24-15.json")
+    policy = str(examples / "analyst.toml")
+    code, out, _ = run(capsys, "--store", "memory://", "tokens", source, "--policy", policy)
+    [advice] = [line for line in out.splitlines() if line.startswith("Recommendation:")]
+    command = advice.split('"')[1]  # preview with "ctxbudget compact … --dry-run"
+    words = shlex.split(command)
+    assert words[:3] == ["ctxbudget", "compact", source] and "--dry-run" in words
+    code, plan, err = run(capsys, "--store", "memory://", *words[1:])
+    assert code == 0, err
+    assert "COMPACTION PLAN" in plan and "Freed:" in plan
+
+
+def test_compact_without_a_source_plans_the_newest_claude_code_session(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from cc_session import SESSION_ID, shop_session
+
+    project = tmp_path / "claude-home" / "projects" / "-home-dev-shop"
+    project.mkdir(parents=True)
+    shop_session(rounds=8).write(project / f"{SESSION_ID}.jsonl")
+    code, out, err = run(capsys, "--store", "memory://", "compact", "--ratio", "3", "--dry-run")
+    assert code == 0, err
+    _, named, _ = run(
+        capsys,
+        "--store",
+        "memory://",
+        "compact",
+        str(project / f"{SESSION_ID}.jsonl"),
+        "--ratio",
+        "3",
+        "--dry-run",
+    )
+    assert out == named

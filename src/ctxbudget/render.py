@@ -52,8 +52,9 @@ def status_line(status: Status, *, color: bool = False, prefix: str | None = Non
     return " | ".join(parts)
 
 
-def warning_block(status: Status) -> str:
-    """The notice shown at warning level and above (the warning format)."""
+def warning_block(status: Status, compact: str = "ctxbudget compact") -> str:
+    """The notice shown at warning level and above (the warning format). ``compact``:
+    the command that compacts this session (with its source), as the advice names it."""
     if status.level is Level.NORMAL:
         return ""
     title = {
@@ -69,7 +70,8 @@ def warning_block(status: Status) -> str:
         rule,
     ]
     lines.append(f"Estimated remaining capacity: {capacity_text(status)}")
-    lines.append(f"Recommendation: {status.recommendation}")
+    advice = status.recommendation.replace('"ctxbudget compact', f'"{compact}')
+    lines.append(f"Recommendation: {advice}")
     lines.append(rule)
     return "\n".join(lines)
 

@@ -133,6 +133,36 @@ def policy_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--blocked", type=float, metavar="PCT", help="blocked threshold (95)")
 
 
+#: The policy flags by their attribute names, in ``policy_flags``'s order.
+_POLICY_FLAGS = (
+    "policy",
+    "window",
+    "model",
+    "counter",
+    "reserved_output",
+    "safety_margin",
+    "warning",
+    "critical",
+    "blocked",
+)
+
+
+def compact_command(args: argparse.Namespace) -> str:
+    """The ``ctxbudget compact`` command for the session this command read: its source
+    and the policy flags it was given (the same window and thresholds), to print as
+    advice that runs as written."""
+    import shlex
+
+    words = ["ctxbudget", "compact"]
+    if getattr(args, "source", None):
+        words.append(args.source)
+    for name in _POLICY_FLAGS:
+        value = getattr(args, name, None)
+        if value is not None:
+            words += ["--" + name.replace("_", "-"), str(value)]
+    return shlex.join(words)
+
+
 def policy_fields(args: argparse.Namespace) -> dict[str, Any]:
     """Policy settings given on this command line: the file's, then the flags'."""
     from ..policy import fields_from_toml  # imported here: `ctxbudget --help` skips it

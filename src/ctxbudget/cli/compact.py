@@ -38,11 +38,12 @@ def register(commands: Any, policy_flags: Callable[[argparse.ArgumentParser], No
         "then check that every fact (requirement ids, decisions, questions, files, todos, "
         "requests…) survived. Applied as a new context version; the removed items stay in "
         'the archive ("ctxbudget recall", "ctxbudget restore"). SOURCE: a transcript or '
-        "messages file, or a stored session id. Exit codes: 0 a compaction was applied (or "
+        "messages file, or a stored session id; without it, the newest Claude Code session "
+        "under ~/.claude/projects. Exit codes: 0 a compaction was applied (or "
         "planned, with --dry-run), whatever the target; 1 nothing could be compacted (or "
         "--if-needed alerted instead); 2 bad input or a failure (nothing changed).",
     )
-    compact.add_argument("source", metavar="SOURCE")
+    compact.add_argument("source", nargs="?", metavar="SOURCE")
     compact.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     compact.add_argument(
         "--if-needed",

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 from ..level import Level
 from ..model import EventType
 from ..render import breakdown_table, history_chart, status_line, warning_block
-from .common import EXIT_BLOCKED, EXIT_FAIL_ON, EXIT_OK, color, open_source, policy_flags
+from .common import (
+    EXIT_BLOCKED,
+    EXIT_FAIL_ON,
+    EXIT_OK,
+    color,
+    compact_command,
+    open_source,
+    policy_flags,
+)
 
 if TYPE_CHECKING:
     from ..tracker import Session, Tracker
@@ -98,7 +106,7 @@ def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
         print(json.dumps(out, indent=2, ensure_ascii=False))
     else:
         print(status_line(status, color=color(sys.stdout)))
-        notice = warning_block(status)
+        notice = warning_block(status, compact_command(args))  # advice that runs as written
         if notice:
             print(notice)
         if auto is not None and not empty:
