@@ -373,3 +373,28 @@ def test_a_dry_run_with_nothing_to_do_says_so_as_the_command_would(
     code, out, _ = run(capsys, *base, "--dry-run", "--json")
     plan = json.loads(out)
     assert plan["tokens_after"] == plan["tokens_before"] and plan["tokens_freed"] == 0
+
+
+def test_a_compacted_session_keeps_its_figure_when_its_file_is_recorded_again(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    src = str(EXAMPLES / "analyst-ep24.json")
+    policy = ["--policy", str(EXAMPLES / "analyst.toml")]
+    store = ["--store", f"sqlite:///{tmp_path / 'store.db'}"]
+    code, out, err = run(capsys, *store, "compact", src, *policy, "--json")
+    assert code == 0, err
+    plan = json.loads(out)
+    session_id, after = plan["session_id"], plan["tokens_after"]
+
+    def figure(*argv: str) -> int:
+        code, out, err = run(capsys, *store, "tokens", *argv, "--json")
+        assert code == 0, err
+        return int(json.loads(out)["used_tokens"])
+
+    assert figure(session_id) == after
+    assert figure(src, *policy, "--record") == after  # the stored context stays
+    assert figure(session_id) == after  # and so does its figure, not the file's
+    code, out, _ = run(capsys, *store, "events", session_id, "--json")
+    crossings = [e for e in json.loads(out) if e["type"] == "threshold_crossed"]
+    assert [(e["data"]["from"], e["data"]["to"]) for e in crossings][-1:] == [("blocked", "normal")]
+    assert len({json.dumps(e["data"], sort_keys=True) for e in crossings}) == len(crossings)

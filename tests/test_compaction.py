@@ -382,6 +382,27 @@ def test_apply_archives_and_restore_is_exact(tmp_path: Path) -> None:
     assert types.count("compacted") == 1 and types[-1] == "restored"
 
 
+def test_a_version_restored_forward_again_shows_its_own_figure(tmp_path: Path) -> None:
+    # back to the whole context, then forward to the compacted one: every surface that
+    # opens the session shows the compacted figure, not the whole one's anchor
+    from cc_session import SESSION_ID, shop_session
+
+    path = shop_session(rounds=12).write(tmp_path / f"{SESSION_ID}.jsonl")
+    tracker = Tracker(store=f"sqlite:///{tmp_path / 'store.db'}")
+    session = tracker.load(path)  # with the provider's usages: an anchor
+    session.save()
+    whole = session.used_tokens
+    session.compact(CompactionPolicy(target_ratio=5))
+    compacted = session.used_tokens
+    assert compacted < whole
+    session.restore()
+    assert Tracker(store=tracker.store.url).open(session.id).used_tokens == whole
+    session.restore(2)
+    assert session.used_tokens == compacted
+    reopened = Tracker(store=tracker.store.url).open(session.id)
+    assert reopened.version == 2 and reopened.used_tokens == compacted
+
+
 def test_recall_brings_back_archived_text_within_budget(tmp_path: Path) -> None:
     _, session = stored_session(tmp_path)
     session.compact(CompactionPolicy(target_ratio=5))

@@ -277,8 +277,11 @@ def restore(
                 "(--force) to restore anyway"
             )
     items = store.load_items(session.id, version=version)
+    # the figures saved when that version was last left (by a compaction, a pruning
+    # or a restore): its anchor comes back with it
     state = None
-    for event in reversed(store.events(session.id, types=[EventType.COMPACTED])):
+    left = [EventType.COMPACTED, EventType.PRUNED, EventType.RESTORED]
+    for event in reversed(store.events(session.id, types=left)):
         if event.data.get("version_from") == version:
             state = event.data.get("session_state_before")
             break

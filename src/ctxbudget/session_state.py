@@ -205,6 +205,9 @@ class SessionState(SessionFigures):
             stored.context_version = new
             self.row.write(stored, lambda: {**before, **Anchor(overhead=overhead).to_meta()})
         self.load_context(items, new, Anchor(overhead=overhead))
+        # the level of the new context (its threshold_crossed just logged), or the next
+        # to open the session takes the old one's and logs the same crossing again
+        self.row.merge({"level": self.level.value})
         return new
 
     def _holds(self, expect_hash: str) -> bool:
@@ -232,7 +235,10 @@ class SessionState(SessionFigures):
             stored = store.get_session(self.id)
             self.row.check_fresh(stored, self.version)
             store.set_context_version(self.id, version)
-            store.append_event(self.id, str(EventType.RESTORED), dict(data))
+            # the figures of the version left, for a restore back to it (as a compaction
+            # keeps them): without them, going forward again took this one's anchor
+            left = {**data, "session_state_before": self.state()}
+            store.append_event(self.id, str(EventType.RESTORED), left)
             stored = store.get_session(self.id)
             stored.context_version = version
             meta = {**stored.meta, **(state or {})}
@@ -464,6 +470,13 @@ class SessionState(SessionFigures):
                 self.version, to_append, adopt = plan.version, plan.to_append, plan.adopt
                 if plan.overtook is not None:
                     self.overtook_compacted_version = plan.overtook
+                if adopt is not None:
+                    # the stored context, compacted since, stays the session's: its
+                    # figures are written and shown, not the file's whole context's
+                    overhead = int((existing.meta or {}).get("overhead", 0) or 0)
+                    self.anchor = Anchor(overhead=overhead)
+                    self.set_items(list(adopt))
+                    self.reach(previous_level)
                 if not self.policy_given:
                     # a file recorded again without flags keeps the policy it was stored with
                     self.policy = Policy.from_mapping(existing.policy, origin="stored session")
@@ -516,10 +529,6 @@ class SessionState(SessionFigures):
             self._record_transcript_calls(recorded_calls, previous_level)
             if self.transcript is not None:
                 self._remember_recording(len(self.transcript.items))
-            if adopt is not None:
-                stored = store.get_session(self.id)
-                overhead = int(stored.meta.get("overhead", 0) or 0)
-                self.load_context(adopt, self.version, Anchor(overhead=overhead))
 
     def _record_transcript_calls(self, done: int, level: Level) -> None:
         """One usage event per API call not recorded before, and each threshold crossed."""
