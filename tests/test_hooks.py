@@ -541,3 +541,21 @@ def test_plugin_session_start_says_how_to_install_the_mcp_extra(
     monkeypatch.setattr(hook_compaction, "mcp_installed", lambda: True)
     code, out, _ = hook(monkeypatch, capsys, "session-start", start, "--plugin")
     assert "ctxbudget[mcp]" not in out
+
+
+def test_a_session_the_hooks_registered_is_read_by_its_id_from_its_transcript(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    # session-start stores the session with its usages alone: by its id, tokens and
+    # the gate read its transcript (as the MCP tools do), not an empty stored context
+    from conftest import run_cli
+
+    path = write_transcript(home, 170_000)
+    start = payload("SessionStart", path, source="startup")
+    assert hook(monkeypatch, capsys, "session-start", start)[0] == 0
+    _, by_file, _ = run_cli(capsys, "tokens", str(path), "--json")
+    code, by_id, err = run_cli(capsys, "tokens", SID, "--json")
+    assert code == 0, err
+    assert json.loads(by_id)["used_tokens"] == json.loads(by_file)["used_tokens"] > 160_000
+    code, _, err = run_cli(capsys, "gate", SID, "--agent", "reviewer", "--tokens", "40000")
+    assert code != 0 and "gate: deny" in err  # 170k + 40k does not fit in 200k

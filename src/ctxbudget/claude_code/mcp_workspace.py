@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ..store import StoredSession
     from ..tracker import Tracker
 
-__all__ = ["PROJECT_ENV", "SESSION_ENV", "McpWorkspace", "glob_escape", "project_slug"]
+__all__ = ["PROJECT_ENV", "SESSION_ENV", "McpWorkspace", "project_slug"]
 
 #: What Claude Code sets in a stdio MCP server's environment (2.1.154 and later).
 SESSION_ENV = "CLAUDE_CODE_SESSION_ID"
@@ -83,11 +83,9 @@ class McpWorkspace:
         path = Path(name).expanduser()
         if path.is_file():
             return _Located(path, self._transcript_id(path))
-        projects = self._projects()
-        if "/" not in name and "\\" not in name and projects.is_dir():
-            for candidate in sorted(projects.glob(f"*/{glob_escape(name)}.jsonl")):
-                return _Located(candidate, name)
-        return _Located(None, name)
+        from ..sources import find_claude_session
+
+        return _Located(find_claude_session(name, self._projects()), name)
 
     def _newest_of_project(self) -> _Located:
         from ..sources import find_latest_claude_session
@@ -145,8 +143,3 @@ class McpWorkspace:
         return self.tracker.session(
             live.id, model=live.policy.model, window=live.policy.window, name=self.cwd
         )
-
-
-def glob_escape(text: str) -> str:
-    """``text`` with glob's special characters taken literally."""
-    return re.sub(r"([*?\[])", r"[\1]", text)

@@ -217,8 +217,7 @@ def open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) 
         source = str(latest)
     from pathlib import Path
 
-    path = Path(source).expanduser()
-    if path.exists():
+    def from_file(path: Path) -> Session:
         from ..claude_code.windows import with_remembered_window
         from ..sources import load_source
 
@@ -230,16 +229,31 @@ def open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) 
         for problem in loaded.transcript.problems if loaded.transcript else []:
             print(f"ctxbudget: note: {problem}", file=sys.stderr)
         return loaded
+
+    path = Path(source).expanduser()
+    if path.exists():
+        return from_file(path)
+    from ..sources import find_claude_session
+
+    # a Claude Code session by its id: its transcript, as the MCP tools read it, unless
+    # the store holds its context (a compacted copy); the hooks register a session
+    # with its usages alone, and its context is the transcript's
+    live = find_claude_session(source)
     try:
         session = tracker.open(source)
     except AmbiguousSessionError as exc:
         raise UsageError(str(exc)) from exc
     except SessionNotFoundError as exc:
+        if live is not None:
+            return from_file(live)
         if any(sep in source for sep in ("/", "\\")) or path.suffix:
             raise UsageError(f"{source}: no such file") from exc
         raise UsageError(
-            f"{source}: no such file, and no stored session with that id in {tracker.store.url}"
+            f"{source}: no such file, no Claude Code session with that id, and no stored "
+            f"session with that id in {tracker.store.url}"
         ) from exc
+    if live is not None and not session.items:
+        return from_file(live)
     if fields:
         policy = session.policy.replace(**fields)
         if getattr(args, "record", False):

@@ -26,7 +26,13 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-__all__ = ["find_latest_claude_session", "load_source", "parse_source"]
+__all__ = [
+    "find_claude_session",
+    "find_latest_claude_session",
+    "glob_escape",
+    "load_source",
+    "parse_source",
+]
 
 _MAX_BYTES = 2 * 1024**3
 
@@ -295,6 +301,22 @@ def claude_projects_dir() -> Path:
 
     config = os.environ.get("CLAUDE_CONFIG_DIR")
     return (Path(config) if config else Path.home() / ".claude") / "projects"
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob's special characters taken literally."""
+    import re
+
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def find_claude_session(session_id: str, projects: Path | None = None) -> Path | None:
+    """The transcript of the Claude Code session ``session_id`` (``<id>.jsonl`` in any
+    project folder under ``projects``), or None."""
+    root = projects or claude_projects_dir()
+    if not session_id or "/" in session_id or "\\" in session_id or not root.is_dir():
+        return None
+    return next(iter(sorted(root.glob(f"*/{glob_escape(session_id)}.jsonl"))), None)
 
 
 def find_latest_claude_session(
