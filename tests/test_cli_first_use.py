@@ -505,3 +505,18 @@ def test_compact_without_a_source_plans_the_newest_claude_code_session(
         "--dry-run",
     )
     assert out == named
+
+
+@pytest.mark.parametrize("peak", [9_055, 14_285])
+def test_history_labels_read_in_order_down_the_axis(peak: int) -> None:
+    # a 12k window: rows 1k apart, thresholds at 9k, 10.8k and 11.4k; a peak over the
+    # window makes the rows' labels fall between the thresholds
+    policy = Policy(window=12_000)
+    chart = history_chart(_points([2_000, 6_000, peak]), policy, now=peak + 361)
+    lines = chart.splitlines()
+    labels = [float(line.split()[0].rstrip("k")) for line in lines if "┤" in line or "┼" in line]
+    assert labels == sorted(labels, reverse=True)
+    rows = [line.split()[0] for line in lines if "┤" in line]
+    assert len(rows) == len(set(rows))  # no two rows with the same label
+    assert any(line.strip().startswith("11.4k ┼") and line.endswith("blocked") for line in lines)
+    assert lines[-1].endswith(f"last {peak:,} · now {peak + 361:,}")

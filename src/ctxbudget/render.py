@@ -170,9 +170,11 @@ def history_chart(
     height: int = 12,
     width: int = 72,
     compacted_since: bool = False,
+    now: int | None = None,
 ) -> str:
     """Context size at each API call, thresholds as dotted lines, compactions as ▲
-    (``compacted_since``: ctxbudget compacted after the last call, marked at the end)."""
+    (``compacted_since``: ctxbudget compacted after the last call, marked at the end;
+    ``now``: the figure now, with what came after the last call, said at the foot)."""
     if not points:
         return "No API calls with usage in this session: no history to draw."
     columns = min(width, len(points))
@@ -192,23 +194,29 @@ def history_chart(
         policy.threshold_tokens(Level.WARNING): "warning",
     }
     # Row r covers (top*r/height, top*(r+1)/height], labelled with its top. A threshold
-    # is its own dotted line at the row boundary nearest to it: the rows under it are
-    # below the threshold, the rows over it at or above.
+    # is its own dotted line under the lowest row labelled at or above it, so that the
+    # labels read in order down the axis.
     boundary_of: dict[int, list[tuple[int, str]]] = {}
     for t, name in thresholds.items():
-        boundary = min(height, max(0, round(t / top * height)))
+        boundary = min(height, max(0, math.floor(t / top * height)))
         boundary_of.setdefault(boundary, []).append((t, name))
+
+    def label(tokens: float) -> str:
+        # tenths of a thousand under 100k: a 12k window's rows are 1k apart, and its
+        # thresholds 9k, 10.8k and 11.4k
+        return f"{tokens / 1000:>6.1f}k" if top < 100_000 else f"{tokens / 1000:>6.0f}k"
+
     rows = []
     for r in range(height - 1, -1, -1):
         for t, name in sorted(boundary_of.get(r + 1, []), reverse=True):
             line = "".join("█" if v >= t else "·" for v in values)
-            rows.append(f"{t / 1000:>6.0f}k ┼{line}  {name}")
+            rows.append(f"{label(t)} ┼{line}  {name}")
         low = top * r / height
         label_tokens = top * (r + 1) / height
         line = ""
         for v in values:
             line += "█" if v > low + (top / height) / 2 else ("▄" if v > low else " ")
-        rows.append(f"{label_tokens / 1000:>6.0f}k ┤{line}")
+        rows.append(f"{label(label_tokens)} ┤{line}")
     rows.append("        └" + "─" * columns)
     if any(marks) or compacted_since:
         rows.append(
@@ -225,5 +233,6 @@ def history_chart(
         f"         {len(points)} API calls · peak {peak:,} "
         f"({math.floor(100 * peak / policy.window)}%)"
         f" · last {points[-1].reported_tokens:,}"
+        + (f" · now {now:,}" if now is not None and now != points[-1].reported_tokens else "")
     )
     return "\n".join(rows)

@@ -142,7 +142,12 @@ def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
             print(breakdown_table(status))
         if args.history:
             print()
-            print(history_chart(history, session.policy, compacted_since=_compacted_since(session)))
+            since = _compacted_since(session)
+            print(
+                history_chart(
+                    history, session.policy, compacted_since=since, now=status.used_tokens
+                )
+            )
         if args.record:
             print(f"Recorded as session {session.id} in {tracker.store.url}")
     return exit_for(status.level, args.fail_on)
