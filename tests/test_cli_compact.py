@@ -100,7 +100,9 @@ def test_text_output_format(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     [
         (["--ratio", "0.5"], "ratio must be above 1"),
         (["--target", "-3"], "positive"),
-        (["--target-percent", "150"], "within 0–100"),
+        (["--target-percent", "150"], "above 0 and at most 100"),
+        (["--target-percent", "0"], "above 0 and at most 100 (got 0.0)"),
+        (["--ratio", "inf"], "above 1 and at most 1000"),
     ],
 )
 def test_bad_targets(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:

@@ -520,3 +520,12 @@ def test_history_labels_read_in_order_down_the_axis(peak: int) -> None:
     assert len(rows) == len(set(rows))  # no two rows with the same label
     assert any(line.strip().startswith("11.4k ┼") and line.endswith("blocked") for line in lines)
     assert lines[-1].endswith(f"last {peak:,} · now {peak + 361:,}")
+
+
+def test_a_store_url_naming_a_directory_says_so_on_a_read_too(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "stores"
+    folder.mkdir()
+    code, _, err = run(capsys, "--store", f"sqlite:///{folder}", "tokens", "file-0123456789ab")
+    assert code == 2 and "is a directory; name a file instead" in err

@@ -389,3 +389,18 @@ def test_plans_change_nothing(tmp_path: Path) -> None:
     assert b"'/opt/ctx venv/bin/ctxbudget' hook pre-tool-use" in (change.after or b"")
     assert not plan_uninstall(path).changed
     assert path.read_bytes() == original
+
+
+def test_the_undo_named_after_install_with_commands_removes_them_too(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    commands = tmp_path / "claude-home" / "commands"
+    code, out, err = run(capsys, "install", "claude-code", "--commands")
+    assert code == 0, err
+    assert sorted(p.name for p in commands.iterdir())  # the user commands were written
+    [undo] = [line.split("Undo with: ")[1] for line in out.splitlines() if "Undo with: " in line]
+    words = shlex.split(undo)
+    assert words[:3] == ["ctxbudget", "uninstall", "claude-code"]
+    code, _, err = run(capsys, *words[1:])
+    assert code == 0, err
+    assert not list(commands.glob("*.md"))  # nothing left behind

@@ -379,7 +379,7 @@ def default_executable() -> str:
     return shlex.join([sys.executable, "-m", "ctxbudget.cli"])
 
 
-def apply_install(change: SettingsChange) -> list[str]:
+def apply_install(change: SettingsChange, *, commands: bool = False) -> list[str]:
     """Write the planned install: backup first, then the file, then the marker."""
     target = _target(change.path)
     current, _ = _read(target)
@@ -417,6 +417,8 @@ def apply_install(change: SettingsChange) -> list[str]:
     undo = "ctxbudget uninstall claude-code"
     if change.path != settings_path("user"):
         undo += f" --settings {change.path}"
+    if commands:  # the user commands go with it only when asked for
+        undo += " --commands"
     lines.append(f"Restart Claude Code to load it. Undo with: {undo}")
     return lines
 

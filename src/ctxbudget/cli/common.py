@@ -36,7 +36,8 @@ __all__ = [
 EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE, EXIT_BLOCKED = 0, 1, 2, 3
 
 STORE_HELP = (
-    "sqlite:///path.db or memory:// (default: $CTXBUDGET_STORE, else SQLite in your data dir)"
+    "sqlite:////abs/path.db (three slashes: a path relative to the working directory) or "
+    "memory:// (default: $CTXBUDGET_STORE, else SQLite in your data dir)"
 )
 
 

@@ -48,7 +48,7 @@ options (after EVENT):
   --report-tokens N   tokens a sub-agent's report adds (default {DEFAULT_REPORT_TOKENS:,})
   --policy FILE       policy TOML file (window, thresholds…)
   --window N          context window in tokens
-  --store URL         sqlite:///path.db or memory://
+  --store URL         sqlite:////abs/path.db or memory://
   --plugin            as the plugin's hook: stands down where settings.json
                       runs ctxbudget's hook for the same event
 example (as "ctxbudget install claude-code" writes it; hook JSON on stdin):
@@ -129,7 +129,7 @@ def _hook_options(argv: Sequence[str]) -> tuple[HookOptions, str | None]:
     )
     parser.add_argument("--policy", metavar="FILE", help="policy TOML file (window, thresholds…)")
     parser.add_argument("--window", type=int, metavar="N", help="context window in tokens")
-    parser.add_argument("--store", metavar="URL", help="sqlite:///path.db or memory://")
+    parser.add_argument("--store", metavar="URL", help="sqlite:////abs/path.db or memory://")
     parser.add_argument(
         "--fail-open",
         action="store_true",
@@ -242,7 +242,7 @@ def cmd_install(args: argparse.Namespace, tracker: Tracker) -> int:
         statusline=not args.no_statusline,
         force=args.force,
     )
-    return _report(plan, args.dry_run, apply_install)
+    return _report(plan, args.dry_run, lambda plan: apply_install(plan, commands=args.commands))
 
 
 def _install_plugin(executable: str, dry_run: bool) -> int:

@@ -48,11 +48,12 @@ class CompactionPolicy:
             )
         if self.target_ratio is not None and not 1 < self.target_ratio <= 1000:
             raise ConfigurationError(
-                f"ratio must be above 1 (5 means a fifth of the tokens; got {self.target_ratio})"
+                "ratio must be above 1 and at most 1000 (5 means a fifth of the tokens; "
+                f"got {self.target_ratio})"
             )
         if not 0 < self.target_percent <= 100:
             raise ConfigurationError(
-                f"target percent must be within 0–100 (got {self.target_percent})"
+                f"target percent must be above 0 and at most 100 (got {self.target_percent})"
             )
         if self.trigger_percent is not None and not 0 <= self.trigger_percent <= 100:
             raise ConfigurationError(f"trigger must be within 0–100% (got {self.trigger_percent})")

@@ -129,10 +129,7 @@ class SQLiteStore(Store):
 
     def _prepare_path(self, path: Path) -> None:
         if path.is_dir():
-            raise StoreError(
-                f"cannot open the store {self.url}: {path} is a directory; "
-                f"name a file instead, e.g. sqlite:///{path / 'ctxbudget.db'}"
-            )
+            raise _a_directory(self.url, path)
         try:
             make_private_dirs(path.parent)
         except OSError as exc:
@@ -175,6 +172,8 @@ class SQLiteStore(Store):
     def exists(cls, url: str) -> bool:
         """Whether the store ``url`` names is there to read (``:memory:`` always is)."""
         path = database_path(url)
+        if path != ":memory:" and Path(path).is_dir():
+            raise _a_directory(url, Path(path))
         return path == ":memory:" or Path(path).is_file()
 
     @contextmanager
@@ -571,3 +570,10 @@ class SQLiteStore(Store):
             conn, self._conn = self._conn, None
             if conn is not None:
                 conn.close()
+
+
+def _a_directory(url: str, path: Path) -> StoreError:
+    return StoreError(
+        f"cannot open the store {url}: {path} is a directory; "
+        f"name a file instead, e.g. sqlite:///{path / 'ctxbudget.db'}"
+    )
