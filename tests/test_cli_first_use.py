@@ -529,3 +529,17 @@ def test_a_store_url_naming_a_directory_says_so_on_a_read_too(
     folder.mkdir()
     code, _, err = run(capsys, "--store", f"sqlite:///{folder}", "tokens", "file-0123456789ab")
     assert code == 2 and "is a directory; name a file instead" in err
+
+
+def test_an_empty_or_contentless_message_list_says_what_it_is(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]", encoding="utf-8")
+    code, _, err = run(capsys, "--store", "memory://", "tokens", str(empty))
+    assert code == 2 and "an empty message list" in err
+    bare = tmp_path / "bare.json"
+    bare.write_text('[{"role": "user"}]', encoding="utf-8")
+    code, out, _ = run(capsys, "--store", "memory://", "tokens", str(bare))
+    assert code == 0 and "holds no conversation: 1 message(s), none with any content" in out
+    assert "hook output" not in out  # that is a Claude Code transcript's case

@@ -117,10 +117,12 @@ def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
                 "understood."
             )
         if empty and transcript is not None:
-            print(
-                f"Note: {transcript.path} holds no conversation: {transcript.records:,} "
-                "record(s), none of them a message (hook output or bookkeeping only)."
+            what = (
+                "record(s), none of them a message (hook output or bookkeeping only)"
+                if transcript.format == "claude-code"
+                else "message(s), none with any content"
             )
+            print(f"Note: {transcript.path} holds no conversation: {transcript.records:,} {what}.")
         elif not status.anchored:
             if status.overhead_estimated:
                 print(

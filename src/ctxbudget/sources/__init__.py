@@ -259,6 +259,8 @@ def _read_json_document(data: Any, *, name: str, path: str | None) -> Transcript
         return read_responses(data, path=path, name=name)
     if looks_like_messages(data):
         return read_messages(data, path=path, name=name)
+    if data == [] or data == {"messages": []}:
+        raise SourceError(f"{name}: an empty message list: nothing to read")
     raise SourceError(
         f"{name}: JSON of an unknown shape; expected a message list ([{{role, content}}] or "
         '{"messages": [...]}), an OpenAI Responses input ({"input": [...]}), a SWE-agent '
