@@ -400,3 +400,15 @@ def test_a_compacted_session_keeps_its_figure_when_its_file_is_recorded_again(
     crossings = [e for e in json.loads(out) if e["type"] == "threshold_crossed"]
     assert [(e["data"]["from"], e["data"]["to"]) for e in crossings][-1:] == [("blocked", "normal")]
     assert len({json.dumps(e["data"], sort_keys=True) for e in crossings}) == len(crossings)
+
+
+def test_the_items_before_a_compaction_are_the_sessions(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    src = str(EXAMPLES / "analyst-ep24.json")
+    policy = ["--policy", str(EXAMPLES / "analyst.toml")]
+    _, out, _ = run(capsys, "--store", "memory://", "tokens", src, *policy, "--json")
+    items = json.loads(out)["items"]
+    _, out, _ = run(capsys, "--store", "memory://", "compact", src, *policy, "--json")
+    plan = json.loads(out)
+    assert plan["items_before"] == items  # not counting the summary it made

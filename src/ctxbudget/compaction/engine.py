@@ -443,4 +443,5 @@ class Compactor:
             facts=report,
             summary=summary.text if summary is not None else "",
             notes=notes,
+            items_before=len(original),
         )

@@ -225,6 +225,7 @@ class CompactionResult:
     tokens_after: int
     target_tokens: int
     facts: FactReport
+    items_before: int  # the items compacted (``items`` holds new ones: summary, stubs)
     summary: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -252,7 +253,7 @@ class CompactionResult:
             "target_tokens": self.target_tokens,
             "met_target": self.met_target,
             "ratio": round(self.ratio, 2),
-            "items_before": len(self.items) + len(self.removed),
+            "items_before": self.items_before,
             "items_after": len(self.items),
             "archived_items": len(self.removed),
             "actions": [a.to_dict() for a in self.actions],
