@@ -543,3 +543,13 @@ def test_an_empty_or_contentless_message_list_says_what_it_is(
     code, out, _ = run(capsys, "--store", "memory://", "tokens", str(bare))
     assert code == 0 and "holds no conversation: 1 message(s), none with any content" in out
     assert "hook output" not in out  # that is a Claude Code transcript's case
+
+
+def test_events_say_what_a_policy_change_changed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = transcript(tmp_path / "s.jsonl", 4)
+    assert run(capsys, "tokens", str(source), "--record")[0] == 0
+    assert run(capsys, "tokens", str(source), "--record", "--window", "50000")[0] == 0
+    code, out, _ = run(capsys, "events", SESSION[:8], "--type", "policy_changed")
+    assert code == 0 and "window: 200000 → 50000" in out

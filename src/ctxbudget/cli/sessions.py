@@ -127,7 +127,7 @@ def cmd_events(args: argparse.Namespace, tracker: Tracker) -> int:
         )
     for e in events:
         at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.at))
-        data = ", ".join(f"{k}={v}" for k, v in e.data.items() if not isinstance(v, dict | list))
+        data = _details(e.data)
         print(f"{e.id:>6}  {at}  {e.type:<18}  {data[:110]}")
     return EXIT_OK
 
@@ -146,3 +146,17 @@ def event_types(given: list[str] | None) -> list[str] | None:
             f"valid types: {', '.join(valid)}"
         )
     return list(dict.fromkeys(names))
+
+
+def _details(data: dict[str, Any]) -> str:
+    """An event's data on one line: its plain values, and for a change of settings
+    (``from`` and ``to``, e.g. ``policy_changed``) what changed."""
+    parts = [f"{k}={v}" for k, v in data.items() if not isinstance(v, dict | list)]
+    before, after = data.get("from"), data.get("to")
+    if isinstance(before, dict) and isinstance(after, dict):
+        parts += [
+            f"{key}: {before.get(key)} → {after.get(key)}"
+            for key in sorted(set(before) | set(after))
+            if before.get(key) != after.get(key)
+        ]
+    return ", ".join(parts)
