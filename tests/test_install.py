@@ -404,3 +404,13 @@ def test_the_undo_named_after_install_with_commands_removes_them_too(
     code, _, err = run(capsys, *words[1:])
     assert code == 0, err
     assert not list(commands.glob("*.md"))  # nothing left behind
+
+
+def test_a_dry_run_with_commands_names_the_files_it_would_write(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    commands = tmp_path / "claude-home" / "commands"
+    code, out, err = run(capsys, "install", "claude-code", "--commands", "--dry-run")
+    assert code == 0, err
+    assert f"would write {commands / 'recall.md'}" in out
+    assert not commands.exists()  # a dry run writes nothing

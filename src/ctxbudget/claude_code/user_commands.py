@@ -14,7 +14,13 @@ import os
 import shlex
 from pathlib import Path
 
-__all__ = ["COMMAND_NAMES", "command_text", "remove_user_commands", "write_user_commands"]
+__all__ = [
+    "COMMAND_NAMES",
+    "command_text",
+    "commands_dir",
+    "remove_user_commands",
+    "write_user_commands",
+]
 
 COMMAND_NAMES = ("tokens", "recall", "budget", "preview")
 MARKER = "<!-- written by ctxbudget install claude-code --commands -->"

@@ -84,7 +84,8 @@ def register(commands: Any) -> None:
             "on Task|Agent, UserPromptSubmit, PreCompact, SessionStart, SubagentStop): "
             "~/.claude/settings.json ($CLAUDE_CONFIG_DIR/settings.json), or the project's "
             ".claude/settings.json with --scope project. Every other byte of the file is "
-            "kept; install keeps a timestamped backup, and uninstall restores the original "
+            "kept; install keeps a backup (settings.json.HASH.ctxbudget.bak, named by the "
+            "original's contents), and uninstall restores the original "
             "bytes when nothing else changed since.",
         )
         sub.add_argument("target", choices=["claude-code"], nargs="?", default="claude-code")
@@ -231,11 +232,15 @@ def cmd_install(args: argparse.Namespace, tracker: Tracker) -> int:
     executable = args.executable or default_executable()
     if args.plugin:
         return _install_plugin(executable, args.dry_run)
-    if args.commands and not args.dry_run:
-        from ..claude_code.user_commands import write_user_commands
+    if args.commands:
+        from ..claude_code.user_commands import COMMAND_NAMES, commands_dir, write_user_commands
 
-        for line in write_user_commands(executable):
-            print(line)
+        if args.dry_run:
+            for name in COMMAND_NAMES:
+                print(f"/{name}: would write {commands_dir() / f'{name}.md'}")
+        else:
+            for line in write_user_commands(executable):
+                print(line)
     plan = plan_install(
         _settings_path(args),
         executable=executable,
