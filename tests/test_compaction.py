@@ -848,11 +848,16 @@ def test_a_stub_of_a_stub_is_counted_once_by_each_step() -> None:
     items = items_of({"messages": messages})
     total = sum(i.tokens or 0 for i in items)
     policy = CompactionPolicy(keep_results=0, keep_last=1, keep_first=0)
+    gaps = []
     for target in range(total - 6000, total - 1950, 50):
         result = compact(items, count=count, target_tokens=target, policy=policy)
         assert result.tokens_after <= target
         assert sum(a.tokens_freed for a in result.actions) == total - result.tokens_after
         assert all(a.tokens_after >= 0 for a in result.actions)
+        gaps.append(target - result.tokens_after)
+    # the twice-shortened results come back whole too: what is left under the target is
+    # less than half a pasted log (before, up to most of one)
+    assert max(gaps) < count(paste) // 2
 
 
 @pytest.mark.parametrize("ratio", [8, 15, 30])

@@ -317,31 +317,32 @@ def give_back(work: Work, shortened: Sequence[Item], start: Work, target: int) -
 
     ``shortened``: the items when steps 1–4 were done (the positions their actions
     name); ``start``: the work they started from. A stub a summary has taken since is
-    not looked for, nor one that two steps made (a stub of a stub: each action counts
-    its own part of it)."""
+    not looked for. A stub of a stub (a cleared result then dropped as a duplicate)
+    comes back whole too, each step giving back what it counted of it."""
     if work.total >= target:
         return
-    named: dict[int, int] = {}
+    by_index: dict[int, list[Action]] = {}  # the steps that shortened each, in order
     for action in work.actions:
         for i in action.items:
-            named[i] = named.get(i, 0) + 1
+            by_index.setdefault(i, []).append(action)
     where = {id(item): at for at, item in enumerate(work.items)}
     stubs = [
-        (at, i, action)
-        for action in work.actions
-        for i in action.items
-        if named[i] == 1
-        and shortened[i] is not start.items[i]
+        (at, i, actions)
+        for i, actions in by_index.items()
+        if shortened[i] is not start.items[i]
         and (at := where.get(id(shortened[i]), -1)) >= 0
+        and len(work.shortened.get(i, ())) == len(actions) + 1
     ]
     stubs.sort(key=lambda stub: -stub[0])
     back: dict[int, set[int]] = {}  # by action: the items put back
-    for at, i, action in stubs:
+    for at, i, actions in stubs:
         tokens = start.tokens[i]
         if work.total + tokens - work.tokens[at] <= target:
-            back.setdefault(id(action), set()).add(i)
-            action.tokens_before -= tokens
-            action.tokens_after -= work.tokens[at]
+            counted = work.shortened[i]  # the original's tokens, then each stub's
+            for n, action in enumerate(actions):
+                back.setdefault(id(action), set()).add(i)
+                action.tokens_before -= counted[n]
+                action.tokens_after -= counted[n + 1]
             work.restore(at, start.items[i], tokens)
     for action in work.actions:
         if id(action) in back:

@@ -48,6 +48,9 @@ class Work:
         # makes the same of them. Keyed by position, valid while the item there is the
         # same object (the entry holds it, so its identity cannot be reused).
         self._made: dict[tuple[str, int], tuple[Item, Any]] = {}
+        # By position, the tokens of what ``replace_text`` replaced there and of each
+        # text after (a stub, then a stub of it): what each step counted of it.
+        self.shortened: dict[int, list[int]] = {}
 
     def copy(self) -> Work:
         """A fresh pass over the same items: the plan so far is not copied."""
@@ -57,6 +60,7 @@ class Work:
         work.item_cost = self.item_cost
         work._messages, work._calls = self.messages, self.calls
         work._made = self._made
+        work.shortened = {}
         return work
 
     def made(self, step: str, index: int, make: Callable[[Item], T]) -> T:
@@ -77,6 +81,7 @@ class Work:
         (``give_back``), which must not change this plan's."""
         work = self.copy()
         work.actions = [dataclasses.replace(a, items=list(a.items)) for a in self.actions]
+        work.shortened = {i: list(tokens) for i, tokens in self.shortened.items()}
         return work
 
     @property
@@ -118,6 +123,7 @@ class Work:
         action.items.append(index)
         action.tokens_before += self.tokens[index]
         action.tokens_after += tokens
+        self.shortened.setdefault(index, [self.tokens[index]]).append(tokens)
         self.total += tokens - self.tokens[index]
         self.tokens[index] = tokens
         return True
