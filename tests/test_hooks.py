@@ -557,5 +557,7 @@ def test_a_session_the_hooks_registered_is_read_by_its_id_from_its_transcript(
     code, by_id, err = run_cli(capsys, "tokens", SID, "--json")
     assert code == 0, err
     assert json.loads(by_id)["used_tokens"] == json.loads(by_file)["used_tokens"] > 160_000
+    _, by_prefix, _ = run_cli(capsys, "tokens", SID[:8], "--json")  # as `sessions` lists it
+    assert json.loads(by_prefix)["used_tokens"] == json.loads(by_file)["used_tokens"]
     code, _, err = run_cli(capsys, "gate", SID, "--agent", "reviewer", "--tokens", "40000")
     assert code != 0 and "gate: deny" in err  # 170k + 40k does not fit in 200k

@@ -239,13 +239,12 @@ def open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) 
     # a Claude Code session by its id: its transcript, as the MCP tools read it, unless
     # the store holds its context (a compacted copy); the hooks register a session
     # with its usages alone, and its context is the transcript's
-    live = find_claude_session(source)
     try:
         session = tracker.open(source)
     except AmbiguousSessionError as exc:
         raise UsageError(str(exc)) from exc
     except SessionNotFoundError as exc:
-        if live is not None:
+        if (live := find_claude_session(source)) is not None:
             return from_file(live)
         if any(sep in source for sep in ("/", "\\")) or path.suffix:
             raise UsageError(f"{source}: no such file") from exc
@@ -253,8 +252,8 @@ def open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) 
             f"{source}: no such file, no Claude Code session with that id, and no stored "
             f"session with that id in {tracker.store.url}"
         ) from exc
-    if live is not None and not session.items:
-        return from_file(live)
+    if not session.items and (live := find_claude_session(session.id)) is not None:
+        return from_file(live)  # a prefix of the id found it in the store: its full id
     if fields:
         policy = session.policy.replace(**fields)
         if getattr(args, "record", False):
