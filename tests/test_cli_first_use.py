@@ -478,8 +478,9 @@ def test_the_advice_at_warning_runs_as_written(capsys: pytest.CaptureFixture[str
     [advice] = [line for line in out.splitlines() if line.startswith("Recommendation:")]
     command = advice.split('"')[1]  # preview with "ctxbudget compact … --dry-run"
     words = shlex.split(command)
-    assert words[:3] == ["ctxbudget", "compact", source] and "--dry-run" in words
-    code, plan, err = run(capsys, "--store", "memory://", *words[1:])
+    assert words[:5] == ["ctxbudget", "--store", "memory://", "compact", source]
+    assert "--dry-run" in words
+    code, plan, err = run(capsys, *words[1:])  # as written: the same store too
     assert code == 0, err
     assert "COMPACTION PLAN" in plan and "Freed:" in plan
 

@@ -876,3 +876,23 @@ def test_a_paid_summary_is_made_once_while_the_protection_is_searched(ratio: int
     assert any(n.startswith("kept the last") for n in result.notes)  # it searched
     assert len(asked) == 1
     assert result.tokens_after <= total // ratio
+
+
+def test_a_restore_brings_back_a_versions_figures_not_the_sessions_bookkeeping(
+    tmp_path: Path,
+) -> None:
+    # what happened since (a phase started) stays; the figures are the version's own
+    from cc_session import SESSION_ID, shop_session
+
+    path = shop_session(rounds=12).write(tmp_path / f"{SESSION_ID}.jsonl")
+    tracker = Tracker(store=f"sqlite:///{tmp_path / 'store.db'}")
+    session = tracker.load(path)
+    session.save()
+    session.compact(CompactionPolicy(target_ratio=5))
+    compacted = session.used_tokens
+    session.restore()
+    session.start_phase("implement")
+    session.restore(2)
+    reopened = Tracker(store=tracker.store.url).open(session.id)
+    assert reopened.used_tokens == compacted == session.used_tokens
+    assert reopened.budget.phase == "implement"

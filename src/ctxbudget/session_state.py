@@ -39,6 +39,17 @@ from .store import Store, StoredEvent, StoredSession
 __all__ = ["SessionState"]
 
 
+#: What a context version's saved figures bring back when it is restored: its anchor
+#: (``Anchor.to_meta``), its level and its correction; not the session's bookkeeping.
+_FIGURES = frozenset(
+    {
+        *Anchor().to_meta(),
+        "level",
+        "calibration",
+    }
+)
+
+
 class SessionState(SessionFigures):
     """One context window: its figures, its context versions and its stored row."""
 
@@ -241,12 +252,25 @@ class SessionState(SessionFigures):
             store.append_event(self.id, str(EventType.RESTORED), left)
             stored = store.get_session(self.id)
             stored.context_version = version
-            meta = {**stored.meta, **(state or {})}
+            # the version's figures come back (its anchor, level and correction); the
+            # bookkeeping does not: calls recorded, budgets and phases stay as they are
+            figures = {k: v for k, v in (state or {}).items() if k in _FIGURES}
+            meta = {**stored.meta, **figures}
             self.row.write(stored, lambda: meta)
         anchor = Anchor(overhead=self.anchor.overhead)
         if state:
             anchor = Anchor.from_meta(state, overhead=self.anchor.overhead)
+            if "calibration" in state:
+                self._load_calibration(state)
         self.load_context(items, version, anchor)
+
+    def _load_calibration(self, meta: Mapping[str, Any]) -> None:
+        """The per-session correction as ``meta`` (a row's, or figures saved) holds it."""
+        cal = meta.get("calibration") or {}
+        self.calibration = self.new_calibration()
+        self.calibration.per_token = float(cal.get("per_token", self.calibration.per_token))
+        self.calibration.per_item = float(cal.get("per_item", self.calibration.per_item))
+        self.calibration.samples = [(int(a), int(b), int(c)) for a, b, c in cal.get("samples", [])]
 
     def load_context(self, items: list[Item], version: int, anchor: Anchor) -> None:
         """Make ``items`` the context in memory (what the store already holds)."""
@@ -576,9 +600,5 @@ class SessionState(SessionFigures):
         self.budget = BudgetState.from_dict(meta.get("budget"))
         self._extra = dict(meta.get("extra") or {})
         self._recording = {k: meta[k] for k in ("recorded_items", "recorded_hash") if k in meta}
-        cal = meta.get("calibration") or {}
-        self.calibration = self.new_calibration()
-        self.calibration.per_token = float(cal.get("per_token", self.calibration.per_token))
-        self.calibration.per_item = float(cal.get("per_item", self.calibration.per_item))
-        self.calibration.samples = [(int(a), int(b), int(c)) for a, b, c in cal.get("samples", [])]
+        self._load_calibration(meta)
         self.subagents = [AgentUsage(**a) for a in meta.get("subagents", [])]

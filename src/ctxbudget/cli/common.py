@@ -149,12 +149,15 @@ _POLICY_FLAGS = (
 
 
 def compact_command(args: argparse.Namespace) -> str:
-    """The ``ctxbudget compact`` command for the session this command read: its source
-    and the policy flags it was given (the same window and thresholds), to print as
-    advice that runs as written."""
+    """The ``ctxbudget compact`` command for the session this command read: its store,
+    its source and the policy flags it was given (the same window and thresholds), to
+    print as advice that runs as written."""
     import shlex
 
-    words = ["ctxbudget", "compact"]
+    words = ["ctxbudget"]
+    if getattr(args, "store", None):
+        words += ["--store", args.store]
+    words.append("compact")
     if getattr(args, "source", None):
         words.append(args.source)
     for name in _POLICY_FLAGS:
