@@ -561,3 +561,20 @@ def test_a_session_the_hooks_registered_is_read_by_its_id_from_its_transcript(
     assert json.loads(by_prefix)["used_tokens"] == json.loads(by_file)["used_tokens"]
     code, _, err = run_cli(capsys, "gate", SID, "--agent", "reviewer", "--tokens", "40000")
     assert code != 0 and "gate: deny" in err  # 170k + 40k does not fit in 200k
+
+
+def test_a_session_the_hooks_registered_in_a_window_is_read_in_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    # the window the hooks were given is the session's: read from its transcript by
+    # its id, the gate refuses what the hook refuses
+    from conftest import run_cli
+
+    path = write_transcript(home, 150_000)
+    start = payload("SessionStart", path, source="startup")
+    assert hook(monkeypatch, capsys, "session-start", start, "--window", "180000")[0] == 0
+    code, out, err = run_cli(capsys, "tokens", SID, "--json")
+    assert code == 0, err
+    assert json.loads(out)["max_tokens"] == 180_000
+    code, _, err = run_cli(capsys, "gate", SID, "--agent", "reviewer", "--tokens", "40000")
+    assert code != 0 and "180,000" in err  # 150k + 40k is over 180k, not 200k

@@ -13,6 +13,7 @@ TYPE_CHECKING = False  # typing and pathlib cost --help a quarter of its time
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
+    from ..policy import Policy
     from ..tracker import Session, Tracker
 
 __all__ = [
@@ -221,14 +222,15 @@ def open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) 
         source = str(latest)
     from pathlib import Path
 
-    def from_file(path: Path) -> Session:
+    def from_file(path: Path, policy: Policy | None = None) -> Session:
+        """``path`` read; ``policy``: a stored session's, when it is that session's."""
         from ..claude_code.windows import with_remembered_window
         from ..sources import load_source
 
         size = path.stat().st_size if path.is_file() else 0
         if size >= PROGRESS_FROM_BYTES:
             progress(f"reading {path.name} ({size / 1e6:,.1f} MB)")
-        loaded = tracker.load(with_remembered_window(load_source(path)), **fields)
+        loaded = tracker.load(with_remembered_window(load_source(path)), policy=policy, **fields)
         # Bad records the reader skipped or kept as unknown, one line each (file:line).
         for problem in loaded.transcript.problems if loaded.transcript else []:
             print(f"ctxbudget: note: {problem}", file=sys.stderr)
@@ -256,7 +258,9 @@ def open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) 
             f"session with that id in {tracker.store.url}"
         ) from exc
     if not session.items and (live := find_claude_session(session.id)) is not None:
-        return from_file(live)  # a prefix of the id found it in the store: its full id
+        # by its full id (a prefix found it in the store), in the policy stored with it
+        # (the window the hooks were given), as the hooks read it
+        return from_file(live, session.policy)
     if fields:
         policy = session.policy.replace(**fields)
         if getattr(args, "record", False):
