@@ -412,3 +412,32 @@ def test_the_items_before_a_compaction_are_the_sessions(
     _, out, _ = run(capsys, "--store", "memory://", "compact", src, *policy, "--json")
     plan = json.loads(out)
     assert plan["items_before"] == items  # not counting the summary it made
+
+
+def test_a_restore_to_a_version_left_without_its_figures_shows_what_it_printed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # the file grew and was compacted again: its own context became a version on top
+    # (no figures saved for the one it went past); restoring to that one must show, on
+    # every surface, the figure restore printed
+    import re
+
+    from cc_session import SESSION_ID, shop_session
+
+    writer = shop_session(rounds=50)
+    records = writer.records
+    path = tmp_path / f"{SESSION_ID}.jsonl"
+    store = ["--store", f"sqlite:///{tmp_path / 'store.db'}"]
+    for n in (82, 102):
+        writer.records = records[:n]
+        writer.write(path)
+        code, _, err = run(
+            capsys, *store, "compact", str(path), "--window", "60000", "--ratio", "3"
+        )
+        assert code == 0, err
+    assert run(capsys, *store, "restore", SESSION_ID)[0] == 0
+    code, out, err = run(capsys, *store, "restore", SESSION_ID, "--to", "2")
+    assert code == 0, err
+    printed = int(re.search(r"items, ([\d,]+) tokens", out)[1].replace(",", ""))  # type: ignore[index]
+    code, out, _ = run(capsys, *store, "tokens", SESSION_ID, "--json")
+    assert json.loads(out)["used_tokens"] == printed

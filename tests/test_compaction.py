@@ -896,3 +896,15 @@ def test_a_restore_brings_back_a_versions_figures_not_the_sessions_bookkeeping(
     reopened = Tracker(store=tracker.store.url).open(session.id)
     assert reopened.used_tokens == compacted == session.used_tokens
     assert reopened.budget.phase == "implement"
+
+
+def test_a_restore_refuses_to_drop_what_was_added_to_a_restored_version(
+    tmp_path: Path,
+) -> None:
+    _, session = stored_session(tmp_path)
+    session.compact(CompactionPolicy(target_ratio=5))
+    session.restore()  # back to version 1
+    session.add(Item(role=Role.USER, kind=Kind.USER_TEXT, text="IMPORTANT: ship on Friday."))
+    with pytest.raises(CompactionError, match="items were added"):
+        session.restore(2)
+    assert any(i.text == "IMPORTANT: ship on Friday." for i in session.items)

@@ -265,12 +265,14 @@ def restore(
         )
     previous = session.version
     if not force:
+        # what the current version held when it was made, or last restored to
+        kinds = [EventType.COMPACTED, EventType.PRUNED, EventType.RESTORED]
         made = [
-            e
-            for e in store.events(session.id, types=[EventType.COMPACTED, EventType.PRUNED])
+            e.data.get("context_hash_after") or e.data.get("context_hash")
+            for e in store.events(session.id, types=kinds)
             if e.data.get("version_to") == session.version
         ]
-        if made and made[-1].data.get("context_hash_after") != context_hash(session.items):
+        if made and made[-1] != context_hash(session.items):
             raise CompactionError(
                 f"the context changed since version {session.version} was made "
                 "(items were added): restoring would drop them; pass force=True "

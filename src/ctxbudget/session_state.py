@@ -254,7 +254,10 @@ class SessionState(SessionFigures):
             stored.context_version = version
             # the version's figures come back (its anchor, level and correction); the
             # bookkeeping does not: calls recorded, budgets and phases stay as they are
+            # (none saved: the anchor is dropped, as for a new version, not this one's kept)
             figures = {k: v for k, v in (state or {}).items() if k in _FIGURES}
+            if not state:
+                figures = Anchor(overhead=self.anchor.overhead).to_meta()
             meta = {**stored.meta, **figures}
             self.row.write(stored, lambda: meta)
         anchor = Anchor(overhead=self.anchor.overhead)
@@ -263,6 +266,7 @@ class SessionState(SessionFigures):
             if "calibration" in state:
                 self._load_calibration(state)
         self.load_context(items, version, anchor)
+        self.row.merge({"level": self.level.value})  # as load_context found it
 
     def _load_calibration(self, meta: Mapping[str, Any]) -> None:
         """The per-session correction as ``meta`` (a row's, or figures saved) holds it."""
