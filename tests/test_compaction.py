@@ -908,3 +908,12 @@ def test_a_restore_refuses_to_drop_what_was_added_to_a_restored_version(
     with pytest.raises(CompactionError, match="items were added"):
         session.restore(2)
     assert any(i.text == "IMPORTANT: ship on Friday." for i in session.items)
+
+
+def test_a_restore_to_the_current_version_is_refused_and_logs_nothing(tmp_path: Path) -> None:
+    _, session = stored_session(tmp_path)
+    session.compact(CompactionPolicy(target_ratio=5))
+    events = len(session.events())
+    with pytest.raises(CompactionError, match="at context version 2 already"):
+        session.restore(2)
+    assert len(session.events()) == events and session.version == 2

@@ -263,6 +263,8 @@ def restore(
             f"session {session.id} has no context version {version} "
             f"(versions: {', '.join(map(str, available))})"
         )
+    if version == session.version:
+        raise CompactionError(f"session {session.id} is at context version {version} already")
     previous = session.version
     if not force:
         # what the current version held when it was made, or last restored to
