@@ -245,8 +245,8 @@ def restore(
 ) -> tuple[int, int]:
     """Point the session back at ``version`` (default: the one before the current).
 
-    Refused when items were added after the compaction that made the current version
-    (they would be dropped), unless ``force``.
+    Refused when items were added after the compaction or restore that made the current
+    version (they would be dropped), unless ``force``.
     """
     store = session.store
     available = [v.version for v in store.versions(session.id)]
@@ -266,12 +266,15 @@ def restore(
     if version == session.version:
         raise CompactionError(f"session {session.id} is at context version {version} already")
     previous = session.version
+    # the events that changed the context version, oldest first
+    moves = store.events(
+        session.id, types=[EventType.COMPACTED, EventType.PRUNED, EventType.RESTORED]
+    )
     if not force:
         # what the current version held when it was made, or last restored to
-        kinds = [EventType.COMPACTED, EventType.PRUNED, EventType.RESTORED]
         made = [
             e.data.get("context_hash_after") or e.data.get("context_hash")
-            for e in store.events(session.id, types=kinds)
+            for e in moves
             if e.data.get("version_to") == session.version
         ]
         if made and made[-1] != context_hash(session.items):
@@ -283,12 +286,14 @@ def restore(
     items = store.load_items(session.id, version=version)
     # the figures saved when that version was last left (by a compaction, a pruning
     # or a restore): its anchor comes back with it
-    state = None
-    left = [EventType.COMPACTED, EventType.PRUNED, EventType.RESTORED]
-    for event in reversed(store.events(session.id, types=left)):
-        if event.data.get("version_from") == version:
-            state = event.data.get("session_state_before")
-            break
+    state = next(
+        (
+            e.data.get("session_state_before")
+            for e in reversed(moves)
+            if e.data.get("version_from") == version
+        ),
+        None,
+    )
     session.restore_version(
         version,
         items,

@@ -255,9 +255,11 @@ class SessionState(SessionFigures):
             # the version's figures come back (its anchor, level and correction); the
             # bookkeeping does not: calls recorded, budgets and phases stay as they are
             # (none saved: the anchor is dropped, as for a new version, not this one's kept)
-            figures = {k: v for k, v in (state or {}).items() if k in _FIGURES}
-            if not state:
-                figures = Anchor(overhead=self.anchor.overhead).to_meta()
+            figures = (
+                {k: v for k, v in state.items() if k in _FIGURES}
+                if state
+                else Anchor(overhead=self.anchor.overhead).to_meta()
+            )
             meta = {**stored.meta, **figures}
             self.row.write(stored, lambda: meta)
         anchor = Anchor(overhead=self.anchor.overhead)

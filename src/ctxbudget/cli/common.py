@@ -135,18 +135,18 @@ def policy_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--blocked", type=float, metavar="PCT", help="blocked threshold (95)")
 
 
-#: The policy flags by their attribute names, in ``policy_flags``'s order.
-_POLICY_FLAGS = (
-    "policy",
-    "window",
-    "model",
-    "counter",
-    "reserved_output",
-    "safety_margin",
-    "warning",
-    "critical",
-    "blocked",
-)
+#: The policy flags (``policy_flags``) by their attribute names, each with the policy
+#: field it sets; ``--policy FILE`` is read apart (``policy_fields``).
+_POLICY_FLAGS = {
+    "window": "window",
+    "model": "model",
+    "counter": "counter",
+    "reserved_output": "reserved_output",
+    "safety_margin": "safety_margin",
+    "warning": "warning_percent",
+    "critical": "critical_percent",
+    "blocked": "blocked_percent",
+}
 
 
 def compact_command(args: argparse.Namespace) -> str:
@@ -161,7 +161,7 @@ def compact_command(args: argparse.Namespace) -> str:
     words.append("compact")
     if getattr(args, "source", None):
         words.append(args.source)
-    for name in _POLICY_FLAGS:
+    for name in ("policy", *_POLICY_FLAGS):
         value = getattr(args, name, None)
         if value is not None:
             words += ["--" + name.replace("_", "-"), str(value)]
@@ -173,16 +173,7 @@ def policy_fields(args: argparse.Namespace) -> dict[str, Any]:
     from ..policy import fields_from_toml  # imported here: `ctxbudget --help` skips it
 
     fields = fields_from_toml(args.policy) if args.policy else {}
-    flags = {
-        "window": args.window,
-        "model": args.model,
-        "counter": args.counter,
-        "reserved_output": args.reserved_output,
-        "safety_margin": args.safety_margin,
-        "warning_percent": args.warning,
-        "critical_percent": args.critical,
-        "blocked_percent": args.blocked,
-    }
+    flags = {field: getattr(args, name) for name, field in _POLICY_FLAGS.items()}
     fields.update({k: v for k, v in flags.items() if v is not None})
     return fields
 
