@@ -33,6 +33,24 @@ def test_the_c_outlier_test_answers_as_the_python(
     assert fit.residual_outliers(jumped, k, c) == accounting._outliers_py(jumped, k, c)
 
 
+_tied_rows = st.lists(
+    st.sampled_from([(1000, 1, 1200), (1000, 1, 1000), (50, 2, 90), (0, 1, 30), (9000, 3, 9500)]),
+    min_size=1,
+    max_size=100,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=_tied_rows, k=st.sampled_from([1.0, 1.1]), c=st.sampled_from([0.0, 20.0]))
+def test_the_c_outlier_test_agrees_where_residuals_tie(
+    rows: list[tuple[int, int, int]], k: float, c: float
+) -> None:
+    """Many equal residuals (the same usage growth again and again): the medians the C
+    selects without sorting are the sorted ones."""
+    fit = pytest.importorskip("ctxbudget._fit", reason="the C speed-up was not built here")
+    assert fit.residual_outliers(rows, k, c) == accounting._outliers_py(rows, k, c)
+
+
 def test_the_correction_fits_with_the_c_outlier_test_where_built() -> None:
     fit = pytest.importorskip("ctxbudget._fit", reason="the C speed-up was not built here")
     assert accounting._outliers is fit.residual_outliers

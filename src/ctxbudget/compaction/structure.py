@@ -156,11 +156,10 @@ def tail_start(
     Moved earlier while the tail would start with tool results whose calls are not in
     it: a pair is never split.
     """
-    convo = [m for m in messages if m.role != "system"]
+    convo = [at for at, m in enumerate(messages) if m.role != "system"]
     if keep_last <= 0 or not convo:
         return len(messages)
-    start_msg = convo[max(0, len(convo) - 2 * keep_last)]
-    start = messages.index(start_msg)
+    start = convo[max(0, len(convo) - 2 * keep_last)]
     if pairs is None:
         pairs = calls_by_pair(items)
     # the earliest call a result in the tail needs, kept up to date as the tail grows
