@@ -353,7 +353,8 @@ def test_gate_on_a_file_names_the_command_that_compacts_it(
         "28000",
     )
     assert code == 3 and "fits after compaction" in err
-    assert f'"ctxbudget compact {source}"' in err and "SESSION" not in err
+    # under the window it was given: plain `compact` would plan for the default window
+    assert f'"ctxbudget compact {source} --window 28000"' in err and "SESSION" not in err
 
 
 def test_current_task_is_the_last_substantive_request(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from ..model import Component
 from ..phasing import phase_usage
 from ..render import status_line
 from ..spawning import agent_budgets, agent_usage
+from .common import compact_command
 
 if TYPE_CHECKING:
     from ..budget.allocation import UtilizationReport
@@ -93,9 +93,9 @@ def cmd_gate(args: argparse.Namespace, tracker: Tracker, open_source: OpenSource
     decision = session.gate(args.agent, args.tokens, compact=not args.no_compact, key=args.key)
     if args.json:
         print(json.dumps(decision.to_dict(), indent=2))
-    # Name the command to run with this very source, not a placeholder.
+    # Name the command to run with this very source, store and policy, not a placeholder.
     reason = decision.reason.replace(
-        '"ctxbudget compact SESSION"', f'"ctxbudget compact {shlex.quote(args.session)}"'
+        '"ctxbudget compact SESSION"', f'"{compact_command(args, args.session)}"'
     )
     print(f"ctxbudget gate: {decision.outcome}: {reason}", file=sys.stderr)
     return 0 if decision.allowed else EXIT_DENY

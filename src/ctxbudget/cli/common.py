@@ -149,18 +149,19 @@ _POLICY_FLAGS = {
 }
 
 
-def compact_command(args: argparse.Namespace) -> str:
+def compact_command(args: argparse.Namespace, source: str | None = None) -> str:
     """The ``ctxbudget compact`` command for the session this command read: its store,
-    its source and the policy flags it was given (the same window and thresholds), to
-    print as advice that runs as written."""
+    its source (``source``, else ``args.source``) and the policy flags it was given (the
+    same window and thresholds), to print as advice that runs as written."""
     import shlex
 
     words = ["ctxbudget"]
     if getattr(args, "store", None):
         words += ["--store", args.store]
     words.append("compact")
-    if getattr(args, "source", None):
-        words.append(args.source)
+    source = source or getattr(args, "source", None)
+    if source:
+        words.append(source)
     for name in ("policy", *_POLICY_FLAGS):
         value = getattr(args, name, None)
         if value is not None:
