@@ -226,3 +226,29 @@ def test_a_long_context_beta_in_the_request_sets_the_window(
     )
     path = w.write(tmp_path / f"{SESSION_ID}.jsonl")
     assert _json(capsys, "tokens", str(path), "--json")["max_tokens"] == 1_000_000
+
+
+def test_a_fork_counts_the_system_prompt_and_tools_before_its_first_usage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``compact --fork`` writes a session no usage has measured yet: its boundary
+    carries what the original's provider counted beyond the transcript, so the fork's
+    figure is the plan's (not its transcript alone, ~half of it) on every surface."""
+    path = shop_session(rounds=8).write(tmp_path / f"{SESSION_ID}.jsonl")
+    store = ["--store", f"sqlite:///{tmp_path / 'store.db'}"]
+    plan = _json(capsys, *store, "compact", str(path), "--ratio", "3", "--fork", "--json")
+    overhead = plan["unattributed_tokens"]
+    assert overhead > 10_000  # the fixture's hidden system prompt and tools
+    fork = plan["fork"]["path"]
+    boundary = json.loads(Path(fork).read_text(encoding="utf-8").splitlines()[0])
+    assert boundary["ctxbudget"] == {"overheadTokens": overhead}
+
+    tokens = _json(capsys, "tokens", fork, "--json")
+    assert tokens["overhead_tokens"] == overhead and tokens["overhead_estimated"]
+    # the plan's figure, but for the per-message framing no usage of the fork taught yet
+    assert abs(tokens["used_tokens"] - plan["tokens_after"]) < 0.03 * plan["tokens_after"]
+    stdin = json.dumps({"session_id": plan["fork"]["session_id"], "transcript_path": fork})
+    line = render_statusline(stdin, use_cache=False)
+    assert _line_figure(line)[0] == tokens["used_tokens"]
+    budget = _json(capsys, "budget", fork, "--json")
+    assert budget["used_tokens"] == tokens["used_tokens"]

@@ -337,6 +337,9 @@ class Transcript:
     # The context window the session is known to have (a 1M-context beta in the request,
     # the window Claude Code reported), None when only the model table can tell.
     window: int | None = None
+    # What the provider counted beyond the transcript in the session this context was
+    # compacted from (a ``compact --fork``): its figure until a usage measures it.
+    carried_overhead: int | None = None
 
 
 @dataclass(slots=True)

@@ -289,6 +289,9 @@ class SessionFigures:
                 # Before the first usage of all: the system prompt and tools the request
                 # sent (Claude Code 2.x records them), counted and corrected.
                 anchor.overhead = sum(self.request_overhead().values())
+            elif transcript.carried_overhead:
+                # A fork's first context: what the session it came from measured.
+                anchor.overhead = transcript.carried_overhead
         self._level = self.level_now()
         for name, agent_items in transcript.agents.items():
             calls = transcript.agent_calls.get(name, [])

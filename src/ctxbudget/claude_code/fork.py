@@ -47,8 +47,13 @@ def check_forkable(original: Path) -> None:
         raise SourceError(f"{original}: --fork needs a Claude Code transcript (.jsonl)")
 
 
-def fork_session(original: Path, items: Sequence[Item], *, model: str | None = None) -> Fork:
-    """Write ``items`` (a compacted context) as a new session beside ``original``."""
+def fork_session(
+    original: Path, items: Sequence[Item], *, model: str | None = None, overhead: int = 0
+) -> Fork:
+    """Write ``items`` (a compacted context) as a new session beside ``original``.
+    ``overhead``: what the original's provider counted beyond its transcript (system
+    prompt, tools), which the new session sends too: its boundary carries it, so every
+    surface counts it before the new session's first usage."""
     check_forkable(original)
     session_id = str(uuid.uuid4())
     target = original.with_name(f"{session_id}.jsonl")
@@ -61,6 +66,7 @@ def fork_session(original: Path, items: Sequence[Item], *, model: str | None = N
         model=model,
         session_id=session_id,
         records_hint=_lines(original),
+        overhead=overhead or None,
     )
     with written.open(encoding="utf-8") as f:
         first = json.loads(f.readline())  # the compact boundary, with the session fields

@@ -62,6 +62,7 @@ class Tail:
         self.is_boundary = rules.is_compact_boundary
         self.starts_context = rules.starts_new_context
         self.preserved_messages = rules.preserved_messages
+        self.carried_overhead = rules.carried_overhead
         self.system_blob = rules.system_blob
         self.sends_system_messages = rules.sends_system_messages
         self.state = state
@@ -99,6 +100,7 @@ class Tail:
             s.anchor = None
             s.added = []
             s.since_tokens = s.since_items = 0
+            s.carried = (self.carried_overhead(record) or 0) if boundary else 0
         if boundary:
             s.opened = True
             kept = self.preserved_messages(record)

@@ -77,6 +77,7 @@ class TranscriptState:
         "anchor",
         "calibration",
         "calls",
+        "carried",
         "context",
         "counter",
         "dev",
@@ -126,6 +127,8 @@ class TranscriptState:
         # local tokens and blocks of the latest request's system prompt and tools, where
         # the transcript records them (Claude Code 2.x ``api-request-shape``)
         self.shape = [0, 0]
+        # what the latest compact boundary carried over (a fork's: ``carried_overhead``)
+        self.carried = 0
         self.ids: list[str] = []
         self.model: str | None = None
         self.session_id: str | None = None
@@ -159,6 +162,7 @@ class TranscriptState:
                 state.records,
                 state.calls,
                 state.malformed,
+                state.carried,
             )
             if not all(_is_int(v) for v in (*ints, *counts)):
                 return None
@@ -257,7 +261,7 @@ class TranscriptState:
         """Without a usage in the current context (after a compaction): the system
         prompt and tools as the earlier calls measured them (``load_transcript``'s
         ``estimate_overhead``); before the first usage of all, as the recorded request
-        shape counts them; else 0."""
+        shape counts them, else as the session a fork came from measured them; else 0."""
         if self.anchor is not None:
             return 0
         if self.overheads:
@@ -265,6 +269,8 @@ class TranscriptState:
 
             return estimate_overhead(self.overheads) or 0
         tokens, blocks = self.shape
+        if not blocks and self.carried:
+            return self.carried
         return round(calibration.per_token * tokens + max(0.0, _framing(calibration)) * blocks)
 
     # The figure, with the same arithmetic as Session._from_transcript / used_tokens.

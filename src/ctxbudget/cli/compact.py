@@ -251,13 +251,17 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
             args.output,
             model=session.policy.model,
             session_id=session.id,
+            overhead=compaction.overhead,
         )
     fork = None
     if args.fork and not args.dry_run and compaction.result.actions and transcript is not None:
         from ..claude_code.fork import fork_session
 
         fork = fork_session(
-            Path(str(transcript.path)), compaction.result.items, model=session.policy.model
+            Path(str(transcript.path)),
+            compaction.result.items,
+            model=session.policy.model,
+            overhead=compaction.overhead,
         )
     if args.json:
         out = compaction.to_dict()

@@ -34,6 +34,7 @@ from .claude_code_context import (
     Record,
     build_calls,
     build_current,
+    carried_overhead,
     is_compact_boundary,
     is_context_record,
     link_records,
@@ -193,6 +194,7 @@ def read_claude_code(
     window: int | None = None
     request_model: str | None = None  # the model a request named, before any answer
     kept: list[tuple[str, list[str]]] = []  # the messages each compaction kept
+    carried: int | None = None  # the overhead the latest boundary carried (a fork's)
     system_hashes: set[str] = set()  # the requests' system-role messages, by hash
     sends_system: bool | None = None  # whether the latest request sent system messages
     loads = javascript_loads()  # Claude Code is JavaScript: its numbers are doubles
@@ -244,6 +246,8 @@ def read_claude_code(
                 request_model = params["model"]
         if is_compact_boundary(data):
             kept.extend(preserved_messages(data))
+            if not data.get("isSidechain"):  # the latest one's: the current context's
+                carried = carried_overhead(data)
         parent = data.get("parentUuid")
         record = Record(
             index=len(records),
@@ -280,6 +284,7 @@ def read_claude_code(
     transcript.problems = problems.lines()
     transcript.request_shape = transcript_shape
     transcript.window = window
+    transcript.carried_overhead = carried
     transcript.model = transcript.model or request_model
     return transcript
 

@@ -24,10 +24,12 @@ from typing import Any
 from ..model import MAIN_AGENT, ApiCall, Item, Kind, Role, Transcript, Usage
 
 __all__ = [
+    "CARRIED_KEY",
     "CONTEXT_RECORDS",
     "Record",
     "build_calls",
     "build_current",
+    "carried_overhead",
     "is_compact_boundary",
     "is_context_record",
     "link_records",
@@ -120,6 +122,21 @@ def sends_system_messages(
         return None
     kept = before if isinstance(data.get("keep"), int) and data["keep"] > 0 else False
     return any(h in system_hashes for h in tail if isinstance(h, str)) or bool(kept)
+
+
+#: The key of a compact boundary ctxbudget wrote (``compact --fork``): what the
+#: session it came from measured beyond its transcript (system prompt, tools), in
+#: provider tokens: the figure of the new context until its first usage measures it.
+CARRIED_KEY = "ctxbudget"
+
+
+def carried_overhead(boundary: dict[str, Any]) -> int | None:
+    """The overhead a compact boundary carries over (``CARRIED_KEY``), else None."""
+    carried = boundary.get(CARRIED_KEY)
+    tokens = carried.get("overheadTokens") if isinstance(carried, dict) else None
+    if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens > 0:
+        return tokens
+    return None
 
 
 def preserved_messages(boundary: dict[str, Any]) -> list[tuple[str, list[str]]]:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..model import Item, Kind, Role
+from .claude_code_context import CARRIED_KEY
 from .writers import ItemIds, anthropic_messages, continue_message, parse_json
 
 __all__ = ["to_claude_code"]
@@ -57,6 +58,7 @@ def to_claude_code(
     *,
     session_id: str | None = None,
     model: str | None = None,
+    overhead: int | None = None,
 ) -> list[dict[str, Any]]:
     """JSONL records (dicts) a Claude Code session can be resumed from.
 
@@ -66,7 +68,10 @@ def to_claude_code(
     ``parentUuid``. ``transcript_records_hint`` (the original records, as dicts or JSON
     lines, or a mapping of fields) supplies ``sessionId``, ``cwd``, ``version``,
     ``gitBranch`` and the model; ``session_id`` and ``model`` override it. System items
-    and tool definitions are left out: Claude Code sends its own.
+    and tool definitions are left out: Claude Code sends its own. ``overhead``: what
+    the provider counted beyond the transcript in the session the items come from (its
+    system prompt and tools), carried in the boundary (``CARRIED_KEY``) so the new
+    session's figure holds it before its first usage.
     """
     hint = _hint_fields(transcript_records_hint)
     sid = session_id or hint.get("sessionId") or str(uuid.uuid4())
@@ -100,6 +105,8 @@ def to_claude_code(
             "compactMetadata": {"trigger": "manual"},
         }
     ]
+    if overhead:
+        records[0][CARRIED_KEY] = {"overheadTokens": overhead}
     parent = boundary_uuid
     if summaries:
         content: Any = (

@@ -81,6 +81,7 @@ def write(
     model: str | None = None,
     session_id: str | None = None,
     records_hint: Any = None,
+    overhead: int | None = None,
 ) -> Path:
     """Write ``items`` to ``path`` as ``fmt`` (``same``, ``messages`` or ``text``).
 
@@ -89,7 +90,9 @@ def write(
     ``messages`` → an Anthropic request (``to_anthropic``), ``openai-messages`` → an
     OpenAI message list. There is no writer for SWE-agent trajectories: ``swe-agent``
     is written as an OpenAI message list (what the agent sends its model).
-    ``messages`` is always an OpenAI message list; ``text`` is ``to_text``. The file
+    ``messages`` is always an OpenAI message list; ``text`` is ``to_text``.
+    ``overhead``: a Claude Code session's provider overhead, carried into the new
+    session (``to_claude_code``). The file
     is replaced atomically (temp file + rename). Returns the path written; any
     problem raises ``SourceError``.
     """
@@ -106,7 +109,9 @@ def write(
                 "use --format messages or --format text"
             )
         if target == "claude-code":
-            records = to_claude_code(items, records_hint, session_id=session_id, model=model)
+            records = to_claude_code(
+                items, records_hint, session_id=session_id, model=model, overhead=overhead
+            )
             data = "".join(
                 _escaped_surrogates(json.dumps(r, ensure_ascii=False)) + "\n" for r in records
             )
