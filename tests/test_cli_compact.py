@@ -441,3 +441,29 @@ def test_a_restore_to_a_version_left_without_its_figures_shows_what_it_printed(
     printed = int(re.search(r"items, ([\d,]+) tokens", out)[1].replace(",", ""))  # type: ignore[index]
     code, out, _ = run(capsys, *store, "tokens", SESSION_ID, "--json")
     assert json.loads(out)["used_tokens"] == printed
+
+
+def test_tokens_of_a_compacted_session_names_its_unchanged_source(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A compaction changes the stored copy, not the file: ``tokens ID`` shows the
+    stored figure and says which command shows the file's (for a Claude Code session,
+    what its running session still holds)."""
+    from cc_session import SESSION_ID, shop_session
+
+    path = shop_session(rounds=8).write(tmp_path / f"{SESSION_ID}.jsonl")
+    store = ["--store", f"sqlite:///{tmp_path / 'store.db'}"]
+    code, _, err = run(capsys, *store, "compact", str(path), "--ratio", "3")
+    assert code == 0, err
+    code, out, _ = run(capsys, *store, "tokens", SESSION_ID[:8])
+    assert code == 0
+    assert f"its source is unchanged: ctxbudget tokens {path} shows what it holds" in out
+    code, out, _ = run(capsys, *store, "tokens", SESSION_ID[:8], "--json")
+    data = json.loads(out)
+    assert data["source"] == str(path) and data["context_version"] == 2
+    _, whole, _ = run(capsys, "tokens", str(path), "--json")
+    assert json.loads(whole)["used_tokens"] > data["used_tokens"]  # the file holds more
+    code, out, _ = run(capsys, *store, "restore", SESSION_ID[:8])
+    assert code == 0
+    _, out, _ = run(capsys, *store, "tokens", SESSION_ID[:8])
+    assert "its source is unchanged" not in out  # version 1: the file's own context

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,7 @@ def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
     history = session.history() if args.history else []
     transcript = session.transcript
     empty = transcript is not None and not transcript.items and not transcript.history_items
+    unchanged = _unchanged_source(session, tracker)
     auto = None
     if transcript is not None and transcript.format == "claude-code":
         from ..claude_code.autocompact import autocompact_threshold, claude_code_environ
@@ -75,6 +77,9 @@ def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
             out["format"] = transcript.format
             out["transcript_session_id"] = transcript.session_id
             out["api_calls"] = len(transcript.calls)
+        elif unchanged is not None:
+            out["source"] = unchanged
+            out["context_version"] = session.version
         if args.history:
             window = session.policy.window
             out["history"] = [
@@ -139,6 +144,11 @@ def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
                 print(
                     f"Note: no provider usage in this source: counted locally ({status.counter})."
                 )
+        if unchanged is not None:
+            print(
+                f"Note: the stored context, compacted (version {session.version}); its source "
+                f"is unchanged: ctxbudget tokens {shlex.quote(unchanged)} shows what it holds."
+            )
         if args.breakdown:
             print()
             print(breakdown_table(status))
@@ -162,6 +172,19 @@ def exit_for(level: Level, fail_on: str | None) -> int:
     if level is Level.BLOCKED:
         return EXIT_BLOCKED
     return EXIT_FAIL_ON if level.rank >= Level(fail_on).rank else EXIT_OK
+
+
+def _unchanged_source(session: Session, tracker: Tracker) -> str | None:
+    """For a stored session compacted (or restored) since it was read: the file it was
+    read from, when it is still there. A compaction changes the stored copy, never the
+    file (nor Claude Code's running session, whose transcript it is), so the two show
+    different figures: the note names the file's."""
+    if session.transcript is not None or session.version <= 1:
+        return None
+    from pathlib import Path
+
+    source = tracker.store.get_session(session.id).source
+    return source if source and Path(source).is_file() else None
 
 
 def _compacted_since(session: Session) -> bool:
