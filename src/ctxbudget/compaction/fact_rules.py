@@ -123,6 +123,10 @@ _PASSED = re.compile(r"\bPASS\b|^ok\s+\S+|\b\d+ passed\b|\bBUILD SUCCESS|All tes
 # What a text must hold for _PASSED (besides "ok" opening a line) and _ERROR to match:
 # a few substring searches rule most tool results out before the patterns scan them.
 _PASSED_HINTS = ("PASS", "passed", "BUILD SUCCESS")
+# _PASSED in two: its "ok" line, and the rest, each match of which lies within one line
+# holding one of _PASSED_HINTS (``_passed`` searches those lines alone).
+_PASSED_OK = re.compile(r"^ok\s+\S+", re.M)
+_PASSED_IN_LINE = re.compile(r"\bPASS\b|\b\d+ passed\b|\bBUILD SUCCESS|All tests passed")
 _ERROR_HINTS = ("rror", "ERROR", "Exception", "Traceback (most", "FAIL", "ailed", "panic:")
 _FAILED_RUN = re.compile(
     r"\bFAIL(?:ED)?\b|\b\d+ failed\b|Traceback \(most|panic:|exit status [1-9]"
@@ -308,9 +312,20 @@ def _from_tool_call(ledger: Ledger, item: Item, index: int) -> None:
 
 
 def _passed(text: str) -> bool:
-    """Does a tool result say its run passed (``_PASSED``)?"""
-    hinted = any(hint in text for hint in _PASSED_HINTS) or text.startswith("ok") or "\nok" in text
-    return hinted and _PASSED.search(text) is not None
+    """Does a tool result say its run passed (``_PASSED``)? The pattern scans the lines
+    that hold a hint, not the whole text (a long log that mentions "passed" once)."""
+    if (text.startswith("ok") or "\nok" in text) and _PASSED_OK.search(text):
+        return True
+    for hint in _PASSED_HINTS:
+        at = text.find(hint)
+        while at >= 0:
+            start = text.rfind("\n", 0, at) + 1
+            end = text.find("\n", at)
+            end = len(text) if end < 0 else end
+            if _PASSED_IN_LINE.search(text, start, end):
+                return True
+            at = text.find(hint, end)
+    return False
 
 
 def _from_result(ledger: Ledger, item: Item, index: int) -> None:
