@@ -131,3 +131,15 @@ def test_counting_attempts_no_network() -> None:
     n, m, attempts = out.stdout.split()
     assert int(n) > 0 and int(m) > 0
     assert attempts == "0"
+
+
+def test_a_cheap_counter_is_asked_directly_with_the_same_counts() -> None:
+    """The estimators count about as fast as a text hashes: the cache asks them
+    directly (nothing kept), with the very counts they give."""
+    from ctxbudget.tokens.estimate import claude_estimate
+
+    estimator = claude_estimate()
+    cached = CachedCounter(estimator)
+    texts = ["def f(x):\n    return x", "Kurz und gut: ça marche.", "x" * 5000, ""]
+    assert [cached.count(t) for t in texts * 2] == [estimator.count(t) for t in texts * 2]
+    assert cached.cheap and (cached.hits, cached.misses) == (0, 0)

@@ -89,6 +89,8 @@ class SessionFigures:
 
     def _counted(self, item: Item) -> int:
         counter = self.counter
+        if counter.cheap:  # asked directly: the item's hash is not needed for it
+            return local_tokens(item, counter.count, self.policy.model)
         return local_tokens(item, lambda text: counter.count(text, item.hash), self.policy.model)
 
     def tally(self, item: Item) -> None:

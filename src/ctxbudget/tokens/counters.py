@@ -197,6 +197,9 @@ class CachedCounter:
         self.name = counter.name
         self.exact = counter.exact
         self.description = counter.description
+        # A counter that counts about as fast as the text could be hashed for the cache
+        # (the estimators) is asked directly: a cache would only add the hashing.
+        self.cheap = bool(getattr(counter, "cheap", False))
         self._cache: OrderedDict[str, int] = OrderedDict()
         self._max = max_entries
         self._lock = threading.Lock()
@@ -206,6 +209,8 @@ class CachedCounter:
     def count(self, text: str, text_hash: str | None = None) -> int:
         if not text:
             return 0
+        if self.cheap:
+            return self.counter.count(text)
         key = text_hash or content_hash(text)
         with self._lock:
             cached = self._cache.get(key)

@@ -310,6 +310,8 @@ class EstimateCounter:
     name = "estimate"
     exact = False
     description = "estimate (calibrated linear model, ±5% of o200k_base)"
+    # counting a text costs about what hashing it for a cache would (``CachedCounter``)
+    cheap = True
 
     def __init__(
         self,
