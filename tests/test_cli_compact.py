@@ -467,3 +467,28 @@ def test_tokens_of_a_compacted_session_names_its_unchanged_source(
     assert code == 0
     _, out, _ = run(capsys, *store, "tokens", SESSION_ID[:8])
     assert "its source is unchanged" not in out  # version 1: the file's own context
+
+
+def test_a_file_recorded_with_a_secret_is_compacted_as_the_stored_version(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The store writes secrets redacted, so the file's items and the stored ones
+    differ there: recorded, then compacted, the file is still the stored version 1
+    (not a second copy of it, with a false "already holds a compacted version")."""
+    from cc_session import SESSION_ID, SessionWriter
+
+    w = SessionWriter(12_000)
+    w.user("Deploy the billing service with the staging key.")
+    for n in range(6):
+        tool_id = f"toolu_{n:02d}"
+        w.respond({"type": "tool_use", "id": tool_id, "name": "Bash", "input": {"command": "env"}})
+        secret = "AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP\n" if n == 1 else ""
+        w.tool_result(tool_id, secret + f"step {n}: " + "deployed the billing worker. " * 60)
+    w.respond({"type": "text", "text": "Deployed."})
+    path = w.write(tmp_path / f"{SESSION_ID}.jsonl")
+    store = ["--store", f"sqlite:///{tmp_path / 'store.db'}"]
+    code, _, err = run(capsys, *store, "tokens", str(path), "--record")
+    assert code == 0, err
+    code, out, err = run(capsys, *store, "compact", str(path), "--ratio", "3")
+    assert code == 0, err
+    assert "version 1 → 2" in out and "already holds a compacted version" not in err

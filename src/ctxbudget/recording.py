@@ -94,21 +94,24 @@ def plan_recording(
         and context_hash(items[:seen]) == old.get("recorded_hash")
     ):
         new = list(items[seen:])
-        if stored_hashes == [i.hash for i in items[:seen]]:
+        if _stored(store, stored_hashes, items[:seen]):
             return Recording(existing.context_version, new)
         if keep_transcript_context:  # the file's own context, on top
             version = next_version(store, existing.id, existing)
             return Recording(version, list(items), overtook=existing.context_version)
         # the stored context was compacted since
         return Recording(existing.context_version, new, adopt=stored_items + new)
-    head = items[: len(stored_items)]
-    if [i.hash for i in head] == stored_hashes or [
-        # the store holds secrets redacted: compare with what it wrote
-        store.redacted_item(i).hash
-        for i in head
-    ] == stored_hashes:
+    if _stored(store, stored_hashes, items[: len(stored_items)]):
         return Recording(existing.context_version, list(items[len(stored_items) :]))
     return Recording(next_version(store, existing.id, existing), list(items))
+
+
+def _stored(store: Store, stored_hashes: list[str], items: Sequence[Item]) -> bool:
+    """Are ``items`` what the store holds (``stored_hashes``), as they are or as the
+    store wrote them (secrets redacted: a test log's token, a key in a command)?"""
+    return [i.hash for i in items] == stored_hashes or [
+        store.redacted_item(i).hash for i in items
+    ] == stored_hashes
 
 
 def usage_events(
