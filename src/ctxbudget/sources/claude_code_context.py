@@ -24,7 +24,7 @@ from typing import Any
 from ..model import MAIN_AGENT, ApiCall, Item, Kind, Role, Transcript, Usage
 
 __all__ = [
-    "CARRIED_KEY",
+    "CARRIED_FIELD",
     "CONTEXT_RECORDS",
     "Record",
     "build_calls",
@@ -127,12 +127,12 @@ def sends_system_messages(
 #: The key of a compact boundary ctxbudget wrote (``compact --fork``): what the
 #: session it came from measured beyond its transcript (system prompt, tools), in
 #: provider tokens: the figure of the new context until its first usage measures it.
-CARRIED_KEY = "ctxbudget"
+CARRIED_FIELD = "ctxbudget"
 
 
 def carried_overhead(boundary: dict[str, Any]) -> int | None:
-    """The overhead a compact boundary carries over (``CARRIED_KEY``), else None."""
-    carried = boundary.get(CARRIED_KEY)
+    """The overhead a compact boundary carries over (``CARRIED_FIELD``), else None."""
+    carried = boundary.get(CARRIED_FIELD)
     tokens = carried.get("overheadTokens") if isinstance(carried, dict) else None
     if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens > 0:
         return tokens

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..model import Item, Kind, Role
-from .claude_code_context import CARRIED_KEY
+from .claude_code_context import CARRIED_FIELD
 from .writers import ItemIds, anthropic_messages, continue_message, parse_json
 
 __all__ = ["to_claude_code"]
@@ -70,7 +70,7 @@ def to_claude_code(
     ``gitBranch`` and the model; ``session_id`` and ``model`` override it. System items
     and tool definitions are left out: Claude Code sends its own. ``overhead``: what
     the provider counted beyond the transcript in the session the items come from (its
-    system prompt and tools), carried in the boundary (``CARRIED_KEY``) so the new
+    system prompt and tools), carried in the boundary (``CARRIED_FIELD``) so the new
     session's figure holds it before its first usage.
     """
     hint = _hint_fields(transcript_records_hint)
@@ -106,7 +106,7 @@ def to_claude_code(
         }
     ]
     if overhead:
-        records[0][CARRIED_KEY] = {"overheadTokens": overhead}
+        records[0][CARRIED_FIELD] = {"overheadTokens": overhead}
     parent = boundary_uuid
     if summaries:
         content: Any = (
