@@ -469,12 +469,9 @@ def test_tokens_of_a_compacted_session_names_its_unchanged_source(
     assert "its source is unchanged" not in out  # version 1: the file's own context
 
 
-def test_a_file_recorded_with_a_secret_is_compacted_as_the_stored_version(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    """The store writes secrets redacted, so the file's items and the stored ones
-    differ there: recorded, then compacted, the file is still the stored version 1
-    (not a second copy of it, with a false "already holds a compacted version")."""
+def _session_with_a_key(tmp_path: Path, at: int) -> Path:
+    """A Claude Code session whose ``at``-th tool result prints an access key (which
+    the store writes redacted)."""
     from cc_session import SESSION_ID, SessionWriter
 
     w = SessionWriter(12_000)
@@ -482,13 +479,61 @@ def test_a_file_recorded_with_a_secret_is_compacted_as_the_stored_version(
     for n in range(6):
         tool_id = f"toolu_{n:02d}"
         w.respond({"type": "tool_use", "id": tool_id, "name": "Bash", "input": {"command": "env"}})
-        secret = "AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP\n" if n == 1 else ""
+        secret = "AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP\n" if n == at else ""
         w.tool_result(tool_id, secret + f"step {n}: " + "deployed the billing worker. " * 60)
     w.respond({"type": "text", "text": "Deployed."})
-    path = w.write(tmp_path / f"{SESSION_ID}.jsonl")
+    return w.write(tmp_path / f"{SESSION_ID}.jsonl")
+
+
+def test_a_file_recorded_with_a_secret_is_compacted_as_the_stored_version(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The store writes secrets redacted, so the file's items and the stored ones
+    differ there: recorded, then compacted, the file is still the stored version 1
+    (not a second copy of it, with a false "already holds a compacted version")."""
+    path = _session_with_a_key(tmp_path, at=1)
     store = ["--store", f"sqlite:///{tmp_path / 'store.db'}"]
     code, _, err = run(capsys, *store, "tokens", str(path), "--record")
     assert code == 0, err
     code, out, err = run(capsys, *store, "compact", str(path), "--ratio", "3")
     assert code == 0, err
     assert "version 1 → 2" in out and "already holds a compacted version" not in err
+
+
+def test_a_compaction_that_keeps_a_secret_can_be_restored(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The compacted version keeps the last tool result, which prints a key: the store
+    holds it redacted, and restore compares with what it wrote (it refused: "items
+    were added")."""
+    from cc_session import SESSION_ID
+
+    path = _session_with_a_key(tmp_path, at=5)
+    store = ["--store", f"sqlite:///{tmp_path / 'store.db'}"]
+    code, _, err = run(capsys, *store, "compact", str(path), "--ratio", "3")
+    assert code == 0, err
+    code, out, err = run(capsys, *store, "restore", SESSION_ID[:8])
+    assert code == 0, err
+    assert "context version 2 → 1" in out
+
+
+def test_tokens_names_no_source_for_a_version_a_compaction_did_not_make(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Recorded again after Claude Code compacted the session itself, the stored
+    version 2 is the file's own context: no note that it was compacted."""
+    from cc_session import SESSION_ID, shop_session
+
+    w = shop_session(rounds=8)
+    path = w.write(tmp_path / f"{SESSION_ID}.jsonl")
+    store = ["--store", f"sqlite:///{tmp_path / 'store.db'}"]
+    assert run(capsys, *store, "tokens", str(path), "--record")[0] == 0
+    w.compact_boundary("Summary: fixed rounding in billing (REQ-114).")
+    w.respond({"type": "text", "text": "Continuing."})
+    w.write(path)
+    assert run(capsys, *store, "tokens", str(path), "--record")[0] == 0
+    code, out, _ = run(capsys, *store, "tokens", SESSION_ID[:8], "--json")
+    data = json.loads(out)
+    assert code == 0 and "context_version" not in data
+    _, out, _ = run(capsys, *store, "tokens", SESSION_ID[:8])
+    assert "its source is unchanged" not in out

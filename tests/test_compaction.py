@@ -494,6 +494,18 @@ def test_a_plan_is_refused_when_the_session_changed(tmp_path: Path) -> None:
         session.apply_compaction(plan)
 
 
+def test_a_plan_is_refused_when_an_item_was_edited_since(tmp_path: Path) -> None:
+    """The plan keeps what its context said, not the items themselves: an item edited
+    in place after the plan (same object, other text) still makes it stale."""
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    tracker = Tracker(store=f"sqlite:///{tmp_path / 's.db'}")
+    session = tracker.load(examples / "analyst-ep24.json", window=12_000)  # not stored yet
+    plan = session.plan_compaction(CompactionPolicy(target_ratio=5))
+    session.items[-1].text = "EDITED after the plan"
+    with pytest.raises(CompactionError, match="changed since"):
+        session.apply_compaction(plan)
+
+
 def test_an_impossible_target_keeps_the_protected_context(tmp_path: Path) -> None:
     _, session = stored_session(tmp_path)
     last_request = "Great, now run the integration suite."

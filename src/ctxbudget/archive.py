@@ -20,7 +20,7 @@ from .compaction.middle import SUMMARY_LEAST
 from .compaction.types import Summarizer
 from .errors import CompactionError, ConcurrentModificationError
 from .model import EventType, Item
-from .recording import context_hash
+from .recording import content_of, context_hash, hash_of_contents
 from .session_state import SessionState
 
 
@@ -36,16 +36,17 @@ class Compaction:
     version_from: int
     version_to: int | None = None
     applied_at: float | None = None
-    # The context the plan was made from (its items, as they were): hashed only when
-    # applied (a dry run never is; hashing a 100k-item context is a sixth of a second).
-    planned_from: tuple[Item, ...] = ()
+    # The context the plan was made from, as it was (``recording.content_of`` of each
+    # item: strings, which no later edit of an item changes): hashed only when applied
+    # (a dry run never is; hashing a 100k-item context is a sixth of a second).
+    planned_from: tuple[tuple[str, ...], ...] = ()
     _hash: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def context_hash(self) -> str:
         """The hash of the context the plan was made from (``recording.context_hash``)."""
         if self._hash is None:
-            self._hash = context_hash(self.planned_from)
+            self._hash = hash_of_contents(self.planned_from)
         return self._hash
 
     @property
@@ -167,7 +168,7 @@ def plan(
         target=target,
         overhead=overhead,
         version_from=session.version,
-        planned_from=tuple(session.items),
+        planned_from=tuple(map(content_of, session.items)),
     )
 
 
@@ -281,13 +282,15 @@ def restore(
         session.id, types=[EventType.COMPACTED, EventType.PRUNED, EventType.RESTORED]
     )
     if not force:
-        # what the current version held when it was made, or last restored to
+        # what the current version held when it was made, or last restored to: as it
+        # was made, or as the store wrote it (secrets redacted), which a session
+        # opened from the store holds
         made = [
-            e.data.get("context_hash_after") or e.data.get("context_hash")
+            {e.data.get(k) for k in ("context_hash_after", "context_hash_stored", "context_hash")}
             for e in moves
             if e.data.get("version_to") == session.version
         ]
-        if made and made[-1] != context_hash(session.items):
+        if made and context_hash(session.items) not in made[-1]:
             raise CompactionError(
                 f"the context changed since version {session.version} was made "
                 "(items were added): restoring would drop them; pass force=True "

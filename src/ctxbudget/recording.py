@@ -23,7 +23,9 @@ from .store import Store, StoredEvent, StoredSession
 
 __all__ = [
     "Recording",
+    "content_of",
     "context_hash",
+    "hash_of_contents",
     "history_from_events",
     "next_version",
     "plan_recording",
@@ -36,10 +38,20 @@ Event = tuple[str, dict[str, Any]]
 
 def context_hash(items: Iterable[Item]) -> str:
     """A hash of a context's content and order: equal hashes, identical contexts."""
+    return hash_of_contents(map(content_of, items))
+
+
+def content_of(item: Item) -> tuple[str, str, str, str, str]:
+    """What ``context_hash`` hashes of an item (strings: a copy no later edit of the
+    item changes)."""
+    return (item.role.value, item.kind.value, item.tool or "", item.pair_id or "", item.text)
+
+
+def hash_of_contents(contents: Iterable[tuple[str, ...]]) -> str:
+    """``context_hash`` of the items whose ``content_of`` are ``contents``."""
     digest = hashlib.blake2b(digest_size=16)
-    for item in items:
+    for parts in contents:
         # each part then \x1f, the item then \x1e: one encode and update per item
-        parts = (item.role.value, item.kind.value, item.tool or "", item.pair_id or "", item.text)
         digest.update(("\x1f".join(parts) + "\x1f\x1e").encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 

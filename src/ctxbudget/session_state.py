@@ -200,6 +200,11 @@ class SessionState(SessionFigures):
             if items:  # an empty context has no items to make its version exist
                 store.set_context_version(self.id, new)
             before = self.state()
+            hashes = {"context_hash_after": context_hash(items)}
+            written = [store.redacted_item(i) for i in items]
+            if any(w is not i for w, i in zip(written, items, strict=True)):
+                # what the store holds of it (secrets redacted), which a restore reads
+                hashes["context_hash_stored"] = context_hash(written)
             store.append_event(
                 self.id,
                 str(event),
@@ -208,7 +213,7 @@ class SessionState(SessionFigures):
                     "version_from": self.version,
                     "version_to": new,
                     "context_hash_before": context_hash(self.items),
-                    "context_hash_after": context_hash(items),
+                    **hashes,
                     "session_state_before": before,
                 },
             )
