@@ -252,3 +252,28 @@ def test_a_fork_counts_the_system_prompt_and_tools_before_its_first_usage(
     assert _line_figure(line)[0] == tokens["used_tokens"]
     budget = _json(capsys, "budget", fork, "--json")
     assert budget["used_tokens"] == tokens["used_tokens"]
+
+
+def test_a_fork_continued_from_a_new_root_carries_nothing_on_any_surface(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A message with no parent after the fork's boundary opens a context of its own:
+    the carried overhead belongs to the fork's, so neither reader adds it."""
+    path = shop_session(rounds=8).write(tmp_path / f"{SESSION_ID}.jsonl")
+    plan = _json(capsys, "compact", str(path), "--ratio", "3", "--fork", "--json")
+    fork = Path(plan["fork"]["path"])
+    root = {
+        "type": "user",
+        "parentUuid": None,
+        "uuid": "root-after-fork",
+        "sessionId": plan["fork"]["session_id"],
+        "timestamp": "2026-01-01T00:00:00.000Z",
+        "message": {"role": "user", "content": "A new start."},
+    }
+    with fork.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(root) + "\n")
+    tokens = _json(capsys, "tokens", str(fork), "--json")
+    assert tokens["used_tokens"] < 1_000  # the new root's few words, no overhead
+    stdin = json.dumps({"session_id": plan["fork"]["session_id"], "transcript_path": str(fork)})
+    line = render_statusline(stdin, use_cache=False)
+    assert _line_figure(line)[0] == tokens["used_tokens"]

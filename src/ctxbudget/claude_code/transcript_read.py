@@ -60,7 +60,7 @@ class Tail:
 
         self.is_context = rules.is_context_record
         self.is_boundary = rules.is_compact_boundary
-        self.starts_context = rules.starts_new_context
+        self.opens_context = rules.opens_context
         self.preserved_messages = rules.preserved_messages
         self.carried_overhead = rules.carried_overhead
         self.system_blob = rules.system_blob
@@ -89,10 +89,7 @@ class Tail:
             return  # a sub-agent's own context, not the main window
         boundary = self.is_boundary(record)
         # a summary right after its boundary (reminders between) continues that context
-        summary_after_boundary = bool(record.get("isCompactSummary")) and s.opened
-        if (self.starts_context(record) and not summary_after_boundary) or (
-            rtype in ("user", "assistant") and record.get("parentUuid") is None
-        ):
+        if self.opens_context(record, s.opened):
             # A new context starts (at a compaction, or at a record with no parent:
             # the reader's root); the summary or root record itself is part of it, and
             # the messages the compaction kept come after the summary.

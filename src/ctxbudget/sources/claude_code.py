@@ -39,6 +39,7 @@ from .claude_code_context import (
     is_context_record,
     link_records,
     message_of,
+    opens_context,
     preserved_messages,
     resolve_preserved,
     sends_system_messages,
@@ -195,6 +196,7 @@ def read_claude_code(
     request_model: str | None = None  # the model a request named, before any answer
     kept: list[tuple[str, list[str]]] = []  # the messages each compaction kept
     carried: int | None = None  # the overhead the latest boundary carried (a fork's)
+    after_boundary = False  # a boundary read, and no message since
     system_hashes: set[str] = set()  # the requests' system-role messages, by hash
     sends_system: bool | None = None  # whether the latest request sent system messages
     loads = javascript_loads()  # Claude Code is JavaScript: its numbers are doubles
@@ -246,8 +248,15 @@ def read_claude_code(
                 request_model = params["model"]
         if is_compact_boundary(data):
             kept.extend(preserved_messages(data))
-            if not data.get("isSidechain"):  # the latest one's: the current context's
-                carried = carried_overhead(data)
+        if not data.get("isSidechain"):
+            # the overhead the boundary that opened the latest context carried (a fork's),
+            # by the status line's rule (``opens_context``): none after a root message
+            if opens_context(data, after_boundary):
+                carried = carried_overhead(data) if is_compact_boundary(data) else None
+            if is_compact_boundary(data):
+                after_boundary = True
+            elif rtype in ("user", "assistant"):
+                after_boundary = False
         parent = data.get("parentUuid")
         record = Record(
             index=len(records),

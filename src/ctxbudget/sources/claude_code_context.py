@@ -34,6 +34,7 @@ __all__ = [
     "is_context_record",
     "link_records",
     "message_of",
+    "opens_context",
     "preserved_messages",
     "resolve_preserved",
     "sends_system_messages",
@@ -96,6 +97,16 @@ def starts_new_context(data: dict[str, Any]) -> bool:
     """Whether this record starts a new context: a compaction boundary, or the
     ``isCompactSummary`` record that holds the summary the new context starts with."""
     return bool(is_compact_boundary(data) or data.get("isCompactSummary"))
+
+
+def opens_context(data: dict[str, Any], after_boundary: bool) -> bool:
+    """Whether a main-thread record, read in file order, opens the context the records
+    after it belong to: a compaction's boundary or summary (not the summary right after
+    its boundary: ``after_boundary``, a boundary read and no message since, continues
+    that context), or a message with no parent (a root)."""
+    if starts_new_context(data) and not (data.get("isCompactSummary") and after_boundary):
+        return True
+    return data.get("type") in ("user", "assistant") and data.get("parentUuid") is None
 
 
 def system_blob(data: dict[str, Any]) -> str | None:

@@ -189,7 +189,9 @@ class CachedCounter:
     """A counter that remembers counts by content hash (bounded, least recently used).
 
     Shared by every session of a tracker: the same tool output pasted twice, or a
-    session loaded again, is counted once.
+    session loaded again, is counted once by a tokenizer. A ``cheap`` counter (the
+    estimators) is asked directly, each time: hashing a text for the cache would cost
+    about what counting it does.
     """
 
     def __init__(self, counter: Counter, max_entries: int = 200_000) -> None:
