@@ -181,6 +181,11 @@ def _unchanged_source(session: Session, tracker: Tracker) -> str | None:
     different figures: the note names the file's."""
     if session.transcript is not None or session.version <= 1:
         return None
+    # a version a compaction (or pruning) made: recording a file again can make one too
+    # (after Claude Code's own compaction), and that one is the file's own context
+    made = session.events(types=[EventType.COMPACTED, EventType.PRUNED])
+    if session.version not in {e.data.get("version_to") for e in made}:
+        return None
     from pathlib import Path
 
     source = tracker.store.get_session(session.id).source
