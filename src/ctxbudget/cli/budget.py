@@ -91,12 +91,12 @@ def cmd_gate(args: argparse.Namespace, tracker: Tracker, open_source: OpenSource
         session.set_agent_budget(args.agent, args.agent_budget)
     # A stored session's allowance is a reservation (see "Budgets" in the README).
     decision = session.gate(args.agent, args.tokens, compact=not args.no_compact, key=args.key)
-    if args.json:
-        print(json.dumps(decision.to_dict(), indent=2))
     # Name the command to run with this very source, store and policy, not a placeholder.
     reason = decision.reason.replace(
         '"ctxbudget compact SESSION"', f'"{compact_command(args, args.session)}"'
     )
+    if args.json:
+        print(json.dumps({**decision.to_dict(), "reason": reason}, indent=2))
     print(f"ctxbudget gate: {decision.outcome}: {reason}", file=sys.stderr)
     return 0 if decision.allowed else EXIT_DENY
 
