@@ -341,33 +341,14 @@ def test_gate_on_a_file_names_the_command_that_compacts_it(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     source = transcript(tmp_path / "s.jsonl", 8)
-    code, _, err = run(
-        capsys,
-        "gate",
-        str(source),
-        "--agent",
-        "researcher",
-        "--tokens",
-        "2000",
-        "--window",
-        "28000",
-    )
+    argv = ["gate", str(source), "--agent", "researcher", "--tokens", "2000", "--window", "28000"]
+    code, _, err = run(capsys, *argv)
     assert code == 3 and "fits after compaction" in err
     # under the window it was given: plain `compact` would plan for the default window
-    assert f'"ctxbudget compact {source} --window 28000"' in err and "SESSION" not in err
-    code, out, _ = run(
-        capsys,
-        "gate",
-        str(source),
-        "--agent",
-        "researcher",
-        "--tokens",
-        "2000",
-        "--window",
-        "28000",
-        "--json",
-    )
-    assert code == 3 and f"ctxbudget compact {source} --window 28000" in json.loads(out)["reason"]
+    command = f"ctxbudget compact {source} --window 28000"
+    assert f'"{command}"' in err and "SESSION" not in err
+    code, out, _ = run(capsys, *argv, "--json")  # the same reason
+    assert code == 3 and command in json.loads(out)["reason"]
 
 
 def test_current_task_is_the_last_substantive_request(
