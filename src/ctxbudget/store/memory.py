@@ -13,7 +13,6 @@ Each ``open_store("memory://")`` is a new, empty store; nothing is shared.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -49,7 +48,8 @@ from .base import (
     StoredSession,
     VersionInfo,
 )
-from .reservations import EXPIRED, LIVE, SETTLE_ON_USAGE, Cap, Reservation, settled
+from .memory_budgets import MemoryBudgets
+from .reservations import SETTLE_ON_USAGE, Cap, Reservation
 
 # An event as held here: id, type, at, data as JSON text.
 _EventRecord = tuple[int, str, float, str]
@@ -80,10 +80,8 @@ class MemoryStore(Store):
         self._word_counts: dict[str, Counter[str]] = {}
         self._events: dict[str, list[_EventRecord]] = {}
         self._token_cache: dict[tuple[str, str], int] = {}
-        # Budget reservations by session, then key (insertion order: oldest first);
-        # agent budgets by session, then agent.
-        self._reservations: dict[str, dict[str, Reservation]] = {}
-        self._agent_budgets: dict[str, dict[str, int]] = {}
+        # the store's clock as it is when asked (a test may set another)
+        self._budgets = MemoryBudgets(lambda: self.clock(), self._on_rollback)
         self._last_event_id = 0
         self._undo: list[Callable[[], None]] = []
         self._depth = 0
@@ -133,8 +131,8 @@ class MemoryStore(Store):
             self._on_rollback(lambda: self._forget(session.id))
 
     def _forget(self, session_id: str) -> None:
-        self._reservations.pop(session_id, None)
-        self._agent_budgets.pop(session_id, None)
+        self._budgets.reservations.pop(session_id, None)
+        self._budgets.agent_budgets.pop(session_id, None)
         self._sessions.pop(session_id, None)
         self._items.pop(session_id, None)
         self._events.pop(session_id, None)
@@ -181,15 +179,15 @@ class MemoryStore(Store):
             events = self._events[session_id]
             ids = {key: value for key, value in self._item_ids.items() if key[0] == session_id}
             created = {k: v for k, v in self._version_created.items() if k[0] == session_id}
-            reserved = self._reservations.get(session_id)
-            budgets = self._agent_budgets.get(session_id)
+            reserved = self._budgets.reservations.get(session_id)
+            budgets = self._budgets.agent_budgets.get(session_id)
             self._forget(session_id)
 
             def undo() -> None:
                 if reserved is not None:
-                    self._reservations[session_id] = reserved
+                    self._budgets.reservations[session_id] = reserved
                 if budgets is not None:
-                    self._agent_budgets[session_id] = budgets
+                    self._budgets.agent_budgets[session_id] = budgets
                 self._sessions[session_id] = row
                 self._items[session_id] = items
                 self._events[session_id] = events
@@ -381,37 +379,7 @@ class MemoryStore(Store):
 
             self._on_rollback(undo)
 
-    # -- budget reservations and agent budgets -------------------------------------------
-    #
-    # Atomic because every step runs under the store's lock, inside one transaction.
-
-    def _held(self, session_id: str) -> dict[str, Reservation]:
-        """The session's reservations, the expired ones marked so (undone on rollback)."""
-        held = self._reservations.setdefault(session_id, {})
-        now = self.clock()
-        for reservation in list(held.values()):
-            if reservation.state == LIVE and reservation.expires_at <= now:
-                self._put(held, dataclasses.replace(reservation, state=EXPIRED))
-        return held
-
-    def _put(
-        self, held: dict[str, Reservation], reservation: Reservation | None, key: str = ""
-    ) -> None:
-        """Write (or, with None, delete) one reservation, with its undo."""
-        key = reservation.key if reservation is not None else key
-        before = held.get(key)
-        if reservation is None:
-            held.pop(key, None)
-        else:
-            held[key] = reservation
-
-        def undo() -> None:
-            if before is None:
-                held.pop(key, None)
-            else:
-                held[key] = before
-
-        self._on_rollback(undo)
+    # -- budget reservations and agent budgets (memory_budgets) ---------------------------
 
     def reserve(
         self,
@@ -425,34 +393,15 @@ class MemoryStore(Store):
         settle: str = SETTLE_ON_USAGE,
     ) -> Reservation | None:
         with self.transaction():
-            held = self._held(session_id)
-            found = held.get(key)
-            if found is not None and found.state == LIVE:
-                return dataclasses.replace(found, existing=True)
-            live = [r for r in held.values() if r.state == LIVE]
-            for cap in caps:
-                reserved = sum(r.tokens for r in live if cap.covers(r.scope))
-                if cap.used + reserved + tokens > cap.limit:
-                    return None
-            if found is not None:
-                self._put(held, None, key)  # re-inserted: newest again
-            now = self.clock()
-            taken = Reservation(session_id, key, scope, int(tokens), now, now + ttl, LIVE, settle)
-            self._put(held, taken)
-            return taken
+            budgets = self._budgets
+            return budgets.reserve(session_id, scope, key, tokens, caps, ttl=ttl, settle=settle)
 
     def reservations(
         self, session_id: str, scope: str | None = None, *, live: bool = True
     ) -> list[Reservation]:
         with self._lock:
             self._check_open()
-            now = self.clock()
-            chosen = Cap(scope, 0) if scope is not None else None
-            return [
-                r
-                for r in self._reservations.get(session_id, {}).values()
-                if (not live or r.live_at(now)) and (chosen is None or chosen.covers(r.scope))
-            ]
+            return self._budgets.listed(session_id, scope, live=live)
 
     def settle_reservations(
         self,
@@ -466,35 +415,18 @@ class MemoryStore(Store):
         oldest: bool = False,
     ) -> list[Reservation]:
         with self.transaction():
-            held = self._held(session_id)
-            live = self.reservations(session_id, scope)
-            plan = settled(live, state, key=key, settle=settle, tokens=tokens, oldest=oldest)
-            for reservation, amount in plan:
-                if amount < reservation.tokens:  # part of it: what is left stays live
-                    updated = dataclasses.replace(reservation, tokens=reservation.tokens - amount)
-                else:
-                    updated = dataclasses.replace(reservation, state=state)
-                self._put(held, updated)
-            return [dataclasses.replace(r, tokens=amount, state=state) for r, amount in plan]
+            return self._budgets.settle(
+                session_id, state, key=key, scope=scope, settle=settle, tokens=tokens, oldest=oldest
+            )
 
     def set_agent_budget(self, session_id: str, agent: str, tokens: int) -> None:
         with self.transaction():
-            budgets = self._agent_budgets.setdefault(session_id, {})
-            before = budgets.get(agent)
-            budgets[agent] = int(tokens)
-
-            def undo() -> None:
-                if before is None:
-                    budgets.pop(agent, None)
-                else:
-                    budgets[agent] = before
-
-            self._on_rollback(undo)
+            self._budgets.set_agent_budget(session_id, agent, tokens)
 
     def agent_budgets(self, session_id: str) -> dict[str, int]:
         with self._lock:
             self._check_open()
-            return dict(sorted(self._agent_budgets.get(session_id, {}).items()))
+            return self._budgets.budgets_of(session_id)
 
     def scrub_secrets(self, *, dry_run: bool = False) -> ScrubReport:
         redactor = Redactor()

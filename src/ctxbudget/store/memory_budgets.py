@@ -1,0 +1,131 @@
+"""The ``memory://`` store's budget reservations and agent budgets.
+
+Dicts by session, each write with its undo handed to the store (``on_rollback``), so a
+failed transaction leaves nothing behind. Atomic because the store runs every call
+under its lock, inside one transaction; the rules are the shared ones
+(``reservations``: ``Cap``, ``settled``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+
+from .reservations import EXPIRED, LIVE, Cap, Reservation, settled
+
+__all__ = ["MemoryBudgets"]
+
+
+class MemoryBudgets:
+    """Reservations by session, then key (insertion order: oldest first); agent
+    budgets by session, then agent."""
+
+    def __init__(
+        self, clock: Callable[[], float], on_rollback: Callable[[Callable[[], None]], None]
+    ) -> None:
+        self.reservations: dict[str, dict[str, Reservation]] = {}
+        self.agent_budgets: dict[str, dict[str, int]] = {}
+        self._clock = clock
+        self._on_rollback = on_rollback
+
+    def _held(self, session_id: str) -> dict[str, Reservation]:
+        """The session's reservations, the expired ones marked so (undone on rollback)."""
+        held = self.reservations.setdefault(session_id, {})
+        now = self._clock()
+        for reservation in list(held.values()):
+            if reservation.state == LIVE and reservation.expires_at <= now:
+                self._put(held, dataclasses.replace(reservation, state=EXPIRED))
+        return held
+
+    def _put(
+        self, held: dict[str, Reservation], reservation: Reservation | None, key: str = ""
+    ) -> None:
+        """Write (or, with None, delete) one reservation, with its undo."""
+        key = reservation.key if reservation is not None else key
+        before = held.get(key)
+        if reservation is None:
+            held.pop(key, None)
+        else:
+            held[key] = reservation
+
+        def undo() -> None:
+            if before is None:
+                held.pop(key, None)
+            else:
+                held[key] = before
+
+        self._on_rollback(undo)
+
+    def reserve(
+        self,
+        session_id: str,
+        scope: str,
+        key: str,
+        tokens: int,
+        caps: Iterable[Cap],
+        *,
+        ttl: float,
+        settle: str,
+    ) -> Reservation | None:
+        held = self._held(session_id)
+        found = held.get(key)
+        if found is not None and found.state == LIVE:
+            return dataclasses.replace(found, existing=True)
+        live = [r for r in held.values() if r.state == LIVE]
+        for cap in caps:
+            reserved = sum(r.tokens for r in live if cap.covers(r.scope))
+            if cap.used + reserved + tokens > cap.limit:
+                return None
+        if found is not None:
+            self._put(held, None, key)  # re-inserted: newest again
+        now = self._clock()
+        taken = Reservation(session_id, key, scope, int(tokens), now, now + ttl, LIVE, settle)
+        self._put(held, taken)
+        return taken
+
+    def listed(self, session_id: str, scope: str | None, *, live: bool) -> list[Reservation]:
+        now = self._clock()
+        chosen = Cap(scope, 0) if scope is not None else None
+        return [
+            r
+            for r in self.reservations.get(session_id, {}).values()
+            if (not live or r.live_at(now)) and (chosen is None or chosen.covers(r.scope))
+        ]
+
+    def settle(
+        self,
+        session_id: str,
+        state: str,
+        *,
+        key: str | None,
+        scope: str | None,
+        settle: str | None,
+        tokens: int | None,
+        oldest: bool,
+    ) -> list[Reservation]:
+        held = self._held(session_id)
+        live = self.listed(session_id, scope, live=True)
+        plan = settled(live, state, key=key, settle=settle, tokens=tokens, oldest=oldest)
+        for reservation, amount in plan:
+            if amount < reservation.tokens:  # part of it: what is left stays live
+                updated = dataclasses.replace(reservation, tokens=reservation.tokens - amount)
+            else:
+                updated = dataclasses.replace(reservation, state=state)
+            self._put(held, updated)
+        return [dataclasses.replace(r, tokens=amount, state=state) for r, amount in plan]
+
+    def set_agent_budget(self, session_id: str, agent: str, tokens: int) -> None:
+        budgets = self.agent_budgets.setdefault(session_id, {})
+        before = budgets.get(agent)
+        budgets[agent] = int(tokens)
+
+        def undo() -> None:
+            if before is None:
+                budgets.pop(agent, None)
+            else:
+                budgets[agent] = before
+
+        self._on_rollback(undo)
+
+    def budgets_of(self, session_id: str) -> dict[str, int]:
+        return dict(sorted(self.agent_budgets.get(session_id, {}).items()))
