@@ -10,12 +10,11 @@ exists only on its connection). Every ``sqlite3.Error`` leaves as a ``StoreError
 that says what to do. The archive search uses FTS5 when the driver has it (see
 ``_sqlite_schema``, which holds the schema, its migrations and the search SQL) and a
 Python BM25 otherwise. Where the file is, who may read it and its journal mode are
-``_sqlite_file``'s. Budget logic does not live here.
+``_sqlite_file``'s; the SQL of budget reservations is ``_sqlite_budgets``'s.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +24,7 @@ from typing import Any
 
 from ..errors import StoreError
 from ..model import Item
+from . import _sqlite_budgets as budgets
 from . import _sqlite_schema as schema
 from ._rows import (
     GROUPED_BY,
@@ -51,7 +51,7 @@ from .base import (
     StoredSession,
     VersionInfo,
 )
-from .reservations import LIVE, SETTLE_ON_USAGE, Cap, Reservation, settled
+from .reservations import SETTLE_ON_USAGE, Cap, Reservation
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "database_path"]
 
@@ -63,11 +63,6 @@ _CHUNK = 500
 
 def _session(row: tuple[Any, ...]) -> StoredSession:
     return session_from_row(tuple(from_db(value) for value in row))
-
-
-def _reservation(row: tuple[Any, ...]) -> Reservation:
-    sid, key, scope, tokens, created, expires, state, settle = (from_db(v) for v in row)
-    return Reservation(sid, key, scope, int(tokens), created, expires, state, settle)
 
 
 class SQLiteStore(Store):
@@ -444,7 +439,7 @@ class SQLiteStore(Store):
                 rows,
             )
 
-    # -- budget reservations and agent budgets -------------------------------------------
+    # -- budget reservations and agent budgets (their SQL: _sqlite_budgets) --------------
 
     def reserve(
         self,
@@ -457,49 +452,17 @@ class SQLiteStore(Store):
         ttl: float,
         settle: str = SETTLE_ON_USAGE,
     ) -> Reservation | None:
-        sid = to_db(session_id)
         with self._guard("reserving budget tokens") as conn, self.transaction():
             now = self.clock()
-            conn.execute(schema.EXPIRE, (sid, now))
-            found = conn.execute(
-                f"SELECT {schema.RESERVATION_COLUMNS} FROM reservations"
-                " WHERE session_id = ? AND key = ?",
-                (sid, to_db(key)),
-            ).fetchone()
-            if found is not None:
-                if found[6] == LIVE:
-                    return dataclasses.replace(_reservation(found), existing=True)
-                conn.execute(
-                    "DELETE FROM reservations WHERE session_id = ? AND key = ?", (sid, to_db(key))
-                )
-            sql, params = schema.reserve_statement([(c.scope, c.limit, c.used) for c in caps])
-            params.update(
-                session=sid,
-                key=to_db(key),
-                scope=to_db(scope),
-                tokens=int(tokens),
-                created=now,
-                expires=now + ttl,
-                settle=settle,
+            return budgets.reserve(
+                conn, session_id, scope, key, tokens, caps, now=now, ttl=ttl, settle=settle
             )
-            if conn.execute(sql, params).rowcount == 0:
-                return None
-        return Reservation(session_id, key, scope, int(tokens), now, now + ttl, LIVE, settle)
 
     def reservations(
         self, session_id: str, scope: str | None = None, *, live: bool = True
     ) -> list[Reservation]:
-        sql = f"SELECT {schema.RESERVATION_COLUMNS} FROM reservations WHERE session_id = :session"
-        params: dict[str, Any] = {"session": to_db(session_id), "now": self.clock()}
-        if live:
-            sql += " AND state = 'live' AND expires_at > :now"
-        if scope is not None:
-            where, scope_params = schema.scope_filter(scope)
-            sql += f" AND {where}"
-            params.update(scope_params)
         with self._guard("reading reservations") as conn:
-            rows = conn.execute(sql + " ORDER BY created_at, rowid", params).fetchall()
-        return [_reservation(row) for row in rows]
+            return budgets.reservations(conn, session_id, scope, live=live, now=self.clock())
 
     def settle_reservations(
         self,
@@ -512,41 +475,27 @@ class SQLiteStore(Store):
         tokens: int | None = None,
         oldest: bool = False,
     ) -> list[Reservation]:
-        sid = to_db(session_id)
         with self._guard("settling reservations") as conn, self.transaction():
-            conn.execute(schema.EXPIRE, (sid, self.clock()))
-            live = self.reservations(session_id, scope)
-            plan = settled(live, state, key=key, settle=settle, tokens=tokens, oldest=oldest)
-            for reservation, amount in plan:
-                if amount < reservation.tokens:  # part of it: what is left stays live
-                    conn.execute(
-                        "UPDATE reservations SET tokens = tokens - ?"
-                        " WHERE session_id = ? AND key = ?",
-                        (amount, sid, to_db(reservation.key)),
-                    )
-                else:
-                    conn.execute(
-                        "UPDATE reservations SET state = ? WHERE session_id = ? AND key = ?",
-                        (state, sid, to_db(reservation.key)),
-                    )
-        return [dataclasses.replace(r, tokens=amount, state=state) for r, amount in plan]
+            now = self.clock()
+            return budgets.settle(
+                conn,
+                session_id,
+                state,
+                now=now,
+                key=key,
+                scope=scope,
+                settle=settle,
+                tokens=tokens,
+                oldest=oldest,
+            )
 
     def set_agent_budget(self, session_id: str, agent: str, tokens: int) -> None:
         with self._guard("storing an agent budget") as conn, self.transaction():
-            conn.execute(
-                "INSERT INTO agent_budgets (session_id, agent, tokens, updated_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (session_id, agent)"
-                " DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
-                (to_db(session_id), to_db(agent), int(tokens), self.clock()),
-            )
+            budgets.set_agent_budget(conn, session_id, agent, tokens, self.clock())
 
     def agent_budgets(self, session_id: str) -> dict[str, int]:
         with self._guard("reading agent budgets") as conn:
-            rows = conn.execute(
-                "SELECT agent, tokens FROM agent_budgets WHERE session_id = ? ORDER BY agent",
-                (to_db(session_id),),
-            ).fetchall()
-        return {from_db(agent): int(tokens) for agent, tokens in rows}
+            return budgets.agent_budgets(conn, session_id)
 
     # -- secrets --------------------------------------------------------------------
 
