@@ -15,14 +15,9 @@ import pytest
 from conftest import run_cli
 
 from ctxbudget.accounting import Calibration
-from ctxbudget.claude_code import statusline, transcript_read, transcript_state
-from ctxbudget.claude_code.statusline import (
-    DEFAULT_FORMAT,
-    default_line,
-    format_line,
-    render_statusline,
-    transcript_figure,
-)
+from ctxbudget.claude_code import statusline, statusline_format, transcript_read, transcript_state
+from ctxbudget.claude_code.statusline import render_statusline, transcript_figure
+from ctxbudget.claude_code.statusline_format import DEFAULT_FORMAT, default_line, format_line
 from ctxbudget.claude_code.transcript_read import read_transcript
 from ctxbudget.cli import statusline as cli_statusline
 from ctxbudget.model import Level
@@ -827,7 +822,7 @@ def test_constants_agree_with_the_session() -> None:
     from ctxbudget import session
 
     assert transcript_state.UNANCHORED_PER_ITEM == session.UNANCHORED_PER_ITEM
-    assert set(statusline.ACTIONS) == {lv.value for lv in Level if lv is not Level.NORMAL}
+    assert set(statusline_format.ACTIONS) == {lv.value for lv in Level if lv is not Level.NORMAL}
 
 
 # -- as a process: the real entry points --------------------------------------------------

@@ -78,13 +78,13 @@ model picks one (``estimate`` is pure Python).
 from __future__ import annotations
 
 import json
-import math
 import os
 import stat
 import zlib
 
 # Imports nothing: the status line's arithmetic is ``ctxbudget tokens``'s.
 from .cache import cache_root, load_json, save_private_json
+from .statusline_format import DEFAULT_FORMAT, FORMAT_ENV, default_line, format_line
 from .transcript_read import read_transcript
 from .transcript_state import STATE_VERSION, TranscriptState, count_field, debug
 
@@ -95,20 +95,11 @@ if TYPE_CHECKING:
     from ..policy import Policy
     from ..status import Status
 
-#: Placeholders: {model} {used} {max} {percent} {bar} {level} {action} {remaining}
-#: {session}. ``{action}`` is empty below the warning level, else " · compact soon" etc.
-DEFAULT_FORMAT = "{model} | Tokens: {used}/{max} ({percent}%) | {bar} | {level}{action}"
-FORMAT_ENV = "CTXBUDGET_STATUSLINE_FORMAT"
-#: What to do, by level (short forms of ``status.RECOMMENDATIONS``).
-ACTIONS = {
-    "warning": "compact soon",
-    "critical": "compact now",
-    "blocked": "new agents blocked",
-}
 _MAX_STDIN = 1 << 20
 # The code the line depends on, from the package's root.
 _CODE = (
     "claude_code/statusline.py",
+    "claude_code/statusline_format.py",
     "claude_code/transcript_state.py",
     "claude_code/transcript_read.py",
     "claude_code/cache.py",
@@ -119,7 +110,6 @@ _CODE = (
     "model.py",
     "tokens/framing.py",
 )
-_PLACEHOLDER_NAMES = ("model", "used", "max", "percent", "bar", "level", "action", "remaining")
 
 
 # -- input ---------------------------------------------------------------------------
@@ -342,77 +332,6 @@ def build(figure: Figure, policy: Policy, inp: StatuslineInput) -> Status | None
         model=policy.model,
         session_id=inp.session_id,
     )
-
-
-def percent_text(status: Status) -> str:
-    """The percent as ``render.status_line`` prints it (a test keeps them equal)."""
-    return str(math.floor(status.percent + 1e-9))  # rounded down, as render.pct
-
-
-def action_text(status: Status) -> str:
-    return ACTIONS.get(status.level.value, "")
-
-
-def format_line(
-    fmt: str,
-    status: Status | None,
-    *,
-    model: str | None,
-    session_id: str | None,
-    window: int,
-    color: bool = False,
-) -> str:
-    """Fill the placeholders of ``fmt``; unknown ``{names}`` stay as written."""
-    from ..render import LEVEL_LABEL, bar, paint
-
-    values: dict[str, str] = {
-        "model": model or "",
-        "session": (session_id or "")[:8],
-        "max": f"{window:,}",
-    }
-    if status is None:
-        values.update(used="?", percent="?", bar="", level="", action="", remaining="?")
-    else:
-        action = action_text(status)
-        values.update(
-            used=f"{status.used_tokens:,}",
-            max=f"{status.max_tokens:,}",
-            percent=percent_text(status),
-            bar=paint(bar(status.percent), status.level, color),
-            level=paint(LEVEL_LABEL[status.level], status.level, color),
-            action=paint(f" · {action}", status.level, color) if action else "",
-            remaining=f"{status.remaining_tokens:,}",
-        )
-    out = []
-    i = 0
-    while i < len(fmt):
-        start = fmt.find("{", i)
-        if start < 0:
-            out.append(fmt[i:])
-            break
-        end = fmt.find("}", start)
-        name = fmt[start + 1 : end] if end > 0 else ""
-        if name in values:
-            out.append(fmt[i:start])
-            out.append(values[name])
-            i = end + 1
-        else:
-            out.append(fmt[i : start + 1])
-            i = start + 1
-    return "".join(out).replace("\n", " ")
-
-
-def default_line(
-    status: Status | None, *, model: str | None, window: int, color: bool = False
-) -> str:
-    """``DEFAULT_FORMAT``, drawn by ``render.status_line`` itself."""
-    from ..render import paint, status_line
-
-    if status is None:
-        return f"{model} | Tokens: ?/{window:,}" if model else f"Tokens: ?/{window:,}"
-    line = status_line(status, color=color, prefix=model or None)
-    action = action_text(status)
-    return line + (paint(f" · {action}", status.level, color) if action else "")
 
 
 def render_statusline(
