@@ -21,9 +21,9 @@ from ctxbudget.claude_code.install import (
     default_executable,
     marker_path,
     plan_install,
-    plan_uninstall,
     settings_path,
 )
+from ctxbudget.claude_code.uninstall import plan_uninstall
 from ctxbudget.cli import hooks as cli_hooks
 
 # What install writes: the running ctxbudget by its absolute path.

@@ -11,13 +11,13 @@ the result is checked to parse to exactly the original settings plus the additio
 
 ``apply_install`` keeps one backup of the original bytes next to the file (named by
 their hash: installing again over the same original adds none)
-and a marker (``settings.json.ctxbudget.json``) of what it added. ``plan_uninstall``
-writes the original bytes back when the file is as install left it; when it changed
-since, it removes only ctxbudget's entries (found by their command) and keeps the
-rest. Nothing is written by a plan; ``--dry-run`` prints its diff.
+and a marker (``settings.json.ctxbudget.json``) of what it added, which
+``uninstall`` (``plan_uninstall``, with the helpers here: reading and checking the
+file, what is ours) uses to take it out again. Nothing is written by a plan;
+``--dry-run`` prints its diff.
 
-It owns the settings file edit only (the text editing itself is ``json_edit``); what the
-hooks do is ``ctxbudget.claude_code.hooks``.
+It owns the settings file edit only (the text editing itself is ``json_edit``); what
+the hooks do is ``ctxbudget.claude_code.hooks``.
 """
 
 from __future__ import annotations
@@ -37,19 +37,27 @@ from typing import Any
 
 from .._files import write_atomic
 from ..errors import ConfigurationError
-from .json_edit import Node, Spans, Style, append, dump, indent_at, remove, replace, style_of
+from .json_edit import Node, Spans, Style, append, dump, indent_at, replace, style_of
 
 __all__ = [
     "HOOKS",
+    "MARKER_FORMAT",
     "SettingsChange",
     "SettingsError",
     "apply_install",
-    "apply_uninstall",
+    "decode_settings",
     "default_executable",
+    "file_mode",
     "group_runs_hook",
+    "hooks_object",
+    "is_our_statusline",
+    "marker_path",
     "plan_install",
-    "plan_uninstall",
+    "read_settings",
+    "runs_our_hook",
     "settings_path",
+    "settings_target",
+    "sha256_of",
 ]
 
 # (event, matcher or None, ``ctxbudget hook`` event name)
@@ -60,7 +68,7 @@ HOOKS: tuple[tuple[str, str | None, str], ...] = (
     ("SessionStart", None, "session-start"),
     ("SubagentStop", None, "subagent-stop"),
 )
-_MARKER_FORMAT = 1
+MARKER_FORMAT = 1
 
 
 class SettingsError(ConfigurationError):
@@ -113,11 +121,11 @@ def _runs(command: Any, *words: str) -> bool:
     )
 
 
-def _is_our_statusline(value: Any) -> bool:
+def is_our_statusline(value: Any) -> bool:
     return isinstance(value, dict) and _runs(value.get("command"), "statusline")
 
 
-def _our_hook(hook: Any, name: str) -> bool:
+def runs_our_hook(hook: Any, name: str) -> bool:
     return isinstance(hook, dict) and _runs(hook.get("command"), "hook", name)
 
 
@@ -125,7 +133,7 @@ def group_runs_hook(group: Any, name: str) -> bool:
     """Does a settings hook group (``{"matcher": …, "hooks": [...]}``) run
     ``ctxbudget hook NAME``?"""
     hooks = group.get("hooks") if isinstance(group, dict) else None
-    return isinstance(hooks, list) and any(_our_hook(h, name) for h in hooks)
+    return isinstance(hooks, list) and any(runs_our_hook(h, name) for h in hooks)
 
 
 def _entry(matcher: str | None, command: str) -> dict[str, Any]:
@@ -137,7 +145,7 @@ def _entry(matcher: str | None, command: str) -> dict[str, Any]:
 # -- reading and checking the file ---------------------------------------------------
 
 
-def _read(path: Path) -> tuple[bytes, bool]:
+def read_settings(path: Path) -> tuple[bytes, bool]:
     try:
         return path.read_bytes(), True
     except FileNotFoundError:
@@ -148,7 +156,7 @@ def _read(path: Path) -> tuple[bytes, bool]:
         raise SettingsError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
 
-def _decode(raw: bytes, path: Path) -> tuple[str, str, Any]:
+def decode_settings(raw: bytes, path: Path) -> tuple[str, str, Any]:
     """BOM, text and parsed settings; an empty or missing file is ``{}``."""
     try:
         text = raw.decode("utf-8")
@@ -173,7 +181,7 @@ def _decode(raw: bytes, path: Path) -> tuple[str, str, Any]:
     return bom, body, data
 
 
-def _sha(data: bytes) -> str:
+def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
@@ -216,8 +224,8 @@ def plan_install(
     path: Path, *, executable: str = "ctxbudget", statusline: bool = True, force: bool = False
 ) -> SettingsChange:
     """What installing would change (nothing is written)."""
-    raw, existed = _read(path)
-    bom, text, data = _decode(raw, path)
+    raw, existed = read_settings(path)
+    bom, text, data = decode_settings(raw, path)
     expected = copy.deepcopy(data)
     added: dict[str, Any] = {
         "statusLine": None,
@@ -240,7 +248,7 @@ def plan_install(
         if found is None:
             text = append(text, root, "statusLine", ours, style)
             added["statusLine"] = "added"
-        elif _is_our_statusline(data["statusLine"]):
+        elif is_our_statusline(data["statusLine"]):
             present.append("statusLine")
         elif data["statusLine"] is not None and not force:
             current = data["statusLine"]
@@ -303,7 +311,7 @@ def _add_hooks(
         return text
     for event, _, name in HOOKS:
         groups = hooks.get(event)
-        hooks_node = _hooks_node(text)
+        hooks_node = hooks_object(text)
         if event not in hooks:
             text = append(text, hooks_node, event, wanted[event], style)
             added["events_created"].append(event)
@@ -321,18 +329,19 @@ def _add_hooks(
     return text
 
 
-def _hooks_node(text: str) -> Node:
+def hooks_object(text: str) -> Node:
+    """The settings' "hooks" object, parsed (it exists)."""
     found = Spans(text).parse().member("hooks")
     assert found is not None
     return found[1]
 
 
-def _target(path: Path) -> Path:
+def settings_target(path: Path) -> Path:
     """Write through a symlink (a dotfiles manager's link stays a link)."""
     return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
-def _mode(path: Path) -> int:
+def file_mode(path: Path) -> int:
     """The file's permissions, or what a new file gets under the umask."""
     try:
         return path.stat().st_mode & 0o7777
@@ -345,7 +354,7 @@ def _mode(path: Path) -> int:
 def _backup(target: Path, original: bytes, mode: int | None) -> Path:
     """The backup of ``original`` next to ``target``: named by its hash, so installing
     again over the same original reuses the one backup instead of adding another."""
-    digest = _sha(original)[:12]
+    digest = sha256_of(original)[:12]
     backup = target.with_name(f"{target.name}.{digest}.ctxbudget.bak")
     n = 1
     while backup.exists():
@@ -381,26 +390,26 @@ def default_executable() -> str:
 
 def apply_install(change: SettingsChange, *, commands: bool = False) -> list[str]:
     """Write the planned install: backup first, then the file, then the marker."""
-    target = _target(change.path)
-    current, _ = _read(target)
+    target = settings_target(change.path)
+    current, _ = read_settings(target)
     if current != change.before:
         raise SettingsError(f"{change.path} changed while planning: run the command again")
     lines = []
     backup = None
-    mode = _mode(target)
+    mode = file_mode(target)
     if change.existed:
         backup = _backup(target, change.before, mode)
         lines.append(f"Backup of the original: {backup}")
     assert change.after is not None
     write_atomic(target, change.after, mode, parents=True)
     marker = {
-        "format": _MARKER_FORMAT,
+        "format": MARKER_FORMAT,
         "settings": str(change.path),
         "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "existed": change.existed,
         "backup": str(backup) if backup else None,
-        "original_sha256": _sha(change.before),
-        "installed_sha256": _sha(change.after),
+        "original_sha256": sha256_of(change.before),
+        "installed_sha256": sha256_of(change.after),
         "executable": change.executable,
         "added": change.added,
     }
@@ -421,123 +430,3 @@ def apply_install(change: SettingsChange, *, commands: bool = False) -> list[str
         undo += " --commands"
     lines.append(f"Restart Claude Code to load it. Undo with: {undo}")
     return lines
-
-
-# -- uninstall -----------------------------------------------------------------------
-
-
-def _load_marker(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(marker_path(_target(path)).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("format") == _MARKER_FORMAT else None
-
-
-def plan_uninstall(path: Path) -> SettingsChange:
-    """What uninstalling would change: the original bytes back when the file is as
-    install left it, else ctxbudget's entries taken out of the current text."""
-    raw, existed = _read(path)
-    marker = _load_marker(path)
-    change = SettingsChange(action="uninstall", path=path, existed=existed, before=raw, after=raw)
-    if not existed:
-        change.after = None
-        change.notes.append(f"{path} does not exist: nothing to uninstall.")
-        return change
-    if marker is not None and marker.get("installed_sha256") == _sha(raw):
-        if not marker.get("existed"):
-            change.after = None  # install created the file
-            change.restores_original = True
-            return change
-        backup = Path(str(marker.get("backup") or ""))
-        try:
-            original = backup.read_bytes()
-        except OSError:
-            original = None
-        if original is not None and _sha(original) == marker.get("original_sha256"):
-            # An install over an earlier one backed up a file that had some of ours.
-            change.after = _remove_ours(original, path, None)
-            change.restores_original = change.after == original
-            return change
-        change.notes.append(f"The backup {backup} is missing or changed: removing entries instead.")
-    elif marker is not None:
-        change.notes.append(f"{path} changed since install: removing ctxbudget's entries only.")
-    change.after = _remove_ours(raw, path, marker)
-    if change.after == raw:
-        change.notes.append(f"ctxbudget is not installed in {path}.")
-    return change
-
-
-def _remove_ours(raw: bytes, path: Path, marker: dict[str, Any] | None) -> bytes:
-    bom, text, data = _decode(raw, path)
-    unchanged = text
-    added = (marker or {}).get("added") or {}
-    if _is_our_statusline(data.get("statusLine")):
-        root = Spans(text).parse()
-        found = root.member("statusLine")
-        assert found is not None
-        before = added.get("statusLine_before")
-        if added.get("statusLine") == "replaced" and isinstance(before, str):
-            text = replace(text, found[1], before)  # the statusLine --force replaced
-        else:
-            text = remove(text, root, found[0])
-    if isinstance(data.get("hooks"), dict):
-        emptied = False
-        for event, _, name in HOOKS:
-            text, now_empty = _remove_event_hooks(text, event, name)
-            created = event in added.get("events_created", []) or marker is None
-            if now_empty and created:
-                hooks_node = _hooks_node(text)
-                found = hooks_node.member(event)
-                if found is not None:
-                    text = remove(text, hooks_node, found[0])
-                    emptied = True
-        root = Spans(text).parse()
-        found = root.member("hooks")
-        created = added.get("hooks_created") or (marker is None and emptied)
-        if found is not None and not found[1].members and created:
-            text = remove(text, root, found[0])
-    return raw if text == unchanged else (bom + text).encode("utf-8")
-
-
-def _remove_event_hooks(text: str, event: str, name: str) -> tuple[str, bool]:
-    """Take ctxbudget's hook out of ``hooks[event]``; True when that list became empty
-    by it. A group left with no hook goes too."""
-    removed = False
-    while True:
-        found = _hooks_node(text).member(event)
-        if found is None or found[1].kind != "array":
-            return text, False
-        groups = json.loads(text[found[1].start : found[1].end])
-        hit = next((i for i, g in enumerate(groups) if group_runs_hook(g, name)), None)
-        if hit is None:
-            return text, removed and not groups
-        removed = True
-        group_node = found[1].items[hit]
-        inner = group_node.member("hooks")
-        assert inner is not None
-        hooks = groups[hit]["hooks"]
-        mine = [i for i, h in enumerate(hooks) if _our_hook(h, name)]
-        if len(mine) == len(hooks):
-            text = remove(text, found[1], hit)
-        else:
-            text = remove(text, inner[1], mine[0])
-
-
-def apply_uninstall(change: SettingsChange) -> list[str]:
-    target = _target(change.path)
-    current, _ = _read(target)
-    if current != change.before:
-        raise SettingsError(f"{change.path} changed while planning: run the command again")
-    if change.after is None:
-        target.unlink()
-        done = f"Removed {change.path} (install had created it)."
-    else:
-        write_atomic(target, change.after, _mode(target), parents=True)
-        done = (
-            f"Removed ctxbudget from {change.path}: the original bytes are back."
-            if change.restores_original
-            else f"Removed ctxbudget's entries from {change.path}; everything else is kept."
-        )
-    marker_path(target).unlink(missing_ok=True)
-    return [done, "Restart Claude Code to unload it."]

@@ -267,7 +267,7 @@ def _install_plugin(executable: str, dry_run: bool) -> int:
 
 
 def cmd_uninstall(args: argparse.Namespace, tracker: Tracker) -> int:
-    from ..claude_code.install import apply_uninstall, plan_uninstall
+    from ..claude_code.uninstall import apply_uninstall, plan_uninstall
 
     if args.commands and not args.dry_run:
         from ..claude_code.user_commands import remove_user_commands
