@@ -246,14 +246,15 @@ def read_claude_code(
             window = window_of_betas(params.get("betas")) or window
             if isinstance(params.get("model"), str) and params["model"]:
                 request_model = params["model"]
-        if is_compact_boundary(data):
+        boundary = is_compact_boundary(data)
+        if boundary:
             kept.extend(preserved_messages(data))
         if not data.get("isSidechain"):
             # the overhead the boundary that opened the latest context carried (a fork's),
             # by the status line's rule (``opens_context``): none after a root message
             if opens_context(data, after_boundary):
-                carried = carried_overhead(data) if is_compact_boundary(data) else None
-            if is_compact_boundary(data):
+                carried = carried_overhead(data) if boundary else None
+            if boundary:
                 after_boundary = True
             elif rtype in ("user", "assistant"):
                 after_boundary = False
