@@ -347,6 +347,21 @@ def estimate_overhead(samples: Sequence[int]) -> int | None:
     return max(0, recent[int(OVERHEAD_QUANTILE * (len(recent) - 1))])
 
 
+def unmeasured_overhead(
+    earlier: Sequence[int], shape: Callable[[], int] | None, carried: int | None
+) -> int | None:
+    """The provider's overhead (system prompt, tools) of a context no usage has measured
+    yet, by the one rule every reader follows: as the session's earlier usages measured
+    it (``estimate_overhead`` of ``earlier``, after a compaction); else the request
+    shape the transcript records, counted (``shape``: Claude Code 2.x, before the first
+    usage of all); else what the compact boundary carried (a fork's); else None."""
+    if earlier:
+        return estimate_overhead(earlier)
+    if shape is not None:
+        return shape()
+    return carried or None
+
+
 def _ridge(sums: Sequence[int], prior: tuple[float, float]) -> tuple[float, float]:
     """Least squares of d ≈ k·l + c·n from the rows' sums of products (``_add``), pulled
     towards the prior (2×2 normal equations)."""

@@ -14,7 +14,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Protocol
 
-from .accounting import Anchor, Calibration, HistoryPoint, Totals, estimate_overhead, replay_history
+from .accounting import (
+    Anchor,
+    Calibration,
+    HistoryPoint,
+    Totals,
+    replay_history,
+    unmeasured_overhead,
+)
 from .level import Level
 from .model import MAIN_AGENT, AgentUsage, Item, Kind, Transcript
 from .policy import Policy
@@ -281,19 +288,14 @@ class SessionFigures:
         else:
             anchor.since_tokens = self.totals.local_total
             anchor.since_items = len(self.items)
-            if points:
-                # No usage in this context yet (Claude Code compacted it): the system
-                # prompt and tools are estimated from what the earlier usages counted
-                # beyond their transcript (status().overhead_estimated says so).
-                estimate = estimate_overhead([p.overhead_tokens for p in points])
-                anchor.overhead = estimate or anchor.overhead
-            elif self.request_shape:
-                # Before the first usage of all: the system prompt and tools the request
-                # sent (Claude Code 2.x records them), counted and corrected.
-                anchor.overhead = sum(self.request_overhead().values())
-            elif transcript.carried_overhead:
-                # A fork's first context: what the session it came from measured.
-                anchor.overhead = transcript.carried_overhead
+            # No usage in this context yet (after a compaction, before the first call, a
+            # fork): the system prompt and tools as the status line takes them
+            # (status().overhead_estimated says so)
+            shape = (lambda: sum(self.request_overhead().values())) if self.request_shape else None
+            estimate = unmeasured_overhead(
+                [p.overhead_tokens for p in points], shape, transcript.carried_overhead
+            )
+            anchor.overhead = estimate or anchor.overhead
         self._level = self.level_now()
         for name, agent_items in transcript.agents.items():
             calls = transcript.agent_calls.get(name, [])

@@ -264,14 +264,14 @@ class TranscriptState:
         shape counts them, else as the session a fork came from measured them; else 0."""
         if self.anchor is not None:
             return 0
-        if self.overheads:
-            from ..accounting import estimate_overhead
+        from ..accounting import unmeasured_overhead  # the rule ``ctxbudget tokens`` follows
 
-            return estimate_overhead(self.overheads) or 0
         tokens, blocks = self.shape
-        if not blocks and self.carried:
-            return self.carried
-        return round(calibration.per_token * tokens + max(0.0, _framing(calibration)) * blocks)
+
+        def shape() -> int:
+            return round(calibration.per_token * tokens + max(0.0, _framing(calibration)) * blocks)
+
+        return unmeasured_overhead(self.overheads, shape if blocks else None, self.carried) or 0
 
     # The figure, with the same arithmetic as Session._from_transcript / used_tokens.
     def used_tokens(self, calibration: Calibration) -> int:
