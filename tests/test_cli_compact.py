@@ -103,6 +103,8 @@ def test_text_output_format(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
         (["--target-percent", "150"], "above 0 and at most 100"),
         (["--target-percent", "0"], "above 0 and at most 100 (got 0.0)"),
         (["--ratio", "inf"], "above 1 and at most 1000"),
+        (["--keep-last", "-1"], "argument --keep-last: must be 0 or more (got -1)"),
+        (["--keep-results", "x"], "argument --keep-results: not a whole number"),
     ],
 )
 def test_bad_targets(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:

@@ -116,6 +116,17 @@ def writes_store(args: argparse.Namespace) -> bool:
     return True
 
 
+def count(text: str) -> int:
+    """An argparse type: a whole number, 0 or more (exchanges or results to keep)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {value})")
+    return value
+
+
 def policy_flags(parser: argparse.ArgumentParser) -> None:
     """Add the policy flags (``--policy FILE``, ``--window``, thresholds…) to ``parser``."""
     group = parser.add_argument_group("policy")

@@ -19,7 +19,7 @@ from ..compaction import CompactionPolicy
 from ..compaction.summarize import current_task
 from ..errors import CompactionError
 from ..model import Kind
-from .common import PROGRESS_FROM_ITEMS, UsageError, progress
+from .common import PROGRESS_FROM_ITEMS, UsageError, count, progress
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -73,17 +73,17 @@ def register(commands: Any, policy_flags: Callable[[argparse.ArgumentParser], No
     )
     compact.add_argument("--summarizer", choices=["extractive", "llm"], default="extractive")
     compact.add_argument(
-        "--keep-first", type=int, default=1, metavar="M", help="first exchanges kept whole (1)"
+        "--keep-first", type=count, default=1, metavar="M", help="first exchanges kept whole (1)"
     )
     compact.add_argument(
         "--keep-last",
-        type=int,
+        type=count,
         metavar="N",
         help="last exchanges kept whole, exactly N (default: 5, fewer when the target needs it)",
     )
     compact.add_argument(
         "--keep-results",
-        type=int,
+        type=count,
         default=3,
         metavar="K",
         help="latest tool results kept whole (3)",
