@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "context": 3,
     "session_figures": 3,
     "session_row": 3,
+    "session_persistence": 3,
     "session_state": 3,
     "archive": 3,
     "budgeting": 3,

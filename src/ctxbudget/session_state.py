@@ -1,40 +1,30 @@
-"""A session and its place in the store: the figures (``SessionFigures``) with the
-context versions, the ledger and every write that keeps the store current.
+"""A session and its place in the store: the figures (``SessionFigures``) kept in the
+store (``StoredFigures``: the row, the metadata, the ledger, save and load), and what
+changes the context: items added, usage recorded, context versions made and restored.
 
 ``SessionState`` is the public inside of ``Session``: the services that act on a
 session (``archive`` for compaction, restore and recall; ``budgeting`` for
 allocation, the gate and phases; the shells) read and change it only through the
-typed methods here, and every store write goes through it (and its ``SessionRow``,
-which keeps concurrent writers from overwriting each other). It knows nothing of
-those services: they sit above it, and ``Session`` (in ``session.py``) puts them
-together.
+typed methods here and in ``session_persistence.py``, and every store write goes
+through it (and its ``SessionRow``, which keeps concurrent writers from overwriting
+each other). It knows nothing of those services: they sit above it, and ``Session``
+(in ``session.py``) puts them together.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .accounting import Anchor, HistoryPoint
-from .budget.state import BudgetState
-from .errors import ConcurrentModificationError, SessionNotFoundError, SourceError
-from .level import Level
-from .model import AgentUsage, EventType, Item, Kind, Role, Usage
+from .accounting import Anchor
+from .errors import ConcurrentModificationError, SourceError
+from .model import EventType, Item, Kind, Role, Usage
 from .policy import Policy
-from .recording import (
-    HISTORY_EVENTS,
-    context_hash,
-    history_from_events,
-    next_version,
-    plan_recording,
-    usage_events,
-)
-from .session_figures import SessionFigures, Workspace
-from .session_row import SessionRow
+from .recording import context_hash, next_version
+from .session_figures import Workspace
+from .session_persistence import StoredFigures
 from .status import Status
-from .store import Store, StoredEvent, StoredSession
 
 __all__ = ["SessionState"]
 
@@ -50,7 +40,7 @@ _FIGURES = frozenset(
 )
 
 
-class SessionState(SessionFigures):
+class SessionState(StoredFigures):
     """One context window: its figures, its context versions and its stored row."""
 
     def __init__(
@@ -62,33 +52,11 @@ class SessionState(SessionFigures):
         name: str | None = None,
         stored: bool = True,
     ) -> None:
-        super().__init__(tracker, policy, session_id or uuid.uuid4().hex)
-        self.name = name
-        self.version = 1
+        super().__init__(tracker, policy, session_id or uuid.uuid4().hex, name=name, stored=stored)
         self.last_alert: str | None = None
-        self.budget = BudgetState()
-        # Set by ``save(keep_transcript_context=True)``: the compacted stored version the
-        # transcript's own context was stored on top of.
-        self.overtook_compacted_version: int | None = None
-        # False when the policy came from defaults (``Tracker.load`` says): a file
-        # recorded again without flags then keeps the policy it was stored with.
-        self.policy_given = True
-        self.row = SessionRow(lambda: self.tracker.store, self.id, wanted=stored)
-        self._recorded_calls = 0
-        self._extra: dict[str, Any] = {}
-        self._recording: dict[str, Any] = {}
         self._auto_quiet_until = 0  # no auto-compaction below this size (after an alert)
 
-    # -- the public inside: what services and shells use ---------------------------
-
-    @property
-    def store(self) -> Store:
-        return self.tracker.store
-
-    @property
-    def is_stored(self) -> bool:
-        """Whether the store holds this session (its items and ledger)."""
-        return self.row.known
+    # -- auto-compaction's quiet mark ---------------------------------------------------
 
     @property
     def auto_quiet_until(self) -> int:
@@ -102,65 +70,6 @@ class SessionState(SessionFigures):
         self._auto_quiet_until = used_tokens
         self.remember("auto_quiet_until", used_tokens)
         self.log_event(EventType.ALERT, {"reason": reason, "used_tokens": used_tokens})
-
-    def log_event(self, event: EventType | str, data: Mapping[str, Any]) -> None:
-        """Append ``event`` to the session's ledger (when the session is stored)."""
-        self.row.log(event, data)
-
-    def events(self, types: Iterable[str] | None = None) -> list[StoredEvent]:
-        """The session's ledger (optionally only these event types)."""
-        return self.row.events(types)
-
-    def state(self) -> dict[str, Any]:
-        """The session's figures as stored in its metadata (and saved before a new
-        context version, so that ``restore`` gives them back exactly)."""
-        return {
-            **self.anchor.to_meta(),
-            "level": self.level.value,
-            "calibration": {
-                "per_token": self.calibration.per_token,
-                "per_item": self.calibration.per_item,
-                "samples": self.calibration.samples,
-            },
-            "subagents": [a.to_dict() for a in self.subagents],
-            "unknown_records": self.unknown_records,
-            "recorded_calls": self._recorded_calls,
-            "budget": self.budget.to_dict(),
-            "extra": dict(self._extra),
-            **self._recording,
-            "revision": self.row.revision,
-        }
-
-    def remember(self, key: str, value: Any) -> None:
-        """Keep a small value in the session's stored metadata (e.g. auto-compaction's
-        quiet mark, so a hook run in a new process does not try again)."""
-        self._extra[key] = value
-        self.row.merge({"extra": dict(self._extra)})
-
-    def remembered(self, key: str, default: Any = 0) -> Any:
-        """A value kept with ``remember``."""
-        return self._extra.get(key, default)
-
-    def use_stored_settings(self, stored: StoredSession) -> None:
-        """Take the budgets and remembered values of the stored session ``stored``
-        (a transcript read afresh keeps what was decided about it)."""
-        meta = stored.meta or {}
-        self.budget = BudgetState.from_dict(meta.get("budget"))
-        self._extra = dict(meta.get("extra") or {})
-
-    def save_budget(self) -> None:
-        """Write the budget state to the stored session."""
-        self.row.merge({"budget": self.budget.to_dict()})
-
-    def history(self) -> list[HistoryPoint]:
-        """Each API call: reported vs predicted context size.
-
-        From the loaded transcript, or for a stored session from its ledger's
-        ``usage_recorded`` events.
-        """
-        if self.transcript is None:
-            return history_from_events(self.row.events(HISTORY_EVENTS))
-        return super().history()
 
     # -- context versions ---------------------------------------------------------
 
@@ -271,17 +180,9 @@ class SessionState(SessionFigures):
         if state:
             anchor = Anchor.from_meta(state, overhead=self.anchor.overhead)
             if "calibration" in state:
-                self._load_calibration(state)
+                self.load_calibration(state)
         self.load_context(items, version, anchor)
         self.row.merge({"level": self.level.value})  # as load_context found it
-
-    def _load_calibration(self, meta: Mapping[str, Any]) -> None:
-        """The per-session correction as ``meta`` (a row's, or figures saved) holds it."""
-        cal = meta.get("calibration") or {}
-        self.calibration = self.new_calibration()
-        self.calibration.per_token = float(cal.get("per_token", self.calibration.per_token))
-        self.calibration.per_item = float(cal.get("per_item", self.calibration.per_item))
-        self.calibration.samples = [(int(a), int(b), int(c)) for a, b, c in cal.get("samples", [])]
 
     def load_context(self, items: list[Item], version: int, anchor: Anchor) -> None:
         """Make ``items`` the context in memory (what the store already holds)."""
@@ -416,200 +317,3 @@ class SessionState(SessionFigures):
             raise
         self.check_level()
         return self.status()
-
-    def snapshot(self) -> dict[str, Any]:
-        return {**super().snapshot(), "known": self.row.known, "revision": self.row.revision}
-
-    def rollback(self, snap: dict[str, Any]) -> None:
-        super().rollback(snap)
-        self.row.known = snap["known"]
-        self.row.revision = snap["revision"]
-
-    # -- policy and persistence ---------------------------------------------------
-
-    def set_policy(self, policy: Policy) -> None:
-        old = self.policy
-        self.policy = policy
-        if self.row.wanted:
-            with self.store.transaction():
-                self.save()
-                self.store.append_event(
-                    self.id,
-                    str(EventType.POLICY_CHANGED),
-                    {"from": old.to_dict(), "to": policy.to_dict()},
-                )
-        self.check_level()
-
-    def check_level(self) -> None:
-        """Log a ``threshold_crossed`` event when the level changed."""
-        level = self.level_now()
-        if level is not self.level:
-            previous = self.reach(level)
-            if self.row.wanted:
-                self.store.append_event(
-                    self.id,
-                    str(EventType.THRESHOLD_CROSSED),
-                    {
-                        "from": previous.value,
-                        "to": level.value,
-                        "percent": round(100.0 * self.used_tokens / self.policy.window, 2),
-                        "used_tokens": self.used_tokens,
-                    },
-                )
-
-    def save(self, *, keep_transcript_context: bool = False) -> None:
-        """Write the session's row (creating it, with its items, the first time).
-
-        A transcript recorded again adds only what is new, on top of the stored context
-        (compacted or not). With ``keep_transcript_context`` (compacting a file: the plan
-        was made on the file's own context), a stored context that was compacted since
-        is not adopted: the transcript's context becomes a new version on top of the
-        stored ones (which stay for ``restore``), and ``overtook_compacted_version``
-        names the stored version it went past.
-        """
-        self.row.wanted = True
-        store = self.store
-        now = time.time()
-        if self.row.known:
-            with store.transaction():
-                stored = store.get_session(self.id)
-                self.row.check_fresh(stored, self.version)
-                stored.policy = self.policy.to_dict()
-                stored.model = self.policy.model
-                stored.context_version = self.version
-                stored.updated_at = now
-                self.row.write(stored, self.state)
-            return
-        source = self.transcript.path if self.transcript else None
-        with store.transaction():
-            try:
-                existing = store.get_session(self.id)
-            except SessionNotFoundError:
-                existing = None
-            recorded_calls = int((existing.meta or {}).get("recorded_calls", 0)) if existing else 0
-            previous_level = (
-                Level((existing.meta or {}).get("level", "normal")) if existing else (Level.NORMAL)
-            )
-            to_append = list(self.items)
-            adopt: list[Item] | None = None
-            if existing is not None:
-                # Recording a transcript again: what was stored stays (the ledger is
-                # append-only) and only what is new is written.
-                plan = plan_recording(
-                    store,
-                    existing,
-                    self.items,
-                    from_transcript=self.transcript is not None,
-                    keep_transcript_context=keep_transcript_context,
-                )
-                self.version, to_append, adopt = plan.version, plan.to_append, plan.adopt
-                if plan.overtook is not None:
-                    self.overtook_compacted_version = plan.overtook
-                if adopt is not None:
-                    # the stored context, compacted since, stays the session's: its
-                    # figures are written and shown, not the file's whole context's
-                    overhead = int((existing.meta or {}).get("overhead", 0) or 0)
-                    self.anchor = Anchor(overhead=overhead)
-                    self.set_items(list(adopt))
-                    self.reach(previous_level)
-                if not self.policy_given:
-                    # a file recorded again without flags keeps the policy it was stored with
-                    self.policy = Policy.from_mapping(existing.policy, origin="stored session")
-                elif existing.policy != self.policy.to_dict():
-                    store.append_event(
-                        self.id,
-                        str(EventType.POLICY_CHANGED),
-                        {"from": existing.policy, "to": self.policy.to_dict()},
-                    )
-                existing.policy = self.policy.to_dict()
-                existing.context_version = self.version
-                existing.updated_at = now
-                self.row.adopt(existing)
-                self.row.write(existing, self.state)
-            else:
-                store.create_session(
-                    StoredSession(
-                        id=self.id,
-                        name=self.name,
-                        model=self.policy.model,
-                        source=source,
-                        policy=self.policy.to_dict(),
-                        created_at=now,
-                        updated_at=now,
-                        context_version=self.version,
-                        meta=self.state(),
-                    )
-                )
-                store.append_event(
-                    self.id,
-                    str(EventType.SESSION_CREATED),
-                    {
-                        "model": self.policy.model,
-                        "window": self.policy.window,
-                        "source": source,
-                    },
-                )
-            self.row.known = True
-            if to_append:
-                store.append_items(self.id, to_append, version=self.version)
-                store.append_event(
-                    self.id,
-                    str(EventType.ITEMS_ADDED),
-                    {
-                        "count": len(to_append),
-                        "version": self.version,
-                        "tokens": sum(i.tokens or 0 for i in to_append),
-                    },
-                )
-            self._record_transcript_calls(recorded_calls, previous_level)
-            if self.transcript is not None:
-                self._remember_recording(len(self.transcript.items))
-
-    def _record_transcript_calls(self, done: int, level: Level) -> None:
-        """One usage event per API call not recorded before, and each threshold crossed."""
-        if self.transcript is None:
-            return
-        store = self.store
-        events, level = usage_events(self.history()[done:], self.policy, level)
-        for event, data in events:
-            store.append_event(self.id, event, data)
-        self._recorded_calls = max(done, len(self.transcript.calls))
-        self.reach(self.level_now())
-        if self.level is not level:
-            store.append_event(
-                self.id,
-                str(EventType.THRESHOLD_CROSSED),
-                {"from": level.value, "to": self.level.value, "used_tokens": self.used_tokens},
-            )
-        stored = store.get_session(self.id)
-        self.row.adopt(stored)
-        self.row.write(stored, self.state)
-
-    def _remember_recording(self, count: int) -> None:
-        """How much of the transcript is recorded, so recording it again adds only what
-        is new, on top of the stored context (even a compacted one)."""
-        store = self.store
-        recorded = self.transcript.items[:count] if self.transcript else []
-        self._recording = {"recorded_items": count, "recorded_hash": context_hash(recorded)}
-        stored = store.get_session(self.id)
-        stored.meta = {**stored.meta, **self._recording}
-        store.update_session(stored)
-
-    def load_stored(self, stored: StoredSession, items: list[Item]) -> None:
-        """Become the stored session ``stored`` with its current ``items``."""
-        self.row.known = True
-        self.row.wanted = True
-        self.row.adopt(stored)
-        self.version = stored.context_version
-        self.policy = self.policy.replace(model=stored.model) if stored.model else self.policy
-        self.set_items(items)
-        meta = stored.meta or {}
-        self.anchor = Anchor.from_meta(meta)
-        self.reach(Level(meta.get("level", "normal")))
-        self.unknown_records = int(meta.get("unknown_records", 0))
-        self._recorded_calls = int(meta.get("recorded_calls", 0))
-        self.budget = BudgetState.from_dict(meta.get("budget"))
-        self._extra = dict(meta.get("extra") or {})
-        self._recording = {k: meta[k] for k in ("recorded_items", "recorded_hash") if k in meta}
-        self._load_calibration(meta)
-        self.subagents = [AgentUsage(**a) for a in meta.get("subagents", [])]
