@@ -881,7 +881,7 @@ def test_database_with_an_index_read_without_fts5(tmp_path: Path) -> None:
     with SQLiteStore(url, full_text=False) as store:  # the Python scorer, same answers
         assert [f.text for f, _ in store.search_archive("s1", "zebra")] == ["zebra"]
         # A driver really without FTS5 cannot write through the index's triggers:
-        error = store._error(sqlite3.OperationalError("no such module: fts5"), "appending items")
+        error = store._db.error(sqlite3.OperationalError("no such module: fts5"), "appending items")
         assert "lacks FTS5" in str(error) and store.path in str(error)
 
 

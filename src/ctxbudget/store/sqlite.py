@@ -9,16 +9,16 @@ process one connection is shared behind a re-entrant lock (a ``:memory:`` databa
 exists only on its connection). Every ``sqlite3.Error`` leaves as a ``StoreError``
 that says what to do. The archive search uses FTS5 when the driver has it (see
 ``_sqlite_schema``, which holds the schema, its migrations and the search SQL) and a
-Python BM25 otherwise. Where the file is, who may read it and its journal mode are
+Python BM25 otherwise. Opening the file, the lock and the transactions are
+``_sqlite_connection``'s; where the file is, who may read it and its journal mode
 ``_sqlite_file``'s; the SQL of budget reservations is ``_sqlite_budgets``'s.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,8 @@ from ._rows import (
     session_to_row,
 )
 from ._search import query_terms
-from ._sqlite_file import database_path, make_private_dirs, make_private_file, set_wal
+from ._sqlite_connection import SQLiteConnection, directory_error
+from ._sqlite_file import database_path
 from ._sqlite_schema import SCHEMA_VERSION, from_db, marks, to_db
 from ._sqlite_scrub import scrub
 from .base import (
@@ -88,87 +89,26 @@ class SQLiteStore(Store):
         memory = self.path == ":memory:"
         super().__init__("sqlite://:memory:" if memory else f"sqlite:///{self.path}", clock=clock)
         self.busy_timeout_ms = busy_timeout_ms
-        self._lock = threading.RLock()
-        self._depth = 0
-        self._conn: sqlite3.Connection | None = None
         # create=False on a file that does not exist: read as an empty store, create
         # nothing (no directory, no file), refuse writes (see ``transaction``).
         self.absent = not memory and not create and not Path(self.path).exists()
-        self._refuse_writes = False  # set once the (in-memory) schema is in place
-        if not memory and not self.absent:
-            self._prepare_path(Path(self.path))
-        conn: sqlite3.Connection | None = None
-        try:
-            # isolation_level=None: no implicit transactions, we issue BEGIN ourselves;
-            # check_same_thread=False: threads share it, one at a time, behind _lock.
-            conn = sqlite3.connect(
-                ":memory:" if self.absent else self.path,
-                busy_timeout_ms / 1000,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            self.journal_mode = set_wal(conn, busy_timeout_ms)
-            conn.execute("PRAGMA foreign_keys = ON")
-            self.full_text = full_text and schema.fts5_available(conn)
-            self._conn = conn
-            self._migrate()
-            self._refuse_writes = self.absent
-        except BaseException as exc:
-            self._conn = None
-            if conn is not None:
-                conn.close()
-            if isinstance(exc, sqlite3.Error):
-                raise self._error(exc, "opening the store") from exc
-            raise
-
-    def _prepare_path(self, path: Path) -> None:
-        if path.is_dir():
-            raise _a_directory(self.url, path)
-        try:
-            make_private_dirs(path.parent)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot open the store {self.url}: cannot create the directory "
-                f"{path.parent} ({exc.strerror or exc}); choose another location "
-                "with CTXBUDGET_STORE"
-            ) from exc
-        make_private_file(path)
-
-    def _migrate(self) -> None:
-        conn = self._connection()
-        # Read first, so opening an up-to-date file never takes the write lock.
-        if schema.up_to_date(conn, self.url, full_text=self.full_text):
-            return
-        with self.transaction():  # another process may have done it meanwhile
-            if not schema.up_to_date(conn, self.url, full_text=self.full_text):
-                schema.upgrade(conn, schema.schema_version(conn), full_text=self.full_text)
-
-    def _error(self, exc: sqlite3.Error, action: str) -> StoreError:
-        hint = schema.explain(str(exc), self.path, self.busy_timeout_ms)
-        return StoreError(f"{action} failed on {self.url}: {hint}")
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StoreError(f"the store {self.url} is closed")
-        return self._conn
-
-    @contextmanager
-    def _guard(self, action: str) -> Iterator[sqlite3.Connection]:
-        """Hold the lock and turn driver errors into a ``StoreError`` naming ``action``."""
-        with self._lock:
-            conn = self._connection()
-            try:
-                yield conn
-            except sqlite3.Error as exc:
-                raise self._error(exc, action) from exc
+        self._db = SQLiteConnection(
+            self.url,
+            self.path,
+            busy_timeout_ms=busy_timeout_ms,
+            full_text=full_text,
+            absent=self.absent,
+        )
+        self.journal_mode = self._db.journal_mode
+        self.full_text = self._db.full_text
+        self._refuse_writes = self.absent  # set once the (in-memory) schema is in place
 
     @classmethod
     def exists(cls, url: str) -> bool:
         """Whether the store ``url`` names is there to read (``:memory:`` always is)."""
         path = database_path(url)
         if path != ":memory:" and Path(path).is_dir():
-            raise _a_directory(url, Path(path))
+            raise directory_error(url, Path(path))
         return path == ":memory:" or Path(path).is_file()
 
     @contextmanager
@@ -178,43 +118,21 @@ class SQLiteStore(Store):
                 f"the store {self.url} does not exist and was opened only to read: "
                 "nothing was written"
             )
-        with self._guard("a transaction") as conn:
-            depth = self._depth
-            conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT nested_{depth}")
-            self._depth += 1
-            try:
-                yield
-            except BaseException:
-                self._depth -= 1
-                # sqlite may have rolled back on its own (disk full); and a failing
-                # rollback must not hide the error that caused it.
-                with suppress(sqlite3.Error):
-                    if depth == 0 and conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    elif depth > 0 and conn.in_transaction:
-                        conn.execute(f"ROLLBACK TO nested_{depth}")
-                        conn.execute(f"RELEASE nested_{depth}")
-                raise
-            self._depth -= 1
-            try:
-                conn.execute("COMMIT" if depth == 0 else f"RELEASE nested_{depth}")
-            except sqlite3.Error:
-                if depth == 0 and conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        with self._db.transaction():
+            yield
 
     # -- sessions -------------------------------------------------------------------
 
     def create_session(self, session: StoredSession) -> None:
         row = tuple(to_db(value) for value in session_to_row(session))
-        with self._guard("creating a session") as conn, self.transaction():
+        with self._db.guard("creating a session") as conn, self.transaction():
             try:
                 conn.execute(f"INSERT INTO sessions ({_SESSION_SELECT}) VALUES ({marks(9)})", row)
             except sqlite3.IntegrityError as exc:
                 raise StoreError(f'a session "{session.id}" already exists in {self.url}') from exc
 
     def get_session(self, session_id: str) -> StoredSession:
-        with self._guard("reading a session") as conn:
+        with self._db.guard("reading a session") as conn:
             row = conn.execute(
                 f"SELECT {_SESSION_SELECT} FROM sessions WHERE id = ?", (to_db(session_id),)
             ).fetchone()
@@ -228,7 +146,7 @@ class SQLiteStore(Store):
         sql = f"SELECT {_SESSION_SELECT} FROM sessions {where} ORDER BY {_NEWEST_FIRST}"
         if limit is not None:
             sql += f" LIMIT {max(int(limit), 0)}"
-        with self._guard("listing sessions") as conn:
+        with self._db.guard("listing sessions") as conn:
             rows = conn.execute(sql, params).fetchall()
         return [_session(row) for row in rows]
 
@@ -242,7 +160,7 @@ class SQLiteStore(Store):
 
     def update_session(self, session: StoredSession) -> None:
         sid, *values = (to_db(value) for value in session_to_row(session))
-        with self._guard("updating a session") as conn, self.transaction():
+        with self._db.guard("updating a session") as conn, self.transaction():
             changed = conn.execute(
                 "UPDATE sessions SET name = ?, model = ?, source = ?, policy = ?, created_at = ?,"
                 " updated_at = ?, context_version = ?, meta = ? WHERE id = ?",
@@ -253,7 +171,7 @@ class SQLiteStore(Store):
 
     def delete_session(self, session_id: str) -> None:
         sid = to_db(session_id)
-        with self._guard("deleting a session") as conn, self.transaction():
+        with self._db.guard("deleting a session") as conn, self.transaction():
             # Children first, explicitly: correct even where foreign keys are off.
             conn.execute("DELETE FROM items WHERE session_id = ?", (sid,))
             conn.execute("DELETE FROM events WHERE session_id = ?", (sid,))
@@ -278,7 +196,7 @@ class SQLiteStore(Store):
     ) -> list[Item]:
         sid = to_db(session_id)
         ids = [item.id if item.id is not None else new_item_id() for item in items]
-        with self._guard("appending items") as conn, self.transaction():
+        with self._db.guard("appending items") as conn, self.transaction():
             found = conn.execute(
                 "SELECT context_version FROM sessions WHERE id = ?", (sid,)
             ).fetchone()
@@ -316,7 +234,7 @@ class SQLiteStore(Store):
 
     def load_items(self, session_id: str, version: int | None = None) -> list[Item]:
         sid = to_db(session_id)
-        with self._guard("loading items") as conn:
+        with self._db.guard("loading items") as conn:
             if version is None:
                 where, params = f"version = {schema.CURRENT_VERSION}", (sid, sid)
             else:
@@ -333,7 +251,7 @@ class SQLiteStore(Store):
     def item_aggregates(self, session_id: str, version: int | None = None) -> ItemAggregates:
         sid = to_db(session_id)
         params = (sid, sid) if version is None else (sid, int(version))
-        with self._guard("summing items") as conn:
+        with self._db.guard("summing items") as conn:
             statement = schema.AGGREGATES_CURRENT if version is None else schema.AGGREGATES_AT
             rows = conn.execute(statement, params).fetchall()
             count, tokens, counted = rows[0][2:]
@@ -355,7 +273,7 @@ class SQLiteStore(Store):
         return int(found[0])
 
     def versions(self, session_id: str) -> list[VersionInfo]:
-        with self._guard("listing context versions") as conn:
+        with self._db.guard("listing context versions") as conn:
             current = self._current_version(conn, session_id)
             rows = conn.execute(schema.VERSIONS, (to_db(session_id),)).fetchall()
         found = {row[0]: VersionInfo(*row) for row in rows}
@@ -373,7 +291,7 @@ class SQLiteStore(Store):
         terms = query_terms(query)
         sid = to_db(session_id)
         exclude = None if exclude_version is None else int(exclude_version)
-        with self._guard("searching the archive") as conn:
+        with self._db.guard("searching the archive") as conn:
             self._current_version(conn, session_id)
             if not terms or limit <= 0:
                 return []
@@ -385,7 +303,7 @@ class SQLiteStore(Store):
 
     def append_event(self, session_id: str, type: str, data: dict[str, Any]) -> StoredEvent:
         encoded = dump_json(self.redacted_data(data), f"data of event {type!r}")
-        with self._guard("appending an event") as conn, self.transaction():
+        with self._db.guard("appending an event") as conn, self.transaction():
             now = self.clock()
             if not self._touch(conn, session_id, now):
                 raise self.not_found(session_id)
@@ -404,7 +322,7 @@ class SQLiteStore(Store):
         limit: int | None = None,
     ) -> list[StoredEvent]:
         sql, params = schema.events_query(to_db(session_id), event_types(types), since_id, limit)
-        with self._guard("reading events") as conn:
+        with self._db.guard("reading events") as conn:
             rows = conn.execute(sql, params).fetchall()
             if not rows and not self._exists(conn, session_id):
                 raise self.not_found(session_id)
@@ -417,7 +335,7 @@ class SQLiteStore(Store):
 
     def token_cache_get(self, counter: str, hashes: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
-        with self._guard("reading cached token counts") as conn:
+        with self._db.guard("reading cached token counts") as conn:
             unique = list(dict.fromkeys(hashes))
             for chunk in (unique[i : i + _CHUNK] for i in range(0, len(unique), _CHUNK)):
                 rows = conn.execute(
@@ -432,7 +350,7 @@ class SQLiteStore(Store):
         if not counts or self.absent:  # a cache: nothing is lost by not keeping it
             return
         rows = [(counter, text_hash, int(tokens)) for text_hash, tokens in counts.items()]
-        with self._guard("caching token counts") as conn, self.transaction():
+        with self._db.guard("caching token counts") as conn, self.transaction():
             conn.executemany(
                 "INSERT INTO token_cache (counter, hash, tokens) VALUES (?, ?, ?)"
                 " ON CONFLICT (counter, hash) DO UPDATE SET tokens = excluded.tokens",
@@ -452,7 +370,7 @@ class SQLiteStore(Store):
         ttl: float,
         settle: str = SETTLE_ON_USAGE,
     ) -> Reservation | None:
-        with self._guard("reserving budget tokens") as conn, self.transaction():
+        with self._db.guard("reserving budget tokens") as conn, self.transaction():
             now = self.clock()
             return budgets.reserve(
                 conn, session_id, scope, key, tokens, caps, now=now, ttl=ttl, settle=settle
@@ -461,7 +379,7 @@ class SQLiteStore(Store):
     def reservations(
         self, session_id: str, scope: str | None = None, *, live: bool = True
     ) -> list[Reservation]:
-        with self._guard("reading reservations") as conn:
+        with self._db.guard("reading reservations") as conn:
             return budgets.reservations(conn, session_id, scope, live=live, now=self.clock())
 
     def settle_reservations(
@@ -475,7 +393,7 @@ class SQLiteStore(Store):
         tokens: int | None = None,
         oldest: bool = False,
     ) -> list[Reservation]:
-        with self._guard("settling reservations") as conn, self.transaction():
+        with self._db.guard("settling reservations") as conn, self.transaction():
             now = self.clock()
             return budgets.settle(
                 conn,
@@ -490,17 +408,17 @@ class SQLiteStore(Store):
             )
 
     def set_agent_budget(self, session_id: str, agent: str, tokens: int) -> None:
-        with self._guard("storing an agent budget") as conn, self.transaction():
+        with self._db.guard("storing an agent budget") as conn, self.transaction():
             budgets.set_agent_budget(conn, session_id, agent, tokens, self.clock())
 
     def agent_budgets(self, session_id: str) -> dict[str, int]:
-        with self._guard("reading agent budgets") as conn:
+        with self._db.guard("reading agent budgets") as conn:
             return budgets.agent_budgets(conn, session_id)
 
     # -- secrets --------------------------------------------------------------------
 
     def scrub_secrets(self, *, dry_run: bool = False) -> ScrubReport:
-        with self._guard("scrubbing secrets") as conn:
+        with self._db.guard("scrubbing secrets") as conn:
             if dry_run:
                 return scrub(conn, dry_run=True)
             # zero what the rewritten rows and the old index leave behind in the file
@@ -515,14 +433,4 @@ class SQLiteStore(Store):
         return report
 
     def close(self) -> None:
-        with self._lock:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                conn.close()
-
-
-def _a_directory(url: str, path: Path) -> StoreError:
-    return StoreError(
-        f"cannot open the store {url}: {path} is a directory; "
-        f"name a file instead, e.g. sqlite:///{path / 'ctxbudget.db'}"
-    )
+        self._db.close()
