@@ -7,7 +7,9 @@ object does not change the store), item ids are unique per version, and a failed
 transaction leaves nothing behind. Rollback replays an undo log rather than
 restoring a snapshot, so a write costs the same in a big session as in a small one.
 The archive search scores with the same words and BM25 as SQLite without FTS5
-(``_search``), so both give the same hits with the same scores.
+(``_search``), so both give the same hits with the same scores. What is computed from
+the rows alone (the sums by group, scrubbing secrets) is ``memory_rows``'s; the budget
+reservations are ``memory_budgets``'s.
 Each ``open_store("memory://")`` is a new, empty store; nothing is shared.
 """
 
@@ -20,12 +22,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import StoreError
-from ..model import Item, content_hash
-from ..redact import Redactor
+from ..model import Item
 from . import _search
 from ._rows import (
-    GROUPED_BY,
-    ITEM_COLUMNS,
     SESSION_COLUMNS,
     UPDATED_AT,
     ItemRow,
@@ -35,7 +34,6 @@ from ._rows import (
     item_from_row,
     item_to_row,
     load_json,
-    make_aggregates,
     new_item_id,
     session_from_row,
     session_to_row,
@@ -49,16 +47,11 @@ from .base import (
     VersionInfo,
 )
 from .memory_budgets import MemoryBudgets
+from .memory_rows import HASH, ITEM_VERSION, SEQ, TEXT, TOKENS, EventRecord, aggregate, scrub
 from .reservations import SETTLE_ON_USAGE, Cap, Reservation
 
-# An event as held here: id, type, at, data as JSON text.
-_EventRecord = tuple[int, str, float, str]
-# Positions in the shared row tuples, so the code below reads by name.
+# Positions in the shared session row tuples, so the code below reads by name.
 _CREATED, _VERSION = SESSION_COLUMNS.index("created_at"), SESSION_COLUMNS.index("context_version")
-_SEQ, _ITEM_VERSION, _TOKENS, _HASH, _TEXT, _RAW = (
-    ITEM_COLUMNS.index(c) for c in ("seq", "version", "tokens", "hash", "text", "raw")
-)
-_GROUPS = tuple((column, ITEM_COLUMNS.index(column)) for column in GROUPED_BY)
 
 
 class MemoryStore(Store):
@@ -78,7 +71,7 @@ class MemoryStore(Store):
         # Word counts of item texts by content hash, for search_archive; derived
         # data, so a rollback need not touch it.
         self._word_counts: dict[str, Counter[str]] = {}
-        self._events: dict[str, list[_EventRecord]] = {}
+        self._events: dict[str, list[EventRecord]] = {}
         self._token_cache: dict[tuple[str, str], int] = {}
         # the store's clock as it is when asked (a test may set another)
         self._budgets = MemoryBudgets(lambda: self.clock(), self._on_rollback)
@@ -211,7 +204,7 @@ class MemoryStore(Store):
             current = self._get_row(session_id)[_VERSION]
             version = current if version is None else int(version)
             rows = self._items[session_id]
-            seq = rows[-1][_SEQ] + 1 if rows else 0
+            seq = rows[-1][SEQ] + 1 if rows else 0
             key = (session_id, version)
             # The version's id set grows in place and the undo takes the new ids back
             # out: copying it on every append made building a session quadratic.
@@ -258,7 +251,7 @@ class MemoryStore(Store):
     def _rows(self, session_id: str, version: int | None) -> list[ItemRow]:
         current = self._get_row(session_id)[_VERSION]
         version = current if version is None else version
-        return [row for row in self._items[session_id] if row[_ITEM_VERSION] == version]
+        return [row for row in self._items[session_id] if row[ITEM_VERSION] == version]
 
     def load_items(self, session_id: str, version: int | None = None) -> list[Item]:
         with self._lock:
@@ -268,7 +261,7 @@ class MemoryStore(Store):
     def item_aggregates(self, session_id: str, version: int | None = None) -> ItemAggregates:
         with self._lock:
             self._check_open()
-            return _aggregate(self._rows(session_id, version))
+            return aggregate(self._rows(session_id, version))
 
     # -- context versions and the archive -------------------------------------------------
 
@@ -278,9 +271,9 @@ class MemoryStore(Store):
             current = self._get_row(session_id)[_VERSION]
             sums: dict[int, list[int]] = {current: [0, 0]}
             for row in self._items[session_id]:
-                counts = sums.setdefault(row[_ITEM_VERSION], [0, 0])
+                counts = sums.setdefault(row[ITEM_VERSION], [0, 0])
                 counts[0] += 1
-                counts[1] += row[_TOKENS] or 0
+                counts[1] += row[TOKENS] or 0
             return [
                 VersionInfo(v, n, t, self._version_created.get((session_id, v)))
                 for v, (n, t) in sorted(sums.items())
@@ -301,26 +294,26 @@ class MemoryStore(Store):
             rows = self._items[session_id]
             if not terms or limit <= 0:
                 return []
-            held = {row[_HASH] for row in rows if row[_ITEM_VERSION] == exclude_version}
+            held = {row[HASH] for row in rows if row[ITEM_VERSION] == exclude_version}
             latest: dict[str, ItemRow] = {}
             for row in rows:  # in seq order; the latest version's copy of each text wins
-                if row[_HASH] in held:
+                if row[HASH] in held:
                     continue
-                kept = latest.get(row[_HASH])
-                if kept is None or row[_ITEM_VERSION] >= kept[_ITEM_VERSION]:
-                    latest[row[_HASH]] = row
+                kept = latest.get(row[HASH])
+                if kept is None or row[ITEM_VERSION] >= kept[ITEM_VERSION]:
+                    latest[row[HASH]] = row
             # Most recent first, so that equal scores list the most recent item first.
             candidates = sorted(
-                latest.values(), key=lambda r: (r[_ITEM_VERSION], r[_SEQ]), reverse=True
+                latest.values(), key=lambda r: (r[ITEM_VERSION], r[SEQ]), reverse=True
             )
             documents = [(row, self._words(row)) for row in candidates]
             hits = _search.rank(terms, documents, limit)
         return [(item_from_row(row), score) for row, score in hits]
 
     def _words(self, row: ItemRow) -> Counter[str]:
-        counts = self._word_counts.get(row[_HASH])
+        counts = self._word_counts.get(row[HASH])
         if counts is None:
-            counts = self._word_counts[row[_HASH]] = _search.word_counts(row[_TEXT])
+            counts = self._word_counts[row[HASH]] = _search.word_counts(row[TEXT])
         return counts
 
     # -- events ---------------------------------------------------------------------
@@ -429,51 +422,9 @@ class MemoryStore(Store):
             return self._budgets.budgets_of(session_id)
 
     def scrub_secrets(self, *, dry_run: bool = False) -> ScrubReport:
-        redactor = Redactor()
-        report = ScrubReport(dry_run=dry_run)
         with self._lock:
-            for rows in self._items.values():
-                for n, row in enumerate(rows):
-                    report.items += 1
-                    raw = load_json(row[_RAW])
-                    text, new_raw = redactor.text(row[_TEXT]), redactor.data(raw)
-                    if text is not row[_TEXT] or new_raw is not raw:
-                        report.items_redacted += 1
-                        if not dry_run:
-                            changed = list(row)
-                            changed[_TEXT], changed[_HASH] = text, content_hash(text)
-                            changed[_RAW] = None if raw is None else dump_json(new_raw, "raw")
-                            rows[n] = tuple(changed)
-            for events in self._events.values():
-                for n, (event_id, kind, at, data) in enumerate(events):
-                    report.events += 1
-                    value = load_json(data)
-                    redacted = redactor.data(value)
-                    if redacted is not value:
-                        report.events_redacted += 1
-                        if not dry_run:
-                            events[n] = (event_id, kind, at, dump_json(redacted, "event data"))
-        report.secrets = dict(sorted(redactor.counts.items()))
-        return report
+            return scrub(self._items.values(), self._events.values(), dry_run=dry_run)
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-
-
-def _aggregate(rows: Iterable[ItemRow]) -> ItemAggregates:
-    """The SQL backends' GROUP BY, in Python."""
-    count = tokens = uncounted = 0
-    groups: dict[str, dict[str, int]] = {column: {} for column in GROUPED_BY}
-    for row in rows:
-        count += 1
-        row_tokens = row[_TOKENS]
-        if row_tokens is None:
-            uncounted += 1
-            row_tokens = 0
-        tokens += row_tokens
-        for column, index in _GROUPS:
-            if row[index] is not None:
-                group = groups[column]
-                group[row[index]] = group.get(row[index], 0) + row_tokens
-    return make_aggregates(count, tokens, uncounted, groups)
