@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from .reservations import EXPIRED, LIVE, Cap, Reservation, settled
 
@@ -41,18 +42,21 @@ class MemoryBudgets:
         self, held: dict[str, Reservation], reservation: Reservation | None, key: str = ""
     ) -> None:
         """Write (or, with None, delete) one reservation, with its undo."""
-        key = reservation.key if reservation is not None else key
-        before = held.get(key)
-        if reservation is None:
-            held.pop(key, None)
+        self._write(held, reservation.key if reservation is not None else key, reservation)
+
+    def _write(self, mapping: dict[str, Any], key: str, value: Any) -> None:
+        """``mapping[key] = value`` (``None``: deleted), with its undo."""
+        before = mapping.get(key)
+        if value is None:
+            mapping.pop(key, None)
         else:
-            held[key] = reservation
+            mapping[key] = value
 
         def undo() -> None:
             if before is None:
-                held.pop(key, None)
+                mapping.pop(key, None)
             else:
-                held[key] = before
+                mapping[key] = before
 
         self._on_rollback(undo)
 
@@ -115,17 +119,7 @@ class MemoryBudgets:
         return [dataclasses.replace(r, tokens=amount, state=state) for r, amount in plan]
 
     def set_agent_budget(self, session_id: str, agent: str, tokens: int) -> None:
-        budgets = self.agent_budgets.setdefault(session_id, {})
-        before = budgets.get(agent)
-        budgets[agent] = int(tokens)
-
-        def undo() -> None:
-            if before is None:
-                budgets.pop(agent, None)
-            else:
-                budgets[agent] = before
-
-        self._on_rollback(undo)
+        self._write(self.agent_budgets.setdefault(session_id, {}), agent, int(tokens))
 
     def budgets_of(self, session_id: str) -> dict[str, int]:
         return dict(sorted(self.agent_budgets.get(session_id, {}).items()))
