@@ -66,7 +66,7 @@ def fork_session(
         model=model,
         session_id=session_id,
         records_hint=_lines(original),
-        overhead=overhead or None,
+        overhead=overhead,
     )
     with written.open(encoding="utf-8") as f:
         first = json.loads(f.readline())  # the compact boundary, with the session fields
