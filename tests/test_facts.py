@@ -571,10 +571,11 @@ _RESULT_PIECES = [
     "All tests passed", "Error", "error:", "error[", "ERROR", "ValueError(", "Exception:",
     "Traceback (most recent call last)", "FAIL", "FAILURE", "Failed", "failed", "panic:",
     "x", "ok\tgithub.com/a/b", "rror", "ailed", ":", "(", "12",
+    "xPASS", "a3 passed", "12 passedx", "xBUILD SUCCESS", "ok  pkg", "\n\n", "_", "-",
 ]  # fmt: skip
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(st.lists(st.sampled_from(_RESULT_PIECES), max_size=12).map("".join))
 def test_the_hints_before_the_result_patterns_rule_out_only_what_they_miss(text: str) -> None:
     """The substring tests that spare most tool results the patterns' scan answer as
@@ -582,17 +583,3 @@ def test_the_hints_before_the_result_patterns_rule_out_only_what_they_miss(text:
     assert fact_rules._passed(text) == (fact_rules._PASSED.search(text) is not None)
     if fact_rules._ERROR.search(text):
         assert any(hint in text for hint in fact_rules._ERROR_HINTS)
-
-
-_RUN_WORDS = ["PASS", "PASSED", "xPASS", "passed", "3 passed", "a3 passed", "12 passedx"]
-_RUN_WORDS += ["BUILD SUCCESS", "xBUILD SUCCESS", "All tests passed", "ok", "ok ", "ok  pkg"]
-_RUN_WORDS += [" ", "\n", "\n\n", "x", "_", "9", "-", "FAIL"]
-
-
-@settings(max_examples=2000, deadline=None)
-@given(st.lists(st.sampled_from(_RUN_WORDS), max_size=10).map("".join))
-def test_a_passed_run_is_told_as_the_one_pattern_tells_it(text: str) -> None:
-    """``_passed`` searches only the lines holding a hint: the same answers as the
-    whole pattern searched over the whole text."""
-    whole = fact_rules._PASSED.search(text) is not None
-    assert fact_rules._passed(text) is whole
