@@ -95,7 +95,6 @@ if TYPE_CHECKING:
     from ..policy import Policy
     from ..status import Status
 
-_MAX_STDIN = 1 << 20
 # The code the line depends on, from the package's root.
 _CODE = (
     "claude_code/statusline.py",

@@ -103,12 +103,16 @@ def _debug(message: str) -> None:
         print(f"ctxbudget statusline: {message}", file=sys.stderr)
 
 
+# Claude Code's payload is a few KB; more than this is not its payload.
+_MAX_STDIN = 1 << 20
+
+
 def _read_stdin() -> str:
     stream = sys.stdin
     if stream is None or stream.isatty():
         return ""  # run by hand, nothing piped: do not wait for input
     buffer = getattr(stream, "buffer", None)
-    data = buffer.read(1 << 20) if buffer is not None else stream.read(1 << 20)
+    data = buffer.read(_MAX_STDIN) if buffer is not None else stream.read(_MAX_STDIN)
     if isinstance(data, bytes):
         return data.decode("utf-8", "replace")
     return str(data)

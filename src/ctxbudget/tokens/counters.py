@@ -228,10 +228,5 @@ class CachedCounter:
                 self._cache.popitem(last=False)
         return tokens
 
-    def remember(self, text_hash: str, tokens: int) -> None:
-        """Seed the cache with a count known from elsewhere (the store)."""
-        with self._lock:
-            self._cache[text_hash] = tokens
-
     def count_all(self, texts: Iterable[str]) -> list[int]:
         return [self.count(t) for t in texts]
