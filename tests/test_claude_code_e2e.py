@@ -139,6 +139,8 @@ def test_dry_run_is_blocked_with_the_preview(conversation: Conversation) -> None
     result = str(conversation.results["dry run"].get("result"))
     assert "Compaction blocked by PreCompact hook" in result
     assert "nothing was compacted" in result and "Facts at risk" in result
+    # /ctxbudget:tokens ran before: its figure is a report on the context, not a fact
+    assert "Tokens: " not in result.split("Facts at risk", 1)[1]
     assert not any(is_summary_request(b) for b in conversation.steps["dry run"])
 
 
@@ -151,6 +153,7 @@ def test_facts_the_summary_lost_come_back_after_compact(conversation: Conversati
     for fact in ("REQ-42", "never push to main", "src/app.py"):
         assert fact in sent, fact
     assert "request: <local-command" not in sent  # Claude Code's own records are no request
+    assert "Tokens: " not in sent.split(LOSSY_SUMMARY)[1]  # nor ctxbudget's own reports
 
 
 def test_facts_come_back_after_claude_codes_own_compaction_of_a_refused_request(

@@ -337,6 +337,20 @@ def test_requests_are_user_text_without_noise() -> None:
     assert requests[1].key.startswith("Please refactor the billing module")
 
 
+def test_ctxbudget_reports_put_into_the_conversation_are_no_facts() -> None:
+    """/ctxbudget:tokens and :preview put ctxbudget's output into the conversation: a
+    figure stale by the next message, a list of the facts already found. Neither is
+    a request or a fact to put back after a compaction."""
+    report = (
+        "Tokens: 12,892/1,000,000 (1%) | Normal\n"
+        "Facts at risk (2: 1 decision, 1 requirement):\n"
+        "  - decision: We decided to use PostgreSQL 16 for storage\n"
+        "  - requirement: REQ-101"
+    )
+    assert keys(extract_facts([user(report)]), "requirement") == ["REQ-101"]  # unmarked
+    assert extract_facts([user(fact_rules.REPORT_MARKER + "\n" + report)]) == []
+
+
 # --- entities, dates, numbers ------------------------------------------------------------
 
 

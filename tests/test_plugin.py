@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -21,6 +22,8 @@ from ctxbudget.claude_code.user_commands import (
     remove_user_commands,
     write_user_commands,
 )
+from ctxbudget.compaction.facts import extract_facts
+from ctxbudget.model import Item, Kind, Role
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / "plugin"
@@ -319,6 +322,22 @@ def test_user_commands_written_and_removed_only_when_ours(tmp_path: Path) -> Non
     removed = remove_user_commands(target)
     assert len(removed) == len(COMMAND_NAMES) - 1
     assert sorted(p.name for p in target.iterdir()) == ["recall.md"]
+
+
+def test_every_command_marks_ctxbudgets_output_as_no_facts(tmp_path: Path) -> None:
+    """What a command's shell prints goes into the conversation (Claude Code sends the
+    command's markdown with it): a figure, a preview listing the facts. Expanded as
+    Claude Code expands it, no command leaves a fact behind for the next compaction."""
+    write_user_commands("/v/bin/ctxbudget", tmp_path / "commands")
+    files = sorted((PLUGIN / "commands").glob("*.md")) + sorted((tmp_path / "commands").iterdir())
+    assert len(files) == 2 * len(COMMAND_NAMES)
+    output = "Tokens: 9,000/200,000 (4%)\n  - requirement: REQ-7\n  - file: src/app.py"
+    for path in files:
+        body = path.read_text(encoding="utf-8").split("\n---\n", 1)[1]
+        expanded = re.sub(r"!`[^`]*`", output, body)
+        assert output in expanded, path
+        item = Item(role=Role.USER, kind=Kind.USER_TEXT, text=expanded)
+        assert extract_facts([item]) == [], path
 
 
 # -- with the real Claude Code ---------------------------------------------------------

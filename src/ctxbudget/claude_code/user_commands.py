@@ -14,6 +14,8 @@ import os
 import shlex
 from pathlib import Path
 
+from ..compaction.fact_rules import REPORT_MARKER
+
 __all__ = [
     "COMMAND_NAMES",
     "command_text",
@@ -76,7 +78,7 @@ def command_text(name: str, executable: str) -> str:
         front.append(f'argument-hint: "{hint}"')
     front.append("allowed-tools: Bash(*ctxbudget*)")
     return (
-        "---\n" + "\n".join(front) + "\n---\n" + MARKER + "\n"
+        "---\n" + "\n".join(front) + "\n---\n" + MARKER + "\n" + REPORT_MARKER + "\n"
         "!`" + shell.replace("{exe}", exe) + "`\n\n" + ask + "\n"
     )
 

@@ -24,7 +24,7 @@ from .fact_check import WORD
 from .mentions import entities, is_source_file, line_at, paths, word_set
 from .types import Fact, FactKind
 
-__all__ = ["Ledger", "clip", "feed_item", "has_word"]
+__all__ = ["REPORT_MARKER", "Ledger", "clip", "feed_item", "has_word"]
 
 REQUEST_CHARS = 300
 PHRASE_WORDS = 12
@@ -97,7 +97,12 @@ INSTRUCTION_WORDS = 16
 
 # --- user noise, errors ------------------------------------------------------------------
 _REMINDER = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", re.S)
+# The first line of ctxbudget's own output where a plugin command puts it into the
+# conversation (/ctxbudget:tokens, :preview…): a report on the context, not its facts
+# (a preview lists them all again; a figure is stale by the next message).
+REPORT_MARKER = "<!-- ctxbudget report -->"
 _NOISE = (
+    REPORT_MARKER,
     "<command-name>",
     "<command-message>",
     "<local-command-stdout>",
