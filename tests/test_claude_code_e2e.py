@@ -103,6 +103,7 @@ def conversation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Conversat
         step("dry run", "/compact --dry-run")
         step("compact", "/compact")
         step("after compact", "Go on.")
+        step("recall", "/ctxbudget:recall request logging")
         talk.queued = [Reply(tool_uses=(ToolUse(MCP_STATUS, {}),), usage=Usage(5, 10, 0, 250_000))]
         step("mcp", "How full is the window?")
         talk.usage = 960_000
@@ -154,6 +155,16 @@ def test_facts_the_summary_lost_come_back_after_compact(conversation: Conversati
         assert fact in sent, fact
     assert "request: <local-command" not in sent  # Claude Code's own records are no request
     assert "Tokens: " not in sent.split(LOSSY_SUMMARY)[1]  # nor ctxbudget's own reports
+
+
+def test_recall_brings_back_what_claude_codes_compaction_replaced(
+    conversation: Conversation,
+) -> None:
+    """/compact replaced the first prompt with a summary that lost it; /ctxbudget:recall
+    finds it in the transcript and puts it before the model."""
+    sent = _texts(conversation.steps["recall"])
+    assert "ctxbudget report" in sent
+    assert FIRST_PROMPT in sent.split("ctxbudget report", 1)[1]
 
 
 def test_facts_come_back_after_claude_codes_own_compaction_of_a_refused_request(

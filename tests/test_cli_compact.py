@@ -124,6 +124,38 @@ def test_under_target_and_empty(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert code == 2 and "empty" in err
 
 
+def test_recall_finds_what_claude_codes_own_compaction_took_out(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fixtures: Path
+) -> None:
+    """Claude Code's /compact leaves what it replaced in the transcript, before its
+    boundary: recall searches it, by the file or by the session's id, and never
+    offers what is still in the context."""
+    transcript = fixtures / "claude_code_compacted.jsonl"
+    code, out, err = run(capsys, "recall", str(transcript), "failing test", "--json")
+    assert code == 0, err
+    found = [item["text"] for item in json.loads(out)]
+    # the request, and the answer that came right after it
+    assert found[:2] == [
+        "Please fix the failing test in src/app.py and keep the API stable.",
+        "I'll read the file first.",
+    ]
+    code, out, _ = run(capsys, "recall", str(transcript), "continuing", "--json")
+    assert code == 0 and json.loads(out) == []  # "Continuing: …" is in the context now
+    project = tmp_path / "claude-home" / "projects" / "-home-dev-proj"  # $CLAUDE_CONFIG_DIR
+    project.mkdir(parents=True)
+    session_id = "0b5e6a0e-3c1f-4b7e-9d42-5f1c2a7d9e10"
+    (project / f"{session_id}.jsonl").write_bytes(transcript.read_bytes())
+    code, out, err = run(capsys, "recall", session_id, "failing test")
+    assert code == 0, err
+    assert "archived item(s)" in out and "Please fix the failing test" in out
+    # right after /compact, before any call: the summary opening the context says so
+    lines = transcript.read_text().splitlines()
+    assert "Continuing" in lines[-1]
+    (project / f"{session_id}.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    code, out, err = run(capsys, "recall", session_id, "failing test")
+    assert code == 0 and "Please fix the failing test" in out, err
+
+
 def test_restore_and_recall_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "restore", "nope")
     assert code == 2 and "no stored session" in err

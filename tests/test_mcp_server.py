@@ -341,7 +341,19 @@ def test_preview_and_recall_of_a_claude_code_session(home: Path, tracker: Tracke
     assert claude_code is not None and claude_code["reinjected_tokens"] > 0
     assert "REQ-7" in claude_code["reinjected"]
     recalled = _ok(_call(tracker, _env(home), "recall", {"query": "REQ-7"}))
-    assert recalled["items"] == [] and "never compacted" in recalled["note"]
+    assert recalled["items"] == [] and "took out matches" in recalled["note"]
+
+
+@needs_mcp
+def test_recall_of_what_claude_codes_own_compaction_took_out(
+    home: Path, tracker: Tracker, fixtures: Path
+) -> None:
+    lines = (fixtures / "claude_code_compacted.jsonl").read_text().splitlines()
+    _transcript(home, lines)
+    found = _ok(_call(tracker, _env(home), "recall", {"query": "failing test"}))
+    texts = [item["text"] for item in found["items"]]
+    assert texts[0] == "Please fix the failing test in src/app.py and keep the API stable."
+    assert found["note"] is None and 0 < found["tokens"] <= 500
 
 
 @needs_mcp

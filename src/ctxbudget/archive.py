@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .compaction import Action, CompactionPolicy, CompactionResult
@@ -19,7 +19,7 @@ from .compaction.engine import Compactor
 from .compaction.middle import SUMMARY_LEAST
 from .compaction.types import Summarizer
 from .errors import CompactionError, ConcurrentModificationError
-from .model import EventType, Item
+from .model import EventType, Item, Kind
 from .recording import content_of, context_hash, hash_of_contents
 from .session_state import SessionState
 
@@ -317,17 +317,17 @@ def restore(
 
 
 def recall(session: SessionState, query: str, budget: int = 500) -> list[Item]:
-    """The archived items that best match ``query``, within ``budget`` tokens."""
+    """The archived items that best match ``query``, within ``budget`` tokens: what
+    ctxbudget's compactions of a stored session archived, and what the compactions
+    recorded in its transcript took out (Claude Code's ``/compact`` leaves the items
+    before its boundary in the file)."""
     if budget <= 0:
         raise CompactionError(f"the recall budget must be positive (got {budget})")
-    if not session.is_stored:
-        return []
-    store = session.store
-    hits = store.search_archive(session.id, query, exclude_version=session.version)
     current = {item.hash for item in session.items}
+    hits, contexts = _archived(session, query, current)
     # The reply to a matching message often holds what was asked about ("Where did
     # you go?" / "To Paris."): the best few hits bring their next message along.
-    following = _following(session, [item for item, _ in hits[:NEIGHBOURS]])
+    following = _following(contexts, [item for item, _ in hits[:NEIGHBOURS]])
     chosen: list[Item] = []
     taken: set[str] = set()
     spent = 0
@@ -357,20 +357,56 @@ def recall(session: SessionState, query: str, budget: int = 500) -> list[Item]:
 
 
 NEIGHBOURS = 2
+#: At most this many hits from a transcript's own history (a store gives its own)
+TRANSCRIPT_HITS = 50
 
 
-def _following(session: SessionState, hits: list[Item]) -> dict[str, list[Item]]:
+def _archived(
+    session: SessionState, query: str, current: set[str]
+) -> tuple[list[tuple[Item, float]], Iterator[list[Item]]]:
+    """The archived items matching ``query``, best first (the store's archive, then
+    the transcript's), and the contexts they were archived from, in order (to find
+    what came after a hit)."""
+    from .store import search_texts
+
+    hits: list[tuple[Item, float]] = []
+    sources: list[Callable[[], Iterator[list[Item]]]] = []
+    if session.is_stored:
+        store = session.store
+        hits += store.search_archive(session.id, query, exclude_version=session.version)
+
+        def versions() -> Iterator[list[Item]]:
+            for info in store.versions(session.id):
+                if info.version != session.version:
+                    yield store.load_items(session.id, version=info.version)
+
+        sources.append(versions)
+    transcript = session.transcript
+    if transcript is not None and (
+        # compacted: a call came after the compaction, or its summary opens the context
+        transcript.compactions or any(item.kind is Kind.SUMMARY for item in transcript.items)
+    ):
+        history = transcript.history_items
+        # the latest copy of each text, most recent first: equal scores list it first
+        gone: dict[str, Item] = {}
+        for item in reversed(history):
+            if item.hash not in current and item.hash not in gone:
+                gone[item.hash] = item
+        hits += search_texts(query, [(item, item.text) for item in gone.values()], TRANSCRIPT_HITS)
+        sources.append(lambda: iter([history]))
+    return hits, (context for source in sources for context in source())
+
+
+def _following(contexts: Iterable[list[Item]], hits: list[Item]) -> dict[str, list[Item]]:
     """For each hit, the archived item that came right after it in its context, and
     when that one asks something ("Wow! What's it about?"), the answer after it too."""
     if not hits:
         return {}
     wanted = {item.hash for item in hits}
     out: dict[str, list[Item]] = {}
-    store = session.store
-    for info in store.versions(session.id):
-        if info.version == session.version or len(out) == len(wanted):
-            continue
-        items = store.load_items(session.id, version=info.version)
+    for items in contexts:
+        if len(out) == len(wanted):
+            break
         for at, before in enumerate(items[:-1]):
             if before.hash in wanted and before.hash not in out:
                 after = items[at + 1 : at + 3]

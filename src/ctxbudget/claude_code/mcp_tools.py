@@ -277,20 +277,15 @@ def recall_of(
     if budget <= 0:
         raise ConfigurationError(f"the recall budget must be positive (got {budget})")
     live = workspace.open(session)
-    # What compaction archived lives with the stored session of that id.
-    source = live if live.is_stored else None
-    if source is None and workspace.stored(live.id) is not None:
-        source = workspace.tracker.open(live.id)
-    if source is None:
-        return {
-            "session_id": live.id,
-            "query": query,
-            "budget": budget,
-            "tokens": 0,
-            "items": [],
-            "note": "nothing archived: this session was never compacted by ctxbudget",
-        }
-    found = source.recall(query, budget)
+    # What Claude Code's own compactions took out is in the live transcript; what
+    # ctxbudget's archived lives with the stored session of that id.
+    found = live.recall(query, budget)
+    if not live.is_stored and workspace.stored(live.id) is not None:
+        stored = workspace.tracker.open(live.id)
+        seen = {item.hash for item in found}
+        room = budget - sum(live.count(item) for item in found)
+        if room > 0:
+            found += [i for i in stored.recall(query, room) if i.hash not in seen]
     items: list[RecalledItem] = [
         {
             "role": str(item.role),
@@ -306,7 +301,9 @@ def recall_of(
         "budget": budget,
         "tokens": sum(i["tokens"] for i in items),
         "items": items,
-        "note": None if items else "no archived item matches",
+        "note": None
+        if items
+        else "nothing that a compaction (ctxbudget's or Claude Code's) took out matches",
     }
 
 

@@ -180,7 +180,9 @@ def runner(name: str) -> Callable[[argparse.Namespace, Tracker], int]:
     if name in ("restore", "recall"):
         from . import compact
 
-        return compact.cmd_restore if name == "restore" else compact.cmd_recall
+        if name == "restore":
+            return compact.cmd_restore
+        return lambda args, tracker: compact.cmd_recall(args, tracker, open_source)
     if name in ("gate", "budget"):
         from . import budget
 

@@ -184,8 +184,10 @@ def policy_fields(args: argparse.Namespace) -> dict[str, Any]:
     """Policy settings given on this command line: the file's, then the flags'."""
     from ..policy import fields_from_toml  # imported here: `ctxbudget --help` skips it
 
-    fields = fields_from_toml(args.policy) if args.policy else {}
-    flags = {field: getattr(args, name) for name, field in _POLICY_FLAGS.items()}
+    # a command without policy flags (recall) reads a session as the others do
+    policy = getattr(args, "policy", None)
+    fields = fields_from_toml(policy) if policy else {}
+    flags = {field: getattr(args, name, None) for name, field in _POLICY_FLAGS.items()}
     fields.update({k: v for k, v in flags.items() if v is not None})
     return fields
 

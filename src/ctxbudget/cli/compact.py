@@ -134,11 +134,16 @@ def register(commands: Any, policy_flags: Callable[[argparse.ArgumentParser], No
     recall = commands.add_parser(
         "recall",
         help="search what compaction archived",
-        description="Full-text search of a stored session's archive "
-        "(items earlier compactions removed); prints the best matches "
-        "within the token budget.",
+        description="Full-text search of what compactions took out of a session: "
+        "ctxbudget's (archived in the store) and those a transcript records "
+        "(Claude Code's /compact keeps what it replaced in the file); prints the "
+        "best matches within the token budget.",
     )
-    recall.add_argument("session", metavar="SESSION")
+    recall.add_argument(
+        "session",
+        metavar="SESSION",
+        help="a stored session id, a transcript file, or a Claude Code session id",
+    )
     recall.add_argument("query", metavar="QUERY")
     recall.add_argument(
         "--budget", type=int, default=500, metavar="TOKENS", help="at most this many tokens (500)"
@@ -469,8 +474,10 @@ def cmd_restore(args: argparse.Namespace, tracker: Tracker) -> int:
     return 0
 
 
-def cmd_recall(args: argparse.Namespace, tracker: Tracker) -> int:
-    session = tracker.open(args.session)
+def cmd_recall(args: argparse.Namespace, tracker: Tracker, open_source: OpenSource) -> int:
+    # a stored id, a transcript, or a Claude Code session by its id: what its
+    # compactions took out, ctxbudget's (archived in the store) and Claude Code's own
+    session = open_source(tracker, args.session, args)
     items = session.recall(args.query, budget=args.budget)
     if args.json:
         print(

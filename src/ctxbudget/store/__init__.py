@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ConfigurationError, StoreError
+from ._search import search_texts
 from .base import (
     ItemAggregates,
     ScrubReport,
@@ -65,6 +66,7 @@ __all__ = [
     "open_store",
     "register_backend",
     "reservation_ttl",
+    "search_texts",
 ]
 
 ENV_VAR = "CTXBUDGET_STORE"

@@ -142,3 +142,15 @@ def rank(
     found = [(key, score) for (key, _), score in zip(documents, scores, strict=True) if score]
     found.sort(key=lambda hit: -hit[1])  # stable: ties stay in the given order
     return found[: max(limit, 0)]
+
+
+def search_texts(
+    query: str, documents: Sequence[tuple[K, str]], limit: int
+) -> list[tuple[K, float]]:
+    """The archive search over texts no store holds (what a transcript's own
+    compactions left behind): the same words, terms and BM25 as every backend; the
+    ``limit`` best keys, best first, ties in the given order."""
+    terms = query_terms(query)
+    if not terms or limit <= 0:
+        return []
+    return rank(terms, [(key, word_counts(text)) for key, text in documents], limit)
