@@ -261,6 +261,8 @@ def test_the_recorded_request_shape_splits_the_overhead(
     code, out, err = run(capsys, "tokens", str(path), "--breakdown")
     assert code == 0, err
     assert "system prompt" in out and "tool definitions (2)" in out
+    assert "provider overhead (system prompt, tools, framing: below)" in out
+    assert "unattributed" not in out  # the request recorded says what it is
 
 
 def test_counted_before_its_first_usage_on_every_surface(

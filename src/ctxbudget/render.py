@@ -128,8 +128,11 @@ def breakdown_table(status: Status) -> str:
     lines: list[str] = []
     component = dict(b.component)
     if b.unattributed:
-        label = "unattributed (system prompt, tools, framing"
-        label += ", estimated)" if status.overhead_estimated else ")"
+        if b.overhead:  # the request Claude Code recorded says what it is: split below
+            label = "provider overhead (system prompt, tools, framing: below)"
+        else:
+            label = "unattributed (system prompt, tools, framing"
+            label += ", estimated)" if status.overhead_estimated else ")"
         component[label] = b.unattributed
     overhead: dict[str, int] = {}
     if b.overhead:
