@@ -452,7 +452,8 @@ def test_sessions_lists_claude_code_transcripts_newest_first_with_their_figures(
     for row, path in zip(rows, (newer, older), strict=True):
         _, tokens, _ = run(capsys, "tokens", str(path), "--json")
         figure = json.loads(tokens)
-        assert row["kind"] == "claude-code" and row["project"] == "-home-dev-shop"
+        # where Claude Code ran, as its records say (not the folder's lossy name)
+        assert row["kind"] == "claude-code" and row["project"] == "/home/dev/shop"
         assert (row["used_tokens"], row["max_tokens"]) == (
             figure["used_tokens"],
             figure["max_tokens"],

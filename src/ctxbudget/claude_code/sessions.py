@@ -10,6 +10,7 @@ line print.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -89,7 +90,7 @@ def _session(path: Path, mtime: float, cache_root: str | None) -> ClaudeCodeSess
     return ClaudeCodeSession(
         id=path.stem,
         path=os.fspath(path),
-        project=path.parent.name,
+        project=_working_directory(path) or path.parent.name,
         updated_at=mtime,
         model=model,
         used_tokens=used,
@@ -97,3 +98,25 @@ def _session(path: Path, mtime: float, cache_root: str | None) -> ClaudeCodeSess
         # other surfaces take it, else the model's
         window=remembered_window(path.stem, cache_root) or window_for_model(model),
     )
+
+
+#: How far into a transcript its working directory is looked for (its first records)
+_CWD_LINES = 20
+
+
+def _working_directory(path: Path) -> str | None:
+    """The directory Claude Code ran in, as its first records say (``cwd``): the
+    projects folder's name replaces every "/" and "." with "-", which cannot be undone."""
+    try:
+        with open(path, "rb") as f:
+            for _, line in zip(range(_CWD_LINES), f, strict=False):
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                cwd = record.get("cwd") if isinstance(record, dict) else None
+                if isinstance(cwd, str) and cwd:
+                    return cwd
+    except OSError:
+        return None
+    return None
