@@ -103,23 +103,6 @@ def test_the_injection_holds_exactly_what_the_summary_lost() -> None:
     assert result.lost[0].kind == FactKind.INSTRUCTION
 
 
-def test_a_request_the_other_facts_say_is_not_put_back_twice() -> None:
-    ledger = extract_facts(
-        [
-            Item(
-                role=Role.USER, kind=Kind.USER_TEXT, text="We decided: the delimiter stays a comma."
-            ),
-            Item(role=Role.USER, kind=Kind.USER_TEXT, text="REQ-9: never push. Please read app.py"),
-        ]
-    )
-    kinds = sorted(str(f.kind) for f in ledger)
-    assert kinds.count("request") == 2 and "decision" in kinds
-    result = reinjection(ledger, "The user is building a CSV exporter.")
-    assert result.text.count("the delimiter stays a comma") == 1
-    assert "- request: REQ-9: never push. Please" in result.text  # it says more
-    assert check_facts(list(result.lost), result.text).missing == []  # all present
-
-
 def test_nothing_lost_nothing_injected() -> None:
     ledger = extract_facts(context())
     everything = "\n".join(f"{f.key} {f.text}" for f in ledger)

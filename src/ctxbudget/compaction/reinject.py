@@ -198,17 +198,6 @@ def _to_put_back(lost: Sequence[Fact]) -> list[Fact]:
     return chosen
 
 
-def _without_restated_requests(facts: Sequence[Fact]) -> list[Fact]:
-    """The facts less the requests the others already say ("We decided: the delimiter
-    stays a comma." is a decision and the request it came in): one line, not two."""
-    requests = [f for f in facts if f.kind == FactKind.REQUEST]
-    others = [f for f in facts if f.kind != FactKind.REQUEST]
-    if not requests or not others:
-        return list(facts)
-    unsaid = set(map(id, check_facts(requests, ledger_section(others)).missing))
-    return [f for f in facts if f.kind != FactKind.REQUEST or id(f) in unsaid]
-
-
 def _common_directory(facts: Sequence[Fact]) -> str:
     """The directory (with its final "/") most absolute file paths share, when at
     least two do and it is at least two levels deep (the project's root); else ""."""
@@ -261,7 +250,7 @@ def reinjection(
     lost = lost_facts(wanted, summary)
     if not lost or budget_tokens <= 0:
         return Reinjection("", 0, tuple(lost), (), len(wanted))
-    chosen = _without_restated_requests(_to_put_back(lost))
+    chosen = _to_put_back(lost)
     pointer = "\n" + RECALL_POINTER
     # Characters first (dense text: ids and paths run at about 3 characters a token),
     # then the real count; shrink by the overflow until both limits hold.
