@@ -5,6 +5,8 @@ then times, through the CLI as a user runs it (one process each, default window)
 
 - ``ctxbudget tokens FILE``
 - ``ctxbudget compact --dry-run FILE``
+- ``ctxbudget recall FILE QUERY``, on the same session ended by Claude Code's own
+  ``/compact`` (so that every item is in what recall searches)
 
 and prints seconds per size (the median of ``--repeat`` runs: the machines are shared
 and one run can be off by a third) with the growth against the previous size, per
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synth import write_session
+from synth import append_compaction, write_session
 
 from ctxbudget.model import Item, Kind, Role
 from ctxbudget.store import open_store
@@ -45,15 +48,17 @@ from ctxbudget.store.base import StoredSession
 
 BASELINE = "json.loads + chars/4"
 COMMANDS = {
-    "tokens": ["tokens"],
-    "compact --dry-run": ["compact", "--dry-run"],
+    "tokens": ["tokens", "{file}"],
+    "compact --dry-run": ["compact", "--dry-run", "{file}"],
+    # words of the synthetic text, one common and one rarer
+    "recall": ["recall", "{compacted}", "budget writer"],
 }
 
 
-def _cli_seconds(args: list[str], path: Path) -> float:
+def _cli_seconds(args: list[str], files: dict[str, Path]) -> float:
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "ctxbudget.cli", *args, str(path)],
+        [sys.executable, "-m", "ctxbudget.cli", *(a.format_map(files) for a in args)],
         capture_output=True,
         text=True,
         check=False,
@@ -125,10 +130,14 @@ def main(argv: list[str] | None = None) -> int:
         for size in sizes:
             path = Path(tmp) / f"session_{size}.jsonl"
             write_session(path, size, args.seed)
+            compacted = Path(tmp) / f"compacted_{size}.jsonl"
+            shutil.copyfile(path, compacted)
+            append_compaction(compacted)
+            files = {"file": path, "compacted": compacted}
             base.append(statistics.median(_baseline_seconds(path) for _ in range(args.repeat)))
             print(f"  {size:>8,} items  {BASELINE:<18} {base[-1]:8.2f} s", file=sys.stderr)
             for name, command in COMMANDS.items():
-                runs = [_cli_seconds(command, path) for _ in range(max(1, args.repeat))]
+                runs = [_cli_seconds(command, files) for _ in range(max(1, args.repeat))]
                 rows[name].append(statistics.median(runs))
                 print(f"  {size:>8,} items  {name:<18} {rows[name][-1]:8.2f} s", file=sys.stderr)
     append = {n: _append_ms(n) for n in (1_000, 100_000)}

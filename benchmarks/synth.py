@@ -15,13 +15,17 @@ and every record has ``uuid`` / ``parentUuid`` / ``sessionId`` / ``timestamp``.
 
 From the command line (writes the file, prints one line with its size)::
 
-    python benchmarks/synth.py --items 20000 --out /tmp/session.jsonl [--seed 7]
+    python benchmarks/synth.py --items 20000 --out /tmp/session.jsonl [--seed 7] [--compacted]
+
+``--compacted`` ends the session with Claude Code's own ``/compact`` (its boundary,
+the summary and one answer after it): every item before is what ``recall`` searches.
 
 From another benchmark::
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from synth import write_session, session_records
     write_session(path, items=20_000, seed=7)     # returns the number of records
+    append_compaction(path)                       # then Claude Code's /compact
     for record in session_records(items=300): ... # the same records, as dicts
 """
 
@@ -379,15 +383,69 @@ def write_session(path: str | Path, items: int, seed: int = 7) -> int:
     return n
 
 
+def append_compaction(path: str | Path) -> None:
+    """Append Claude Code's ``/compact`` to the session at ``path``: a boundary after
+    its last record (``logicalParentUuid``), the summary, an answer after it."""
+    with Path(path).open("rb") as lines:
+        lines.seek(max(0, lines.seek(0, 2) - 1_000_000))
+        last = json.loads(lines.read().splitlines()[-1])
+    common = {"isSidechain": False, "sessionId": last["sessionId"], "cwd": _CWD}
+    boundary = {
+        **common,
+        "parentUuid": None,
+        "logicalParentUuid": last["uuid"],
+        "type": "system",
+        "subtype": "compact_boundary",
+        "uuid": "compact-boundary",
+        "content": "Conversation compacted",
+        "compactMetadata": {"trigger": "manual"},
+    }
+    summary = {
+        **common,
+        "parentUuid": "compact-boundary",
+        "type": "user",
+        "uuid": "compact-summary",
+        "isCompactSummary": True,
+        "message": {
+            "role": "user",
+            "content": "This session is being continued from a previous conversation. "
+            "Summary: the work so far on the atlas project.",
+        },
+    }
+    usage = {"input_tokens": 5, "cache_read_input_tokens": 15_000, "output_tokens": 5}
+    answer = {
+        **common,
+        "parentUuid": "compact-summary",
+        "type": "assistant",
+        "uuid": "compact-answer",
+        "message": {
+            "id": "msg_after_compact",
+            "role": "assistant",
+            "model": "claude-sonnet-4-20250514",
+            "content": [{"type": "text", "text": "Continuing."}],
+            "usage": usage,
+        },
+    }
+    with Path(path).open("a", encoding="utf-8") as out:
+        for record in (boundary, summary, answer):
+            out.write(json.dumps(record) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, required=True, help="context items (blocks)")
     parser.add_argument("--out", required=True, help="the JSONL file to write")
     parser.add_argument("--seed", type=int, default=7, help="same seed, same bytes (7)")
+    parser.add_argument(
+        "--compacted", action="store_true", help="end with Claude Code's /compact (for recall)"
+    )
     args = parser.parse_args(argv)
     if args.items < 1:
         parser.error("--items must be at least 1")
     records = write_session(args.out, args.items, args.seed)
+    if args.compacted:
+        append_compaction(args.out)
+        records += 3
     size = Path(args.out).stat().st_size
     print(f"{args.out}: {args.items:,} items, {records:,} records, {size / 1e6:.1f} MB")
     return 0

@@ -878,3 +878,35 @@ def test_a_prompt_too_long_for_the_api_and_claude_codes_compaction_after_it(
     code, out, err = run(capsys, "tokens", str(path), "--json", "--store", "memory://")
     assert code == 0, err
     assert 150_000 <= json.loads(out)["used_tokens"] <= 150_000 * 1.01
+
+
+def test_what_each_compaction_replaced_is_its_context_without_abandoned_branches(
+    tmp_path: Path,
+) -> None:
+    """``Transcript.replaced`` (what ``recall`` searches after Claude Code's /compact):
+    the context the boundary's ``logicalParentUuid`` had, not a branch the user left
+    by editing an earlier message, nor the records after it in the file."""
+    w = Writer()
+    w.user("Use the staging database for the migration.")
+    w.assistant("Migrating staging.", 1_000)
+    fork = w.parent
+    w.user("Actually, drop every table.")  # edited away: an abandoned branch
+    w.assistant("Dropping.", 1_100)
+    w.parent = fork
+    w.user("Keep the orders table as it is.")
+    w.assistant("Orders kept.", 1_200)
+    last = w.parent
+    w.add("system", subtype="compact_boundary", content="Conversation compacted")
+    w.records[-1].update(parentUuid=None, logicalParentUuid=last)
+    w.user("This session is being continued: staging migrated, orders kept.")
+    w.records[-1]["isCompactSummary"] = True
+    w.assistant("Continuing.", 300)
+    transcript = load_source(w.write(tmp_path / f"{SESSION}.jsonl"))
+    assert [[i.text for i in context] for context in transcript.replaced] == [
+        [
+            "Use the staging database for the migration.",
+            "Migrating staging.",
+            "Keep the orders table as it is.",
+            "Orders kept.",
+        ]
+    ]

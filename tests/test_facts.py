@@ -351,6 +351,27 @@ def test_ctxbudget_reports_put_into_the_conversation_are_no_facts() -> None:
     assert extract_facts([user(fact_rules.REPORT_MARKER + "\n" + report)]) == []
 
 
+def test_the_models_echo_of_a_ctxbudget_report_is_no_fact() -> None:
+    """The plugin commands ask the model to show the report as it is: its answer
+    repeats the report without the marker, and is no more a fact than the report.
+    What the model says after the user speaks again counts, also when the ledger is
+    fed in parts kept between two processes (a hook reads only what was appended)."""
+    report = "Facts at risk (1):\n  - requirement: REQ-101\n  - decision: We decided to use Redis"
+    context = [
+        user(fact_rules.REPORT_MARKER + "\n" + report),
+        assistant("Here it is:\n" + report),
+        user("Now add REQ-202 to the plan."),
+        assistant("Added REQ-303 next to it."),
+    ]
+    assert keys(extract_facts(context), "requirement") == ["REQ-202", "REQ-303"]
+    assert keys(extract_facts(context), "decision") == []
+    from ctxbudget.compaction.facts import FactLedger
+
+    first = FactLedger().feed(context[:1])
+    resumed = FactLedger.from_data(json.loads(json.dumps(first.to_data()))).feed(context[1:], 1)
+    assert resumed.result() == extract_facts(context)
+
+
 # --- entities, dates, numbers ------------------------------------------------------------
 
 

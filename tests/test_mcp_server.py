@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_cli
 
 from ctxbudget import Tracker
 from ctxbudget.claude_code.hooks import HookOptions, pre_tool_use
@@ -406,3 +407,53 @@ def test_the_subprocess_check_runs_without_sdk_too() -> None:
         check=False,
     )
     assert proc.returncode == 0 and "--session" in proc.stdout
+
+
+@needs_mcp
+def test_recall_is_one_search_by_the_cli_and_by_mcp(
+    tmp_path: Path, tracker: Tracker, fixtures: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both surfaces search what Claude Code's /compact took out (the context it
+    replaced, in the live transcript) and what ctxbudget's compactions archived (the
+    stored session of that id), and give the same answer; never a branch the user
+    abandoned, never an earlier ctxbudget report."""
+    from ctxbudget.compaction import CompactionPolicy
+    from ctxbudget.compaction.fact_rules import REPORT_MARKER
+
+    session_id = "11111111-2222-3333-4444-555555555555"  # the fixture's
+    lines = (fixtures / "claude_code_compacted.jsonl").read_text().splitlines()
+    boundary = next(i for i, line in enumerate(lines) if "compact_boundary" in line)
+    report = {
+        "type": "user",
+        "uuid": "rep",
+        "parentUuid": "a4",
+        "isSidechain": False,
+        "sessionId": session_id,
+        "message": {"role": "user", "content": f"{REPORT_MARKER}\nTokens: 3,035 (failing test)"},
+    }
+    lines.insert(boundary, json.dumps(report))
+    folder = tmp_path / "claude-home" / "projects" / "-home-dev-proj"
+    folder.mkdir(parents=True)
+    (folder / f"{session_id}.jsonl").write_text("\n".join(lines) + "\n")
+    stored = tracker.session(session_id, model=MODEL, window=5_000)
+    for n in range(12):
+        stored.add_messages(
+            [
+                {"role": "user", "content": f"Step {n}: look at table orders_{n} " * 20},
+                {"role": "assistant", "content": f"Table orders_{n} has {n} rows. " * 20},
+            ]
+        )
+    stored.compact(CompactionPolicy(target_tokens=stored.used_tokens // 3))
+
+    query = ["failing test orders_1 rewrite", "--budget", "3000", "--json"]
+    code, out, err = run_cli(capsys, "recall", session_id, *query)
+    assert code == 0, err
+    by_cli = [item["text"] for item in json.loads(out)]
+    env = {"HOME": str(tmp_path), "CLAUDE_CONFIG_DIR": str(tmp_path / "claude-home")}
+    found = _ok(
+        _call(tracker, env, "recall", {"query": query[0], "budget": 3000, "session": session_id})
+    )
+    assert [item["text"] for item in found["items"]] == by_cli
+    assert "Please fix the failing test in src/app.py and keep the API stable." in by_cli
+    assert any("orders_1 " in text for text in by_cli)
+    assert not any("abandoned branch" in text or REPORT_MARKER in text for text in by_cli)

@@ -1148,3 +1148,27 @@ def test_public_names() -> None:
         "default_store_url",
         "register_backend",
     } <= set(store_package.__all__)
+
+
+def test_a_transcripts_own_search_ranks_as_the_store(archive: Store) -> None:
+    """``search_texts`` (what recall runs on what Claude Code's /compact took out)
+    finds and orders what the store's archive search does, also among thousands of
+    texts that cannot match (whose lengths it samples)."""
+    from ctxbudget.store import search_texts
+
+    texts = [
+        "We support Python 3.11 and newer.",
+        "Caroline likes pottery and camping with her kids.",
+        "Caroline went to the LGBTQ support group yesterday; it was powerful.",
+        "The group chat was quiet today, the supporters' groups too.",
+        "Un café à Zürich with Caroline.",
+    ]
+    filler = [f"filler line {n}: " + "nothing of note here " * (n % 7 + 1) for n in range(3000)]
+    archive.create_session(session("s1"))
+    archive.append_items("s1", [item(text) for text in [*filler[:1500], *texts, *filler[1500:]]])
+    everything = [*filler[:1500], *texts, *filler[1500:]]
+    for query in ("When did Caroline go to the LGBTQ support group?", "zurich cafe", "groups"):
+        stored = [found.text for found, _ in archive.search_archive("s1", query)]
+        assert stored
+        found = search_texts(query, [(text, text) for text in everything], 50)
+        assert [text for text, _ in found] == stored

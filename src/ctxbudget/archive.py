@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 
 from .compaction import Action, CompactionPolicy, CompactionResult
 from .compaction.engine import Compactor
+from .compaction.fact_rules import REPORT_MARKER
 from .compaction.middle import SUMMARY_LEAST
 from .compaction.types import Summarizer
 from .errors import CompactionError, ConcurrentModificationError
-from .model import EventType, Item, Kind
+from .model import EventType, Item
 from .recording import content_of, context_hash, hash_of_contents
 from .session_state import SessionState
 
@@ -371,30 +372,48 @@ def _archived(
 
     hits: list[tuple[Item, float]] = []
     sources: list[Callable[[], Iterator[list[Item]]]] = []
-    if session.is_stored:
+    # The store's archive of this session (of its id, when the session was read from
+    # its transcript: what ctxbudget's compactions of the stored copy took out)
+    held = session.version if session.is_stored else _stored_version(session)
+    if held is not None:
         store = session.store
-        hits += store.search_archive(session.id, query, exclude_version=session.version)
+        hits += store.search_archive(session.id, query, exclude_version=held)
 
         def versions() -> Iterator[list[Item]]:
             for info in store.versions(session.id):
-                if info.version != session.version:
+                if info.version != held:
                     yield store.load_items(session.id, version=info.version)
 
         sources.append(versions)
     transcript = session.transcript
-    if transcript is not None and (
-        # compacted: a call came after the compaction, or its summary opens the context
-        transcript.compactions or any(item.kind is Kind.SUMMARY for item in transcript.items)
-    ):
-        history = transcript.history_items
+    replaced = transcript.replaced if transcript is not None else []
+    if replaced:
         # the latest copy of each text, most recent first: equal scores list it first
         gone: dict[str, Item] = {}
-        for item in reversed(history):
-            if item.hash not in current and item.hash not in gone:
-                gone[item.hash] = item
+        for context in reversed(replaced):
+            for item in reversed(context):
+                if item.hash not in current and item.hash not in gone:
+                    gone[item.hash] = item
         hits += search_texts(query, [(item, item.text) for item in gone.values()], TRANSCRIPT_HITS)
-        sources.append(lambda: iter([history]))
+        sources.append(lambda: iter(replaced))
+    hits = [hit for hit in hits if not _is_report(hit[0])]
     return hits, (context for source in sources for context in source())
+
+
+def _stored_version(session: SessionState) -> int | None:
+    """The current version of the stored session of ``session``'s id, or None."""
+    from .errors import SessionNotFoundError
+
+    try:
+        return session.store.get_session(session.id).context_version
+    except SessionNotFoundError:
+        return None
+
+
+def _is_report(item: Item) -> bool:
+    """A report ctxbudget itself printed into the conversation (its figures, an earlier
+    recall): what it says is in the archive already, or was stale when shown."""
+    return REPORT_MARKER in item.text
 
 
 def _following(contexts: Iterable[list[Item]], hits: list[Item]) -> dict[str, list[Item]]:

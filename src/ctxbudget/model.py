@@ -340,6 +340,10 @@ class Transcript:
     # What the provider counted beyond the transcript in the session this context was
     # compacted from (a ``compact --fork``): its figure until a usage measures it.
     carried_overhead: int | None = None
+    # The context each compaction recorded in the file replaced (the main thread's
+    # items as they were just before it), oldest compaction first: what ``recall``
+    # searches once the compaction took it out.
+    replaced: list[list[Item]] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -277,15 +277,9 @@ def recall_of(
     if budget <= 0:
         raise ConfigurationError(f"the recall budget must be positive (got {budget})")
     live = workspace.open(session)
-    # What Claude Code's own compactions took out is in the live transcript; what
-    # ctxbudget's archived lives with the stored session of that id.
+    # what Claude Code's own compactions took out (the live transcript) and what
+    # ctxbudget's archived (the stored session of that id)
     found = live.recall(query, budget)
-    if not live.is_stored and workspace.stored(live.id) is not None:
-        stored = workspace.tracker.open(live.id)
-        seen = {item.hash for item in found}
-        room = budget - sum(live.count(item) for item in found)
-        if room > 0:
-            found += [i for i in stored.recall(query, room) if i.hash not in seen]
     items: list[RecalledItem] = [
         {
             "role": str(item.role),

@@ -178,6 +178,7 @@ class Ledger(Protocol):
     prose_decisions: list[tuple[Fact, int]]
     todos: tuple[int, list[str]] | None
     checkboxes: tuple[int, list[str]] | None
+    echoing: bool
 
     def add(self, kind: FactKind, key: str, text: str, item: int, at: int = 0) -> None: ...
 
@@ -219,10 +220,16 @@ def feed_item(ledger: Ledger, item: Item, index: int) -> None:
         _from_tool_call(ledger, item, index)
     elif kind in _TEXT_KINDS:
         if kind is Kind.USER_TEXT:
+            if REPORT_MARKER in text:
+                # a plugin command's report: the answer that follows shows it again
+                ledger.echoing = True
+                return
             if any(marker in text for marker in _NOISE):
                 return
             if "<system-reminder>" in text:
                 text = _REMINDER.sub("", text)
+            if item.role is Role.USER and has_word(text):
+                ledger.echoing = False  # the user spoke again
             if item.role is Role.USER and not text.lstrip().startswith(_CONTINUED):
                 request = " ".join(text.split())
                 if len(request) > REQUEST_CHARS:
@@ -230,6 +237,8 @@ def feed_item(ledger: Ledger, item: Item, index: int) -> None:
                 if has_word(request):
                     ledger.add(FactKind.REQUEST, request, text, index)
                 _instructions(ledger, text, index)
+        elif ledger.echoing:
+            return  # the model showing the user a ctxbudget report, as it was asked to
         _from_text(ledger, text, index, kind)
     elif kind is Kind.AGENT_REPORT:
         # A sub-agent's report: its concrete files are facts, its prose is tool output.

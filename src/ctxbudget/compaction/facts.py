@@ -72,6 +72,9 @@ class FactLedger:
         }
         self.todos: tuple[int, list[str]] | None = None  # the latest TodoWrite list
         self.checkboxes: tuple[int, list[str]] | None = None  # the latest "- [ ]" list
+        # a ctxbudget report was shown (a plugin command) and the user has not spoken
+        # since: the assistant's text repeats the report
+        self.echoing = False
 
     def _new(self, kind: FactKind, key: str, text: str, item: int, at: int) -> Fact:
         fact = Fact(kind, key, clip(text), item)
@@ -155,6 +158,7 @@ class FactLedger:
             },
             "todos": list(self.todos) if self.todos else None,
             "checkboxes": list(self.checkboxes) if self.checkboxes else None,
+            "echoing": self.echoing,
         }
 
     @classmethod
@@ -187,6 +191,7 @@ class FactLedger:
                 }
             ledger.todos = todo_list(data["todos"])
             ledger.checkboxes = todo_list(data["checkboxes"])
+            ledger.echoing = bool(data.get("echoing", False))  # not in older ledgers
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not a fact ledger: {exc}") from exc
         return ledger

@@ -34,6 +34,7 @@ from .claude_code_context import (
     Record,
     build_calls,
     build_current,
+    build_replaced,
     carried_overhead,
     is_compact_boundary,
     is_context_record,
@@ -195,6 +196,7 @@ def read_claude_code(
     window: int | None = None
     request_model: str | None = None  # the model a request named, before any answer
     kept: list[tuple[str, list[str]]] = []  # the messages each compaction kept
+    logical: dict[int, str] = {}  # each boundary's logicalParentUuid, by record index
     carried: int | None = None  # the overhead the latest boundary carried (a fork's)
     after_boundary = False  # a boundary read, and no message since
     system_hashes: set[str] = set()  # the requests' system-role messages, by hash
@@ -249,6 +251,8 @@ def read_claude_code(
         boundary = is_compact_boundary(data)
         if boundary:
             kept.extend(preserved_messages(data))
+            if isinstance(data.get("logicalParentUuid"), str):
+                logical[len(records)] = data["logicalParentUuid"]
         if not data.get("isSidechain"):
             # the overhead the boundary that opened the latest context carried (a fork's),
             # by the status line's rule (``opens_context``): none after a root message
@@ -286,6 +290,7 @@ def read_claude_code(
     transcript = Transcript(format="claude-code", items=[], path=path, session_id=session_id)
     if not context_only:
         build_calls(records, transcript, preserved)
+        build_replaced(records, transcript, preserved, logical)
     build_current(records, transcript, preserved)
     transcript.unknown_records = builder.unknown + malformed
     transcript.records = total

@@ -29,6 +29,7 @@ __all__ = [
     "Record",
     "build_calls",
     "build_current",
+    "build_replaced",
     "carried_overhead",
     "is_compact_boundary",
     "is_context_record",
@@ -385,6 +386,44 @@ def build_current(
             transcript.anchor_call = records[i].call_index
         if anchor_id and records[i].message_id == anchor_id:
             transcript.anchor_output_items += len(records[i].items)
-        transcript.items.extend(records[i].items)
-        for j in preserved.get(i, ()):  # the messages the compaction kept, after the summary
-            transcript.items.extend(records[j].items)
+        _extend(transcript.items, records, i, preserved)
+
+
+def _extend(
+    items: list[Item], records: list[Record], i: int, preserved: dict[int, list[int]]
+) -> None:
+    """``items`` with record ``i``'s, and after a summary the messages its compaction kept."""
+    items.extend(records[i].items)
+    for j in preserved.get(i, ()):
+        items.extend(records[j].items)
+
+
+def build_replaced(
+    records: list[Record],
+    transcript: Transcript,
+    preserved: dict[int, list[int]],
+    logical: dict[int, str],
+) -> None:
+    """The context each compaction replaced: the context of the main-thread message
+    just before it (its boundary's ``logicalParentUuid``, else the latest main-thread
+    message before it in the file), branches of abandoned edits left out.
+    ``logical``: each boundary record's ``logicalParentUuid``, by record index."""
+    by_uuid = {r.uuid: r.index for r in records if r.uuid and not r.sidechain}
+    latest: int | None = None  # the latest main-thread context record read
+    after_boundary = False
+    for r in records:
+        if r.sidechain:
+            continue
+        if starts_new_context(r.data) and not (r.data.get("isCompactSummary") and after_boundary):
+            before = by_uuid.get(logical.get(r.index, ""), latest)
+            if before is not None and before < r.index:
+                items: list[Item] = []
+                for i in _with_branches(records, _chain(records, before)):
+                    _extend(items, records, i, preserved)
+                if items:
+                    transcript.replaced.append(items)
+        if is_compact_boundary(r.data):
+            after_boundary = True
+        elif is_context_record(r.data):
+            after_boundary = after_boundary and r.data.get("type") not in ("user", "assistant")
+            latest = r.index

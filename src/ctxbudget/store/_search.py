@@ -53,11 +53,9 @@ class Term:
     text: str
     prefix: bool
 
-    def frequency(self, counts: Mapping[str, int]) -> int:
-        """How often the term occurs in a document given as word counts."""
-        if not self.prefix:
-            return counts.get(self.text, 0)
-        return sum(n for word, n in counts.items() if word.startswith(self.text))
+    def matches(self, word: str) -> bool:
+        """Whether ``word`` (folded) is this term, or starts with it."""
+        return word.startswith(self.text) if self.prefix else word == self.text
 
 
 def fold(text: str) -> str:
@@ -66,7 +64,10 @@ def fold(text: str) -> str:
     if text.isascii():
         return text
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(char for char in decomposed if not unicodedata.combining(char))
+    # the combining marks among its distinct characters (most text has none: a file
+    # read's "→" is no accent), removed at once
+    marks = [c for c in set(decomposed) if c > "\u02ff" and unicodedata.combining(c)]
+    return decomposed.translate(dict.fromkeys(map(ord, marks))) if marks else decomposed
 
 
 def words(text: str) -> list[str]:
@@ -112,22 +113,46 @@ def _is_date_word(word: str) -> bool:
     return word in _MONTHS or (len(word) == 4 and word.isdigit() and word[:2] in ("19", "20"))
 
 
-def bm25_scores(terms: Sequence[Term], documents: Sequence[Mapping[str, int]]) -> list[float]:
-    """FTS5's BM25 of each document (as word counts) for terms OR-ed; 0 = no match."""
-    total = len(documents)
-    scores = [0.0] * total
-    if not total or not terms:
+def bm25_scores(
+    terms: Sequence[Term],
+    documents: Sequence[Mapping[str, int]],
+    *,
+    total: int | None = None,
+    average: float | None = None,
+) -> list[float]:
+    """FTS5's BM25 of each document (as word counts) for terms OR-ed; 0 = no match.
+
+    ``total`` and ``average`` (the number of documents searched and their average
+    length in words) default to ``documents``'; given, ``documents`` may be the ones
+    that can match alone (``search_texts``)."""
+    scores = [0.0] * len(documents)
+    total = len(documents) if total is None else total
+    if not documents or not terms or not total:
         return scores
     lengths = [sum(counts.values()) for counts in documents]
-    average = sum(lengths) / total or 1.0
-    for term in terms:
-        frequencies = [term.frequency(counts) for counts in documents]
-        hits = sum(1 for f in frequencies if f)
+    if average is None:
+        average = sum(lengths) / total
+    average = average or 1.0
+    # each distinct word's terms, once: a document's words are then read once
+    matching: dict[str, list[int]] = {}
+    frequencies: list[list[int]] = []
+    for counts in documents:
+        row = [0] * len(terms)
+        for word, n in counts.items():
+            found = matching.get(word)
+            if found is None:
+                found = matching[word] = [i for i, t in enumerate(terms) if t.matches(word)]
+            for i in found:
+                row[i] += n
+        frequencies.append(row)
+    for i in range(len(terms)):
+        hits = sum(1 for row in frequencies if row[i])
         if not hits:
             continue
         idf = math.log((total - hits + 0.5) / (hits + 0.5))
         idf = idf if idf > 0 else 1e-6  # as FTS5 does for terms in most documents
-        for index, f in enumerate(frequencies):
+        for index, row in enumerate(frequencies):
+            f = row[i]
             if f:
                 norm = _K1 * (1 - _B + _B * lengths[index] / average)
                 scores[index] += idf * f * (_K1 + 1) / (f + norm)
@@ -135,10 +160,16 @@ def bm25_scores(terms: Sequence[Term], documents: Sequence[Mapping[str, int]]) -
 
 
 def rank(
-    terms: Sequence[Term], documents: Sequence[tuple[K, Mapping[str, int]]], limit: int
+    terms: Sequence[Term],
+    documents: Sequence[tuple[K, Mapping[str, int]]],
+    limit: int,
+    *,
+    total: int | None = None,
+    average: float | None = None,
 ) -> list[tuple[K, float]]:
-    """The ``limit`` best matching keys, best first; ties keep the given order."""
-    scores = bm25_scores(terms, [counts for _, counts in documents])
+    """The ``limit`` best matching keys, best first; ties keep the given order
+    (``total``, ``average``: as for ``bm25_scores``)."""
+    scores = bm25_scores(terms, [c for _, c in documents], total=total, average=average)
     found = [(key, score) for (key, _), score in zip(documents, scores, strict=True) if score]
     found.sort(key=lambda hit: -hit[1])  # stable: ties stay in the given order
     return found[: max(limit, 0)]
@@ -149,8 +180,30 @@ def search_texts(
 ) -> list[tuple[K, float]]:
     """The archive search over texts no store holds (what a transcript's own
     compactions left behind): the same words, terms and BM25 as every backend; the
-    ``limit`` best keys, best first, ties in the given order."""
+    ``limit`` best keys, best first, ties in the given order.
+
+    A text that holds none of the terms as a substring cannot match: it is not cut
+    into words, and BM25's average length is taken over the texts that can and over
+    at most ``LENGTH_SAMPLE`` of the others, evenly spread (all of them, in a short
+    transcript)."""
     terms = query_terms(query)
-    if not terms or limit <= 0:
+    if not terms or limit <= 0 or not documents:
         return []
-    return rank(terms, [(key, word_counts(text)) for key, text in documents], limit)
+    needles = [term.text for term in terms]
+    candidates: list[tuple[K, Counter[str]]] = []
+    others: list[int] = []
+    for index, (key, text) in enumerate(documents):
+        folded = fold(text)
+        if any(needle in folded for needle in needles):
+            candidates.append((key, Counter(_WORD.findall(folded))))
+        else:
+            others.append(index)
+    sample = others[:: max(1, len(others) // LENGTH_SAMPLE)]
+    measured = sum(len(words(documents[i][1])) for i in sample) / max(1, len(sample))
+    length = sum(counts.total() for _, counts in candidates) + measured * len(others)
+    total = len(documents)
+    return rank(terms, candidates, limit, total=total, average=length / total)
+
+
+#: At most this many texts that cannot match are measured for BM25's average length
+LENGTH_SAMPLE = 2_000
