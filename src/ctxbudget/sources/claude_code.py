@@ -197,6 +197,7 @@ def read_claude_code(
     request_model: str | None = None  # the model a request named, before any answer
     kept: list[tuple[str, list[str]]] = []  # the messages each compaction kept
     logical: dict[int, str] = {}  # each boundary's logicalParentUuid, by record index
+    compacted = False  # a compaction's boundary or summary read
     carried: int | None = None  # the overhead the latest boundary carried (a fork's)
     after_boundary = False  # a boundary read, and no message since
     system_hashes: set[str] = set()  # the requests' system-role messages, by hash
@@ -258,6 +259,8 @@ def read_claude_code(
             # by the status line's rule (``opens_context``): none after a root message
             if opens_context(data, after_boundary):
                 carried = carried_overhead(data) if boundary else None
+            if boundary or data.get("isCompactSummary"):
+                compacted = True
             if boundary:
                 after_boundary = True
             elif rtype in ("user", "assistant"):
@@ -290,7 +293,8 @@ def read_claude_code(
     transcript = Transcript(format="claude-code", items=[], path=path, session_id=session_id)
     if not context_only:
         build_calls(records, transcript, preserved)
-        build_replaced(records, transcript, preserved, logical)
+        if compacted:
+            build_replaced(records, transcript, preserved, logical)
     build_current(records, transcript, preserved)
     transcript.unknown_records = builder.unknown + malformed
     transcript.records = total
