@@ -362,8 +362,12 @@ def test_the_models_echo_of_a_ctxbudget_report_is_no_fact() -> None:
         assistant("Here it is:\n" + report),
         user("Now add REQ-202 to the plan."),
         assistant("Added REQ-303 next to it."),
+        user(fact_rules.REPORT_MARKER + "\n" + report),
+        assistant(report),
+        user("<command-name>/model</command-name>"),  # another command: not an echo after it
+        assistant("Switched; REQ-404 is next."),
     ]
-    assert keys(extract_facts(context), "requirement") == ["REQ-202", "REQ-303"]
+    assert keys(extract_facts(context), "requirement") == ["REQ-202", "REQ-303", "REQ-404"]
     assert keys(extract_facts(context), "decision") == []
     from ctxbudget.compaction.facts import FactLedger
 

@@ -224,12 +224,12 @@ def feed_item(ledger: Ledger, item: Item, index: int) -> None:
                 # a plugin command's report: the answer that follows shows it again
                 ledger.echoing = True
                 return
+            bare = _REMINDER.sub("", text) if "<system-reminder>" in text else text
+            if item.role is Role.USER and has_word(bare):
+                ledger.echoing = False  # the user spoke again (or ran another command)
             if any(marker in text for marker in _NOISE):
                 return
-            if "<system-reminder>" in text:
-                text = _REMINDER.sub("", text)
-            if item.role is Role.USER and has_word(text):
-                ledger.echoing = False  # the user spoke again
+            text = bare
             if item.role is Role.USER and not text.lstrip().startswith(_CONTINUED):
                 request = " ".join(text.split())
                 if len(request) > REQUEST_CHARS:
@@ -237,7 +237,7 @@ def feed_item(ledger: Ledger, item: Item, index: int) -> None:
                 if has_word(request):
                     ledger.add(FactKind.REQUEST, request, text, index)
                 _instructions(ledger, text, index)
-        elif ledger.echoing:
+        elif kind is Kind.ASSISTANT_TEXT and ledger.echoing:
             return  # the model showing the user a ctxbudget report, as it was asked to
         _from_text(ledger, text, index, kind)
     elif kind is Kind.AGENT_REPORT:
