@@ -196,12 +196,14 @@ def _chain(records: list[Record], start: int | None) -> list[int]:
     return out
 
 
-def _with_branches(records: list[Record], path: list[int]) -> list[int]:
+def _with_branches(records: list[Record], path: list[int], end: int | None = None) -> list[int]:
     """``path`` (record indices, oldest first) with the records its messages branch to
-    (``_branches``), in conversation order (``_in_order``)."""
+    (``_branches``, among the records before ``end``), in conversation order
+    (``_in_order``)."""
     if not path:
         return path
-    return _in_order(records, {*path, *_branches(records, set(path), path[0], len(records))})
+    hi = len(records) if end is None else end
+    return _in_order(records, {*path, *_branches(records, set(path), path[0], hi)})
 
 
 def _in_order(records: list[Record], indices: set[int]) -> list[int]:
@@ -418,7 +420,7 @@ def build_replaced(
             before = by_uuid.get(logical.get(r.index, ""), latest)
             if before is not None and before < r.index:
                 items: list[Item] = []
-                for i in _with_branches(records, _chain(records, before)):
+                for i in _with_branches(records, _chain(records, before), r.index):
                     _extend(items, records, i, preserved)
                 if items:
                     transcript.replaced.append(items)
