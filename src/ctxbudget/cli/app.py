@@ -3,7 +3,7 @@
 It parses flags, calls ``Tracker``, and renders the returned ``Status``. Errors a
 user can act on print one line on stderr and exit 2; nothing here computes a budget.
 Each command group registers its own subcommands (``cli.tokens``, ``cli.sessions``,
-``cli.compact``, ``cli.budget``, ``cli.demo``, ``cli.hooks``); this module builds
+``cli.compact``, ``cli.recall``, ``cli.budget``, ``cli.demo``, ``cli.hooks``); this module builds
 the parser from them and dispatches.
 
 Exit codes: 0 ok, 1 the ``--fail-on`` level was reached, 2 usage or input error,
@@ -53,8 +53,13 @@ GROUPS: tuple[tuple[str, str, bool, tuple[tuple[str, str], ...]], ...] = (
         "compact",
         "register",
         True,
+        (("compact", "compact a session: free tokens, keep every fact, archive the rest"),),
+    ),
+    (
+        "recall",
+        "register",
+        False,
         (
-            ("compact", "compact a session: free tokens, keep every fact, archive the rest"),
             ("restore", "undo a compaction exactly"),
             ("recall", "search what compaction archived"),
         ),
@@ -178,11 +183,11 @@ def runner(name: str) -> Callable[[argparse.Namespace, Tracker], int]:
 
         return lambda args, tracker: cmd_compact(args, tracker, open_source)
     if name in ("restore", "recall"):
-        from . import compact
+        from . import recall
 
         if name == "restore":
-            return compact.cmd_restore
-        return lambda args, tracker: compact.cmd_recall(args, tracker, open_source)
+            return recall.cmd_restore
+        return lambda args, tracker: recall.cmd_recall(args, tracker, open_source)
     if name in ("gate", "budget"):
         from . import budget
 
