@@ -1153,7 +1153,7 @@ def test_public_names() -> None:
 def test_a_transcripts_own_search_ranks_as_the_store(archive: Store) -> None:
     """``search_texts`` (what recall runs on what Claude Code's /compact took out)
     finds and orders what the store's archive search does, also among thousands of
-    texts that cannot match (whose lengths it samples)."""
+    texts that cannot match (5,000: it samples their lengths)."""
     from ctxbudget.store import search_texts
 
     texts = [
@@ -1163,10 +1163,10 @@ def test_a_transcripts_own_search_ranks_as_the_store(archive: Store) -> None:
         "The group chat was quiet today, the supporters' groups too.",
         "Un café à Zürich with Caroline.",
     ]
-    filler = [f"filler line {n}: " + "nothing of note here " * (n % 7 + 1) for n in range(3000)]
+    filler = [f"filler line {n}: " + "nothing of note here " * (n % 7 + 1) for n in range(5000)]
     archive.create_session(session("s1"))
-    archive.append_items("s1", [item(text) for text in [*filler[:1500], *texts, *filler[1500:]]])
-    everything = [*filler[:1500], *texts, *filler[1500:]]
+    archive.append_items("s1", [item(text) for text in [*filler[:2500], *texts, *filler[2500:]]])
+    everything = [*filler[:2500], *texts, *filler[2500:]]
     for query in ("When did Caroline go to the LGBTQ support group?", "zurich cafe", "groups"):
         stored = [found.text for found, _ in archive.search_archive("s1", query)]
         assert stored
