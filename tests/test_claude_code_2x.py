@@ -910,3 +910,79 @@ def test_what_each_compaction_replaced_is_its_context_without_abandoned_branches
             "Orders kept.",
         ]
     ]
+
+
+def _compacted_after(w: Writer) -> Writer:
+    """``w`` ended by Claude Code's /compact (a boundary naming its last message)."""
+    last = w.parent
+    w.add("system", subtype="compact_boundary", content="Conversation compacted")
+    w.records[-1].update(parentUuid=None, logicalParentUuid=last)
+    w.user("This session is being continued: summary.")
+    w.records[-1]["isCompactSummary"] = True
+    w.assistant("Continuing.", 300)
+    return w
+
+
+def test_recall_never_offers_a_report_nor_the_models_echo_of_it(tmp_path: Path) -> None:
+    """/ctxbudget:recall put its report into the conversation and the model showed it:
+    after Claude Code's /compact, recall offers the message that said it, neither the
+    report nor the echo (also not as the message after a hit)."""
+    from ctxbudget import Tracker
+    from ctxbudget.compaction.fact_rules import REPORT_MARKER
+
+    w = Writer()
+    w.user("Which port does the billing service use?")
+    w.assistant("The billing service listens on port 8443.", 1_000)
+    w.user(f"{REPORT_MARKER}\nassistant: The billing service listens on port 8443.")
+    w.assistant(
+        "Recall found:\n```\nassistant: The billing service listens on port 8443.\n```", 1_100
+    )
+    w.user("Thanks.")
+    w.assistant("You are welcome.", 1_200)
+    path = _compacted_after(w).write(tmp_path / f"{SESSION}.jsonl")
+    session = Tracker(store="memory://").load(load_source(path))
+    assert [i.text for i in session.recall("billing service port", budget=2_000)] == [
+        "The billing service listens on port 8443.",
+        "Which port does the billing service use?",
+    ]
+
+
+def test_recall_puts_the_live_transcripts_best_beside_the_stores(tmp_path: Path) -> None:
+    """The stored archive's scores and the transcript's are not comparable: the best of
+    each in turn, the transcript's first, so a weak stored match never pushes out the
+    transcript's exact answer."""
+    from ctxbudget import Tracker
+    from ctxbudget.compaction import CompactionPolicy
+
+    w = Writer()
+    w.user("Which port does the billing service use?")
+    w.assistant("The billing service listens on port 8443.", 1_000)
+    path = _compacted_after(w).write(tmp_path / f"{SESSION}.jsonl")
+    tracker = Tracker(store="memory://")
+    stored = tracker.session(SESSION, model=MODEL, window=5_000)
+    for n in range(12):
+        stored.add_messages(
+            [
+                {"role": "user", "content": f"Step {n}: the service catalogue entry {n} " * 10},
+                {"role": "assistant", "content": f"Entry {n} mentions a service once. " * 10},
+            ]
+        )
+    stored.compact(CompactionPolicy(target_tokens=stored.used_tokens // 3))
+    found = tracker.load(load_source(path)).recall("billing service port", budget=70)
+    assert found[0].text == "The billing service listens on port 8443."
+
+
+def test_a_boundary_naming_a_message_written_after_it_replaced_the_one_before(
+    tmp_path: Path,
+) -> None:
+    w = Writer()
+    w.user("Use the staging database.")
+    w.assistant("Staging used.", 1_000)
+    w.add("system", subtype="compact_boundary", content="Conversation compacted")
+    w.records[-1].update(parentUuid=None, logicalParentUuid="u003")  # the summary's own
+    w.user("This session is being continued: summary.")
+    w.records[-1]["isCompactSummary"] = True
+    transcript = load_source(w.write(tmp_path / f"{SESSION}.jsonl"))
+    assert [[i.text for i in c] for c in transcript.replaced] == [
+        ["Use the staging database.", "Staging used."]
+    ]

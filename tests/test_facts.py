@@ -368,6 +368,14 @@ def test_the_models_echo_of_a_ctxbudget_report_is_no_fact() -> None:
         assistant("Switched; REQ-404 is next."),
     ]
     assert keys(extract_facts(context), "requirement") == ["REQ-202", "REQ-303", "REQ-404"]
+    # the report in a code block, then the model's own work: only the block is an echo
+    working = [
+        user(fact_rules.REPORT_MARKER + "\n" + report),
+        assistant("```\n" + report + "\n```\nBack to REQ-7: we decided to keep SQLite."),
+        assistant("Done with REQ-8."),
+    ]
+    assert keys(extract_facts(working), "requirement") == ["REQ-7", "REQ-8"]
+    assert keys(extract_facts(working), "decision") == ["Back to REQ-7: we decided to keep SQLite"]
     assert keys(extract_facts(context), "decision") == []
     from ctxbudget.compaction.facts import FactLedger
 

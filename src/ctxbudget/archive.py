@@ -13,14 +13,15 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import zip_longest
 
 from .compaction import Action, CompactionPolicy, CompactionResult
 from .compaction.engine import Compactor
 from .compaction.fact_rules import REPORT_MARKER
 from .compaction.middle import SUMMARY_LEAST
 from .compaction.types import Summarizer
-from .errors import CompactionError, ConcurrentModificationError
-from .model import EventType, Item
+from .errors import CompactionError, ConcurrentModificationError, SessionNotFoundError
+from .model import EventType, Item, Kind
 from .recording import content_of, context_hash, hash_of_contents
 from .session_state import SessionState
 
@@ -325,7 +326,8 @@ def recall(session: SessionState, query: str, budget: int = 500) -> list[Item]:
     if budget <= 0:
         raise CompactionError(f"the recall budget must be positive (got {budget})")
     current = {item.hash for item in session.items}
-    hits, contexts = _archived(session, query, current)
+    reports: set[str] = set()  # ctxbudget's reports and the model's echo of them
+    hits, contexts = _archived(session, query, current, reports)
     # The reply to a matching message often holds what was asked about ("Where did
     # you go?" / "To Paris."): the best few hits bring their next message along.
     following = _following(contexts, [item for item, _ in hits[:NEIGHBOURS]])
@@ -335,7 +337,7 @@ def recall(session: SessionState, query: str, budget: int = 500) -> list[Item]:
 
     def take(item: Item) -> bool:
         nonlocal spent
-        if item.hash in current or item.hash in taken:
+        if item.hash in current or item.hash in taken or item.hash in reports:
             return False
         tokens = session.count(item)
         if spent + tokens > budget:
@@ -363,11 +365,13 @@ TRANSCRIPT_HITS = 50
 
 
 def _archived(
-    session: SessionState, query: str, current: set[str]
+    session: SessionState, query: str, current: set[str], reports: set[str]
 ) -> tuple[list[tuple[Item, float]], Iterator[list[Item]]]:
-    """The archived items matching ``query``, best first (the store's archive, then
-    the transcript's), and the contexts they were archived from, in order (to find
-    what came after a hit)."""
+    """The archived items matching ``query``, best first (the transcript's best and the
+    store's best in turn), and the contexts they were archived from, in order (to
+    find what came after a hit). ``reports`` receives the hashes of the reports
+    ctxbudget printed into a transcript and of the model's echo of each (never
+    offered: what they say is stale or archived already)."""
     from .store import search_texts
 
     hits: list[tuple[Item, float]] = []
@@ -389,12 +393,20 @@ def _archived(
     replaced = transcript.replaced if transcript is not None else []
     if replaced:
         # the latest copy of each text, most recent first: equal scores list it first
+        for context in replaced:
+            reports.update(_reports_in(context))
         gone: dict[str, Item] = {}
         for context in reversed(replaced):
             for item in reversed(context):
-                if item.hash not in current and item.hash not in gone:
+                if item.hash not in current and item.hash not in gone and item.hash not in reports:
                     gone[item.hash] = item
-        hits += search_texts(query, [(item, item.text) for item in gone.values()], TRANSCRIPT_HITS)
+        found = search_texts(query, [(item, item.text) for item in gone.values()], TRANSCRIPT_HITS)
+        # the two searches' scores are not comparable: their best in turn, the live
+        # transcript's first (what the session went through; the store's archive is
+        # of ctxbudget's compactions of it)
+        stored, hits = hits, []
+        for pair in zip_longest(found, stored):
+            hits += [hit for hit in pair if hit is not None]
         sources.append(lambda: iter(replaced))
     hits = [hit for hit in hits if not _is_report(hit[0])]
     return hits, (context for source in sources for context in source())
@@ -402,12 +414,21 @@ def _archived(
 
 def _stored_version(session: SessionState) -> int | None:
     """The current version of the stored session of ``session``'s id, or None."""
-    from .errors import SessionNotFoundError
-
     try:
         return session.store.get_session(session.id).context_version
     except SessionNotFoundError:
         return None
+
+
+def _reports_in(context: list[Item]) -> Iterator[str]:
+    """The hashes of the marked reports in ``context`` and of the assistant's text
+    right after each (the model showing it, as the plugin commands ask)."""
+    for at, item in enumerate(context):
+        if _is_report(item):
+            yield item.hash
+            after = next((i for i in context[at + 1 :] if i.kind is not Kind.REMINDER), None)
+            if after is not None and after.kind is Kind.ASSISTANT_TEXT:
+                yield after.hash
 
 
 def _is_report(item: Item) -> bool:

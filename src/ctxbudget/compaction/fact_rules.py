@@ -217,6 +217,7 @@ def feed_item(ledger: Ledger, item: Item, index: int) -> None:
     if kind in _SKIPPED or not text:
         return
     if kind is Kind.TOOL_CALL:
+        ledger.echoing = False  # working again: no report shown in between
         _from_tool_call(ledger, item, index)
     elif kind in _TEXT_KINDS:
         if kind is Kind.USER_TEXT:
@@ -238,7 +239,12 @@ def feed_item(ledger: Ledger, item: Item, index: int) -> None:
                     ledger.add(FactKind.REQUEST, request, text, index)
                 _instructions(ledger, text, index)
         elif kind is Kind.ASSISTANT_TEXT and ledger.echoing:
-            return  # the model showing the user a ctxbudget report, as it was asked to
+            # the model showing the user a ctxbudget report, as it was asked to (in a
+            # code block): its first text; what it says outside the block or after is its own
+            ledger.echoing = False
+            if "```" not in text:
+                return
+            text = _FENCE.sub("", text)
         _from_text(ledger, text, index, kind)
     elif kind is Kind.AGENT_REPORT:
         # A sub-agent's report: its concrete files are facts, its prose is tool output.

@@ -418,7 +418,9 @@ def build_replaced(
             continue
         if starts_new_context(r.data) and not (r.data.get("isCompactSummary") and after_boundary):
             before = by_uuid.get(logical.get(r.index, ""), latest)
-            if before is not None and before < r.index:
+            if before is not None and before >= r.index:
+                before = latest  # a parent written after its boundary: no such message
+            if before is not None:
                 items: list[Item] = []
                 for i in _with_branches(records, _chain(records, before), r.index):
                     _extend(items, records, i, preserved)

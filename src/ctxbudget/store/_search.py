@@ -198,7 +198,7 @@ def search_texts(
             candidates.append((key, Counter(_WORD.findall(folded))))
         else:
             others.append(index)
-    sample = others[:: max(1, len(others) // LENGTH_SAMPLE)]
+    sample = others[:: max(1, math.ceil(len(others) / LENGTH_SAMPLE))]
     measured = sum(len(words(documents[i][1])) for i in sample) / max(1, len(sample))
     length = sum(counts.total() for _, counts in candidates) + measured * len(others)
     total = len(documents)
