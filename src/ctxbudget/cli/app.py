@@ -31,6 +31,7 @@ from .common import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ..session import Session
     from ..tracker import Tracker
 
 __all__ = ["GROUPS", "build_parser", "command_of", "main", "runner"]
@@ -187,7 +188,11 @@ def runner(name: str) -> Callable[[argparse.Namespace, Tracker], int]:
 
         if name == "restore":
             return recall.cmd_restore
-        return lambda args, tracker: recall.cmd_recall(args, tracker, open_source)
+
+        def live_first(tracker: Tracker, source: str | None, args: argparse.Namespace) -> Session:
+            return open_source(tracker, source, args, live_first=True)
+
+        return lambda args, tracker: recall.cmd_recall(args, tracker, live_first)
     if name in ("gate", "budget"):
         from . import budget
 

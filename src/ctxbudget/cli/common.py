@@ -205,10 +205,15 @@ def progress(message: str) -> None:
         print(f"ctxbudget: {message}…", file=sys.stderr, flush=True)
 
 
-def open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) -> Session:
+def open_source(
+    tracker: Tracker, source: str | None, args: argparse.Namespace, *, live_first: bool = False
+) -> Session:
     """A session from a file, a stored id, or the newest Claude Code session.
 
     Policy flags apply to this run only; ``--record`` stores them with the session.
+    ``live_first``: a stored session whose Claude Code transcript is on this machine is
+    read from the transcript, in the stored policy (what ``recall`` searches: both),
+    also when the store holds its context.
     """
     from ..policy import window_assumption
     from ..sources import claude_projects_dir, find_latest_claude_session
@@ -262,7 +267,7 @@ def open_source(tracker: Tracker, source: str | None, args: argparse.Namespace) 
             f"{source}: no such file, no Claude Code session with that id, and no stored "
             f"session with that id in {tracker.store.url}"
         ) from exc
-    if not session.items and (live := find_claude_session(session.id)) is not None:
+    if (not session.items or live_first) and (live := find_claude_session(session.id)) is not None:
         # by its full id (a prefix found it in the store), in the policy stored with it
         # (the window the hooks were given), as the hooks read it
         return from_file(live, session.policy)

@@ -80,13 +80,8 @@ def cmd_restore(args: argparse.Namespace, tracker: Tracker) -> int:
 def cmd_recall(args: argparse.Namespace, tracker: Tracker, open_source: OpenSource) -> int:
     # a stored id, a transcript, or a Claude Code session by its id: what its
     # compactions took out, ctxbudget's (archived in the store) and Claude Code's own
-    # (in its live transcript, which a stored session of the same id does not read)
+    # (in its live transcript, read first: ``open_source`` is given ``live_first``)
     session = open_source(tracker, args.session, args)
-    if session.transcript is None:
-        from ..sources import find_claude_session
-
-        if (live := find_claude_session(session.id)) is not None:
-            session = open_source(tracker, str(live), args)
     items = session.recall(args.query, budget=args.budget)
     if args.json:
         print(
