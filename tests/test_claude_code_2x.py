@@ -895,13 +895,7 @@ def test_what_each_compaction_replaced_is_its_context_without_abandoned_branches
     w.parent = fork
     w.user("Keep the orders table as it is.")
     w.assistant("Orders kept.", 1_200)
-    last = w.parent
-    w.add("system", subtype="compact_boundary", content="Conversation compacted")
-    w.records[-1].update(parentUuid=None, logicalParentUuid=last)
-    w.user("This session is being continued: staging migrated, orders kept.")
-    w.records[-1]["isCompactSummary"] = True
-    w.assistant("Continuing.", 300)
-    transcript = load_source(w.write(tmp_path / f"{SESSION}.jsonl"))
+    transcript = load_source(_compacted_after(w).write(tmp_path / f"{SESSION}.jsonl"))
     assert [[i.text for i in context] for context in transcript.replaced] == [
         [
             "Use the staging database for the migration.",
