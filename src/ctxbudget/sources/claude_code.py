@@ -44,6 +44,7 @@ from .claude_code_context import (
     preserved_messages,
     resolve_preserved,
     sends_system_messages,
+    starts_new_context,
     string_of,
     system_blob,
 )
@@ -196,8 +197,10 @@ def read_claude_code(
     window: int | None = None
     request_model: str | None = None  # the model a request named, before any answer
     kept: list[tuple[str, list[str]]] = []  # the messages each compaction kept
-    logical: dict[int, str] = {}  # each boundary's logicalParentUuid, by record index
-    compacted = False  # a compaction's boundary or summary read
+    # each compaction: its record, the latest main-thread message before it, and the
+    # message its boundary names (``logicalParentUuid``)
+    compactions: list[tuple[int, int | None, str | None]] = []
+    latest: int | None = None  # the latest main-thread context record
     carried: int | None = None  # the overhead the latest boundary carried (a fork's)
     after_boundary = False  # a boundary read, and no message since
     system_hashes: set[str] = set()  # the requests' system-role messages, by hash
@@ -252,15 +255,16 @@ def read_claude_code(
         boundary = is_compact_boundary(data)
         if boundary:
             kept.extend(preserved_messages(data))
-            if isinstance(data.get("logicalParentUuid"), str):
-                logical[len(records)] = data["logicalParentUuid"]
         if not data.get("isSidechain"):
             # the overhead the boundary that opened the latest context carried (a fork's),
             # by the status line's rule (``opens_context``): none after a root message
             if opens_context(data, after_boundary):
                 carried = carried_overhead(data) if boundary else None
-            if boundary or data.get("isCompactSummary"):
-                compacted = True
+                if starts_new_context(data):
+                    named = string_of(data.get("logicalParentUuid"))
+                    compactions.append((len(records), latest, named))
+            if is_context_record(data):
+                latest = len(records)
             if boundary:
                 after_boundary = True
             elif rtype in ("user", "assistant"):
@@ -293,8 +297,7 @@ def read_claude_code(
     transcript = Transcript(format="claude-code", items=[], path=path, session_id=session_id)
     if not context_only:
         build_calls(records, transcript, preserved)
-        if compacted:
-            build_replaced(records, transcript, preserved, logical)
+        build_replaced(records, transcript, preserved, compactions)
     build_current(records, transcript, preserved)
     transcript.unknown_records = builder.unknown + malformed
     transcript.records = total

@@ -404,30 +404,23 @@ def build_replaced(
     records: list[Record],
     transcript: Transcript,
     preserved: dict[int, list[int]],
-    logical: dict[int, str],
+    compactions: list[tuple[int, int | None, str | None]],
 ) -> None:
     """The context each compaction replaced: the context of the main-thread message
-    just before it (its boundary's ``logicalParentUuid``, else the latest main-thread
-    message before it in the file), branches of abandoned edits left out.
-    ``logical``: each boundary record's ``logicalParentUuid``, by record index."""
+    just before it (the one its boundary names, ``logicalParentUuid``, else the latest
+    main-thread message before it in the file), branches of abandoned edits left out.
+    ``compactions``: each compaction's record, that latest message and the name, as
+    the reader found them."""
+    if not compactions:
+        return
     by_uuid = {r.uuid: r.index for r in records if r.uuid and not r.sidechain}
-    latest: int | None = None  # the latest main-thread context record read
-    after_boundary = False
-    for r in records:
-        if r.sidechain:
-            continue
-        if starts_new_context(r.data) and not (r.data.get("isCompactSummary") and after_boundary):
-            before = by_uuid.get(logical.get(r.index, ""), latest)
-            if before is not None and before >= r.index:
-                before = latest  # a parent written after its boundary: no such message
-            if before is not None:
-                items: list[Item] = []
-                for i in _with_branches(records, _chain(records, before), r.index):
-                    _extend(items, records, i, preserved)
-                if items:
-                    transcript.replaced.append(items)
-        if is_compact_boundary(r.data):
-            after_boundary = True
-        elif is_context_record(r.data):
-            after_boundary = after_boundary and r.data.get("type") not in ("user", "assistant")
-            latest = r.index
+    for at, latest, named in compactions:
+        before = by_uuid.get(named, latest) if named else latest
+        if before is not None and before >= at:
+            before = latest  # a parent written after its boundary: no such message
+        if before is not None:
+            items: list[Item] = []
+            for i in _with_branches(records, _chain(records, before), at):
+                _extend(items, records, i, preserved)
+            if items:
+                transcript.replaced.append(items)
