@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from conftest import run_cli
 
-from ctxbudget import Tracker
+from ctxbudget import Session, Tracker
 from ctxbudget.claude_code.hooks import HookOptions, pre_tool_use
 from ctxbudget.cli import main
 
@@ -300,11 +300,9 @@ def test_a_sprint_counts_what_agents_use_after_it_starts(home: Path, tracker: Tr
     assert unknown.is_error
 
 
-@needs_mcp
-def test_recall_and_preview_of_a_stored_session(tmp_path: Path, tracker: Tracker) -> None:
-    from ctxbudget.compaction import CompactionPolicy
-
-    session = tracker.session(model=MODEL, window=5_000)
+def _orders(tracker: Tracker, session_id: str | None = None) -> Session:
+    """A stored session of twelve steps, each about its own table ("orders_3")."""
+    session = tracker.session(session_id, model=MODEL, window=5_000)
     for n in range(12):
         session.add_messages(
             [
@@ -312,6 +310,14 @@ def test_recall_and_preview_of_a_stored_session(tmp_path: Path, tracker: Tracker
                 {"role": "assistant", "content": f"Table orders_{n} has {n} rows. " * 20},
             ]
         )
+    return session
+
+
+@needs_mcp
+def test_recall_and_preview_of_a_stored_session(tmp_path: Path, tracker: Tracker) -> None:
+    from ctxbudget.compaction import CompactionPolicy
+
+    session = _orders(tracker)
     preview = _ok(_call(tracker, {"HOME": str(tmp_path)}, "preview", {"session": session.id}))
     plan = session.plan_compaction()
     assert preview["tokens_before"] == session.used_tokens == plan.used_before
@@ -435,14 +441,7 @@ def test_recall_is_one_search_by_the_cli_and_by_mcp(
     folder = tmp_path / "claude-home" / "projects" / "-home-dev-proj"
     folder.mkdir(parents=True)
     (folder / f"{session_id}.jsonl").write_text("\n".join(lines) + "\n")
-    stored = tracker.session(session_id, model=MODEL, window=5_000)
-    for n in range(12):
-        stored.add_messages(
-            [
-                {"role": "user", "content": f"Step {n}: look at table orders_{n} " * 20},
-                {"role": "assistant", "content": f"Table orders_{n} has {n} rows. " * 20},
-            ]
-        )
+    stored = _orders(tracker, session_id)
     stored.compact(CompactionPolicy(target_tokens=stored.used_tokens // 3))
 
     query = ["failing test orders_1 rewrite", "--budget", "3000", "--json"]
