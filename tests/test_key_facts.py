@@ -59,6 +59,16 @@ def test_pleasantries_are_no_facts() -> None:
         "That mountaineering trip sounds amazing.",
         "Your passion inspires me.",
         "On another note",
+        "That charity race sounds great, Mel!",  # a name at the end addresses her
+        "I totally agree, Melanie.",
+        "Maria, I agree.",
+        "Woah, Maria, that sounds cool!",
+        "No doubts, Caroline.",
+        "I'm glad you're alright.",
+        "I'll keep ya posted.",
+        "Feel free to reach out any time.",
+        "Anything fun?",
+        "Here's a pic from the day.",
     ):
         assert is_pleasantry(clause), clause
     for clause in (
@@ -69,6 +79,9 @@ def test_pleasantries_are_no_facts() -> None:
         "Sorry I didn't get back to you sooner",
         "We even won a trophy!",  # what the speakers did, said with joy
         "It's a mix of drama and romance in my script!",
+        "We agree to move to Boston in May.",
+        "Paris, the city of light, was lovely.",
+        "Here's a pic of my new puppy Coco!",  # it names her
     ):
         assert not is_pleasantry(clause), clause
 
@@ -200,9 +213,9 @@ def _key_facts_with(replies: dict[int, str], budget: int) -> str:
     return summarize_extractive(items, [], budget, _words).split("## Key facts", 1)[1]
 
 
-def test_a_short_tail_of_a_clause_stays_with_it() -> None:
-    """A long sentence is cut into clauses; a tail too short to stand alone ("Sweden.")
-    often names the thing asked about later: it stays joined to the clause before it."""
+def test_a_long_sentences_short_tail_stays_in_its_fact() -> None:
+    """A chat's key fact is a whole sentence: its short tail ("Sweden.") often names
+    the thing asked about later."""
     facts = _key_facts_with(
         {
             7: "Thanks, this necklace is super special to me, a gift from my grandmother "
@@ -221,8 +234,8 @@ def test_an_initial_or_a_title_ends_no_sentence() -> None:
     assert "Dr. Lee in Boulder taught my class" in facts
 
 
-def test_a_clause_about_the_other_person_alone_gives_way_to_what_the_speaker_did() -> None:
-    """In a chat, a clause about the other person alone ("you …") reacts or asks; what
+def test_a_sentence_about_the_other_person_alone_gives_way_to_what_the_speaker_did() -> None:
+    """In a chat, a sentence about the other person alone ("you …") reacts or asks; what
     the speaker did is the fact, said in their own words: it is kept first."""
     facts = _key_facts_with(
         {
@@ -236,8 +249,8 @@ def test_a_clause_about_the_other_person_alone_gives_way_to_what_the_speaker_did
 
 
 def test_the_extractive_summary_is_the_same_whatever_the_hash_seed() -> None:
-    """Deterministic: the word weights of a clause are summed in a set's order, which
-    changes with PYTHONHASHSEED; near ties then picked other clauses run to run."""
+    """Deterministic: the word weights of a sentence are summed in a set's order, which
+    changes with PYTHONHASHSEED; near ties then picked other sentences run to run."""
     import os
     import subprocess
     import sys
@@ -264,26 +277,19 @@ def test_the_extractive_summary_is_the_same_whatever_the_hash_seed() -> None:
     assert len(outputs) == 1
 
 
-def test_a_chat_sentence_of_up_to_100_characters_stays_whole() -> None:
-    """Clauses only from longer sentences: a short one is one fact as written."""
+def test_a_chat_fact_is_a_whole_sentence_however_long() -> None:
+    """No clause cut out of a sentence ("or finding events in our town and beyond"):
+    a fact reads as the speaker said it, with its subject and its object."""
     from ctxbudget.compaction.key_facts import sentences
 
-    short = "I adopted a beagle called Pepper in May, and we walk him by the river before work."
     long = (
         "I adopted a beagle called Pepper from the shelter in Denver last spring, and we "
         "walk him by the river every single morning before work."
     )
-    assert 80 < len(short) <= 100 < len(long)
-    item = Item(role=Role.USER, kind=Kind.USER_TEXT, text=f"{short} {long}")
-    facts = sentences([item], clauses=True)
-    assert short in facts
-    assert long not in facts and any(f in long for f in facts)
-
-
-def test_clauses_picked_side_by_side_are_joined_as_the_sentence_wrote_them() -> None:
-    """A long sentence is cut into clauses to pick from; two of its clauses kept next
-    to each other read as the sentence did ("repairs, making …"), not "repairs; making"."""
-    facts = _key_facts_with(
+    item = Item(role=Role.USER, kind=Kind.USER_TEXT, text=f"Wow, {long} Anything new?")
+    facts = sentences([item], chat=True)
+    assert facts == [long, "Anything new?"]  # the interjection left out, the rest whole
+    picked = _key_facts_with(
         {
             7: "The grant enabled needed repairs and renovations at Lincoln Elementary, "
             "making the learning environment safer and more modern for the students."
@@ -291,8 +297,8 @@ def test_clauses_picked_side_by_side_are_joined_as_the_sentence_wrote_them() -> 
         400,
     )
     assert (
-        "enabled needed repairs and renovations at Lincoln Elementary, making the learning "
-        "environment safer" in facts
+        "The grant enabled needed repairs and renovations at Lincoln Elementary, making the "
+        "learning environment safer and more modern for the students." in picked
     )
 
 

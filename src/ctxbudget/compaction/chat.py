@@ -46,7 +46,7 @@ _RELATIVE = re.compile(
     re.I,
 )
 
-# A clause that only reacts to the other person: greetings, thanks, compliments.
+# A sentence that only reacts to the other person: greetings, thanks, agreement, compliments.
 _REACTION = re.compile(
     r"^(?:you(?:'re|’re|'ve|’ve|'ll|’ll| are| have| will| must| should| did| look)?|"
     r"that(?:'s|’s| is| was| sounds| looks)|this (?:is|looks|sounds)|it(?:'s|’s) so|"
@@ -56,7 +56,14 @@ _REACTION = re.compile(
     r"talk (?:to you )?soon|catch you|hope (?:you|it|that)|can't wait|miss you|"
     r"hey|hi|hello|bye|good (?:to|morning|night)|nice (?:to|one|job|work)|"
     r"woo+hoo+|yum\w*|yep|yup|oof|ouch|ugh|whoa|yikes|phew|bummer|"
-    r"(?:oh,? )?(?:i'?m )?so sorry|sorry (?:to hear|about|i missed|for))\b",
+    r"(?:oh,? )?(?:i'?m )?so sorry|sorry (?:to hear|about|i missed|for)|"
+    r"i(?:'m|’m| am) (?:so |really )?(?:thrilled|excited|happy|glad|proud|impressed) "
+    r"(?:for you|you|your|with you|of you|to hear)|"
+    r"i (?:\w+ )?(?:admire|appreciate) (?:you|your|it|that|what you)|"
+    r"(?:i )?(?:totally |completely |fully |so |100% |definitely )?agree|"
+    r"i (?:couldn't|could not) agree|agreed|no doubts?|no problem|"
+    r"it must (?:have been|be)|(?:i )?can'?t wait to (?:hear|see)|anything (?:fun|new|else)|"
+    r"feel free|(?:i'?ll )?keep (?:ya|you|me) posted|i wish i(?:'d| had) known)\b",
     re.I,
 )
 # A reaction naming nothing ("That mountaineering trip sounds amazing.", "Your passion
@@ -72,7 +79,18 @@ _CONNECTIVE = re.compile(
     r"anyway|by the way|btw)[.!,:]?$",
     re.I,
 )
+# A picture shown with nothing said of it ("Here's a pic from the day!")
+_CAPTION = re.compile(
+    r"^here(?:'s|’s| is) (?:a |an |the |my |our |one )?(?:\w+ )?(?:pic|photo|shot|picture|snap)"
+    r"\w*(?: (?:of|from) (?:it|that|them|this|then|the day|that day))?[.!]*$",
+    re.I,
+)
 _REACTION_WORDS = 8
+_VOCATIVE = re.compile(
+    r",\s+[A-Z][\w'’-]{0,24}\s*(?=[.!?]*$)"
+    r"|^(?:(?:woah|whoa|wow|oh|hey|yeah|yes|aw+),?\s+)?[A-Z][\w'’-]{0,24},\s+",
+    re.I,
+)
 # The speaker's own doings: "we won", "my sister", "I made".
 _OWN = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|my|me|mine|we|we're|we've|our|ours|us)\b", re.I)
 # Encouragement and sign-offs: "Keep it up", "Don't give up on your dreams", "Catch ya later".
@@ -122,13 +140,16 @@ def chat_turns(items: Sequence[Item], earlier: Sequence[Item] = ()) -> list[Chat
     return turns
 
 
-def is_pleasantry(clause: str) -> bool:
+def is_pleasantry(sentence: str) -> bool:
     """A short reaction to the other person: no fact in it."""
-    words = clause.split()
-    if len(words) > _REACTION_WORDS or any(ch.isdigit() for ch in clause):
+    words = sentence.split()
+    if len(words) > _REACTION_WORDS or any(ch.isdigit() for ch in sentence):
         return False
-    bare = clause.strip(" \"'“”-–—…")
-    if _REACTION.match(bare) or _ENCOURAGEMENT.match(bare) or _CONNECTIVE.match(bare):
+    # a name at the end addresses the other person ("That sounds great, Mel!"): no
+    # thing named there
+    bare = _VOCATIVE.sub("", sentence.strip(" \"'“”-–—…"))
+    words = bare.split()
+    if any(p.match(bare) for p in (_REACTION, _ENCOURAGEMENT, _CONNECTIVE, _CAPTION)):
         return True
     if _REMARK.match(bare) and not any(w[:1].isupper() for w in words[1:]):
         return True

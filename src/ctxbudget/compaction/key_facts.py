@@ -1,7 +1,7 @@
-"""Key facts: the sentences (or, in a chat, the clauses) of a context that say most,
-picked greedily for the most new information per token, words weighted by rarity and
-each counted once. The extractive summary (``summarize``) writes them after what must
-survive; a chat's are grouped under their date, a line per speaker (``chat``).
+"""Key facts: the sentences of a context that say most, picked greedily for the most
+new information per token, words weighted by rarity and each counted once. The
+extractive summary (``summarize``) writes them after what must survive; a chat's are
+whole sentences grouped under their date, a line per speaker (``chat``).
 """
 
 from __future__ import annotations
@@ -205,7 +205,6 @@ _SCAFFOLD = re.compile(
     r"^(?:#{1,6}\s.*|\*\*[^*]{0,80}\*\*:?|[-*_=|:\s]+|[-*+]|\d+[.)]|\S.{0,60}:)$"
 )
 _MARKUP = re.compile(r"^(?:[-*+>]|\d+[.)])\s+|\*\*|`")
-_CLAUSE = re.compile(r"(?<=\w)[,;:]\s+|\s+[-–—]\s+")
 _FILLER = re.compile(
     r"^(?:(?:wow|hey|hi|oh|yeah|yes|thanks|thank you|aw+|haha|lol|omg|ooh|cool|great|"
     r"awesome|nice|sure|ok|okay|so|well|really|totally|absolutely)\b[\w ]{0,20}?[,!.]\s*)+",
@@ -216,19 +215,14 @@ _FILLER = re.compile(
 def sentences(
     items: Sequence[Item],
     *,
-    clauses: bool = False,
+    chat: bool = False,
     groups: list[int] | None = None,
-    joints: list[str | None] | None = None,
-    narration: bool = True,
 ) -> list[str]:
-    """Candidate key facts: sentences of the text items, or with ``clauses`` their
-    clauses (a long chat packs more answers per token into clauses). ``narration``:
-    leave out an agent narrating its next step ("Let me check the tests:"); in a chat
-    between people "I'll always remember our trip" is no narration. ``groups``, when
-    given, receives the index of the item each candidate came from; ``joints`` what
-    joined each candidate to the next one in its sentence (``", "``), or ``None`` when
-    the next candidate does not continue it: two clauses picked side by side are
-    written as the sentence wrote them."""
+    """Candidate key facts: the whole sentences of the text items, each once. In a
+    ``chat`` between people an interjection before a sentence ("Wow, ", "Yeah! ") is
+    left out, and "I'll always remember our trip" is what a person said, not an agent
+    narrating its next step ("Let me check the tests:", left out elsewhere).
+    ``groups``, when given, receives the index of the item each candidate came from."""
     out: list[str] = []
     seen: set[str] = set()
     for index, item in enumerate(items):
@@ -239,62 +233,27 @@ def sentences(
             if _SCAFFOLD.match(sentence):
                 continue
             sentence = _MARKUP.sub("", sentence)
-            if clauses:
+            if chat:
                 sentence = _FILLER.sub("", sentence)
-            if narration and item.role is Role.ASSISTANT and _NARRATION.match(sentence):
+            elif item.role is Role.ASSISTANT and _NARRATION.match(sentence):
                 continue
-            split = clauses and len(sentence) > _CLAUSE_FROM
-            parts = _CLAUSE.split(sentence) if split else [sentence]
-            if len(parts) > 1:
-                parts = _joined_short(parts, sentence)
-            at = 0
-            follows = False  # the last candidate is the part before this one
-            for part in parts:
-                start = sentence.find(part, at)
-                if follows and joints is not None:
-                    joints[-1] = sentence[at:start]
-                at = start + len(part)
-                follows = False
-                if len(part) < _SHORTEST or part.lower() in seen:
-                    continue
-                seen.add(part.lower())
-                fact = clip(part, 400)
-                out.append(fact)
-                if groups is not None:
-                    groups.append(index)
-                if joints is not None:
-                    joints.append(None)
-                follows = fact == part
+            if len(sentence) < _SHORTEST or sentence.lower() in seen:
+                continue
+            seen.add(sentence.lower())
+            out.append(clip(sentence, 400))
+            if groups is not None:
+                groups.append(index)
     return out
 
 
-# A clause that speaks of the other person alone, in a chat (``pick_key_facts``).
+# A sentence that speaks of the other person alone, in a chat (``pick_key_facts``).
 _YOU = re.compile(r"\b(?:you|you're|you've|you'd|you'll|your|yours)\b", re.I)
 _ME = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|my|me|mine|we|we're|we've|our|ours|us)\b", re.I)
 # Chosen by leave-one-conversation-out on LoCoMo's dev conversations: 0.1 to 0.3 keep
 # the same answers on each held-out one (none fewer than 1.0); the mildest of them.
 _ADDRESSED = 0.3
-# A chat sentence longer than this many characters is cut into its clauses. Chosen
-# leave-one-conversation-out on LoCoMo's dev conversations over 65–160: 100 or 110
-# best on the other four for each held-out one (70.0% of answers held out, 68.9% at 80).
-_CLAUSE_FROM = 100
-# A clause shorter than this many characters does not stand alone as a fact.
+# A sentence shorter than this many characters does not stand alone as a fact.
 _SHORTEST = 12
-
-
-def _joined_short(parts: list[str], sentence: str) -> list[str]:
-    """Clauses with each too short to stand alone ("Sweden.", "last May") joined to
-    the one before it, as the sentence wrote them: a short tail often names the thing."""
-    out: list[str] = []
-    at = 0
-    for part in parts:  # the split's pieces, in order: each is found after the last
-        start = sentence.find(part, at)
-        if out and len(part) < _SHORTEST:
-            out[-1] += sentence[at:start] + part
-        else:
-            out.append(part)
-        at = start + len(part)
-    return out
 
 
 def pick_key_facts(
@@ -309,7 +268,7 @@ def pick_key_facts(
 
     A word weighs its rarity (idf), double for names and numbers (what questions about
     a conversation ask for); questions weigh less than statements, which answer them.
-    ``addressed`` weighs a clause about the other person alone ("you", no "I" or "we"):
+    ``addressed`` weighs a sentence about the other person alone ("you", no "I" or "we"):
     in a chat it reacts or asks, and what that person did they say themselves.
     """
     docs = [set(words_of(s)) - _STOP for s in sentences]
@@ -359,28 +318,23 @@ def chat_key_facts(
     covered: set[str],
     earlier: Sequence[Item] = (),
 ) -> list[str]:
-    """The key facts of a chat in about ``budget`` tokens: the clauses that say most,
-    under the date they belong to, each message's on one line after its speaker
-    ("- Caroline: ran a charity race the Saturday before … it was rewarding");
-    greetings and compliments left out. ``earlier``: the items before these (kept
+    """The key facts of a chat in about ``budget`` tokens: the whole sentences that say
+    most, under the date they belong to, each speaker's on one line after their name
+    ("- Caroline: I ran a charity race for mental health the Saturday before.");
+    greetings, agreement and compliments left out. ``earlier``: the items before these (kept
     as they are), whose last session header dates the first of them."""
     turns = chat_turns(items, earlier)
     bodies = [dataclasses.replace(i, text=t.body) for i, t in zip(items, turns, strict=True)]
     found: list[int] = []
-    joined: list[str | None] = []
-    clauses = sentences(bodies, clauses=True, groups=found, joints=joined, narration=False)
-    kept = [k for k, clause in enumerate(clauses) if not is_pleasantry(clause)]
-    candidates = [relative_to_date(clauses[k]) for k in kept]
+    said = sentences(bodies, chat=True, groups=found)
+    kept = [k for k, sentence in enumerate(said) if not is_pleasantry(sentence)]
+    candidates = [relative_to_date(said[k]) for k in kept]
     groups = [found[k] for k in kept]
-    joints = [
-        joined[k] if n + 1 < len(kept) and kept[n + 1] == k + 1 else None
-        for n, k in enumerate(kept)
-    ]
     aim = budget
     lines: list[str] = []
     for _ in range(3):  # the dates and speakers cost tokens too: aim lower if they overshoot
         picked = pick_key_facts(candidates, aim, count, covered, 1, _ADDRESSED)
-        lines = _chat_lines(picked, candidates, groups, joints, turns)
+        lines = _chat_lines(picked, candidates, groups, turns)
         over = count("\n".join(lines)) - budget
         if over <= 0:
             break
@@ -392,29 +346,24 @@ def _chat_lines(
     picked: list[int],
     candidates: list[str],
     groups: list[int],
-    joints: list[str | None],
     turns: list[ChatTurn],
 ) -> list[str]:
     """Under each date, one line per speaker: what they said that day, in order
-    ("- Caroline: I ran a charity race the Saturday before. Researching adoption
-    agencies; …"). A speaker's name once a day, not once a message, leaves room for
-    more facts. Clauses of one sentence picked side by side keep what joined them."""
+    ("- Caroline: I ran a charity race the Saturday before. I'm researching adoption
+    agencies."). A speaker's name once a day, not once a message, leaves room for
+    more facts."""
     if not picked:
         return []
     days: dict[str | None, dict[str | None, str]] = {}
-    last = -2
     for i in picked:
         turn = turns[groups[i]]
         said = days.setdefault(turn.date, {})
         text = said.get(turn.speaker)
         if text is None:
             text = candidates[i]
-        elif last == i - 1 and (joint := joints[last]) is not None:
-            text += joint + candidates[i]
         else:  # a sentence's end stays its separator
             text += (" " if text.endswith((".", "!", "?", "…")) else "; ") + candidates[i]
         said[turn.speaker] = text
-        last = i
     lines = ["## Key facts"]
     for date, speakers in days.items():
         if date:
