@@ -252,6 +252,10 @@ _ME = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|my|me|mine|we|we're|we've|our|ours|u
 # Chosen by leave-one-conversation-out on LoCoMo's dev conversations: 0.1 to 0.3 keep
 # the same answers on each held-out one (none fewer than 1.0); the mildest of them.
 _ADDRESSED = 0.3
+# A name or a number inside a sentence weighs this many times its rarity. Chosen
+# leave-one-conversation-out on LoCoMo's dev conversations over 2–7: 3 best on the
+# other four for four held-out ones, 5 for one; held out, 71.8% of answers (71.1% at 2).
+_NAMED_WEIGHT = 3.0
 # A sentence shorter than this many characters does not stand alone as a fact.
 _SHORTEST = 12
 
@@ -266,7 +270,7 @@ def pick_key_facts(
 ) -> list[int]:
     """Greedy: most not-yet-covered information per token, until budget.
 
-    A word weighs its rarity (idf), double for names and numbers (what questions about
+    A word weighs its rarity (idf), three times for names and numbers (what questions about
     a conversation ask for); questions weigh less than statements, which answer them.
     ``addressed`` weighs a sentence about the other person alone ("you", no "I" or "we"):
     in a chat it reacts or asks, and what that person did they say themselves.
@@ -279,7 +283,7 @@ def pick_key_facts(
     for s in sentences:
         for m in _NAMED.finditer(s):
             named.add(m.group(0).lower())
-    weight = {w: v * (2.0 if w in named else 1.0) for w, v in idf.items()}
+    weight = {w: v * (_NAMED_WEIGHT if w in named else 1.0) for w, v in idf.items()}
     factor = [
         (0.4 if s.rstrip().endswith("?") else 1.0)
         * (addressed if _YOU.search(s) and not _ME.search(s) else 1.0)
