@@ -98,7 +98,9 @@ _ENCOURAGEMENT = re.compile(
     r"^(?:keep (?:it|up|going|at it|diving|pushing|rocking|doing)|don'?t (?:give up|stop|worry)|"
     r"never give up|go for it|you got this|catch (?:ya|you)|later|cheers|enjoy|"
     r"have (?:fun|a great)|life'?s good|same here|me too|no worries|of course|"
-    r"definitely|totally|absolutely)\b",
+    r"definitely|totally|absolutely|have faith|believe in (?:yourself|you)|come join|"
+    r"let'?s (?:do this|rock|keep (?:it|going)|continue)|"
+    r"(?:i )?appreciate (?:your|it|that|the kind))\b",
     re.I,
 )
 
