@@ -225,6 +225,11 @@ class Usage:
         token count``) when a count is not a whole number from 0 to 2**53: a string,
         NaN, Infinity, a list or a negative number is no usage to anchor on.
         """
+        if type(usage) is dict and usage.get("prompt_tokens") is None:
+            # the common case, read once per API call of a long transcript: four counts
+            counts = [usage.get(name) for name in USAGE_FIELDS]
+            if all(type(n) is int and 0 <= n <= MAX_TOKEN_COUNT for n in counts):
+                return cls(*counts)
         get = usage.get if isinstance(usage, dict) else lambda k, d=None: getattr(usage, k, d)
         if get("prompt_tokens") is not None and get("input_tokens") is None:
             details = get("prompt_tokens_details") or {}

@@ -40,9 +40,13 @@ def tool_result_text(content: Any) -> str:
     return "" if content is None else _dumps(content)
 
 
+# json.dumps(value, ensure_ascii=False), without making an encoder for each call
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _dumps(value: Any) -> str:
     try:
-        return json.dumps(value, ensure_ascii=False)
+        return _ENCODE(value)
     except (RecursionError, ValueError):
         return compact_json(value)
 
@@ -257,7 +261,7 @@ def _epoch(timestamp: Any) -> float | None:
     if not isinstance(timestamp, str):
         return None
     try:
-        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(timestamp).timestamp()  # "Z" read since Python 3.11
     except (ValueError, OverflowError, OSError):
         return None
 
