@@ -227,7 +227,7 @@ class Usage:
         """
         if type(usage) is dict and usage.get("prompt_tokens") is None:
             # the common case, read once per API call of a long transcript: four counts
-            counts = [usage.get(name) for name in USAGE_FIELDS]
+            counts: list[Any] = [usage.get(name) for name in USAGE_FIELDS]
             if all(type(n) is int and 0 <= n <= MAX_TOKEN_COUNT for n in counts):
                 return cls(*counts)
         get = usage.get if isinstance(usage, dict) else lambda k, d=None: getattr(usage, k, d)

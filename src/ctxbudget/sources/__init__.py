@@ -11,6 +11,7 @@ that are not UTF-8 are replaced (and named) rather than losing the whole file.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 
@@ -84,7 +85,7 @@ def _open_binary(path: Path) -> BufferedIOBase:
         if f.peek(2)[:2] != b"\x1f\x8b":
             # read in 64 KB: a transcript is read line by line, and the default 8 KB
             # made reading a long one's lines twice as slow
-            return path.open("rb", buffering=_READ_BUFFER)
+            return io.BufferedReader(io.FileIO(path), _READ_BUFFER)
     import gzip
 
     return gzip.GzipFile(path, mode="rb")  # by name: closing it closes the file too
