@@ -5,14 +5,15 @@ A chat transcript (no tools: people talking, as in the LoCoMo benchmark) often w
 the speaker before each message (``Caroline: …``) and the date before each session
 (``[Session 3 — 1:14 pm on 25 May, 2023]``). A key fact keeps both: the summary groups
 its facts by date and names the speaker of each line, and a relative date in a fact
-("last Saturday") is said relative to that date ("the Saturday before"). Greetings and
-compliments ("You've got guts.", "That's so sweet!") are no facts.
+("last Saturday") is said relative to that date ("the Saturday before"). Greetings,
+compliments, agreement and encouragement ("You've got guts.", "That's so sweet!", "I
+totally agree, Mel.", "Have faith in yourself, Jon.") are no facts.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from ..model import MONTHS, Item
@@ -46,7 +47,7 @@ _RELATIVE = re.compile(
     re.I,
 )
 
-# A sentence that only reacts to the other person: greetings, thanks, agreement, compliments.
+# A sentence that only reacts to the other person: greetings, thanks, compliments.
 _REACTION = re.compile(
     r"^(?:you(?:'re|’re|'ve|’ve|'ll|’ll| are| have| will| must| should| did| look)?|"
     r"that(?:'s|’s| is| was| sounds| looks)|this (?:is|looks|sounds)|it(?:'s|’s) so|"
@@ -56,14 +57,24 @@ _REACTION = re.compile(
     r"talk (?:to you )?soon|catch you|hope (?:you|it|that)|can't wait|miss you|"
     r"hey|hi|hello|bye|good (?:to|morning|night)|nice (?:to|one|job|work)|"
     r"woo+hoo+|yum\w*|yep|yup|oof|ouch|ugh|whoa|yikes|phew|bummer|"
-    r"(?:oh,? )?(?:i'?m )?so sorry|sorry (?:to hear|about|i missed|for)|"
-    r"i(?:'m|’m| am) (?:so |really )?(?:thrilled|excited|happy|glad|proud|impressed) "
-    r"(?:for you|you|your|with you|of you|to hear)|"
+    r"(?:oh,? )?(?:i'?m )?so sorry|sorry (?:to hear|about|i missed|for))\b",
+    re.I,
+)
+# An aside to the other person that names nothing: agreement, encouragement, asking for
+# news ("I totally agree.", "Have faith in yourself.", "Anything fun?", "Keep me
+# posted."). Only when the sentence names nothing: "Have faith in the surgeon at Mercy
+# Hospital." and "Come join us at the Boston marathon!" say something.
+_ASIDE = re.compile(
+    r"^(?:i(?:'m|’m| am) (?:so |really )?(?:thrilled|excited|happy|glad|proud|impressed) "
+    r"(?:for you|with you|of you|to hear|you're|you are)|"
     r"i (?:\w+ )?(?:admire|appreciate) (?:you|your|it|that|what you)|"
-    r"(?:i )?(?:totally |completely |fully |so |100% |definitely )?agree|"
-    r"i (?:couldn't|could not) agree|agreed|no doubts?|no problem|"
-    r"it must (?:have been|be)|(?:i )?can'?t wait to (?:hear|see)|anything (?:fun|new|else)|"
-    r"feel free|(?:i'?ll )?keep (?:ya|you|me) posted|i wish i(?:'d| had) known)\b",
+    r"(?:i )?(?:totally |completely |fully |so |definitely )?agree(?: with you)?[.!]*$|"
+    r"i (?:couldn't|could not) agree|agreed[.!]*$|no doubts?[.!]*$|no problem\b|"
+    r"it must (?:have been|be)|(?:i )?can'?t wait to (?:hear|see) (?:it|more|them|that|how)|"
+    r"anything (?:fun|new|else)\??$|feel free|(?:i'?ll )?keep (?:ya|you|me) posted|"
+    r"i wish i(?:'d| had) known|have faith|believe in (?:yourself|you)|come join|"
+    r"let'?s (?:do this|rock|keep (?:it|going)|continue)|"
+    r"(?:i )?appreciate (?:your|it|that|the kind))",
     re.I,
 )
 # A reaction naming nothing ("That mountaineering trip sounds amazing.", "Your passion
@@ -81,16 +92,20 @@ _CONNECTIVE = re.compile(
 )
 # A picture shown with nothing said of it ("Here's a pic from the day!")
 _CAPTION = re.compile(
-    r"^here(?:'s|’s| is) (?:a |an |the |my |our |one )?(?:\w+ )?(?:pic|photo|shot|picture|snap)"
-    r"\w*(?: (?:of|from) (?:it|that|them|this|then|the day|that day))?[.!]*$",
+    r"^here(?:'s|’s| is) (?:a |an |the |my |our |one )?(?:quick |little )?"
+    r"(?:pic|photo|picture|snap|shot)s?"
+    r"(?: (?:of|from) (?:it|that|them|this|then|the day|that day))?[.!]*$",
     re.I,
 )
 _REACTION_WORDS = 8
-_VOCATIVE = re.compile(
-    r",\s+[A-Z][\w'’-]{0,24}\s*(?=[.!?]*$)"
-    r"|^(?:(?:woah|whoa|wow|oh|hey|yeah|yes|aw+),?\s+)?[A-Z][\w'’-]{0,24},\s+",
+# A word that may be said to the other person at either end of a sentence ("That
+# sounds great, Mel!", "Wow, Maria, that's cool!"): checked against the speakers' names.
+_VOCATIVE_END = re.compile(r",\s+(?P<name>[A-Z][\w'’-]{0,24})\s*(?=[.!?]*$)")
+_VOCATIVE_START = re.compile(
+    r"^(?:(?:woah|whoa|wow|oh|hey|yeah|yes|aw+),?\s+)?(?P<name>[A-Z][\w'’-]{0,24}),\s+",
     re.I,
 )
+_I = frozenset(["I", "I'm", "I’m", "I've", "I’ve", "I'd", "I’d", "I'll", "I’ll"])
 # The speaker's own doings: "we won", "my sister", "I made".
 _OWN = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|my|me|mine|we|we're|we've|our|ours|us)\b", re.I)
 # Encouragement and sign-offs: "Keep it up", "Don't give up on your dreams", "Catch ya later".
@@ -98,9 +113,7 @@ _ENCOURAGEMENT = re.compile(
     r"^(?:keep (?:it|up|going|at it|diving|pushing|rocking|doing)|don'?t (?:give up|stop|worry)|"
     r"never give up|go for it|you got this|catch (?:ya|you)|later|cheers|enjoy|"
     r"have (?:fun|a great)|life'?s good|same here|me too|no worries|of course|"
-    r"definitely|totally|absolutely|have faith|believe in (?:yourself|you)|come join|"
-    r"let'?s (?:do this|rock|keep (?:it|going)|continue)|"
-    r"(?:i )?appreciate (?:your|it|that|the kind))\b",
+    r"definitely|totally|absolutely)\b",
     re.I,
 )
 
@@ -142,24 +155,43 @@ def chat_turns(items: Sequence[Item], earlier: Sequence[Item] = ()) -> list[Chat
     return turns
 
 
-def is_pleasantry(sentence: str) -> bool:
-    """A short reaction to the other person: no fact in it."""
+def is_pleasantry(sentence: str, names: Collection[str] = ()) -> bool:
+    """A short reaction to the other person: no fact in it. ``names``: the speakers'
+    names; one said to the other person ("…, Mel!") names no thing."""
     words = sentence.split()
     if len(words) > _REACTION_WORDS or any(ch.isdigit() for ch in sentence):
         return False
-    # a name at the end addresses the other person ("That sounds great, Mel!"): no
-    # thing named there
-    bare = _VOCATIVE.sub("", sentence.strip(" \"'“”-–—…"))
+    bare = _without_vocatives(sentence.strip(" \"'“”-–—…"), names)
     words = bare.split()
-    if any(p.match(bare) for p in (_REACTION, _ENCOURAGEMENT, _CONNECTIVE, _CAPTION)):
+    if any(p.match(bare) for p in (_REACTION, _ENCOURAGEMENT, _CONNECTIVE)):
         return True
-    if _REMARK.match(bare) and not any(w[:1].isupper() for w in words[1:]):
+    named = any(w[:1].isupper() and w.rstrip(".,;:!?") not in _I for w in words[1:])
+    if (_ASIDE.match(bare) or _CAPTION.match(bare) or _REMARK.match(bare)) and not named:
         return True
     # a short exclamation that names nothing ("That themed tree looks amazing!"), unless
     # the speakers say what they did or have ("We even won a trophy!")
     if _OWN.search(bare):
         return False
-    return bare.endswith("!") and not any(w[:1].isupper() for w in words[1:])
+    return bare.endswith("!") and not named
+
+
+def _without_vocatives(sentence: str, names: Collection[str]) -> str:
+    """``sentence`` without a speaker's name said at its start or end ("Mel" of
+    "Melanie" too): "Wow, Maria, that's cool!" → "that's cool!"."""
+    if not names:
+        return sentence
+
+    def said(match: re.Match[str] | None) -> bool:
+        name = match["name"] if match else ""
+        return len(name) >= 3 and any(n.startswith(name) for n in names)
+
+    end = _VOCATIVE_END.search(sentence)
+    if end is not None and said(end):
+        sentence = sentence[: end.start()] + sentence[end.end() :]
+    start = _VOCATIVE_START.match(sentence)
+    if start is not None and said(start):
+        sentence = sentence[start.end() :]
+    return sentence
 
 
 def relative_to_date(text: str) -> str:
