@@ -19,7 +19,7 @@ import json
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from operator import mul
 
 #: Feature names, in the order ``features`` returns them.
@@ -179,11 +179,17 @@ _NON_ASCII = re.compile("[^\x00-\x7f]+")
 
 def features(text: str) -> list[int]:
     """The feature counts of ``text``, in ``FEATURES`` order."""
+    counts = list(_leading_features(text))
+    counts += (0,) * (len(FEATURES) - len(counts))
+    return counts
+
+
+def _leading_features(text: str) -> Sequence[int]:
+    """``features``, or of an ASCII text only the counts before its non-ASCII ones (all
+    0): what ``EstimateCounter.count`` needs, without making the list."""
     if text.isascii():
         raw = text.encode("ascii")
-        counts = list(_ascii_counts(raw, raw.translate(_TABLE)))
-        counts += (0, 0, 0, 0, 0, 0)
-        return counts
+        return _ascii_counts(raw, raw.translate(_TABLE))
     if _non_ascii_counts is None:
         return _features_py(text)
     done = _non_ascii_counts(text, _table())
@@ -334,7 +340,8 @@ class EstimateCounter:
     def count(self, text: str) -> int:
         if not text:
             return 0
-        estimate: float = sum(map(mul, self._coefficients, features(text)))
+        # map stops at the shorter: the non-ASCII counts an ASCII text leaves out are 0
+        estimate: float = sum(map(mul, self._coefficients, _leading_features(text)))
         return max(1, round(estimate))
 
 
