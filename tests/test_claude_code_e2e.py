@@ -126,6 +126,26 @@ def _texts(bodies: list[dict[str, Any]]) -> str:
     return "\n".join(request_text(b) for b in bodies)
 
 
+def _results_of(bodies: list[dict[str, Any]], tool: str) -> list[dict[str, Any]]:
+    """The results of the calls of ``tool`` the requests sent, once each, wherever they
+    are in a request (Claude Code may send a reminder after them, as a system message,
+    when a hook's output comes in late)."""
+    found: dict[str, dict[str, Any]] = {}
+    for body in bodies:
+        blocks = [
+            block
+            for message in body["messages"]
+            if isinstance(message["content"], list)
+            for block in message["content"]
+            if isinstance(block, dict)
+        ]
+        calls = {b["id"] for b in blocks if b.get("type") == "tool_use" and b.get("name") == tool}
+        for block in blocks:
+            if block.get("type") == "tool_result" and block.get("tool_use_id") in calls:
+                found[block["tool_use_id"]] = block
+    return list(found.values())
+
+
 def test_tokens_command_puts_the_live_figure_into_the_prompt(conversation: Conversation) -> None:
     sent = _texts(conversation.steps["tokens"])
     found = re.search(r"Tokens: ([\d,]+)/([\d,]+) \((\d+)%\)", sent)
@@ -183,13 +203,7 @@ def test_facts_come_back_after_claude_codes_own_compaction_of_a_refused_request(
 
 
 def test_an_mcp_tool_result_reaches_the_model(conversation: Conversation) -> None:
-    [answer] = [
-        block
-        for body in conversation.steps["mcp"]
-        for message in body["messages"][-1:]
-        for block in message["content"]
-        if isinstance(block, dict) and block.get("type") == "tool_result"
-    ]
+    [answer] = _results_of(conversation.steps["mcp"], MCP_STATUS)
     assert not answer.get("is_error"), answer
     status = json.loads(answer["content"] if isinstance(answer["content"], str) else "{}")
     assert status["window"] == WINDOW and status["level"] == "normal"
@@ -197,14 +211,7 @@ def test_an_mcp_tool_result_reaches_the_model(conversation: Conversation) -> Non
 
 
 def test_a_spawn_at_96_percent_is_denied_with_the_reason(conversation: Conversation) -> None:
-    results = [
-        block
-        for body in conversation.steps["spawn"]
-        for message in body["messages"][-1:]
-        for block in message["content"]
-        if isinstance(block, dict) and block.get("type") == "tool_result"
-    ]
-    [denied] = results
+    [denied] = _results_of(conversation.steps["spawn"], "Agent")
     assert denied.get("is_error")
     assert "not started: denied" in str(denied["content"])
     assert f"of {WINDOW:,}" in str(denied["content"])
