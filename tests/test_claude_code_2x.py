@@ -855,7 +855,9 @@ def test_a_prompt_too_long_for_the_api_and_claude_codes_compaction_after_it(
             return summary_reply("Two questions so far (REQ-7).", Usage(5_000, 50))
         if not body.get("tools"):
             return Reply(text="t", usage=Usage(input_tokens=10, output_tokens=2))
-        if "second" in json.dumps(body["messages"][-1]["content"]) and not refused:
+        # the prompt is the last user message (a reminder may follow it as a system one)
+        prompt = next(m for m in reversed(body["messages"]) if m["role"] == "user")
+        if "second" in json.dumps(prompt["content"]) and not refused:
             refused.append(index)
             too_long = "prompt is too long: 215000 tokens > 200000 maximum"
             return Reply(error=(400, "invalid_request_error", too_long))
