@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ..model import MONTHS, Item
 
-__all__ = ["ChatTurn", "chat_turns", "is_pleasantry", "relative_to_date"]
+__all__ = ["FIRST_PERSON", "ChatTurn", "chat_turns", "is_pleasantry", "relative_to_date"]
 
 _MONTHS = "|".join(MONTHS)
 # "[Session 3 — 1:14 pm on 25 May, 2023]" or "[25 May 2023]" on a line of its own
@@ -107,7 +107,9 @@ _VOCATIVE_START = re.compile(
 )
 _I = frozenset(["I", "I'm", "I’m", "I've", "I’ve", "I'd", "I’d", "I'll", "I’ll"])
 # The speaker's own doings: "we won", "my sister", "I made".
-_OWN = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|my|me|mine|we|we're|we've|our|ours|us)\b", re.I)
+FIRST_PERSON = re.compile(
+    r"\b(?:i|i'm|i've|i'd|i'll|my|me|mine|we|we're|we've|our|ours|us)\b", re.I
+)
 # Encouragement and sign-offs: "Keep it up", "Don't give up on your dreams", "Catch ya later".
 _ENCOURAGEMENT = re.compile(
     r"^(?:keep (?:it|up|going|at it|diving|pushing|rocking|doing)|don'?t (?:give up|stop|worry)|"
@@ -170,7 +172,7 @@ def is_pleasantry(sentence: str, names: Collection[str] = ()) -> bool:
         return True
     # a short exclamation that names nothing ("That themed tree looks amazing!"), unless
     # the speakers say what they did or have ("We even won a trophy!")
-    if _OWN.search(bare):
+    if FIRST_PERSON.search(bare):
         return False
     return bare.endswith("!") and not named
 
@@ -181,8 +183,8 @@ def _without_vocatives(sentence: str, names: Collection[str]) -> str:
     if not names:
         return sentence
 
-    def said(match: re.Match[str] | None) -> bool:
-        name = match["name"] if match else ""
+    def said(match: re.Match[str]) -> bool:
+        name = match["name"]
         return len(name) >= 3 and any(n.startswith(name) for n in names)
 
     end = _VOCATIVE_END.search(sentence)

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from ..model import Item, Kind, Role
-from .chat import ChatTurn, chat_turns, is_pleasantry, relative_to_date
+from .chat import FIRST_PERSON, ChatTurn, chat_turns, is_pleasantry, relative_to_date
 
 __all__ = ["chat_key_facts", "clip", "pick_key_facts", "sentences", "words_of"]
 
@@ -248,7 +248,6 @@ def sentences(
 
 # A sentence that speaks of the other person alone, in a chat (``pick_key_facts``).
 _YOU = re.compile(r"\b(?:you|you're|you've|you'd|you'll|your|yours)\b", re.I)
-_ME = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|my|me|mine|we|we're|we've|our|ours|us)\b", re.I)
 # Chosen by leave-one-conversation-out on LoCoMo's dev conversations: 0.1 to 0.3 keep
 # the same answers on each held-out one (none fewer than 1.0); the mildest of them.
 _ADDRESSED = 0.3
@@ -287,7 +286,7 @@ def pick_key_facts(
     weight = {w: v * (_NAMED_WEIGHT if w in named else 1.0) for w, v in idf.items()}
     factor = [
         (0.4 if s.rstrip().endswith("?") else 1.0)
-        * (addressed if _YOU.search(s) and not _ME.search(s) else 1.0)
+        * (addressed if _YOU.search(s) and not FIRST_PERSON.search(s) else 1.0)
         for s in sentences
     ]
     costs = [max(1, count(s) + separator_cost) for s in sentences]
