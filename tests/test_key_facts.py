@@ -354,3 +354,16 @@ def test_a_name_or_a_number_weighs_three_times_its_rarity() -> None:
     # every word once: the same rarity. Room for one: 3 weighted words in 6 tokens
     # (1 + 1 + 3) / 6 beat 5 plain words in 7 (5 / 7); at twice, 4 / 6 would not
     assert pick_key_facts(said, 7, lambda text: len(text.split()), set()) == [0]
+
+
+def test_i_after_a_comma_is_no_name() -> None:
+    """ "As for me, I've been…" names nobody: a capital I after a comma does not weigh
+    three times its rarity, or every such sentence would outrank one that names a place."""
+    from ctxbudget.compaction.key_facts import pick_key_facts
+
+    said = ["so, I've sailed solo", "we sailed to Quimby"]
+    # 4 tokens each, room for one. Every word is as rare but "sailed" (in both) and
+    # "so", "we", "to" (no weight): "I've" and "solo" (2) against "Quimby" (a name: 3);
+    # were "I've" a name, 3 + 1 would win
+    count = lambda text: len(text.split())  # noqa: E731
+    assert pick_key_facts(said, 4, count, set(), separator_cost=0) == [1]

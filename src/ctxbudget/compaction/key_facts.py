@@ -25,8 +25,9 @@ _SENTENCE = re.compile(
     r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\b[MD]r\.)(?<!\bMrs\.)(?<!\bSt\.)(?<!\bMs\.)"
     r"\s+(?=[A-Z0-9\"'(\[])|\n+"
 )
-# Names and numbers inside a sentence (not its first word): "went to Paris in 2022".
-_NAMED = re.compile(r"(?<=[a-z,;:] )[A-Z][a-zA-Z'’-]+|\d[\d:.,/-]*")
+# Names and numbers inside a sentence (not its first word, nor "I", "I've" after a
+# comma): "went to Paris in 2022".
+_NAMED = re.compile(r"(?<=[a-z,;:] )(?!I\b|I['’])[A-Z][a-zA-Z'’-]+|\d[\d:.,/-]*")
 _STOP = frozenset(
     [
         "a",
