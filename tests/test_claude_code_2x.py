@@ -982,3 +982,41 @@ def test_a_boundary_naming_a_message_written_after_it_replaced_the_one_before(
     assert [[i.text for i in c] for c in transcript.replaced] == [
         ["Use the staging database.", "Staging used."]
     ]
+
+
+def _agent_file(path: Path, agent: str, prompt: str, context: int, fork: bool = False) -> Path:
+    """A sub-agent's own transcript, as Claude Code 2.1.328 writes it beside the session
+    (``<session>/subagents/agent-<id>.jsonl``): every record is the agent's sidechain;
+    a fork's first record is the reference to the context it continues."""
+    w = Writer()
+    w.user(prompt)
+    w.reminder("environment", REMINDER)
+    w.bookkeeping()
+    w.assistant("Read both files: 42 lines in all.", context, output=27)
+    for record in w.records:
+        record["agentId"] = agent
+        if "isSidechain" in record:
+            record["isSidechain"] = True
+    if fork:
+        ref = {"type": "fork-context-ref", "agentId": agent, "parentSessionId": SESSION}
+        w.records.insert(0, {**ref, "parentLastUuid": "u004", "contextLength": 19})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return w.write(path)
+
+
+@pytest.mark.parametrize("fork", [False, True], ids=["sub-agent", "fork"])
+def test_a_sub_agents_own_transcript_is_its_conversation(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fork: bool
+) -> None:
+    folder = tmp_path / SESSION / "subagents"
+    path = _agent_file(folder / "agent-a1.jsonl", "a1", "Read a.py and b.md.", 66_723, fork)
+    _agent_file(folder / "agent-b2.jsonl", "b2", "Count the tests.", 9_000)  # a sibling
+    transcript = load_source(path)
+    assert next(i.text for i in transcript.items if i.role is Role.USER) == "Read a.py and b.md."
+    code, out, err = run(capsys, "tokens", str(path), "--json")
+    assert code == 0, err
+    figure = json.loads(out)
+    # anchored on the agent's own usage (and what it answered since), in its model's window
+    assert figure["anchored_on_usage"] and figure["reported_tokens"] == 66_723
+    assert figure["used_tokens"] >= 66_750 and figure["max_tokens"] == 1_000_000
+    assert figure["breakdown"]["subagents"] == []  # its sibling is the session's, not its

@@ -460,6 +460,10 @@ def test_sessions_lists_claude_code_transcripts_newest_first_with_their_figures(
         )
     code, out, _ = run(capsys, "sessions")
     assert out.startswith("Claude Code sessions") and f"{rows[0]['used_tokens']:,}/" in out
+    for path in (newer, older):  # the figure `tokens` prints, percent rounded down alike
+        _, tokens, _ = run(capsys, "tokens", str(path))
+        figure = tokens.split("Tokens: ", 1)[1].split(" |", 1)[0]  # "1,234/160,000 (0%)"
+        assert any(line.startswith(path.stem) and figure in line for line in out.splitlines())
     code, out, _ = run(capsys, "sessions", "--stored", "--json")
     assert json.loads(out) == []
 

@@ -62,6 +62,10 @@ def test_window_by_model() -> None:
     assert Policy.for_model("claude-opus-4").window == 200_000
     assert Policy.for_model("gpt-4o-mini").window == 128_000
     assert Policy.for_model("gpt-4").window == 8_192
+    # Claude Code 2.1.328's models, each with the window Claude Code reports for it
+    for model in ("claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5"):
+        assert Policy.for_model(model).window == 1_000_000, model
+    assert Policy.for_model("claude-haiku-4-5").window == 200_000
 
 
 def test_a_policy_is_an_immutable_value_that_copies_and_pickles() -> None:

@@ -20,9 +20,12 @@ if TYPE_CHECKING:  # (and pathlib and tomllib are imported only where used)
 # Context windows by model-name prefix, longest prefix first (providers' model pages).
 _WINDOWS: tuple[tuple[str, int], ...] = (
     ("claude-sonnet-4-5[1m]", 1_000_000),
-    # Claude Code 2.1.328 reports contextWindow 1,000,000 for its default model,
-    # claude-opus-5-5 (``claude -p --output-format json``, modelUsage)
+    # Claude Code 2.1.328 reports contextWindow 1,000,000 for each of its models,
+    # claude-opus-5-5 (the default), claude-sonnet-5-5 and claude-haiku-5-5
+    # (``claude -p --model M --output-format json``, modelUsage)
     ("claude-opus-5", 1_000_000),
+    ("claude-sonnet-5", 1_000_000),
+    ("claude-haiku-5", 1_000_000),
     ("claude", 200_000),
     ("gpt-4.1", 1_047_576),
     ("gpt-5", 400_000),

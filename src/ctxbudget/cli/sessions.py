@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..model import EventType
+from ..render import pct
 from .common import EXIT_OK, UsageError
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ def cmd_sessions(args: argparse.Namespace, tracker: Tracker) -> int:
         for t in transcripts:
             updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(t.updated_at))
             figure = (
-                f"{t.used_tokens:,}/{t.window:,} ({t.percent:.0f}%)"
+                f"{t.used_tokens:,}/{t.window:,} ({pct(t.percent)})"
                 if t.used_tokens is not None and t.percent is not None
                 else "no conversation yet"
             )

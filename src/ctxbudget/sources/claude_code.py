@@ -9,7 +9,10 @@ One JSON record per line. What matters for accounting:
   back from a record, the parallel calls it branches to, what a compaction kept) and
   what each call added: ``claude_code_context``.
 - ``isSidechain`` records are sub-agent traffic (older versions keep it in the same
-  file); each sub-agent is named after the ``Task`` call whose prompt started it.
+  file); each sub-agent is named after the ``Task`` call whose prompt started it. A
+  sub-agent's own file (``subagents/agent-<id>.jsonl``: every record carries its
+  ``agentId``, a fork's opens with a ``fork-context-ref``) is read as that agent's
+  conversation: there its sidechain is the main thread.
 - A ``system`` record with subtype ``compact_boundary``, or a ``user`` record with
   ``isCompactSummary`` and no boundary before it, starts a new context.
 - ``system`` records (hook output, notices) and ``summary`` records are not sent to
@@ -64,6 +67,7 @@ _KNOWN_NON_CONTEXT |= {
     "atis-latch",
     "cost-state",
     "custom-title",
+    "fork-context-ref",
     "last-prompt",
     "mode",
     "tools-used",
@@ -72,7 +76,8 @@ _KNOWN_NON_CONTEXT |= {
 
 def looks_like_claude_code(first_record: Any) -> bool:
     return isinstance(first_record, dict) and (
-        "sessionId" in first_record
+        _opens_agent_file(first_record)
+        or "sessionId" in first_record
         or "parentUuid" in first_record
         or (
             string_of(first_record.get("type")) in {"summary", "user", "assistant", "system"}
@@ -80,6 +85,14 @@ def looks_like_claude_code(first_record: Any) -> bool:
         )
         # resumed sessions of older versions start with summaries of earlier ones
         or (first_record.get("type") == "summary" and "leafUuid" in first_record)
+    )
+
+
+def _opens_agent_file(first_record: dict[str, Any]) -> bool:
+    """A sub-agent's own transcript: its first record is the agent's (``agentId``), a
+    sidechain message or the reference a fork keeps to the context it continues."""
+    return isinstance(first_record.get("agentId"), str) and (
+        first_record.get("isSidechain") is True or first_record.get("type") == "fork-context-ref"
     )
 
 
@@ -206,6 +219,7 @@ def read_claude_code(
     system_hashes: set[str] = set()  # the requests' system-role messages, by hash
     sends_system: bool | None = None  # whether the latest request sent system messages
     loads = javascript_loads()  # Claude Code is JavaScript: its numbers are doubles
+    agent_file: bool | None = None  # a sub-agent's own file: its sidechain is the main
     for number, line in enumerate(lines, start=1):
         if _blank(line):
             continue
@@ -227,6 +241,9 @@ def read_claude_code(
             malformed += 1
             problems.add(number, f"{shown(data)} is not a JSON object: skipped")
             continue
+        if agent_file is None:
+            agent_file = _opens_agent_file(data)
+        sidechain = bool(data.get("isSidechain")) and not agent_file
         session_id = session_id or string_of(data.get("sessionId"))
         rtype = data.get("type")
         if not isinstance(rtype, str):
@@ -238,13 +255,13 @@ def read_claude_code(
             )
         elif rtype not in CONTEXT_RECORDS and rtype not in _KNOWN_NON_CONTEXT:
             builder.unknown += 1
-        elif rtype == "api-request-shape" and not data.get("isSidechain"):
+        elif rtype == "api-request-shape" and not sidechain:
             shape = request_shape(data.get("shape"))
             if shape:
                 transcript_shape = shape
         elif rtype == "api-request-blob" and (blob := system_blob(data)) is not None:
             system_hashes.add(blob)
-        elif rtype == "api-request" and not data.get("isSidechain"):
+        elif rtype == "api-request" and not sidechain:
             sends = sends_system_messages(data, system_hashes, sends_system)
             sends_system = sends_system if sends is None else sends
             params = data.get("params")
@@ -255,7 +272,7 @@ def read_claude_code(
         boundary = is_compact_boundary(data)
         if boundary:
             kept.extend(preserved_messages(data))
-        if not data.get("isSidechain"):
+        if not sidechain:
             # the overhead the boundary that opened the latest context carried (a fork's),
             # by the status line's rule (``opens_context``): none after a root message
             if opens_context(data, after_boundary):
@@ -275,7 +292,7 @@ def read_claude_code(
             data=data,
             uuid=string_of(data.get("uuid")),
             parent=string_of(parent),
-            sidechain=bool(data.get("isSidechain")),
+            sidechain=sidechain,
             line=number,
             message_id=string_of(message_of(data).get("id")),
         )

@@ -184,9 +184,12 @@ def find_subagent_transcripts(
     In ``<project>/<session_id>/subagents/`` every file belongs to the session; in the
     project directory (older versions) only those whose records carry this
     ``sessionId``. Claude Code's internal compaction agents (``agent-acompact-*``) are
-    left out.
+    left out. A sub-agent's own file (``agent-<id>.jsonl``) has none: its siblings are
+    the session's.
     """
     main = Path(transcript_path).expanduser()
+    if main.name.startswith("agent-"):
+        return []
     sid = session_id or _session_of(main)
     nested, legacy = agent_dirs(main, sid)
     found: list[Path] = []
