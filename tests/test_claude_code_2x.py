@@ -1020,3 +1020,40 @@ def test_a_sub_agents_own_transcript_is_its_conversation(
     assert figure["anchored_on_usage"] and figure["reported_tokens"] == 66_723
     assert figure["used_tokens"] >= 66_750 and figure["max_tokens"] == 1_000_000
     assert figure["breakdown"]["subagents"] == []  # its sibling is the session's, not its
+
+
+def test_the_history_predicts_a_call_without_usage_as_the_figure_before_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first call of a session and the first after a compaction have no usage to
+    start from: ``--history`` predicts them as every surface showed the context just
+    before them, the system prompt and tools included, not the transcript alone."""
+    first = Writer()  # as Claude Code 2.x writes it: the request's shape and model
+    first.user("Fix the failing test in shop/tax.py.")
+    first.reminder("environment", REMINDER)
+    shape = {"system": [{"type": "text", "text": SYSTEM}], "tools": TOOLS}
+    first.add("api-request-shape", chained=False, shape=shape)
+    first.add("api-request", chained=False, params={"model": MODEL, "max_tokens": 32000})
+    cases = [
+        (first.write(tmp_path / "first.jsonl"), 0),
+        (_compacted_keeping_the_last_answer(tmp_path / f"{SESSION}.jsonl"), 2),
+    ]
+    for before, call in cases:
+        code, out, err = run(capsys, "tokens", str(before), "--json")
+        assert code == 0, err
+        shown = json.loads(out)["used_tokens"]
+        answered = tmp_path / f"answered-{call}.jsonl"
+        records = [json.loads(line) for line in before.read_text(encoding="utf-8").splitlines()]
+        last = next(r["uuid"] for r in reversed(records) if "uuid" in r)
+        usage = {"input_tokens": 5, "cache_read_input_tokens": shown + 400, "output_tokens": 9}
+        message = {"id": "msg_new", "role": "assistant", "model": MODEL, "usage": usage}
+        message["content"] = [{"type": "text", "text": "Done."}]
+        records.append(
+            {"type": "assistant", "sessionId": SESSION, "parentUuid": last, "uuid": "new"}
+            | {"isSidechain": False, "message": message, "timestamp": "2026-12-01T10:01:00.000Z"}
+        )
+        answered.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        code, out, err = run(capsys, "tokens", str(answered), "--history", "--json")
+        assert code == 0, err
+        point = next(h for h in json.loads(out)["history"] if h["call"] == call)
+        assert abs(point["predicted_tokens"] - shown) <= 0.01 * shown, (point, shown)

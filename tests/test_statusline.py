@@ -15,7 +15,7 @@ import pytest
 from conftest import run_cli
 
 from ctxbudget.accounting import Calibration
-from ctxbudget.claude_code import statusline, statusline_format, transcript_read, transcript_state
+from ctxbudget.claude_code import statusline, statusline_format, transcript_read
 from ctxbudget.claude_code.statusline import render_statusline, transcript_figure
 from ctxbudget.claude_code.statusline_format import DEFAULT_FORMAT, default_line, format_line
 from ctxbudget.claude_code.transcript_read import read_transcript
@@ -819,9 +819,6 @@ def test_context_window_usage_of_the_transcript(
 
 
 def test_constants_agree_with_the_session() -> None:
-    from ctxbudget import session
-
-    assert transcript_state.UNANCHORED_PER_ITEM == session.UNANCHORED_PER_ITEM
     assert set(statusline_format.ACTIONS) == {lv.value for lv in Level if lv is not Level.NORMAL}
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .model import ApiCall, Item, Kind, Role
-from .tokens.framing import COUNTER_PRIORS
+from .tokens.framing import COUNTER_PRIORS, UNANCHORED_PER_ITEM
 
 # Prior of the correction when the counter only approximates the model's tokenizer
 # (Claude): Claude's tokenizer yields about 6% more tokens than o200k_base (and the
@@ -81,6 +81,12 @@ class Calibration:
         else:
             prior = COUNTER_PRIORS.get(counter or "", (PRIOR_PER_TOKEN, PRIOR_PER_ITEM))
         return cls(per_token=prior[0], per_item=prior[1], prior=prior)
+
+    @property
+    def framing(self) -> float:
+        """Tokens of framing per item: the learned ``per_item`` once a usage taught
+        something, else at most a message's role markers (not the tool-heavy prior)."""
+        return self.per_item if self.samples else min(self.per_item, UNANCHORED_PER_ITEM)
 
     def predict(self, local_tokens: int, items: int) -> int:
         """Provider tokens for content counted locally as ``local_tokens`` in ``items``."""
@@ -401,17 +407,21 @@ def replay_history(
     items: Sequence[Item],
     count: Callable[[Item], int],
     calibration: Calibration | None = None,
+    shape: Callable[[Calibration], int] | None = None,
 ) -> tuple[list[HistoryPoint], Calibration]:
     """Predict each call's context from what was known before it, then learn from it.
 
     For call *i* with anchor *j*: predicted = reported(j) + correction(local count of
     what was added since j). Without an anchor (first call, or first after a
-    compaction) the prediction is the local count of the whole context sent.
+    compaction) the prediction is the corrected count of the whole context sent (its
+    ``framing`` per item) plus the provider's overhead as the live figure takes it
+    then (``unmeasured_overhead``: the earlier calls' samples, else ``shape``, the
+    system prompt and tools counted with the correction learnt so far).
     Each point also carries the call's ``overhead_tokens``: its usage less the corrected
     count of the whole transcript it sent.
     """
     calibration = calibration or Calibration()
-    points = []
+    points: list[HistoryPoint] = []
     # the local count and items of the whole context each call sent
     sent: list[tuple[int, int]] = []
     for index, call in enumerate(calls):
@@ -420,7 +430,11 @@ def replay_history(
         reported = call.usage.context_tokens
         if call.anchor_call is None:
             sent.append((local, len(added)))
-            predicted = calibration.predict(local, len(added))
+            earlier = [p.overhead_tokens for p in points]
+            counted = (lambda: shape(calibration)) if shape is not None else None
+            overhead = unmeasured_overhead(earlier, counted, None) or 0
+            framing = calibration.framing * len(added)
+            predicted = round(calibration.per_token * local + framing) + overhead
         else:
             before = sent[call.anchor_call]
             sent.append((before[0] + local, before[1] + len(added)))

@@ -12,6 +12,7 @@ history of its calls replayed, its sub-agents.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from .accounting import (
@@ -30,7 +31,7 @@ from .sources.media import local_tokens
 from .status import Breakdown, Status, build_status
 from .store import Store
 from .tokens.counters import CachedCounter, counter_name_for_model
-from .tokens.framing import EXACT_COUNTERS, UNANCHORED_PER_ITEM
+from .tokens.framing import EXACT_COUNTERS
 
 __all__ = ["SessionFigures", "Workspace"]
 
@@ -143,11 +144,11 @@ class SessionFigures:
 
     @property
     def framing(self) -> float:
-        """Tokens of framing per item: learned from usage; without any usage, a small
-        default (a message's role markers), not the tool-heavy prior."""
-        if self.calibration.samples or self.anchor.reported is not None:
+        """Tokens of framing per item: the calibration's (``Calibration.framing``), the
+        learned one as soon as a usage anchors the figure."""
+        if self.anchor.reported is not None:
             return self.calibration.per_item
-        return min(self.calibration.per_item, UNANCHORED_PER_ITEM)
+        return self.calibration.framing
 
     @property
     def used_tokens(self) -> int:
@@ -227,15 +228,28 @@ class SessionFigures:
             overhead_estimated=anchor.reported is None and anchor.overhead > 0,
         )
 
-    def request_overhead(self, limit: int | None = None) -> dict[str, int]:
+    def request_overhead(
+        self, limit: int | None = None, calibration: Calibration | None = None
+    ) -> dict[str, int]:
         """The system prompt and each tool definition of the latest request in provider
         units (corrected count and a block's framing), scaled down to ``limit`` when they
-        would exceed it (what the provider reported beyond the transcript)."""
-        k, framing = self.calibration.per_token, max(0.0, self.framing)
+        would exceed it (what the provider reported beyond the transcript).
+        ``calibration``: the correction to count with, when not the session's now."""
+        if calibration is None:
+            k, framing = self.calibration.per_token, max(0.0, self.framing)
+        else:
+            k, framing = calibration.per_token, max(0.0, calibration.framing)
         parts = {label: k * n + framing for label, n in self.request_shape.items()}
         total = sum(parts.values())
         scale = limit / total if limit is not None and total > limit else 1.0
         return {label: round(v * scale) for label, v in parts.items()}
+
+    def _shape(self) -> Callable[[Calibration], int] | None:
+        """The recorded request's system prompt and tools counted with a correction:
+        the overhead of a context before any usage measured one."""
+        if not self.request_shape:
+            return None
+        return lambda calibration: sum(self.request_overhead(calibration=calibration).values())
 
     # -- a transcript -----------------------------------------------------------------
 
@@ -248,7 +262,7 @@ class SessionFigures:
         if self._replayed is not None and self._replayed[0] == key:
             return list(self._replayed[1])  # the load's replay: the same items and counts
         points, _ = replay_history(
-            self.transcript.calls, self.transcript.history_items, self.count, start
+            self.transcript.calls, self.transcript.history_items, self.count, start, self._shape()
         )
         self._replayed = (key, points)
         return list(points)
@@ -262,14 +276,14 @@ class SessionFigures:
             self.tally(item)
         self.items = list(transcript.items)
         # Learn the correction from the whole history, then anchor on the latest call.
-        start = self.new_calibration()
-        points, self.calibration = replay_history(
-            transcript.calls, transcript.history_items, self.count, start
-        )
-        self._replayed = ((self.counter.name, start.prior), points)
         self.request_shape = {
             label: self.counter.count(text) for label, text in transcript.request_shape.items()
         }
+        start = self.new_calibration()
+        points, self.calibration = replay_history(
+            transcript.calls, transcript.history_items, self.count, start, self._shape()
+        )
+        self._replayed = ((self.counter.name, start.prior), points)
         anchor = self.anchor
         if transcript.anchor_call is not None and transcript.anchor_position is not None:
             usage = transcript.calls[transcript.anchor_call].usage
@@ -291,9 +305,10 @@ class SessionFigures:
             # No usage in this context yet (after a compaction, before the first call, a
             # fork): the system prompt and tools as the status line takes them
             # (status().overhead_estimated says so)
-            shape = (lambda: sum(self.request_overhead().values())) if self.request_shape else None
             estimate = unmeasured_overhead(
-                [p.overhead_tokens for p in points], shape, transcript.carried_overhead
+                [p.overhead_tokens for p in points],
+                (lambda: sum(self.request_overhead().values())) if self.request_shape else None,
+                transcript.carried_overhead,
             )
             anchor.overhead = estimate or anchor.overhead
         self._level = self.level_now()

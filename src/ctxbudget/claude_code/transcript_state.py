@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..tokens.framing import EXACT_COUNTERS, UNANCHORED_PER_ITEM
+from ..tokens.framing import EXACT_COUNTERS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -269,14 +269,14 @@ class TranscriptState:
         tokens, blocks = self.shape
 
         def shape() -> int:
-            return round(calibration.per_token * tokens + max(0.0, _framing(calibration)) * blocks)
+            return round(calibration.per_token * tokens + max(0.0, calibration.framing) * blocks)
 
         return unmeasured_overhead(self.overheads, shape if blocks else None, self.carried) or 0
 
     # The figure, with the same arithmetic as Session._from_transcript / used_tokens.
     def used_tokens(self, calibration: Calibration) -> int:
         if self.anchor is None:
-            framing = _framing(calibration)
+            framing = calibration.framing
             local = round(calibration.per_token * self.since_tokens + framing * self.since_items)
             return local + self.estimated_overhead(calibration)
         context, output, out_items = (int(v) for v in self.anchor[1:])
@@ -286,13 +286,6 @@ class TranscriptState:
         rest = self.added[out_n:]
         known = context + output * (out_n > 0) + round(calibration.per_item * out_n)
         return known + calibration.predict(sum(rest), len(rest))
-
-
-def _framing(calibration: Calibration) -> float:
-    """Session.framing: the learned per-item framing once a usage taught it something,
-    else a message's role markers."""
-    per_item = calibration.per_item
-    return per_item if calibration.samples else min(per_item, UNANCHORED_PER_ITEM)
 
 
 def _is_int(value: Any) -> bool:
