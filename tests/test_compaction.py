@@ -929,3 +929,28 @@ def test_a_restore_to_the_current_version_is_refused_and_logs_nothing(tmp_path: 
     with pytest.raises(CompactionError, match="at context version 2 already"):
         session.restore(2)
     assert len(session.events()) == events and session.version == 2
+
+
+def test_compacting_again_keeps_what_the_first_summary_kept(tmp_path: Path) -> None:
+    """The requests and files a summary kept are in no other item once their messages
+    are archived: a second compaction keeps them, or reports them in the archive; it
+    never drops them unsaid (it kept 6 of the 25 requests before, saying 6/6)."""
+    from ctxbudget.compaction.fact_check import check_facts
+    from ctxbudget.policy import Policy
+
+    tracker = Tracker(store=f"sqlite:///{tmp_path / 'store.db'}")
+    policy = Policy.from_toml(EXAMPLES / "analyst.toml")
+    session = tracker.load(EXAMPLES / "analyst-ep24.json", policy=policy)
+    session.save()
+    first = session.compact(CompactionPolicy())
+    assert first.result.facts is not None
+    held = [f for f in extract_facts(session.items) if f.kind in ("request", "file")]
+    assert sum(f.kind == "request" for f in held) >= 20  # the summary's and the kept ones
+    second = session.compact(CompactionPolicy(target_percent=45))
+    report = second.result.facts
+    assert report is not None and second.applied_at is not None
+    text = "\n\n".join(i.text for i in session.items)
+    lost = [f for f in check_facts(held, text).missing if f not in report.archived]
+    assert lost == []
+    assert report.by_kind["request"][1] >= sum(f.kind == "request" for f in held)
+    assert "\n- - " not in text  # a fact's own list marker is not written twice

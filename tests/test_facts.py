@@ -630,3 +630,45 @@ def test_the_hints_before_the_result_patterns_rule_out_only_what_they_miss(text:
     assert fact_rules._passed(text) == (fact_rules._PASSED.search(text) is not None)
     if fact_rules._ERROR.search(text):
         assert any(hint in text for hint in fact_rules._ERROR_HINTS)
+
+
+def summary(text: str) -> Item:
+    return Item(role=Role.USER, kind=Kind.SUMMARY, text=text)
+
+
+def test_an_earlier_summarys_requests_files_todos_and_errors_are_facts_again() -> None:
+    """What a summary of ours kept is in no other item once the messages are archived:
+    compacting again must keep it too, so its sections are read back as facts."""
+    from ctxbudget.compaction.summarize import summarize_extractive
+
+    items = [
+        user("Add rate limiting to the public API gateway."),
+        call(
+            "Edit",
+            {"file_path": "/srv/app/gateway/limits.py", "old_string": "a", "new_string": "b"},
+        ),
+        result("ok", "Edit"),
+        call("Read", {"file_path": "/srv/app/gateway/routes.py"}),
+        result("routes", "Read"),
+        call("Read", {"file_path": "/srv/app/docs/limits.md"}),
+        result("docs", "Read"),
+        call("Bash", {"command": "pytest"}),
+        result("FAILED tests/test_limits.py::test_burst - AssertionError: 429 expected", "Bash"),
+        user("Then document the limits in the operator guide."),
+    ]
+    facts = extract_facts(items)
+    text = summarize_extractive(items, facts, 2_000, lambda s: len(s.split()))
+    found = extract_facts([summary(text)])
+    for kind in ("request", "file", "error"):
+        assert set(keys(facts, kind)) <= set(keys(found, kind)), (kind, text)
+    # the ledger's own section ("- request: …", "Files: a, b") is read back too
+    ledger = ledger_section([f for f in facts if f.kind in ("request", "file")])
+    again = extract_facts([summary("# Summary\n" + ledger)])
+    asked = keys(facts, "request")  # the ledger writes the shortest prefix that counts
+    assert len(keys(again, "request")) == len(asked)
+    assert all(any(a.startswith(key) for a in asked) for key in keys(again, "request"))
+    assert set(keys(again, "file")) == set(keys(facts, "file"))
+    # a summary without our sections (Claude Code's own) adds no request
+    assert (
+        keys(extract_facts([summary("1. Primary Request and Intent:\n- fix it")]), "request") == []
+    )

@@ -22,6 +22,7 @@ from ..model import MONTHS, Item, Kind, Role
 from ..sources.tools import EDIT_TOOLS, FILE_TOOLS, QUIET_TOOLS
 from .fact_check import WORD
 from .mentions import entities, is_source_file, line_at, paths, word_set
+from .summary_sections import summary_facts
 from .types import Fact, FactKind
 
 __all__ = ["REPORT_MARKER", "Ledger", "clip", "feed_item", "has_word"]
@@ -238,6 +239,15 @@ def feed_item(ledger: Ledger, item: Item, index: int) -> None:
                 if has_word(request):
                     ledger.add(FactKind.REQUEST, request, text, index)
                 _instructions(ledger, text, index)
+        elif kind is Kind.SUMMARY:
+            # an earlier compaction's summary: what it kept is in no other item now
+            for fact_kind, key, line, at in summary_facts(text):
+                if fact_kind is FactKind.ERROR:
+                    ledger.error(key, line, index, at)
+                    continue
+                ledger.add(fact_kind, key, line, index, at)
+                if fact_kind is FactKind.REQUEST:
+                    _instructions(ledger, key, index)  # the user's words, as they said them
         elif kind is Kind.ASSISTANT_TEXT and ledger.echoing:
             # the model showing the user a ctxbudget report, as it was asked to (in a
             # code block): its first text; what it says outside the block or after is its own

@@ -16,6 +16,7 @@ from ..model import Item
 from .fact_check import WORD, WORD_SHARE
 from .fact_rules import clip, feed_item, has_word
 from .mentions import word_set
+from .summary_sections import LEDGER_TITLE, LIST_LABELS
 from .types import Fact, FactKind
 
 __all__ = [
@@ -28,7 +29,6 @@ __all__ = [
 
 # Every kind, in the order a ledger section lists them (most important first).
 KINDS = tuple(FactKind)
-LEDGER_TITLE = "## Ledger (facts restored by validation)"
 
 MAX_ERRORS = 20  # the most recent distinct ones: a log of 500 errors is not 500 facts
 MAX_NOTABLE = 100  # entities, dates and numbers, each: the most frequent, then recent
@@ -224,14 +224,6 @@ def extract_facts(items: Sequence[Item]) -> list[Fact]:
 
 # --- restoring ---------------------------------------------------------------------------
 
-_LIST_LABELS = {
-    FactKind.REQUIREMENT: "Requirements",
-    FactKind.FILE: "Files",
-    FactKind.DATE: "Dates",
-    FactKind.NUMBER: "Numbers",
-    FactKind.ENTITY: "Entities",
-}
-
 
 def _shortest(key: str) -> str:
     """The shortest prefix of ``key`` that holds 60% of its distinct words of 4+ letters."""
@@ -269,9 +261,9 @@ def ledger_section(facts: Sequence[Fact], max_chars: int | None = None) -> str:
     lines = [LEDGER_TITLE]
     room = (max_chars if max_chars is not None else 1 << 62) - len(LEDGER_TITLE)
     for kind in sorted(by_kind, key=lambda k: KINDS.index(k) if k in KINDS else len(KINDS)):
-        if kind in _LIST_LABELS:
+        if kind in LIST_LABELS:
             keys = list(dict.fromkeys(f.key for f in by_kind[kind]))
-            line = f"{_LIST_LABELS[kind]}: "
+            line = f"{LIST_LABELS[kind]}: "
             taken = 0
             while taken < len(keys):
                 addition = (", " if taken else "") + keys[taken]

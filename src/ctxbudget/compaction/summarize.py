@@ -22,6 +22,8 @@ from .key_facts import chat_key_facts, clip, pick_key_facts, sentences, words_of
 from .structure import call_target, tool_input
 from .types import Fact, FactKind
 
+_LIST_MARKER = re.compile(r"^(?:[-*+•]\s+)+")
+
 
 @dataclass(slots=True)
 class Segment:
@@ -148,7 +150,8 @@ def summarize_extractive(
     def section(name: str, entries: list[str]) -> None:
         if entries:
             lines.append(f"## {name}")
-            lines.extend(f"- {e}" for e in entries)
+            # a fact's line may be a list item already ("- REQ-7: …"): one marker
+            lines.extend(f"- {_LIST_MARKER.sub('', e)}" for e in entries)
 
     # Requests newest first, up to a third of the budget: a long chat has hundreds of
     # user turns, and the archive keeps the rest.
