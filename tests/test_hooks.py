@@ -219,11 +219,14 @@ def test_debug_line_only_when_asked(
     assert err.startswith("ctxbudget hook: the hook input is not JSON")
 
 
-def test_missing_transcript_and_internal_failure_do_not_block(
+def test_a_missing_transcript_or_an_internal_failure_blocks_no_other_tool(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
 ) -> None:
     gone = home / "projects" / "nowhere" / f"{SID}.jsonl"
-    assert hook(monkeypatch, capsys, "pre-tool-use", pre_tool_use(gone)) == (0, "", "")
+    for event in cli_hooks.HOOK_EVENTS:  # a spawn is refused: tests/test_hooks_robust.py
+        if event != "pre-tool-use":
+            assert hook(monkeypatch, capsys, event, pre_tool_use(gone))[0] == 0
+    assert hook(monkeypatch, capsys, "pre-tool-use", pre_tool_use(gone, "Bash")) == (0, "", "")
 
     path = write_transcript(home, 199_000)
 

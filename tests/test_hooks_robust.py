@@ -83,6 +83,23 @@ def test_unreadable_transcript_decides_on_the_last_good_figure(
     assert code == 2 and "not started" in err
 
 
+def test_a_transcript_never_read_and_unreadable_fails_closed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    """No figure read before and the transcript named cannot be read (gone, a folder):
+    the gate cannot decide, so it refuses (unless fail-open); a transcript that holds no
+    conversation yet is an empty context, and the spawn goes."""
+    for unreadable in (home / "gone.jsonl", home):
+        home.mkdir(parents=True, exist_ok=True)
+        code, _, err = hook(monkeypatch, capsys, "pre-tool-use", pre_tool_use(unreadable))
+        assert code == 2 and "could not decide" in err and str(unreadable) in err
+        allowed = hook(monkeypatch, capsys, "pre-tool-use", pre_tool_use(unreadable), "--fail-open")
+        assert allowed[0] == 1 and "allowed" in allowed[2]
+    empty = home / "new.jsonl"
+    empty.write_text("", encoding="utf-8")
+    assert hook(monkeypatch, capsys, "pre-tool-use", pre_tool_use(empty))[0] == 0
+
+
 def _nested(levels: int) -> bytes:
     return b'{"tool_name": "Bash", "x": ' + b"[" * levels + b"]" * levels + b"}"
 

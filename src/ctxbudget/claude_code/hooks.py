@@ -80,6 +80,7 @@ from .hook_session import (
     hook_memory,
     payload_figure,
     payload_text,
+    payload_transcript,
     record_event,
     register,
     retrying,
@@ -204,7 +205,12 @@ def pre_tool_use(payload: dict[str, Any], tracker: Tracker, options: HookOptions
     if figure is None:
         last = memory.last_good if memory is not None else None
         if not last or not isinstance(last.get("used_tokens"), int):
-            return failed("no readable transcript_path and no earlier figure: the spawn is allowed")
+            named = payload_text(payload, "transcript_path")
+            if named is not None and payload_transcript(payload) is None:
+                # a transcript named that cannot be read (gone, a folder): nothing known
+                return _undecided(options, f"its transcript {named} cannot be read")
+            # none named, or one that holds no conversation yet: an empty context
+            return failed("no conversation in the transcript yet: the spawn is allowed")
         # The transcript cannot be read now: decide on the last figure read from it.
         from ..accounting import Anchor
 

@@ -185,8 +185,7 @@ def hook_result(args: argparse.Namespace, tracker: Tracker) -> HookResult:
     if not args.event:
         return HookResult(
             1,
-            stderr="ctxbudget hook: which event? pre-tool-use, user-prompt-submit, "
-            "pre-compact, session-start or subagent-stop\n",
+            stderr=f"ctxbudget hook: which event? {', '.join(HOOK_EVENTS)}\n",
         )
     try:
         options, store = _hook_options(args.options)
