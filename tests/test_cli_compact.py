@@ -118,10 +118,33 @@ def test_under_target_and_empty(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     )
     # nothing could be compacted: exit 1
     assert code == 1 and "Nothing to compact" in out and "already under the target" in out
+    # a session with no conversation (an empty message list, a Claude Code transcript
+    # of bookkeeping alone): nothing could be compacted, exit 1; an empty file is bad
+    # input, exit 2
     empty = tmp_path / "empty.json"
     empty.write_text('{"messages": []}')
-    code, _, err = run(capsys, "compact", str(empty))
+    bookkeeping = tmp_path / "bookkeeping.jsonl"
+    record = {"type": "queue-operation", "operation": "enqueue", "sessionId": "s-1"}
+    bookkeeping.write_text(json.dumps(record) + "\n")
+    for source in (empty, bookkeeping):
+        code, out, _ = run(capsys, "compact", str(source), "--dry-run")
+        assert code == 1 and "Nothing to compact" in out, source
+        code, out, _ = run(capsys, "compact", str(source), "--json")
+        assert code == 1 and json.loads(out)["applied"] is False
+    (tmp_path / "zero.json").write_text("")
+    code, _, err = run(capsys, "compact", str(tmp_path / "zero.json"))
     assert code == 2 and "empty" in err
+
+
+def test_a_store_that_ends_with_the_command_offers_no_undo(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for store in ("memory://", "sqlite://", "sqlite://:memory:"):
+        code, out, err = run(
+            capsys, "--store", store, "compact", str(EXAMPLES / "analyst-ep24.json"), "--ratio", "3"
+        )
+        assert code == 0, err
+        assert "COMPACTION COMPLETE" in out and "restore" not in out, store
 
 
 def test_recall_finds_what_claude_codes_own_compaction_took_out(

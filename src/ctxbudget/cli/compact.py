@@ -146,6 +146,13 @@ def _summarizer(args: argparse.Namespace) -> Any:
 
 def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSource) -> int:
     session = open_source(tracker, args.source, args)
+    if not session.items:  # nothing could be compacted: exit 1, as with nothing to do
+        message = "Nothing to compact: the session holds no conversation."
+        if args.json:
+            print(json.dumps({"applied": False, "dry_run": bool(args.dry_run), "message": message}))
+        else:
+            print(message)
+        return 1
     if len(session.items) >= PROGRESS_FROM_ITEMS:
         progress(f"planning the compaction of {len(session.items):,} items")
     policy = _policy(args)
@@ -284,8 +291,10 @@ def _exit(compaction: Compaction) -> int:
 
 
 def _keeps(tracker: Tracker) -> bool:
-    """Whether the store outlives this command (``memory://`` does not: no restore)."""
-    return not tracker.store.url.startswith("memory:")
+    """Whether the store outlives this command (``memory://`` and SQLite's ``:memory:``
+    do not: no restore)."""
+    url = tracker.store.url
+    return not (url.startswith("memory:") or url.endswith(":memory:"))
 
 
 def _overhead_line(c: Compaction) -> list[str]:
