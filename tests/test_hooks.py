@@ -517,6 +517,28 @@ def test_subagent_usages_in_both_layouts(home: Path) -> None:
     assert subagent_usages(project / "no-such-session.jsonl") == []
 
 
+def test_budget_lists_sub_agents_apart_from_what_adds_up_to_the_context(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sub-agent's own context is not in this one: ``budget`` lists it apart, and the
+    rows of this context with the provider's overhead add up to the figure."""
+    from conftest import run_cli
+
+    path = write_transcript(home, 120_000)
+    nested = path.parent / SID / "subagents"
+    nested.mkdir(parents=True)
+    (nested / "agent-f00d.jsonl").write_text(
+        _agent_lines("f00d", "Find the tax tables", [(9_000, 80)])
+    )
+    code, out, err = run_cli(capsys, "budget", str(path))
+    assert code == 0, err
+    here, apart = out.split("By agent, in this context\n", 1)[1].split("\n\nSub-agents", 1)
+    rows = [int(line.rsplit(None, 1)[-1].replace(",", "")) for line in here.splitlines()]
+    _, tokens, _ = run_cli(capsys, "tokens", str(path), "--json")
+    assert sum(rows) == json.loads(tokens)["used_tokens"]
+    assert "agent-f00d" in apart and "9,0" in apart  # its own context, 9,000 and its answer
+
+
 def test_agents_already_in_the_main_transcript_are_not_counted_twice(home: Path) -> None:
     path = write_transcript(home, 120_000)
     inline = _agent_lines("a1b2c3d", TASK_INPUT["prompt"], [(18_000, 400)])

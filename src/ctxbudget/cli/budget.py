@@ -139,12 +139,21 @@ def cmd_budget(args: argparse.Namespace, tracker: Tracker, open_source: OpenSour
     print(f"Budget of session {session.id} ({budget_total(session):,} tokens to share)")
     print(status_line(status) + "\n")
     print(_with_overhead(report, overhead, status.overhead_estimated))
-    print("\nBy agent")
-    for name, tokens in sorted(agents.items(), key=lambda kv: -kv[1]):
-        limit = budgets.get(name)
+    # what each agent holds of this context (they add up to the overall with the
+    # overhead), then each sub-agent's own context, apart: it is not in this one. A
+    # budget is of the two together (``agent_usage``).
+    subagents = {sub.name for sub in status.breakdown.subagents}
+    print("\nBy agent, in this context")
+    for name, tokens in sorted(status.breakdown.agent.items(), key=lambda kv: -kv[1]):
+        limit = budgets.get(name) if name not in subagents else None
         print(f"  {name:<32} {tokens:>9,}" + (f"  of {limit:,}" if limit else ""))
     if overhead:
         print(f"  {'(provider overhead, no agent)':<32} {overhead:>9,}")
+    if subagents:
+        print("\nSub-agents (their own contexts, not in this one)")
+        for name in sorted(subagents, key=lambda n: -agents.get(n, 0)):
+            limit = budgets.get(name)
+            print(f"  {name:<32} {agents[name]:>9,}" + (f"  of {limit:,}" if limit else ""))
     if phases:
         print("\nBy phase")
         for name, tokens in phases.items():
