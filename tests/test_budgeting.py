@@ -153,6 +153,30 @@ def test_gate_without_compaction_denies_at_blocked(tmp_path: Path) -> None:
     assert decision.outcome == "deny" and "blocked threshold" in decision.reason
 
 
+def test_the_gate_names_the_limit_it_applies() -> None:
+    """With output reserved, spawns stop below the blocked threshold: an allowed spawn
+    says where they stop, and one denied for now says why it does not fit now."""
+    from ctxbudget.budget.gate import decide_gate
+
+    limits = dict(window=12_000, blocked_percent=95.0, limit_tokens=10_000)
+    allowed = decide_gate(agent="r", estimated_tokens=500, used_tokens=9_416, **limits)
+    assert allowed.outcome == "allow" and "10,000 tokens once the reserved output" in allowed.reason
+    later = decide_gate(
+        agent="r", estimated_tokens=1_000, used_tokens=9_416, used_after_compaction=6_980, **limits
+    )
+    assert later.outcome == "allow_after_compaction"
+    assert "now 9,416 + 1,000 = 10,416 would not fit" in later.reason
+    assert "10,000 tokens once the reserved output" in later.reason
+    plain = decide_gate(
+        agent="r",
+        estimated_tokens=500,
+        used_tokens=9_000,
+        window=12_000,
+        **{"blocked_percent": 95.0},
+    )
+    assert plain.reason.endswith("(blocked at 95%)")  # no reserve: the threshold alone
+
+
 def test_agent_budget_and_roster(tmp_path: Path) -> None:
     s = working_session(tmp_path)
     s.set_agent_budget("reviewer", 1_000)

@@ -92,6 +92,10 @@ def decide_gate(
     percent = 100.0 * projected / window
     # "used + estimated", or "used + reserved + estimated" when spawns hold some
     plus = f"{used_tokens:,} + {held:,} reserved + " if held else f"{used_tokens:,} + "
+    # where the spawns stop: the blocked threshold, or less when output is kept free
+    bound = f"blocked at {blocked_percent:g}%" + (
+        f"; {limit:,} tokens once the reserved output is kept free" if limit < threshold else ""
+    )
 
     def decision(outcome: str, reason: str, freed: int = 0, at: int = projected) -> GateDecision:
         return GateDecision(
@@ -119,7 +123,7 @@ def decide_gate(
         return decision(
             ALLOW,
             f"{agent!r} fits: {plus}{estimated_tokens:,} = {projected:,} tokens, "
-            f"{math.floor(percent)}% of {window:,} (blocked at {blocked_percent:g}%)",
+            f"{math.floor(percent)}% of {window:,} ({bound})",
         )
     if (
         used_after_compaction is not None
@@ -131,16 +135,15 @@ def decide_gate(
             ALLOW_AFTER_COMPACTION,
             f"{agent!r} fits after compaction: {used_tokens:,} → {used_after_compaction:,} "
             f"tokens, {then}{estimated_tokens:,} = {after:,} "
-            f"({math.floor(100 * after / window)}% of {window:,})",
+            f"({math.floor(100 * after / window)}% of {window:,}); now {plus}"
+            f"{estimated_tokens:,} = {projected:,} would not fit ({bound})",
             freed=used_tokens - used_after_compaction,
             at=after,
         )
     why = (
         f"{plus}{estimated_tokens:,} = {projected:,} tokens would be "
         f"{math.floor(percent)}% of {window:,}, at or over the blocked threshold "
-        f"({blocked_percent:g}%"
-        + (f"; {limit:,} tokens once the reserved output is kept free" if limit < threshold else "")
-        + ")"
+        f"({bound.removeprefix('blocked at ')})"
     )
     if used_after_compaction is not None:
         why += f"; even compacted to {used_after_compaction:,} it would not fit"
