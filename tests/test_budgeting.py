@@ -172,7 +172,7 @@ def test_the_gate_names_the_limit_it_applies() -> None:
         estimated_tokens=500,
         used_tokens=9_000,
         window=12_000,
-        **{"blocked_percent": 95.0},
+        blocked_percent=95.0,
     )
     assert plain.reason.endswith("(blocked at 95%)")  # no reserve: the threshold alone
 
