@@ -261,7 +261,7 @@ def test_a_target_nothing_reaches_is_planned_in_one_pass(monkeypatch: pytest.Mon
     monkeypatch.setattr(engine, "_run_steps", counted)
     result = compact(items, count=lambda text: len(text.split()), target_tokens=1)
     assert passes == [(0, 1)]
-    assert any("kept the last 1 exchange(s) of 5" in note for note in result.notes)
+    assert any("kept the last 1 exchange(s) verbatim instead of 5" in note for note in result.notes)
 
 
 def test_a_summary_given_its_least_room_is_made_once(monkeypatch: pytest.MonkeyPatch) -> None:

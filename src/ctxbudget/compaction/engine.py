@@ -420,10 +420,15 @@ class Compactor:
         keep = done.protection if done is not None else None
         keep_first, keep_last = keep or passes[0]
         if (keep_first, keep_last) != passes[0]:
-            notes.append(
-                f"kept the last {keep_last} exchange(s) of {passes[0][1]} and not the first, "
-                "to reach the target"
-            )
+            asked_first, asked_last = passes[0]
+            kept = [
+                f"the last {keep_last} exchange(s) verbatim instead of {asked_last}"
+                if keep_last < asked_last
+                else f"the last {keep_last} exchange(s) verbatim"
+            ]
+            if keep_first < asked_first:
+                kept.append("not the first")
+            notes.append(f"to reach the target, kept {' and '.join(kept)} (--keep-last)")
         if work.total > target_tokens and before > target_tokens:
             notes.append(
                 f"target not reached ({work.total:,} > {target_tokens:,} tokens): what is "
