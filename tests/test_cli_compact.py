@@ -316,8 +316,8 @@ def test_kept_exchanges_shrink_only_as_far_as_the_ratio_needs(
     plan = json.loads(out)
     assert plan["met_target"]
     # five exchanges keep a fifth out of reach, one would be more than needed
-    [note] = [n for n in plan["notes"] if n.startswith("kept the last")]
-    kept = int(note.split()[3])
+    [note] = [n for n in plan["notes"] if n.startswith("to reach the target, kept the last")]
+    kept = int(note.split()[7])
     assert 1 < kept < 5, note
 
 
@@ -330,7 +330,7 @@ def test_an_explicit_keep_last_is_honoured_and_said(
     assert code == 0, err
     plan = json.loads(out)
     assert not plan["met_target"]
-    assert not any(n.startswith("kept the last") for n in plan["notes"])
+    assert not any("kept the last" in n for n in plan["notes"])
     assert any("--keep-last 5 was honoured" in n for n in plan["notes"])
 
 
