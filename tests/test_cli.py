@@ -179,3 +179,17 @@ def test_half_an_emoji_in_a_session_is_printed_not_a_crash(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-400:]
     assert b"internal error" not in done.stderr
     assert b"Current task: now the part cut at ?" in done.stdout
+
+
+def test_with_json_an_error_is_an_object_on_stdout_too(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A script reading ``--json`` output gets an object saying what went wrong (and the
+    exit code), not nothing; people still get the line on stderr."""
+    missing = str(tmp_path / "missing.json")
+    for argv in (("tokens", missing, "--json"), ("compact", missing, "--json")):
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and "no such file" in err
+        assert json.loads(out) == {"error": f"{missing}: no such file", "exit_code": 2}
+    code, out, err = run(capsys, "tokens", missing)
+    assert code == 2 and out == "" and "no such file" in err

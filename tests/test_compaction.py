@@ -885,7 +885,9 @@ def test_a_paid_summary_is_made_once_while_the_protection_is_searched(ratio: int
         return "Summary: the agent read the files and ran the tests."
 
     result = compact(items, count=count, target_tokens=total // ratio, summarizer=summarizer)
-    assert any(n.startswith("to reach the target, kept the last") for n in result.notes)  # it searched
+    assert any(
+        n.startswith("to reach the target, kept the last") for n in result.notes
+    )  # it searched
     assert len(asked) == 1
     assert result.tokens_after <= total // ratio
 

@@ -258,6 +258,7 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
         with Tracker(store=args.store, create_store=writes_store(args)) as tracker:
             return run(args, tracker)
     except CtxBudgetError as exc:
+        _said_in_json(args, str(exc))
         print(f"ctxbudget: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -269,12 +270,22 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
         # A bug of ours: still one line, unless the user asks for the traceback.
         if os.environ.get("CTXBUDGET_DEBUG"):
             raise
+        _said_in_json(args, f"internal error: {type(exc).__name__}: {exc}")
         print(
             f"ctxbudget: internal error: {type(exc).__name__}: {exc} "
             "(set CTXBUDGET_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )
         return EXIT_USAGE
+
+
+def _said_in_json(args: argparse.Namespace, message: str) -> None:
+    """With ``--json``, the error as JSON on stdout too (``{"error": …}``): a script
+    reading stdout gets an object, not nothing; stderr keeps the line for people."""
+    if getattr(args, "json", False):
+        import json
+
+        print(json.dumps({"error": message, "exit_code": EXIT_USAGE}))
 
 
 if __name__ == "__main__":
