@@ -216,6 +216,22 @@ def test_markdown_scaffolding_is_no_key_fact() -> None:
     assert "- Fix the session timeout in auth/session.py" in facts
 
 
+def test_a_reaction_is_no_key_fact_outside_a_chat_either() -> None:
+    said = [
+        "Thanks, that's a clear starting point.",
+        "Your assumptions hold.",
+        "Trusted devices stay trusted for 30 days after the second factor.",
+    ]
+    items = [
+        Item(role=Role.USER, kind=Kind.USER_TEXT, text=f"{' '.join(said)} Round {n}.")
+        for n in range(3)
+    ]
+    summary = summarize_extractive(items, [], 300, _words)
+    facts = summary.split("## Key facts", 1)[1].split("\n## ", 1)[0]
+    assert "clear starting point" not in facts and "assumptions hold" not in facts
+    assert "Trusted devices stay trusted for 30 days" in facts
+
+
 def test_a_long_summary_alone_is_compacted_when_the_kept_exchanges_shrink() -> None:
     from ctxbudget.compaction import compact
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from ..model import Item, Kind, Role
 from ..sources.tools import FILE_EDITORS, FILE_READERS
+from .chat import is_pleasantry
 from .key_facts import chat_key_facts, clip, pick_key_facts, sentences, words_of
 from .structure import call_target, tool_input
 from .types import Fact, FactKind
@@ -217,7 +218,9 @@ def summarize_extractive(
         earlier = _before(all_items, items[0]) if items else []
         lines.extend(chat_key_facts(items, fact_budget, count, set(words_of(must)), earlier))
     elif fact_budget > 20:
-        candidates = sentences(items)
+        # a reaction to the other side says nothing ("Thanks, that's a clear starting
+        # point.", "Your assumptions hold."), in a session with tools as in a chat
+        candidates = [s for s in sentences(items) if not is_pleasantry(s)]
         picked = pick_key_facts(candidates, fact_budget, count, set(words_of(must)))
         if picked:
             lines.append("## Key facts")
