@@ -124,6 +124,20 @@ if [ "$mode" = "cmd" ]; then
     shift
     name=${1:-tokens}
     [ $# -gt 0 ] && shift
+    # --stdin: the command's arguments come on stdin (a slash command's $ARGUMENTS in a
+    # quoted here-document: never read by the shell, so quotes, ";" and "$(...)" in
+    # them stay text). A query is the whole text; options are split on blanks alone
+    # (no glob, no expansion).
+    query=
+    if [ "${1:-}" = "--stdin" ]; then
+        query=$(cat)
+        set -f
+        # shellcheck disable=SC2086 # split on blanks on purpose; globbing is off
+        set -- $query
+        set +f
+    else
+        query=$*
+    fi
     if ! find_ctxbudget; then
         missing_line
         printf '\n'
@@ -155,7 +169,7 @@ if [ "$mode" = "cmd" ]; then
             echo "ctxbudget: what should I look for? /ctxbudget:recall QUERY"
             exit 0
         fi
-        run_ctxbudget recall "$session" "$*" 2>&1
+        run_ctxbudget recall "$session" "$query" 2>&1
         ;;
     preview)
         if [ -z "$transcript" ]; then
