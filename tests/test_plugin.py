@@ -150,23 +150,34 @@ def test_launcher_command_runs_on_this_sessions_live_transcript(tmp_path: Path, 
     ]
 
 
-def _shell_line(command: str) -> str:
-    """The ``!`` shell line of a plugin command, as its file writes it."""
-    text = (PLUGIN / "commands" / f"{command}.md").read_text(encoding="utf-8")
+def _shell_line(text: str) -> str:
+    """The ``!`` shell line of a command file's text."""
     return text.split("!`", 1)[1].split("`", 1)[0]
 
 
-def test_a_commands_arguments_stay_text_whatever_they_hold(tmp_path: Path, home: Path) -> None:
+@pytest.mark.parametrize("kind", ["plugin", "user command"])
+def test_a_commands_arguments_stay_text_whatever_they_hold(
+    tmp_path: Path, home: Path, kind: str
+) -> None:
     """Claude Code puts $ARGUMENTS into the command's shell line as they were typed:
-    quotes, ";" and "$(...)" in them are searched (or passed) as text, never run."""
+    quotes, ";" and "$(...)" in them are searched (or passed) as text, never run. The
+    plugin's commands and the user commands ``install claude-code --commands`` writes."""
+    from ctxbudget.claude_code.user_commands import command_text
+
     exe = _fake_ctxbudget(tmp_path / "venv" / "bin" / "ctxbudget")
+
+    def text_of(command: str) -> str:
+        if kind == "plugin":
+            return (PLUGIN / "commands" / f"{command}.md").read_text(encoding="utf-8")
+        return command_text(command, str(exe))
+
     transcript = write_transcript(home, 50_000)
     env = _bare_env(tmp_path, CTXBUDGET_EXECUTABLE=str(exe), CLAUDE_CODE_SESSION_ID=transcript.stem)
     env["CLAUDE_CONFIG_DIR"] = str(home)
     hostile = "don't push; echo INJECTED-$(id -u) `id` (REQ-42) > x"
 
     def run(command: str, arguments: str) -> list[str]:
-        line = _shell_line(command).replace("${CLAUDE_PLUGIN_ROOT}", str(PLUGIN))
+        line = _shell_line(text_of(command)).replace("${CLAUDE_PLUGIN_ROOT}", str(PLUGIN))
         line = line.replace("$ARGUMENTS", arguments)  # Claude Code's own substitution
         done = subprocess.run(
             ["/bin/sh", "-c", line], capture_output=True, text=True, env=env, cwd=tmp_path

@@ -33,23 +33,31 @@ _TRANSCRIPT = (
     ' 2>/dev/null | head -n 1)"'
 )
 
+# What the user typed after the command, as text: Claude Code puts $ARGUMENTS into the
+# shell line as typed, so it goes into a quoted here-document, which the shell never
+# reads (quotes, ";" and "$(...)" in it stay text); options are split from it on blanks
+# alone, with globbing off.
+_ARGUMENTS = "q=$(cat <<'CTXBUDGET_ARGUMENTS'\n$ARGUMENTS\nCTXBUDGET_ARGUMENTS\n); "
+# the transcript found first (globbing is still on), then the options split
+_OPTIONS = _ARGUMENTS + "t=" + _TRANSCRIPT + "; set -f; "
+
 _BODIES = {
     "tokens": (
         "How full this session's context window is (the live transcript's figure)",
         "[--breakdown] [--history]",
-        "{exe} tokens " + _TRANSCRIPT + " $ARGUMENTS 2>&1",
+        _OPTIONS + '{exe} tokens "$t" $q 2>&1',
         "Show the user the ctxbudget output above exactly as it is, in a code block.",
     ),
     "budget": (
         "This session's budget: the window per component, per agent and per phase",
         "[--json]",
-        "{exe} budget " + _TRANSCRIPT + " $ARGUMENTS 2>&1",
+        _OPTIONS + '{exe} budget "$t" $q 2>&1',
         "Show the user the ctxbudget output above exactly as it is, in a code block.",
     ),
     "recall": (
         "Search what compaction took out of this session (ctxbudget's archive)",
         "QUERY",
-        '{exe} recall "$CLAUDE_CODE_SESSION_ID" "$ARGUMENTS" 2>&1',
+        _ARGUMENTS + '{exe} recall "$CLAUDE_CODE_SESSION_ID" "$q" 2>&1',
         "Show the user the ctxbudget output above as it is.",
     ),
     "preview": (
