@@ -59,13 +59,18 @@ def _usage(context: int, output: int = 90) -> dict[str, int]:
     }
 
 
-def write_transcript(home: Path, context_tokens: int, *, tool: str = "Task") -> Path:
+def write_transcript(
+    home: Path,
+    context_tokens: int,
+    *,
+    tool: str = "Task",
+    model: str = "claude-sonnet-4-5-20250929",
+) -> Path:
     """A session whose last API call reported ``context_tokens``; the model has just
     asked for ``tool`` (Claude Code writes that record before PreToolUse runs)."""
     project = home / "projects" / "-home-dev-proj"
     project.mkdir(parents=True, exist_ok=True)
     path = project / f"{SID}.jsonl"
-    model = "claude-sonnet-4-5-20250929"
     tool_input = TASK_INPUT if tool in ("Task", "Agent") else {"command": "pytest -q"}
     lines = [
         _record(
@@ -348,6 +353,27 @@ def test_no_prompt_warning_below_the_warning_level(
     path = write_transcript(home, 100_000)
     event = payload("UserPromptSubmit", path, prompt="Carry on.")
     assert hook(monkeypatch, capsys, "user-prompt-submit", event) == (0, "", "")
+
+
+def test_a_session_stored_before_its_first_answer_is_judged_by_its_models_window(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    """SessionStart stores the session before any answer names the model, with the
+    default window (200,000). The hooks that come next judge by the window of the model
+    the transcript names (1,000,000 for claude-opus-5-5), not that default: no warning
+    at 80% of 200,000, no spawn refused at 97% of it."""
+    start = payload("SessionStart", home / "projects" / "-home-dev-proj" / f"{SID}.jsonl")
+    assert hook(monkeypatch, capsys, "session-start", {**start, "source": "startup"})[0] == 0
+    with Tracker() as tracker:
+        assert tracker.open(SID).policy.window == 200_000  # the default, for now
+    path = write_transcript(home, 195_000, model="claude-opus-5-5")
+    code, out, err = hook(monkeypatch, capsys, "pre-tool-use", pre_tool_use(path))
+    assert code == 0 and "not started" not in err
+    code, out, _ = hook(monkeypatch, capsys, "post-tool-use", pre_tool_use(path, "Bash"))
+    assert code == 0 and "200,000" not in out and "warning" not in out.lower()
+    with Tracker() as tracker:
+        stored = tracker.open(SID)
+        assert (stored.policy.model, stored.policy.window) == ("claude-opus-5-5", 1_000_000)
 
 
 # -- pre-compact, session-start ------------------------------------------------------------

@@ -148,6 +148,11 @@ def session_at(
     from ..session import Session
 
     fields = dict(options.policy_fields)
+    if stored is not None:
+        # stored at SessionStart before the first answer, it got the default window:
+        # every hook judges by the model the transcript names and the window reported
+        reported = remembered_window(session_id, options.cache_dir)
+        follow_model(tracker, stored, (figure.model if figure else None) or model, reported)
     base = (
         Policy.from_mapping(stored.policy, origin=f"stored session {stored.id}") if stored else None
     )
@@ -241,9 +246,6 @@ def register(
     figure = payload_figure(payload, memory)
     notes: list[str] = []
     stored = stored_session(tracker, session_id)
-    reported = remembered_window(session_id, options.cache_dir)
-    if stored is not None and ((figure is not None and figure.model) or reported):
-        follow_model(tracker, stored, figure.model if figure else None, reported)
     session = session_at(tracker, session_id, figure, stored, options, payload_model(payload))
     if stored is None:
         fields = dict(options.policy_fields)

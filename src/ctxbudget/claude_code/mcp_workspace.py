@@ -130,6 +130,11 @@ class McpWorkspace:
         live = self.tracker.load(transcript)
         stored = self.stored(live.id)
         if stored is not None:
+            from .hook_session import follow_model
+
+            # stored by SessionStart before the first answer, with the default window:
+            # the model the transcript names and the window reported, as the hooks take
+            follow_model(self.tracker, stored, live.policy.model, transcript.window)
             policy = Policy.from_mapping(stored.policy, origin=f"stored session {stored.id}")
             live = self.tracker.load(transcript, policy=policy)
             live.use_stored_settings(stored)
