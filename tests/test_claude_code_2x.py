@@ -943,6 +943,37 @@ def test_recall_never_offers_a_report_nor_the_models_echo_of_it(tmp_path: Path) 
     ]
 
 
+def test_recall_never_offers_a_slash_commands_records_nor_ctxbudgets_alerts(
+    tmp_path: Path,
+) -> None:
+    """A slash command's invocation and output (the /compact --dry-run preview) and a
+    hook's alert are no part of the conversation: recall offers what was said."""
+    from ctxbudget import Tracker
+    from ctxbudget.compaction.fact_rules import REPORT_MARKER
+
+    w = Writer()
+    w.user("Which port does the billing service use?")
+    w.assistant("The billing service listens on port 8443.", 1_000)
+    w.user(
+        "<command-name>/ctxbudget:recall</command-name>\n"
+        "<command-args>billing service port</command-args>"
+    )
+    w.user(
+        "<local-command-stderr>ctxbudget: /compact --dry-run: the billing service port, "
+        "8443, would be kept</local-command-stderr>"
+    )
+    w.reminder("hook_additional_context", f"{REPORT_MARKER}\nctxbudget: billing service at 80%")
+    w.assistant("Noted.", 1_200)
+    path = _compacted_after(w).write(tmp_path / f"{SESSION}.jsonl")
+    session = Tracker(store="memory://").load(load_source(path))
+    found = [i.text for i in session.recall("billing service port", budget=2_000)]
+    assert found[:2] == [
+        "The billing service listens on port 8443.",
+        "Which port does the billing service use?",
+    ]
+    assert not any("command" in text or "ctxbudget" in text for text in found), found
+
+
 def test_recall_puts_the_live_transcripts_best_beside_the_stores(tmp_path: Path) -> None:
     """The stored archive's scores and the transcript's are not comparable: the best of
     each in turn, the transcript's first, so a weak stored match never pushes out the

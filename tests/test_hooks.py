@@ -343,7 +343,9 @@ def test_prompt_warning_at_each_level(
     assert f"{level} level" in shown and f"{context // 2_000}%" in shown and "/compact" in shown
     assert answer["hookSpecificOutput"] == {
         "hookEventName": "UserPromptSubmit",
-        "additionalContext": shown,  # what the model is told
+        # what the model is told: the same, marked as ctxbudget's report (never taken
+        # for a fact, never offered by recall)
+        "additionalContext": f"<!-- ctxbudget report -->\n{shown}",
     }
 
 

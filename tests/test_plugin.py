@@ -259,7 +259,8 @@ def _answer(
         return None
     answer = json.loads(out)
     assert answer["hookSpecificOutput"]["hookEventName"] == event
-    assert answer["hookSpecificOutput"]["additionalContext"] == answer["systemMessage"]
+    told = answer["hookSpecificOutput"]["additionalContext"]
+    assert told == f"<!-- ctxbudget report -->\n{answer['systemMessage']}"
     message: str = answer["systemMessage"]
     return message
 

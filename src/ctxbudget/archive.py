@@ -17,7 +17,7 @@ from itertools import zip_longest
 
 from .compaction import Action, CompactionPolicy, CompactionResult
 from .compaction.engine import Compactor
-from .compaction.fact_rules import REPORT_MARKER
+from .compaction.fact_rules import COMMAND_PLUMBING, REPORT_MARKER
 from .compaction.middle import SUMMARY_LEAST
 from .compaction.types import Summarizer
 from .errors import CompactionError, ConcurrentModificationError, SessionNotFoundError
@@ -433,8 +433,11 @@ def _reports_in(context: list[Item]) -> Iterator[str]:
 
 def _is_report(item: Item) -> bool:
     """A report ctxbudget itself printed into the conversation (its figures, an earlier
-    recall): what it says is in the archive already, or was stale when shown."""
-    return REPORT_MARKER in item.text
+    recall, a hook's alert) or a slash command's record (its invocation, its output:
+    the ``/compact --dry-run`` preview): what it says is in the archive already, was
+    stale when shown, or is no part of the conversation."""
+    text = item.text
+    return REPORT_MARKER in text or any(mark in text for mark in COMMAND_PLUMBING)
 
 
 def _following(contexts: Iterable[list[Item]], hits: list[Item]) -> dict[str, list[Item]]:

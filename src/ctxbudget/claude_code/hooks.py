@@ -56,6 +56,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..compaction.fact_rules import REPORT_MARKER
 from ..level import Level
 from ..render import pct
 from ..sources.claude_code_agents import agent_dirs, read_agent_transcript
@@ -306,7 +307,12 @@ def _crossing_warning(
     text = warning_text(status, session.policy, options.report_tokens)
     out = {
         "systemMessage": text,  # shown to the user
-        "hookSpecificOutput": {"hookEventName": event, "additionalContext": text},
+        # marked for the model's copy: a figure stale by the next message, never a fact
+        # nor a recall hit
+        "hookSpecificOutput": {
+            "hookEventName": event,
+            "additionalContext": f"{REPORT_MARKER}\n{text}",
+        },
     }
     return HookResult(stdout=json.dumps(out) + "\n")
 

@@ -25,7 +25,7 @@ from .mentions import entities, is_source_file, line_at, paths, word_set
 from .summary_sections import summary_facts
 from .types import Fact, FactKind
 
-__all__ = ["REPORT_MARKER", "Ledger", "clip", "feed_item", "has_word"]
+__all__ = ["COMMAND_PLUMBING", "REPORT_MARKER", "Ledger", "clip", "feed_item", "has_word"]
 
 REQUEST_CHARS = 300
 PHRASE_WORDS = 12
@@ -102,12 +102,17 @@ _REMINDER = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", re.S)
 # conversation (/ctxbudget:tokens, :preview…): a report on the context, not its facts
 # (a preview lists them all again; a figure is stale by the next message).
 REPORT_MARKER = "<!-- ctxbudget report -->"
-_NOISE = (
-    REPORT_MARKER,
+# Claude Code's records of a slash command: its invocation and its output (a
+# ``/compact --dry-run`` preview, ``/cost``), not what the conversation is about.
+COMMAND_PLUMBING = (
     "<command-name>",
     "<command-message>",
     "<local-command-stdout>",
     "<local-command-stderr>",
+)
+_NOISE = (
+    REPORT_MARKER,
+    *COMMAND_PLUMBING,
     "[Request interrupted by user",
     "Caveat: The messages below were generated",
     "<local-command-caveat>",  # Claude Code 2.x: before a slash command's own records
