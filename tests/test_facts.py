@@ -672,3 +672,17 @@ def test_an_earlier_summarys_requests_files_todos_and_errors_are_facts_again() -
     assert (
         keys(extract_facts([summary("1. Primary Request and Intent:\n- fix it")]), "request") == []
     )
+
+
+def test_ctxbudgets_own_mcp_results_are_no_facts() -> None:
+    """ctxbudget's MCP tools report on the context (the transcript's path, the figure):
+    none of it is a fact to put back after a compaction."""
+    status = "mcp__plugin_ctxbudget_ctxbudget__status"
+    report = '{"source": "/home/dev/.claude/projects/p/s.jsonl", "used_tokens": 195000}'
+    items = [
+        user("Check how full the window is."),
+        call(status, {}),
+        result(report, status, is_error=True),
+    ]
+    facts = extract_facts(items)
+    assert not any("s.jsonl" in f.key for f in facts), facts

@@ -24,6 +24,7 @@ from .errors import CompactionError, ConcurrentModificationError, SessionNotFoun
 from .model import EventType, Item, Kind
 from .recording import content_of, context_hash, hash_of_contents
 from .session_state import SessionState
+from .sources.tools import is_ctxbudget_tool
 
 
 @dataclass(slots=True)
@@ -437,7 +438,11 @@ def _is_report(item: Item) -> bool:
     the ``/compact --dry-run`` preview): what it says is in the archive already, was
     stale when shown, or is no part of the conversation."""
     text = item.text
-    return REPORT_MARKER in text or any(mark in text for mark in COMMAND_PLUMBING)
+    return (
+        REPORT_MARKER in text
+        or any(mark in text for mark in COMMAND_PLUMBING)
+        or is_ctxbudget_tool(item.tool)
+    )
 
 
 def _following(contexts: Iterable[list[Item]], hits: list[Item]) -> dict[str, list[Item]]:

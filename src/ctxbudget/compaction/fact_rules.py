@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from ..model import MONTHS, Item, Kind, Role
-from ..sources.tools import EDIT_TOOLS, FILE_TOOLS, QUIET_TOOLS
+from ..sources.tools import EDIT_TOOLS, FILE_TOOLS, QUIET_TOOLS, is_ctxbudget_tool
 from .fact_check import WORD
 from .mentions import entities, is_source_file, line_at, paths, word_set
 from .summary_sections import summary_facts
@@ -220,8 +220,8 @@ def feed_item(ledger: Ledger, item: Item, index: int) -> None:
     """The facts of one item, the ``index``-th of its context."""
     kind = item.kind
     text = item.text
-    if kind in _SKIPPED or not text:
-        return
+    if kind in _SKIPPED or not text or is_ctxbudget_tool(item.tool):
+        return  # ctxbudget's own MCP calls and results report on the context
     if kind is Kind.TOOL_CALL:
         ledger.echoing = False  # working again: no report shown in between
         _from_tool_call(ledger, item, index)

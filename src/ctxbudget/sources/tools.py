@@ -24,6 +24,7 @@ __all__ = [
     "SEARCH_WORDS",
     "SHELL_TOOLS",
     "TODO_TOOLS",
+    "is_ctxbudget_tool",
 ]
 
 # -- Claude Code's tools (exact names) --------------------------------------------------
@@ -41,6 +42,16 @@ EDIT_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
 FILE_TOOLS = READ_TOOLS | EDIT_TOOLS
 #: Todo-list tools (Claude Code's, and the snake_case spelling of other harnesses).
 TODO_TOOLS = frozenset({"TodoWrite", "todo_write", "TodoRead"})
+
+
+def is_ctxbudget_tool(name: str | None) -> bool:
+    """One of ctxbudget's own MCP tools (``mcp__plugin_ctxbudget_ctxbudget__status``,
+    ``mcp__ctxbudget__gate``): its result is a report on the context, not its content."""
+    if not name or not name.startswith("mcp__"):
+        return False
+    return "ctxbudget" in name.split("__")[1]
+
+
 #: Tools whose results echo file content or search hits, where "Error" is code, and
 #: whose own errors ("String to replace not found") are the agent's slips, not facts.
 #: Not every search tool: ``ToolSearch`` results are not among them.
