@@ -388,3 +388,16 @@ def test_adjusting_twice_does_not_compound_and_new_sessions_learn(tmp_path: Path
     assert first == pytest.approx(second)
     fresh = tracker.session(model="gpt-4o")
     assert fresh.budget.shares == pytest.approx(first)
+
+
+def test_a_number_of_tokens_beyond_any_window_is_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """10^29 tokens is a typo or a units mix-up: one clear line, not a gate that
+    answers "50000000000000002382364672% of 200,000"."""
+    src = str(EXAMPLES / "analyst-ep24-15.json")
+    huge = str(10**29)
+    code, _, err = run(capsys, "gate", src, "--agent", "r", "--tokens", huge)
+    assert code == 2 and "at most 100,000,000" in err
+    code, _, err = run(capsys, "gate", src, "--agent", "r", "--agent-budget", huge, "--tokens", "5")
+    assert code == 2 and "an agent budget must be at most" in err

@@ -21,6 +21,7 @@ from .budgeting import GRANT_ROUNDS
 from .compaction import CompactionPolicy
 from .errors import CompactionError, ConfigurationError
 from .model import MAIN_AGENT, EventType
+from .policy import MAX_WINDOW
 from .session_state import SessionState
 from .store import (
     CONFIRMED,
@@ -191,6 +192,10 @@ def set_agent_budget(session: SessionState, agent: str, tokens: int) -> None:
     so agents given budgets by concurrent processes all keep theirs."""
     if tokens <= 0:
         raise ConfigurationError(f"an agent budget must be positive (got {tokens})")
+    if tokens > MAX_WINDOW:
+        raise ConfigurationError(
+            f"an agent budget must be at most {MAX_WINDOW:,}, more than any window (got {tokens:,})"
+        )
     session.budget.agent_budgets[agent] = tokens
     if session.is_stored:
         session.store.set_agent_budget(session.id, agent, tokens)
