@@ -238,6 +238,11 @@ def test_gate_and_the_hook_reserve_once_for_one_spawn(
     assert [(r.key, r.tokens) for r in held] == [("toolu_42", 20_000)]
     gates = tracker.store.events(SESSION, types=["gate"])
     assert len(gates) >= 3 and gates[0].data["tool"] == "mcp"
+    # status says what spawns hold; a gate's reserved_tokens are the others' alone
+    assert _ok(_call(tracker, _env(home), "status", {}))["reserved_tokens"] == 20_000
+    assert again["reserved_tokens"] == 0
+    other = _ok(_call(tracker, _env(home), "gate", {**args, "key": "toolu_43"}))
+    assert other["reserved_tokens"] == 20_000
 
 
 @needs_mcp

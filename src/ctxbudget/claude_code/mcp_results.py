@@ -40,6 +40,9 @@ class StatusResult(TypedDict):
     percent: float
     level: str
     remaining_tokens: int
+    # held by spawns allowed and not finished yet (their reservations): what a spawn
+    # asked about now must fit beside, as the gate counts it
+    reserved_tokens: int
     exchanges_left: int | None
     overhead_tokens: int
     overhead_estimated: bool
@@ -84,6 +87,7 @@ class GateResult(TypedDict):
     used_tokens: int
     window: int
     projected_percent: float
+    # held by other spawns' reservations (this key's own, if it holds one, is not in it)
     reserved_tokens: int
     reservation: str | None
     key: str | None

@@ -53,8 +53,12 @@ _SPRINTS_MEMO = "sprints"
 
 
 def status_of(workspace: McpWorkspace, session: str | None = None) -> StatusResult:
+    from ..spawning import GATE_SCOPE
+
     live = workspace.open(session)
     status = live.status()
+    stored = live if live.is_stored else workspace.stored(live.id)
+    held = workspace.tracker.store.reservations(live.id, GATE_SCOPE) if stored else []
     return {
         "session_id": live.id,
         "source": live.transcript.path if live.transcript is not None else None,
@@ -64,6 +68,7 @@ def status_of(workspace: McpWorkspace, session: str | None = None) -> StatusResu
         "percent": round(status.percent, 2),
         "level": status.level.value,
         "remaining_tokens": status.remaining_tokens,
+        "reserved_tokens": sum(r.tokens for r in held),
         "exchanges_left": status.estimated_exchanges_left,
         "overhead_tokens": status.breakdown.unattributed,
         "overhead_estimated": status.overhead_estimated,
