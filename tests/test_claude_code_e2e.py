@@ -217,8 +217,10 @@ def test_a_spawn_at_96_percent_is_denied_with_the_reason(conversation: Conversat
     assert f"of {WINDOW:,}" in str(denied["content"])
     # the warning reached the model when the window had crossed the thresholds, once
     # (the last request holds the whole conversation)
-    last = request_text(conversation.steps["spawn"][-1])
-    assert last.count("hook additional context: ctxbudget: context window at 96%") == 1
+    last = request_text(conversation.steps["spawn"][-1]).replace("\\n", "\n")  # JSON's
+    # the alert reaches the model once, marked as ctxbudget's report (no fact, no recall)
+    marked = "hook additional context: <!-- ctxbudget report -->\nctxbudget: context window at 96%"
+    assert last.count(marked) == 1
 
 
 def test_every_surface_reads_the_same_window(conversation: Conversation) -> None:

@@ -236,6 +236,40 @@ def test_the_same_key_reserves_once(clocked: tuple[Tracker, FakeClock]) -> None:
     assert not session.gate("reviewer", SPAWN, compact=False, key="toolu_03").allowed
 
 
+def test_an_agent_named_like_a_scope_keeps_its_own_budget(
+    clocked: tuple[Tracker, FakeClock],
+) -> None:
+    """An agent named "qa:" beside "qa:unit": each spawn is counted against its own
+    agent's budget, never another's (a name ending in ':' once read as a prefix, the
+    decision and the store disagreed, and every spawn of "qa:" went through)."""
+    tracker, _ = clocked
+    session = tracker.open(_new_session(tracker.store))
+    session.set_agent_budget("qa:unit", 2_000)
+    session.set_agent_budget("qa:", 2_000)
+    assert [session.gate("qa:unit", 1_000, compact=False).allowed for _ in range(3)] == [
+        True,
+        True,
+        False,
+    ]
+    allowed = [session.gate("qa:", 1_000, compact=False) for _ in range(3)]
+    assert [d.allowed for d in allowed] == [True, True, False]
+    assert all(d.reservation for d in allowed[:2])
+    assert _reserved(tracker.store, session.id) == 4_000
+
+
+def test_a_spawn_that_never_gets_its_reservation_is_denied(
+    clocked: tuple[Tracker, FakeClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Other processes taking the room every round: the gate says no rather than
+    letting a spawn through with nothing reserved."""
+    tracker, _ = clocked
+    session = tracker.open(_new_session(tracker.store, used=USED))
+    monkeypatch.setattr(type(tracker.store), "reserve", lambda *args, **kwargs: None)
+    decision = session.gate("reviewer", SPAWN, compact=False)
+    assert not decision.allowed and decision.reservation is None
+    assert "kept taking the room" in decision.reason
+
+
 def test_expiry_frees_the_room(clocked: tuple[Tracker, FakeClock]) -> None:
     tracker, clock = clocked
     session = tracker.open(_new_session(tracker.store, used=USED))

@@ -47,6 +47,13 @@ __all__ = [
 GATE_SCOPE = "gate:"
 
 
+def _agent_scope(agent: str) -> str:
+    """The reservation scope of ``agent``'s spawns. A scope ending in ':' covers those
+    under it, so an agent named "qa:" is kept apart from "qa:unit" with a mark no name
+    is typed with."""
+    return GATE_SCOPE + agent + ("\x1f" if agent.endswith(":") else "")
+
+
 def gate(
     session: SessionState,
     agent: str,
@@ -105,7 +112,7 @@ def gate(
             session.log_event(EventType.GATE, decision.to_dict())
             return decision
         reserved = sum(r.tokens for r in held)
-        agent_reserved = sum(r.tokens for r in held if r.scope == GATE_SCOPE + agent)
+        agent_reserved = sum(r.tokens for r in held if r.scope == _agent_scope(agent))
         after = None
         plan = None
         if (
@@ -151,11 +158,11 @@ def gate(
         base = after if compacting and after is not None else used
         caps = [Cap(GATE_SCOPE, limit - 1, base)]  # the gate allows strictly under it
         if agent_budget is not None:
-            caps.append(Cap(GATE_SCOPE + agent, agent_budget, agent_used))
+            caps.append(Cap(_agent_scope(agent), agent_budget, agent_used))
         lease_key = key or f"gate-{uuid.uuid4().hex}"
         taken = store.reserve(
             session.id,
-            GATE_SCOPE + agent,
+            _agent_scope(agent),
             lease_key,
             tokens,
             caps,
@@ -166,6 +173,15 @@ def gate(
             decision = dataclasses.replace(decision, reservation=taken.key)
             break
         # another process took the room since the figures were read: decide again
+    if shared and decision.allowed and decision.reservation is None:
+        # every round lost the room to other processes: no reservation, no spawn
+        decision = dataclasses.replace(
+            decision,
+            outcome=DENY,
+            reason="denied: other spawns kept taking the room while this one was decided; "
+            "ask again",
+        )
+        plan = None
     if decision.outcome == ALLOW_AFTER_COMPACTION and plan is not None:
         try:
             archive.apply(session, plan)
@@ -222,6 +238,6 @@ def spawn_finished(
         done = store.settle_reservations(session_id, CONFIRMED, key=key)
     else:
         done = store.settle_reservations(
-            session_id, CONFIRMED, scope=GATE_SCOPE + agent, settle=SETTLE_ON_STOP, oldest=True
+            session_id, CONFIRMED, scope=_agent_scope(agent), settle=SETTLE_ON_STOP, oldest=True
         )
     return done[0] if done else None
