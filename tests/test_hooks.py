@@ -480,6 +480,33 @@ def _agent_lines(agent_id: str, prompt: str, calls: list[tuple[int, int]]) -> st
     return "\n".join(json.dumps(line) for line in lines) + "\n"
 
 
+def test_an_agents_budget_counts_what_its_finished_sub_agents_used(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    """Once SubagentStop confirms a spawn, its reservation no longer counts: the
+    sub-agent's recorded context does, so the agent's budget does not start over."""
+    path = write_transcript(home, 20_000)
+    with Tracker() as tracker:
+        tracker.session(SID, model="claude-sonnet-4-5").set_agent_budget("code-reviewer", 25_000)
+    assert hook(monkeypatch, capsys, "pre-tool-use", pre_tool_use(path))[0] == 0
+    agents = path.parent / SID / "subagents"
+    agents.mkdir(parents=True)
+    agent_file = agents / "agent-a1b2c3d.jsonl"
+    agent_file.write_text(_agent_lines("a1b2c3d", TASK_INPUT["prompt"], [(21_500, 350)]))
+    stop = payload(
+        "SubagentStop",
+        path,
+        agent_id="a1b2c3d",
+        agent_type="code-reviewer",
+        agent_transcript_path=str(agent_file),
+        tool_use_id="toolu_01Rev",
+    )
+    assert hook(monkeypatch, capsys, "subagent-stop", stop)[0] == 0
+    again = {**pre_tool_use(path), "tool_use_id": "toolu_02Rev"}
+    code, _, err = hook(monkeypatch, capsys, "pre-tool-use", again)
+    assert code == 2 and "over its budget of 25,000 (21,500 used)" in err
+
+
 def test_subagent_stop_records_the_agents_own_usage(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
 ) -> None:

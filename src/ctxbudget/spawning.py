@@ -19,7 +19,7 @@ from . import archive
 from .budget.gate import ALLOW_AFTER_COMPACTION, DENY, GateDecision, already_reserved, decide_gate
 from .budgeting import GRANT_ROUNDS
 from .compaction import CompactionPolicy
-from .errors import CompactionError, ConfigurationError
+from .errors import CompactionError, ConfigurationError, SessionNotFoundError, StoreError
 from .model import MAIN_AGENT, EventType
 from .policy import MAX_WINDOW
 from .session_state import SessionState
@@ -194,13 +194,37 @@ def gate(
 
 
 def agent_usage(session: SessionState) -> dict[str, int]:
-    """Tokens per agent: its items in this context and, for sub-agents, their own."""
+    """Tokens per agent: its items in this context and, for sub-agents, their own (as
+    the transcript's sub-agent files say, or as SubagentStop recorded them, whichever
+    is more: a hook's session reads no breakdown, and once a spawn is confirmed its
+    reservation no longer counts)."""
     status = session.status()
     usage = dict(status.breakdown.agent)
     for sub in status.breakdown.subagents:
         usage[sub.name] = usage.get(sub.name, 0) + sub.context_tokens
+    for name, tokens in _recorded_subagents(session).items():
+        usage[name] = max(usage.get(name, 0), tokens)
     usage.setdefault(MAIN_AGENT, 0)
     return usage
+
+
+def _recorded_subagents(session: SessionState) -> dict[str, int]:
+    """Each sub-agent's own context as its ``subagent_usage`` events recorded it: the
+    last of each agent id, summed per name. None recorded, or no stored session: {}."""
+    try:
+        events = session.store.events(session.id, types=[EventType.SUBAGENT_USAGE.value])
+    except (SessionNotFoundError, StoreError):
+        return {}
+    last: dict[str, tuple[str, int]] = {}
+    for event in events:
+        data = event.data
+        name, tokens = data.get("name"), data.get("context_tokens")
+        if isinstance(name, str) and isinstance(tokens, int) and not isinstance(tokens, bool):
+            last[str(data.get("agent_id") or event.id)] = (name, tokens)
+    totals: dict[str, int] = {}
+    for name, tokens in last.values():
+        totals[name] = totals.get(name, 0) + tokens
+    return totals
 
 
 def set_agent_budget(session: SessionState, agent: str, tokens: int) -> None:
