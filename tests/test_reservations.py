@@ -311,6 +311,23 @@ def test_a_refused_grant_reserves_nothing_and_release_gives_back(
     assert {r.state for r in released} == {RELEASED}
 
 
+def test_a_usage_confirms_only_what_the_context_grew_by(
+    clocked: tuple[Tracker, FakeClock],
+) -> None:
+    """A usage of a request sent before the grants shows none of them: they stay
+    reserved, so the room they hold is not granted twice. A usage that grew confirms
+    that much."""
+    tracker, _ = clocked
+    session = tracker.open(_new_session(tracker.store, used=USED))
+    assert session.gate("a", SPAWN, compact=False).allowed
+    assert session.gate("b", SPAWN, compact=False).allowed
+    session.record_usage(USED)  # a request in flight before the spawns: no growth
+    assert _reserved(tracker.store, session.id) == 2 * SPAWN
+    assert not session.gate("c", SPAWN, compact=False).allowed  # the room is still held
+    session.record_usage(USED + SPAWN)  # one spawn's report arrived
+    assert _reserved(tracker.store, session.id) == SPAWN
+
+
 def test_usage_confirms_an_allocation_and_a_stop_confirms_a_spawn(
     clocked: tuple[Tracker, FakeClock],
 ) -> None:

@@ -261,12 +261,16 @@ def release(session: SessionState, component: str, tokens: int | None = None) ->
     return amount
 
 
-def usage_recorded(session: SessionState) -> int:
+def usage_recorded(session: SessionState, grown: int | None = None) -> int:
     """The session's usage arrived: the reservations it settles (allocations, spawns
-    asked without a key) are confirmed; returns their tokens."""
-    if not session.is_stored:
+    asked without a key) are confirmed, up to what the context ``grown`` since the
+    previous usage (a usage of a request sent before the grants shows none of them:
+    they stay reserved); all of them at the first usage. Returns their tokens."""
+    if not session.is_stored or (grown is not None and grown <= 0):
         return 0
-    confirmed = session.store.settle_reservations(session.id, CONFIRMED, settle=SETTLE_ON_USAGE)
+    confirmed = session.store.settle_reservations(
+        session.id, CONFIRMED, settle=SETTLE_ON_USAGE, tokens=grown
+    )
     if confirmed:
         reserved_by_component(session)
     return sum(r.tokens for r in confirmed)

@@ -128,8 +128,11 @@ class Session(SessionState):
         """Anchor on the provider's usage (see ``SessionState.record_usage``); the
         reservations it turns into usage (allocations, gates asked without a key)
         are confirmed."""
+        previous = self.anchor.last_reported
         status = super().record_usage(usage)
-        budgeting.usage_recorded(self)
+        reported = self.anchor.last_reported
+        grown = reported - previous if previous is not None and reported is not None else None
+        budgeting.usage_recorded(self, grown)
         return status
 
     def release(self, component: str, tokens: int | None = None) -> int:
