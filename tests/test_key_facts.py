@@ -194,6 +194,13 @@ def test_key_facts_name_each_speaker_once_a_day() -> None:
     assert any(". " in line.split(": ", 1)[1] for line in facts if line.startswith("- "))
 
 
+def _key_facts_of(role: Role, kind: Kind, text: str) -> str:
+    """The Key facts section of the summary of three messages saying ``text``."""
+    items = [Item(role=role, kind=kind, text=f"{text}\nRound {n}.") for n in range(3)]
+    summary = summarize_extractive(items, [], 300, _words)
+    return summary.split("## Key facts", 1)[1].split("\n## ", 1)[0]
+
+
 def test_markdown_scaffolding_is_no_key_fact() -> None:
     report = "\n".join(
         [
@@ -205,12 +212,7 @@ def test_markdown_scaffolding_is_no_key_fact() -> None:
             "The retry loop in worker.py now backs off exponentially up to 8 seconds.",
         ]
     )
-    items = [
-        Item(role=Role.ASSISTANT, kind=Kind.ASSISTANT_TEXT, text=f"{report}\nRound {n}.")
-        for n in range(3)
-    ]
-    summary = summarize_extractive(items, [], 300, _words)
-    facts = summary.split("## Key facts", 1)[1].split("\n## ", 1)[0]
+    facts = _key_facts_of(Role.ASSISTANT, Kind.ASSISTANT_TEXT, report)
     assert "QA Complete" not in facts and "Medium Priority" not in facts
     assert "Files changed:" not in facts and "**" not in facts
     assert "- Fix the session timeout in auth/session.py" in facts
@@ -222,12 +224,7 @@ def test_a_reaction_is_no_key_fact_outside_a_chat_either() -> None:
         "Your assumptions hold.",
         "Trusted devices stay trusted for 30 days after the second factor.",
     ]
-    items = [
-        Item(role=Role.USER, kind=Kind.USER_TEXT, text=f"{' '.join(said)} Round {n}.")
-        for n in range(3)
-    ]
-    summary = summarize_extractive(items, [], 300, _words)
-    facts = summary.split("## Key facts", 1)[1].split("\n## ", 1)[0]
+    facts = _key_facts_of(Role.USER, Kind.USER_TEXT, " ".join(said))
     assert "clear starting point" not in facts and "assumptions hold" not in facts
     assert "Trusted devices stay trusted for 30 days" in facts
 
