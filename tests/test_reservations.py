@@ -270,6 +270,32 @@ def test_a_spawn_that_never_gets_its_reservation_is_denied(
     assert "kept taking the room" in decision.reason
 
 
+def test_a_gate_that_lost_the_compaction_race_decides_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process changed the session while the compaction that makes room was
+    applied: the gate reads the session again and decides (it exited 2 before)."""
+    from ctxbudget import archive, spawning
+    from ctxbudget.errors import StaleCompactionError
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    with Tracker(store=f"sqlite:///{tmp_path / 'race.db'}") as tracker:
+        session = tracker.load(examples / "analyst-ep24.json", window=12_000)  # over it
+        session.save()
+        real, lost = archive.apply, []
+
+        def apply_once_too_late(session: Any, plan: Any) -> Any:
+            if not lost:
+                lost.append(plan)
+                raise StaleCompactionError("the session changed since the compaction was planned")
+            return real(session, plan)
+
+        monkeypatch.setattr(spawning.archive, "apply", apply_once_too_late)
+        decision = session.gate("reviewer", 500)
+        assert lost and decision.outcome == "allow_after_compaction"
+        assert decision.reservation is not None
+
+
 def test_expiry_frees_the_room(clocked: tuple[Tracker, FakeClock]) -> None:
     tracker, clock = clocked
     session = tracker.open(_new_session(tracker.store, used=USED))

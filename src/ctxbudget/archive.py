@@ -20,7 +20,12 @@ from .compaction.engine import Compactor
 from .compaction.fact_rules import COMMAND_PLUMBING, REPORT_MARKER
 from .compaction.middle import SUMMARY_LEAST
 from .compaction.types import Summarizer
-from .errors import CompactionError, ConcurrentModificationError, SessionNotFoundError
+from .errors import (
+    CompactionError,
+    ConcurrentModificationError,
+    SessionNotFoundError,
+    StaleCompactionError,
+)
 from .model import EventType, Item, Kind
 from .recording import content_of, context_hash, hash_of_contents
 from .session_state import SessionState
@@ -202,7 +207,7 @@ def apply(session: SessionState, compaction: Compaction) -> Compaction:
     result = compaction.result
     if not result.actions:
         raise CompactionError("nothing to apply: " + ("; ".join(result.notes) or "no action"))
-    changed = CompactionError(
+    changed = StaleCompactionError(
         "the session changed since the compaction was planned: plan again (nothing applied)"
     )
     if context_hash(session.items) != compaction.context_hash:

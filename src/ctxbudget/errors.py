@@ -13,6 +13,7 @@ can catch one type. Driver and OS errors are wrapped with ``raise ... from exc``
     │   ├── AmbiguousSessionError a session id prefix that matches several
     │   └── ConcurrentModificationError  another writer changed the session first
     ├── CompactionError           a compaction cannot be done, or would lose facts
+    │   └── StaleCompactionError  the session changed since the plan: plan again
     └── BudgetBlockedError        the window is at the blocked level
 """
 
@@ -64,6 +65,11 @@ class ConcurrentModificationError(StoreError):
 
 class CompactionError(CtxBudgetError):
     """A compaction cannot be done (nothing to compact) or would lose facts."""
+
+
+class StaleCompactionError(CompactionError):
+    """The session changed since the compaction was planned (another process added to it
+    or compacted it): nothing was applied; plan again on what it holds now."""
 
 
 class BudgetBlockedError(CtxBudgetError):

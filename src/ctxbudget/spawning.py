@@ -14,12 +14,19 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from typing import Any
 
 from . import archive
 from .budget.gate import ALLOW_AFTER_COMPACTION, DENY, GateDecision, already_reserved, decide_gate
 from .budgeting import GRANT_ROUNDS
 from .compaction import CompactionPolicy
-from .errors import CompactionError, ConfigurationError, SessionNotFoundError, StoreError
+from .errors import (
+    CompactionError,
+    ConfigurationError,
+    SessionNotFoundError,
+    StaleCompactionError,
+    StoreError,
+)
 from .model import MAIN_AGENT, EventType
 from .policy import MAX_WINDOW
 from .session_state import SessionState
@@ -76,7 +83,32 @@ def gate(
     (the spawn's ``tool_use_id``) makes asking twice reserve once; such a reservation
     is confirmed when the sub-agent stops (``spawn_finished``), one without a key by
     the next recorded usage; either expires after ``ttl`` (``reservation_ttl``).
+
+    When another process changes the session while a compaction that makes room is
+    applied, the gate decides again on what the session holds then.
     """
+    options: dict[str, Any] = dict(apply=apply, key=key, reserve=reserve, ttl=ttl)
+    for _ in range(GRANT_ROUNDS):
+        try:
+            return _gate_once(session, agent, tokens, compact=compact, **options)
+        except StaleCompactionError:
+            session.reload()  # another process compacted or added to it meanwhile
+    return _gate_once(session, agent, tokens, compact=False, **options)  # no race left
+
+
+def _gate_once(
+    session: SessionState,
+    agent: str,
+    tokens: int,
+    *,
+    compact: bool,
+    apply: bool,
+    key: str | None,
+    reserve: bool | None,
+    ttl: float | None,
+) -> GateDecision:
+    """One decision of ``gate``: the figures as read now; raises StaleCompactionError
+    when the compaction it applies finds the session changed."""
     roster = agent_budgets(session)
     if roster and agent not in roster:
         raise ConfigurationError(
