@@ -4,6 +4,8 @@ context; the ledger's usages and thresholds; the history the ledger tells."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ctxbudget import Item, Kind, Role
 from ctxbudget.accounting import HistoryPoint
 from ctxbudget.level import Level
@@ -103,3 +105,28 @@ def test_the_ledgers_history_marks_the_first_call_after_a_compaction() -> None:
     points = history_from_events(store.events("s1"))
     assert [p.reported_tokens for p in points] == [500, 800, 300]
     assert [p.after_compaction for p in points] == [False, False, True]
+
+
+def test_a_transcript_recorded_again_with_nothing_new_writes_nothing(tmp_path: Path) -> None:
+    """Recording a file that holds nothing new leaves the stored row as it is: a
+    compaction planned meanwhile (by another process) still applies."""
+    from cc_session import shop_session
+
+    from ctxbudget import Tracker
+    from ctxbudget.compaction import CompactionPolicy
+
+    path = shop_session(rounds=4).write(tmp_path / "s.jsonl", session_id="s-1")
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with Tracker(store=url) as tracker:
+        tracker.load(path).save()
+        before = tracker.store.get_session("s-1")
+        events = len(tracker.store.events("s-1"))
+    with Tracker(store=url) as tracker:
+        compactor = tracker.open("s-1")
+        plan = compactor.plan_compaction(CompactionPolicy(target_ratio=3))
+        with Tracker(store=url) as other:
+            other.load(path).save()  # the same file again, by another process
+        assert tracker.store.get_session("s-1").meta == before.meta
+        assert len(tracker.store.events("s-1")) == events
+        applied = compactor.apply_compaction(plan)
+        assert applied.applied_at is not None

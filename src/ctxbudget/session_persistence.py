@@ -26,6 +26,7 @@ from .model import AgentUsage, EventType, Item
 from .policy import Policy
 from .recording import (
     HISTORY_EVENTS,
+    Recording,
     context_hash,
     history_from_events,
     plan_recording,
@@ -223,6 +224,19 @@ class StoredFigures(SessionFigures):
                 self.version, to_append, adopt = plan.version, plan.to_append, plan.adopt
                 if plan.overtook is not None:
                     self.overtook_compacted_version = plan.overtook
+                if self._nothing_new(existing, plan, recorded_calls):
+                    # recorded again with nothing new: the row stays as it is (a write
+                    # would bump its revision and refuse a compaction planned meanwhile)
+                    if not self.policy_given:
+                        self.policy = Policy.from_mapping(existing.policy, origin="stored session")
+                    self.row.adopt(existing)
+                    self.row.known = True
+                    self._recorded_calls = recorded_calls
+                    meta = existing.meta or {}
+                    self._recording = {
+                        k: meta[k] for k in ("recorded_items", "recorded_hash") if k in meta
+                    }
+                    return
                 if adopt is not None:
                     # the stored context, compacted since, stays the session's: its
                     # figures are written and shown, not the file's whole context's
@@ -282,6 +296,21 @@ class StoredFigures(SessionFigures):
             self._record_transcript_calls(recorded_calls, previous_level)
             if self.transcript is not None:
                 self._remember_recording(len(self.transcript.items))
+
+    def _nothing_new(self, existing: StoredSession, plan: Recording, recorded_calls: int) -> bool:
+        """A transcript recorded again that adds nothing: no item, no API call, no new
+        version or policy. (Other sources keep the row written as before.)"""
+        transcript = self.transcript
+        if transcript is None or plan.to_append or plan.adopt is not None:
+            return False
+        if plan.overtook is not None or plan.version != existing.context_version:
+            return False
+        if self.policy_given and existing.policy != self.policy.to_dict():
+            return False
+        meta = existing.meta or {}
+        return len(transcript.calls) <= recorded_calls and meta.get("recorded_items") == len(
+            transcript.items
+        )
 
     def _record_transcript_calls(self, done: int, level: Level) -> None:
         """One usage event per API call not recorded before, and each threshold crossed."""
