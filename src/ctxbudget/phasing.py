@@ -29,7 +29,7 @@ from .compaction import CompactionPolicy
 from .compaction.steps import report_metadata
 from .errors import ConfigurationError
 from .model import EventType, Kind, Layer
-from .policy import MAX_WINDOW
+from .policy import check_within_window
 from .session_state import SessionState
 
 __all__ = [
@@ -52,11 +52,7 @@ def start_phase(session: SessionState, name: str, budget: int | None = None) -> 
     if budget is not None:
         if budget <= 0:
             raise ConfigurationError(f"a phase budget must be positive (got {budget})")
-        if budget > MAX_WINDOW:
-            raise ConfigurationError(
-                f"a phase budget must be at most {MAX_WINDOW:,}, more than any window "
-                f"(got {budget:,})"
-            )
+        check_within_window(budget, "a phase budget")
         state.phase_budgets[name] = budget
     session.save_budget()
     session.log_event(EventType.PHASE_STARTED, {"phase": name, "budget": budget})

@@ -41,6 +41,17 @@ _WINDOWS: tuple[tuple[str, int], ...] = (
 DEFAULT_WINDOW = 200_000
 # No model has a window near this; a larger one is a typo (and would show 0% forever).
 MAX_WINDOW = 100_000_000
+
+
+def check_within_window(tokens: int, what: str) -> None:
+    """One clear error when ``tokens`` (of ``what``: "tokens", "an agent budget") is
+    more than any window holds: a typo, or a units mix-up."""
+    if tokens > MAX_WINDOW:
+        raise ConfigurationError(
+            f"{what} must be at most {MAX_WINDOW:,}, more than any window (got {tokens:,})"
+        )
+
+
 # Model families whose window the table above knows (a name under "claude" that is none
 # of these, like "claude-nonexistent-7", gets the claude window but a note says so).
 KNOWN_FAMILIES: tuple[str, ...] = (

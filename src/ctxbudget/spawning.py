@@ -28,7 +28,7 @@ from .errors import (
     StoreError,
 )
 from .model import MAIN_AGENT, EventType
-from .policy import MAX_WINDOW
+from .policy import check_within_window
 from .session_state import SessionState
 from .store import (
     CONFIRMED,
@@ -264,10 +264,7 @@ def set_agent_budget(session: SessionState, agent: str, tokens: int) -> None:
     so agents given budgets by concurrent processes all keep theirs."""
     if tokens <= 0:
         raise ConfigurationError(f"an agent budget must be positive (got {tokens})")
-    if tokens > MAX_WINDOW:
-        raise ConfigurationError(
-            f"an agent budget must be at most {MAX_WINDOW:,}, more than any window (got {tokens:,})"
-        )
+    check_within_window(tokens, "an agent budget")
     session.budget.agent_budgets[agent] = tokens
     if session.is_stored:
         session.store.set_agent_budget(session.id, agent, tokens)

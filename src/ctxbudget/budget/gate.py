@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..policy import MAX_WINDOW
+from ..policy import check_within_window
 
 ALLOW = "allow"
 ALLOW_AFTER_COMPACTION = "allow_after_compaction"
@@ -82,11 +82,7 @@ def decide_gate(
         raise ConfigurationError(f"tokens must be a whole number (got {estimated_tokens!r})")
     if estimated_tokens <= 0:
         raise ConfigurationError(f"tokens must be a positive number (got {estimated_tokens})")
-    if estimated_tokens > MAX_WINDOW:  # no context holds more: a typo, or a units mix-up
-        raise ConfigurationError(
-            f"tokens must be at most {MAX_WINDOW:,}, more than any window "
-            f"(got {estimated_tokens:,})"
-        )
+    check_within_window(estimated_tokens, "tokens")
     if not agent or not agent.strip():
         raise ConfigurationError("the agent needs a name")
     threshold = int(window * blocked_percent / 100)
