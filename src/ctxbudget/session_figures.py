@@ -305,9 +305,10 @@ class SessionFigures:
             # No usage in this context yet (after a compaction, before the first call, a
             # fork): the system prompt and tools as the status line takes them
             # (status().overhead_estimated says so)
+            shape = self._shape()
             estimate = unmeasured_overhead(
                 [p.overhead_tokens for p in points],
-                (lambda: sum(self.request_overhead().values())) if self.request_shape else None,
+                (lambda: shape(self.calibration)) if shape is not None else None,
                 transcript.carried_overhead,
             )
             anchor.overhead = estimate or anchor.overhead
