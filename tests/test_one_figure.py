@@ -15,6 +15,7 @@ from conftest import run_cli as run
 
 from ctxbudget.claude_code.hooks import HookOptions, run_hook
 from ctxbudget.claude_code.statusline import render_statusline
+from ctxbudget.model import Carried
 from ctxbudget.tracker import Tracker
 
 
@@ -232,8 +233,9 @@ def test_a_fork_counts_the_system_prompt_and_tools_before_its_first_usage(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``compact --fork`` writes a session no usage has measured yet: its boundary
-    carries what the original's provider counted beyond the transcript, so the fork's
-    figure is the plan's (not its transcript alone, ~half of it) on every surface."""
+    carries what the original's provider counted beyond the transcript and the
+    correction the original learned, so the fork's figure is the plan's "After" (not
+    its transcript alone, ~half of it, nor counted with the prior) on every surface."""
     path = shop_session(rounds=8).write(tmp_path / f"{SESSION_ID}.jsonl")
     store = ["--store", f"sqlite:///{tmp_path / 'store.db'}"]
     plan = _json(capsys, *store, "compact", str(path), "--ratio", "3", "--fork", "--json")
@@ -241,17 +243,26 @@ def test_a_fork_counts_the_system_prompt_and_tools_before_its_first_usage(
     assert overhead > 10_000  # the fixture's hidden system prompt and tools
     fork = plan["fork"]["path"]
     boundary = json.loads(Path(fork).read_text(encoding="utf-8").splitlines()[0])
-    assert boundary["ctxbudget"] == {"overheadTokens": overhead}
+    carried = boundary["ctxbudget"]
+    assert carried["overheadTokens"] == overhead
+    assert carried["counter"] == _json(capsys, "tokens", str(path), "--json")["counter"]
 
     tokens = _json(capsys, "tokens", fork, "--json")
     assert tokens["overhead_tokens"] == overhead and tokens["overhead_estimated"]
-    # the plan's figure, but for the per-message framing no usage of the fork taught yet
-    assert abs(tokens["used_tokens"] - plan["tokens_after"]) < 0.03 * plan["tokens_after"]
+    # the plan's "After": the fork holds the plan's items, counted with the correction
+    # the original learned (with the prior, 1.6% under here)
+    assert abs(tokens["used_tokens"] - plan["tokens_after"]) <= 0.001 * plan["tokens_after"]
     stdin = json.dumps({"session_id": plan["fork"]["session_id"], "transcript_path": fork})
     line = render_statusline(stdin, use_cache=False)
     assert _line_figure(line)[0] == tokens["used_tokens"]
+    for _ in range(2):  # its state saved, then read back: the same
+        assert _line_figure(render_statusline(stdin))[0] == tokens["used_tokens"]
     budget = _json(capsys, "budget", fork, "--json")
     assert budget["used_tokens"] == tokens["used_tokens"]
+    # stored, and read back from the store without the file: the same figure
+    _json(capsys, *store, "tokens", fork, "--record", "--json")
+    stored = _json(capsys, *store, "tokens", plan["fork"]["session_id"], "--json")
+    assert stored["used_tokens"] == tokens["used_tokens"]
 
 
 def test_a_fork_continued_from_a_new_root_carries_nothing_on_any_surface(
@@ -277,3 +288,30 @@ def test_a_fork_continued_from_a_new_root_carries_nothing_on_any_surface(
     stdin = json.dumps({"session_id": plan["fork"]["session_id"], "transcript_path": str(fork)})
     line = render_statusline(stdin, use_cache=False)
     assert _line_figure(line)[0] == tokens["used_tokens"]
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        {"overheadTokens": 900},  # ctxbudget before the correction was carried
+        {"overheadTokens": 900, "counter": "claude-estimate", "perToken": float("nan")},
+        {"overheadTokens": 900, "counter": "claude-estimate", "perToken": -1, "perItem": 30},
+        {"overheadTokens": 900, "counter": 7, "perToken": 1.0, "perItem": 30},
+        {"overheadTokens": 900, "counter": "claude-estimate", "perToken": True, "perItem": 3},
+    ],
+)
+def test_a_boundary_carrying_no_usable_correction_carries_its_overhead(
+    written: dict[str, object],
+) -> None:
+    """A correction that is absent or not a number is left out; the overhead holds."""
+    carried = Carried.from_data(written)
+    assert carried == Carried(900)
+    assert carried.correction_for("claude-estimate") is None
+
+
+def test_a_carried_correction_holds_only_for_the_counter_it_was_learned_with() -> None:
+    carried = Carried.from_data(Carried(900, "claude-estimate", 1.01, 27.5).to_data())
+    assert carried is not None
+    assert carried.correction_for("claude-estimate") == (1.01, 27.5)
+    assert carried.correction_for("claude") is None
+    assert Carried.from_data({"overheadTokens": 0}) is None

@@ -66,6 +66,9 @@ class Calibration:
     per_item: float = PRIOR_PER_ITEM
     samples: list[tuple[int, int, int]] = field(default_factory=list)
     prior: tuple[float, float] = (PRIOR_PER_TOKEN, PRIOR_PER_ITEM)
+    # The prior is what the session this context was compacted from learned (a fork's,
+    # ``carried_over``): its framing per item was measured, not assumed.
+    carried: bool = False
     # Sums of the samples' products (ints: exact), kept as samples come and go, and the
     # list they are of (``samples`` may be replaced whole: then they are summed again).
     _sums: list[int] = field(default_factory=lambda: [0] * 5, repr=False, compare=False)
@@ -82,11 +85,21 @@ class Calibration:
             prior = COUNTER_PRIORS.get(counter or "", (PRIOR_PER_TOKEN, PRIOR_PER_ITEM))
         return cls(per_token=prior[0], per_item=prior[1], prior=prior)
 
+    @classmethod
+    def carried_over(cls, per_token: float, per_item: float) -> Calibration:
+        """The correction the session a context was compacted from learned (``Carried``),
+        as the prior this context starts from and learns away from."""
+        prior = (per_token, per_item)
+        return cls(per_token=per_token, per_item=per_item, prior=prior, carried=True)
+
     @property
     def framing(self) -> float:
         """Tokens of framing per item: the learned ``per_item`` once a usage taught
-        something, else at most a message's role markers (not the tool-heavy prior)."""
-        return self.per_item if self.samples else min(self.per_item, UNANCHORED_PER_ITEM)
+        something (here or in the session a fork came from), else at most a message's
+        role markers (not the tool-heavy prior)."""
+        if self.samples or self.carried:
+            return self.per_item
+        return min(self.per_item, UNANCHORED_PER_ITEM)
 
     def predict(self, local_tokens: int, items: int) -> int:
         """Provider tokens for content counted locally as ``local_tokens`` in ``items``."""

@@ -26,7 +26,7 @@ from .errors import (
     SessionNotFoundError,
     StaleCompactionError,
 )
-from .model import EventType, Item, Kind
+from .model import Carried, EventType, Item, Kind
 from .recording import content_of, context_hash, hash_of_contents
 from .session_state import SessionState
 from .sources.tools import is_ctxbudget_tool
@@ -48,6 +48,9 @@ class Compaction:
     # item: strings, which no later edit of an item changes): hashed only when applied
     # (a dry run never is; hashing a 100k-item context is a sixth of a second).
     planned_from: tuple[tuple[str, ...], ...] = ()
+    # The session's correction the figures were made with: its counter's name, per
+    # local token, per item (``carried``).
+    correction: tuple[str, float, float] | None = None
     _hash: str | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -56,6 +59,13 @@ class Compaction:
         if self._hash is None:
             self._hash = hash_of_contents(self.planned_from)
         return self._hash
+
+    @property
+    def carried(self) -> Carried:
+        """What a new transcript of the compacted context carries over, so that its
+        figure is this plan's until a usage of its own (``compact --fork``)."""
+        counter, per_token, per_item = self.correction or (None, None, None)
+        return Carried(self.overhead, counter, per_token, per_item)
 
     @property
     def freed(self) -> int:
@@ -177,6 +187,7 @@ def plan(
         overhead=overhead,
         version_from=session.version,
         planned_from=tuple(map(content_of, session.items)),
+        correction=(session.counter.name, k, c),
     )
 
 

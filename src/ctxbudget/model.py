@@ -303,6 +303,48 @@ class ApiCall:
     anchor_output_items: int = 0
 
 
+@dataclass(slots=True, frozen=True)
+class Carried:
+    """What a context compacted into a new transcript (``compact --fork``, ``--output``)
+    carries over from the session it came from, until a usage of its own measures it:
+    what the provider counted beyond the transcript (system prompt, tools), in provider
+    tokens, and the session's learned correction from local counts to provider tokens
+    (``per_token``, ``per_item``), which holds for the counter it was learned with."""
+
+    overhead: int
+    counter: str | None = None
+    per_token: float | None = None
+    per_item: float | None = None
+
+    def correction_for(self, counter: str) -> tuple[float, float] | None:
+        """The carried (per_token, per_item) when counting with ``counter``, else None."""
+        if self.counter != counter or self.per_token is None or self.per_item is None:
+            return None
+        return self.per_token, self.per_item
+
+    def to_data(self) -> dict[str, Any]:
+        """As a compact boundary holds it (``overheadTokens``, ``counter``, ``perToken``,
+        ``perItem``; the last three only when known)."""
+        data: dict[str, Any] = {"overheadTokens": self.overhead}
+        if self.counter is not None and self.per_token is not None and self.per_item is not None:
+            data.update(counter=self.counter, perToken=self.per_token, perItem=self.per_item)
+        return data
+
+    @classmethod
+    def from_data(cls, data: Any) -> Carried | None:
+        """What ``to_data`` wrote, else None (a correction not understood is left out)."""
+        tokens = data.get("overheadTokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens <= 0:
+            return None
+        counter, k, c = data.get("counter"), data.get("perToken"), data.get("perItem")
+        numbers = all(
+            isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 1e6 for v in (k, c)
+        )
+        if not isinstance(counter, str) or not numbers or not k:
+            return cls(tokens)
+        return cls(tokens, counter, float(k), float(c))
+
+
 @dataclass(slots=True)
 class Transcript:
     """What a reader returns: items of the current context and the calls seen.
@@ -342,9 +384,9 @@ class Transcript:
     # The context window the session is known to have (a 1M-context beta in the request,
     # the window Claude Code reported), None when only the model table can tell.
     window: int | None = None
-    # What the provider counted beyond the transcript in the session this context was
-    # compacted from (a ``compact --fork``): its figure until a usage measures it.
-    carried_overhead: int | None = None
+    # What the session this context was compacted from (a ``compact --fork``) measured:
+    # its figures until a usage of this context measures them.
+    carried: Carried | None = None
     # The context each compaction recorded in the file replaced (the main thread's
     # items as they were just before it), oldest compaction first: what ``recall``
     # searches once the compaction took it out.

@@ -55,8 +55,8 @@ class SessionFigures:
         self.policy = policy
         self.id = session_id
         self.items: list[Item] = []
-        self.calibration = self.new_calibration()
         self.transcript: Transcript | None = None
+        self.calibration = self.new_calibration()
         self.anchor = Anchor()
         self.totals = Totals()
         self.unknown_records = 0
@@ -86,6 +86,10 @@ class SessionFigures:
     def new_calibration(self) -> Calibration:
         """The starting correction for this session's counter and model."""
         name = self.policy.counter or counter_name_for_model(self.policy.model)
+        carried = self.transcript.carried if self.transcript is not None else None
+        correction = carried.correction_for(name) if carried is not None else None
+        if correction is not None:  # a fork's: what the session it came from learned
+            return Calibration.carried_over(*correction)
         exact = name in EXACT_COUNTERS and name == counter_name_for_model(self.policy.model)
         return Calibration.for_counter(exact_for_model=exact, counter=name)
 
@@ -309,7 +313,7 @@ class SessionFigures:
             estimate = unmeasured_overhead(
                 [p.overhead_tokens for p in points],
                 (lambda: shape(self.calibration)) if shape is not None else None,
-                transcript.carried_overhead,
+                transcript.carried.overhead if transcript.carried is not None else None,
             )
             anchor.overhead = estimate or anchor.overhead
         self._level = self.level_now()

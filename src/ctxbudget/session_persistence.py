@@ -95,6 +95,11 @@ class StoredFigures(SessionFigures):
                 "per_token": self.calibration.per_token,
                 "per_item": self.calibration.per_item,
                 "samples": self.calibration.samples,
+                **(
+                    {"carried": list(self.calibration.prior)}  # a fork's, learned elsewhere
+                    if self.calibration.carried
+                    else {}
+                ),
             },
             "subagents": [a.to_dict() for a in self.subagents],
             "unknown_records": self.unknown_records,
@@ -368,3 +373,7 @@ class StoredFigures(SessionFigures):
         self.calibration.per_token = float(cal.get("per_token", self.calibration.per_token))
         self.calibration.per_item = float(cal.get("per_item", self.calibration.per_item))
         self.calibration.samples = [(int(a), int(b), int(c)) for a, b, c in cal.get("samples", [])]
+        carried = cal.get("carried")
+        if isinstance(carried, list) and len(carried) == 2:
+            self.calibration.prior = (float(carried[0]), float(carried[1]))
+            self.calibration.carried = True

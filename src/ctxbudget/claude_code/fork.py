@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SourceError
-from ..model import Item
+from ..model import Carried, Item
 from ..sources.writing import write
 
 __all__ = ["Fork", "check_forkable", "fork_session"]
@@ -48,12 +48,17 @@ def check_forkable(original: Path) -> None:
 
 
 def fork_session(
-    original: Path, items: Sequence[Item], *, model: str | None = None, overhead: int = 0
+    original: Path,
+    items: Sequence[Item],
+    *,
+    model: str | None = None,
+    carried: Carried | None = None,
 ) -> Fork:
     """Write ``items`` (a compacted context) as a new session beside ``original``.
-    ``overhead``: what the original's provider counted beyond its transcript (system
-    prompt, tools), which the new session sends too: its boundary carries it, so every
-    surface counts it before the new session's first usage."""
+    ``carried``: what the original measured: what its provider counted beyond its
+    transcript (system prompt, tools), which the new session sends too, and its
+    correction; the boundary carries both, so every surface counts the new session as
+    the original's plan did before the new session's first usage."""
     check_forkable(original)
     session_id = str(uuid.uuid4())
     target = original.with_name(f"{session_id}.jsonl")
@@ -66,7 +71,7 @@ def fork_session(
         model=model,
         session_id=session_id,
         records_hint=_lines(original),
-        overhead=overhead,
+        carried=carried,
     )
     with written.open(encoding="utf-8") as f:
         first = json.loads(f.readline())  # the compact boundary, with the session fields

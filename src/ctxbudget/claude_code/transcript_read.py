@@ -62,7 +62,7 @@ class Tail:
         self.is_boundary = rules.is_compact_boundary
         self.opens_context = rules.opens_context
         self.preserved_messages = rules.preserved_messages
-        self.carried_overhead = rules.carried_overhead
+        self.carried_of = rules.carried_of
         self.system_blob = rules.system_blob
         self.sends_system_messages = rules.sends_system_messages
         self.state = state
@@ -97,7 +97,8 @@ class Tail:
             s.anchor = None
             s.added = []
             s.since_tokens = s.since_items = 0
-            s.carried = (self.carried_overhead(record) or 0) if boundary else 0
+            carried = self.carried_of(record) if boundary else None
+            s.carried = carried.to_data() if carried is not None else None
         if boundary:
             s.opened = True
             kept = self.preserved_messages(record)

@@ -23,12 +23,13 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..accounting import Calibration
+    from ..model import Carried
 
 __all__ = ["STATE_VERSION", "TranscriptState", "count_field", "debug"]
 
 DEBUG_ENV = "CTXBUDGET_DEBUG"
 #: Bump when the cached state's meaning changes: older cache files are then ignored.
-STATE_VERSION = 6
+STATE_VERSION = 7
 
 
 def debug(message: str) -> None:
@@ -127,8 +128,8 @@ class TranscriptState:
         # local tokens and blocks of the latest request's system prompt and tools, where
         # the transcript records them (Claude Code 2.x ``api-request-shape``)
         self.shape = [0, 0]
-        # what the latest compact boundary carried over (a fork's: ``carried_overhead``)
-        self.carried = 0
+        # what the latest compact boundary carried over (a fork's: ``Carried.to_data``)
+        self.carried: dict[str, Any] | None = None
         self.ids: list[str] = []
         self.model: str | None = None
         self.session_id: str | None = None
@@ -162,7 +163,6 @@ class TranscriptState:
                 state.records,
                 state.calls,
                 state.malformed,
-                state.carried,
             )
             if not all(_is_int(v) for v in (*ints, *counts)):
                 return None
@@ -182,6 +182,7 @@ class TranscriptState:
                 and isinstance(state.added, list)
                 and all(_is_int(v) for v in state.added)
                 and isinstance(state.opened, bool)
+                and isinstance(state.carried, dict | None)
                 and _str_list(state.system_hashes)
                 and isinstance(state.system, bool | None)
                 and isinstance(state.recent, list)
@@ -242,7 +243,12 @@ class TranscriptState:
         from ..accounting import Calibration
 
         name = self.counter_name()
-        calibration = Calibration.for_counter(exact_for_model=name in EXACT_COUNTERS, counter=name)
+        correction = self._carried().correction_for(name) if self.carried is not None else None
+        if correction is not None:  # a fork's: what the session it came from learned
+            calibration = Calibration.carried_over(*correction)
+        else:
+            exact = name in EXACT_COUNTERS
+            calibration = Calibration.for_counter(exact_for_model=exact, counter=name)
         if self.calibration is not None:
             per_token, per_item, samples = self.calibration
             calibration.per_token = float(per_token)
@@ -271,7 +277,13 @@ class TranscriptState:
         def shape() -> int:
             return round(calibration.per_token * tokens + max(0.0, calibration.framing) * blocks)
 
-        return unmeasured_overhead(self.overheads, shape if blocks else None, self.carried) or 0
+        carried = self._carried().overhead if self.carried is not None else None
+        return unmeasured_overhead(self.overheads, shape if blocks else None, carried) or 0
+
+    def _carried(self) -> Carried:
+        from ..model import Carried
+
+        return Carried.from_data(self.carried) or Carried(0)
 
     # The figure, with the same arithmetic as Session._from_transcript / used_tokens.
     def used_tokens(self, calibration: Calibration) -> int:

@@ -232,7 +232,7 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
             args.output,
             model=session.policy.model,
             session_id=session.id,
-            overhead=compaction.overhead,
+            carried=compaction.carried,
         )
     fork = None
     if args.fork and not args.dry_run and compaction.result.actions and transcript is not None:
@@ -242,7 +242,7 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
             Path(str(transcript.path)),
             compaction.result.items,
             model=session.policy.model,
-            overhead=compaction.overhead,
+            carried=compaction.carried,
         )
     if args.json:
         out = compaction.to_dict()

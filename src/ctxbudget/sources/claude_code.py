@@ -31,14 +31,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..model import MAIN_AGENT, Transcript, Usage
+from ..model import MAIN_AGENT, Carried, Transcript, Usage
 from .claude_code_context import (
     CONTEXT_RECORDS,
     Record,
     build_calls,
     build_current,
     build_replaced,
-    carried_overhead,
+    carried_of,
     is_compact_boundary,
     is_context_record,
     link_records,
@@ -214,7 +214,7 @@ def read_claude_code(
     # message its boundary names (``logicalParentUuid``)
     compactions: list[tuple[int, int | None, str | None]] = []
     latest: int | None = None  # the latest main-thread context record
-    carried: int | None = None  # the overhead the latest boundary carried (a fork's)
+    carried: Carried | None = None  # what the latest boundary carried (a fork's)
     after_boundary = False  # a boundary read, and no message since
     system_hashes: set[str] = set()  # the requests' system-role messages, by hash
     sends_system: bool | None = None  # whether the latest request sent system messages
@@ -273,10 +273,10 @@ def read_claude_code(
         if boundary:
             kept.extend(preserved_messages(data))
         if not sidechain:
-            # the overhead the boundary that opened the latest context carried (a fork's),
+            # what the boundary that opened the latest context carried (a fork's),
             # by the status line's rule (``opens_context``): none after a root message
             if opens_context(data, after_boundary):
-                carried = carried_overhead(data) if boundary else None
+                carried = carried_of(data) if boundary else None
                 if starts_new_context(data):
                     named = string_of(data.get("logicalParentUuid"))
                     compactions.append((len(records), latest, named))
@@ -323,7 +323,7 @@ def read_claude_code(
     transcript.problems = problems.lines()
     transcript.request_shape = transcript_shape
     transcript.window = window
-    transcript.carried_overhead = carried
+    transcript.carried = carried
     transcript.model = transcript.model or request_model
     return transcript
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import MAIN_AGENT, ApiCall, Item, Kind, Role, Transcript, Usage
+from ..model import MAIN_AGENT, ApiCall, Carried, Item, Kind, Role, Transcript, Usage
 
 __all__ = [
     "CARRIED_FIELD",
@@ -30,7 +30,7 @@ __all__ = [
     "build_calls",
     "build_current",
     "build_replaced",
-    "carried_overhead",
+    "carried_of",
     "is_compact_boundary",
     "is_context_record",
     "link_records",
@@ -137,18 +137,14 @@ def sends_system_messages(
 
 
 #: The key of a compact boundary ctxbudget wrote (``compact --fork``): what the
-#: session it came from measured beyond its transcript (system prompt, tools), in
-#: provider tokens: the figure of the new context until its first usage measures it.
+#: session it came from measured (``model.Carried``): the figure of the new context
+#: until its first usage measures it.
 CARRIED_FIELD = "ctxbudget"
 
 
-def carried_overhead(boundary: dict[str, Any]) -> int | None:
-    """The overhead a compact boundary carries over (``CARRIED_FIELD``), else None."""
-    carried = boundary.get(CARRIED_FIELD)
-    tokens = carried.get("overheadTokens") if isinstance(carried, dict) else None
-    if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens > 0:
-        return tokens
-    return None
+def carried_of(boundary: dict[str, Any]) -> Carried | None:
+    """What a compact boundary carries over (``CARRIED_FIELD``), else None."""
+    return Carried.from_data(boundary.get(CARRIED_FIELD))
 
 
 def preserved_messages(boundary: dict[str, Any]) -> list[tuple[str, list[str]]]:

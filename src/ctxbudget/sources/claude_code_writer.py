@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..model import Item, Kind, Role
+from ..model import Carried, Item, Kind, Role
 from .claude_code_context import CARRIED_FIELD
 from .writers import ItemIds, anthropic_messages, continue_message, parse_json
 
@@ -58,7 +58,7 @@ def to_claude_code(
     *,
     session_id: str | None = None,
     model: str | None = None,
-    overhead: int | None = None,
+    carried: Carried | None = None,
 ) -> list[dict[str, Any]]:
     """JSONL records (dicts) a Claude Code session can be resumed from.
 
@@ -68,9 +68,9 @@ def to_claude_code(
     ``parentUuid``. ``transcript_records_hint`` (the original records, as dicts or JSON
     lines, or a mapping of fields) supplies ``sessionId``, ``cwd``, ``version``,
     ``gitBranch`` and the model; ``session_id`` and ``model`` override it. System items
-    and tool definitions are left out: Claude Code sends its own. ``overhead``: what
-    the provider counted beyond the transcript in the session the items come from (its
-    system prompt and tools), carried in the boundary (``CARRIED_FIELD``) so the new
+    and tool definitions are left out: Claude Code sends its own. ``carried``: what
+    the session the items come from measured (what its provider counted beyond the
+    transcript, its correction), written in the boundary (``CARRIED_FIELD``) so the new
     session's figure holds it before its first usage.
     """
     hint = _hint_fields(transcript_records_hint)
@@ -105,8 +105,8 @@ def to_claude_code(
             "compactMetadata": {"trigger": "manual"},
         }
     ]
-    if overhead:
-        records[0][CARRIED_FIELD] = {"overheadTokens": overhead}
+    if carried is not None and carried.overhead > 0:
+        records[0][CARRIED_FIELD] = carried.to_data()
     parent = boundary_uuid
     if summaries:
         content: Any = (

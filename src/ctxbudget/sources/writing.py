@@ -13,7 +13,7 @@ from typing import Any
 
 from .._files import write_atomic
 from ..errors import SourceError
-from ..model import Item
+from ..model import Carried, Item
 from .claude_code_writer import to_claude_code
 from .responses import to_responses
 from .writers import to_anthropic, to_openai
@@ -81,7 +81,7 @@ def write(
     model: str | None = None,
     session_id: str | None = None,
     records_hint: Any = None,
-    overhead: int | None = None,
+    carried: Carried | None = None,
 ) -> Path:
     """Write ``items`` to ``path`` as ``fmt`` (``same``, ``messages`` or ``text``).
 
@@ -91,8 +91,8 @@ def write(
     OpenAI message list. There is no writer for SWE-agent trajectories: ``swe-agent``
     is written as an OpenAI message list (what the agent sends its model).
     ``messages`` is always an OpenAI message list; ``text`` is ``to_text``.
-    ``overhead``: a Claude Code session's provider overhead, carried into the new
-    session (``to_claude_code``). The file
+    ``carried``: what a Claude Code session measured, carried into the new session
+    (``to_claude_code``). The file
     is replaced atomically (temp file + rename). Returns the path written; any
     problem raises ``SourceError``.
     """
@@ -110,7 +110,7 @@ def write(
             )
         if target == "claude-code":
             records = to_claude_code(
-                items, records_hint, session_id=session_id, model=model, overhead=overhead
+                items, records_hint, session_id=session_id, model=model, carried=carried
             )
             data = "".join(
                 _escaped_surrogates(json.dumps(r, ensure_ascii=False)) + "\n" for r in records
