@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ctxbudget.compaction import fact_rules
 from ctxbudget.compaction.fact_check import check_facts, fact_present, text_words
 from ctxbudget.compaction.facts import LEDGER_TITLE, extract_facts, ledger_section
+from ctxbudget.compaction.summarize import summarize_extractive
 from ctxbudget.compaction.types import Fact
 from ctxbudget.model import Item, Kind, Role
 
@@ -127,6 +128,19 @@ def test_decisions_under_a_heading_and_in_prose() -> None:
     # With no marked decision in the session, "we'll go with" is one.
     facts = extract_facts([user("Sounds good. We'll go with Postgres for the archive. Thanks!")])
     assert keys(facts, "decision") == ["We'll go with Postgres for the archive"]
+
+
+def test_a_decision_at_the_end_of_a_long_message_is_written_from_its_sentence() -> None:
+    """The summary writes a decision's text, cut at 200 characters: a message that only
+    ends with it ("… We decided to do doggy playdates.") gave a line without it, and the
+    check then put the whole message back beside the summary."""
+    chat = "Hey Jo! Long time no see. " + "The trip was fun and the weather held up. " * 8
+    items = [user(chat + "We decided to do doggy playdates on Sundays."), assistant("Great!")]
+    facts = extract_facts(items)
+    (fact,) = [f for f in facts if f.kind == "decision"]
+    assert fact.text == "We decided to do doggy playdates on Sundays."
+    text = summarize_extractive(items, facts, 200, lambda t: len(t.split()))
+    assert "- We decided to do doggy playdates on Sundays." in text.splitlines()
 
 
 def test_decision_keys_are_short_phrases() -> None:

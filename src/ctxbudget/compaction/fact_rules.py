@@ -475,6 +475,8 @@ def _marked_line(ledger: Ledger, bare: str, line: str, index: int, at: int) -> N
         if rest and ("?" in rest or not (plural or _RECAP.match(rest))):
             ledger.add(FactKind.QUESTION, _phrase(rest), line, index, at)
     elif match := _DECISION_SENTENCE.search(bare):
+        # from the sentence that says it: the line may be a long message that ends with it
         start = bare.rfind(". ", 0, match.start())
-        phrase = _phrase(bare[start + 2 if start >= 0 else 0 :])
-        ledger.prose_decisions.append((Fact(FactKind.DECISION, phrase, clip(line), index), at))
+        said = bare[start + 2 if start >= 0 else 0 :]
+        fact = Fact(FactKind.DECISION, _phrase(said), clip(said), index)
+        ledger.prose_decisions.append((fact, at))
