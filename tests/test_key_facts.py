@@ -380,3 +380,30 @@ def test_i_after_a_comma_is_no_name() -> None:
     # were "I've" a name, 3 + 1 would win
     count = lambda text: len(text.split())  # noqa: E731
     assert pick_key_facts(said, 4, count, set(), separator_cost=0) == [1]
+
+
+def test_a_number_in_words_weighs_as_a_number() -> None:
+    """ "three turtles", "five years ago": a count said in words is what a question asks
+    for as much as one in figures."""
+    from ctxbudget.compaction.key_facts import pick_key_facts
+
+    said = ["we kept three turtles", "gorgeous turquoise lagoon shimmered"]
+    # every word once: the same rarity; 4 tokens each, room for one. "three" at three
+    # times: (1 + 3 + 1) / 4 beat 4 / 4; as a plain word, 3 / 4 would not
+    count = lambda text: len(text.split())  # noqa: E731
+    assert pick_key_facts(said, 4, count, set(), separator_cost=0) == [0]
+
+
+def test_a_statement_about_no_one_gives_way_in_a_chat() -> None:
+    """ "Family means everything." says nothing of anyone: in a chat, what a speaker did
+    is kept before it at about the same information per token."""
+    from ctxbudget.compaction.key_facts import _GENERAL, pick_key_facts
+
+    said = [
+        "family means everything",
+        "I kept small turtles outside near quiet pond gardens daily",
+    ]
+    count = lambda text: len(text.split())  # noqa: E731
+    # room for one: 3 / 3 against 9 / 10; weighed 0.85, the general one gives way
+    assert pick_key_facts(said, 10, count, set(), separator_cost=0) == [0]
+    assert pick_key_facts(said, 10, count, set(), separator_cost=0, general=_GENERAL) == [1]
