@@ -290,7 +290,8 @@ def test_usage_callback_records_what_the_model_reports() -> None:
     assert (usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (1_000, 200)
     assert usage.output_tokens == 56
     status = session.status()
-    assert status.reported_tokens == 1_234 and status.used_tokens == 1_234
+    # the answer too (its output tokens): the next request carries it
+    assert status.reported_tokens == 1_234 and status.used_tokens == 1_234 + 56
     assert usage_from_message(reply) == usage
 
     # no usage_metadata: the provider's own llm_output figures

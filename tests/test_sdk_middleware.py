@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
 import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -970,6 +972,40 @@ def test_gate_agent_refuses_over_its_budget(anthropic: ModuleType, api: FakeAPI)
     assert client.ctxbudget_session is session
 
 
+def test_gate_agent_holds_room_only_while_a_request_is_out(
+    anthropic: ModuleType, api: FakeAPI, tmp_path: Path
+) -> None:
+    """Each request's max_tokens is held for the agent while the request is out; its
+    usage settles it, a failed request gives it back. The conversation is the agent's:
+    its budget counts it. Before, every request's room stayed held for ten minutes: the
+    ninth request of a conversation at 8% was refused, and the agent's budget counted
+    nothing but those holds."""
+    api.input_tokens = None  # a quarter of the request's length
+    api.cache_creation = api.cache_read = 0
+    tracker = Tracker(store=f"sqlite:///{tmp_path / 's.db'}")
+    session = tracker.session(model=CLAUDE, window=10_000)
+    session.set_agent_budget("coder", 3_000)
+    client = wrap(anthropic_client(anthropic, api), session=session, gate_agent="coder")
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Start the port."}]
+    for turn in range(12):
+        reply = client.messages.create(model=CLAUDE, max_tokens=1_000, messages=messages)
+        messages.append({"role": "assistant", "content": reply.content[0].text})
+        messages.append({"role": "user", "content": f"Go on with step {turn}."})
+    assert len(api.posts("/v1/messages")) == 12
+    assert tracker.store.reservations(session.id, "gate:") == []
+    assert session.status().breakdown.agent.get("coder", 0) > 0  # the conversation is its
+    failing = wrap(
+        anthropic_client(anthropic, dataclasses.replace(api, url=api.url + "/nowhere")),
+        session=session,
+        gate_agent="coder",
+    )
+    with pytest.raises(anthropic.NotFoundError):
+        failing.messages.create(model=CLAUDE, max_tokens=1_000, messages=messages)
+    assert tracker.store.reservations(session.id, "gate:") == []  # given back at once
+    with pytest.raises(RequestBlockedError, match="gate refused agent 'coder'"):
+        client.messages.create(model=CLAUDE, max_tokens=2_990, messages=messages)
+
+
 # ---------------------------------------------------------------- the rest of the client
 
 
@@ -1093,7 +1129,10 @@ def test_a_stored_session_is_the_one_the_cli_shows(
     code, out, _ = run_cli(capsys, "tokens", session.id, "--json")
     assert code == 0
     shown = json.loads(out)
-    assert shown["used_tokens"] == session.status().used_tokens == 2000
+    # the context sent and the answer, which the next request carries (its output tokens)
+    answer = client.ctxbudget_last_call.usage.output_tokens
+    assert answer > 0
+    assert shown["used_tokens"] == session.status().used_tokens == 2000 + answer
     assert shown["level"] == session.status().level.value
 
 

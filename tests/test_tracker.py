@@ -19,13 +19,33 @@ def test_provider_usage_is_the_truth(tracker: Tracker) -> None:
     s.add("hello there")
     local = s.status().used_tokens
     s.record_usage({"prompt_tokens": 5000, "completion_tokens": 10})
-    assert s.status().used_tokens == 5000
-    s.add("one more question")
+    assert s.status().used_tokens == 5010  # the answer too: the next request carries it
+    s.add("one more question")  # without the answer: the next request does not
     after = s.status()
     assert after.anchored and after.reported_tokens == 5000
     # only what was added since is estimated: a few tokens plus per-item framing
     assert 5000 < after.used_tokens < 5000 + 60
     assert local < 100
+
+
+def test_the_answer_counts_as_its_usage_reported_it(tracker: Tracker) -> None:
+    """The answer a usage reported (output tokens) is in the figure at once, and the
+    answer's text added next is counted as reported, not estimated again: the figure is
+    the same as a transcript's (usage + output + framing of what came since)."""
+    s = tracker.session(model="claude-sonnet-4-5")
+    s.add("Summarise the design document, please.")
+    s.record_usage({"input_tokens": 5000, "output_tokens": 25})
+    assert s.status().used_tokens == 5025
+    answer = "word " * 400  # far more than 25 tokens locally: it is not counted again
+    s.add(answer, role="assistant")
+    framing = s.status().used_tokens - 5025
+    assert 0 <= framing <= 40
+    s.add("Thanks. Now the tests.")
+    after = s.status()
+    assert after.reported_tokens == 5000
+    assert 5025 + framing < after.used_tokens < 5025 + framing + 60
+    # reopened from the store: the same
+    assert tracker.open(s.id).status().used_tokens == after.used_tokens
 
 
 def test_anthropic_usage_sums_cache_fields() -> None:

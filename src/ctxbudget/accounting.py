@@ -195,6 +195,13 @@ class Anchor:
     items. ``last_reported`` is what the provider itself said. ``overhead`` is what
     the provider counts beyond the items (system prompt, tool definitions), kept when
     a compaction or restore drops the last usage.
+
+    A usage recorded live (``record_usage``) reports the response's ``output_tokens``
+    before its items are added: ``reported`` holds them at once (the next request
+    carries the response), and the assistant items added next, before any other
+    (``output_open``), are that response: only their framing is estimated
+    (``output_items``), as a transcript's response is. Should another item come first,
+    the response was not added, and its tokens are taken out again.
     """
 
     reported: int | None = None
@@ -202,6 +209,9 @@ class Anchor:
     since_tokens: int = 0
     since_items: int = 0
     overhead: int = 0
+    output_tokens: int = 0
+    output_items: int = 0
+    output_open: bool = False
 
     def used_tokens(
         self, calibration: Calibration, local_total: int, items: int, framing: float
@@ -210,7 +220,35 @@ class Anchor:
         without any usage, the overhead plus the corrected count of every item."""
         if self.reported is None:
             return self.overhead + round(calibration.per_token * local_total + framing * items)
-        return self.reported + calibration.predict(self.since_tokens, self.since_items)
+        return self.reported + calibration.predict(self.since_tokens, self.items_since)
+
+    @property
+    def items_since(self) -> int:
+        """The items added since the usage, the response's included (their framing)."""
+        return self.since_items + self.output_items
+
+    def added(self, item: Item) -> None:
+        """``item`` came after the anchor: the reported response's, or estimated."""
+        if self.output_open:
+            if item.role is Role.ASSISTANT:
+                self.output_items += 1
+                return
+            if not self.output_items and self.reported is not None:
+                self.reported -= self.output_tokens  # the response was not added
+            self.output_open = False
+        self.since_tokens += item.tokens or 0
+        self.since_items += 1
+
+    def anchor_on(self, context_tokens: int, output_tokens: int) -> None:
+        """A usage reported now: the context sent, and the response's output tokens,
+        whose items come next (counted as reported, but for their framing)."""
+        self.reported = context_tokens + output_tokens
+        self.last_reported = context_tokens
+        self.since_tokens = 0
+        self.since_items = 0
+        self.output_tokens = output_tokens
+        self.output_items = 0
+        self.output_open = output_tokens > 0
 
     def drop_usage(self, overhead: int) -> None:
         """A new context: no usage applies to it until the provider reports again."""
@@ -218,15 +256,21 @@ class Anchor:
         self.last_reported = None
         self.since_tokens = 0
         self.since_items = 0
+        self.output_tokens = 0
+        self.output_items = 0
+        self.output_open = False
         self.overhead = overhead
 
-    def to_meta(self) -> dict[str, int | None]:
+    def to_meta(self) -> dict[str, int | bool | None]:
         return {
             "reported_tokens": self.reported,
             "last_reported_tokens": self.last_reported,
             "since_tokens": self.since_tokens,
             "since_items": self.since_items,
             "overhead": self.overhead,
+            "output_tokens": self.output_tokens,
+            "output_items": self.output_items,
+            "output_open": self.output_open,
         }
 
     @classmethod
@@ -238,6 +282,9 @@ class Anchor:
             since_tokens=int(meta.get("since_tokens", 0) or 0),
             since_items=int(meta.get("since_items", 0) or 0),
             overhead=int(meta.get("overhead", overhead) or 0),
+            output_tokens=int(meta.get("output_tokens", 0) or 0),
+            output_items=int(meta.get("output_items", 0) or 0),
+            output_open=bool(meta.get("output_open", False)),
         )
 
 

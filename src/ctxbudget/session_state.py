@@ -245,8 +245,7 @@ class SessionState(StoredFigures):
                 if item.phase is None and self.budget.phase is not None:
                     item.phase = self.budget.phase
                 self.tally(item)
-                self.anchor.since_tokens += item.tokens or 0
-                self.anchor.since_items += 1
+                self.anchor.added(item)
             self.items.extend(new)
             if self.row.wanted:
                 if self.row.known:
@@ -294,12 +293,9 @@ class SessionState(StoredFigures):
         try:
             if anchor.reported is not None:
                 self.calibration.learn(
-                    anchor.since_tokens, anchor.since_items, reported - anchor.reported
+                    anchor.since_tokens, anchor.items_since, reported - anchor.reported
                 )
-            anchor.reported = reported
-            anchor.last_reported = reported
-            anchor.since_tokens = 0
-            anchor.since_items = 0
+            anchor.anchor_on(reported, usage.output_tokens)
             if self.row.wanted:
                 with self.store.transaction():
                     self.save()

@@ -88,7 +88,12 @@ class _SyncCreate(_Resource):
         prepared = self._ctxbudget_prepare(args, kwargs, kwargs.get("stream") is True)
         if prepared is None:
             return self._ctxbudget_inner.create(*args, **kwargs)
-        return self._ctxbudget_answer(prepared, self._ctxbudget_inner.create(**prepared.kwargs))
+        try:
+            result = self._ctxbudget_inner.create(**prepared.kwargs)
+        except BaseException:
+            self._ctxbudget_budget.abandon(prepared)
+            raise
+        return self._ctxbudget_answer(prepared, result)
 
 
 class _AsyncCreate(_Resource):
@@ -96,7 +101,11 @@ class _AsyncCreate(_Resource):
         prepared = self._ctxbudget_prepare(args, kwargs, kwargs.get("stream") is True)
         if prepared is None:
             return await self._ctxbudget_inner.create(*args, **kwargs)
-        result = await self._ctxbudget_inner.create(**prepared.kwargs)
+        try:
+            result = await self._ctxbudget_inner.create(**prepared.kwargs)
+        except BaseException:
+            self._ctxbudget_budget.abandon(prepared)
+            raise
         return self._ctxbudget_answer(prepared, result)
 
 

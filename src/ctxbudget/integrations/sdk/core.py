@@ -12,7 +12,9 @@ client. The session's own store is written through the session's public API.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import uuid
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from ...errors import BudgetBlockedError, ConfigurationError
 from ...level import Level
 from ...model import EventType, Item, Usage
 from ...policy import Policy, window_for_model
+from ...spawning import spawn_finished
 from ...status import Status
 from .compacting import AutoCompactor
 from .decisions import blocked_message, max_tokens, request_status
@@ -68,6 +71,8 @@ class Prepared:
     record: CallRecord
     reserve: int
     inject_usage: bool = False
+    # the gate's reservation for this request (``gate_agent``), settled by ``finish``
+    gate_key: str | None = None
 
 
 class Budget:
@@ -171,6 +176,9 @@ class Budget:
             effective, origins = self._effective(messages)
             sent_envelope = envelope(provider, send)
             request = read_request(sent_envelope, effective)
+            if self.gate_agent is not None:  # this conversation is that agent's
+                for item in request.items:
+                    item.agent = self.gate_agent
             self._sync(session, request.items)
             session.unknown_records = request.unknown_records  # parts the reader did not know
             reserve = max(session.policy.reserved_output, max_tokens(provider, send))
@@ -208,8 +216,13 @@ class Budget:
                 raise RequestBlockedError(
                     blocked_message(session, status, reserve, note), status, compaction
                 )
+            gate_key = None
             if self.gate_agent is not None:
-                decision = session.gate(self.gate_agent, max(1, reserve), compact=False)
+                # keyed: the response settles it (``finish``), a failed request gives it back
+                gate_key = f"request-{uuid.uuid4().hex}"
+                decision = session.gate(
+                    self.gate_agent, max(1, reserve), compact=False, key=gate_key
+                )
                 if not decision.allowed:
                     raise RequestBlockedError(
                         f"ctxbudget did not send this request: the gate refused agent "
@@ -239,7 +252,7 @@ class Budget:
                 reserved_output=reserve,
                 compaction=compaction,
             )
-        return Prepared(send, record, reserve, inject)
+        return Prepared(send, record, reserve, inject, gate_key)
 
     def _effective(self, messages: list[Any]) -> tuple[list[Any], list[int | None]]:
         """The caller's messages with an earlier compaction's messages in place of the
@@ -307,6 +320,22 @@ class Budget:
 
     # -- after the response ---------------------------------------------------------
 
+    def abandon(self, prepared: Prepared) -> None:
+        """The request failed (the SDK raised): the room the gate held for it is given
+        back at once, not when its reservation expires."""
+        with self.lock, contextlib.suppress(Exception):  # the caller's own error goes on
+            self._settle(prepared, ran=False)
+
+    def _settle(self, prepared: Prepared, *, ran: bool) -> None:
+        """The gate's reservation for the request: confirmed once its usage is recorded
+        (the context holds the request and, from now, its answer), else released."""
+        session = self.session
+        if prepared.gate_key is None or session is None or self.gate_agent is None:
+            return
+        if session.is_stored:
+            spawn_finished(session.store, session.id, self.gate_agent, prepared.gate_key, ran=ran)
+        prepared.gate_key = None  # settled once
+
     def finish(self, prepared: Prepared, usage: Any, *, stacklevel: int = 3) -> Status | None:
         """Record the usage the response reported (None: nothing reported) and report.
 
@@ -321,6 +350,7 @@ class Budget:
                     reported = usage if isinstance(usage, Usage) else Usage.from_api(usage)
                     session.record_usage(reported)
                     record.usage = reported
+                self._settle(prepared, ran=usage is not None)
                 status = request_status(session, prepared.reserve)
             except Exception as exc:
                 # The response is the caller's: a failure to record it must not lose it.

@@ -220,7 +220,12 @@ class _Manager(Proxy):
 
 class MessageStreamManager(_Manager):
     def __enter__(self) -> Any:
-        return self._ctxbudget_open(self._ctxbudget_manager.__enter__())
+        try:
+            stream = self._ctxbudget_manager.__enter__()
+        except BaseException:
+            self._ctxbudget_observer.abandon()
+            raise
+        return self._ctxbudget_open(stream)
 
     def __exit__(self, *exc: Any) -> Any:
         try:
@@ -233,7 +238,12 @@ class AsyncMessageStreamManager(_Manager):
     _ctxbudget_async = True
 
     async def __aenter__(self) -> Any:
-        return self._ctxbudget_open(await self._ctxbudget_manager.__aenter__())
+        try:
+            stream = await self._ctxbudget_manager.__aenter__()
+        except BaseException:
+            self._ctxbudget_observer.abandon()
+            raise
+        return self._ctxbudget_open(stream)
 
     async def __aexit__(self, *exc: Any) -> Any:
         try:

@@ -46,6 +46,12 @@ class Observer:
         self.done_ = True
         self.budget.finish(self.prepared, self.usage())
 
+    def abandon(self) -> None:
+        """The request failed before its stream began: nothing to record."""
+        if not self.done_:
+            self.done_ = True
+            self.budget.abandon(self.prepared)
+
 
 class AnthropicObserver(Observer):
     """``message_start`` carries the input usage, ``message_delta`` the cumulative output
