@@ -54,3 +54,18 @@ def test_the_c_outlier_test_agrees_where_residuals_tie(
 def test_the_correction_fits_with_the_c_outlier_test_where_built() -> None:
     fit = pytest.importorskip("ctxbudget._fit", reason="the C speed-up was not built here")
     assert accounting._outliers is fit.residual_outliers
+
+
+def test_the_framing_per_item_is_never_negative() -> None:
+    """Contexts rewritten between usages (long reads become short stubs) can make the
+    best fit's framing negative: -31 tokens an item took 6,600 off a 212-message
+    context. The tokens alone are fitted then, framing 0."""
+    calibration = accounting.Calibration.for_counter(
+        exact_for_model=False, counter="claude-estimate"
+    )
+    for _ in range(20):
+        # many items, each adding less than their local count says
+        calibration.learn(local_tokens=4_000, items=200, actual_tokens=1_000)
+    assert calibration.per_item == 0.0
+    assert 0 < calibration.per_token < 1
+    assert calibration.predict(4_000, 200) > 0

@@ -166,6 +166,31 @@ def test_the_window_of_claude_codes_default_model(
     assert json.loads(out)["max_tokens"] == 1_000_000
 
 
+def test_before_any_answer_the_window_is_of_the_model_the_session_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """While the first request is out, the transcript holds the prompt and its
+    reminders: the ``model`` attachment names the model (no answer nor request record
+    yet). Every surface used 200,000 there, the status line 1,000,000."""
+    w = Writer()
+    w.add(
+        "attachment",
+        attachment={
+            "type": "model",
+            "identity": {"modelId": MODEL, "marketingName": "Opus"},
+            "text": "You are powered by the model named Opus.",
+        },
+    )
+    w.user("Port the billing module.")
+    path = w.write(tmp_path / f"{SESSION}.jsonl")
+    tokens = json.loads(run(capsys, "tokens", str(path), "--json")[1])
+    assert tokens["max_tokens"] == 1_000_000 and tokens["model"] == MODEL
+    line = render_statusline(
+        json.dumps({"session_id": SESSION, "transcript_path": str(path)}), use_cache=False
+    )
+    assert f"Tokens: {tokens['used_tokens']:,}/1,000,000" in line, line
+
+
 def test_a_usage_jump_the_transcript_does_not_explain(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

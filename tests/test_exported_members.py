@@ -66,3 +66,16 @@ def test_core_api_is_kept() -> None:
 def test_unknown_names_are_refused() -> None:
     with pytest.raises(AttributeError):
         ctxbudget.no_such_name  # noqa: B018
+
+
+def test_type_checkers_see_every_lazy_name_of_ctxbudget() -> None:
+    """``ctxbudget`` imports its names lazily; the ``TYPE_CHECKING`` block is what type
+    checkers and IDEs resolve them by: every name in ``__all__`` is imported there."""
+    tree = ast.parse((SRC / "ctxbudget" / "__init__.py").read_text(encoding="utf-8"))
+    seen: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            for stmt in node.body:
+                if isinstance(stmt, ast.ImportFrom):
+                    seen.update(alias.asname or alias.name for alias in stmt.names)
+    assert set(ctxbudget.__all__) - {"__version__"} - seen == set()

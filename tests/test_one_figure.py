@@ -76,7 +76,7 @@ def test_every_surface_shows_the_same_figure(
     # the last call's usage is below: the figure adds its response and what came since
     assert history[-2]["reported_tokens"] < used
 
-    assert percent == round(100 * used / window, 2)
+    assert percent == math.floor(10_000 * used / window) / 100  # rounded down, as lines print
     figure = (used, window, math.floor(100 * used / window))  # lines print whole percents
     stdin = json.dumps({"session_id": SESSION_ID, "transcript_path": src})
     line = render_statusline(stdin, window=window, use_cache=False)
@@ -315,3 +315,21 @@ def test_a_carried_correction_holds_only_for_the_counter_it_was_learned_with() -
     assert carried.correction_for("claude-estimate") == (1.01, 27.5)
     assert carried.correction_for("claude") is None
     assert Carried.from_data({"overheadTokens": 0}) is None
+
+
+def test_the_percent_is_rounded_down_in_json_as_in_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Just under the blocked threshold, JSON said 95.0 (rounded to nearest) beside
+    level critical, while the text said 94%: both round down now."""
+    path = shop_session(rounds=8).write(tmp_path / f"{SESSION_ID}.jsonl")
+    used = _json(capsys, "tokens", str(path), "--json")["used_tokens"]
+    window = used * 100_000 // 94_999 + 1  # used / window just under 95%
+    assert 94.99 < 100 * used / window < 95
+    for command in ("tokens", "budget"):
+        shown = _json(capsys, command, str(path), "--json", "--window", str(window))
+        assert shown["percent"] == 94.99
+    tokens = _json(capsys, "tokens", str(path), "--json", "--window", str(window))
+    assert tokens["level"] == "critical"
+    _, out, _ = run(capsys, "tokens", str(path), "--window", str(window))
+    assert "(94%)" in out

@@ -1115,6 +1115,27 @@ def test_critical_with_nothing_to_compact_is_sent_with_an_alert_once(
     assert status.remaining_tokens == window - 100 - status.used_tokens
 
 
+def test_an_alert_says_why_the_compaction_freed_nothing(
+    anthropic: ModuleType, api: FakeAPI
+) -> None:
+    """Requirement ids a compaction must keep fill the context: the alert says so (it
+    said that what is left is protected: the system prompt, the last exchanges)."""
+    messages: list[dict[str, Any]] = []
+    for part in range(8):
+        ids = " ".join(f"REQ-{part:02d}{k:03d} must hold." for k in range(60))
+        messages.append({"role": "user", "content": f"Requirements, part {part}: {ids}"})
+        messages.append({"role": "assistant", "content": f"Noted part {part}."})
+    messages.append({"role": "user", "content": "Go on."})
+    probe = Tracker(store="memory://").session(model=CLAUDE)
+    probe.add_messages(messages)
+    window = int(probe.status().used_tokens / 0.92)  # critical, not blocked
+    client = wrap(anthropic_client(anthropic, api), policy=Policy(window=window))
+    client.messages.create(model=CLAUDE, max_tokens=100, messages=messages)
+    session = client.ctxbudget_session
+    assert session is not None and session.last_alert is not None
+    assert "facts that must stay" in session.last_alert, session.last_alert
+
+
 def test_a_stored_session_is_the_one_the_cli_shows(
     anthropic: ModuleType, api: FakeAPI, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -111,3 +111,24 @@ def test_the_hooks_window_update_keeps_what_another_process_wrote_since(
     assert row.context_version == version  # the compaction is still the current context
     assert row.meta["revision"] == second.store.get_session(session_id).meta["revision"]
     assert first.open(session_id).version == version
+
+
+def test_phases_and_remembered_values_of_two_writers_are_both_kept(
+    two_trackers: tuple[Tracker, Tracker],
+) -> None:
+    """Each writer changes what it changes, on the row as stored now: two processes
+    starting a phase (or an MCP sprint) at once both keep theirs. Before, each wrote its
+    whole budget state as it had read it: 3 of 12 concurrent sprints were kept."""
+    first, second = two_trackers
+    session_id = _long_session(first)
+    a, b = first.open(session_id), second.open(session_id)  # both read before either writes
+    a.start_phase("research", 4_000)
+    b.start_phase("build", 6_000)
+    a.remember_with("sprints", lambda kept: {**(kept or {}), "one": 1})
+    b.remember_with("sprints", lambda kept: {**(kept or {}), "two": 2})
+    stored = Tracker(first.store.url).open(session_id)
+    assert stored.budget.phases == ["research", "build"]
+    assert stored.budget.phase_budgets == {"research": 4_000, "build": 6_000}
+    assert stored.budget.phase == "build"
+    assert stored.remembered("sprints") == {"one": 1, "two": 2}
+    assert b.remembered("sprints") == {"one": 1, "two": 2}  # the writer sees what is kept

@@ -179,3 +179,76 @@ def test_policy_change_is_an_event(tracker: Tracker) -> None:
     s.set_policy(Policy(window=50_000))
     [event] = s.events(types=["policy_changed"])
     assert event.data["to"]["window"] == 50_000
+
+
+@pytest.mark.parametrize(
+    "usage", [None, "abc", {}, object(), -5, True, float("nan"), 1500.5, 10**12]
+)
+def test_a_usage_that_is_none_is_refused_and_changes_nothing(
+    tracker: Tracker, usage: object
+) -> None:
+    """Anything but a usage or a context size: one clear error, the figure as it was
+    (it became 0, -5 or 1 before)."""
+    from ctxbudget.errors import SourceError
+
+    s = tracker.session(model="claude-sonnet-4-5")
+    s.add("hello there")
+    s.record_usage(4_000)
+    with pytest.raises(SourceError, match="the usage given is not usable"):
+        s.record_usage(usage)
+    assert s.status().used_tokens == s.status().reported_tokens == 4_000
+    assert len(s.events(types=["usage_recorded"])) == 1
+    s.record_usage(1500.0)  # a whole number of tokens, as a float
+    assert s.status().reported_tokens == 1_500
+
+
+def test_the_wrong_types_get_one_clear_error_and_change_nothing(tracker: Tracker) -> None:
+    """What a Python caller can get wrong is a ConfigurationError naming it, not an
+    AttributeError or a TypeError from deep inside."""
+    from ctxbudget.compaction import CompactionPolicy
+    from ctxbudget.errors import ConfigurationError
+
+    s = tracker.session(model="claude-sonnet-4-5")
+    s.add("hello")
+    wrong = [
+        (lambda: s.add(None), "got NoneType"),  # type: ignore[arg-type]
+        (lambda: s.add(b"bytes"), "got bytes"),  # type: ignore[arg-type]
+        (lambda: s.add("x", role="robot"), "unknown role 'robot'"),
+        (lambda: s.add("x", kind="weird"), "unknown kind 'weird'"),
+        (lambda: s.set_agent_budget("a", "5"), "a positive number"),  # type: ignore[arg-type]
+        (lambda: s.compact({"target_percent": 50}), "takes a CompactionPolicy"),  # type: ignore[arg-type]
+        (lambda: s.recall(123), "a text to search for"),  # type: ignore[arg-type]
+        (lambda: CompactionPolicy(keep_last="5"), "keep_last must be a whole number"),  # type: ignore[arg-type]
+        (lambda: tracker.session(model=123), "must be a model's name"),  # type: ignore[arg-type]
+        (lambda: tracker.session(counter="nope"), "unknown counter 'nope'"),
+    ]
+    for call, says in wrong:
+        with pytest.raises(ConfigurationError, match=says):
+            call()
+    assert [i.text for i in s.items] == ["hello"]
+    s.start_phase("build")
+    with pytest.raises(ConfigurationError, match="unknown pruning 'x'"):
+        s.complete_phase(pruning="x")
+
+
+def test_restoring_a_session_never_stored_says_so(tracker: Tracker, tmp_path: Path) -> None:
+    from ctxbudget.errors import CompactionError
+
+    path = tmp_path / "chat.json"
+    path.write_text('[{"role": "user", "content": "hi"}]', encoding="utf-8")
+    session = tracker.load(path)
+    with pytest.raises(CompactionError, match="is not stored: it has no earlier version"):
+        session.restore()
+
+
+def test_an_unknown_model_gets_a_default_window_with_a_warning(tracker: Tracker) -> None:
+    """As the CLI says on stderr: which window a name no family matches gets."""
+    with pytest.warns(UserWarning, match=r"unknown model 'claud-sonet-4\.5'.*window=N"):
+        session = tracker.session(model="claud-sonet-4.5")
+    assert session.policy.window == 200_000
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # chosen: no warning
+        tracker.session(model="claud-sonet-4.5", window=100_000)
+        tracker.session(model="claude-sonnet-4-5")

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .accounting import Calibration, HistoryPoint
     from .errors import (
         BudgetBlockedError,
+        CompactionError,
         ConfigurationError,
         CtxBudgetError,
         MissingExtraError,

@@ -430,7 +430,10 @@ def unmeasured_overhead(
 
 def _ridge(sums: Sequence[int], prior: tuple[float, float]) -> tuple[float, float]:
     """Least squares of d ≈ k·l + c·n from the rows' sums of products (``_add``), pulled
-    towards the prior (2×2 normal equations)."""
+    towards the prior (2×2 normal equations). Framing is never negative: where the
+    best fit says so (a context rewritten between usages: long reads replaced by short
+    stubs), the tokens alone are fitted, framing 0; else hundreds of messages would
+    take thousands of tokens off the figure."""
     s11, s12, s22, t1, t2 = sums
     a11 = _PRIOR_WEIGHT_TOKEN + s11
     a22 = _PRIOR_WEIGHT_ITEM + s22
@@ -440,7 +443,10 @@ def _ridge(sums: Sequence[int], prior: tuple[float, float]) -> tuple[float, floa
     det = a11 * a22 - a12 * a12
     if det <= 0:
         return prior
-    return (b1 * a22 - b2 * a12) / det, (a11 * b2 - a12 * b1) / det
+    per_item = (a11 * b2 - a12 * b1) / det
+    if per_item < 0:
+        return b1 / a11, 0.0
+    return (b1 * a22 - b2 * a12) / det, per_item
 
 
 @dataclass(slots=True, frozen=True)

@@ -276,8 +276,14 @@ def restore(
     """Point the session back at ``version`` (default: the one before the current).
 
     Refused when items were added after the compaction or restore that made the current
-    version (they would be dropped), unless ``force``.
+    version (they would be dropped), unless ``force``. Returns the version it was at
+    and the version it is at now.
     """
+    if not session.is_stored:
+        raise CompactionError(
+            f"session {session.id} is not stored: it has no earlier version to restore "
+            "(a compaction of a stored session keeps one; session.save() stores it)"
+        )
     store = session.store
     available = [v.version for v in store.versions(session.id)]
     if version is None:

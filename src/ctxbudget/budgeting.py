@@ -339,8 +339,8 @@ def adjust(session: SessionState, *, apply: bool = True, sessions: int = 200) ->
         records.extend(e.data for e in store.events(stored.id, types=[EventType.ALLOCATION]))
     adjustment = adjust_shares(Shares(dict(DEFAULT_SHARES)), history_from(records))
     if apply:
-        session.budget.shares = dict(adjustment.after.to_dict())
-        session.save_budget()
+        shares = dict(adjustment.after.to_dict())
+        session.save_budget(lambda state: setattr(state, "shares", shares))
         session.log_event(EventType.SHARES_ADJUSTED, adjustment.to_dict())
     return adjustment
 

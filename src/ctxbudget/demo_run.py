@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .compaction import FactReport
+from .level import shown_percent
 from .session import Session
 from .status import Status
 
@@ -127,8 +128,8 @@ class ExchangeRecord:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["percent"] = round(self.percent, 2)
-        data["working_budget_percent"] = round(self.working_budget_percent, 2)
+        data["percent"] = shown_percent(self.percent)
+        data["working_budget_percent"] = shown_percent(self.working_budget_percent)
         return data
 
 
@@ -325,12 +326,12 @@ class AnalystRun:
             "completed_exchanges": self.completed_exchanges,
             "total_exchanges": self.total_exchanges,
             "peak_tokens": self.peak_tokens,
-            "peak_percent": round(self.peak_percent, 2),
+            "peak_percent": shown_percent(self.peak_percent),
             "peak_exchange": self.peak.exchange,
             "final_tokens": self.final_tokens,
-            "final_percent": round(self.final_percent, 2),
+            "final_percent": shown_percent(self.final_percent),
             "uncompacted_tokens": self.uncompacted_tokens,
-            "uncompacted_percent": round(self.uncompacted_percent, 2),
+            "uncompacted_percent": shown_percent(self.uncompacted_percent),
             "overflow_exchange": self.overflow_exchange,
             "estimated_exchanges_left": self.final_status.estimated_exchanges_left,
             "compactions": [c.to_dict() for c in self.compactions],

@@ -6,6 +6,7 @@ milliseconds, gets the levels without importing the data model's dataclasses.
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 
@@ -24,3 +25,10 @@ class Level(StrEnum):
 
 
 _RANK = {Level.NORMAL: 0, Level.WARNING: 1, Level.CRITICAL: 2, Level.BLOCKED: 3}
+
+
+def shown_percent(percent: float, places: int = 2) -> float:
+    """A share of the window as every surface shows it, text and JSON: rounded down, so
+    that 94.999% is not shown as the 95% of a level it has not reached."""
+    scale = 10.0**places
+    return math.floor(percent * scale + 1e-9) / scale

@@ -218,13 +218,23 @@ class Usage:
         return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
 
     @classmethod
-    def from_api(cls, usage: Any) -> Usage:
+    def from_api(cls, usage: Any, *, strict: bool = False) -> Usage:
         """Build from an Anthropic or OpenAI usage object or dict.
 
         Raises ``ValueError`` naming the field (``usage.input_tokens is 'abc', not a
         token count``) when a count is not a whole number from 0 to 2**53: a string,
         NaN, Infinity, a list or a negative number is no usage to anchor on.
+        ``strict``: also when ``usage`` holds none of the counts (None, a string, an
+        empty dict): what a caller hands over live must be a usage (a transcript's
+        record without counts is read as zeros).
         """
+        if strict and not _has_counts(usage):
+            shown = repr(usage)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise ValueError(
+                f"{shown} holds no token counts (input_tokens, prompt_tokens, ...): "
+                "give the response's usage, or the context size as an int"
+            )
         if type(usage) is dict and usage.get("prompt_tokens") is None:
             # the common case, read once per API call of a long transcript: four counts
             counts: list[Any] = [usage.get(name) for name in USAGE_FIELDS]
@@ -262,6 +272,16 @@ USAGE_FIELDS = (
 )
 # Counts above this are not a provider's (and would lose precision as floats).
 MAX_TOKEN_COUNT = 2**53
+
+
+def _has_counts(usage: Any) -> bool:
+    """Whether ``usage`` (a dict or an SDK object) holds any of the counts it is read for."""
+    names = (*USAGE_FIELDS, "prompt_tokens", "completion_tokens")
+    if isinstance(usage, dict):
+        return any(usage.get(name) is not None for name in names)
+    if usage is None or isinstance(usage, str | bytes | int | float):
+        return False
+    return any(getattr(usage, name, None) is not None for name in names)
 
 
 def token_count(value: Any, name: str) -> int:

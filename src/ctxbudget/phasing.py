@@ -24,6 +24,7 @@ from .budget.layers import (
     prune_on_phase_complete,
 )
 from .budget.prediction import Predictor, Task, fits
+from .budget.state import BudgetState
 from .budgeting import apply_cleanup, budget_total
 from .compaction import CompactionPolicy
 from .compaction.steps import report_metadata
@@ -45,16 +46,19 @@ __all__ = [
 def start_phase(session: SessionState, name: str, budget: int | None = None) -> None:
     if not name or not name.strip():
         raise ConfigurationError("a phase needs a name")
-    state = session.budget
-    if name not in state.phases:
-        state.phases.append(name)
-    state.phase = name
     if budget is not None:
-        if budget <= 0:
-            raise ConfigurationError(f"a phase budget must be positive (got {budget})")
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
+            raise ConfigurationError(f"a phase budget must be a positive number (got {budget!r})")
         check_within_window(budget, "a phase budget")
-        state.phase_budgets[name] = budget
-    session.save_budget()
+
+    def started(stored: BudgetState) -> None:
+        if name not in stored.phases:
+            stored.phases.append(name)
+        stored.phase = name
+        if budget is not None:
+            stored.phase_budgets[name] = budget
+
+    session.save_budget(started)
     session.log_event(EventType.PHASE_STARTED, {"phase": name, "budget": budget})
 
 
@@ -77,12 +81,16 @@ def complete_phase(
         raise ConfigurationError("no phase is running: start one with start_phase")
     if name not in state.phases:
         raise ConfigurationError(f"unknown phase {name!r}; phases: {', '.join(state.phases)}")
-    policy = Pruning(pruning or state.pruning)
+    policy = _pruning(pruning or state.pruning)
     reports = _reports_to_metadata(session, name) if policy is not Pruning.MINIMAL else 0
     pruned = _prune(session, prune_on_phase_complete(session.items, name, state.phases, policy))
-    if state.phase == name:
-        state.phase = None
-    session.save_budget()
+
+    def completed(stored: BudgetState) -> None:
+        if stored.phase == name:
+            stored.phase = None
+
+    session.save_budget(completed)
+    state = session.budget
     usage = phase_usage(session)
     budget = state.phase_budgets.get(name) or budget_total(session)
     used = session.used_tokens
@@ -203,3 +211,12 @@ def task_completed(session: SessionState, task: Task, actual_tokens: int) -> Non
             "actual_tokens": actual_tokens,
         },
     )
+
+
+def _pruning(name: str) -> Pruning:
+    """The pruning policy called ``name``, or one clear error naming the known ones."""
+    try:
+        return Pruning(name)
+    except ValueError:
+        known = ", ".join(p.value for p in Pruning)
+        raise ConfigurationError(f"unknown pruning {name!r}: {known}") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .errors import ConfigurationError
 from .level import Level
+from .tokens.framing import COUNTER_NAMES
 
 TYPE_CHECKING = False  # the status line imports this module: typing costs milliseconds
 if TYPE_CHECKING:  # (and pathlib and tomllib are imported only where used)
@@ -74,17 +75,18 @@ KNOWN_FAMILIES: tuple[str, ...] = (
 
 
 def window_for_model(model: str | None) -> int:
-    m = (model or "").lower()
+    m = model.lower() if isinstance(model, str) else ""  # not a name: Policy says so
     for prefix, window in _WINDOWS:
         if m.startswith(prefix):
             return window
     return DEFAULT_WINDOW
 
 
-def window_assumption(model: str | None) -> str | None:
+def window_assumption(model: str | None, how: str = "--window N") -> str | None:
     """One line saying which window an unknown ``model`` name gets, and why; ``None``
-    for a known family (or no model). For shells to print on stderr."""
-    if not model:
+    for a known family (or no model). For shells to print on stderr (``how``: how the
+    reader sets the window)."""
+    if not model or not isinstance(model, str):
         return None
     m = model.lower()
     if any(m.startswith(family) for family in KNOWN_FAMILIES):
@@ -94,7 +96,7 @@ def window_assumption(model: str | None) -> str | None:
     why = f"the {prefix} default" if prefix else "the default for unknown models"
     return (
         f"unknown model {model!r}: assumed a {window:,}-token window ({why}); known "
-        f"families: {', '.join(KNOWN_FAMILIES)}; set the window with --window N"
+        f"families: {', '.join(KNOWN_FAMILIES)}; set the window with {how}"
     )
 
 
@@ -208,6 +210,16 @@ class Policy:
                 or not 0 <= value <= 100
             ):
                 problems.append(f"{name} threshold must be within 0–100% (got {value!r})")
+        if self.model is not None and not isinstance(self.model, str):
+            problems.append(f"model must be a model's name (got {self.model!r})")
+        counter = self.counter
+        if counter is not None and not (
+            isinstance(counter, str) and (counter in COUNTER_NAMES or counter.startswith("hf:"))
+        ):
+            problems.append(
+                f"unknown counter {counter!r}; choose one of: {', '.join(COUNTER_NAMES)}, "
+                "hf:<path/to/tokenizer.json>"
+            )
         if not problems and not w < c < b:
             problems.append(
                 f"thresholds must be ordered warning < critical < blocked (got {w:g}% / "

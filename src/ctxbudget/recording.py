@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .accounting import HistoryPoint
-from .level import Level
+from .level import Level, shown_percent
 from .model import EventType, Item
 from .policy import Policy
 from .store import Store, StoredEvent, StoredSession
@@ -154,7 +154,7 @@ def usage_events(
                     {
                         "from": level.value,
                         "to": reached.value,
-                        "percent": round(percent, 2),
+                        "percent": shown_percent(percent),
                         "used_tokens": point.reported_tokens,
                         "call": point.call,
                         "timestamp": point.timestamp,

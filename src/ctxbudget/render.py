@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .level import Level
+from .level import Level, shown_percent
 from .policy import Policy
 from .status import Status
 
@@ -34,7 +34,7 @@ def paint(text: str, level: Level, color: bool) -> str:
 
 def pct(percent: float) -> str:
     """Whole percent, rounded down: 94.9% is not yet the 95% of the blocked level."""
-    return f"{math.floor(percent + 1e-9)}%"
+    return f"{shown_percent(percent, 0):.0f}%"
 
 
 def bar(percent: float, width: int = 10) -> str:
@@ -234,7 +234,7 @@ def history_chart(
     peak = max(p.reported_tokens for p in points)
     rows.append(
         f"         {len(points)} API calls · peak {peak:,} "
-        f"({math.floor(100 * peak / policy.window)}%)"
+        f"({pct(100 * peak / policy.window)})"
         f" · last {points[-1].reported_tokens:,}"
         + (f" · now {now:,}" if now is not None and now != points[-1].reported_tokens else "")
     )

@@ -29,6 +29,7 @@ from .budget.gate import GateDecision
 from .budget.prediction import Task
 from .compaction import CompactionPolicy
 from .compaction.types import Summarizer
+from .errors import ConfigurationError
 from .model import Item
 from .session_figures import Workspace
 from .session_state import SessionState
@@ -48,7 +49,12 @@ class Session(SessionState):
     ) -> Compaction:
         """What a compaction would do: each action, tokens freed, facts at risk. Changes
         nothing. ``policy.summarizer == "llm"`` uses the LLM summarizer (from env)."""
-        policy = policy or CompactionPolicy()
+        policy = CompactionPolicy() if policy is None else policy
+        if not isinstance(policy, CompactionPolicy):
+            raise ConfigurationError(
+                f"a compaction takes a CompactionPolicy (got {type(policy).__name__}): "
+                "CompactionPolicy(target_percent=50), say"
+            )
         if summarizer is None and policy.summarizer == "llm":
             from .compaction.llm import llm_summarizer
 
@@ -89,7 +95,8 @@ class Session(SessionState):
         return archive.auto_compact(self, policy or CompactionPolicy(), summarizer)
 
     def restore(self, version: int | None = None, *, force: bool = False) -> tuple[int, int]:
-        """Undo a compaction: back to ``version`` (default: the previous one)."""
+        """Undo a compaction: back to ``version`` (default: the previous one). Returns
+        (the version it was at, the version it is at now)."""
         return archive.restore(self, version, force=force)
 
     def replace_context(self, items: list[Item], *, reason: str) -> None:
@@ -102,6 +109,10 @@ class Session(SessionState):
 
     def recall(self, query: str, budget: int = 500) -> list[Item]:
         """Archived items that best match ``query``, within ``budget`` tokens."""
+        if not isinstance(query, str):
+            raise ConfigurationError(f"recall takes a text to search for (got {query!r})")
+        if isinstance(budget, bool) or not isinstance(budget, int):
+            raise ConfigurationError(f"the recall budget is a number of tokens (got {budget!r})")
         return archive.recall(self, query, budget)
 
     # -- budgets: allocation (ctxbudget.budgeting), the gate (ctxbudget.spawning) -----

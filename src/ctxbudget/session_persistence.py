@@ -15,7 +15,7 @@ transcript is recorded. A transcript recorded again adds only what is new
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .accounting import Anchor, HistoryPoint
@@ -113,8 +113,20 @@ class StoredFigures(SessionFigures):
     def remember(self, key: str, value: Any) -> None:
         """Keep a small value in the session's stored metadata (e.g. auto-compaction's
         quiet mark, so a hook run in a new process does not try again)."""
-        self._extra[key] = value
-        self.row.merge({"extra": dict(self._extra)})
+        self.remember_with(key, lambda _: value)
+
+    def remember_with(self, key: str, update: Callable[[Any], Any]) -> Any:
+        """Keep ``update(the value kept now)`` (None when none), read and written in one
+        step: what another process kept meanwhile, under this key or another, stays."""
+
+        def extra(stored: Any) -> dict[str, Any]:
+            current = dict(stored) if isinstance(stored, dict) else {}
+            current[key] = update(current.get(key))
+            return current
+
+        kept = self.row.change("extra", extra)
+        self._extra = kept if kept is not None else extra(self._extra)
+        return self._extra[key]
 
     def remembered(self, key: str, default: Any = 0) -> Any:
         """A value kept with ``remember``."""
@@ -127,9 +139,24 @@ class StoredFigures(SessionFigures):
         self.budget = BudgetState.from_dict(meta.get("budget"))
         self._extra = dict(meta.get("extra") or {})
 
-    def save_budget(self) -> None:
-        """Write the budget state to the stored session."""
-        self.row.merge({"budget": self.budget.to_dict()})
+    def save_budget(self, change: Callable[[BudgetState], None] | None = None) -> None:
+        """Write the budget state to the stored session. ``change``: the change made,
+        applied to the state as the store holds it now (another process may have
+        started a phase meanwhile), which becomes this session's; without it the whole
+        state is written as this session holds it."""
+        if change is None:
+            self.row.merge({"budget": self.budget.to_dict()})
+            return
+        change(self.budget)
+
+        def changed(stored: Any) -> dict[str, Any]:
+            state = BudgetState.from_dict(stored if isinstance(stored, dict) else None)
+            change(state)
+            return state.to_dict()
+
+        kept = self.row.change("budget", changed)
+        if kept is not None:
+            self.budget = BudgetState.from_dict(kept)
 
     def history(self) -> list[HistoryPoint]:
         """Each API call: reported vs predicted context size.

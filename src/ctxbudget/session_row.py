@@ -80,6 +80,20 @@ class SessionRow:
                 stored.meta = {**stored.meta, **part}
                 self.store.update_session(stored)
 
+    def change(self, key: str, update: Callable[[Any], Any]) -> Any:
+        """Set the stored metadata's ``key`` to ``update(its value as the row holds it
+        now)``, in one transaction, and return it (None when the store does not hold
+        the session): a change made by another process meanwhile is kept, not
+        overwritten with what this one read earlier. No revision."""
+        if not self.known:
+            return None
+        with self.store.transaction():
+            stored = self.store.get_session(self.id)
+            value = update(stored.meta.get(key))
+            stored.meta = {**stored.meta, key: value}
+            self.store.update_session(stored)
+        return value
+
     def log(self, event: EventType | str, data: Mapping[str, Any]) -> None:
         """Append ``event`` to the session's ledger (when the store holds the session)."""
         if self.known:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from .accounting import Anchor
-from .errors import ConcurrentModificationError, SourceError
-from .model import EventType, Item, Kind, Role, Usage
-from .policy import Policy
+from .errors import ConcurrentModificationError, ConfigurationError, SourceError
+from .model import EventType, Item, Kind, Role, Usage, token_count
+from .policy import MAX_WINDOW, Policy
 from .recording import context_hash, next_version
 from .session_figures import Workspace
 from .session_persistence import StoredFigures
@@ -209,14 +210,14 @@ class SessionState(StoredFigures):
     ) -> Item:
         """Add one item (or a text, with its role and kind) to the context."""
         if isinstance(item, str):
-            role = Role(role)
+            role = _member(Role, role, "role")
             if kind is None:
                 kind = {
                     Role.SYSTEM: Kind.SYSTEM_PROMPT,
                     Role.ASSISTANT: Kind.ASSISTANT_TEXT,
                     Role.TOOL: Kind.TOOL_RESULT,
                 }.get(role, Kind.USER_TEXT)
-            item = Item(role=role, kind=Kind(kind), text=item, **fields)
+            item = Item(role=role, kind=_member(Kind, kind, "kind"), text=item, **fields)
         return self.extend([item])[0]
 
     def extend(self, items: Iterable[Item]) -> list[Item]:
@@ -225,6 +226,12 @@ class SessionState(StoredFigures):
         If the store refuses the write, the session is left as it was.
         """
         new = list(items)
+        for item in new:
+            if not isinstance(item, Item):
+                raise ConfigurationError(
+                    f"the context holds items: add an Item or a text, or add_messages() a "
+                    f"message list (got {type(item).__name__})"
+                )
         if not new:
             return new
         indices = [item.message_index for item in new]
@@ -275,13 +282,18 @@ class SessionState(StoredFigures):
         or the context size as an int. Add the response itself with ``add`` (role
         assistant): the next request carries it. Returns the new status.
         """
-        if isinstance(usage, int):
-            usage = Usage(input_tokens=usage)
-        elif not isinstance(usage, Usage):
-            try:
-                usage = Usage.from_api(usage)
-            except ValueError as exc:
-                raise SourceError(f"the usage given is not usable: {exc}") from exc
+        try:
+            if isinstance(usage, int | float) and not isinstance(usage, bool):
+                usage = Usage(input_tokens=token_count(usage, "context size"))
+            elif not isinstance(usage, Usage):
+                usage = Usage.from_api(usage, strict=True)
+        except ValueError as exc:
+            raise SourceError(f"the usage given is not usable: {exc}") from exc
+        if usage.context_tokens + usage.output_tokens > MAX_WINDOW:
+            raise SourceError(
+                f"the usage given is not usable: {usage.context_tokens:,} tokens in context "
+                f"is more than any window holds ({MAX_WINDOW:,})"
+            )
         # a usage anchors whatever the context now is: safe to re-apply
         return self.row.reapplied(lambda: self._record_usage(usage), self.reload)
 
@@ -313,3 +325,15 @@ class SessionState(StoredFigures):
             raise
         self.check_level()
         return self.status()
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _member(enum: type[E], value: E | str, what: str) -> E:
+    """``value`` as a member of ``enum``, or one clear error naming the members."""
+    try:
+        return enum(value)
+    except ValueError:
+        known = ", ".join(m.value for m in enum)
+        raise ConfigurationError(f"unknown {what} {value!r}: {known}") from None

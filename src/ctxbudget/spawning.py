@@ -262,8 +262,8 @@ def _recorded_subagents(session: SessionState) -> dict[str, int]:
 def set_agent_budget(session: SessionState, agent: str, tokens: int) -> None:
     """Give ``agent`` a budget. A stored session keeps it in its own row in the store,
     so agents given budgets by concurrent processes all keep theirs."""
-    if tokens <= 0:
-        raise ConfigurationError(f"an agent budget must be positive (got {tokens})")
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens <= 0:
+        raise ConfigurationError(f"an agent budget must be a positive number (got {tokens!r})")
     check_within_window(tokens, "an agent budget")
     session.budget.agent_budgets[agent] = tokens
     if session.is_stored:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .level import Level
+from .level import Level, shown_percent
 from .policy import Policy
 
 TYPE_CHECKING = False  # typing costs milliseconds at import: the status line imports this
@@ -187,7 +187,7 @@ class Status(_Value):
             "model": self.model,
             "used_tokens": self.used_tokens,
             "max_tokens": self.max_tokens,
-            "percent": round(self.percent, 2),
+            "percent": shown_percent(self.percent),
             "remaining_tokens": self.remaining_tokens,
             "level": self.level.value,
             "recommendation": self.recommendation,

@@ -8,13 +8,14 @@ history replay, compaction) live in pure modules; the facade does the I/O around
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 from typing import Any
 
 from .collector import Paused
 from .errors import AmbiguousSessionError, SessionNotFoundError
 from .model import Transcript
-from .policy import Policy
+from .policy import Policy, window_assumption
 from .session import Session
 from .sources import load_source
 from .store import Store, StoredSession, open_store
@@ -55,7 +56,9 @@ class Tracker:
         name: str | None = None,
         **policy_fields: Any,
     ) -> Session:
-        """Open the stored session ``session_id`` (exact id), or start a new stored one."""
+        """Open the stored session ``session_id`` (exact id), or start a new stored one.
+        A model name no family matches gets a default window, with a ``UserWarning``
+        saying which (give ``window=`` to choose it)."""
         if session_id is not None:
             try:
                 stored = self.store.get_session(session_id)
@@ -63,6 +66,10 @@ class Tracker:
                 pass
             else:
                 return self._open_stored(stored)
+        if policy is None and policy_fields.get("window") is None:
+            assumed = window_assumption(model, how="window=N")
+            if assumed is not None:
+                warnings.warn(assumed, UserWarning, stacklevel=2)
         policy = (policy or Policy.for_model(model)).replace(model=model, **policy_fields)
         session = Session(self, policy=policy, session_id=session_id, name=name)
         from .budgeting import learned_shares

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigurationError
+from ..level import shown_percent
 from ..policy import check_within_window
 
 ALLOW = "allow"
@@ -50,7 +51,7 @@ class GateDecision:
             "reason": self.reason,
             "used_tokens": self.used_tokens,
             "window": self.window,
-            "projected_percent": round(self.projected_percent, 2),
+            "projected_percent": shown_percent(self.projected_percent),
             "freed_by_compaction": self.freed_by_compaction,
             "reserved_tokens": self.reserved_tokens,
             "reservation": self.reservation,

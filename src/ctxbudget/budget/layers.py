@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..errors import ConfigurationError
+from ..level import shown_percent
 from ..model import Item, Kind, Layer, Role
 
 # The context report's thresholds after each phase (the layered-context model's alerts).
@@ -174,7 +175,7 @@ def phase_report(
         "phase": phase,
         "used_tokens": used,
         "budget_tokens": budget,
-        "percent": round(percent, 2),
+        "percent": shown_percent(percent),
         "remaining_tokens": budget - used,
         "alert": alert,
         "action": action,

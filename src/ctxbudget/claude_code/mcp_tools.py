@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from ..errors import ConfigurationError
+from ..level import shown_percent
 from .mcp_results import (
     AgentSpend,
     BreakdownResult,
@@ -65,7 +66,7 @@ def status_of(workspace: McpWorkspace, session: str | None = None) -> StatusResu
         "model": status.model,
         "used_tokens": status.used_tokens,
         "window": status.max_tokens,
-        "percent": round(status.percent, 2),
+        "percent": shown_percent(status.percent),
         "level": status.level.value,
         "remaining_tokens": status.remaining_tokens,
         "reserved_tokens": sum(r.tokens for r in held),
@@ -102,7 +103,7 @@ def history_of(workspace: McpWorkspace, session: str | None = None) -> HistoryRe
             "call": p.call,
             "now": False,
             "used_tokens": p.reported_tokens,
-            "percent": round(100 * p.reported_tokens / window, 2),
+            "percent": shown_percent(100 * p.reported_tokens / window),
             "timestamp": p.timestamp,
             "after_compaction": p.after_compaction,
         }
@@ -114,7 +115,7 @@ def history_of(workspace: McpWorkspace, session: str | None = None) -> HistoryRe
             "call": None,
             "now": True,
             "used_tokens": status.used_tokens,
-            "percent": round(status.percent, 2),
+            "percent": shown_percent(status.percent),
             "timestamp": None,
             "after_compaction": False,
         }
@@ -157,7 +158,9 @@ def gate_of(
             "reason": str(exc),
             "used_tokens": live.used_tokens,
             "window": live.policy.window,
-            "projected_percent": round(100.0 * (live.used_tokens + tokens) / live.policy.window, 2),
+            "projected_percent": shown_percent(
+                100.0 * (live.used_tokens + tokens) / live.policy.window
+            ),
             "reserved_tokens": 0,
             "reservation": None,
             "key": key,
@@ -175,7 +178,7 @@ def gate_of(
         "reason": decision.reason,
         "used_tokens": decision.used_tokens,
         "window": decision.window,
-        "projected_percent": round(decision.projected_percent, 2),
+        "projected_percent": shown_percent(decision.projected_percent),
         "reserved_tokens": decision.reserved_tokens,
         "reservation": decision.reservation,
         "key": key,
@@ -194,9 +197,9 @@ def sprint_start_of(
     target.start_phase(name.strip(), budget)
     started = time.time()
     baseline = agent_usage(live)
-    sprints = dict(target.remembered(_SPRINTS_MEMO, {}) or {})
-    sprints[name.strip()] = {"started_at": started, "budget": budget, "baseline": baseline}
-    target.remember(_SPRINTS_MEMO, sprints)
+    sprint = {"started_at": started, "budget": budget, "baseline": baseline}
+    # read and written in one step: sprints other clients started meanwhile stay
+    target.remember_with(_SPRINTS_MEMO, lambda kept: {**(kept or {}), name.strip(): sprint})
     return {
         "session_id": live.id,
         "sprint": name.strip(),

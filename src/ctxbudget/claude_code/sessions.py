@@ -14,6 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from ..level import shown_percent
 from ..policy import window_for_model
 from ..sources import claude_projects_dir
 from .incremental import HookMemory, read_figure
@@ -55,7 +56,7 @@ class ClaudeCodeSession:
             "model": self.model,
             "used_tokens": self.used_tokens,
             "max_tokens": self.window,
-            "percent": round(percent, 2) if percent is not None else None,
+            "percent": shown_percent(percent) if percent is not None else None,
         }
 
 

@@ -63,6 +63,7 @@ class Tail:
         self.opens_context = rules.opens_context
         self.preserved_messages = rules.preserved_messages
         self.carried_of = rules.carried_of
+        self.named_model = rules.named_model
         self.system_blob = rules.system_blob
         self.sends_system_messages = rules.sends_system_messages
         self.state = state
@@ -85,6 +86,8 @@ class Tail:
         # The model as the reader names it: the last response's, sub-agents' included.
         if rtype == "assistant" and isinstance(model, str) and not model.startswith("<"):
             s.model = model
+        elif s.model is None and not record.get("isSidechain"):
+            s.model = self.named_model(record)  # before any answer: the model it is asked of
         if record.get("isSidechain"):
             return  # a sub-agent's own context, not the main window
         boundary = self.is_boundary(record)

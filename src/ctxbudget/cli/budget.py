@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..budgeting import budget_total
+from ..level import shown_percent
 from ..model import Component
 from ..phasing import phase_usage
 from ..render import status_line
@@ -117,7 +118,7 @@ def cmd_budget(args: argparse.Namespace, tracker: Tracker, open_source: OpenSour
             # the figure every surface shows (ctxbudget tokens, the status line, hooks)
             "used_tokens": status.used_tokens,
             "max_tokens": status.max_tokens,
-            "percent": round(status.percent, 2),
+            "percent": shown_percent(status.percent),
             "provider_overhead": {
                 "tokens": overhead,
                 "estimated": status.overhead_estimated,

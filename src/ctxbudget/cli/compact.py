@@ -19,6 +19,7 @@ from ..archive import Compaction
 from ..compaction import CompactionPolicy
 from ..compaction.summarize import current_task
 from ..errors import CompactionError
+from ..level import shown_percent
 from ..model import Kind
 from .common import PROGRESS_FROM_ITEMS, UsageError, count, progress
 
@@ -183,7 +184,7 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
                     json.dumps(
                         {
                             "applied": False,
-                            "percent": round(status.percent, 2),
+                            "percent": shown_percent(status.percent),
                             "alert": session.last_alert,
                             "message": message,
                         },

@@ -8,7 +8,7 @@ import shlex
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..level import Level
+from ..level import Level, shown_percent
 from ..model import EventType
 from ..render import breakdown_table, history_chart, status_line, warning_block
 from .common import (
@@ -105,7 +105,7 @@ def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
                     "timestamp": None,
                     "after_compaction": False,
                     "used_tokens": status.used_tokens,
-                    "percent": round(status.percent, 2),
+                    "percent": shown_percent(status.percent),
                 }
             )
         print(json.dumps(out, indent=2, ensure_ascii=False))

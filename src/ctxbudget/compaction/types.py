@@ -13,6 +13,9 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..model import Item
 
+# The fields of a CompactionPolicy that may be None (not given).
+_OPTIONAL = frozenset({"target_tokens", "trigger_tokens", "target_ratio", "trigger_percent"})
+
 
 @dataclass(slots=True, frozen=True)
 class CompactionPolicy:
@@ -42,6 +45,7 @@ class CompactionPolicy:
     on_missing_facts: str = "restore"  # "restore": add a ledger section; "rollback": refuse
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.target_tokens is not None and self.target_tokens <= 0:
             raise ConfigurationError(
                 f"target must be a positive number of tokens (got {self.target_tokens})"
@@ -65,6 +69,26 @@ class CompactionPolicy:
             raise ConfigurationError(f"unknown summarizer {self.summarizer!r}: extractive or llm")
         if self.on_missing_facts not in ("restore", "rollback"):
             raise ConfigurationError("on_missing_facts must be restore or rollback")
+
+    def _check_types(self) -> None:
+        """Counts are whole numbers and shares numbers, as the fields say: one clear
+        error, not a TypeError from deep in a comparison."""
+        whole = ("target_tokens", "trigger_tokens", "keep_first", "keep_last", "keep_results")
+        number = ("target_ratio", "target_percent", "trigger_percent", "min_freed_share")
+        for name in (*whole, *number):
+            value = getattr(self, name)
+            kinds = int if name in whole else int | float
+            if value is None and name in _OPTIONAL:
+                continue
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                wanted = "a whole number" if name in whole else "a number"
+                raise ConfigurationError(f"{name} must be {wanted} (got {value!r})")
+        if not isinstance(self.excluded_tools, tuple | list | frozenset | set) or not all(
+            isinstance(tool, str) for tool in self.excluded_tools
+        ):
+            raise ConfigurationError(
+                f"excluded_tools must be tool names (got {self.excluded_tools!r})"
+            )
 
     def trigger_for(
         self, window: int, critical_percent: float, used: int, *, summary_room: bool = False

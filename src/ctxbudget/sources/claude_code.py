@@ -43,6 +43,7 @@ from .claude_code_context import (
     is_context_record,
     link_records,
     message_of,
+    named_model,
     opens_context,
     preserved_messages,
     resolve_preserved,
@@ -267,8 +268,8 @@ def read_claude_code(
             params = data.get("params")
             params = params if isinstance(params, dict) else {}
             window = window_of_betas(params.get("betas")) or window
-            if isinstance(params.get("model"), str) and params["model"]:
-                request_model = params["model"]
+        if not sidechain and (named := named_model(data)) is not None:
+            request_model = named
         boundary = is_compact_boundary(data)
         if boundary:
             kept.extend(preserved_messages(data))

@@ -35,6 +35,7 @@ __all__ = [
     "is_context_record",
     "link_records",
     "message_of",
+    "named_model",
     "opens_context",
     "preserved_messages",
     "resolve_preserved",
@@ -134,6 +135,24 @@ def sends_system_messages(
         return None
     kept = before if isinstance(data.get("keep"), int) and data["keep"] > 0 else False
     return any(h in system_hashes for h in tail if isinstance(h, str)) or bool(kept)
+
+
+def named_model(data: dict[str, Any]) -> str | None:
+    """The model a record names before any answer does: an ``api-request``'s
+    ``params.model``, or Claude Code 2.x's ``model`` attachment (``identity.modelId``,
+    written with the first prompt, and again after ``/model``)."""
+    model: Any = None
+    if data.get("type") == "api-request":
+        params = data.get("params")
+        model = params.get("model") if isinstance(params, dict) else None
+    elif data.get("type") == "attachment":
+        attachment = data.get("attachment")
+        if isinstance(attachment, dict) and attachment.get("type") == "model":
+            identity = attachment.get("identity")
+            model = identity.get("modelId") if isinstance(identity, dict) else None
+    if isinstance(model, str) and model and not model.startswith("<"):
+        return model
+    return None
 
 
 #: The key of a compact boundary ctxbudget wrote (``compact --fork``): what the

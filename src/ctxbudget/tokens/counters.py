@@ -20,6 +20,7 @@ from typing import Protocol, runtime_checkable
 
 from ..errors import ConfigurationError, MissingExtraError, TokenizerUnavailableError
 from ..model import content_hash
+from .framing import COUNTER_NAMES
 
 
 @runtime_checkable
@@ -121,13 +122,14 @@ _BUILDERS: dict[str, Callable[[], Counter]] = {
     "claude-estimate": _build_claude_estimate,
     "estimate": _build_estimate,
 }
+assert tuple(_BUILDERS) == COUNTER_NAMES  # one list of the names (``framing``)
 _built: dict[str, Counter] = {}
 _lock = threading.Lock()
 
 
 def available_counters() -> list[str]:
     """Names a user can pass to ``get_counter`` (``hf:PATH`` works too)."""
-    return [*_BUILDERS, "hf:<path/to/tokenizer.json>"]
+    return [*COUNTER_NAMES, "hf:<path/to/tokenizer.json>"]
 
 
 _claude_found: bool | None = None

@@ -8,6 +8,8 @@ in a module that imports nothing.
 
 from __future__ import annotations
 
+#: The counters ``get_counter`` builds by name (``hf:PATH`` names a tokenizer file too).
+COUNTER_NAMES = ("o200k_base", "cl100k_base", "claude", "claude-estimate", "estimate")
 #: Counters that are a model's own tokenizer (OpenAI's encodings through tiktoken):
 #: when the model's counter is one of them, the correction starts from
 #: ``Calibration.for_counter(exact_for_model=True)``, else from Claude's prior.

@@ -73,17 +73,13 @@ class AutoCompactor:
         except CompactionError as exc:
             return None, None, self._alert(session, used, f"Nothing to compact: {exc}.")
         if not plan.result.actions:
-            reason = (
-                "Auto-compaction found nothing to remove: what is left is protected "
-                "(the system prompt, the latest request, the last exchanges)."
-            )
+            reason = f"Auto-compaction found nothing to remove: {_why_not(plan)}."
             return None, None, self._alert(session, used, reason)
         after_blocked = level(session, plan.used_after, reserve) is Level.BLOCKED
         if plan.freed < policy.min_freed_share * window and not (blocked_now and not after_blocked):
             reason = (
                 f"Auto-compaction would free only {plan.freed:,} tokens (less than "
-                f"{policy.min_freed_share:.0%} of the window): not applied; what is left "
-                "is protected (the system prompt, the latest request, the last exchanges)."
+                f"{policy.min_freed_share:.0%} of the window): not applied; {_why_not(plan)}."
             )
             return plan, None, self._alert(session, used, reason)
         if after_blocked:
@@ -118,3 +114,12 @@ class AutoCompactor:
         self.quiet_until = used
         session.log_event(EventType.ALERT, {"reason": reason, "used_tokens": used})
         return reason
+
+
+def _why_not(plan: Compaction) -> str:
+    """Why a plan frees no more: its own note (what must stay: the protected exchanges,
+    facts a compaction keeps, the provider's overhead), else what is protected."""
+    for note in reversed(plan.result.notes):
+        if note.startswith("target not reached"):
+            return note
+    return "what is left is protected (the system prompt, the latest request, the last exchanges)"
