@@ -113,7 +113,7 @@ def _gate_once(
     if roster and agent not in roster:
         raise ConfigurationError(
             f"unknown agent {agent!r}: this session budgets {', '.join(sorted(roster))}; "
-            "give it a budget first (--agent-budget N)"
+            "give it a budget first (set_agent_budget, or --agent-budget N)"
         )
     shared = session.is_stored if reserve is None else reserve
     lease = reservation_ttl(ttl) if shared else 0.0
