@@ -14,6 +14,7 @@ constants as FTS5's ``bm25()``.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -66,13 +67,43 @@ def fold(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     # the combining marks among its distinct characters (most text has none: a file
     # read's "→" is no accent), removed at once
-    marks = [c for c in set(decomposed) if c > "\u02ff" and unicodedata.combining(c)]
+    marks = [c for c in _non_ascii(decomposed) if c > "\u02ff" and unicodedata.combining(c)]
     return decomposed.translate(dict.fromkeys(map(ord, marks))) if marks else decomposed
+
+
+_ASCII = bytes(range(0x80))
+
+
+def _non_ascii(text: str) -> set[str]:
+    """The distinct characters of ``text`` beyond ASCII: its UTF-8 without the ASCII
+    bytes (which no other character's bytes are), not a walk over every character."""
+    rest = text.encode("utf-8", "surrogatepass").translate(None, _ASCII)
+    return set(rest.decode("utf-8", "surrogatepass"))
 
 
 def words(text: str) -> list[str]:
     """The words of ``text``: runs of letters and digits, folded."""
     return _WORD.findall(fold(text))
+
+
+# Each byte as a word's ("a") or not (" "): ASCII as ``_WORD`` classes it, the bytes
+# beyond as one class, word or not (``_word_count``).
+_ASCII_CLASSES = bytes(ord("a") if _WORD.fullmatch(chr(b)) else ord(" ") for b in range(0x80))
+_CLASSED = {word: _ASCII_CLASSES + (b"a" if word else b" ") * 0x80 for word in (False, True)}
+
+
+def _word_count(folded: str) -> int:
+    """``len(words(text))`` for ``folded = fold(text)``, without making the words:
+    the runs of word bytes in its UTF-8, each byte classed as its character's class.
+    A text whose characters beyond ASCII are of both classes is cut by the regex."""
+    if folded.isascii():
+        classed = folded.encode("ascii").translate(_CLASSED[False])
+    else:
+        kinds = {_WORD.fullmatch(c) is not None for c in _non_ascii(folded)}
+        if len(kinds) > 1:
+            return len(_WORD.findall(folded))
+        classed = folded.encode("utf-8", "surrogatepass").translate(_CLASSED[True in kinds])
+    return classed.count(b" a") + classed.startswith(b"a")
 
 
 def word_counts(text: str) -> Counter[str]:
@@ -125,14 +156,15 @@ def bm25_scores(
     ``total`` and ``average`` (the number of documents searched and their average
     length in words) default to ``documents``'; given, ``documents`` may be the ones
     that can match alone (``search_texts``)."""
-    scores = [0.0] * len(documents)
     total = len(documents) if total is None else total
     if not documents or not terms or not total:
-        return scores
+        return [0.0] * len(documents)
     lengths = [sum(counts.values()) for counts in documents]
-    if average is None:
-        average = sum(lengths) / total
-    average = average or 1.0
+    return _bm25(_frequencies(terms, documents), lengths, total=total, average=average)
+
+
+def _frequencies(terms: Sequence[Term], documents: Sequence[Mapping[str, int]]) -> list[list[int]]:
+    """Each document's number of words matching each term (in ``terms`` order)."""
     # each distinct word's terms, once: a document's words are then read once
     matching: dict[str, list[int]] = {}
     frequencies: list[list[int]] = []
@@ -145,7 +177,25 @@ def bm25_scores(
             for i in found:
                 row[i] += n
         frequencies.append(row)
-    for i in range(len(terms)):
+    return frequencies
+
+
+def _bm25(
+    frequencies: Sequence[Sequence[int]],
+    lengths: Sequence[int],
+    *,
+    total: int,
+    average: float | None,
+) -> list[float]:
+    """``bm25_scores`` of documents given as their terms' frequencies and their
+    lengths in words."""
+    scores = [0.0] * len(frequencies)
+    if not frequencies or not total:
+        return scores
+    if average is None:
+        average = sum(lengths) / total
+    average = average or 1.0
+    for i in range(len(frequencies[0])):  # each term
         hits = sum(1 for row in frequencies if row[i])
         if not hits:
             continue
@@ -170,9 +220,25 @@ def rank(
     """The ``limit`` best matching keys, best first; ties keep the given order
     (``total``, ``average``: as for ``bm25_scores``)."""
     scores = bm25_scores(terms, [c for _, c in documents], total=total, average=average)
-    found = [(key, score) for (key, _), score in zip(documents, scores, strict=True) if score]
+    return _best([key for key, _ in documents], scores, limit)
+
+
+def _best(keys: Sequence[K], scores: Sequence[float], limit: int) -> list[tuple[K, float]]:
+    """The ``limit`` keys of the best scores above 0, best first, ties in order."""
+    found = [(key, score) for key, score in zip(keys, scores, strict=True) if score]
     found.sort(key=lambda hit: -hit[1])  # stable: ties stay in the given order
     return found[: max(limit, 0)]
+
+
+@functools.cache
+def _occurrences(term: Term) -> re.Pattern[str]:
+    """The words ``term`` matches, found in a folded text as they are, not cut out of
+    it: its text where no letter or digit is just before (nor, unless it is a prefix,
+    just after); its text is letters and digits (``words`` of the query)."""
+    text = re.escape(term.text)
+    after = "" if term.prefix else r"(?![^\W_])"
+    # the text first, then what precedes it: the search runs from each copy of the text
+    return re.compile(rf"{text}(?<![^\W_]{text}){after}")
 
 
 def search_texts(
@@ -182,27 +248,34 @@ def search_texts(
     compactions left behind): the same words, terms and BM25 as every backend; the
     ``limit`` best keys, best first, ties in the given order.
 
-    A text that holds none of the terms as a substring cannot match: it is not cut
-    into words, and BM25's average length is taken over the texts that can and over
-    at most ``LENGTH_SAMPLE`` of the others, evenly spread (all of them, in a short
-    transcript)."""
+    No text is cut into words: each term's words are found in it as they are
+    (``_occurrences``) and its words counted (``_word_count``). A text that holds none
+    of the terms as a substring cannot match: BM25's average length is taken over the
+    texts that can and over at most ``LENGTH_SAMPLE`` of the others, evenly spread
+    (all of them, in a short transcript)."""
     terms = query_terms(query)
     if not terms or limit <= 0 or not documents:
         return []
     needles = [term.text for term in terms]
-    candidates: list[tuple[K, Counter[str]]] = []
+    patterns = [_occurrences(term) for term in terms]
+    keys: list[K] = []
+    frequencies: list[list[int]] = []
+    lengths: list[int] = []
     others: list[int] = []
     for index, (key, text) in enumerate(documents):
         folded = fold(text)
         if any(needle in folded for needle in needles):
-            candidates.append((key, Counter(_WORD.findall(folded))))
+            keys.append(key)
+            frequencies.append([len(pattern.findall(folded)) for pattern in patterns])
+            lengths.append(_word_count(folded))
         else:
             others.append(index)
     sample = others[:: max(1, math.ceil(len(others) / LENGTH_SAMPLE))]
-    measured = sum(len(words(documents[i][1])) for i in sample) / max(1, len(sample))
-    length = sum(counts.total() for _, counts in candidates) + measured * len(others)
+    measured = sum(_word_count(fold(documents[i][1])) for i in sample) / max(1, len(sample))
+    length = sum(lengths) + measured * len(others)
     total = len(documents)
-    return rank(terms, candidates, limit, total=total, average=length / total)
+    scores = _bm25(frequencies, lengths, total=total, average=length / total)
+    return _best(keys, scores, limit)
 
 
 #: At most this many texts that cannot match are measured for BM25's average length
