@@ -34,7 +34,7 @@ from ctxbudget.store import (
     open_store,
     register_backend,
 )
-from ctxbudget.store._search import Term, query_terms
+from ctxbudget.store._search import Term, query_terms, rank, word_counts
 from ctxbudget.store._sqlite_schema import fts_query
 from ctxbudget.store.memory import MemoryStore
 from ctxbudget.store.sqlite import SCHEMA_VERSION, SQLiteStore, database_path
@@ -1148,6 +1148,57 @@ def test_public_names() -> None:
         "default_store_url",
         "register_backend",
     } <= set(store_package.__all__)
+
+
+_PIECES = [
+    "budget",
+    "Budgets",
+    "BUDGETING",
+    "writer",
+    "writers",
+    "rewriter",
+    "budget_writer",
+    "über",
+    "Zürich",
+    "café",
+    "ﬁle",
+    "ｂudget",
+    "e\u0301",
+    "→",
+    "—",
+    "中文",
+    "\u212a",
+    " ",
+    "  ",
+    "\n",
+    ".",
+    "-",
+    "_",
+    "'",
+    "42",
+    "x9",
+    "ß",
+    "İ",
+    "\ud800",
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    texts=st.lists(st.lists(st.sampled_from(_PIECES), max_size=12), min_size=1, max_size=8),
+    query=st.sampled_from(["budget writer", "writer", "budgets", "zurich cafe", "file x9 42"]),
+)
+def test_search_texts_scores_as_word_counts(texts: list[list[str]], query: str) -> None:
+    """``search_texts`` finds each term's words and counts a text's words without
+    cutting it into words: the same hits and scores as BM25 over the texts' word
+    counts (``rank``), whatever the characters beyond ASCII (letters, symbols, marks,
+    a lone surrogate), when every text holds a term (no length is sampled then)."""
+    from ctxbudget.store import search_texts
+
+    terms = query_terms(query)
+    documents = ["".join(pieces) + " " + terms[0].text for pieces in texts]
+    expected = rank(terms, [(n, word_counts(text)) for n, text in enumerate(documents)], 50)
+    assert search_texts(query, list(enumerate(documents)), 50) == expected
 
 
 def test_a_transcripts_own_search_ranks_as_the_store(archive: Store) -> None:

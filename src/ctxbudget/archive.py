@@ -17,7 +17,7 @@ from itertools import zip_longest
 
 from .compaction import Action, CompactionPolicy, CompactionResult
 from .compaction.engine import Compactor
-from .compaction.fact_rules import COMMAND_PLUMBING, REPORT_MARKER
+from .compaction.fact_rules import is_report_or_command
 from .compaction.middle import SUMMARY_LEAST
 from .compaction.types import Summarizer
 from .errors import (
@@ -459,12 +459,7 @@ def _is_report(item: Item) -> bool:
     recall, a hook's alert) or a slash command's record (its invocation, its output:
     the ``/compact --dry-run`` preview): what it says is in the archive already, was
     stale when shown, or is no part of the conversation."""
-    text = item.text
-    return (
-        REPORT_MARKER in text
-        or any(mark in text for mark in COMMAND_PLUMBING)
-        or is_ctxbudget_tool(item.tool)
-    )
+    return is_report_or_command(item.text) or is_ctxbudget_tool(item.tool)
 
 
 def _following(contexts: Iterable[list[Item]], hits: list[Item]) -> dict[str, list[Item]]:

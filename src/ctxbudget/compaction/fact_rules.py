@@ -25,7 +25,15 @@ from .mentions import entities, is_source_file, line_at, paths, word_set
 from .summary_sections import summary_facts
 from .types import Fact, FactKind
 
-__all__ = ["COMMAND_PLUMBING", "REPORT_MARKER", "Ledger", "clip", "feed_item", "has_word"]
+__all__ = [
+    "COMMAND_PLUMBING",
+    "REPORT_MARKER",
+    "Ledger",
+    "clip",
+    "feed_item",
+    "has_word",
+    "is_report_or_command",
+]
 
 REQUEST_CHARS = 300
 PHRASE_WORDS = 12
@@ -110,6 +118,16 @@ COMMAND_PLUMBING = (
     "<local-command-stdout>",
     "<local-command-stderr>",
 )
+# Either, in one search of the text (not one per marker)
+_REPORT_OR_COMMAND = re.compile("|".join(map(re.escape, (REPORT_MARKER, *COMMAND_PLUMBING))))
+
+
+def is_report_or_command(text: str) -> bool:
+    """Does ``text`` hold a ctxbudget report (``REPORT_MARKER``) or a slash command's
+    record (``COMMAND_PLUMBING``)?"""
+    return _REPORT_OR_COMMAND.search(text) is not None
+
+
 _NOISE = (
     REPORT_MARKER,
     *COMMAND_PLUMBING,

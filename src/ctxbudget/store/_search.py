@@ -14,7 +14,6 @@ constants as FTS5's ``bm25()``.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 import unicodedata
@@ -230,7 +229,6 @@ def _best(keys: Sequence[K], scores: Sequence[float], limit: int) -> list[tuple[
     return found[: max(limit, 0)]
 
 
-@functools.cache
 def _occurrences(term: Term) -> re.Pattern[str]:
     """The words ``term`` matches, found in a folded text as they are, not cut out of
     it: its text where no letter or digit is just before (nor, unless it is a prefix,
