@@ -333,3 +333,68 @@ def test_the_percent_is_rounded_down_in_json_as_in_text(
     assert tokens["level"] == "critical"
     _, out, _ = run(capsys, "tokens", str(path), "--window", str(window))
     assert "(94%)" in out
+
+
+def _usage_payload(src: str, usage: dict[str, int] | None) -> str:
+    """Claude Code's status line payload, with ``usage`` as ``current_usage``."""
+    window = {"context_window_size": 200_000, "current_usage": usage}
+    return json.dumps({"session_id": SESSION_ID, "transcript_path": src, "context_window": window})
+
+
+def _last_usage(records: list[dict]) -> dict[str, int]:
+    usage: dict[str, int] = next(
+        r["message"]["usage"] for r in reversed(records) if r["type"] == "assistant"
+    )
+    return dict(usage)
+
+
+def test_the_status_line_given_claude_codes_usage_shows_the_same_figure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Claude Code's ``current_usage`` is the transcript's latest call: the status line
+    shows ``tokens``' figure, which adds to that usage the response's framing and what
+    came after it (a sub-agent's report), however the calls before went."""
+    session = shop_session()
+    usage = _last_usage(session.records)
+    path = tmp_path / f"{SESSION_ID}.jsonl"
+    src = str(path)
+    # the first call before the transcript exists: Claude Code's figure, nothing saved
+    assert _line_figure(render_statusline(_usage_payload(src, usage)))[0] == (sum(usage.values()))
+    session.write(path)
+    used = _json(capsys, "tokens", src, "--json")["used_tokens"]
+    # the response's one block adds its framing to input + cache + output
+    assert used > sum(usage.values())
+    assert _line_figure(render_statusline(_usage_payload(src, usage)))[0] == used
+    # a sub-agent's report arrives: Claude Code's usage is the same, the context is not
+    session.tool_result("toolu_report", "Review: " + "billing.py rounds half-even. " * 80)
+    session.write(path)
+    later = _json(capsys, "tokens", src, "--json")["used_tokens"]
+    assert later > used + 400
+    assert _line_figure(render_statusline(_usage_payload(src, usage)))[0] == later
+    # Claude Code has made a call the transcript does not show yet: its own figure
+    newer = {**usage, "cache_read_input_tokens": usage["cache_read_input_tokens"] + later - used}
+    newest = _line_figure(render_statusline(_usage_payload(src, newer)))[0]
+    assert newest == sum(newer.values())
+
+
+def test_after_claude_codes_compact_an_older_usage_is_not_the_figure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Right after ``/compact`` Claude Code may still pass the usage of the last call
+    before it: that usage measured a context that is gone, so the status line shows the
+    compacted context as every other surface does; a call after the compaction (not in
+    the transcript yet) is Claude Code's figure."""
+    session = shop_session(overhead=21_000)
+    usage = _last_usage(session.records)
+    session.compact_boundary("Summary: REQ-114 rounding fixed in shop/billing.py; tests pass.")
+    src = str(session.write(tmp_path / f"{SESSION_ID}.jsonl"))
+    tokens = _json(capsys, "tokens", src, "--json")
+    assert tokens["overhead_estimated"] and tokens["used_tokens"] < sum(usage.values()) - 5_000
+    plain = json.dumps({"session_id": SESSION_ID, "transcript_path": src})
+    assert _line_figure(render_statusline(plain))[0] == tokens["used_tokens"]  # state saved
+    stale = _usage_payload(src, usage)
+    assert _line_figure(render_statusline(stale))[0] == tokens["used_tokens"]
+    assert _line_figure(render_statusline(stale, use_cache=False))[0] == tokens["used_tokens"]
+    after = {"input_tokens": 22_000, "output_tokens": 90}
+    line = render_statusline(_usage_payload(src, after))
+    assert _line_figure(line)[0] == 22_090

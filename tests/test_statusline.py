@@ -797,7 +797,8 @@ def test_context_window_usage_of_the_transcript(
     capsys: pytest.CaptureFixture[str], transcript: Path
 ) -> None:
     """Claude Code's current usage: when it is the transcript's last one, the figure is
-    the transcript's (tokens'); otherwise Claude Code's own count."""
+    the transcript's (tokens'); when newer, or the transcript is gone, Claude Code's own
+    count."""
     state, _ = read_transcript(str(transcript))
     assert state.anchor is not None
     last = state.anchor[1]
@@ -808,8 +809,7 @@ def test_context_window_usage_of_the_transcript(
         "output_tokens": 25,
     }
     cw = {"context_window_size": 200_000, "current_usage": usage}
-    render_statusline(stdin_json(transcript))  # a state saved: the transcript is followed
-    line = render_statusline(stdin_json(transcript, context_window=cw))
+    line = render_statusline(stdin_json(transcript, context_window=cw))  # a first call
     assert used_in(line) == tokens_used(capsys, transcript) > last + 25
     newer = {**usage, "cache_read_input_tokens": last - 504 + 1_000}
     line = render_statusline(stdin_json(transcript, context_window={**cw, "current_usage": newer}))

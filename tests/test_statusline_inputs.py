@@ -1,10 +1,9 @@
 """The status line with hostile transcript paths, and one definition of its figure.
 
 A FIFO, ``/dev/zero`` or a file bigger than the read cap as ``transcript_path`` still
-gives a line at once; with Claude Code's ``current_usage`` the transcript is not opened
-unless an earlier call saved its state, and then only its appended bytes are read; the
-figure is the next request's context (the last response's output included) on every
-path.
+gives a line at once; with Claude Code's ``current_usage`` as without it the transcript
+is read once, then only its appended bytes; the figure is the next request's context
+(the last response's output included) on every path.
 """
 
 from __future__ import annotations
@@ -179,7 +178,7 @@ def test_cap_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         assert transcript_read.max_read_bytes() == (expected or transcript_read.DEFAULT_MAX_BYTES)
 
 
-# -- current_usage: the transcript only through a saved state ------------------------------
+# -- current_usage: the transcript's figure unless the usage is newer ---------------------
 
 
 class _Opens:
@@ -204,18 +203,35 @@ class _Opens:
         monkeypatch.setattr(os, "open", counted_os)
 
 
-def test_current_usage_does_not_open_the_transcript(
+def test_current_usage_reads_the_transcript_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = _write(tmp_path / "t.jsonl", RECORDS)
+    state, _ = read_transcript(str(path))
+    framing = round(state.new_calibration().per_item * 1)  # the response's one block
     opens = _Opens(monkeypatch, path)
     line = render_statusline(_payload(path, USAGE))
-    assert opens.count == 0
-    # input + cache creation + cache read + the response's output
-    assert line.startswith("Sonnet 4 | Tokens: 61,763/200,000 (30%)")
-    _write(path, [_prompt("u3", "a2", "And the quotas?")], mode="a")
+    assert opens.count == 1
+    # the usage is the transcript's latest: input + cache creation + cache read + the
+    # response's output and framing (61,763 before: the framing left out)
+    assert line.startswith(f"Sonnet 4 | Tokens: {61_763 + framing:,}/200,000 (30%)")
     assert render_statusline(_payload(path, USAGE)) == line
-    assert opens.count == 0
+    assert opens.count == 1  # nothing appended: the memo
+    _write(path, [_prompt("u3", "a2", "And the quotas?")], mode="a")
+    size = path.stat().st_size
+    reads: list[int] = []
+    real_read = transcript_read._read
+
+    def spy(p: str, st: os.stat_result, saved: Any, *args: Any) -> Any:
+        before = saved.offset if saved is not None else 0
+        result = real_read(p, st, saved, *args)
+        reads.append(result.offset - before)
+        return result
+
+    monkeypatch.setattr(transcript_read, "_read", spy)
+    # the state the first call saved: only the appended line is read, and counted
+    assert _used(render_statusline(_payload(path, USAGE))) > _used(line)
+    assert reads == [size - state.size] and opens.count == 2
 
 
 def test_both_paths_give_the_same_figure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,10 +13,15 @@ null until the first API call. Older versions send no ``context_window``.
 
 The figure comes from the first of these that is there:
 
-1. ``context_window.current_usage``: input + cache creation + cache read (the
-   provider's own count of the last request), in ``context_window_size``; except
-   when the transcript (2.) can be read and its last usage has that same size: then
-   the transcript's figure, which adds that response and what came after it;
+1. ``context_window.current_usage`` when it is newer than the transcript: input +
+   cache creation + cache read (the provider's own count of the last request) + its
+   output tokens (the next request carries the response), in ``context_window_size``.
+   Newer: the transcript cannot be read, or none of its latest main-thread API calls
+   (compactions included) reported that context, so Claude Code made a call the
+   transcript does not show yet. A usage the transcript holds, its latest call's or
+   an earlier one's (a later call or a compaction came after), is not newer: the
+   transcript's figure (2.) then, which adds that response's framing and what came
+   after it;
 2. the transcript at ``transcript_path``, with the definition and arithmetic of
    ``ctxbudget tokens`` (``Session._from_transcript`` over ``replay_history``), so
    both print the same figure (below);
@@ -61,14 +66,14 @@ model as above. Levels, bar and labels come from ``Policy``, ``build_status`` an
 
 Speed: the transcript's state (``transcript_state``: stat, byte offset of the last
 complete line, the anchor and the local count of each item since it, the correction
-learnt so far with its samples, the counter's name, recent message ids) is kept in a
-small JSON file per
-transcript under the user cache dir, so a call reads only what was appended since the
-last one and never replays the history; a read after which the file's model picks
-another counter than the counts were made with counts the whole file again. The
-first call on a transcript counts every main-thread item. The rendered line is
-memoised on everything it depends on (the transcript's stat included): a call that
-finds nothing changed imports no more than ``json`` and prints the memo. Nothing here
+learnt so far with its samples, the counter's name, recent message ids and the
+reported context of recent calls) is kept in a small JSON file per transcript under the
+user cache dir, whether or not Claude Code passed its usage, so a call reads only what
+was appended since the last one and never replays the history; a read after which the
+file's model picks another counter than the counts were made with counts the whole
+file again. The first call on a transcript counts every main-thread item. The rendered
+line is memoised on everything it depends on (the transcript's stat included): a call
+that finds nothing changed imports no more than ``json`` and prints the memo. Nothing here
 imports the store or the compaction engine, nor a tokenizer unless the transcript's
 model picks one (``estimate`` is pure Python).
 
@@ -273,6 +278,28 @@ def transcript_figure(state: TranscriptState) -> Figure:
     )
 
 
+def usage_figure(context: int, output: int) -> Figure:
+    """Claude Code's usage as the next request's context: the last one's input and
+    cache, and the response, which it will carry (the transcript's figure counts it
+    too)."""
+    return Figure(context + output, "context_window", reported=context, estimated=output)
+
+
+def choose_figure(inp: StatuslineInput, state: TranscriptState | None) -> Figure:
+    """The transcript's figure, unless Claude Code's usage is newer than what the
+    transcript shows (or the transcript could not be read): then that usage's."""
+    context = inp.context_tokens
+    if context is not None and (state is None or not state.holds_usage(context)):
+        # a call the transcript does not show yet (its records are written after it)
+        return usage_figure(context, inp.output_tokens)
+    if state is not None:
+        # the usage is the transcript's latest (the figure adds its response's framing
+        # and what came after, as `ctxbudget tokens` does) or older than it: a later
+        # call, or a compaction, which leaves that usage no part of the context
+        return transcript_figure(state)
+    return Figure(None, "none")
+
+
 def _regular_or_missing(path: str) -> bool:
     try:
         return stat.S_ISREG(os.stat(path).st_mode)
@@ -379,14 +406,6 @@ def _render(
         except Exception as exc:
             debug(f"no cache ({exc})")
             cache_path = None
-    # With Claude Code's current usage the figure is known: the transcript adds only its
-    # estimate of what came after that usage, and is consulted only through a state an
-    # earlier call saved (brought up to date from the bytes appended since); a first
-    # call does not open it. Without that usage, the transcript is the figure.
-    use_transcript = bool(path) and (
-        inp.context_tokens is None
-        or TranscriptState.from_json(saved.get("transcript"), path or "") is not None
-    )
     memo_key = [
         STATE_VERSION,
         _code_stamp(),
@@ -395,7 +414,7 @@ def _render(
         window,
         _file_stamp(policy_file),
         color,
-        _file_stamp(path) if use_transcript else None,
+        _file_stamp(path),
     ]
     memo = saved.get("memo")
     if isinstance(memo, dict) and memo.get("key") == memo_key and isinstance(memo.get("line"), str):
@@ -413,7 +432,10 @@ def _render(
             reported_window = remembered_window(inp.session_id, cache_dir)
     state: TranscriptState | None = None
     changed = False
-    if path and use_transcript:
+    if path:
+        # Read with or without Claude Code's usage (from the state saved by the last
+        # call, only the bytes appended since): the state is saved on every call, so
+        # the transcript's figure is there whenever Claude Code's usage is not newer.
         try:
             try:
                 state, changed = read_transcript(path, saved.get("transcript"))
@@ -424,23 +446,7 @@ def _render(
                 state, changed = read_transcript(path, None)
         except OSError as exc:
             debug(f"transcript not read ({exc})")
-    figure = Figure(None, "none")
-    if inp.context_tokens is not None:
-        if state is not None and state.anchor is not None and state.anchor[1] == inp.context_tokens:
-            # Claude Code's usage is the transcript's last one: the transcript's figure
-            # (that usage, its response, what came after), as `ctxbudget tokens` has it.
-            figure = transcript_figure(state)
-        else:
-            # The next request's context: the last one's input and cache, and the
-            # response, which it will carry (the transcript's figure counts it too).
-            figure = Figure(
-                inp.context_tokens + inp.output_tokens,
-                "context_window",
-                reported=inp.context_tokens,
-                estimated=inp.output_tokens,
-            )
-    elif state is not None:
-        figure = transcript_figure(state)
+    figure = choose_figure(inp, state)
     policy = make_policy(
         inp,
         window=window,

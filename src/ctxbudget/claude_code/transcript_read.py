@@ -182,6 +182,8 @@ class Tail:
         s.added = []
         s.since_tokens = s.since_items = 0
         s.calls += 1
+        # remembered past compactions: Claude Code's status line may still report one
+        s.usages = [*s.usages[-(_RECENT_IDS - 1) :], context]
         self.pending.append((record, mid is not None))
         if mid is not None:
             self.ids.add(mid)

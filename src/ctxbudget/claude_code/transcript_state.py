@@ -29,7 +29,7 @@ __all__ = ["STATE_VERSION", "TranscriptState", "count_field", "debug"]
 
 DEBUG_ENV = "CTXBUDGET_DEBUG"
 #: Bump when the cached state's meaning changes: older cache files are then ignored.
-STATE_VERSION = 7
+STATE_VERSION = 8
 
 
 def debug(message: str) -> None:
@@ -65,7 +65,9 @@ class TranscriptState:
     the context since its start. ``calibration`` is the learned correction
     ``[per_token, per_item, samples]`` (None: the prior), ``counter`` the name of the
     counter the counts were made with (None: nothing counted yet). ``recent`` holds the
-    latest main-thread records' ``[uuid, tokens, items]``, ``kept`` the messages the last
+    latest main-thread records' ``[uuid, tokens, items]``, ``usages`` the reported context
+    of the latest main-thread API calls (oldest first, across compactions), ``kept`` the
+    messages the last
     compaction kept (``[summary uuid, [uuids]]``) until its summary comes, ``opened``
     whether a compaction boundary was read and no message since (its summary then
     continues the context the boundary started). ``system_hashes`` are the latest
@@ -102,6 +104,7 @@ class TranscriptState:
         "size",
         "system",
         "system_hashes",
+        "usages",
         "version",
     )
 
@@ -131,6 +134,7 @@ class TranscriptState:
         # what the latest compact boundary carried over (a fork's: ``Carried.to_data``)
         self.carried: dict[str, Any] | None = None
         self.ids: list[str] = []
+        self.usages: list[int] = []
         self.model: str | None = None
         self.session_id: str | None = None
         self.records = 0
@@ -169,6 +173,8 @@ class TranscriptState:
             bytes.fromhex(state.head)
             if not (
                 _str_list(state.ids)
+                and isinstance(state.usages, list)
+                and all(_is_int(v) for v in state.usages)
                 and isinstance(state.context, list)
                 and len(state.context) == 2
                 and all(_is_int(v) for v in state.context)
@@ -228,6 +234,12 @@ class TranscriptState:
         except (TypeError, AttributeError, ValueError):
             return None
         return state
+
+    def holds_usage(self, context: int) -> bool:
+        """Whether one of the latest main-thread API calls read reported ``context``
+        (input + cache creation + cache read): a usage the transcript holds is not newer
+        than it, even when a later call or a compaction followed it."""
+        return context in self.usages
 
     def counter_name(self) -> str:
         """The counter of this transcript: the one already used, else the one
