@@ -507,6 +507,48 @@ def test_an_agents_budget_counts_what_its_finished_sub_agents_used(
     assert code == 2 and "over its budget of 25,000 (21,500 used)" in err
 
 
+def test_subagent_stop_records_the_usage_with_the_confirmation(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    """The spawn's reservation is confirmed in the transaction that records the
+    sub-agent's usage: another process reading meanwhile finds the spawn's tokens
+    reserved or used, never neither (it confirmed first, then recorded: a gate in
+    between counted them nowhere and over-granted)."""
+    from ctxbudget import spawning
+
+    path = write_transcript(home, 20_000)
+    with Tracker() as tracker:
+        tracker.session(SID, model="claude-sonnet-4-5").set_agent_budget("code-reviewer", 25_000)
+    assert hook(monkeypatch, capsys, "pre-tool-use", pre_tool_use(path))[0] == 0
+    agents = path.parent / SID / "subagents"
+    agents.mkdir(parents=True)
+    agent_file = agents / "agent-a1b2c3d.jsonl"
+    agent_file.write_text(_agent_lines("a1b2c3d", TASK_INPUT["prompt"], [(21_500, 350)]))
+    seen: list[tuple[int, int]] = []
+    real = spawning.spawn_finished
+
+    def confirmed_while_watched(*args: Any, **kwargs: Any) -> Any:
+        done = real(*args, **kwargs)
+        with Tracker() as other:  # another process: what is committed
+            reserved = sum(r.tokens for r in other.store.reservations(SID))
+            used = spawning.agent_usage(other.open(SID)).get("code-reviewer", 0)
+        seen.append((reserved, used))
+        return done
+
+    monkeypatch.setattr(spawning, "spawn_finished", confirmed_while_watched)
+    stop = payload(
+        "SubagentStop",
+        path,
+        agent_id="a1b2c3d",
+        agent_type="code-reviewer",
+        agent_transcript_path=str(agent_file),
+        tool_use_id="toolu_01Rev",
+    )
+    assert hook(monkeypatch, capsys, "subagent-stop", stop)[0] == 0
+    assert len(seen) == 1 and seen[0][0] + seen[0][1] > 0
+    assert stored_events("subagent_usage")[-1]["context_tokens"] == 21_500
+
+
 def test_subagent_stop_records_the_agents_own_usage(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
 ) -> None:

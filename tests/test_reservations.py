@@ -369,3 +369,141 @@ def test_usage_confirms_an_allocation_and_a_stop_confirms_a_spawn(
     assert tracker.store.reservations(session.id) == []
     states = {r.key: r.state for r in tracker.store.reservations(session.id, live=False)}
     assert set(states.values()) == {CONFIRMED}
+
+
+# -- what moves while a grant is decided: it is taken on the figures as they are then ------
+
+
+def _before_first_reserve(
+    monkeypatch: pytest.MonkeyPatch, store: Store, action: Callable[[], None]
+) -> None:
+    """Run ``action`` once, just before the next reservation is taken: what another
+    process does after a gate has read its figures and before it reserves."""
+    real = type(store).reserve
+    pending = [action]
+
+    def reserve(self: Store, *args: Any, **kwargs: Any) -> Any:
+        while pending:
+            pending.pop()()  # taken out first: a gate inside the action reserves as usual
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(store), "reserve", reserve)
+
+
+def test_the_budget_revision_moves_with_what_a_grant_reads(
+    clocked: tuple[Tracker, FakeClock],
+) -> None:
+    """Confirming and setting a budget move it (what was reserved became usage, a limit
+    changed); reserving, releasing and expiring do not (they only add to what is
+    counted, or free room). A reservation asked at a revision that moved is refused."""
+    tracker, clock = clocked
+    store = tracker.store
+    assert store.budget_revision("s") == 0
+    assert store.reserve("s", "gate:a", "k1", 10, ttl=60, revision=0) is not None
+    assert store.reserve("s", "gate:a", "k2", 10, ttl=60) is not None
+    store.settle_reservations("s", RELEASED, key="k2")
+    store.reserve("s", "gate:a", "k3", 10, ttl=1)
+    clock.advance(2)
+    assert store.reservations("s") != [] and store.budget_revision("s") == 0
+    store.settle_reservations("s", CONFIRMED, key="k1")
+    assert store.budget_revision("s") == 1
+    store.settle_reservations("s", CONFIRMED, key="k1")  # nothing left to confirm
+    store.set_agent_budget("s", "a", 100)
+    assert store.budget_revision("s") == 2
+    assert store.reserve("s", "gate:a", "k4", 10, ttl=60, revision=1) is None
+    assert [r.key for r in store.reservations("s")] == []
+
+
+def test_a_gate_never_reserves_under_a_budget_lowered_while_it_decided(
+    clocked: tuple[Tracker, FakeClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The budget was read before the reservation: a gate in flight when another
+    process lowered it reserved under the old one (8 grants after the lowering
+    returned, with 38,300 already held against 5,000)."""
+    tracker, _ = clocked
+    session = tracker.open(_new_session(tracker.store))
+    session.set_agent_budget("worker", 10_000)
+    assert all(session.gate("worker", 1_000, compact=False).allowed for _ in range(3))
+    other = tracker.open(session.id)
+    _before_first_reserve(
+        monkeypatch, tracker.store, lambda: other.set_agent_budget("worker", 2_000)
+    )
+    decision = session.gate("worker", 1_000, compact=False)
+    assert not decision.allowed and "budget of 2,000" in decision.reason
+    assert _reserved(tracker.store, session.id) == 3_000
+
+
+def test_a_spawn_confirmed_while_a_gate_decides_is_counted_once(
+    clocked: tuple[Tracker, FakeClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gate G reads spawn A as reserved; A stops (its usage recorded, its reservation
+    confirmed) and G2 takes the room A left; then G reserves. A's tokens must count
+    as usage or as reserved at every moment: 6,000 + 6,000 + 6,000 went under 12,000."""
+    from ctxbudget.spawning import agent_usage
+
+    tracker, _ = clocked
+    store = tracker.store
+    session = tracker.open(_new_session(store))
+    session.set_agent_budget("worker", 12_000)
+    assert session.gate("worker", 6_000, compact=False, key="toolu_A").allowed
+
+    def a_stops_and_g2_spawns() -> None:
+        with store.transaction():  # SubagentStop: the usage and the confirmation together
+            data = {"name": "worker", "agent_id": "A", "context_tokens": 6_000}
+            store.append_event(session.id, "subagent_usage", data)
+            spawn_finished(store, session.id, "worker", "toolu_A")
+        assert tracker.open(session.id).gate("worker", 6_000, compact=False, key="G2").allowed
+
+    _before_first_reserve(monkeypatch, store, a_stops_and_g2_spawns)
+    decision = session.gate("worker", 6_000, compact=False, key="toolu_G")
+    assert not decision.allowed and "6,000 used, 6,000 reserved" in decision.reason
+    used = agent_usage(tracker.open(session.id))["worker"]
+    assert used + _reserved(store, session.id) == 12_000
+
+
+def test_a_usage_recorded_while_a_gate_decides_is_counted_once(
+    clocked: tuple[Tracker, FakeClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window's limit: a spawn asked without a key is confirmed by the usage that
+    holds it. Recorded by another process while a gate decided, it counted neither in
+    the gate's figure (read before) nor as reserved (no longer live)."""
+    tracker, _ = clocked
+    session = tracker.open(_new_session(tracker.store, used=USED))
+    assert _gate_room(tracker.store, session.id) == 2
+    assert session.gate("first", SPAWN, compact=False).allowed
+
+    def its_usage_arrives_and_another_spawns() -> None:
+        tracker.open(session.id).record_usage(USED + SPAWN)  # confirms the first
+        assert tracker.open(session.id).gate("second", SPAWN, compact=False).allowed
+
+    _before_first_reserve(monkeypatch, tracker.store, its_usage_arrives_and_another_spawns)
+    assert not session.gate("third", SPAWN, compact=False).allowed
+    assert _gate_room(tracker.store, session.id) * SPAWN >= _reserved(tracker.store, session.id)
+
+
+# -- clocks: every process judges a lease by the same one ---------------------------------
+
+
+@pytest.mark.parametrize("skew", [900.0, -900.0])
+def test_a_process_with_a_skewed_clock_agrees_on_what_is_live(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, skew: float
+) -> None:
+    """A process 15 minutes ahead took the others' live reservations for expired (11
+    spawns where 7 fit); one 15 minutes behind wrote its own already expired for the
+    others. Stores given no clock stamp and judge leases by the database's."""
+    import time
+
+    from ctxbudget.store.sqlite import SQLiteStore
+
+    url = f"sqlite:///{tmp_path / 'skew.db'}"
+    session_id = _new_session(url, used=USED)
+    fits = _gate_room(url, session_id)
+    with monkeypatch.context() as patched:
+        real = time.time
+        patched.setattr(time, "time", lambda: real() + skew)
+        skewed = Tracker(store=SQLiteStore(url))  # its clock: time.time, skewed
+    right = Tracker(store=SQLiteStore(url))
+    order = [right, skewed, skewed, right, skewed]
+    allowed = [t.open(session_id).gate("a", SPAWN, compact=False).allowed for t in order]
+    assert sum(allowed) == fits == 2
+    assert _reserved(url, session_id) == fits * SPAWN

@@ -9,7 +9,9 @@ being archived), persists the outcome and logs one event per decision.
 Grants of a stored session are reservations in the store (``Store.reserve``): the
 limit check and the write are one atomic step, so processes that ask at once never
 get more than fits. What counts against a limit is what the session's status says is
-used plus the live reservations. An allocation's reservation is confirmed by the
+used plus the live reservations; the step is taken at the budget revision read before
+those figures (``budget_revision``), so a confirmation meanwhile sends the grant back
+to decide again on the session read anew. An allocation's reservation is confirmed by the
 session's next recorded usage (``usage_recorded``, which confirms a spawn's asked
 without a key too), or expires after ``reservation_ttl()`` if nothing confirms it. A
 session only read (not stored) keeps its reservations in memory, as before.
@@ -93,6 +95,17 @@ def reserved_by_component(session: SessionState) -> dict[str, int]:
     return dict(session.budget.reservations)
 
 
+def budget_revision(session: SessionState, before: int | None = None) -> int:
+    """The store's budget revision, read before a grant's figures: the grant is taken
+    at it (``Store.reserve(revision=…)``) or not at all. When it moved since the round
+    ``before``, a stored session is read again: the usage recorded with a confirmation
+    is in the store, not in this copy."""
+    revision = session.store.budget_revision(session.id)
+    if before is not None and revision != before and session.is_stored:
+        session.reload()
+    return revision
+
+
 def _check_component(session: SessionState, component: str) -> None:
     if component not in session.budget.shares:
         known = ", ".join(session.budget.shares)
@@ -117,9 +130,12 @@ def allocate(
     _check_component(session, component)
     lease = reservation_ttl(ttl) if session.is_stored else 0.0
     key = key or f"allocation-{uuid.uuid4().hex}"
+    revision: int | None = None
     for _ in range(GRANT_ROUNDS):
+        revision = budget_revision(session, revision) if session.is_stored else None
         decision, plan, caps = _decide_allocation(session, component, tokens, allow_partial)
-        if not decision.granted or _grant(session, component, decision.granted, caps, key, lease):
+        granted = decision.granted
+        if not granted or _grant(session, component, granted, caps, key, lease, revision=revision):
             break
     else:  # pragma: no cover - needs GRANT_ROUNDS grants by others within one call
         decision = _crowded_out(decision)
@@ -211,16 +227,24 @@ def _component_freed(session: SessionState, plan: archive.Compaction, component:
 
 
 def _grant(
-    session: SessionState, component: str, tokens: int, caps: list[Cap], key: str, ttl: float
+    session: SessionState,
+    component: str,
+    tokens: int,
+    caps: list[Cap],
+    key: str,
+    ttl: float,
+    *,
+    revision: int | None,
 ) -> bool:
-    """Hold ``tokens`` for ``component``: a reservation in the store (False when
-    another process took the room since the figures were read), or in memory."""
+    """Hold ``tokens`` for ``component``: a reservation in the store, taken at the
+    budget ``revision`` the figures were read at (False when another process took the
+    room or moved the figures since), or in memory."""
     if not session.is_stored:
         reservations = session.budget.reservations
         reservations[component] = reservations.get(component, 0) + tokens
         return True
     taken = session.store.reserve(
-        session.id, ALLOCATION_SCOPE + component, key, tokens, caps, ttl=ttl
+        session.id, ALLOCATION_SCOPE + component, key, tokens, caps, ttl=ttl, revision=revision
     )
     return taken is not None
 

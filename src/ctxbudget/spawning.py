@@ -5,9 +5,12 @@ The decision is pure (``budget.gate``); this module gathers the session's figure
 compacts first when that makes room (through ``archive``: nothing deleted without being
 archived), and holds an allowed spawn's tokens as a reservation in the store
 (``Store.reserve``: the limit check and the write are one atomic step), so gates asked
-at once by many processes never allow more than fits. A spawn's reservation is
-confirmed by the sub-agent's stop (``spawn_finished``), or by the session's next usage
-when it was asked without a key; it expires after ``reservation_ttl()``.
+at once by many processes never allow more than fits. The step is taken at the
+``Store.budget_revision`` read before the figures it checks, so a spawn confirmed or a
+budget changed meanwhile sends the gate back to decide again. A spawn's reservation is
+confirmed by the sub-agent's stop (``spawn_finished``, with its usage recorded in the
+same transaction), or by the session's next usage when it was asked without a key; it
+expires after ``reservation_ttl()``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 from . import archive
 from .budget.gate import ALLOW_AFTER_COMPACTION, DENY, GateDecision, already_reserved, decide_gate
-from .budgeting import GRANT_ROUNDS
+from .budgeting import GRANT_ROUNDS, budget_revision
 from .compaction import CompactionPolicy
 from .errors import (
     CompactionError,
@@ -107,14 +110,13 @@ def _gate_once(
     reserve: bool | None,
     ttl: float | None,
 ) -> GateDecision:
-    """One decision of ``gate``: the figures as read now; raises StaleCompactionError
-    when the compaction it applies finds the session changed."""
-    roster = agent_budgets(session)
-    if roster and agent not in roster:
-        raise ConfigurationError(
-            f"unknown agent {agent!r}: this session budgets {', '.join(sorted(roster))}; "
-            "give it a budget first (set_agent_budget, or --agent-budget N)"
-        )
+    """One decision of ``gate``: on the figures as read in each round; raises
+    StaleCompactionError when the compaction it applies finds the session changed.
+
+    A round reads the store's budget revision first, then its figures (the agent's
+    budget, what is used, what is held), and reserves at that revision: a spawn
+    confirmed or a budget set by another process in between makes the store refuse,
+    and the next round decides on the figures as they are then."""
     shared = session.is_stored if reserve is None else reserve
     lease = reservation_ttl(ttl) if shared else 0.0
     policy = session.policy
@@ -124,12 +126,14 @@ def _gate_once(
         int(policy.window * policy.blocked_percent / 100),
         policy.window - policy.reserved_output - policy.safety_margin,
     )
-    used = session.used_tokens
-    agent_used = agent_usage(session).get(agent, 0)
-    agent_budget = roster.get(agent)
     store = session.store
     plan = None
+    revision: int | None = None
     for _ in range(GRANT_ROUNDS):
+        revision = budget_revision(session, revision) if shared else None
+        agent_budget = _agent_budget(session, agent)
+        used = session.used_tokens
+        agent_used = agent_usage(session).get(agent, 0)
         held = store.reservations(session.id, GATE_SCOPE) if shared else []
         mine = [r for r in held if key is not None and r.key == key]
         if mine:
@@ -200,11 +204,13 @@ def _gate_once(
             caps,
             ttl=lease,
             settle=SETTLE_ON_STOP if key is not None else SETTLE_ON_USAGE,
+            revision=revision,
         )
         if taken is not None:
             decision = dataclasses.replace(decision, reservation=taken.key)
             break
-        # another process took the room since the figures were read: decide again
+        # another process took the room, confirmed a spawn or set a budget since the
+        # figures were read: decide again
     if shared and decision.allowed and decision.reservation is None:
         # every round lost the room to other processes: no reservation, no spawn
         decision = dataclasses.replace(
@@ -223,6 +229,18 @@ def _gate_once(
             raise
     session.log_event(EventType.GATE, decision.to_dict())
     return decision
+
+
+def _agent_budget(session: SessionState, agent: str) -> int | None:
+    """``agent``'s budget (None: it has none); an agent outside the session's roster
+    is refused as unknown, so a typo never slips past its budget."""
+    roster = agent_budgets(session)
+    if roster and agent not in roster:
+        raise ConfigurationError(
+            f"unknown agent {agent!r}: this session budgets {', '.join(sorted(roster))}; "
+            "give it a budget first (set_agent_budget, or --agent-budget N)"
+        )
+    return roster.get(agent)
 
 
 def agent_usage(session: SessionState) -> dict[str, int]:
@@ -288,7 +306,8 @@ def spawn_finished(
     ``key`` (the spawn's ``tool_use_id``) when known, else the agent's oldest live
     spawn reservation. None when there was none (not reserved, or expired). ``ran``
     False: what was allowed never ran (a request that failed): its room is given back
-    (released)."""
+    (released). Record the usage it stands for first, or in the same transaction: a
+    gate in between would count the spawn's tokens nowhere."""
     if key is not None:
         done = store.settle_reservations(session_id, CONFIRMED if ran else RELEASED, key=key)
     else:

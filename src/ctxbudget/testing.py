@@ -175,6 +175,10 @@ class FaultyStore(Store):
         result: Reservation | None = self._call("reserve", *args, **kwargs)
         return result
 
+    def budget_revision(self, session_id: str) -> int:
+        result: int = self._call("budget_revision", session_id)
+        return result
+
     def reservations(self, *args: Any, **kwargs: Any) -> list[Reservation]:
         result: list[Reservation] = self._call("reservations", *args, **kwargs)
         return result

@@ -84,7 +84,6 @@ from .hook_session import (
     payload_transcript,
     record_event,
     register,
-    retrying,
     session_at,
     stored_session,
 )
@@ -352,25 +351,23 @@ def subagent_stop(payload: dict[str, Any], tracker: Tracker, options: HookOption
     usage = stats.usage(name)
     data = usage.to_dict()
     data.update(agent_id=agent_id or stats.agent_id, agent_type=agent_type, transcript=str(path))
-    notes = [*registered.notes, _confirm_spawn(tracker, registered.session_id, name, payload)]
-    notes.append(record_event(tracker, registered.session_id, "subagent_usage", data))
-    return with_notes(HookResult(), [n or "" for n in notes])
+    confirm = _confirm_spawn(tracker, registered.session_id, name, payload)
+    # one transaction: a gate deciding meanwhile sees the spawn's tokens reserved or
+    # in the agent's usage, never in neither
+    note = record_event(tracker, registered.session_id, "subagent_usage", data, with_it=confirm)
+    return with_notes(HookResult(), [n or "" for n in [*registered.notes, note]])
 
 
 def _confirm_spawn(
     tracker: Tracker, session_id: str, agent: str, payload: Mapping[str, Any]
-) -> str | None:
+) -> Callable[[], object]:
     """The sub-agent's usage arrived: its spawn's reservation (taken by PreToolUse) is
-    confirmed, by ``tool_use_id`` when the payload has one, else the agent's oldest.
-    None when done (or there was none), else the line saying it was not."""
+    to be confirmed, by ``tool_use_id`` when the payload has one, else the agent's
+    oldest (nothing when there is none)."""
     from ..spawning import spawn_finished
 
     key = payload_text(payload, "tool_use_id")
-    try:
-        retrying(lambda: spawn_finished(tracker.store, session_id, agent, key))
-    except Exception as exc:
-        return f"ctxbudget hook: the reservation of {agent!r} was not confirmed: {exc}\n"
-    return None
+    return lambda: spawn_finished(tracker.store, session_id, agent, key)
 
 
 def _agent_transcript(payload: Mapping[str, Any], agent_id: str | None) -> Path | None:

@@ -3,6 +3,7 @@ the store's connection inside its transaction (``SQLiteStore`` holds the lock an
 opens the transaction around each call). A reservation is taken by one conditional
 ``INSERT`` under its caps (``_sqlite_schema.reserve_statement``), so processes asking
 at once never get more than fits; the settling rule is the shared one (``settled``).
+Confirmations and agent budgets move the session's revision in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,9 +15,17 @@ from typing import Any
 
 from . import _sqlite_schema as schema
 from ._sqlite_schema import from_db, to_db
-from .reservations import LIVE, Cap, Reservation, settled
+from .reservations import CONFIRMED, LIVE, Cap, Reservation, settled
 
-__all__ = ["agent_budgets", "reservations", "reserve", "set_agent_budget", "settle"]
+__all__ = [
+    "agent_budgets",
+    "database_now",
+    "reservations",
+    "reserve",
+    "revision",
+    "set_agent_budget",
+    "settle",
+]
 
 
 def _reservation(row: tuple[Any, ...]) -> Reservation:
@@ -35,6 +44,7 @@ def reserve(
     now: float,
     ttl: float,
     settle: str,
+    at_revision: int | None,
 ) -> Reservation | None:
     """``Store.reserve`` on ``conn``, in the caller's transaction."""
     sid = to_db(session_id)
@@ -43,9 +53,11 @@ def reserve(
         f"SELECT {schema.RESERVATION_COLUMNS} FROM reservations WHERE session_id = ? AND key = ?",
         (sid, to_db(key)),
     ).fetchone()
+    if found is not None and found[6] == LIVE:
+        return dataclasses.replace(_reservation(found), existing=True)
+    if at_revision is not None and revision(conn, session_id) != at_revision:
+        return None  # decided on figures that have moved since: the caller decides again
     if found is not None:
-        if found[6] == LIVE:
-            return dataclasses.replace(_reservation(found), existing=True)
         conn.execute("DELETE FROM reservations WHERE session_id = ? AND key = ?", (sid, to_db(key)))
     sql, params = schema.reserve_statement([(c.scope, c.limit, c.used) for c in caps])
     params.update(
@@ -106,6 +118,8 @@ def settle(
                 "UPDATE reservations SET state = ? WHERE session_id = ? AND key = ?",
                 (state, sid, to_db(reservation.key)),
             )
+    if plan and state == CONFIRMED:
+        conn.execute(schema.NEXT_REVISION, (sid,))
     return [dataclasses.replace(r, tokens=amount, state=state) for r, amount in plan]
 
 
@@ -119,6 +133,17 @@ def set_agent_budget(
         " DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
         (to_db(session_id), to_db(agent), int(tokens), now),
     )
+    conn.execute(schema.NEXT_REVISION, (to_db(session_id),))
+
+
+def revision(conn: sqlite3.Connection, session_id: str) -> int:
+    """``Store.budget_revision`` on ``conn``."""
+    return int(conn.execute(schema.REVISION, (to_db(session_id),)).fetchone()[0])
+
+
+def database_now(conn: sqlite3.Connection) -> float:
+    """The database's clock: the one time every process on the file agrees on."""
+    return float(conn.execute(schema.DATABASE_NOW).fetchone()[0])
 
 
 def agent_budgets(conn: sqlite3.Connection, session_id: str) -> dict[str, int]:

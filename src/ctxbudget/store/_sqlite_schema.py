@@ -12,8 +12,9 @@ Schema versions (``PRAGMA user_version``):
 
 The index is created whenever a store opens the file with FTS5 and finds it missing,
 so a file first written without FTS5 gets it later. The budget tables
-(``reservations``: the leases of budget grants; ``agent_budgets``: one row per agent)
-are created the same way, whenever a store finds them missing: they add to schema 2
+(``reservations``: the leases of budget grants; ``agent_budgets``: one row per agent;
+``budget_revisions``: per session, the count ``Store.budget_revision`` reads) are
+created the same way, whenever a store finds them missing: they add to schema 2
 without changing it, and a ctxbudget that does not know them leaves them alone.
 Without FTS5 the archive search scores in Python (``_search.bm25_scores``), with the same interface.
 """
@@ -108,12 +109,19 @@ _BUDGET_TABLES = (
     """CREATE TABLE IF NOT EXISTS agent_budgets (
         session_id TEXT NOT NULL, agent TEXT NOT NULL, tokens INTEGER NOT NULL,
         updated_at REAL NOT NULL, PRIMARY KEY (session_id, agent)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS budget_revisions (
+        session_id TEXT PRIMARY KEY, revision INTEGER NOT NULL) WITHOUT ROWID""",
 )
+_BUDGET_TABLE_NAMES = ("reservations", "agent_budgets", "budget_revisions")
 
 
 def has_budget_tables(conn: sqlite3.Connection) -> bool:
-    sql = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)"
-    return int(conn.execute(sql, ("reservations", "agent_budgets")).fetchone()[0]) == 2
+    sql = (
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+        f" AND name IN ({marks(len(_BUDGET_TABLE_NAMES))})"
+    )
+    found = int(conn.execute(sql, _BUDGET_TABLE_NAMES).fetchone()[0])
+    return found == len(_BUDGET_TABLE_NAMES)
 
 
 def fts5_available(conn: sqlite3.Connection) -> bool:
@@ -328,6 +336,14 @@ RESERVATION_COLUMNS = "session_id, key, scope, tokens, created_at, expires_at, s
 EXPIRE = (
     "UPDATE reservations SET state = 'expired'"
     " WHERE session_id = ? AND state = 'live' AND expires_at <= ?"
+)
+# The database's clock, in seconds since the epoch (julianday: every SQLite 3 has it;
+# unixepoch('subsec') needs 3.42): every process writing the file reads the same one.
+DATABASE_NOW = "SELECT (julianday('now') - 2440587.5) * 86400.0"
+REVISION = "SELECT coalesce(max(revision), 0) FROM budget_revisions WHERE session_id = ?"
+NEXT_REVISION = (
+    "INSERT INTO budget_revisions (session_id, revision) VALUES (?, 1)"
+    " ON CONFLICT (session_id) DO UPDATE SET revision = revision + 1"
 )
 
 

@@ -347,15 +347,28 @@ class Store(ABC):
         *,
         ttl: float,
         settle: str = SETTLE_ON_USAGE,
+        revision: int | None = None,
     ) -> Reservation | None:
         """Take a reservation of ``tokens`` in ``scope`` if it fits under every cap,
         in one atomic step (the check and the write together); None when it does not.
 
         First, live reservations whose time is up become ``EXPIRED``. A live
         reservation with the same ``key`` is returned as it is (``existing=True``,
-        nothing taken twice); a settled one of that key is replaced.
+        nothing taken twice); a settled one of that key is replaced. ``revision``
+        (from ``budget_revision``, read before the figures the caps hold): None too
+        when the session's revision has moved since, so the caller decides again.
         """
         raise self._unsupported("reserve")
+
+    def budget_revision(self, session_id: str) -> int:
+        """A count that moves whenever a figure a grant was decided on may have: a
+        reservation confirmed (its tokens leave the live ones for a usage recorded with
+        it, or before it) or an agent budget set. 0 for a session with neither.
+
+        A cap's ``used`` is read before the reservation is taken: a reservation
+        confirmed in between would count neither as live nor in that figure. A grant
+        reads the revision first, its figures next, and reserves at that revision."""
+        raise self._unsupported("budget_revision")
 
     def reservations(
         self, session_id: str, scope: str | None = None, *, live: bool = True
@@ -378,12 +391,15 @@ class Store(ABC):
         """Mark live reservations ``CONFIRMED`` or ``RELEASED`` and return them (as
         they were): the one of ``key``, or those in ``scope`` / with ``settle``.
         ``oldest``: only the oldest that matches. ``tokens``: at most that many,
-        newest first, the last one cut down (its rest stays live)."""
+        newest first, the last one cut down (its rest stays live). Confirming moves
+        the ``budget_revision``: record the usage it stands for first, or in the same
+        transaction."""
         raise self._unsupported("settle_reservations")
 
     def set_agent_budget(self, session_id: str, agent: str, tokens: int) -> None:
         """Store one agent's budget in its own row: concurrent writers of other
-        agents' budgets never undo it."""
+        agents' budgets never undo it. Moves the ``budget_revision``: a grant decided
+        on the former budget is not taken."""
         raise self._unsupported("set_agent_budget")
 
     def agent_budgets(self, session_id: str) -> dict[str, int]:

@@ -126,6 +126,7 @@ class MemoryStore(Store):
     def _forget(self, session_id: str) -> None:
         self._budgets.reservations.pop(session_id, None)
         self._budgets.agent_budgets.pop(session_id, None)
+        self._budgets.revisions.pop(session_id, None)
         self._sessions.pop(session_id, None)
         self._items.pop(session_id, None)
         self._events.pop(session_id, None)
@@ -174,6 +175,7 @@ class MemoryStore(Store):
             created = {k: v for k, v in self._version_created.items() if k[0] == session_id}
             reserved = self._budgets.reservations.get(session_id)
             budgets = self._budgets.agent_budgets.get(session_id)
+            revision = self._budgets.revisions.get(session_id)
             self._forget(session_id)
 
             def undo() -> None:
@@ -181,6 +183,8 @@ class MemoryStore(Store):
                     self._budgets.reservations[session_id] = reserved
                 if budgets is not None:
                     self._budgets.agent_budgets[session_id] = budgets
+                if revision is not None:
+                    self._budgets.revisions[session_id] = revision
                 self._sessions[session_id] = row
                 self._items[session_id] = items
                 self._events[session_id] = events
@@ -384,10 +388,17 @@ class MemoryStore(Store):
         *,
         ttl: float,
         settle: str = SETTLE_ON_USAGE,
+        revision: int | None = None,
     ) -> Reservation | None:
         with self.transaction():
-            budgets = self._budgets
-            return budgets.reserve(session_id, scope, key, tokens, caps, ttl=ttl, settle=settle)
+            return self._budgets.reserve(
+                session_id, scope, key, tokens, caps, ttl=ttl, settle=settle, revision=revision
+            )
+
+    def budget_revision(self, session_id: str) -> int:
+        with self._lock:
+            self._check_open()
+            return self._budgets.revision(session_id)
 
     def reservations(
         self, session_id: str, scope: str | None = None, *, live: bool = True

@@ -12,20 +12,21 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .reservations import EXPIRED, LIVE, Cap, Reservation, settled
+from .reservations import CONFIRMED, EXPIRED, LIVE, Cap, Reservation, settled
 
 __all__ = ["MemoryBudgets"]
 
 
 class MemoryBudgets:
     """Reservations by session, then key (insertion order: oldest first); agent
-    budgets by session, then agent."""
+    budgets by session, then agent; the budget revision by session."""
 
     def __init__(
         self, clock: Callable[[], float], on_rollback: Callable[[Callable[[], None]], None]
     ) -> None:
         self.reservations: dict[str, dict[str, Reservation]] = {}
         self.agent_budgets: dict[str, dict[str, int]] = {}
+        self.revisions: dict[str, int] = {}
         self._clock = clock
         self._on_rollback = on_rollback
 
@@ -70,11 +71,14 @@ class MemoryBudgets:
         *,
         ttl: float,
         settle: str,
+        revision: int | None,
     ) -> Reservation | None:
         held = self._held(session_id)
         found = held.get(key)
         if found is not None and found.state == LIVE:
             return dataclasses.replace(found, existing=True)
+        if revision is not None and self.revision(session_id) != revision:
+            return None  # decided on figures that have moved since: the caller decides again
         live = [r for r in held.values() if r.state == LIVE]
         for cap in caps:
             reserved = sum(r.tokens for r in live if cap.covers(r.scope))
@@ -116,10 +120,19 @@ class MemoryBudgets:
             else:
                 updated = dataclasses.replace(reservation, state=state)
             self._put(held, updated)
+        if plan and state == CONFIRMED:
+            self._next_revision(session_id)
         return [dataclasses.replace(r, tokens=amount, state=state) for r, amount in plan]
 
     def set_agent_budget(self, session_id: str, agent: str, tokens: int) -> None:
         self._write(self.agent_budgets.setdefault(session_id, {}), agent, int(tokens))
+        self._next_revision(session_id)
+
+    def revision(self, session_id: str) -> int:
+        return self.revisions.get(session_id, 0)
+
+    def _next_revision(self, session_id: str) -> None:
+        self._write(self.revisions, session_id, self.revision(session_id) + 1)
 
     def budgets_of(self, session_id: str) -> dict[str, int]:
         return dict(sorted(self.agent_budgets.get(session_id, {}).items()))

@@ -72,6 +72,11 @@ class SQLiteStore(Store):
     ``full_text=False`` never uses FTS5, even where the driver has it: the archive is
     searched by the Python scorer (what happens anyway on a driver without FTS5).
     ``self.full_text`` says which one this store uses.
+
+    Reservations are stamped and judged expired by the database's clock, not by the
+    clock of the process asking: one whose clock runs ahead would expire the others'
+    live reservations, one behind would write its own already expired. A ``clock``
+    given (a test's ``FakeClock``) is used for them too.
     """
 
     scheme = "sqlite"
@@ -89,6 +94,7 @@ class SQLiteStore(Store):
         memory = self.path == ":memory:"
         super().__init__("sqlite://:memory:" if memory else f"sqlite:///{self.path}", clock=clock)
         self.busy_timeout_ms = busy_timeout_ms
+        self._database_clock = clock is None
         # create=False on a file that does not exist: read as an empty store, create
         # nothing (no directory, no file), refuse writes (see ``transaction``).
         self.absent = not memory and not create and not Path(self.path).exists()
@@ -177,6 +183,7 @@ class SQLiteStore(Store):
             conn.execute("DELETE FROM events WHERE session_id = ?", (sid,))
             conn.execute("DELETE FROM reservations WHERE session_id = ?", (sid,))
             conn.execute("DELETE FROM agent_budgets WHERE session_id = ?", (sid,))
+            conn.execute("DELETE FROM budget_revisions WHERE session_id = ?", (sid,))
             if conn.execute("DELETE FROM sessions WHERE id = ?", (sid,)).rowcount == 0:
                 raise self.not_found(session_id)
 
@@ -359,6 +366,10 @@ class SQLiteStore(Store):
 
     # -- budget reservations and agent budgets (their SQL: _sqlite_budgets) --------------
 
+    def _budget_now(self, conn: sqlite3.Connection) -> float:
+        """The time of the budget tables: the database's clock, or the one given."""
+        return budgets.database_now(conn) if self._database_clock else self.clock()
+
     def reserve(
         self,
         session_id: str,
@@ -369,18 +380,32 @@ class SQLiteStore(Store):
         *,
         ttl: float,
         settle: str = SETTLE_ON_USAGE,
+        revision: int | None = None,
     ) -> Reservation | None:
         with self._db.guard("reserving budget tokens") as conn, self.transaction():
-            now = self.clock()
             return budgets.reserve(
-                conn, session_id, scope, key, tokens, caps, now=now, ttl=ttl, settle=settle
+                conn,
+                session_id,
+                scope,
+                key,
+                tokens,
+                caps,
+                now=self._budget_now(conn),
+                ttl=ttl,
+                settle=settle,
+                at_revision=revision,
             )
+
+    def budget_revision(self, session_id: str) -> int:
+        with self._db.guard("reading the budget revision") as conn:
+            return budgets.revision(conn, session_id)
 
     def reservations(
         self, session_id: str, scope: str | None = None, *, live: bool = True
     ) -> list[Reservation]:
         with self._db.guard("reading reservations") as conn:
-            return budgets.reservations(conn, session_id, scope, live=live, now=self.clock())
+            now = self._budget_now(conn)
+            return budgets.reservations(conn, session_id, scope, live=live, now=now)
 
     def settle_reservations(
         self,
@@ -394,12 +419,11 @@ class SQLiteStore(Store):
         oldest: bool = False,
     ) -> list[Reservation]:
         with self._db.guard("settling reservations") as conn, self.transaction():
-            now = self.clock()
             return budgets.settle(
                 conn,
                 session_id,
                 state,
-                now=now,
+                now=self._budget_now(conn),
                 key=key,
                 scope=scope,
                 settle=settle,
@@ -409,7 +433,8 @@ class SQLiteStore(Store):
 
     def set_agent_budget(self, session_id: str, agent: str, tokens: int) -> None:
         with self._db.guard("storing an agent budget") as conn, self.transaction():
-            budgets.set_agent_budget(conn, session_id, agent, tokens, self.clock())
+            now = self._budget_now(conn)
+            budgets.set_agent_budget(conn, session_id, agent, tokens, now)
 
     def agent_budgets(self, session_id: str) -> dict[str, int]:
         with self._db.guard("reading agent budgets") as conn:
