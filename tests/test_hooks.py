@@ -188,6 +188,8 @@ def test_the_estimate_is_the_prompt_plus_the_report_budget(home: Path) -> None:
     raw = json.dumps(pre_tool_use(path))
     with Tracker(store="memory://") as tracker:
         assert run_hook("pre-tool-use", raw, tracker).exit_code == 0
+    # a store of its own: in the first, this spawn's room is reserved already
+    with Tracker(store="memory://") as tracker:
         bigger = HookOptions(report_tokens=2 * DEFAULT_REPORT_TOKENS)
         assert run_hook("pre-tool-use", raw, tracker, bigger).exit_code == 2
 

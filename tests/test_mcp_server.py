@@ -246,6 +246,22 @@ def test_gate_and_the_hook_reserve_once_for_one_spawn(
 
 
 @needs_mcp
+def test_a_gate_with_a_key_stores_a_session_the_hooks_never_registered(
+    home: Path, tracker: Tracker
+) -> None:
+    """No SessionStart stored it (hooks installed mid-session): a spawn's gate stores
+    the session first, so its room is reserved (before: allowed, nothing held)."""
+    _transcript(home, _exchange(1, "Plan the sprint", 100_000))
+    args = {"agent": "researcher", "tokens": 20_000, "key": "toolu_9"}
+    first = _ok(_call(tracker, _env(home), "gate", args))
+    assert first["allowed"] and first["reservation"] == "toolu_9"
+    assert tracker.store.get_session(SESSION).policy["window"] == 200_000
+    held = tracker.store.reservations(SESSION, "gate:")
+    assert [(r.key, r.tokens) for r in held] == [("toolu_9", 20_000)]
+    assert [e.data["tool"] for e in tracker.store.events(SESSION, types=["gate"])] == ["mcp"]
+
+
+@needs_mcp
 def test_a_gate_asked_without_a_key_leaves_the_reservation_to_the_hook(
     home: Path, tracker: Tracker, tmp_path: Path
 ) -> None:

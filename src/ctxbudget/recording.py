@@ -29,6 +29,7 @@ __all__ = [
     "history_from_events",
     "next_version",
     "plan_recording",
+    "recorded_calls_of",
     "revision_of",
     "usage_events",
 ]
@@ -64,6 +65,13 @@ def next_version(store: Store, session_id: str, stored: StoredSession) -> int:
 def revision_of(stored: StoredSession) -> int:
     """How many full writes of the session's state the store has had."""
     return int((stored.meta or {}).get("revision", 0) or 0)
+
+
+def recorded_calls_of(stored: StoredSession) -> int:
+    """How many of the transcript's API calls the ledger has usage events for: the one
+    count ``tokens --record`` and the hooks both decide what is new by (and move on in
+    the transaction that records them), so no call is recorded twice."""
+    return int((stored.meta or {}).get("recorded_calls", 0) or 0)
 
 
 @dataclass(slots=True)

@@ -30,6 +30,7 @@ from .recording import (
     context_hash,
     history_from_events,
     plan_recording,
+    recorded_calls_of,
     usage_events,
 )
 from .session_figures import SessionFigures, Workspace
@@ -237,7 +238,7 @@ class StoredFigures(SessionFigures):
                 existing = store.get_session(self.id)
             except SessionNotFoundError:
                 existing = None
-            recorded_calls = int((existing.meta or {}).get("recorded_calls", 0)) if existing else 0
+            recorded_calls = recorded_calls_of(existing) if existing else 0
             previous_level = (
                 Level((existing.meta or {}).get("level", "normal")) if existing else (Level.NORMAL)
             )
@@ -386,7 +387,7 @@ class StoredFigures(SessionFigures):
         self.anchor = Anchor.from_meta(meta)
         self.reach(Level(meta.get("level", "normal")))
         self.unknown_records = int(meta.get("unknown_records", 0))
-        self._recorded_calls = int(meta.get("recorded_calls", 0))
+        self._recorded_calls = recorded_calls_of(stored)
         self.budget = BudgetState.from_dict(meta.get("budget"))
         self._extra = dict(meta.get("extra") or {})
         self._recording = {k: meta[k] for k in ("recorded_items", "recorded_hash") if k in meta}

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from .errors import ConcurrentModificationError
 from .model import EventType
-from .recording import revision_of
+from .recording import recorded_calls_of, revision_of
 from .store import Store, StoredEvent, StoredSession
 
 __all__ = ["SessionRow"]
@@ -68,7 +68,12 @@ class SessionRow:
         the revision is set, so that the figures it returns carry it); inside the
         caller's transaction."""
         self.revision += 1
-        stored.meta = {**meta(), "revision": self.revision}
+        new = meta()
+        # The calls recorded only grow: a hook records usage with a small write (no
+        # revision) after this process read the row, and a full write that took the
+        # count back would have those calls recorded again.
+        calls = max(recorded_calls_of(stored), int(new.get("recorded_calls", 0) or 0))
+        stored.meta = {**new, "recorded_calls": calls, "revision": self.revision}
         self.store.update_session(stored)
 
     def merge(self, part: Mapping[str, Any]) -> None:

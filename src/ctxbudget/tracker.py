@@ -58,14 +58,14 @@ class Tracker:
     ) -> Session:
         """Open the stored session ``session_id`` (exact id), or start a new stored one.
         A model name no family matches gets a default window, with a ``UserWarning``
-        saying which (give ``window=`` to choose it)."""
-        if session_id is not None:
-            try:
-                stored = self.store.get_session(session_id)
-            except SessionNotFoundError:
-                pass
-            else:
-                return self._open_stored(stored)
+        saying which (give ``window=`` to choose it).
+
+        Many processes may ask for the same new id at once (the hooks of one Claude
+        Code session): one stores it and the others open what it stored, never writing
+        an empty row over it."""
+        found = self._stored_or_none(session_id)
+        if found is not None:
+            return self._open_stored(found)
         if policy is None and policy_fields.get("window") is None:
             assumed = window_assumption(model, how="window=N")
             if assumed is not None:
@@ -77,8 +77,20 @@ class Tracker:
         shares = learned_shares(self)  # what the allocation history taught
         if shares:
             session.budget.shares = shares
-        session.save()
+        with self.store.transaction():  # the check and the write: one writer at a time
+            found = self._stored_or_none(session_id)
+            if found is not None:
+                return self._open_stored(found)
+            session.save()
         return session
+
+    def _stored_or_none(self, session_id: str | None) -> StoredSession | None:
+        if session_id is None:
+            return None  # a new id: no one else has it
+        try:
+            return self.store.get_session(session_id)
+        except SessionNotFoundError:
+            return None
 
     def open(self, session_id: str) -> Session:
         """Open a stored session by id or unique id prefix."""

@@ -33,9 +33,11 @@ __all__ = [
     "payload_text",
     "payload_transcript",
     "record_event",
+    "record_usage",
     "register",
     "retrying",
     "session_at",
+    "store_row",
     "stored_session",
 ]
 
@@ -89,10 +91,53 @@ def record_event(
     try:
         retrying(write)
     except Exception as exc:
-        return (
-            f"ctxbudget hook: the {kind} event of session {session_id} was not recorded "
-            f"after {STORE_ATTEMPTS} attempts: {exc}\n"
-        )
+        return _not_recorded(session_id, kind, exc)
+    return None
+
+
+def _not_recorded(session_id: str, kind: str, exc: Exception) -> str:
+    return (
+        f"ctxbudget hook: the {kind} event of session {session_id} was not recorded "
+        f"after {STORE_ATTEMPTS} attempts: {exc}\n"
+    )
+
+
+def record_usage(tracker: Tracker, session_id: str, figure: TranscriptFigure) -> str | None:
+    """The usage of the API calls the ledger does not have yet: one ``usage_recorded``
+    event (the last call's figure). None when done (or nothing is new), else the line
+    saying it was not.
+
+    What is new is decided against the stored row's count of recorded calls (the one
+    ``tokens --record`` keeps), read and moved on in the transaction that appends the
+    event: hooks running at once (sibling sub-agents stopping together) each read the
+    transcript, and only the first to get there records its new calls."""
+    from ..recording import recorded_calls_of
+
+    if figure.reported_tokens is None:
+        return None  # no usage reported yet: nothing to record
+    store = tracker.store
+
+    def write() -> None:
+        with store.transaction():
+            stored = store.get_session(session_id)
+            done = recorded_calls_of(stored)
+            if figure.calls <= done:
+                return  # recorded already (another hook read further, or got there first)
+            data = {
+                "source": "claude-code",
+                "call": figure.calls,
+                "calls_since_last": figure.calls - done,
+                "context_tokens": figure.reported_tokens,
+                "predicted_tokens": figure.used_tokens,
+            }
+            store.append_event(session_id, "usage_recorded", data)
+            stored.meta = {**stored.meta, "recorded_calls": figure.calls}
+            store.update_session(stored)
+
+    try:
+        retrying(write)
+    except Exception as exc:
+        return _not_recorded(session_id, "usage_recorded", exc)
     return None
 
 
@@ -241,6 +286,24 @@ def payload_model(payload: Mapping[str, Any]) -> str | None:
     return model if isinstance(model, str) and model else None
 
 
+def store_row(
+    tracker: Tracker,
+    session_id: str,
+    session: Session,
+    payload: Mapping[str, Any],
+    options: HookOptions,
+) -> StoredSession:
+    """Store the session's row (an empty one, with the policy ``session`` is judged by
+    and the hook's policy fields), as SessionStart does; retried. Many hooks may do
+    this at once: one stores it, the others get what it stored (``Tracker.session``)."""
+    fields = dict(options.policy_fields)
+    fields["model"] = session.policy.model
+    fields.setdefault("window", session.policy.window)
+    name = payload_text(payload, "cwd")
+    retrying(lambda: tracker.session(session_id, name=name, **fields))
+    return retrying(lambda: tracker.store.get_session(session_id))
+
+
 @dataclass(slots=True)
 class Registered:
     session_id: str
@@ -252,7 +315,7 @@ def register(
     tracker: Tracker, payload: Mapping[str, Any], options: HookOptions
 ) -> Registered | None:
     """Make sure the session is stored (its row; an empty one when new) and put the
-    API calls read since the last run in its ledger. None without a session id."""
+    API calls its ledger lacks there (``record_usage``). None without a session id."""
     session_id = payload_text(payload, "session_id")
     if session_id is None:
         return None
@@ -262,29 +325,9 @@ def register(
     stored = stored_session(tracker, session_id)
     session = session_at(tracker, session_id, figure, stored, options, payload_model(payload))
     if stored is None:
-        fields = dict(options.policy_fields)
-        fields["model"] = session.policy.model
-        fields.setdefault("window", session.policy.window)
-        name = payload_text(payload, "cwd")
-        retrying(lambda: tracker.session(session_id, name=name, **fields))
+        store_row(tracker, session_id, session, payload, options)
     if figure is not None and memory is not None:
-        if figure.calls < memory.recorded_calls:
-            memory.recorded_calls = 0  # the transcript was replaced
-        if figure.calls > memory.recorded_calls and figure.reported_tokens is not None:
-            note = record_event(
-                tracker,
-                session_id,
-                "usage_recorded",
-                {
-                    "call": figure.calls,
-                    "calls_since_last": figure.calls - memory.recorded_calls,
-                    "context_tokens": figure.reported_tokens,
-                    "predicted_tokens": figure.used_tokens,
-                },
-            )
-            if note is None:
-                memory.recorded_calls = figure.calls
-            notes.append(note or "")
+        notes.append(record_usage(tracker, session_id, figure) or "")
         memory.remember_figure(session.used_tokens, session.policy.window)
     if memory is not None:
         memory.save()

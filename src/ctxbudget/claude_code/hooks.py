@@ -85,6 +85,7 @@ from .hook_session import (
     record_event,
     register,
     session_at,
+    store_row,
     stored_session,
 )
 
@@ -199,8 +200,14 @@ def pre_tool_use(payload: dict[str, Any], tracker: Tracker, options: HookOptions
     figure = payload_figure(payload, memory)
     try:
         stored = stored_session(tracker, session_id)
+        if stored is None and session_id is not None:
+            # SessionStart never stored it (hooks installed mid-session, a store busy
+            # then): stored now as it would have been, so this spawn's room is
+            # reserved like every other's (unreserved, 32 spawns at once all passed)
+            new = session_at(tracker, session_id, figure, None, options)
+            stored = store_row(tracker, session_id, new, payload, options)
     except Exception as exc:
-        return _undecided(options, f"the store cannot be read: {exc}")
+        return _undecided(options, f"the store cannot be read or written: {exc}")
     session = session_at(tracker, session_id, figure, stored, options)
     if figure is None:
         last = memory.last_good if memory is not None else None
@@ -242,9 +249,15 @@ def pre_tool_use(payload: dict[str, Any], tracker: Tracker, options: HookOptions
         return with_notes(HookResult(EXIT_BLOCK, stderr=_denied(agent, reason)), notes)
     # A stored session's allowed spawn holds a reservation keyed by its tool_use_id
     # (an MCP gate for the same spawn reserves once) until SubagentStop confirms it.
+    # Retried as every store write of a hook is: a long write of another process (a
+    # big "tokens --record", one transaction) can hold the store past its busy
+    # timeout, and a gate that gives up there refuses the spawn. Asking again is safe:
+    # a gate that failed holds nothing, and the key reserves once.
     tool_use_id = payload_text(payload, "tool_use_id")
-    decision = session.gate(
-        agent, max(1, estimated), compact=False, key=tool_use_id, reserve=stored is not None
+    decision = retrying(
+        lambda: session.gate(
+            agent, max(1, estimated), compact=False, key=tool_use_id, reserve=stored is not None
+        )
     )
     notes = []
     if stored_id:

@@ -68,7 +68,6 @@ class HookMemory:
     transcript: dict[str, Any] | None = None
     last_good: dict[str, Any] | None = None
     stored: dict[str, Any] | None = None  # {"policy": {...}, "meta_budget": {...}}
-    recorded_calls: int = 0  # API calls already put in the ledger as usage events
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -86,9 +85,6 @@ class HookMemory:
             value = data.get(name)
             if isinstance(value, dict):
                 setattr(memory, name, value)
-        calls = data.get("recorded_calls")
-        if isinstance(calls, int) and not isinstance(calls, bool) and calls >= 0:
-            memory.recorded_calls = calls
         return memory
 
     def save(self) -> bool:
@@ -98,7 +94,6 @@ class HookMemory:
             "transcript": self.transcript,
             "last_good": self.last_good,
             "stored": self.stored,
-            "recorded_calls": self.recorded_calls,
             "extra": self.extra,
         }
         return save_private_json(self.path, data)

@@ -135,6 +135,11 @@ def gate_of(
     live = workspace.open(session)
     transcript = live.transcript is not None
     stored = workspace.stored(live.id) if transcript else None
+    if transcript and key is not None and stored is None:
+        # a spawn's gate reserves, so its session is stored first (as the hook's gate
+        # does when SessionStart never ran): unreserved grants over-grant
+        workspace.writable(live)
+        stored = workspace.stored(live.id)
     try:
         # A transcript: as the PreToolUse hook decides (no compaction). It reserves
         # only with a key (the spawn's tool_use_id, which the hook reserves under too):
