@@ -84,6 +84,7 @@ from .hook_session import (
     payload_transcript,
     record_event,
     register,
+    retrying,
     session_at,
     store_row,
     stored_session,
