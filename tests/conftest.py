@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import multiprocessing
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -106,3 +107,23 @@ def png(width: int, height: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
     )
+
+
+def run_in_processes(
+    target: Callable[..., None], args: list[tuple[Any, ...]], *, together: bool = False
+) -> list[Any]:
+    """``target(*a, out)`` in one process per ``a`` of ``args`` (``together``:
+    ``target(*a, start, out)``, ``start`` a barrier they all wait at, to run at once);
+    what each put on ``out``, once every process exited cleanly."""
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    out = ctx.Queue()
+    start = (ctx.Barrier(len(args)),) if together else ()
+    workers = [ctx.Process(target=target, args=(*a, *start, out)) for a in args]
+    for worker in workers:
+        worker.start()
+    results = [out.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    return results

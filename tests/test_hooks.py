@@ -482,11 +482,11 @@ def _agent_lines(agent_id: str, prompt: str, calls: list[tuple[int, int]]) -> st
     return "\n".join(json.dumps(line) for line in lines) + "\n"
 
 
-def test_an_agents_budget_counts_what_its_finished_sub_agents_used(
+def _reviewer_spawned(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
-) -> None:
-    """Once SubagentStop confirms a spawn, its reservation no longer counts: the
-    sub-agent's recorded context does, so the agent's budget does not start over."""
+) -> tuple[Path, dict[str, Any]]:
+    """A session at 20,000 whose code-reviewer (budget 25,000) was allowed a spawn,
+    and the SubagentStop of that sub-agent, which used 21,500 in its own context."""
     path = write_transcript(home, 20_000)
     with Tracker() as tracker:
         tracker.session(SID, model="claude-sonnet-4-5").set_agent_budget("code-reviewer", 25_000)
@@ -503,6 +503,15 @@ def test_an_agents_budget_counts_what_its_finished_sub_agents_used(
         agent_transcript_path=str(agent_file),
         tool_use_id="toolu_01Rev",
     )
+    return path, stop
+
+
+def test_an_agents_budget_counts_what_its_finished_sub_agents_used(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    """Once SubagentStop confirms a spawn, its reservation no longer counts: the
+    sub-agent's recorded context does, so the agent's budget does not start over."""
+    path, stop = _reviewer_spawned(monkeypatch, capsys, home)
     assert hook(monkeypatch, capsys, "subagent-stop", stop)[0] == 0
     again = {**pre_tool_use(path), "tool_use_id": "toolu_02Rev"}
     code, _, err = hook(monkeypatch, capsys, "pre-tool-use", again)
@@ -518,14 +527,7 @@ def test_subagent_stop_records_the_usage_with_the_confirmation(
     between counted them nowhere and over-granted)."""
     from ctxbudget import spawning
 
-    path = write_transcript(home, 20_000)
-    with Tracker() as tracker:
-        tracker.session(SID, model="claude-sonnet-4-5").set_agent_budget("code-reviewer", 25_000)
-    assert hook(monkeypatch, capsys, "pre-tool-use", pre_tool_use(path))[0] == 0
-    agents = path.parent / SID / "subagents"
-    agents.mkdir(parents=True)
-    agent_file = agents / "agent-a1b2c3d.jsonl"
-    agent_file.write_text(_agent_lines("a1b2c3d", TASK_INPUT["prompt"], [(21_500, 350)]))
+    _, stop = _reviewer_spawned(monkeypatch, capsys, home)
     seen: list[tuple[int, int]] = []
     real = spawning.spawn_finished
 
@@ -538,14 +540,6 @@ def test_subagent_stop_records_the_usage_with_the_confirmation(
         return done
 
     monkeypatch.setattr(spawning, "spawn_finished", confirmed_while_watched)
-    stop = payload(
-        "SubagentStop",
-        path,
-        agent_id="a1b2c3d",
-        agent_type="code-reviewer",
-        agent_transcript_path=str(agent_file),
-        tool_use_id="toolu_01Rev",
-    )
     assert hook(monkeypatch, capsys, "subagent-stop", stop)[0] == 0
     assert len(seen) == 1 and seen[0][0] + seen[0][1] > 0
     assert stored_events("subagent_usage")[-1]["context_tokens"] == 21_500

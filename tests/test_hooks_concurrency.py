@@ -9,13 +9,12 @@ The multi-process tests assert invariants of what the store holds, never timings
 from __future__ import annotations
 
 import json
-import multiprocessing
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, run_in_processes
 from test_hooks import SID, payload, pre_tool_use, write_transcript
 
 from ctxbudget.claude_code import hook_session
@@ -44,20 +43,7 @@ def _hook_worker(
 
 def _run_hooks(url: str, cache: str, event: str, inputs: list[dict[str, Any]]) -> list[Any]:
     """``ctxbudget hook EVENT`` in one process per input, started together."""
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    out = ctx.Queue()
-    start = ctx.Barrier(len(inputs))
-    workers = [
-        ctx.Process(target=_hook_worker, args=(url, cache, event, i, start, out)) for i in inputs
-    ]
-    for worker in workers:
-        worker.start()
-    results = [out.get(timeout=120) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=120)
-        assert worker.exitcode == 0
-    return results
+    return run_in_processes(_hook_worker, [(url, cache, event, i) for i in inputs], together=True)
 
 
 def _events(url: str, kind: str) -> list[dict[str, Any]]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import multiprocessing
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_in_processes
 
 from ctxbudget import Tracker
 from ctxbudget.errors import StoreError
@@ -32,11 +32,6 @@ ALLOCATION = 4_000
 SPAWN = 5_000
 WINDOW = 100_000
 USED = 80_000  # the gate's room: 95,000 - 80,000 = 15,000 → two spawns of 5,000 (strictly under)
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
 def _new_session(store: str | Store, used: int | None = None) -> str:
@@ -82,19 +77,6 @@ def _cli_budget_worker(url: str, session_id: str, agent: str, out: Any) -> None:
             ["gate", session_id, "--agent", agent, "--agent-budget", "1000", "--tokens", "10"]
         )
     out.put((agent, code, err.getvalue()))
-
-
-def _run_processes(target: Callable[..., None], args: list[tuple[Any, ...]]) -> list[Any]:
-    ctx = _context()
-    out = ctx.Queue()
-    workers = [ctx.Process(target=target, args=(*a, out)) for a in args]
-    for worker in workers:
-        worker.start()
-    results = [out.get(timeout=120) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=120)
-        assert worker.exitcode == 0
-    return results
 
 
 def _run_threads(target: Callable[[], Any], count: int) -> list[Any]:
@@ -146,7 +128,7 @@ def test_processes_allocate_exactly_what_fits_on_sqlite(tmp_path: Path) -> None:
     session_id = _new_session(url)
     room = _allocation_room(url, session_id)
     assert room >= 2 * ALLOCATION  # the test means something: some fit, not all
-    results = _run_processes(
+    results = run_in_processes(
         _allocate_worker, [(url, session_id, REQUESTS) for _ in range(PROCESSES)]
     )
     granted = [g for worker in results for g in worker]
@@ -161,7 +143,9 @@ def test_processes_gate_exactly_what_fits_on_sqlite(tmp_path: Path) -> None:
     session_id = _new_session(url, used=USED)
     fits = _gate_room(url, session_id)
     assert fits == 2
-    results = _run_processes(_gate_worker, [(url, session_id, REQUESTS) for _ in range(PROCESSES)])
+    results = run_in_processes(
+        _gate_worker, [(url, session_id, REQUESTS) for _ in range(PROCESSES)]
+    )
     allowed = [a for worker in results for a in worker]
     assert sum(allowed) == fits
     assert _reserved(url, session_id) == fits * SPAWN
@@ -172,7 +156,7 @@ def test_concurrent_agent_budgets_are_all_kept(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     session_id = _new_session(url)
     agents = [f"agent-{n:02d}" for n in range(32)]
-    results = _run_processes(_cli_budget_worker, [(url, session_id, a) for a in agents])
+    results = run_in_processes(_cli_budget_worker, [(url, session_id, a) for a in agents])
     assert all(code == 0 for _, code, _ in results), results
     session = Tracker(store=url).open(session_id)
     from ctxbudget.spawning import agent_budgets

@@ -203,6 +203,21 @@ class _Opens:
         monkeypatch.setattr(os, "open", counted_os)
 
 
+def _spied_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The bytes each read of the transcript takes, from now on."""
+    reads: list[int] = []
+    real_read = transcript_read._read
+
+    def spy(p: str, st: os.stat_result, saved: Any, *args: Any) -> Any:
+        before = saved.offset if saved is not None else 0
+        result = real_read(p, st, saved, *args)
+        reads.append(result.offset - before)
+        return result
+
+    monkeypatch.setattr(transcript_read, "_read", spy)
+    return reads
+
+
 def test_current_usage_reads_the_transcript_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -219,16 +234,7 @@ def test_current_usage_reads_the_transcript_once(
     assert opens.count == 1  # nothing appended: the memo
     _write(path, [_prompt("u3", "a2", "And the quotas?")], mode="a")
     size = path.stat().st_size
-    reads: list[int] = []
-    real_read = transcript_read._read
-
-    def spy(p: str, st: os.stat_result, saved: Any, *args: Any) -> Any:
-        before = saved.offset if saved is not None else 0
-        result = real_read(p, st, saved, *args)
-        reads.append(result.offset - before)
-        return result
-
-    monkeypatch.setattr(transcript_read, "_read", spy)
+    reads = _spied_reads(monkeypatch)
     # the state the first call saved: only the appended line is read, and counted
     assert _used(render_statusline(_payload(path, USAGE))) > _used(line)
     assert reads == [size - state.size] and opens.count == 2
@@ -249,16 +255,8 @@ def test_both_paths_give_the_same_figure(tmp_path: Path, monkeypatch: pytest.Mon
     tail = _prompt("u3", "a2", "Here is the quota table:\n" + "| team | quota |\n" * 60)
     _write(path, [tail], mode="a")
     size = path.stat().st_size
-    reads: list[int] = []
     real_read = transcript_read._read
-
-    def spy(p: str, st: os.stat_result, saved: Any, *args: Any) -> Any:
-        before = saved.offset if saved is not None else 0
-        result = real_read(p, st, saved, *args)
-        reads.append(result.offset - before)
-        return result
-
-    monkeypatch.setattr(transcript_read, "_read", spy)
+    reads = _spied_reads(monkeypatch)
     with_usage = render_statusline(_payload(path, USAGE))
     assert reads == [len(json.dumps(tail)) + 1] and opens.count == 1
     monkeypatch.setattr(transcript_read, "_read", real_read)
