@@ -182,9 +182,9 @@ def test_sibling_stops_at_once_record_each_new_call_once(home: Path, tmp_path: P
 def test_a_call_is_recorded_once_whatever_the_hook_remembers(
     capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path
 ) -> None:
-    """What is new is the store's to say, not the hook's cache: a hook with a cache of
-    its own (another install, the cache cleared) and ``tokens --record`` record no
-    call the ledger has."""
+    """What the hooks recorded is the store's to say, not the hook's cache: a hook with
+    a cache of its own (another install, the cache cleared) records no call the hooks
+    recorded. ``tokens --record`` still writes its point per call (the history)."""
     path = write_transcript(home, 60_000)
     _answer(path, 2, 62_000)
     start = json.dumps(payload("SessionStart", path, source="startup"))
@@ -198,8 +198,11 @@ def test_a_call_is_recorded_once_whatever_the_hook_remembers(
     assert recorded[0] == 0, recorded[2]
     with Tracker() as tracker:
         usage = tracker.store.events(SID, types=["usage_recorded"])
-    assert len(usage) == 1  # SessionStart's, of both calls
-    assert (usage[0].data["call"], usage[0].data["calls_since_last"]) == (2, 2)
+    hooks = [e.data for e in usage if "calls_since_last" in e.data]
+    assert [(d["call"], d["calls_since_last"]) for d in hooks] == [(2, 2)]  # SessionStart's
+    assert len(usage) - len(hooks) == 2  # --record's point per call
+    history = json.loads(run_cli(capsys, "tokens", SID, "--history", "--json")[1])["history"]
+    assert [p["reported_tokens"] for p in history if not p.get("now")][-2:] == [60_000, 62_000]
 
 
 def test_a_full_write_keeps_the_calls_hooks_recorded_since_it_read_the_row(
@@ -262,3 +265,28 @@ def test_a_gate_waits_out_a_write_holding_the_store_past_its_busy_timeout(
     assert len(failures) == 1 and "locked" in failures[0]
     assert result.exit_code == 0, result.stderr
     assert [r.key for r in held] == ["toolu_01Rev"]
+
+
+def test_after_an_upgrade_the_hooks_record_no_call_the_earlier_version_did(
+    home: Path, tmp_path: Path
+) -> None:
+    """An earlier ctxbudget counted the calls its hooks recorded in the hook's cache
+    file only: a session under way at the upgrade had its last calls recorded again."""
+    path = write_transcript(home, 60_000)
+    _answer(path, 2, 62_000)
+    options = HookOptions(cache_dir=str(tmp_path / "cache"))
+    start = json.dumps(payload("SessionStart", path, source="startup"))
+    with Tracker() as tracker:
+        assert run_hook("session-start", start, tracker, options).exit_code == 0
+        # as the earlier version left it: the count in the cache file, none in the row
+        stored = tracker.store.get_session(SID)
+        stored.meta = {k: v for k, v in stored.meta.items() if k != "hook_recorded_calls"}
+        tracker.store.update_session(stored)
+    (cache,) = [p for p in (tmp_path / "cache").rglob("*.json") if "transcript" in p.read_text()]
+    data = json.loads(cache.read_text())
+    cache.write_text(json.dumps({**data, "recorded_calls": 2}))
+    with Tracker() as tracker:
+        stop = json.dumps(_agent_stop(path, 1))
+        assert run_hook("subagent-stop", stop, tracker, options).exit_code == 0
+        usage = tracker.store.events(SID, types=["usage_recorded"])
+    assert len(usage) == 1

@@ -465,6 +465,23 @@ def test_a_usage_recorded_while_a_gate_decides_is_counted_once(
     assert _gate_room(tracker.store, session.id) * SPAWN >= _reserved(tracker.store, session.id)
 
 
+def test_a_session_kept_open_decides_on_what_is_stored_now(
+    clocked: tuple[Tracker, FakeClock],
+) -> None:
+    """A copy opened before another process's spawn was confirmed by its usage, and
+    another spawned: its figure was the old one (80,000 used), the confirmed spawn
+    counted nowhere, and a third spawn went past the limit."""
+    tracker, _ = clocked
+    session_id = _new_session(tracker.store, used=USED)
+    kept_open = tracker.open(session_id)
+    assert tracker.open(session_id).gate("first", SPAWN, compact=False).allowed
+    tracker.open(session_id).record_usage(USED + SPAWN)  # confirms the first
+    assert tracker.open(session_id).gate("second", SPAWN, compact=False).allowed
+    decision = kept_open.gate("third", SPAWN, compact=False)
+    assert not decision.allowed and decision.used_tokens == USED + SPAWN
+    assert _gate_room(tracker.store, session_id) * SPAWN >= _reserved(tracker.store, session_id)
+
+
 # -- clocks: every process judges a lease by the same one ---------------------------------
 
 

@@ -60,6 +60,8 @@ class FakeAPI:
     cache_read: int = 500
     output_tokens: int = 42
     words: tuple[str, ...] = ("All ", "done", ".")
+    # an Anthropic stream fails after its first events (an overloaded_error event)
+    fail_stream: bool = False
 
     def posts(self, path: str) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.method == "POST" and r.path == path]
@@ -105,6 +107,10 @@ def _anthropic_events(api: FakeAPI, body: dict[str, Any], n: int) -> Iterator[by
         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
     )
     yield _sse("ping", {"type": "ping"})
+    if api.fail_stream:
+        error = {"type": "overloaded_error", "message": "Overloaded"}
+        yield _sse("error", {"type": "error", "error": error})
+        return
     for word in api.words:
         yield _sse(
             "content_block_delta",
@@ -1155,6 +1161,25 @@ def test_a_stored_session_is_the_one_the_cli_shows(
     assert answer > 0
     assert shown["used_tokens"] == session.status().used_tokens == 2000 + answer
     assert shown["level"] == session.status().level.value
+
+
+def test_a_stream_that_fails_gives_back_the_room_it_held(
+    anthropic: ModuleType, api: FakeAPI, tmp_path: Path
+) -> None:
+    """The API fails mid-stream: what it reported is recorded, and the gate's hold for
+    the request is settled then, not left for its lease to run out."""
+    tracker = Tracker(store=f"sqlite:///{tmp_path / 's.db'}")
+    session = tracker.session(model=CLAUDE, window=100_000)
+    client = wrap(anthropic_client(anthropic, api), session=session, gate_agent="coder")
+    api.fail_stream = True
+    stream = client.messages.create(
+        model=CLAUDE, max_tokens=4_000, stream=True, messages=[{"role": "user", "content": "Hi"}]
+    )
+    with pytest.raises(anthropic.APIError):
+        for _ in stream:
+            pass
+    assert tracker.store.reservations(session.id, "gate:") == []
+    assert [e["context_tokens"] for e in usage_events(client)] == [2000]
 
 
 def test_an_abandoned_stream_records_what_it_reported(anthropic: ModuleType, api: FakeAPI) -> None:

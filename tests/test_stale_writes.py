@@ -132,3 +132,22 @@ def test_phases_and_remembered_values_of_two_writers_are_both_kept(
     assert stored.budget.phase == "build"
     assert stored.remembered("sprints") == {"one": 1, "two": 2}
     assert b.remembered("sprints") == {"one": 1, "two": 2}  # the writer sees what is kept
+
+
+def test_a_full_write_keeps_the_phases_and_values_another_process_kept_since(
+    two_trackers: tuple[Tracker, Tracker],
+) -> None:
+    """A copy opened before another process started a phase (or kept a value) writes
+    its figures, not its old budgets: the phase stays. Before, its next usage wrote the
+    phases back to none."""
+    first, second = two_trackers
+    session_id = _long_session(first)
+    a, b = first.open(session_id), second.open(session_id)
+    b.start_phase("review", 5_000)
+    b.remember("marker", 1)
+    a.add("One more question about the exports.")
+    a.record_usage(3_000)
+    stored = Tracker(first.store.url).open(session_id)
+    assert stored.budget.phases == ["review"] and stored.budget.phase == "review"
+    assert stored.remembered("marker") == 1
+    assert stored.status().reported_tokens == 3_000

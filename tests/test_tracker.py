@@ -252,3 +252,41 @@ def test_an_unknown_model_gets_a_default_window_with_a_warning(tracker: Tracker)
         warnings.simplefilter("error")  # chosen: no warning
         tracker.session(model="claud-sonet-4.5", window=100_000)
         tracker.session(model="claude-sonnet-4-5")
+
+
+def test_reasoning_the_next_request_does_not_carry_is_not_in_the_figure(
+    tracker: Tracker,
+) -> None:
+    """An o-series answer of 200 tokens after 30,000 of hidden reasoning: the figure
+    is the prompt and the answer (it was 40,200)."""
+    s = tracker.session(model="o3", counter="o200k_base")
+    s.add("Plan the migration.")
+    s.record_usage(
+        {
+            "prompt_tokens": 10_000,
+            "completion_tokens": 30_200,
+            "completion_tokens_details": {"reasoning_tokens": 30_000},
+        }
+    )
+    assert s.status().used_tokens == 10_200
+
+
+def test_more_of_what_a_python_caller_can_get_wrong(tracker: Tracker) -> None:
+    from ctxbudget.errors import ConfigurationError, SourceError
+
+    s = tracker.session(model="claude-sonnet-4-5")
+    s.add("hello")
+    with pytest.raises(SourceError, match="below 0"):
+        s.record_usage(Usage(input_tokens=-5_000))
+    wrong = [
+        (lambda: s.start_phase(123), "a phase needs a name"),  # type: ignore[arg-type]
+        (lambda: s.set_policy(None), "set_policy takes a Policy"),  # type: ignore[arg-type]
+        (lambda: s.set_agent_budget(None, 5), "an agent is named by a text"),  # type: ignore[arg-type]
+        (lambda: s.gate("a", 10, key=123), "a spawn's key is a text"),  # type: ignore[arg-type]
+        (lambda: s.release("working_memory", "5"), "tokens to release is a number"),  # type: ignore[arg-type]
+        (lambda: s.restore("1"), "a context version is a number"),  # type: ignore[arg-type]
+    ]
+    for call, says in wrong:
+        with pytest.raises(ConfigurationError, match=says):
+            call()
+    assert [i.text for i in s.items] == ["hello"] and s.budget.phases == []

@@ -97,11 +97,19 @@ def reserved_by_component(session: SessionState) -> dict[str, int]:
 
 def budget_revision(session: SessionState, before: int | None = None) -> int:
     """The store's budget revision, read before a grant's figures: the grant is taken
-    at it (``Store.reserve(revision=…)``) or not at all. When it moved since the round
-    ``before``, a stored session is read again: the usage recorded with a confirmation
-    is in the store, not in this copy."""
+    at it (``Store.reserve(revision=…)``) or not at all. A stored session is read
+    again when its figures are older than the store's: at the first round (``before``
+    None) when another process wrote the row since this copy read it (a usage, an
+    append, a compaction: a copy kept open for long decides on what is stored now),
+    and when the revision moved since the round ``before`` (the usage recorded with a
+    confirmation is in the store, not in this copy)."""
     revision = session.store.budget_revision(session.id)
-    if before is not None and revision != before and session.is_stored:
+    if not session.is_stored:
+        return revision
+    if before is None:
+        if not session.row.is_current(session.store.get_session(session.id), session.version):
+            session.reload()
+    elif revision != before:
         session.reload()
     return revision
 

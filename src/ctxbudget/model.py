@@ -206,6 +206,8 @@ class Usage:
 
     ``context_tokens`` is what the request held: input + cache creation + cache read
     (Anthropic) or prompt_tokens (OpenAI). It is the truth the session anchors on.
+    ``output_tokens`` is the answer the next request carries: OpenAI's completion
+    tokens less its reasoning tokens, which are never sent back.
     """
 
     input_tokens: int = 0
@@ -255,10 +257,12 @@ class Usage:
                     f"usage.prompt_tokens_details.cached_tokens ({cached_tokens}) is more "
                     f"than usage.prompt_tokens ({prompt})"
                 )
+            completion = token_count(get("completion_tokens"), "completion_tokens")
             return cls(
                 input_tokens=prompt - cached_tokens,
                 cache_read_input_tokens=cached_tokens,
-                output_tokens=token_count(get("completion_tokens"), "completion_tokens"),
+                # the answer the next request carries: reasoning tokens are not in it
+                output_tokens=completion - min(completion, _reasoning_tokens(get)),
             )
         return cls(**{name: token_count(get(name), name) for name in USAGE_FIELDS})
 
@@ -272,6 +276,21 @@ USAGE_FIELDS = (
 )
 # Counts above this are not a provider's (and would lose precision as floats).
 MAX_TOKEN_COUNT = 2**53
+
+
+def _reasoning_tokens(get: Any) -> int:
+    """OpenAI's ``completion_tokens_details.reasoning_tokens``: hidden reasoning, counted
+    in ``completion_tokens`` but never sent back (0 when not reported)."""
+    details = get("completion_tokens_details") or {}
+    value = (
+        details.get("reasoning_tokens")
+        if isinstance(details, dict)
+        else getattr(details, "reasoning_tokens", None)
+    )
+    try:
+        return token_count(value, "completion_tokens_details.reasoning_tokens")
+    except ValueError:
+        return 0
 
 
 def _has_counts(usage: Any) -> bool:

@@ -44,8 +44,8 @@ __all__ = [
 
 
 def start_phase(session: SessionState, name: str, budget: int | None = None) -> None:
-    if not name or not name.strip():
-        raise ConfigurationError("a phase needs a name")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigurationError(f"a phase needs a name (got {name!r})")
     if budget is not None:
         if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
             raise ConfigurationError(f"a phase budget must be a positive number (got {budget!r})")

@@ -22,6 +22,7 @@ from .policy import Policy
 from .store import Store, StoredEvent, StoredSession
 
 __all__ = [
+    "HOOK_CALLS",
     "Recording",
     "content_of",
     "context_hash",
@@ -67,10 +68,15 @@ def revision_of(stored: StoredSession) -> int:
     return int((stored.meta or {}).get("revision", 0) or 0)
 
 
+#: The stored row's count of the API calls the Claude Code hooks recorded (one event for
+#: the calls since the last: ``claude_code.hook_session.record_usage``), beside
+#: ``recorded_calls`` (``tokens --record``: a point per call).
+HOOK_CALLS = "hook_recorded_calls"
+
+
 def recorded_calls_of(stored: StoredSession) -> int:
-    """How many of the transcript's API calls the ledger has usage events for: the one
-    count ``tokens --record`` and the hooks both decide what is new by (and move on in
-    the transaction that records them), so no call is recorded twice."""
+    """How many of the transcript's API calls ``tokens --record`` put in the ledger as
+    usage events (a point each): recording again adds only the calls after them."""
     return int((stored.meta or {}).get("recorded_calls", 0) or 0)
 
 

@@ -97,6 +97,8 @@ class Session(SessionState):
     def restore(self, version: int | None = None, *, force: bool = False) -> tuple[int, int]:
         """Undo a compaction: back to ``version`` (default: the previous one). Returns
         (the version it was at, the version it is at now)."""
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+            raise ConfigurationError(f"a context version is a number (got {version!r})")
         return archive.restore(self, version, force=force)
 
     def replace_context(self, items: list[Item], *, reason: str) -> None:
@@ -147,6 +149,9 @@ class Session(SessionState):
         return status
 
     def release(self, component: str, tokens: int | None = None) -> int:
+        """Give back ``tokens`` (default: all) of what ``component`` holds."""
+        if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int)):
+            raise ConfigurationError(f"tokens to release is a number (got {tokens!r})")
         return budgeting.release(self, component, tokens)
 
     def budget_report(self) -> UtilizationReport:
@@ -172,6 +177,8 @@ class Session(SessionState):
         a stored session (or with ``reserve=True``) holds a reservation of ``tokens``
         (``decision.reservation``), keyed by ``key`` (its ``tool_use_id``: asked twice,
         reserved once) until the sub-agent stops, or ``ttl`` seconds pass."""
+        if key is not None and not isinstance(key, str):
+            raise ConfigurationError(f"a spawn's key is a text, its tool_use_id (got {key!r})")
         return spawning.gate(
             self, agent, tokens, compact=compact, key=key, reserve=reserve, ttl=ttl
         )

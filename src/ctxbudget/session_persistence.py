@@ -20,7 +20,7 @@ from typing import Any
 
 from .accounting import Anchor, HistoryPoint
 from .budget.state import BudgetState
-from .errors import SessionNotFoundError
+from .errors import ConfigurationError, SessionNotFoundError
 from .level import Level
 from .model import AgentUsage, EventType, Item
 from .policy import Policy
@@ -180,6 +180,11 @@ class StoredFigures(SessionFigures):
     # -- policy and persistence ---------------------------------------------------
 
     def set_policy(self, policy: Policy) -> None:
+        if not isinstance(policy, Policy):
+            raise ConfigurationError(
+                f"set_policy takes a Policy (got {type(policy).__name__}): "
+                "Policy(window=200_000), say, or session.policy.replace(...)"
+            )
         old = self.policy
         self.policy = policy
         if self.row.wanted:

@@ -17,11 +17,14 @@ from typing import Any, TypeVar
 
 from .errors import ConcurrentModificationError
 from .model import EventType
-from .recording import recorded_calls_of, revision_of
+from .recording import HOOK_CALLS, recorded_calls_of, revision_of
 from .store import Store, StoredEvent, StoredSession
 
 __all__ = ["SessionRow"]
 
+# The metadata only small writes change (``SessionRow.change`` / ``merge``), which a
+# full write of the row keeps as stored.
+_OWNED = ("budget", "extra", HOOK_CALLS)
 # Attempts of a write that another writer keeps beating (each re-reads the store).
 _RETRIES = 5
 _T = TypeVar("_T")
@@ -52,12 +55,17 @@ class SessionRow:
         """Refuse to write over what another writer stored since this row was read:
         ``stored`` (read inside the write's transaction) must still have this process's
         context ``version`` and revision."""
-        if stored.context_version != version or revision_of(stored) != self.revision:
+        if not self.is_current(stored, version):
             raise ConcurrentModificationError(
                 f"session {self.id} changed in the store since it was read (another "
                 f"process wrote to it: context version {stored.context_version}, this "
                 f"copy has {version}): nothing was overwritten; open it again"
             )
+
+    def is_current(self, stored: StoredSession, version: int) -> bool:
+        """Whether ``stored`` (read now) is the row as this process read or wrote it:
+        the same context ``version`` and revision (no other writer since)."""
+        return stored.context_version == version and revision_of(stored) == self.revision
 
     def adopt(self, stored: StoredSession) -> None:
         """Take the revision of ``stored``, read now (the next write builds on it)."""
@@ -69,11 +77,14 @@ class SessionRow:
         caller's transaction."""
         self.revision += 1
         new = meta()
-        # The calls recorded only grow: a hook records usage with a small write (no
-        # revision) after this process read the row, and a full write that took the
-        # count back would have those calls recorded again.
+        # The calls recorded only grow: a full write of a copy read before another
+        # process recorded more would have those calls recorded again.
         calls = max(recorded_calls_of(stored), int(new.get("recorded_calls", 0) or 0))
-        stored.meta = {**new, "recorded_calls": calls, "revision": self.revision}
+        # The budgets and remembered values are changed by small writes of their own
+        # (``change``, ``merge``: no revision): what the row holds of them is the truth,
+        # not this copy's (a phase another process started since would be lost).
+        own = {key: stored.meta[key] for key in _OWNED if stored.meta and key in stored.meta}
+        stored.meta = {**new, **own, "recorded_calls": calls, "revision": self.revision}
         self.store.update_session(stored)
 
     def merge(self, part: Mapping[str, Any]) -> None:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from .accounting import Anchor
 from .errors import ConcurrentModificationError, ConfigurationError, SourceError
-from .model import EventType, Item, Kind, Role, Usage, token_count
+from .model import USAGE_FIELDS, EventType, Item, Kind, Role, Usage, token_count
 from .policy import MAX_WINDOW, Policy
 from .recording import context_hash, next_version
 from .session_figures import Workspace
@@ -289,6 +289,9 @@ class SessionState(StoredFigures):
                 usage = Usage.from_api(usage, strict=True)
         except ValueError as exc:
             raise SourceError(f"the usage given is not usable: {exc}") from exc
+        counts = [getattr(usage, name) for name in USAGE_FIELDS]
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in counts):
+            raise SourceError(f"the usage given is not usable: {usage} holds a count below 0")
         if usage.context_tokens + usage.output_tokens > MAX_WINDOW:
             raise SourceError(
                 f"the usage given is not usable: {usage.context_tokens:,} tokens in context "

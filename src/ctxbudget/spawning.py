@@ -280,6 +280,8 @@ def _recorded_subagents(session: SessionState) -> dict[str, int]:
 def set_agent_budget(session: SessionState, agent: str, tokens: int) -> None:
     """Give ``agent`` a budget. A stored session keeps it in its own row in the store,
     so agents given budgets by concurrent processes all keep theirs."""
+    if not isinstance(agent, str) or not agent:
+        raise ConfigurationError(f"an agent is named by a text (got {agent!r})")
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens <= 0:
         raise ConfigurationError(f"an agent budget must be a positive number (got {tokens!r})")
     check_within_window(tokens, "an agent budget")

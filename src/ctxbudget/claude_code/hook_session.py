@@ -102,16 +102,21 @@ def _not_recorded(session_id: str, kind: str, exc: Exception) -> str:
     )
 
 
-def record_usage(tracker: Tracker, session_id: str, figure: TranscriptFigure) -> str | None:
-    """The usage of the API calls the ledger does not have yet: one ``usage_recorded``
+def record_usage(
+    tracker: Tracker, session_id: str, figure: TranscriptFigure, legacy: int | None = None
+) -> str | None:
+    """The usage of the API calls the hooks have not recorded yet: one ``usage_recorded``
     event (the last call's figure). None when done (or nothing is new), else the line
     saying it was not.
 
-    What is new is decided against the stored row's count of recorded calls (the one
-    ``tokens --record`` keeps), read and moved on in the transaction that appends the
-    event: hooks running at once (sibling sub-agents stopping together) each read the
-    transcript, and only the first to get there records its new calls."""
-    from ..recording import recorded_calls_of
+    What is new is decided against the hooks' count of recorded calls in the stored
+    row (``HOOK_CALLS``), read and moved on in the transaction that appends the event:
+    hooks running at once (sibling sub-agents stopping together) each read the
+    transcript, and only the first to get there records its new calls. ``legacy``: the
+    count an earlier ctxbudget kept in the hook's cache file, for a row without one.
+    (``tokens --record`` keeps its own count: it writes a point per call, which the
+    hooks' one event for several calls does not replace.)"""
+    from ..recording import HOOK_CALLS
 
     if figure.reported_tokens is None:
         return None  # no usage reported yet: nothing to record
@@ -120,7 +125,8 @@ def record_usage(tracker: Tracker, session_id: str, figure: TranscriptFigure) ->
     def write() -> None:
         with store.transaction():
             stored = store.get_session(session_id)
-            done = recorded_calls_of(stored)
+            kept = (stored.meta or {}).get(HOOK_CALLS)
+            done = kept if isinstance(kept, int) and not isinstance(kept, bool) else legacy or 0
             if figure.calls <= done:
                 return  # recorded already (another hook read further, or got there first)
             data = {
@@ -131,7 +137,7 @@ def record_usage(tracker: Tracker, session_id: str, figure: TranscriptFigure) ->
                 "predicted_tokens": figure.used_tokens,
             }
             store.append_event(session_id, "usage_recorded", data)
-            stored.meta = {**stored.meta, "recorded_calls": figure.calls}
+            stored.meta = {**stored.meta, HOOK_CALLS: figure.calls}
             store.update_session(stored)
 
     try:
@@ -327,7 +333,7 @@ def register(
     if stored is None:
         store_row(tracker, session_id, session, payload, options)
     if figure is not None and memory is not None:
-        notes.append(record_usage(tracker, session_id, figure) or "")
+        notes.append(record_usage(tracker, session_id, figure, memory.legacy_calls) or "")
         memory.remember_figure(session.used_tokens, session.policy.window)
     if memory is not None:
         memory.save()

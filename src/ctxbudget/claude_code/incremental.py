@@ -69,6 +69,9 @@ class HookMemory:
     last_good: dict[str, Any] | None = None
     stored: dict[str, Any] | None = None  # {"policy": {...}, "meta_budget": {...}}
     extra: dict[str, Any] = field(default_factory=dict)
+    # the calls recorded as an earlier ctxbudget counted them in this file (it is kept in
+    # the stored row now): read, never written
+    legacy_calls: int | None = None
 
     @classmethod
     def load(cls, transcript: str, root: str | None = None) -> HookMemory:
@@ -85,6 +88,9 @@ class HookMemory:
             value = data.get(name)
             if isinstance(value, dict):
                 setattr(memory, name, value)
+        calls = data.get("recorded_calls")
+        if isinstance(calls, int) and not isinstance(calls, bool) and calls >= 0:
+            memory.legacy_calls = calls
         return memory
 
     def save(self) -> bool:

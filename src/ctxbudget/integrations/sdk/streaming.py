@@ -33,17 +33,19 @@ def _sync_watching(base: type) -> dict[str, Any]:
 
     def __iter__(self: Any) -> Iterator[Any]:
         observer: Observer = self._ctxbudget_observer
-        for event in base.__iter__(self):  # type: ignore[attr-defined]
-            if observer.see(event):
-                yield event
-        observer.complete()
+        try:  # ended, left, or failed (the connection dropped): recorded as it stands
+            for event in base.__iter__(self):  # type: ignore[attr-defined]
+                if observer.see(event):
+                    yield event
+        finally:
+            observer.complete()
 
     def __next__(self: Any) -> Any:
         observer: Observer = self._ctxbudget_observer
         while True:
             try:
                 event = base.__next__(self)  # type: ignore[attr-defined]
-            except StopIteration:
+            except BaseException:  # ended, or failed: recorded as it stands
                 observer.complete()
                 raise
             if observer.see(event):
@@ -63,17 +65,19 @@ def _async_watching(base: type) -> dict[str, Any]:
 
     async def __aiter__(self: Any) -> AsyncIterator[Any]:
         observer: Observer = self._ctxbudget_observer
-        async for event in base.__aiter__(self):  # type: ignore[attr-defined]
-            if observer.see(event):
-                yield event
-        observer.complete()
+        try:  # ended, left, or failed (the connection dropped): recorded as it stands
+            async for event in base.__aiter__(self):  # type: ignore[attr-defined]
+                if observer.see(event):
+                    yield event
+        finally:
+            observer.complete()
 
     async def __anext__(self: Any) -> Any:
         observer: Observer = self._ctxbudget_observer
         while True:
             try:
                 event = await base.__anext__(self)  # type: ignore[attr-defined]
-            except StopAsyncIteration:
+            except BaseException:  # ended, or failed: recorded as it stands
                 observer.complete()
                 raise
             if observer.see(event):
