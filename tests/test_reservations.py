@@ -465,6 +465,25 @@ def test_a_usage_recorded_while_a_gate_decides_is_counted_once(
     assert _gate_room(tracker.store, session.id) * SPAWN >= _reserved(tracker.store, session.id)
 
 
+def test_a_usage_recorded_while_a_gate_decides_without_a_spawn_is_counted(
+    clocked: tuple[Tracker, FakeClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process records a usage (nothing to confirm) between the gate's figures
+    and its reservation: the gate decides again on it. Before, 16 gates beside 16
+    usages granted up to 37,533 tokens past the limit."""
+    tracker, _ = clocked
+    session = tracker.open(_new_session(tracker.store, used=USED))
+    assert _gate_room(tracker.store, session.id) == 2
+
+    def the_context_grows() -> None:
+        tracker.open(session.id).record_usage(USED + 2 * SPAWN)  # room for none now
+
+    _before_first_reserve(monkeypatch, tracker.store, the_context_grows)
+    decision = session.gate("first", SPAWN, compact=False)
+    assert not decision.allowed and decision.used_tokens == USED + 2 * SPAWN
+    assert _reserved(tracker.store, session.id) == 0
+
+
 def test_a_session_kept_open_decides_on_what_is_stored_now(
     clocked: tuple[Tracker, FakeClock],
 ) -> None:

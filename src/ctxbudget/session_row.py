@@ -58,8 +58,9 @@ class SessionRow:
         if not self.is_current(stored, version):
             raise ConcurrentModificationError(
                 f"session {self.id} changed in the store since it was read (another "
-                f"process wrote to it: context version {stored.context_version}, this "
-                f"copy has {version}): nothing was overwritten; open it again"
+                f"process wrote to it: context version {stored.context_version}, write "
+                f"{revision_of(stored)}; this copy has {version}, write {self.revision}): "
+                "nothing was overwritten; open it again"
             )
 
     def is_current(self, stored: StoredSession, version: int) -> bool:

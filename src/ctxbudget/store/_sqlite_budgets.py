@@ -136,6 +136,12 @@ def set_agent_budget(
     conn.execute(schema.NEXT_REVISION, (to_db(session_id),))
 
 
+def figures_changed(conn: sqlite3.Connection, session_id: str) -> None:
+    """The session's row was written (a usage, an append, a compaction): the budget
+    revision moves, so that a grant decided on the figures before it is decided again."""
+    conn.execute(schema.NEXT_REVISION, (to_db(session_id),))
+
+
 def revision(conn: sqlite3.Connection, session_id: str) -> int:
     """``Store.budget_revision`` on ``conn``."""
     return int(conn.execute(schema.REVISION, (to_db(session_id),)).fetchone()[0])

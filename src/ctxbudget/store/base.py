@@ -361,9 +361,10 @@ class Store(ABC):
         raise self._unsupported("reserve")
 
     def budget_revision(self, session_id: str) -> int:
-        """A count that moves whenever a figure a grant was decided on may have: a
+        """A count that moves whenever a figure a grant was decided on may have: the
+        session's row written (``update_session``: a usage, an append, a compaction), a
         reservation confirmed (its tokens leave the live ones for a usage recorded with
-        it, or before it) or an agent budget set. 0 for a session with neither.
+        it, or before it) or an agent budget set. 0 for a session with none of them.
 
         A cap's ``used`` is read before the reservation is taken: a reservation
         confirmed in between would count neither as live nor in that figure. A grant

@@ -165,6 +165,8 @@ class MemoryStore(Store):
             old = self._get_row(session.id)
             self._sessions[session.id] = session_to_row(session)
             self._on_rollback(lambda: self._sessions.__setitem__(session.id, old))
+            # the figures a grant is decided on may have moved (``Store.reserve``)
+            self._budgets.next_revision(session.id)
 
     def delete_session(self, session_id: str) -> None:
         with self.transaction():

@@ -121,17 +121,18 @@ class MemoryBudgets:
                 updated = dataclasses.replace(reservation, state=state)
             self._put(held, updated)
         if plan and state == CONFIRMED:
-            self._next_revision(session_id)
+            self.next_revision(session_id)
         return [dataclasses.replace(r, tokens=amount, state=state) for r, amount in plan]
 
     def set_agent_budget(self, session_id: str, agent: str, tokens: int) -> None:
         self._write(self.agent_budgets.setdefault(session_id, {}), agent, int(tokens))
-        self._next_revision(session_id)
+        self.next_revision(session_id)
 
     def revision(self, session_id: str) -> int:
         return self.revisions.get(session_id, 0)
 
-    def _next_revision(self, session_id: str) -> None:
+    def next_revision(self, session_id: str) -> None:
+        """What a grant is decided on changed (a usage, a confirmation, a budget)."""
         self._write(self.revisions, session_id, self.revision(session_id) + 1)
 
     def budgets_of(self, session_id: str) -> dict[str, int]:

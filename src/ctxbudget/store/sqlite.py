@@ -172,6 +172,8 @@ class SQLiteStore(Store):
                 " updated_at = ?, context_version = ?, meta = ? WHERE id = ?",
                 (*values, sid),
             ).rowcount
+            if changed:  # the figures a grant is decided on may have moved (``reserve``)
+                budgets.figures_changed(conn, session.id)
         if changed == 0:
             raise self.not_found(session.id)
 

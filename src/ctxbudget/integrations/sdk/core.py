@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...compaction import CompactionPolicy
-from ...errors import BudgetBlockedError, ConfigurationError
+from ...errors import BudgetBlockedError, ConcurrentModificationError, ConfigurationError
 from ...level import Level
 from ...model import EventType, Item, Usage
 from ...policy import Policy, window_for_model
@@ -61,6 +61,10 @@ class Swap:
     originals: list[bytes]
     sent: list[Any]
     caller: list[int | None]
+
+
+# Tries at a request another process's writes to the stored session kept overtaking.
+_PREPARE_ATTEMPTS = 3
 
 
 @dataclass(slots=True)
@@ -143,22 +147,46 @@ class Budget:
     def prepare(self, provider: str, kwargs: dict[str, Any], *, stream: bool) -> Prepared | None:
         """Sync, check, compact: the arguments to send (None: send as given, untracked).
 
-        A refusal (``RequestBlockedError``) and a configuration error propagate. Any
-        other failure of ctxbudget itself (a store that fails, a bug) must not stop
-        the caller's request: it is sent as given, untracked, with a warning.
+        A refusal (``RequestBlockedError``) and a configuration error propagate. Another
+        process that changed the stored session meanwhile makes it read again and
+        checked again. Any other failure of ctxbudget itself (a store that fails, a bug)
+        must not stop the caller's request: it is sent as given, untracked, with a
+        warning; but with ``gate_agent`` the gate must allow each request, and one it
+        could not ask is not sent (``BudgetBlockedError``), as the hooks' gate fails
+        closed.
         """
-        try:
-            return self._prepare(provider, kwargs, stream=stream)
-        except (BudgetBlockedError, ConfigurationError):
-            raise
-        except Exception as exc:
-            warnings.warn(
-                f"ctxbudget could not check this request ({type(exc).__name__}: {exc}); "
-                "it is sent as given and not tracked",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-            return None
+        for _ in range(_PREPARE_ATTEMPTS):
+            try:
+                return self._prepare(provider, kwargs, stream=stream)
+            except ConcurrentModificationError:
+                with self.lock:
+                    if self.session is not None and self.session.is_stored:
+                        self.session.reload()  # another process wrote it: again, on that
+                continue
+            except (BudgetBlockedError, ConfigurationError):
+                raise
+            except Exception as exc:
+                return self._unchecked(exc)
+        return self._unchecked(
+            ConcurrentModificationError("other processes kept changing the stored session")
+        )
+
+    def _unchecked(self, exc: Exception) -> Prepared | None:
+        """A request ctxbudget could not check: sent as given with a warning, or, with
+        ``gate_agent``, refused (the gate could not be asked)."""
+        if self.gate_agent is not None:
+            raise BudgetBlockedError(
+                f"ctxbudget did not send this request: the gate for agent "
+                f"{self.gate_agent!r} could not be asked ({type(exc).__name__}: {exc}). "
+                "Nothing was sent."
+            ) from exc
+        warnings.warn(
+            f"ctxbudget could not check this request ({type(exc).__name__}: {exc}); "
+            "it is sent as given and not tracked",
+            RuntimeWarning,
+            stacklevel=5,
+        )
+        return None
 
     def _prepare(self, provider: str, kwargs: dict[str, Any], *, stream: bool) -> Prepared | None:
         messages = materialize(kwargs.get("messages"))
