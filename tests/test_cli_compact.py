@@ -277,6 +277,39 @@ def test_compacting_a_file_twice_gives_the_same_result(
     assert f"ctxbudget compact {first['session_id'][:12]}" in err
     code, out, _ = run(capsys, "tokens", source, "--json")
     assert json.loads(out)["used_tokens"] == first["tokens_before"]  # the file's own figure
+    # recorded, the file goes on top of the stored compacted copy: that figure, and the
+    # file's own beside it (it was shown alone, with no word)
+    code, out, _ = run(capsys, "tokens", source, "--record", "--json")
+    recorded = json.loads(out)
+    assert recorded["used_tokens"] < recorded["source_used_tokens"] == first["tokens_before"]
+    code, out, _ = run(capsys, "tokens", source, "--record")
+    assert f"the file's own is {first['tokens_before']:,}/" in out
+    # what the stored copy's compaction took out is all in the file: recall says where
+    # to search as that copy sees it (it said only that nothing matched)
+    code, out, _ = run(capsys, "recall", source, "REQ-AUTH")
+    assert code == 0 and f"ctxbudget recall {first['session_id'][:12]} REQ-AUTH" in out
+
+
+def test_the_output_is_never_the_file_compacted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """It was overwritten, and with memory:// nothing could bring it back."""
+    source = tmp_path / "chat.json"
+    source.write_bytes((EXAMPLES / "analyst-ep24.json").read_bytes())
+    before = source.read_bytes()
+    code, _, err = run(
+        capsys,
+        "--store",
+        "memory://",
+        "compact",
+        str(source),
+        "--ratio",
+        "3",
+        "--output",
+        str(tmp_path / "." / "chat.json"),
+    )
+    assert code == 2 and "is the file being compacted" in err
+    assert source.read_bytes() == before
 
 
 def _long_conversation(path: Path, exchanges: int = 16) -> Path:
@@ -594,3 +627,27 @@ def test_tokens_names_no_source_for_a_version_a_compaction_did_not_make(
     assert code == 0 and "context_version" not in data
     _, out, _ = run(capsys, *store, "tokens", SESSION_ID[:8])
     assert "its source is unchanged" not in out
+
+
+def test_if_needed_over_the_trigger_and_under_the_target_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It said the compaction would free only 0 tokens because what is left is
+    protected, and to start a fresh session."""
+    source = str(EXAMPLES / "analyst-ep24-15.json")
+    code, out, _ = run(capsys, "compact", source, "--if-needed", "--trigger", "2")
+    assert code == 0
+    assert "already under the target (60% of the window)" in out and "fresh session" not in out
+
+
+def test_events_cut_a_long_line_with_an_ellipsis(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    store = ("--store", f"sqlite:///{tmp_path / 's.db'}")
+    source = str(EXAMPLES / "analyst-ep24.json")
+    code, out, _ = run(capsys, *store, "compact", source, "--ratio", "3", "--json")
+    assert code == 0
+    code, out, _ = run(capsys, *store, "events", json.loads(out)["session_id"])
+    lines = [line for line in out.splitlines() if "compacted" in line]
+    assert lines and all(line.endswith("…") for line in lines if len(line) > 150)
+    assert any(line.endswith("…") for line in lines)

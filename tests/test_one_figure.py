@@ -398,3 +398,31 @@ def test_after_claude_codes_compact_an_older_usage_is_not_the_figure(
     after = {"input_tokens": 22_000, "output_tokens": 90}
     line = render_statusline(_usage_payload(src, after))
     assert _line_figure(line)[0] == 22_090
+
+
+def test_a_claude_code_session_is_found_by_the_start_of_its_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As stored sessions are: ``tokens 0f1e2d3c`` (it said no such session)."""
+    projects = tmp_path / "claude-home" / "projects" / "-home-dev-shop"
+    projects.mkdir(parents=True)
+    shop_session(rounds=4).write(projects / f"{SESSION_ID}.jsonl")
+    whole = _json(capsys, "tokens", SESSION_ID, "--json")
+    assert _json(capsys, "tokens", SESSION_ID[:8], "--json")["used_tokens"] == whole["used_tokens"]
+    shop_session(rounds=2).write(projects / f"{SESSION_ID[:8]}-other.jsonl")
+    code, _, err = run(capsys, "tokens", SESSION_ID[:8])
+    assert code == 2 and "starts the ids of 2 Claude Code sessions" in err
+
+
+def test_a_last_line_cut_short_is_said_to_be_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was counted as a record of unknown shape "kept but not understood"."""
+    path = shop_session(rounds=3).write(tmp_path / f"{SESSION_ID}.jsonl")
+    whole = _json(capsys, "tokens", str(path), "--json")
+    with path.open("a", encoding="utf-8") as f:
+        f.write('{"type": "user", "message": {"role": "user", "content": "half a li')
+    code, out, err = run(capsys, "tokens", str(path), "--json")
+    assert code == 0 and "incomplete (still being written?): left out" in err
+    cut = json.loads(out)
+    assert cut["used_tokens"] == whole["used_tokens"] and cut["unknown_records"] == 0

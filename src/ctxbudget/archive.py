@@ -9,7 +9,6 @@ are the archive, searched by ``recall`` and brought back whole by ``restore``.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from .errors import (
     SessionNotFoundError,
     StaleCompactionError,
 )
+from .level import whole_percent
 from .model import Carried, EventType, Item, Kind
 from .recording import content_of, context_hash, hash_of_contents
 from .session_state import SessionState
@@ -257,12 +257,15 @@ def auto_compact(
     except CompactionError as exc:  # e.g. everything pinned: alert, don't raise mid-request
         compaction = None
         reason = str(exc)
+    if compaction is not None and used <= compaction.target:
+        session.last_alert = None
+        return None  # over the trigger but under the target already: nothing to do
     if compaction is None or compaction.freed < policy.min_freed_share * window:
         freed = f"free only {compaction.freed:,} tokens" if compaction else f"fail ({reason})"
         session.quiet_auto_compaction(
             used,
             f"auto-compaction would {freed} (less than {policy.min_freed_share:.0%} of the "
-            f"window) at {math.floor(100 * used / window)}%: not applied; what is left is "
+            f"window) at {whole_percent(100 * used / window)}%: not applied; what is left is "
             "protected or must-keep facts. Start a fresh session or raise the window.",
         )
         return None

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 from collections.abc import Callable, Sequence
 from importlib import resources
@@ -46,6 +45,7 @@ from .demo_run import (
     fact_counts,
     facts_of,
 )
+from .level import whole_percent
 from .model import Item, Kind, Role, Usage
 from .render import bar
 from .session import Session
@@ -281,8 +281,8 @@ def _compact(
         f"  ── Compaction #{number} after exchange {exchange}: conversation "
         f"{record.conversation_before:,} → {record.conversation_after:,} tokens "
         f"(-{record.reduction_percent:.0f}%); context {record.tokens_before:,} → "
-        f"{record.tokens_after:,} ({math.floor(100 * record.tokens_before / window)}% → "
-        f"{math.floor(100 * record.tokens_after / window)}% of the window)"
+        f"{record.tokens_after:,} ({whole_percent(100 * record.tokens_before / window)}% → "
+        f"{whole_percent(100 * record.tokens_after / window)}% of the window)"
     )
     emit("     steps: " + "; ".join(f"{a.step} {-a.tokens_freed:+,}" for a in result.actions))
     preserved = record.facts_preserved

@@ -32,3 +32,9 @@ def shown_percent(percent: float, places: int = 2) -> float:
     that 94.999% is not shown as the 95% of a level it has not reached."""
     scale = 10.0**places
     return math.floor(percent * scale + 1e-9) / scale
+
+
+def whole_percent(percent: float) -> int:
+    """A share of the window in whole percents as every surface prints it: rounded
+    down (``shown_percent``)."""
+    return int(shown_percent(percent, 0))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .level import Level, shown_percent
+from .level import Level, whole_percent
 from .policy import Policy
 from .status import Status
 
@@ -34,7 +34,7 @@ def paint(text: str, level: Level, color: bool) -> str:
 
 def pct(percent: float) -> str:
     """Whole percent, rounded down: 94.9% is not yet the 95% of the blocked level."""
-    return f"{shown_percent(percent, 0):.0f}%"
+    return f"{whole_percent(percent)}%"
 
 
 def bar(percent: float, width: int = 10) -> str:

@@ -10,12 +10,11 @@ and applies the compaction when it allows after one.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..level import shown_percent
+from ..level import shown_percent, whole_percent
 from ..policy import check_within_window
 
 ALLOW = "allow"
@@ -126,7 +125,7 @@ def decide_gate(
         return decision(
             ALLOW,
             f"{agent!r} fits: {plus}{estimated_tokens:,} = {projected:,} tokens, "
-            f"{math.floor(percent)}% of {window:,} ({bound})",
+            f"{whole_percent(percent)}% of {window:,} ({bound})",
         )
     if (
         used_after_compaction is not None
@@ -138,14 +137,14 @@ def decide_gate(
             ALLOW_AFTER_COMPACTION,
             f"{agent!r} fits after compaction: {used_tokens:,} → {used_after_compaction:,} "
             f"tokens, {then}{estimated_tokens:,} = {after:,} "
-            f"({math.floor(100 * after / window)}% of {window:,}); now {plus}"
+            f"({whole_percent(100 * after / window)}% of {window:,}); now {plus}"
             f"{estimated_tokens:,} = {projected:,} would not fit ({bound})",
             freed=used_tokens - used_after_compaction,
             at=after,
         )
     why = (
         f"{plus}{estimated_tokens:,} = {projected:,} tokens would be "
-        f"{math.floor(percent)}% of {window:,}, at or over the blocked threshold "
+        f"{whole_percent(percent)}% of {window:,}, at or over the blocked threshold "
         f"({bound.removeprefix('blocked at ')})"
     )
     if used_after_compaction is not None:

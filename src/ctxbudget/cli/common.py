@@ -259,7 +259,7 @@ def open_source(
     except AmbiguousSessionError as exc:
         raise UsageError(str(exc)) from exc
     except SessionNotFoundError as exc:
-        if (live := find_claude_session(source)) is not None:
+        if (live := find_claude_session(source, prefix=True)) is not None:
             return from_file(live)
         if any(sep in source for sep in ("/", "\\")) or path.suffix:
             raise UsageError(f"{source}: no such file") from exc

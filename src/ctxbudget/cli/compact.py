@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from ..compaction.summarize import current_task
 from ..errors import CompactionError
 from ..level import shown_percent
 from ..model import Kind
+from ..render import pct
 from .common import PROGRESS_FROM_ITEMS, UsageError, count, progress
 
 if TYPE_CHECKING:
@@ -169,15 +169,20 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
         from ..claude_code.fork import check_forkable
 
         check_forkable(Path(str(transcript.path)))  # before anything is applied
-    if args.output:
-        _check_output(Path(args.output))  # before anything is applied
+    if args.output:  # before anything is applied
+        _check_output(Path(args.output), transcript.path if transcript is not None else None)
     if args.if_needed and not args.dry_run:
         done = session.auto_compact(policy, summarizer)
         if done is None:
             status = session.status()
-            message = session.last_alert or (
-                f"Not needed: {math.floor(status.percent)}% of the window, under the trigger "
-                f"({policy.trigger_percent or session.policy.critical_percent:g}%)."
+            trigger = policy.trigger_percent or session.policy.critical_percent
+            why = (
+                f"under the trigger ({trigger:g}%)"
+                if status.percent < trigger
+                else f"already under the target ({policy.target_percent:g}% of the window)"
+            )
+            message = (
+                session.last_alert or f"Not needed: {pct(status.percent)} of the window, {why}."
             )
             if args.json:
                 print(
@@ -318,7 +323,12 @@ def _written_line(c: Compaction) -> str:
     )
 
 
-def _check_output(path: Path) -> None:
+def _check_output(path: Path, source: str | None) -> None:
+    if source is not None and path.exists() and path.resolve() == Path(source).resolve():
+        raise CompactionError(
+            f"--output {path} is the file being compacted: name another file (the "
+            "original stays what recall and restore come back to)"
+        )
     if path.is_dir():
         raise CompactionError(f"--output {path} is a directory: name a file")
     if not path.parent.is_dir():
@@ -326,7 +336,7 @@ def _check_output(path: Path) -> None:
 
 
 def _pct(tokens: int, window: int) -> str:
-    return f"{math.floor(100 * tokens / window)}%"
+    return pct(100 * tokens / window)
 
 
 def render_plan(c: Compaction, window: int) -> str:
@@ -388,7 +398,7 @@ def render_done(c: Compaction, window: int) -> str:
         RULE,
         f"Before: {c.used_before:,} tokens ({_pct(c.used_before, window)})",
         f"After:  {c.used_after:,} tokens ({_pct(c.used_after, window)})",
-        f"Freed:  {c.freed:,} tokens ({len(r.removed)} items archived, "
+        f"Freed:  {c.freed:,} tokens ({len(r.removed):,} items archived, "
         f"version {c.version_from} → {c.version_to})",
         *_overhead_line(c),
         "",

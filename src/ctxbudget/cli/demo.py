@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from ..demo import run_analyst
 from ..demo_run import EPIC, TRIGGER_SHARE, AnalystRun
 from ..errors import ConfigurationError
+from ..level import whole_percent
 from ..render import bar
 from ..tracker import Tracker
 
@@ -123,14 +123,14 @@ def render_monitor(run: AnalystRun) -> str:
     free = max(0, window - used - run.reserved_output)
 
     def share(tokens: int) -> str:
-        return f"{math.floor(100 * tokens / window)}%"
+        return f"{whole_percent(100 * tokens / window)}%"
 
     rows: list[str] = [
         f"Context Window: {window:,} tokens",
         "",
-        f"Current Usage: {used:,} / {window:,} ({math.floor(status.percent)}%)",
+        f"Current Usage: {used:,} / {window:,} ({whole_percent(status.percent)}%)",
         bar(status.percent, 40),
-        f"Peak: {run.peak_tokens:,} ({math.floor(run.peak_percent)}%) at Ex {run.peak.exchange}",
+        f"Peak: {run.peak_tokens:,} ({whole_percent(run.peak_percent)}%) at Ex {run.peak.exchange}",
         "",
         "Breakdown:",
         f"├─ System prompts:     {run.system_tokens:,} ({share(run.system_tokens)})  [Fixed]",
@@ -145,12 +145,12 @@ def render_monitor(run: AnalystRun) -> str:
     policy = run.session.policy
     if status.percent < policy.warning_percent:
         rows.append(
-            f"✅ Within budget ({math.floor(status.percent)}% < "
+            f"✅ Within budget ({whole_percent(status.percent)}% < "
             f"{policy.warning_percent:g}% warning threshold)"
         )
     else:
         rows.append(
-            f"⚠️ Over the warning threshold ({math.floor(status.percent)}% ≥ "
+            f"⚠️ Over the warning threshold ({whole_percent(status.percent)}% ≥ "
             f"{policy.warning_percent:g}%)"
         )
     for c in run.compactions:
@@ -242,11 +242,11 @@ def render_report(run: AnalystRun) -> str:
     breakdown += [
         (
             "Final context:",
-            f"{run.final_tokens:,} tokens ({math.floor(run.final_percent)}% of {k} window)",
+            f"{run.final_tokens:,} tokens ({whole_percent(run.final_percent)}% of {k} window)",
         ),
         (
             "Peak usage:",
-            f"{run.peak_tokens:,} tokens ({math.floor(run.peak_percent)}% of {k} window, "
+            f"{run.peak_tokens:,} tokens ({whole_percent(run.peak_percent)}% of {k} window, "
             f"Ex {run.peak.exchange})",
         ),
     ]
@@ -278,12 +278,12 @@ def render_report(run: AnalystRun) -> str:
         [
             (
                 "Without compression:",
-                f"{run.uncompacted_tokens:,} tokens ({math.floor(run.uncompacted_percent)}%: "
+                f"{run.uncompacted_tokens:,} tokens ({whole_percent(run.uncompacted_percent)}%: "
                 f"{verdict})",
             ),
             (
                 "With budget management:",
-                f"{run.peak_tokens:,} tokens peak ({math.floor(run.peak_percent)}% < "
+                f"{run.peak_tokens:,} tokens peak ({whole_percent(run.peak_percent)}% < "
                 f"{critical:g}% critical: "
                 + ("within budget ✅)" if managed_ok else "over budget ❌)"),
             ),

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import shlex
 from typing import TYPE_CHECKING, Any
+
+from ..level import whole_percent
 
 if TYPE_CHECKING:
     from ..tracker import Tracker
@@ -72,7 +74,7 @@ def cmd_restore(args: argparse.Namespace, tracker: Tracker) -> int:
     print(
         f"Restored session {session.id}: context version {before} → {after} "
         f"({len(session.items)} items, {status.used_tokens:,} tokens, "
-        f"{math.floor(status.percent)}% of {status.max_tokens:,})"
+        f"{whole_percent(status.percent)}% of {status.max_tokens:,})"
     )
     return 0
 
@@ -103,6 +105,14 @@ def cmd_recall(args: argparse.Namespace, tracker: Tracker, open_source: OpenSour
         return 0
     if not items:
         print(f"Nothing in the archive of session {session.id[:12]} matches {args.query!r}.")
+        if session.transcript is not None and _stored_compacted(tracker, session.id):
+            # the stored copy was compacted, the file was not: what that compaction took
+            # out is still in the file's own context, so recall offers nothing from it
+            print(
+                "Note: the stored copy of this session was compacted; what that took out "
+                "is still in this file's context. To search as the stored copy sees it: "
+                f"ctxbudget recall {session.id[:12]} {shlex.quote(args.query)}"
+            )
         return 0
     total = sum(i.tokens or 0 for i in items)
     print(f"{len(items)} archived item(s), {total:,} tokens (budget {args.budget:,}):")
@@ -111,3 +121,14 @@ def cmd_recall(args: argparse.Namespace, tracker: Tracker, open_source: OpenSour
         print(f"\n── {label} ({item.tokens or 0:,} tokens)")
         print(item.text)
     return 0
+
+
+def _stored_compacted(tracker: Tracker, session_id: str) -> bool:
+    """Whether the store holds a compacted copy (a version after the first) of the
+    session ``session_id``."""
+    from ..errors import SessionNotFoundError
+
+    try:
+        return tracker.store.get_session(session_id).context_version > 1
+    except SessionNotFoundError:
+        return False

@@ -126,10 +126,12 @@ def cmd_events(args: argparse.Namespace, tracker: Tracker) -> int:
         print(
             f"No events{' of type ' + ', '.join(types) if types else ''} for session {session.id}."
         )
+    from ..compaction.fact_rules import clip
+
     for e in events:
         at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.at))
         data = _details(e.data)
-        print(f"{e.id:>6}  {at}  {e.type:<18}  {data[:110]}")
+        print(f"{e.id:>6}  {at}  {e.type:<18}  {clip(data, 110)}")
     return EXIT_OK
 
 

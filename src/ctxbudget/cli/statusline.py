@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 DESCRIPTION = (
     "Print one status line for Claude Code's statusLine setting: model, tokens used / "
     "window, percent, bar, level and, from the warning level on, what to do. Reads "
-    "Claude Code's JSON on stdin; the figure comes from context_window.current_usage, "
-    "else from the transcript at transcript_path (read incrementally, cached). Always "
+    "Claude Code's JSON on stdin; the figure is ctxbudget tokens' of the transcript at "
+    "transcript_path (read incrementally, cached), or context_window.current_usage "
+    "where that is newer than the transcript or the transcript cannot be read. Always "
     "exits 0."
 )
 FORMAT_HELP = (

@@ -52,8 +52,12 @@ def register(commands: Any) -> None:
 def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
     """Print the status of a session (``--json``: one object); the ``--fail-on`` code."""
     session = open_source(tracker, args.source, args)
+    own = None  # a file's own figure, where recording it adopts a stored compacted copy
     if args.record:
+        before = session.status() if session.transcript is not None else None
         session.save()
+        if before is not None and session.version > 1:
+            own = before
     status = session.status()
     history = session.history() if args.history else []
     transcript = session.transcript
@@ -72,6 +76,8 @@ def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
             out["conversation"] = False
         out["session_id"] = session.id if args.record or transcript is None else None
         out["recorded"] = bool(args.record or transcript is None)
+        if own is not None and own.used_tokens != status.used_tokens:
+            out["source_used_tokens"] = own.used_tokens  # the file's own figure
         if transcript is not None:
             out["source"] = transcript.path
             out["format"] = transcript.format
@@ -144,6 +150,12 @@ def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
                 print(
                     f"Note: no provider usage in this source: counted locally ({status.counter})."
                 )
+        if own is not None and own.used_tokens != status.used_tokens:
+            print(
+                f"Note: recorded on top of the stored copy, compacted (version "
+                f"{session.version}): its figure above; the file's own is "
+                f"{own.used_tokens:,}/{own.max_tokens:,} (ctxbudget tokens without --record)."
+            )
         if unchanged is not None:
             print(
                 f"Note: the stored context, compacted (version {session.version}); its source "

@@ -38,7 +38,6 @@ hook raises ``BudgetBlockedError`` instead of sending a request that cannot fit.
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 import uuid
 import warnings
@@ -48,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from uuid import UUID
 
 from ..errors import BudgetBlockedError, MissingExtraError
-from ..level import Level
+from ..level import Level, whole_percent
 from ..model import Kind, Usage
 from .langchain_messages import MessageConverter, items_to_messages, messages_to_items, origin_of
 
@@ -307,8 +306,9 @@ class BudgetHook:
                 status = session.status()
                 if status.level is Level.BLOCKED:
                     reason = session.last_alert or "auto-compaction did not reach its trigger"
+                    shown = whole_percent(status.percent)
                     raise BudgetBlockedError(
-                        f"context window at {math.floor(status.percent)}% ({status.used_tokens:,}/"
+                        f"context window at {shown}% ({status.used_tokens:,}/"
                         f"{status.max_tokens:,} tokens), blocked level: the request was not "
                         f"sent. {reason}"
                     )

@@ -318,13 +318,29 @@ def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
 
 
-def find_claude_session(session_id: str, projects: Path | None = None) -> Path | None:
+def find_claude_session(
+    session_id: str, projects: Path | None = None, *, prefix: bool = False
+) -> Path | None:
     """The transcript of the Claude Code session ``session_id`` (``<id>.jsonl`` in any
-    project folder under ``projects``), or None."""
+    project folder under ``projects``), or None. ``prefix``: or of the one session
+    whose id starts with it (at least 4 characters, as stored ids are found);
+    ``SourceError`` when several do."""
     root = projects or claude_projects_dir()
     if not session_id or "/" in session_id or "\\" in session_id or not root.is_dir():
         return None
-    return next(iter(sorted(root.glob(f"*/{glob_escape(session_id)}.jsonl"))), None)
+    escaped = glob_escape(session_id)
+    exact = next(iter(sorted(root.glob(f"*/{escaped}.jsonl"))), None)
+    if exact is not None or not prefix or len(session_id) < 4:
+        return exact
+    found = {p.stem: p for p in sorted(root.glob(f"*/{escaped}*.jsonl"))}
+    found = {stem: p for stem, p in found.items() if not stem.startswith("agent-")}
+    if len(found) > 1:
+        shown = ", ".join(sorted(found)[:5])
+        raise SourceError(
+            f"{session_id!r} starts the ids of {len(found)} Claude Code sessions ({shown}"
+            f"{', …' if len(found) > 5 else ''}): give more of the id"
+        )
+    return next(iter(found.values()), None)
 
 
 def find_latest_claude_session(

@@ -300,6 +300,11 @@ def read_claude_code(
         if not context_only:  # usages anchor the calls, which a context-only read skips
             record.usage = _usage_of(data, problems, number)
         records.append(record)
+    if pending is not None:
+        # the last line, cut short: being written (its record comes whole next time),
+        # or a file cut off; either way left out, and said as such
+        malformed -= 1
+        problems.add(pending[0], "incomplete (still being written?): left out")
     link_records(records)
     preserved = resolve_preserved(records, kept)
     agent_of = _agent_names(records)

@@ -7,11 +7,10 @@ no I/O; the lifecycle (``core``) and the compaction (``compacting``) ask it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ...level import Level
+from ...level import Level, whole_percent
 from ...status import RECOMMENDATIONS, Status
 from .records import ANTHROPIC
 
@@ -63,7 +62,7 @@ def blocked_message(session: Session, status: Status, reserve: int, note: str) -
     policy = session.policy
     used, window = status.used_tokens, policy.window
     margin = policy.safety_margin
-    percent = math.floor(status.percent)  # 94% is never shown when blocked
+    percent = whole_percent(status.percent)  # 94% is never shown when blocked
     if used + reserve + margin >= window:
         parts = [f"{used:,} tokens of context"]
         if reserve:
