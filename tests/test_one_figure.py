@@ -426,3 +426,18 @@ def test_a_last_line_cut_short_is_said_to_be_left_out(
     assert code == 0 and "incomplete (still being written?): left out" in err
     cut = json.loads(out)
     assert cut["used_tokens"] == whole["used_tokens"] and cut["unknown_records"] == 0
+
+
+def test_a_fork_outside_claude_codes_projects_says_where_to_put_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``claude --resume`` finds sessions in its projects folder only: a fork written
+    beside a transcript elsewhere printed a command that could not work, and no word."""
+    outside = shop_session(rounds=8).write(tmp_path / f"{SESSION_ID}.jsonl")
+    code, out, _ = run(capsys, "compact", str(outside), "--ratio", "3", "--fork")
+    assert code == 0 and "this fork is outside it" in out
+    projects = tmp_path / "claude-home" / "projects" / "-home-dev-shop"
+    projects.mkdir(parents=True)
+    inside = shop_session(rounds=8).write(projects / f"{SESSION_ID}.jsonl")
+    code, out, _ = run(capsys, "compact", str(inside), "--ratio", "3", "--fork")
+    assert code == 0 and "claude --resume" in out and "outside it" not in out

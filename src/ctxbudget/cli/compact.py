@@ -21,6 +21,7 @@ from ..errors import CompactionError
 from ..level import shown_percent
 from ..model import Kind
 from ..render import pct
+from ..sources import claude_projects_dir
 from .common import PROGRESS_FROM_ITEMS, UsageError, count, progress
 
 if TYPE_CHECKING:
@@ -275,6 +276,12 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
         where = f" (from {fork.cwd})" if fork.cwd else ""
         print(f"Forked the compacted session: {fork.path}")
         print(f"Resume it in Claude Code{where}: {fork.resume_command}")
+        if not _under_claude_projects(fork.path):
+            print(
+                "Note: Claude Code resumes sessions from its projects folder "
+                f"({claude_projects_dir()}/<project>/): this fork is outside it, so copy "
+                "it there (the project's folder) before resuming."
+            )
         print("The original session is unchanged.")
     elif claude_code and not args.dry_run and compaction.result.actions:
         print(
@@ -321,6 +328,10 @@ def _written_line(c: Compaction) -> str:
         f"It holds the transcript only, ~{held:,} tokens; the provider adds the system "
         f"prompt and tools (~{c.overhead:,}) when it is sent: {c.used_after:,} in all (After)."
     )
+
+
+def _under_claude_projects(path: Path) -> bool:
+    return claude_projects_dir().resolve() in path.resolve().parents
 
 
 def _check_output(path: Path, source: str | None) -> None:
