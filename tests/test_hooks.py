@@ -506,43 +506,53 @@ def _reviewer_spawned(
     return path, stop
 
 
+def _result_arrives(path: Path, tool_use_id: str) -> None:
+    """The main agent's next request carries the sub-agent's report: its tool result
+    is written to the main transcript (after SubagentStop and PostToolUse)."""
+    record = {
+        "type": "user",
+        "uuid": f"result-{tool_use_id}",
+        "sessionId": SID,
+        "message": {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": tool_use_id, "content": "OK."}],
+        },
+    }
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def test_an_agents_budget_counts_what_its_finished_sub_agents_used(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
 ) -> None:
-    """Once SubagentStop confirms a spawn, its reservation no longer counts: the
-    sub-agent's recorded context does, so the agent's budget does not start over."""
+    """Once a spawn's result is in the main context, its reservation no longer counts:
+    the sub-agent's recorded context does, so the agent's budget does not start over."""
     path, stop = _reviewer_spawned(monkeypatch, capsys, home)
     assert hook(monkeypatch, capsys, "subagent-stop", stop)[0] == 0
+    _result_arrives(path, "toolu_01Rev")
     again = {**pre_tool_use(path), "tool_use_id": "toolu_02Rev"}
     code, _, err = hook(monkeypatch, capsys, "pre-tool-use", again)
     assert code == 2 and "over its budget of 25,000 (21,500 used)" in err
 
 
-def test_subagent_stop_records_the_usage_with_the_confirmation(
+def test_a_spawns_room_is_held_until_its_result_is_in_the_main_context(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
 ) -> None:
-    """The spawn's reservation is confirmed in the transaction that records the
-    sub-agent's usage: another process reading meanwhile finds the spawn's tokens
-    reserved or used, never neither (it confirmed first, then recorded: a gate in
-    between counted them nowhere and over-granted)."""
-    from ctxbudget import spawning
-
-    _, stop = _reviewer_spawned(monkeypatch, capsys, home)
-    seen: list[tuple[int, int]] = []
-    real = spawning.spawn_finished
-
-    def confirmed_while_watched(*args: Any, **kwargs: Any) -> Any:
-        done = real(*args, **kwargs)
-        with Tracker() as other:  # another process: what is committed
-            reserved = sum(r.tokens for r in other.store.reservations(SID))
-            used = spawning.agent_usage(other.open(SID)).get("code-reviewer", 0)
-        seen.append((reserved, used))
-        return done
-
-    monkeypatch.setattr(spawning, "spawn_finished", confirmed_while_watched)
+    """Claude Code runs SubagentStop, then PostToolUse, then writes the result with the
+    main agent's next request. SubagentStop gave the spawn's room back: in that gap
+    the report counted nowhere, and 14 spawns were allowed where 7 fit."""
+    path, stop = _reviewer_spawned(monkeypatch, capsys, home)
+    with Tracker() as tracker:
+        held = tracker.store.reservations(SID)
+    assert [r.key for r in held] == ["toolu_01Rev"]
     assert hook(monkeypatch, capsys, "subagent-stop", stop)[0] == 0
-    assert len(seen) == 1 and seen[0][0] + seen[0][1] > 0
-    assert stored_events("subagent_usage")[-1]["context_tokens"] == 21_500
+    with Tracker() as tracker:
+        assert [r.key for r in tracker.store.reservations(SID)] == ["toolu_01Rev"]
+    _result_arrives(path, "toolu_01Rev")
+    other = {**pre_tool_use(path), "tool_use_id": "toolu_02Rev"}
+    hook(monkeypatch, capsys, "pre-tool-use", other)
+    with Tracker() as tracker:
+        assert "toolu_01Rev" not in [r.key for r in tracker.store.reservations(SID)]
 
 
 def test_subagent_stop_records_the_agents_own_usage(

@@ -70,23 +70,12 @@ def retrying(action: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def record_event(
-    tracker: Tracker,
-    session_id: str,
-    kind: str,
-    data: dict[str, Any],
-    *,
-    with_it: Callable[[], object] | None = None,
-) -> str | None:
-    """Append an event (retried); None when done, else the line saying it was not.
-    ``with_it``: a write that commits with the event or not at all."""
+def record_event(tracker: Tracker, session_id: str, kind: str, data: dict[str, Any]) -> str | None:
+    """Append an event (retried); None when done, else the line saying it was not."""
     store = tracker.store
 
     def write() -> None:
-        with store.transaction():
-            store.append_event(session_id, kind, {"source": "claude-code", **data})
-            if with_it is not None:
-                with_it()
+        store.append_event(session_id, kind, {"source": "claude-code", **data})
 
     try:
         retrying(write)

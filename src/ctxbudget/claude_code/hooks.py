@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -207,6 +207,9 @@ def pre_tool_use(payload: dict[str, Any], tracker: Tracker, options: HookOptions
             # reserved like every other's (unreserved, 32 spawns at once all passed)
             new = session_at(tracker, session_id, figure, None, options)
             stored = store_row(tracker, session_id, new, payload, options)
+        if stored is not None and session_id is not None and figure is not None:
+            results = figure.results
+            retrying(lambda: _results_arrived(tracker, session_id, results))
     except Exception as exc:
         return _undecided(options, f"the store cannot be read or written: {exc}")
     session = session_at(tracker, session_id, figure, stored, options)
@@ -365,23 +368,23 @@ def subagent_stop(payload: dict[str, Any], tracker: Tracker, options: HookOption
     usage = stats.usage(name)
     data = usage.to_dict()
     data.update(agent_id=agent_id or stats.agent_id, agent_type=agent_type, transcript=str(path))
-    confirm = _confirm_spawn(tracker, registered.session_id, name, payload)
-    # one transaction: a gate deciding meanwhile sees the spawn's tokens reserved or
-    # in the agent's usage, never in neither
-    note = record_event(tracker, registered.session_id, "subagent_usage", data, with_it=confirm)
+    # The spawn's reservation stays: its report enters the main context only with the
+    # main agent's next request (Claude Code 2.1.328: SubagentStop, then PostToolUse,
+    # then the tool result written), and until then the room it holds is the report's
+    # (``_results_arrived`` confirms it once the result is in the transcript).
+    note = record_event(tracker, registered.session_id, "subagent_usage", data)
     return with_notes(HookResult(), [n or "" for n in [*registered.notes, note]])
 
 
-def _confirm_spawn(
-    tracker: Tracker, session_id: str, agent: str, payload: Mapping[str, Any]
-) -> Callable[[], object]:
-    """The sub-agent's usage arrived: its spawn's reservation (taken by PreToolUse) is
-    to be confirmed, by ``tool_use_id`` when the payload has one, else the agent's
-    oldest (nothing when there is none)."""
-    from ..spawning import spawn_finished
+def _results_arrived(tracker: Tracker, session_id: str, results: Sequence[str]) -> None:
+    """The spawns whose tool results are in the main context now (counted in its
+    figure): their reservations become usage (confirmed), by their ``tool_use_id``."""
+    from ..spawning import GATE_SCOPE, spawn_finished
 
-    key = payload_text(payload, "tool_use_id")
-    return lambda: spawn_finished(tracker.store, session_id, agent, key)
+    arrived = set(results)
+    for held in tracker.store.reservations(session_id, GATE_SCOPE):
+        if held.key in arrived:
+            spawn_finished(tracker.store, session_id, held.scope, held.key)
 
 
 def _agent_transcript(payload: Mapping[str, Any], agent_id: str | None) -> Path | None:

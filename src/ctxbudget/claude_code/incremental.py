@@ -58,6 +58,8 @@ class TranscriptFigure:
     calls: int
     records: int
     malformed: int
+    # the tool_use ids of the latest tool results in the main thread's context
+    results: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -139,4 +141,5 @@ def _figure(state: TranscriptState) -> TranscriptFigure:
         calls=state.calls,
         records=state.records,
         malformed=state.malformed,
+        results=tuple(state.results),
     )

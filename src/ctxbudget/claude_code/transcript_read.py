@@ -125,6 +125,16 @@ class Tail:
             s.system = s.system if sends is None else sends
         if not self.is_context(record):
             return
+        if rtype == "user" and isinstance(message.get("content"), list):
+            done = [
+                block["tool_use_id"]
+                for block in message["content"]
+                if isinstance(block, dict)
+                and block.get("type") == "tool_result"
+                and isinstance(block.get("tool_use_id"), str)
+            ]
+            if done:
+                s.results = [*s.results, *done][-_RECENT_IDS:]
         mid = message.get("id") if isinstance(message.get("id"), str) else None
         anchor_id = s.anchor[0] if s.anchor is not None else None
         usage = message.get("usage") if rtype == "assistant" else None

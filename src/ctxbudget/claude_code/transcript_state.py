@@ -29,7 +29,7 @@ __all__ = ["STATE_VERSION", "TranscriptState", "count_field", "debug"]
 
 DEBUG_ENV = "CTXBUDGET_DEBUG"
 #: Bump when the cached state's meaning changes: older cache files are then ignored.
-STATE_VERSION = 8
+STATE_VERSION = 9
 
 
 def debug(message: str) -> None:
@@ -97,6 +97,7 @@ class TranscriptState:
         "path",
         "recent",
         "records",
+        "results",
         "session_id",
         "shape",
         "since_items",
@@ -140,6 +141,9 @@ class TranscriptState:
         self.records = 0
         self.malformed = 0
         self.recent: list[list[Any]] = []
+        # the tool_use ids of the latest tool results in the main thread (a spawn's room
+        # is held until its result is in the context: ``hooks.pre_tool_use``)
+        self.results: list[str] = []
         self.kept: list[Any] | None = None
         self.opened = False  # a compaction boundary read, and no message since
         self.system_hashes: list[str] = []
@@ -173,6 +177,7 @@ class TranscriptState:
             bytes.fromhex(state.head)
             if not (
                 _str_list(state.ids)
+                and _str_list(state.results)
                 and isinstance(state.usages, list)
                 and all(_is_int(v) for v in state.usages)
                 and isinstance(state.context, list)
