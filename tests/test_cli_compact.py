@@ -415,6 +415,14 @@ def test_long_work_says_what_it_does_on_a_terminal_only(
     assert "ctxbudget: reading analyst-ep24.json (" in err
     assert "ctxbudget: planning the compaction of" in err
     assert json.loads(out)["dry_run"] is True  # stdout stays the JSON alone
+    # applied: the store's one transaction is said too (it was tens of silent seconds)
+    code, out, err = run(capsys, *argv[:-2], "--json")
+    assert code == 0 and "ctxbudget: storing the session and its compaction (" in err
+    from ctxbudget.cli import tokens
+
+    monkeypatch.setattr(tokens, "PROGRESS_FROM_ITEMS", 1)
+    code, out, err = run(capsys, "tokens", analyst, "--record", "--json")
+    assert code == 0 and "ctxbudget: storing " in err and "Ctrl-C takes effect" in err
 
 
 def test_a_ratio_makes_the_transcript_that_much_smaller(

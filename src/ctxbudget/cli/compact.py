@@ -204,6 +204,11 @@ def cmd_compact(args: argparse.Namespace, tracker: Tracker, open_source: OpenSou
     else:
         compaction = session.plan_compaction(policy, summarizer)
         if not args.dry_run and compaction.result.actions:
+            if len(session.items) >= PROGRESS_FROM_ITEMS:
+                progress(
+                    f"storing the session and its compaction ({len(session.items):,} items; "
+                    "one transaction: Ctrl-C takes effect at its end, and nothing is kept)"
+                )
             # recording first can change the version: plan against it; a file is compacted
             # from its own context, even where the store holds a compacted copy of it
             session.save(keep_transcript_context=session.transcript is not None)

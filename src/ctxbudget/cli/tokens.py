@@ -15,10 +15,12 @@ from .common import (
     EXIT_BLOCKED,
     EXIT_FAIL_ON,
     EXIT_OK,
+    PROGRESS_FROM_ITEMS,
     color,
     compact_command,
     open_source,
     policy_flags,
+    progress,
 )
 
 if TYPE_CHECKING:
@@ -55,6 +57,11 @@ def cmd_tokens(args: argparse.Namespace, tracker: Tracker) -> int:
     own = None  # a file's own figure, where recording it adopts a stored compacted copy
     if args.record:
         before = session.status() if session.transcript is not None else None
+        if len(session.items) >= PROGRESS_FROM_ITEMS:
+            progress(
+                f"storing {len(session.items):,} items (one transaction: Ctrl-C takes effect "
+                "at its end, and nothing is kept)"
+            )
         session.save()
         if before is not None and session.version > 1:
             own = before
