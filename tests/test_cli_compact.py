@@ -659,3 +659,25 @@ def test_events_cut_a_long_line_with_an_ellipsis(
     lines = [line for line in out.splitlines() if "compacted" in line]
     assert lines and all(line.endswith("…") for line in lines if len(line) > 150)
     assert any(line.endswith("…") for line in lines)
+
+
+def test_an_openai_request_with_a_system_message_is_written_back_as_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A system message inside ``messages`` is OpenAI's shape (Anthropic's system is a
+    field of its own): ``--format same`` wrote such a request back as an Anthropic one,
+    which the OpenAI API refuses."""
+    turns: list[dict[str, str]] = [{"role": "system", "content": "You are a terse analyst."}]
+    for n in range(12):
+        turns.append({"role": "user", "content": f"Question {n} about REQ-{n:03d}. " * 30})
+        turns.append({"role": "assistant", "content": f"Answer {n}: REQ-{n:03d} holds. " * 30})
+    source = tmp_path / "request.json"
+    source.write_text(json.dumps({"model": "gpt-4o", "messages": turns}), encoding="utf-8")
+    out = tmp_path / "out.json"
+    code, _, err = run(capsys, "compact", str(source), "--ratio", "3", "--output", str(out))
+    assert code == 0, err
+    written = json.loads(out.read_text(encoding="utf-8"))
+    messages = written["messages"] if isinstance(written, dict) else written
+    assert "system" not in (written if isinstance(written, dict) else {})
+    assert messages[0] == {"role": "system", "content": "You are a terse analyst."}
+    assert validate_messages(messages, "openai") == []

@@ -59,7 +59,8 @@ _ROLES = {
 # Evidence for the dialect: shapes only one provider accepts.
 _OPENAI_ONLY_PARTS = {"image_url", "input_text", "output_text", "input_image", "refusal", "file"}
 _ANTHROPIC_ONLY_PARTS = {"tool_use", "tool_result", "thinking", "redacted_thinking", "document"}
-_OPENAI_ONLY_ROLES = {"tool", "function", "developer"}
+# (a system message in the list: Anthropic's system prompt is a field of its own)
+_OPENAI_ONLY_ROLES = {"tool", "function", "developer", "system"}
 _OPENAI_ONLY_KEYS = ("tool_calls", "function_call", "tool_call_id")
 
 
