@@ -302,16 +302,24 @@ def agent_budgets(session: SessionState) -> dict[str, int]:
 
 
 def spawn_finished(
-    store: Store, session_id: str, agent: str, key: str | None = None, *, ran: bool = True
+    store: Store,
+    session_id: str,
+    agent: str | None = None,
+    key: str | None = None,
+    *,
+    ran: bool = True,
 ) -> Reservation | None:
     """A sub-agent stopped: its spawn's reservation becomes usage (confirmed). By
-    ``key`` (the spawn's ``tool_use_id``) when known, else the agent's oldest live
-    spawn reservation. None when there was none (not reserved, or expired). ``ran``
-    False: what was allowed never ran (a request that failed): its room is given back
-    (released). Record the usage it stands for first, or in the same transaction: a
-    gate in between would count the spawn's tokens nowhere."""
+    ``key`` (the spawn's ``tool_use_id``) when known, else ``agent``'s oldest live
+    spawn reservation (one of the two is given). None when there was none (not
+    reserved, or expired). ``ran`` False: what was allowed never ran (a request that
+    failed): its room is given back (released). Record the usage it stands for first,
+    or in the same transaction: a gate in between would count the spawn's tokens
+    nowhere."""
     if key is not None:
         done = store.settle_reservations(session_id, CONFIRMED if ran else RELEASED, key=key)
+    elif agent is None:
+        raise ConfigurationError("spawn_finished needs the spawn's key or its agent")
     else:
         done = store.settle_reservations(
             session_id, CONFIRMED, scope=_agent_scope(agent), settle=SETTLE_ON_STOP, oldest=True

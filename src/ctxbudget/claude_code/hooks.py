@@ -384,7 +384,7 @@ def _results_arrived(tracker: Tracker, session_id: str, results: Sequence[str]) 
     arrived = set(results)
     for held in tracker.store.reservations(session_id, GATE_SCOPE):
         if held.key in arrived:
-            spawn_finished(tracker.store, session_id, held.scope, held.key)
+            spawn_finished(tracker.store, session_id, key=held.key)
 
 
 def _agent_transcript(payload: Mapping[str, Any], agent_id: str | None) -> Path | None:
