@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     "session_persistence": 3,
     "session_state": 3,
     "archive": 3,
+    "recalling": 3,
     "budgeting": 3,
     "spawning": 3,
     "phasing": 3,

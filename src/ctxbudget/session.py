@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from . import archive, budgeting, phasing, spawning
+from . import archive, budgeting, phasing, recalling, spawning
 from .accounting import Anchor
 from .archive import Compaction
 from .budget.adjustment import Adjustment
@@ -115,7 +115,7 @@ class Session(SessionState):
             raise ConfigurationError(f"recall takes a text to search for (got {query!r})")
         if isinstance(budget, bool) or not isinstance(budget, int):
             raise ConfigurationError(f"the recall budget is a number of tokens (got {budget!r})")
-        return archive.recall(self, query, budget)
+        return recalling.recall(self, query, budget)
 
     # -- budgets: allocation (ctxbudget.budgeting), the gate (ctxbudget.spawning) -----
 
