@@ -555,6 +555,24 @@ def test_a_spawns_room_is_held_until_its_result_is_in_the_main_context(
         assert "toolu_01Rev" not in [r.key for r in tracker.store.reservations(SID)]
 
 
+def test_the_last_spawn_of_a_turn_is_confirmed_by_the_next_prompt(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    """A turn's last spawn has no later PreToolUse: its hold stayed until the lease
+    expired (10 minutes), counted twice beside the report in the transcript. The next
+    prompt's hook confirms it once its result is in the context."""
+    path, stop = _reviewer_spawned(monkeypatch, capsys, home)
+    assert hook(monkeypatch, capsys, "subagent-stop", stop)[0] == 0
+    prompt = payload("UserPromptSubmit", path, prompt="Thanks. Now the tests.")
+    assert hook(monkeypatch, capsys, "user-prompt-submit", prompt)[0] == 0
+    with Tracker() as tracker:  # no result yet: still held
+        assert [r.key for r in tracker.store.reservations(SID)] == ["toolu_01Rev"]
+    _result_arrives(path, "toolu_01Rev")
+    assert hook(monkeypatch, capsys, "user-prompt-submit", prompt)[0] == 0
+    with Tracker() as tracker:
+        assert tracker.store.reservations(SID) == []
+
+
 def test_subagent_stop_records_the_agents_own_usage(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
 ) -> None:

@@ -252,7 +252,8 @@ def pre_tool_use(payload: dict[str, Any], tracker: Tracker, options: HookOptions
             )
         return with_notes(HookResult(EXIT_BLOCK, stderr=_denied(agent, reason)), notes)
     # A stored session's allowed spawn holds a reservation keyed by its tool_use_id
-    # (an MCP gate for the same spawn reserves once) until SubagentStop confirms it.
+    # (an MCP gate for the same spawn reserves once) until its result is in the
+    # context: a later hook confirms it then (``_results_arrived``).
     # Retried as every store write of a hook is: a long write of another process (a
     # big "tokens --record", one transaction) can hold the store past its busy
     # timeout, and a gate that gives up there refuses the spawn. Asking again is safe:
@@ -307,6 +308,12 @@ def _crossing_warning(
     session_id = payload_text(payload, "session_id")
     try:
         stored = stored_session(tracker, session_id)
+        if stored is not None and session_id is not None and figure.results:
+            # the spawns whose reports are in the context now (the last spawn of a
+            # turn has no later PreToolUse to confirm it; the next prompt does)
+            results = figure.results
+            retrying(lambda: _results_arrived(tracker, session_id, results))
+            stored = stored_session(tracker, session_id)
     except Exception:
         stored = None  # the store is busy: the transcript and the options still tell
     session = session_at(tracker, session_id, figure, stored, options)
