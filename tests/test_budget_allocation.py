@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -335,6 +336,8 @@ def test_utilization_report(shares: Shares) -> None:
     data = report.to_dict()
     assert data["overall"] == {
         "total_budget": 200_000,
+        "fixed_tokens": 0,
+        "shared_tokens": 200_000,
         "total_used": 147_000,
         "total_available": 53_000,
         "utilization_percent": 73.5,
@@ -606,3 +609,29 @@ def test_public_names_match_all() -> None:
         if not name.startswith("_") and not inspect.ismodule(value) and name != "annotations"
     }
     assert public == set(budget.__all__)
+
+
+def test_the_providers_fixed_overhead_is_its_own_row_and_the_components_share_the_rest() -> None:
+    """Claude Code's system prompt and tools (40–80k tokens) were charged to
+    system_context, whose default share is 10%: every Claude Code session showed it
+    critical at 300%+ whatever the session did. The overhead is fixed: a row of its
+    own, in the overall figure, and the components' shares are of what it leaves."""
+    shares = Shares.default()
+    used = {"system_context": 1_000, "working_memory": 30_000}
+    report = utilization_report(shares, 200_000, used, fixed=60_000)
+    system = report.component("system_context")
+    assert system.allocated_tokens == 14_000  # 10% of the 140,000 left
+    assert system.status.value == "low"
+    assert report.component("working_memory").allocated_tokens == 42_000
+    assert (report.total_used, report.total_available) == (91_000, 109_000)
+    overall = report.to_dict()["overall"]
+    assert (overall["fixed_tokens"], overall["shared_tokens"]) == (60_000, 140_000)
+    rows = report.render().splitlines()
+    assert re.match(r"provider overhead\s+60,000\s+60,000\s+fixed$", rows[-2])
+    # an overhead over the whole budget leaves the components nothing, never less
+    assert (
+        utilization_report(shares, 50_000, used, fixed=60_000)
+        .component("working_memory")
+        .allocated_tokens
+        == 0
+    )

@@ -37,7 +37,7 @@ from .budget.allocation import (
 )
 from .compaction import CompactionPolicy
 from .errors import ConfigurationError
-from .model import Component, EventType, Item
+from .model import EventType, Item
 from .session_figures import Workspace
 from .session_state import SessionState
 from .store import (
@@ -62,9 +62,16 @@ def budget_total(session: SessionState) -> int:
     return p.window - p.reserved_output - p.safety_margin
 
 
+def fixed_tokens(session: SessionState) -> int:
+    """The provider's overhead: the system prompt and tool definitions its usage
+    counts beyond the items (``status().breakdown.unattributed``). No component holds
+    it and nothing here can shrink it: the components share the rest of
+    ``budget_total``, so a grant never counts on room the overhead fills."""
+    return session.status().breakdown.unattributed
+
+
 def component_used(session: SessionState) -> dict[str, int]:
-    """Tokens each component holds: its items (in provider units, the overhead in
-    ``system_context``) plus reservations."""
+    """Tokens each component holds: its items (in provider units) plus reservations."""
     used = _items_by_component(session)
     for component, tokens in reserved_by_component(session).items():
         used[component] = used.get(component, 0) + tokens
@@ -72,15 +79,9 @@ def component_used(session: SessionState) -> dict[str, int]:
 
 
 def _items_by_component(session: SessionState) -> dict[str, int]:
-    """Tokens each component's items hold, the provider's overhead (the system prompt
-    and tool definitions: what its usage counts beyond the transcript) charged to
-    ``system_context``, so that a grant never counts on room the overhead fills."""
+    """Tokens each component's items hold (in provider units)."""
     breakdown = session.status().breakdown
-    used = {c: breakdown.component.get(c, 0) for c in session.budget.shares}
-    if breakdown.unattributed:
-        name = Component.SYSTEM_CONTEXT.value
-        used[name] = used.get(name, 0) + breakdown.unattributed
-    return used
+    return {c: breakdown.component.get(c, 0) for c in session.budget.shares}
 
 
 def reserved_by_component(session: SessionState) -> dict[str, int]:
@@ -182,7 +183,7 @@ def _decide_allocation(
     """The decision on the figures as they are now, the cleanup it needs, and the caps
     its reservation must fit under (the same limits, checked again by the store)."""
     shares = Shares(session.budget.shares)
-    total = budget_total(session)
+    total = max(0, budget_total(session) - fixed_tokens(session))  # what the components share
     items = _items_by_component(session)
     reserved = reserved_by_component(session)
     usage = dict(items)
@@ -349,12 +350,14 @@ def report(session: SessionState) -> UtilizationReport:
     """The utilization report, its total the figure every surface shows (plus the
     reservations).
 
-    The provider's overhead (the system prompt and tool definitions: what its usage
-    counts beyond the transcript, ``status().breakdown.unattributed``) is system
-    context: it is charged to ``system_context``.
+    The provider's overhead (``fixed_tokens``) is a row of its own, fixed: the
+    components share the rest of the window.
     """
     return utilization_report(
-        Shares(session.budget.shares), budget_total(session), component_used(session)
+        Shares(session.budget.shares),
+        budget_total(session),
+        component_used(session),
+        fixed=fixed_tokens(session),
     )
 
 

@@ -272,6 +272,10 @@ class UtilizationStatus(StrEnum):
     CRITICAL = "critical"
 
 
+#: The report's row of the fixed tokens (``UtilizationReport.fixed_tokens``)
+FIXED_LABEL = "provider overhead"
+
+
 def utilization_status(percent: float) -> UtilizationStatus:
     """≥ 90 critical, ≥ 75 high, ≥ 50 moderate, else low (the utilization bands)."""
     if percent >= 90:
@@ -323,7 +327,10 @@ class UtilizationReport:
     """Per component and overall use of the window (the utilization report).
 
     ``available_tokens`` is never negative: a component over its allocation shows 0
-    available and more than 100%.
+    available and more than 100%. ``fixed_tokens`` is what the provider adds that no
+    component holds and nothing can shrink (the system prompt and tool definitions a
+    usage counts beyond the items): it is in ``total_used``, and the components share
+    the rest of ``total_budget``.
     """
 
     components: tuple[ComponentUtilization, ...]
@@ -331,6 +338,7 @@ class UtilizationReport:
     total_used: int
     total_available: int
     utilization_percent: float
+    fixed_tokens: int = 0
 
     def component(self, name: str) -> ComponentUtilization:
         for row in self.components:
@@ -343,6 +351,8 @@ class UtilizationReport:
             "components": {row.component: row.to_dict() for row in self.components},
             "overall": {
                 "total_budget": self.total_budget,
+                "fixed_tokens": self.fixed_tokens,
+                "shared_tokens": max(0, self.total_budget - self.fixed_tokens),
                 "total_used": self.total_used,
                 "total_available": self.total_available,
                 "utilization_percent": self.utilization_percent,
@@ -363,7 +373,11 @@ class UtilizationReport:
             )
             for row in self.components
         ]
-        widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+        sized = [header, *rows]
+        if self.fixed_tokens:
+            fixed = f"{self.fixed_tokens:,}"
+            sized.append((FIXED_LABEL, fixed, fixed, "", "", "", "fixed"))
+        widths = [max(len(line[i]) for line in sized) for i in range(len(header))]
         # Names and words left, numbers right.
         align = ("<", ">", ">", ">", ">", "<", "<")
 
@@ -374,6 +388,9 @@ class UtilizationReport:
 
         out = [line(header), "  ".join("─" * w for w in widths)]
         out.extend(line(row) for row in rows)
+        if self.fixed_tokens:
+            fixed = f"{self.fixed_tokens:,}"
+            out.append(line((FIXED_LABEL, fixed, fixed, "", "", "", "fixed")))
         out.append(
             f"overall: {self.total_used:,} / {self.total_budget:,} used "
             f"({math.floor(self.utilization_percent)}%), {self.total_available:,} available"
@@ -382,19 +399,23 @@ class UtilizationReport:
 
 
 def utilization_report(
-    shares: Shares, total_tokens: int, used: Mapping[str, int]
+    shares: Shares, total_tokens: int, used: Mapping[str, int], *, fixed: int = 0
 ) -> UtilizationReport:
     """How much of its allocation each component uses, and of the whole window.
 
     Components are listed in the order of ``shares``; a component that holds tokens
-    but has no share is listed after them with nothing allocated.
+    but has no share is listed after them with nothing allocated. ``fixed`` tokens
+    (the provider's overhead) count in the overall use; the components share the
+    rest of ``total_tokens``.
     """
     _check_count("total_tokens", total_tokens)
+    _check_count("fixed tokens", fixed)
     usage = {str(name): _check_count(f"used tokens of {name}", n) for name, n in used.items()}
     names = [*shares, *(name for name in usage if name not in shares.fractions)]
+    shared = max(0, total_tokens - fixed)
     rows = []
     for name in names:
-        allocated = shares.limit(name, total_tokens) if name in shares.fractions else 0
+        allocated = shares.limit(name, shared) if name in shares.fractions else 0
         used_tokens = usage.get(name, 0)
         percent = _utilization(used_tokens, allocated)
         rows.append(
@@ -408,11 +429,12 @@ def utilization_report(
                 status=utilization_status(percent),
             )
         )
-    total_used = sum(usage.values())
+    total_used = sum(usage.values()) + fixed
     return UtilizationReport(
         components=tuple(rows),
         total_budget=total_tokens,
         total_used=total_used,
         total_available=max(0, total_tokens - total_used),
         utilization_percent=_utilization(total_used, total_tokens),
+        fixed_tokens=fixed,
     )

@@ -14,16 +14,15 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..budget.allocation import FIXED_LABEL
 from ..budgeting import budget_total
 from ..level import shown_percent
-from ..model import Component
 from ..phasing import phase_usage
 from ..render import status_line
 from ..spawning import agent_budgets, agent_usage
 from .common import compact_command
 
 if TYPE_CHECKING:
-    from ..budget.allocation import UtilizationReport
     from ..session import Session
     from ..tracker import Tracker
 
@@ -119,11 +118,8 @@ def cmd_budget(args: argparse.Namespace, tracker: Tracker, open_source: OpenSour
             "used_tokens": status.used_tokens,
             "max_tokens": status.max_tokens,
             "percent": shown_percent(status.percent),
-            "provider_overhead": {
-                "tokens": overhead,
-                "estimated": status.overhead_estimated,
-                "charged_to": Component.SYSTEM_CONTEXT.value,
-            },
+            # fixed: no component holds it, they share the rest of total_tokens
+            "provider_overhead": {"tokens": overhead, "estimated": status.overhead_estimated},
             **_rounded(report.to_dict()),
             "agents": {
                 name: {"tokens": tokens, "budget": budgets.get(name)}
@@ -137,9 +133,23 @@ def cmd_budget(args: argparse.Namespace, tracker: Tracker, open_source: OpenSour
         }
         print(json.dumps(out, indent=2))
         return 0
-    print(f"Budget of session {session.id} ({budget_total(session):,} tokens to share)")
+    total = budget_total(session)
+    if report.fixed_tokens:
+        shared = total - report.fixed_tokens
+        print(
+            f"Budget of session {session.id} ({total:,} tokens: {report.fixed_tokens:,} the "
+            f"provider adds, {max(0, shared):,} for the components to share)"
+        )
+    else:
+        print(f"Budget of session {session.id} ({total:,} tokens to share)")
     print(status_line(status) + "\n")
-    print(_with_overhead(report, overhead, status.overhead_estimated))
+    print(report.render())
+    if report.fixed_tokens:
+        estimated = ", estimated" if status.overhead_estimated else ""
+        print(
+            f"{FIXED_LABEL}: the system prompt and tools{estimated}, which no component "
+            "holds and no compaction changes"
+        )
     # what each agent holds of this context (they add up to the overall with the
     # overhead), then each sub-agent's own context, apart: it is not in this one. A
     # budget is of the two together (``agent_usage``).
@@ -172,22 +182,6 @@ def cmd_budget(args: argparse.Namespace, tracker: Tracker, open_source: OpenSour
                     f"{change['after']:6.1%}  {change['reason']}"
                 )
     return 0
-
-
-def _with_overhead(report: UtilizationReport, overhead: int, estimated: bool) -> str:
-    """The report's table with the provider's overhead on its own line, under the
-    ``system_context`` row it is charged to."""
-    lines = report.render().split("\n")
-    names = [row.component for row in report.components]
-    system = Component.SYSTEM_CONTEXT.value
-    if overhead and system in names:
-        at = 2 + names.index(system)  # after the header and its rule
-        note = ", estimated" if estimated else ""
-        lines.insert(
-            at + 1,
-            f"  └ of which provider overhead (system prompt, tools{note}): {overhead:,}",
-        )
-    return "\n".join(lines)
 
 
 def _rounded(value: Any) -> Any:
