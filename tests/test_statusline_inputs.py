@@ -154,7 +154,32 @@ def test_a_file_above_the_cap_is_not_read(tmp_path: Path, _cache: Path) -> None:
     )
     assert proc.returncode == 0
     assert proc.stdout.decode() == "Sonnet 4 | Tokens: ?/200,000\n"
-    assert b"above 100,000" in proc.stderr
+    assert b"longer than 100,000 bytes" in proc.stderr
+
+
+def test_a_transcript_above_the_cap_is_read_call_after_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resumed long session's transcript over the cap (64 MiB) was never read: the
+    line said ``?`` for the whole session, with no reason. It is read that much per
+    call, saying how far, and then shows the figure a whole read gives."""
+    records = [RECORDS[0]]
+    for n in range(40):
+        records.append(_prompt(f"u{n}", None if n == 0 else f"a{n - 1}", f"step {n} " * 40))
+        records.append(_reply(f"a{n}", f"u{n}", f"msg_{n}", f"done {n} " * 40, 60_000 + n, 50))
+    path = _write(tmp_path / "t.jsonl", records)
+    whole = render_statusline(_payload(path), use_cache=False)
+    monkeypatch.setenv(transcript_read.MAX_BYTES_ENV, str(path.stat().st_size // 3))
+    lines = []
+    while "Tokens: ? · reading" in (line := render_statusline(_payload(path))) or not lines:
+        lines.append(line)
+        assert len(lines) < 10
+    assert lines[0] == "Sonnet 4 | Tokens: ? · reading the transcript: 33%"
+    assert len(lines) == 3 and line == whole
+    # Claude Code's own figure meanwhile, when it sends one
+    other = tmp_path / "other.jsonl"
+    _write(other, records)
+    assert _used(render_statusline(_payload(other, USAGE))) == 61_763
 
 
 def test_an_append_above_the_cap_is_not_read(

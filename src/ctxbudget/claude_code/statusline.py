@@ -28,6 +28,11 @@ The figure comes from the first of these that is there:
 3. ``context_window.used_percentage``;
 4. nothing: ``Tokens: ?``.
 
+A transcript is read incrementally (only what was appended since the last call). A
+first read of more than ``$CTXBUDGET_STATUSLINE_MAX_BYTES`` (64 MiB) goes on that
+much per call, so no call stalls the prompt; meanwhile the line shows 1. or 3. when
+Claude Code sends them, else ``Tokens: ? · reading the transcript: N%``.
+
 The transcript's figure. Records are taken in file order; sub-agent (``isSidechain``)
 records are skipped. A context starts at a ``compact_boundary`` record, an
 ``isCompactSummary`` record or a user / assistant record without ``parentUuid``. An
@@ -438,15 +443,18 @@ def _render(
         # the transcript's figure is there whenever Claude Code's usage is not newer.
         try:
             try:
-                state, changed = read_transcript(path, saved.get("transcript"))
+                state, changed = read_transcript(path, saved.get("transcript"), partial=True)
             except OSError:
                 raise
             except Exception as exc:  # a cache we do not understand: start over
                 debug(f"cached state dropped ({type(exc).__name__}: {exc})")
-                state, changed = read_transcript(path, None)
+                state, changed = read_transcript(path, None, partial=True)
         except OSError as exc:
             debug(f"transcript not read ({exc})")
-    figure = choose_figure(inp, state)
+    reading = state is not None and state.unread > 0
+    # a first read of a big transcript goes on call after call: its figure is of the
+    # part read until then, no figure to show
+    figure = choose_figure(inp, None if reading else state)
     policy = make_policy(
         inp,
         window=window,
@@ -461,7 +469,10 @@ def _render(
     status = build(figure, policy, inp)
     model = inp.model_name or inp.model_id or (state.model if state else None)
     model = " ".join(model.split()) if model else None  # one line, whatever it holds
-    if fmt == DEFAULT_FORMAT:
+    if reading and status is None and state is not None:
+        done = state.offset / max(1, state.offset + state.unread)
+        line = f"{model + ' | ' if model else ''}Tokens: ? · reading the transcript: {done:.0%}"
+    elif fmt == DEFAULT_FORMAT:
         line = default_line(status, model=model, window=policy.window, color=color)
     else:
         line = format_line(
@@ -476,7 +487,10 @@ def _render(
         out = dict(saved)
         if state is not None and changed:
             out["transcript"] = state.to_json()
-        out["memo"] = {"key": memo_key, "line": line, "source": figure.source}
+        if reading:  # the next call reads on: no line to repeat
+            out.pop("memo", None)
+        else:
+            out["memo"] = {"key": memo_key, "line": line, "source": figure.source}
         if not save_private_json(cache_path, out):
             debug(f"cache not written ({cache_path})")
     return line

@@ -275,26 +275,34 @@ def _items_of(record: dict[str, Any], system_messages: bool) -> list[Item]:
 
 
 def read_transcript(
-    path: str, saved: Any = None, *, max_bytes: int | None = None
+    path: str, saved: Any = None, *, max_bytes: int | None = None, partial: bool = False
 ) -> tuple[TranscriptState, bool]:
     """The state of the transcript at ``path``, from ``saved`` plus what was appended.
 
     Returns the state and whether it changed. Raises OSError when the file cannot be
     read at all: missing, not a regular file (a FIFO would block forever, ``/dev/zero``
-    never ends), or more than ``max_bytes`` (default ``max_read_bytes()``) to read.
+    never ends), or more than ``max_bytes`` (default ``max_read_bytes()``) to read,
+    unless ``partial``: then the whole lines of the first ``max_bytes`` are read and
+    ``state.unread`` says how many bytes the next call goes on with (its figures are
+    of the part read: not the transcript's until ``unread`` is 0).
     """
     st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
         raise OSError(f"{path} is not a regular file")
     state = TranscriptState.from_json(saved, path)
-    if state is not None and (state.dev, state.ino, state.size, state.mtime_ns) == (
-        st.st_dev,
-        st.st_ino,
-        st.st_size,
-        st.st_mtime_ns,
+    if (
+        state is not None
+        and not state.unread
+        and (state.dev, state.ino, state.size, state.mtime_ns)
+        == (
+            st.st_dev,
+            st.st_ino,
+            st.st_size,
+            st.st_mtime_ns,
+        )
     ):
         return state, False  # nothing happened since the last call
-    state = _read(path, st, state, max_bytes)
+    state = _read(path, st, state, max_bytes, partial)
     if state.counter is not None:
         from ..tokens.counters import counter_name_for_model
 
@@ -306,7 +314,7 @@ def read_transcript(
             fresh = TranscriptState(path)
             fresh.counter = wanted
             fresh.dev, fresh.ino = st.st_dev, st.st_ino  # the same file: keep the counter
-            state = _read(path, st, fresh, max_bytes)
+            state = _read(path, st, fresh, max_bytes, partial)
     return state, True
 
 
@@ -321,10 +329,15 @@ def max_read_bytes() -> int:
 
 
 def _read(
-    path: str, st: os.stat_result, state: TranscriptState | None, max_bytes: int | None = None
+    path: str,
+    st: os.stat_result,
+    state: TranscriptState | None,
+    max_bytes: int | None = None,
+    partial: bool = False,
 ) -> TranscriptState:
     """``state`` (None: a new one) plus the complete lines of ``path`` after its offset,
-    up to the size ``st`` gave (what is appended meanwhile waits for the next call)."""
+    up to the size ``st`` gave (what is appended meanwhile waits for the next call), or
+    up to ``max_bytes`` of them when ``partial``."""
     cap = max_bytes or max_read_bytes()
     f, opened = open_regular(path)
     with f:
@@ -353,11 +366,17 @@ def _read(
             state.offset = 0
         else:
             size = st.st_size - state.offset
-            if size > cap:
+            if size > cap and not partial:
                 raise OSError(f"{size:,} bytes to read in {path}, above {cap:,} ({MAX_BYTES_ENV})")
             f.seek(state.offset)
-            data = f.read(size)
+            data = f.read(min(size, cap))
     end = data.rfind(b"\n") + 1  # a last line without newline waits for the next call
+    if len(data) < st.st_size - state.offset and head[:2] != _GZIP_MAGIC:
+        if not end:
+            raise OSError(f"a line of {path} is longer than {cap:,} bytes ({MAX_BYTES_ENV})")
+        state.unread = st.st_size - state.offset - end
+    else:
+        state.unread = 0
     if end:  # whole lines to apply (a Tail imports the reader's rules)
         tail = Tail(state)
         # the reader's own parsing (a line nested too deeply is a malformed line, not

@@ -105,6 +105,7 @@ class TranscriptState:
         "size",
         "system",
         "system_hashes",
+        "unread",
         "usages",
         "version",
     )
@@ -117,6 +118,9 @@ class TranscriptState:
         self.size = -1
         self.mtime_ns = 0
         self.offset = 0
+        # bytes of the file not read yet: a first read bigger than one call may read
+        # goes on at the next call (``read_transcript(..., partial=True)``)
+        self.unread = 0
         self.head = ""
         self.anchor: list[Any] | None = None
         self.added: list[int] = []
@@ -164,7 +168,7 @@ class TranscriptState:
             for name in cls.__slots__:
                 if name in data:
                     setattr(state, name, data[name])
-            ints = (state.dev, state.ino, state.size, state.mtime_ns, state.offset)
+            ints = (state.dev, state.ino, state.size, state.mtime_ns, state.offset, state.unread)
             counts = (
                 state.since_tokens,
                 state.since_items,
