@@ -423,6 +423,7 @@ def test_a_chat_fact_is_said_without_its_fillers() -> None:
     assert tighten("It's not just a hobby, you know, it's my life.") == (
         "It's not just a hobby, it's my life."
     )
+    assert tighten("It was pretty rewarding, a very long day.") == "It was rewarding, a long day."
     assert tighten("Definitely!") == ""
 
 
@@ -437,6 +438,7 @@ def test_tightening_keeps_the_words_that_carry_meaning() -> None:
         "The ice cream was super good, rich and creamy.",  # "super" can be the answer
         "It's got so much to check out.",
         "I feel like a kid again.",
+        "She wore a pretty dress; it's pretty much done.",
     ):
         assert tighten(same) == same
 

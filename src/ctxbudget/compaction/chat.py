@@ -225,7 +225,7 @@ def relative_to_date(text: str) -> str:
 # "definitely" 132). "super", "so much", "great", "like" do occur in answers: kept.
 _INTENSIFIER = re.compile(
     r"\b(?:really|just|actually|totally|definitely|truly|absolutely|literally|basically|"
-    r"kinda)\b\s*",
+    r"kinda|very)\b\s*",
     re.I,
 )
 # "not really", "not just X but Y", "don't actually": the word then changes the meaning.
@@ -244,11 +244,13 @@ _HEDGE = re.compile(
     r"|,\s*you know(?=[,.!?])",
     re.I,
 )
-# "so" as an intensifier, after a verb of being or seeming ("I'm so proud", "it was so
-# calming"); "so much", "so many", "so far", "so that" mean more and stay.
+# "so" and "pretty" as intensifiers, after a verb of being or seeming ("I'm so proud",
+# "it was pretty calming"); "so much", "so far", "so that", "pretty much" and "a pretty
+# dress" mean more and stay.
 _SO = re.compile(
     r"(\b(?:is|was|are|were|am|be|been|feel|felt|feels|look|looks|looked|seem|seems|seemed|"
-    r"sound|sounds|sounded)|['’](?:m|s|re))\s+so\b(?!\s+(?:much|many|far|that|long|often|well)\b)",
+    r"sound|sounds|sounded)|['’](?:m|s|re))\s+(?:so\b(?!\s+(?:much|many|far|that|long|often|well)\b)|"
+    r"pretty\b(?=\s+\w)(?!\s+much\b))",
     re.I,
 )
 _EMOJI = re.compile(
@@ -260,8 +262,8 @@ def tighten(sentence: str) -> str:
     """``sentence`` without the words that colour it and hold no fact: intensifiers
     ("really", "just", "totally"; kept after a negation: "not really" means less), an
     interjection at a clause's start ("Oh, ", "yeah, "), a laugh ("haha"), a hedge ("I
-    think", ", you know,"), "so" after a verb of being ("I'm so proud" → "I'm proud"),
-    emoji. "" when nothing is left."""
+    think", ", you know,"), "so" or "pretty" after a verb of being ("I'm so proud" →
+    "I'm proud"), emoji. "" when nothing is left."""
     text = sentence
     if not text.isascii():
         text = _EMOJI.sub("", text)
