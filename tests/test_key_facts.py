@@ -407,3 +407,49 @@ def test_a_statement_about_no_one_gives_way_in_a_chat() -> None:
     # room for one: 3 / 3 against 9 / 10; weighed 0.85, the general one gives way
     assert pick_key_facts(said, 10, count, set(), separator_cost=0) == [0]
     assert pick_key_facts(said, 10, count, set(), separator_cost=0, general=_GENERAL) == [1]
+
+
+def test_a_chat_fact_is_said_without_its_fillers() -> None:
+    """Intensifiers, interjections, laughs, hedges and emoji hold no fact: a fact costs
+    fewer tokens without them and stays a whole sentence."""
+    from ctxbudget.compaction.chat import tighten
+
+    assert (
+        tighten("Wow, I really just ran a charity race for mental health last Saturday, haha!")
+        == "I ran a charity race for mental health last Saturday!"
+    )
+    assert tighten("I think it's totally worth it 😊") == "It's worth it"
+    assert tighten("Yeah, we were so proud of Max.") == "We were proud of Max."
+    assert tighten("It's not just a hobby, you know, it's my life.") == (
+        "It's not just a hobby, it's my life."
+    )
+    assert tighten("It was pretty rewarding, a very long day.") == "It was rewarding, a long day."
+    assert tighten("Definitely!") == ""
+
+
+def test_tightening_keeps_the_words_that_carry_meaning() -> None:
+    from ctxbudget.compaction.chat import tighten
+
+    for same in (
+        "I'm not really into horror movies.",  # "not really" means less than "not"
+        "I think so.",
+        "I think about the paths I've taken.",
+        "You know what I love? Hiking.",
+        "The ice cream was super good, rich and creamy.",  # "super" can be the answer
+        "It's got so much to check out.",
+        "I feel like a kid again.",
+        "She wore a pretty dress; it's pretty much done.",
+    ):
+        assert tighten(same) == same
+
+
+def test_a_chat_summary_writes_its_facts_tightened() -> None:
+    items = _chat()
+    items[4] = Item(
+        role=items[4].role,
+        kind=items[4].kind,
+        text="Caroline: Oh, I just really love my new violin from Vienna, haha!",
+    )
+    summary = summarize_extractive(items, [], 400, _words)
+    assert "I love my new violin from Vienna!" in summary
+    assert "really" not in summary and "haha" not in summary

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 
 from ..model import MONTHS, Item
 
-__all__ = ["FIRST_PERSON", "ChatTurn", "chat_turns", "is_pleasantry", "relative_to_date"]
+__all__ = [
+    "FIRST_PERSON",
+    "ChatTurn",
+    "chat_turns",
+    "is_pleasantry",
+    "relative_to_date",
+    "tighten",
+]
 
 _MONTHS = "|".join(MONTHS)
 # "[Session 3 — 1:14 pm on 25 May, 2023]" or "[25 May 2023]" on a line of its own
@@ -210,3 +217,64 @@ def relative_to_date(text: str) -> str:
         return f"the {m['span'].lower()} before"
 
     return _RELATIVE.sub(resolve, text)
+
+
+# --- tightening a fact: words that colour a sentence and hold no answer --------------
+# Measured on LoCoMo's dev QA (762 answers, categories 1–4): none of these words occurs
+# in an answer, while the conversations say them ~1,400 times ("really" 477, "just" 187,
+# "definitely" 132). "super", "so much", "great", "like" do occur in answers: kept.
+_INTENSIFIER = re.compile(
+    r"\b(?:really|just|actually|totally|definitely|truly|absolutely|literally|basically|"
+    r"kinda|very)\b\s*",
+    re.I,
+)
+# "not really", "not just X but Y", "don't actually": the word then changes the meaning.
+_NEGATED = re.compile(r"\b(?:not|never|no|\w+n[’']t)\s*\Z", re.I)
+# An interjection at the start of a clause ("Oh, ", "…, haha!") or a laugh anywhere.
+_INTERJECTION = re.compile(
+    r"(?:(?<=^)|(?<=[,;:–—-] )|(?<=[,;:–—-]))\s*(?:oh|wow|yeah|yep|yup|hey|woah|whoa|aw+|"
+    r"ah|ooh|yay|nah|um+|uh+|hmm+)\b[,!.]*\s*|[,\s]*\b(?:ha(?:ha)+|he(?:he)+|lol|lmao)\b",
+    re.I,
+)
+# A hedge before what is said ("I think it's vital" → "It's vital", "To be honest, …"),
+# or around it (", you know,"). Not "I think so", "I think about…", "You know what…".
+_HEDGE = re.compile(
+    r"(?:(?<=^)|(?<=[,;:] ))(?:(?:i think|i guess)(?: that)?\s+"
+    r"(?!(?:so|about|of|back|through|over|up|not)\b)|(?:you know|i mean|to be honest),\s+)"
+    r"|,\s*you know(?=[,.!?])",
+    re.I,
+)
+# "so" and "pretty" as intensifiers, after a verb of being or seeming ("I'm so proud",
+# "it was pretty calming"); "so much", "so far", "so that", "pretty much" and "a pretty
+# dress" mean more and stay.
+_SO = re.compile(
+    r"(\b(?:is|was|are|were|am|be|been|feel|felt|feels|look|looks|looked|seem|seems|seemed|"
+    r"sound|sounds|sounded)|['’](?:m|s|re))\s+(?:so\b(?!\s+(?:much|many|far|that|long|often|well)\b)|"
+    r"pretty\b(?=\s+\w)(?!\s+much\b))",
+    re.I,
+)
+_EMOJI = re.compile(
+    "\\s*[\U0001f000-\U0001faff\u2600-\u27bf\u2b50\u2b55\u231a-\u23ff\ufe0f\u200d]+"
+)
+
+
+def tighten(sentence: str) -> str:
+    """``sentence`` without the words that colour it and hold no fact: intensifiers
+    ("really", "just", "totally"; kept after a negation: "not really" means less), an
+    interjection at a clause's start ("Oh, ", "yeah, "), a laugh ("haha"), a hedge ("I
+    think", ", you know,"), "so" or "pretty" after a verb of being ("I'm so proud" →
+    "I'm proud"), emoji. "" when nothing is left."""
+    text = sentence
+    if not text.isascii():
+        text = _EMOJI.sub("", text)
+    text = _INTERJECTION.sub("", text)
+    text = _HEDGE.sub("", text)
+    text = _INTENSIFIER.sub(lambda m: m[0] if _NEGATED.search(text, 0, m.start()) else "", text)
+    text = _SO.sub(r"\1", text)
+    text = re.sub(r"\s+([,.!?;:])", r"\1", " ".join(text.split()))
+    text = re.sub(r"^[,;:.!?\s–—-]+", "", text)
+    text = re.sub(r",(?=[,.!?])", "", text)
+    text = re.sub(r"[,;:\s–—-]+\Z", ".", text)
+    if not any(ch.isalnum() for ch in text):
+        return ""
+    return text[0].upper() + text[1:] if text != sentence else text

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from ..model import Item, Kind, Role
-from .chat import FIRST_PERSON, ChatTurn, chat_turns, is_pleasantry, relative_to_date
+from .chat import FIRST_PERSON, ChatTurn, chat_turns, is_pleasantry, relative_to_date, tighten
 
 __all__ = ["chat_key_facts", "clip", "pick_key_facts", "sentences", "words_of"]
 
@@ -358,8 +358,9 @@ def chat_key_facts(
     found: list[int] = []
     said = sentences(bodies, chat=True, groups=found)
     names = {t.speaker.split()[0] for t in turns if t.speaker}  # "Mel", "Ann" of "Ann Lee"
-    kept = [k for k, sentence in enumerate(said) if not is_pleasantry(sentence, names)]
-    candidates = [relative_to_date(said[k]) for k in kept]
+    tight = [tighten(sentence) for sentence in said]
+    kept = [k for k, sentence in enumerate(said) if tight[k] and not is_pleasantry(sentence, names)]
+    candidates = [relative_to_date(tight[k]) for k in kept]
     groups = [found[k] for k in kept]
     aim = budget
     lines: list[str] = []
