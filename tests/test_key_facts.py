@@ -453,3 +453,18 @@ def test_a_chat_summary_writes_its_facts_tightened() -> None:
     summary = summarize_extractive(items, [], 400, _words)
     assert "I love my new violin from Vienna!" in summary
     assert "really" not in summary and "haha" not in summary
+
+
+def test_thanks_for_something_is_no_fact_and_never_a_fragment() -> None:
+    """The interjection stripper cut "Thanks," and left "Caroline, for letting me join
+    your journey." as a key fact."""
+    from ctxbudget.compaction.key_facts import sentences
+
+    text = (
+        "Thanks, Caroline, for letting me join your journey. Thank you so much for the "
+        "advice! Thanks, I booked the pottery class at the Riverside studio for Friday."
+    )
+    item = Item(role=Role.USER, kind=Kind.USER_TEXT, text=text)
+    assert sentences([item], chat=True) == [
+        "I booked the pottery class at the Riverside studio for Friday."
+    ]

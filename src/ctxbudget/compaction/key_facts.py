@@ -212,6 +212,10 @@ _FILLER = re.compile(
     re.I,
 )
 
+# Thanks for something ("Thanks, Caroline, for letting me join!", "Thank you so much for
+# the advice"): a pleasantry, whose rest is no sentence once the thanks is cut.
+_THANKS_FOR = re.compile(r"^(?:thanks|thank you)\b(?:,?\s+[\w'’]+){0,3},?\s+for\b", re.I)
+
 
 def sentences(
     items: Sequence[Item],
@@ -235,6 +239,8 @@ def sentences(
                 continue
             sentence = _MARKUP.sub("", sentence)
             if chat:
+                if _THANKS_FOR.match(sentence):
+                    continue  # its thanks cut off, a fragment ("Caroline, for letting me…")
                 sentence = _FILLER.sub("", sentence)
             elif item.role is Role.ASSISTANT and _NARRATION.match(sentence):
                 continue
