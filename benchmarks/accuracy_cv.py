@@ -34,6 +34,7 @@ from ctxbudget.errors import CtxBudgetError
 from ctxbudget.model import Transcript
 from ctxbudget.session import Session
 from ctxbudget.tokens.counters import claude_available
+from ctxbudget.tokens.framing import response_reported
 
 Row = tuple[int, int, int]  # local tokens added, items added, tokens the provider added
 
@@ -48,8 +49,11 @@ def deltas(session: Session) -> list[Row]:
         if call.anchor_call is None:
             continue
         anchor = transcript.calls[call.anchor_call]
-        out_n = call.anchor_output_items if anchor.usage.output_tokens else 0
         added = [items[i] for i in call.added_items]
+        out_n = call.anchor_output_items
+        response = sum(session.count(i) for i in added[:out_n])
+        if not response_reported(anchor.usage.output_tokens, response):
+            out_n = 0  # a cut-off response's first figure: its items are counted
         rest = added[out_n:]
         known = anchor.usage.context_tokens + anchor.usage.output_tokens * (out_n > 0)
         rows.append(

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .model import ApiCall, Item, Kind, Role
-from .tokens.framing import COUNTER_PRIORS, UNANCHORED_PER_ITEM
+from .tokens.framing import COUNTER_PRIORS, UNANCHORED_PER_ITEM, response_reported
 
 # Prior of the correction when the counter only approximates the model's tokenizer
 # (Claude): Claude's tokenizer yields about 6% more tokens than o200k_base (and the
@@ -505,8 +505,12 @@ def replay_history(
             before = sent[call.anchor_call]
             sent.append((before[0] + local, before[1] + len(added)))
             anchor = calls[call.anchor_call]
-            # The anchor's own response is known exactly: its reported output tokens.
-            out_n = call.anchor_output_items if anchor.usage.output_tokens else 0
+            # The anchor's own response is known exactly: its reported output tokens
+            # (unless they are a cut-off response's first figure: response_reported).
+            out_n = call.anchor_output_items
+            out_local = sum(count(item) for item in added[:out_n])
+            if not response_reported(anchor.usage.output_tokens, out_local):
+                out_n = 0
             rest = added[out_n:]
             rest_local = sum(count(item) for item in rest)
             known = anchor.usage.context_tokens + anchor.usage.output_tokens * (out_n > 0)

@@ -31,7 +31,7 @@ from .sources.media import local_tokens
 from .status import Breakdown, Status, build_status
 from .store import Store
 from .tokens.counters import CachedCounter, counter_name_for_model
-from .tokens.framing import EXACT_COUNTERS
+from .tokens.framing import EXACT_COUNTERS, response_reported
 
 __all__ = ["SessionFigures", "Workspace"]
 
@@ -291,7 +291,10 @@ class SessionFigures:
         anchor = self.anchor
         if transcript.anchor_call is not None and transcript.anchor_position is not None:
             usage = transcript.calls[transcript.anchor_call].usage
-            out_n = transcript.anchor_output_items if usage.output_tokens else 0
+            out_n = transcript.anchor_output_items
+            response = transcript.items[transcript.anchor_position :][:out_n]
+            if not response_reported(usage.output_tokens, sum(map(self.count, response))):
+                out_n = 0  # a cut-off response's first figure: its items are counted
             # The latest response's size is reported too (output tokens): only what
             # came after it is estimated.
             anchor.last_reported = usage.context_tokens

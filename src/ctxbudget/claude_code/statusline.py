@@ -47,7 +47,8 @@ for Claude models, ctok installed or not). The correction
 ``Calibration.for_counter`` (exact only for ``o200k_base`` / ``cl100k_base``) learns
 from every call that has an anchor, the previous call of its context: with *added*
 the items from the anchor's first record to this call's, *out_n* the number of them
-in records of the anchor's id (0 when the anchor reported no output or has no id)
+in records of the anchor's id (0 when the anchor has no id, or reported no output or
+less than half the local count of those items: ``framing.response_reported``)
 and *rest* ``added[out_n:]``, it learns (local count of rest, len(rest), reported −
 anchor's reported − anchor's output × (out_n > 0) − round(per_item × out_n)), with
 per_item as it was before this observation, across compactions too. The figure, when

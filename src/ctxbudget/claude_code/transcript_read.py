@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import stat
 
+from ..tokens.framing import response_reported
 from .cache import open_regular
 from .transcript_state import TranscriptState, count_field, debug
 
@@ -172,7 +173,7 @@ class Tail:
         self._flush()
         if s.anchor is not None:
             _, a_context, a_output, a_items = s.anchor
-            out_n = a_items if a_output else 0
+            out_n = a_items if response_reported(a_output, sum(s.added[:a_items])) else 0
             rest = s.added[out_n:]
             known = a_context + a_output * (out_n > 0)
             calibration = self.calibration()

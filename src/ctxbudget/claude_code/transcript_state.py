@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..tokens.framing import EXACT_COUNTERS
+from ..tokens.framing import EXACT_COUNTERS, response_reported
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -315,7 +315,7 @@ class TranscriptState:
         context, output, out_items = (int(v) for v in self.anchor[1:])
         # The response's size is reported (output tokens): its items are its first
         # ``out_n`` ones, of which only the framing is estimated.
-        out_n = out_items if output else 0
+        out_n = out_items if response_reported(output, sum(self.added[:out_items])) else 0
         rest = self.added[out_n:]
         known = context + output * (out_n > 0) + round(calibration.per_item * out_n)
         return known + calibration.predict(sum(rest), len(rest))

@@ -25,3 +25,16 @@ COUNTER_PRIORS: dict[str, tuple[float, float]] = {
     "claude-estimate": (0.9931, 26.0),
     "claude": (0.9865, 28.3),
 }
+
+
+def response_reported(output_tokens: int, local_tokens: int) -> bool:
+    """Whether a call's reported ``output_tokens`` is the size of its response, whose
+    items count ``local_tokens`` locally: then the next call's figure takes the response
+    as reported (only its framing estimated), else counts its items like any other.
+
+    Claude Code writes a record per block as the response streams, each with the usage
+    as it stood (output 1 at the start), and the last with the final count. A response
+    cut off (the stream or the process ended) keeps the first figure: a count below half
+    of what its items hold is that, not the response's size (the first calls of the
+    shared Claude Code sessions that followed one came 100 to 400 tokens over)."""
+    return output_tokens > 0 and 2 * output_tokens >= local_tokens
