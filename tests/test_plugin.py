@@ -207,7 +207,7 @@ def test_compact_dry_run_blocks_with_the_preview(
     code, out, err = hook(monkeypatch, capsys, "pre-compact", event)
     assert code == 2 and out == ""
     assert "nothing was compacted" in err
-    assert "Now: 150,2" in err  # the transcript's figure (last usage + what follows)
+    assert "Now: 150,1" in err  # the transcript's figure (last usage + what follows)
     assert "Expected after: about" in err and "Facts at risk" in err
     assert "Claude Code compacts by itself at" in err
     # any other /compact proceeds

@@ -32,7 +32,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 
 # The fixture's figure: its last usage, the response's output and the estimate of what
 # came after (claude-estimate, the counter for Claude models).
-FIGURE = "141,956"
+FIGURE = "141,949"
 LEFT_OF_160K = f"{160_000 - int(FIGURE.replace(',', '')):,}"
 
 
@@ -903,3 +903,45 @@ def test_gzip_transcript(tmp_path: Path, transcript: Path) -> None:
     packed = tmp_path / "t.jsonl.gz"
     packed.write_bytes(gzip.compress(transcript.read_bytes()))
     assert render_statusline(stdin_json(packed)) == render_statusline(stdin_json(transcript))
+
+
+def test_a_prompt_left_on_a_side_branch_is_not_counted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A prompt written off an earlier message, after which the conversation went on
+    from the latest one, is no part of the context (``tokens`` follows parentUuid).
+    The status line read it in file order: it counted it and learnt from it, and the
+    two figures parted."""
+    records = session_records()
+    side = user("x1", "a1b", "(abandoned) actually, rewrite the whole module " * 60)
+    branched = [*records[:-1], side, records[-1], user("u9", "a3", "Thanks, now the docs.")]
+    path = write(tmp_path / "t.jsonl", branched)
+    without = write(tmp_path / "plain.jsonl", [*records, branched[-1]])
+    assert used_in(render_statusline(stdin_json(path))) == tokens_used(capsys, path)
+    assert tokens_used(capsys, path) == tokens_used(capsys, without)
+    # read in two calls, the branch's fate decided in the second
+    half = tmp_path / "half.jsonl"
+    write(half, branched[: branched.index(side) + 1])
+    render_statusline(stdin_json(half))
+    write(half, branched[branched.index(side) + 1 :], mode="a")
+    assert used_in(render_statusline(stdin_json(half))) == tokens_used(capsys, without)
+
+
+def test_parallel_tool_results_hung_on_their_own_calls_are_all_counted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Claude Code 2.x hangs each result on its own call's record: the second result's
+    parent is not the first result. Neither is a branch left."""
+    records = [
+        user("u1", None, "Read both files."),
+        assistant("a1", "u1", "msg_1", tool("t1", "Read", file_path="a.py"), 20_000, 30),
+        assistant("a2", "a1", "msg_1", tool("t2", "Read", file_path="b.py"), 20_000, 60),
+        result("r1", "a1", "t1", FILE_TEXT),
+        result("r2", "a2", "t2", FILE_TEXT.replace("def", "async def")),
+        assistant("a3", "r2", "msg_2", text("Both read."), 22_000, 5),
+        user("u2", "a3", "Now compare them. " * 30),
+    ]
+    path = write(tmp_path / "t.jsonl", records)
+    expected = tokens_used(capsys, path)
+    assert used_in(render_statusline(stdin_json(path))) == expected
+    assert expected > 22_000 + 200  # the prompt after the last call counts

@@ -62,8 +62,10 @@ provider's overhead (system prompt, tools) as earlier calls measured it
 count + per_item × items) of the whole context it sent, right after learning from it). ``ctxbudget
 tokens`` follows ``parentUuid`` chains where this follows the file: the two agree
 where each record's context is what precedes it in the file since the context's start
-(true of the shared Claude Code sessions), not after an edit that branched the
-conversation.
+(true of the shared Claude Code sessions), and after a prompt left on a side branch
+(one written off an earlier message, the conversation going on from the latest: held
+until the next message says so, then taken back); not after an edit that rewound the
+conversation, until the next usage.
 
 The window is ``context_window_size``, else ``--window`` / the policy file, else the
 model's (``window_for_model``): Claude Code's ``model.id``, else the transcript's

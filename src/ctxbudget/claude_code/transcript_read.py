@@ -126,6 +126,7 @@ class Tail:
             s.system = s.system if sends is None else sends
         if not self.is_context(record):
             return
+        self._follow(record, rtype)
         if rtype == "user" and isinstance(message.get("content"), list):
             done = [
                 block["tool_use_id"]
@@ -158,6 +159,58 @@ class Tail:
             self.pending.append((record, True))
             return
         self.pending.append((record, False))
+
+    def _follow(self, record: dict[str, Any], rtype: Any) -> None:
+        """Follow ``parentUuid`` as the reader does, for a prompt written off an earlier
+        message and left (the conversation went on from the message before it): that
+        prompt is no part of the context. A prompt whose parent is an earlier message
+        than the latest is held as a branch until the next message: one that goes on
+        from the latest leaves it out (its count taken back); one that goes on from it
+        keeps it (an edit that rewound the conversation: the messages it left stay
+        counted until the next usage, as the module's docstring says)."""
+        s = self.state
+        uuid, parent = record.get("uuid"), record.get("parentUuid")
+        if s.branch is not None:
+            left, old_tip = s.branch
+            s.branch = None
+            if parent == old_tip:
+                self._take_back(left)
+        if (
+            rtype == "user"
+            and not _holds_results(record)  # 2.x hangs each result on its own call
+            and isinstance(uuid, str)
+            and isinstance(parent, str)
+            and s.tip is not None
+            and parent != s.tip
+            and self._known(parent)
+        ):
+            s.branch = [uuid, s.tip]
+            return  # the tip stays: the next message says which branch goes on
+        if isinstance(uuid, str):
+            s.tip = uuid
+
+    def _known(self, uuid: str) -> bool:
+        """A main-thread message read before (a branch starts at one)."""
+        return any(row[0] == uuid for row in self.state.recent) or any(
+            r.get("uuid") == uuid for r, _ in self.pending
+        )
+
+    def _take_back(self, uuid: str) -> None:
+        """Uncount the record ``uuid``, the last counted or still pending."""
+        s = self.state
+        for at, (record, _) in enumerate(self.pending):
+            if record.get("uuid") == uuid:
+                del self.pending[at]
+                return
+        if not s.recent or s.recent[-1][0] != uuid:
+            return  # counted before others: left as it is (not seen in real files)
+        _, tokens, items = s.recent.pop()
+        if s.anchor is not None:
+            if items and len(s.added) >= items:
+                del s.added[-items:]
+        else:
+            s.since_tokens -= tokens
+            s.since_items -= items
 
     def _shape(self, shape: Any) -> None:
         """The latest request's system prompt and tools (the reader's texts), counted at
@@ -258,6 +311,14 @@ class Tail:
             self.state.shape = [sum(count(_text_item(t)) for t in texts), len(texts)]
         if self._calibration is not None:
             self.state.keep_calibration(self._calibration)
+
+
+def _holds_results(record: dict[str, Any]) -> bool:
+    message = record.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    return isinstance(content, list) and any(
+        isinstance(block, dict) and block.get("type") == "tool_result" for block in content
+    )
 
 
 def _text_item(text: str) -> Item:

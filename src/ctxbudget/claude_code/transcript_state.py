@@ -78,6 +78,7 @@ class TranscriptState:
     __slots__ = (
         "added",
         "anchor",
+        "branch",
         "calibration",
         "calls",
         "carried",
@@ -105,6 +106,7 @@ class TranscriptState:
         "size",
         "system",
         "system_hashes",
+        "tip",
         "unread",
         "usages",
         "version",
@@ -148,6 +150,11 @@ class TranscriptState:
         # the tool_use ids of the latest tool results in the main thread (a spawn's room
         # is held until its result is in the context: ``hooks.pre_tool_use``)
         self.results: list[str] = []
+        # the latest main-thread message's uuid, and a prompt that branched off an
+        # earlier one ([its uuid, the tip it left]) until the next message says which
+        # branch goes on (``Tail.add``)
+        self.tip: str | None = None
+        self.branch: list[str] | None = None
         self.kept: list[Any] | None = None
         self.opened = False  # a compaction boundary read, and no message since
         self.system_hashes: list[str] = []
@@ -193,6 +200,8 @@ class TranscriptState:
                 and len(state.shape) == 2
                 and all(_is_int(v) for v in state.shape)
                 and isinstance(state.model, str | None)
+                and isinstance(state.tip, str | None)
+                and (state.branch is None or (_str_list(state.branch) and len(state.branch) == 2))
                 and isinstance(state.counter, str | None)
                 and isinstance(state.added, list)
                 and all(_is_int(v) for v in state.added)

@@ -169,7 +169,7 @@ def counter_name_for_model(model: str | None) -> str:
 
     Claude models get ``claude-estimate`` even where ``ctok`` is installed: anchored on
     the provider's usage, the two give the same figure (on the 1,162 calls of the shared
-    sessions, 96.8% and 96.9% within ±1%, 99.1% both within ±5%), and ctok, a tiling
+    sessions, 97.2% both within ±1%, 99.1% both within ±5%), and ctok, a tiling
     in Python, counts 0.34 MB of text a second against the estimator's 90: a
     10,000-item session took 20 s to count, its first status line 16 s. ctok stays a
     choice (``counter = "claude"``, ``--counter claude``)."""

@@ -22,8 +22,8 @@ UNANCHORED_PER_ITEM = 5.0
 #: and reports it on sessions left out of the fit). Other counters start from
 #: ``accounting.PRIOR_PER_TOKEN`` / ``PRIOR_PER_ITEM``.
 COUNTER_PRIORS: dict[str, tuple[float, float]] = {
-    "claude-estimate": (0.9931, 26.0),
-    "claude": (0.9865, 28.3),
+    "claude-estimate": (0.9838, 5.9),
+    "claude": (1.0006, 5.3),
 }
 
 
