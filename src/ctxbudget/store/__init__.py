@@ -75,6 +75,8 @@ ENV_VAR = "CTXBUDGET_STORE"
 _BACKENDS: dict[str, str | type[Store]] = {
     "memory": "ctxbudget.store.memory:MemoryStore",
     "sqlite": "ctxbudget.store.sqlite:SQLiteStore",
+    "postgresql": "ctxbudget.store.postgres:PostgresStore",
+    "postgres": "ctxbudget.store.postgres:PostgresStore",
 }
 _lock = threading.Lock()
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*$")
