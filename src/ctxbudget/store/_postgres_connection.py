@@ -45,9 +45,7 @@ class PostgresDatabase:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
 
-    def execute(
-        self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
-    ) -> psycopg.Cursor[Any]:
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> psycopg.Cursor[Any]:
         return self.conn.execute(schema.placeholders(sql), params)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -98,7 +96,8 @@ class PostgresConnection:
         )
         try:
             sql = self.driver.sql
-            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.target.schema)))
+            quoted = sql.Identifier(self.target.schema)
+            conn.execute(sql.SQL("SET search_path TO {}").format(quoted))
             conn.execute(f"SET lock_timeout = {int(self.lock_timeout_ms)}")
         except BaseException:
             conn.close()

@@ -77,7 +77,8 @@ def target(url: str) -> Target:
         user, _, host = netloc.rpartition("@")
         netloc = f"{user.partition(':')[0]}@{host}"
     shown = [*((n, v) for n, v in query if n not in ("schema", "password")), ("schema", schema)]
-    return Target(conninfo, schema, urlunsplit(parts._replace(netloc=netloc, query=urlencode(shown))))
+    shown_url = urlunsplit(parts._replace(netloc=netloc, query=urlencode(shown)))
+    return Target(conninfo, schema, shown_url)
 
 
 # -- schema ---------------------------------------------------------------------------
@@ -210,7 +211,7 @@ def explain(exc: Exception, url: str, lock_timeout_ms: int) -> str:
         )
     if state.startswith("42501"):  # insufficient_privilege
         return f"{message}; grant the user access to the schema, or name another one (?schema=)"
-    if state.startswith("08") or not state and "connect" in message.lower():
+    if state.startswith("08") or (not state and "connect" in message.lower()):
         return (
             f"cannot reach the PostgreSQL server ({message}); check that it runs and the "
             f"URL's host, port, database and user (the password: PGPASSWORD or ~/.pgpass)"

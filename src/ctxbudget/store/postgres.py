@@ -68,7 +68,9 @@ class PostgresStore(SQLStore):
         return isinstance(exc, self._driver.errors.UniqueViolation)
 
     def _insert_event(self, db: Database, row: tuple[Any, ...]) -> int:
-        statement = "INSERT INTO events (session_id, type, at, data) VALUES (?, ?, ?, ?) RETURNING id"
+        statement = (
+            "INSERT INTO events (session_id, type, at, data) VALUES (?, ?, ?, ?) RETURNING id"
+        )
         return int(db.execute(statement, row).fetchone()[0])
 
     # -- secrets --------------------------------------------------------------------
