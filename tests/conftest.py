@@ -177,6 +177,17 @@ def postgres_schema() -> Iterator[str]:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new store that processes share: a SQLite file, a PostgreSQL schema (skipped,
+    saying why, where there is no server)."""
+    if request.param == "postgres":
+        with postgres_schema() as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp_path / 'shared.db'}"
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL store URL (its own schema, dropped after the test)."""

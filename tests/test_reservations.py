@@ -100,19 +100,6 @@ def _run_threads(target: Callable[[], Any], count: int) -> list[Any]:
 
 # -- the figures: exactly what fits ----------------------------------------------------
 
-SHARED = ["sqlite", "postgres"]  # the stores processes share
-
-
-@pytest.fixture(params=SHARED)
-def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A new store that processes share: a SQLite file, a PostgreSQL schema (skipped,
-    saying why, where there is no server)."""
-    if request.param == "postgres":
-        with postgres_schema() as url:
-            yield url
-    else:
-        yield f"sqlite:///{tmp_path / 'shared.db'}"
-
 
 def _allocation_room(store: str | Store, session_id: str) -> int:
     report = Tracker(store=store).open(session_id).budget_report()
