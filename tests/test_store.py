@@ -1094,6 +1094,15 @@ def test_postgres_urls_keep_the_password_out_of_messages() -> None:
             target(f"postgresql://db/x?schema={bad}")
 
 
+def test_postgres_backend_imports_its_driver_only_when_built() -> None:
+    code = (
+        "import sys, ctxbudget.store.postgres, ctxbudget.store as store; "
+        "print('psycopg' in sys.modules, store.available_schemes())"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False ['memory', 'postgres', 'postgresql', 'sqlite']"
+
+
 def test_postgres_without_its_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)  # as if it were not installed
     with pytest.raises(MissingExtraError, match=r'pip install "ctxbudget\[postgres\]"'):
@@ -1133,6 +1142,38 @@ def test_postgres_persists_across_reopen_and_keeps_schemas_apart(postgres_url: s
         assert [i.text for i in store.load_items("s1")] == ["a"]
     with postgres_schema() as other, open_store(other) as store:
         assert store.list_sessions() == []
+
+
+def test_a_read_creates_no_postgres_store(postgres_url: str) -> None:
+    """``create=False`` (what every reading command opens): a schema without a store
+    is "no store" (named URL) or reads as empty and refuses writes (the default
+    store), and is not created either way."""
+    import psycopg
+
+    from ctxbudget.store.postgres import PostgresStore
+
+    server, _, schema = postgres_url.rpartition("schema=")
+
+    def schema_exists() -> bool:
+        with psycopg.connect(server.rstrip("?&")) as conn:
+            found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+            return found.fetchone() is not None
+
+    with pytest.raises(StoreError, match=r"no store at .* a read creates none"):
+        open_store(postgres_url, create=False)
+    with PostgresStore(postgres_url, create=False) as store:
+        assert store.absent and store.list_sessions() == []
+        with pytest.raises(SessionNotFoundError):
+            store.get_session("s1")
+        with pytest.raises(StoreError, match="opened only to read: nothing was written"):
+            store.create_session(session("s1"))
+        store.token_cache_put("counter", {"h": 1})  # a cache: quietly not kept
+    assert not schema_exists()
+    with open_store(postgres_url) as store:  # a write creates it
+        store.create_session(session("s1"))
+    with open_store(postgres_url, create=False) as store:
+        assert [s.id for s in store.list_sessions()] == ["s1"]
+    assert schema_exists()
 
 
 def test_postgres_store_from_a_newer_ctxbudget(postgres_url: str) -> None:

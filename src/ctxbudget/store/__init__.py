@@ -149,7 +149,8 @@ def open_store(
     naming a store that does not exist raises ``StoreError`` (one line saying so);
     the default store (no ``url``) that does not exist yet reads as empty and refuses
     writes. A backend takes part by defining a ``exists(url)`` classmethod and a
-    ``create`` keyword (``sqlite``); the others (memory, servers) always exist.
+    ``create`` keyword (``sqlite``, ``postgresql``: a schema that holds no store);
+    the others (memory) always exist.
     """
     explicit = bool((url or "").strip())
     url = (url or "").strip() or default_store_url()

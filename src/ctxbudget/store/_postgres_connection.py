@@ -59,12 +59,36 @@ class PostgresDatabase:
         return schema.from_db(value)
 
 
+def store_exists(driver: ModuleType, target: Target, *, connect_timeout: int) -> bool:
+    """Whether the schema ``target`` names holds a store (``StoreError`` when the
+    server cannot say)."""
+    query = (
+        "SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %s"
+        " AND tablename = 'schema_migrations'"
+    )
+    try:
+        with driver.connect(target.conninfo, connect_timeout=connect_timeout) as conn:
+            return conn.execute(query, (target.schema,)).fetchone() is not None
+    except driver.Error as exc:
+        hint = schema.explain(exc, target.url, 0)
+        raise StoreError(f"opening the store failed on {target.url}: {hint}") from exc
+
+
 class PostgresConnection:
     """The connection of the store ``target.url`` to its schema, through the driver
-    module ``driver`` (psycopg, imported by the store when it is built)."""
+    module ``driver`` (psycopg, imported by the store when it is built).
+
+    ``create=False`` on a schema that holds no store: empty temporary tables stand in
+    for it (``absent``; the store refuses writes), and nothing is created."""
 
     def __init__(
-        self, driver: ModuleType, target: Target, *, lock_timeout_ms: int, connect_timeout: int
+        self,
+        driver: ModuleType,
+        target: Target,
+        *,
+        lock_timeout_ms: int,
+        connect_timeout: int,
+        create: bool = True,
     ) -> None:
         self.driver = driver
         self.target = target
@@ -75,10 +99,14 @@ class PostgresConnection:
         self._depth = 0
         self._conn: psycopg.Connection[Any] | None = None
         self._closed = False
+        self.absent = False
         try:
             conn = self._connect()
             try:
-                if not self._up_to_date(conn):
+                version = self._version(conn)
+                if not create and version == 0:
+                    self._stand_in(conn)
+                elif version != schema.SCHEMA_VERSION:
                     self._migrate(conn)
             except BaseException:
                 conn.close()
@@ -118,9 +146,11 @@ class PostgresConnection:
             )
         return version
 
-    def _up_to_date(self, conn: psycopg.Connection[Any]) -> bool:
-        # Read first, so opening an up-to-date store never takes the write lock.
-        return self._version(conn) == schema.SCHEMA_VERSION
+    def _stand_in(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute("SET search_path TO pg_temp")
+        with conn.transaction():
+            schema.stand_in(conn.execute)
+        self.absent = True
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         """Create the schema, or bring it up to date, once, under its write lock."""
@@ -150,7 +180,7 @@ class PostgresConnection:
     def _connection(self) -> psycopg.Connection[Any]:
         if self._closed or self._conn is None:
             raise StoreError(f"the store {self.url} is closed")
-        if self._conn.closed and self._depth == 0:
+        if self._conn.closed and self._depth == 0 and not self.absent:
             # The server dropped it (a restart, an idle timeout) between two calls:
             # nothing was in flight, so connecting again loses nothing.
             self._conn = self._connect()

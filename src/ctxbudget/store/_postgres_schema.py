@@ -117,11 +117,6 @@ _CREATE_STORE = (
         session_id text NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
         type text NOT NULL, at double precision NOT NULL, data text NOT NULL)""",
     "CREATE INDEX events_by_session ON events (session_id, id)",
-    # The ledger is append-only: refuse updates even from a hand-written query.
-    """CREATE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RAISE EXCEPTION 'events are append-only'; END $$""",
-    """CREATE TRIGGER events_append_only BEFORE UPDATE ON events
-        FOR EACH ROW EXECUTE FUNCTION events_append_only()""",
     """CREATE TABLE token_cache (
         counter text NOT NULL, hash text NOT NULL, tokens integer NOT NULL,
         PRIMARY KEY (counter, hash))""",
@@ -141,8 +136,26 @@ _CREATE_STORE = (
 )
 
 
+# The ledger is append-only: refuse updates even from a hand-written query.
+_APPEND_ONLY = (
+    """CREATE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'events are append-only'; END $$""",
+    """CREATE TRIGGER events_append_only BEFORE UPDATE ON events
+        FOR EACH ROW EXECUTE FUNCTION events_append_only()""",
+)
+
+
 def _create_store(execute: Callable[[str], object]) -> None:
     """Schema 1: sessions, items, the event ledger, the token cache, the budget tables."""
+    for statement in (*_CREATE_STORE, *_APPEND_ONLY):
+        execute(statement)
+
+
+def stand_in(execute: Callable[[str], object]) -> None:
+    """The tables of ``SCHEMA_VERSION``, empty, where the caller's ``search_path``
+    puts them (``pg_temp``: gone with the connection): what a store that does not
+    exist, opened only to read, reads (it refuses writes, so no trigger guards them).
+    A migration that adds a table adds it here too."""
     for statement in _CREATE_STORE:
         execute(statement)
 

@@ -73,6 +73,9 @@ class SQLStore(Store):
 
     #: A statement giving the database's clock in seconds since the epoch.
     database_now_sql: ClassVar[str]
+    #: The store does not exist and was opened only to read (``open_store(create=False)``):
+    #: empty tables stand in for it, and every write is refused.
+    absent: bool = False
     _db: SQLConnection
     _database_clock: bool
 
@@ -94,6 +97,11 @@ class SQLStore(Store):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        if self.absent:
+            raise StoreError(
+                f"the store {self.url} does not exist and was opened only to read: "
+                "nothing was written"
+            )
         with self._db.transaction():
             yield
 
@@ -342,7 +350,7 @@ class SQLStore(Store):
         return found
 
     def token_cache_put(self, counter: str, counts: dict[str, int]) -> None:
-        if not counts:
+        if not counts or self.absent:  # a cache: nothing is lost by not keeping it
             return
         with self._writing("caching token counts") as db:
             rows = [

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from types import ModuleType
 from typing import Any
 
 from . import _postgres_schema as schema
-from ._postgres_connection import PostgresConnection, PostgresDatabase
+from ._postgres_connection import PostgresConnection, PostgresDatabase, store_exists
 from ._sql import Database
 from ._sql_scrub import scrub
 from ._sql_store import SQLStore
@@ -50,19 +51,30 @@ class PostgresStore(SQLStore):
         clock: Callable[[], float] | None = None,
         lock_timeout_ms: int = 5000,
         connect_timeout: int = 10,
+        create: bool = True,
     ) -> None:
-        driver = import_driver(
-            "psycopg", backend="PostgreSQL", extra="postgres", package="psycopg[binary]"
-        )
+        driver = _driver()
         target = schema.target(url)
         super().__init__(target.url, clock=clock)
         self.schema = target.schema
         self._database_clock = clock is None
         self._driver = driver
         self._postgres = PostgresConnection(
-            driver, target, lock_timeout_ms=lock_timeout_ms, connect_timeout=connect_timeout
+            driver,
+            target,
+            lock_timeout_ms=lock_timeout_ms,
+            connect_timeout=connect_timeout,
+            create=create,
         )
         self._db = self._postgres
+        # create=False on a schema with no store: read as empty, create nothing, refuse
+        # writes (``SQLStore.transaction``).
+        self.absent = self._postgres.absent
+
+    @classmethod
+    def exists(cls, url: str) -> bool:
+        """Whether the schema ``url`` names holds a store (a read creates none)."""
+        return store_exists(_driver(), schema.target(url), connect_timeout=10)
 
     def _is_integrity_error(self, exc: BaseException) -> bool:
         return isinstance(exc, self._driver.errors.UniqueViolation)
@@ -85,6 +97,12 @@ class PostgresStore(SQLStore):
                 return scrub(db, dry_run=True, events_writable=writable)
             with self.transaction():
                 return scrub(db, dry_run=False, events_writable=writable)
+
+
+def _driver() -> ModuleType:
+    return import_driver(
+        "psycopg", backend="PostgreSQL", extra="postgres", package="psycopg[binary]"
+    )
 
 
 @contextmanager

@@ -24,7 +24,6 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import StoreError
 from . import _sqlite_schema as schema
 from ._rows import ItemRow
 from ._search import Term
@@ -82,7 +81,6 @@ class SQLiteStore(SQLStore):
         self._db = self._sqlite
         self.journal_mode = self._sqlite.journal_mode
         self.full_text = self._sqlite.full_text
-        self._refuse_writes = self.absent  # set once the (in-memory) schema is in place
 
     @classmethod
     def exists(cls, url: str) -> bool:
@@ -91,16 +89,6 @@ class SQLiteStore(SQLStore):
         if path != ":memory:" and Path(path).is_dir():
             raise directory_error(url, Path(path))
         return path == ":memory:" or Path(path).is_file()
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        if self._refuse_writes:
-            raise StoreError(
-                f"the store {self.url} does not exist and was opened only to read: "
-                "nothing was written"
-            )
-        with self._db.transaction():
-            yield
 
     def _is_integrity_error(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError)
@@ -118,11 +106,6 @@ class SQLiteStore(SQLStore):
         if self.full_text:
             return schema.search_fts(db, session, terms, exclude, limit)
         return super()._search(db, session, terms, exclude, limit)
-
-    def token_cache_put(self, counter: str, counts: dict[str, int]) -> None:
-        if self.absent:  # a cache: nothing is lost by not keeping it
-            return
-        super().token_cache_put(counter, counts)
 
     # -- secrets --------------------------------------------------------------------
 
