@@ -298,6 +298,50 @@ def test_scrub_an_old_store(
     assert "no secret found" in capsys.readouterr().out
 
 
+def test_scrub_a_postgres_store(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same scrub on PostgreSQL: items (text and raw) and events redacted, token
+    counts kept, and the ledger append-only again afterwards."""
+    import psycopg
+
+    monkeypatch.setenv(REDACT_ENV, "off")  # as a store written before redaction existed
+    with Tracker(store=postgres_url) as tracker:
+        session = tracker.session()
+        for text, _, _ in SHAPES:
+            session.add(Item(role=Role.TOOL, kind=Kind.TOOL_RESULT, text=text, raw={"t": text}))
+        tracker.store.append_event(
+            session.id, "external_compaction", {"custom_instructions": SHAPES[0][0]}
+        )
+        sid = session.id
+        tokens = [i.tokens for i in tracker.store.load_items(sid)]
+    monkeypatch.delenv(REDACT_ENV)
+
+    assert main(["scrub", "--store", postgres_url, "--dry-run", "--json"]) == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert dry["items_redacted"] == len(SHAPES) and dry["events_redacted"] == 1
+    assert main(["scrub", "--store", postgres_url, "--json"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["items_redacted"] == len(SHAPES) and done["secrets"] == dry["secrets"]
+    with Tracker(store=postgres_url) as tracker:
+        items = tracker.store.load_items(sid)
+        assert [i.tokens for i in items] == tokens
+        for (_, secret, kind), item in zip(SHAPES, items, strict=True):
+            assert secret not in item.text and f"[redacted: {kind}]" in item.text
+            assert secret not in json.dumps(item.raw)
+            assert tracker.store.search_archive(sid, secret) == []
+        (event,) = tracker.store.events(sid, types=["external_compaction"])
+        assert "[redacted: api key]" in event.data["custom_instructions"]
+    server, _, schema = postgres_url.rpartition("schema=")
+    with (
+        psycopg.connect(server.rstrip("?&"), autocommit=True) as conn,
+        pytest.raises(psycopg.Error, match="append-only"),
+    ):
+        conn.execute(f"UPDATE {schema}.events SET type = 'changed'")
+    assert main(["scrub", "--store", postgres_url]) == 0  # again: nothing left
+    assert "no secret found" in capsys.readouterr().out
+
+
 def test_scrub_a_missing_store_creates_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
