@@ -1211,6 +1211,26 @@ def test_postgres_writer_locked_out_gets_a_clear_error(postgres_url: str) -> Non
         assert {s.id for s in store.list_sessions()} == {"s1", "other"}
 
 
+def test_postgres_connects_again_when_the_server_dropped_the_connection(
+    postgres_url: str,
+) -> None:
+    import psycopg
+
+    from ctxbudget.store.postgres import PostgresStore
+
+    with PostgresStore(postgres_url) as store:
+        store.create_session(session("s1"))
+        pid = store._postgres._connection().info.backend_pid
+        server = postgres_url.rpartition("schema=")[0].rstrip("?&")
+        with psycopg.connect(server, autocommit=True) as conn:  # a restart, an idle timeout
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StoreError, match="reading a session failed"):
+            store.get_session("s1")  # the call in flight when it dropped fails, and says so
+        assert [s.id for s in store.list_sessions()] == ["s1"]  # the next one connects again
+        store.append_event("s1", "usage_recorded", {})
+        assert store._postgres._connection().info.backend_pid != pid
+
+
 def test_postgres_holds_what_its_text_type_cannot(postgres_url: str) -> None:
     """NUL and lone surrogates (transcripts hold both) and the escape's own marker
     round-trip, in ids, texts, tools, JSON and events; prefixes still find them."""

@@ -14,7 +14,9 @@ file. Under READ COMMITTED each statement then sees every write committed before
 lock was granted, so a read and the write that depends on it (a reservation's check
 and its insert, a revision compared and moved) are one atomic step. A writer that
 waits longer than ``lock_timeout_ms`` gets a ``StoreError`` saying so. Reads outside a
-transaction take no lock. What is read and written is ``SQLStore``'s.
+transaction take no lock. A store opened only to read (``create=False``) whose schema
+holds none creates nothing: empty temporary tables stand in for it. What is read and
+written is ``SQLStore``'s.
 """
 
 from __future__ import annotations
