@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -127,3 +129,67 @@ def run_in_processes(
         worker.join(timeout=120)
         assert worker.exitcode == 0
     return results
+
+
+# -- PostgreSQL: the machine's server, a fresh schema per test -------------------------------
+
+POSTGRES_ENV = "CTXBUDGET_TEST_POSTGRES_URL"
+POSTGRES_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+_postgres_absent: list[str] = []  # the reason, once a first test found no server
+
+
+def postgres_server() -> str:
+    """The URL of the PostgreSQL server the tests use (``$CTXBUDGET_TEST_POSTGRES_URL``,
+    else ``postgresql://postgres@127.0.0.1:5432/test``); the calling test SKIPS, saying
+    why, when psycopg is not installed or no server answers there."""
+    url = os.environ.get(POSTGRES_ENV, "").strip() or POSTGRES_DEFAULT
+    if _postgres_absent:
+        pytest.skip(_postgres_absent[0])
+    try:
+        import psycopg
+    except ImportError:
+        _postgres_absent.append("psycopg is not installed: pip install -e '.[postgres]'")
+        pytest.skip(_postgres_absent[0])
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _postgres_absent.append(
+            f"no PostgreSQL server at {url} ({first}); set {POSTGRES_ENV} to test against one"
+        )
+        pytest.skip(_postgres_absent[0])
+    return url
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A store URL on the tests' server in a schema of its own, dropped afterwards
+    (skips as ``postgres_server`` does)."""
+    import psycopg
+    from psycopg import sql
+
+    server = postgres_server()
+    name = f"ctxbudget_test_{uuid.uuid4().hex[:12]}"
+    try:
+        yield f"{server}{'&' if '?' in server else '?'}schema={name}"
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new store that processes share: a SQLite file, a PostgreSQL schema (skipped,
+    saying why, where there is no server)."""
+    if request.param == "postgres":
+        with postgres_schema() as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp_path / 'shared.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL store URL (its own schema, dropped after the test)."""
+    with postgres_schema() as url:
+        yield url

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -116,12 +118,12 @@ def _agent_stop(path: Path, n: int) -> dict[str, Any]:
 
 @pytest.mark.concurrency
 def test_gates_at_once_on_a_session_never_registered_grant_only_what_fits(
-    home: Path, tmp_path: Path
+    home: Path, tmp_path: Path, shared_url: str
 ) -> None:
     """Hooks installed mid-session (or a SessionStart that failed): the first gates
     store the session, as SessionStart would, and every allowed spawn holds a
     reservation. Before, with no stored row, all 12 were allowed, none reserved."""
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    url = shared_url
     path = write_transcript(home, 150_000)  # room for about 7 spawns of ~5,000
     inputs = [{**pre_tool_use(path), "tool_use_id": f"toolu_{n:02d}"} for n in range(PROCESSES)]
     results = _run_hooks(url, str(tmp_path / "cache"), "pre-tool-use", inputs)
@@ -141,12 +143,12 @@ def test_gates_at_once_on_a_session_never_registered_grant_only_what_fits(
 
 @pytest.mark.concurrency
 def test_a_sessions_row_stored_by_many_hooks_at_once_is_stored_once(
-    home: Path, tmp_path: Path
+    home: Path, tmp_path: Path, shared_url: str
 ) -> None:
     """Sibling sub-agents stop before any SessionStart stored the session: one hook
     stores the row, the others write nothing over it (an empty row written over it
     took back the calls recorded, which were then recorded again)."""
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    url = shared_url
     path = write_transcript(home, 60_000)
     _answer(path, 2, 62_000)
     inputs = [_agent_stop(path, n) for n in range(PROCESSES)]
@@ -161,11 +163,13 @@ def test_a_sessions_row_stored_by_many_hooks_at_once_is_stored_once(
 
 
 @pytest.mark.concurrency
-def test_sibling_stops_at_once_record_each_new_call_once(home: Path, tmp_path: Path) -> None:
+def test_sibling_stops_at_once_record_each_new_call_once(
+    home: Path, tmp_path: Path, shared_url: str
+) -> None:
     """The transcript grew by three calls since SessionStart, then 12 sub-agents stop
     together: their hooks all read the new calls, and one records them. Before, the
     hooks' own memory decided, unlocked, and call 4 was recorded up to 8 times."""
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    url = shared_url
     cache = str(tmp_path / "cache")
     path = write_transcript(home, 60_000)
     start = payload("SessionStart", path, source="startup")
@@ -230,41 +234,74 @@ def test_a_full_write_keeps_the_calls_hooks_recorded_since_it_read_the_row(
 # -- a long write of another process ----------------------------------------------------
 
 
+@contextmanager
+def _another_writer(url: str) -> Iterator[Callable[[], None]]:
+    """Another process's long write holding the store's write lock (SQLite's BEGIN
+    IMMEDIATE; PostgreSQL's schema lock); yields what ends it."""
+    if url.startswith("sqlite:"):
+        writer = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
+
+        def commit() -> None:
+            writer.execute("COMMIT")
+
+        try:
+            yield commit
+        finally:
+            writer.close()
+        return
+    import psycopg
+
+    from ctxbudget.store._postgres_schema import WRITE_LOCK, target
+
+    found = target(url)
+    with psycopg.connect(found.conninfo) as conn:  # not autocommit: a transaction
+        conn.execute(WRITE_LOCK, (found.schema,))
+        yield conn.commit
+
+
 def test_a_gate_waits_out_a_write_holding_the_store_past_its_busy_timeout(
-    monkeypatch: pytest.MonkeyPatch, home: Path, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, home: Path, tmp_path: Path, shared_url: str
 ) -> None:
     """Another process holds the store's write lock longer than the busy timeout (a
     big ``tokens --record``, one transaction): the gate's reservation fails once for
-    real ("database is locked"), is asked again, and the spawn is decided (before, it
-    was refused as undecided)."""
-    db = tmp_path / "shared.db"
-    url = f"sqlite:///{db}"
+    real ("database is locked"; PostgreSQL: "held the store"), is asked again, and the
+    spawn is decided (before, it was refused as undecided)."""
+    from ctxbudget.store import Store, open_store
+    from ctxbudget.store.postgres import PostgresStore
+
+    url = shared_url
     path = write_transcript(home, 100_000)
     monkeypatch.setattr(hook_session, "STORE_FIRST_PAUSE", 0.0)
     options = HookOptions(cache_dir=str(tmp_path / "cache"))
-    with Tracker(store=SQLiteStore(url, busy_timeout_ms=50)) as tracker:
+    store: Store = (
+        SQLiteStore(url, busy_timeout_ms=50)
+        if url.startswith("sqlite:")
+        else PostgresStore(url, lock_timeout_ms=50)
+    )
+    with Tracker(store=store) as tracker:
         start = json.dumps(payload("SessionStart", path, source="startup"))
         assert run_hook("session-start", start, tracker, options).exit_code == 0
-        writer = sqlite3.connect(db, isolation_level=None)
-        writer.execute("BEGIN IMMEDIATE")  # the other process's long write
-        real = SQLiteStore.reserve
-        failures: list[str] = []
+        with _another_writer(url) as end_the_write:
+            real = type(store).reserve
+            failures: list[str] = []
 
-        def reserve(self: SQLiteStore, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return real(self, *args, **kwargs)
-            except StoreError as exc:
-                failures.append(str(exc))
-                writer.execute("COMMIT")  # the long write ends
-                raise
+            def reserve(self: Store, *args: Any, **kwargs: Any) -> Any:
+                try:
+                    return real(self, *args, **kwargs)
+                except StoreError as exc:
+                    failures.append(str(exc))
+                    end_the_write()
+                    raise
 
-        monkeypatch.setattr(SQLiteStore, "reserve", reserve)
-        result = run_hook("pre-tool-use", json.dumps(pre_tool_use(path)), tracker, options)
-        held = tracker.store.reservations(SID, "gate:")
-    writer.close()
-    assert len(failures) == 1 and "locked" in failures[0]
+            monkeypatch.setattr(type(store), "reserve", reserve)
+            result = run_hook("pre-tool-use", json.dumps(pre_tool_use(path)), tracker, options)
+            held = tracker.store.reservations(SID, "gate:")
+    assert len(failures) == 1 and ("locked" in failures[0] or "held the store" in failures[0])
     assert result.exit_code == 0, result.stderr
     assert [r.key for r in held] == ["toolu_01Rev"]
+    with open_store(url) as again:
+        assert [r.key for r in again.reservations(SID, "gate:")] == ["toolu_01Rev"]
 
 
 def test_after_an_upgrade_the_hooks_record_no_call_the_earlier_version_did(

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_in_processes
+from conftest import postgres_schema, run_in_processes
 
 from ctxbudget import Tracker
 from ctxbudget.errors import StoreError
 from ctxbudget.spawning import GATE_SCOPE, spawn_finished
-from ctxbudget.store import CONFIRMED, RELEASED, Store
+from ctxbudget.store import CONFIRMED, RELEASED, Cap, Store, open_store
 from ctxbudget.store.memory import MemoryStore
 from ctxbudget.testing import FakeClock
 
@@ -123,8 +123,8 @@ def _reserved(store: str | Store, session_id: str) -> int:
 
 
 @pytest.mark.concurrency
-def test_processes_allocate_exactly_what_fits_on_sqlite(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+def test_processes_allocate_exactly_what_fits(shared_url: str) -> None:
+    url = shared_url
     session_id = _new_session(url)
     room = _allocation_room(url, session_id)
     assert room >= 2 * ALLOCATION  # the test means something: some fit, not all
@@ -138,8 +138,8 @@ def test_processes_allocate_exactly_what_fits_on_sqlite(tmp_path: Path) -> None:
 
 
 @pytest.mark.concurrency
-def test_processes_gate_exactly_what_fits_on_sqlite(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+def test_processes_gate_exactly_what_fits(shared_url: str) -> None:
+    url = shared_url
     session_id = _new_session(url, used=USED)
     fits = _gate_room(url, session_id)
     assert fits == 2
@@ -152,8 +152,8 @@ def test_processes_gate_exactly_what_fits_on_sqlite(tmp_path: Path) -> None:
 
 
 @pytest.mark.concurrency
-def test_concurrent_agent_budgets_are_all_kept(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+def test_concurrent_agent_budgets_are_all_kept(shared_url: str) -> None:
+    url = shared_url
     session_id = _new_session(url)
     agents = [f"agent-{n:02d}" for n in range(32)]
     results = run_in_processes(_cli_budget_worker, [(url, session_id, a) for a in agents])
@@ -193,18 +193,19 @@ def test_threads_grant_exactly_what_fits_on_memory(kind: str) -> None:
 # -- the lease: one key, expiry, confirm, release ----------------------------------------
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def clocked(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Tracker, FakeClock]]:
-    from ctxbudget.store.sqlite import SQLiteStore
-
     clock = FakeClock()
-    store: Store
     if request.param == "memory":
-        store = MemoryStore(clock=clock)
+        with Tracker(store=MemoryStore(clock=clock)) as tracker:
+            yield tracker, clock
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'lease.db'}"
+        with Tracker(store=open_store(url, clock=clock)) as tracker:
+            yield tracker, clock
     else:
-        store = SQLiteStore(f"sqlite:///{tmp_path / 'lease.db'}", clock=clock)
-    with Tracker(store=store) as tracker:
-        yield tracker, clock
+        with postgres_schema() as url, Tracker(store=open_store(url, clock=clock)) as tracker:
+            yield tracker, clock
 
 
 def test_the_same_key_reserves_once(clocked: tuple[Tracker, FakeClock]) -> None:
@@ -506,24 +507,59 @@ def test_a_session_kept_open_decides_on_what_is_stored_now(
 
 @pytest.mark.parametrize("skew", [900.0, -900.0])
 def test_a_process_with_a_skewed_clock_agrees_on_what_is_live(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, skew: float
+    shared_url: str, monkeypatch: pytest.MonkeyPatch, skew: float
 ) -> None:
     """A process 15 minutes ahead took the others' live reservations for expired (11
     spawns where 7 fit); one 15 minutes behind wrote its own already expired for the
     others. Stores given no clock stamp and judge leases by the database's."""
     import time
 
-    from ctxbudget.store.sqlite import SQLiteStore
-
-    url = f"sqlite:///{tmp_path / 'skew.db'}"
+    url = shared_url
     session_id = _new_session(url, used=USED)
     fits = _gate_room(url, session_id)
     with monkeypatch.context() as patched:
         real = time.time
         patched.setattr(time, "time", lambda: real() + skew)
-        skewed = Tracker(store=SQLiteStore(url))  # its clock: time.time, skewed
-    right = Tracker(store=SQLiteStore(url))
+        skewed = Tracker(store=open_store(url))  # its clock: time.time, skewed
+    right = Tracker(store=open_store(url))
     order = [right, skewed, skewed, right, skewed]
     allowed = [t.open(session_id).gate("a", SPAWN, compact=False).allowed for t in order]
     assert sum(allowed) == fits == 2
     assert _reserved(url, session_id) == fits * SPAWN
+
+
+# -- PostgreSQL: one cap, many processes at once ------------------------------------------
+
+CAP_LIMIT, CAP_USED, CAP_ASK = 10_000, 2_500, 700  # room for 10 of 64 asks
+
+
+def _reserve_worker(url: str, worker: int, start: Any, out: Any) -> None:
+    with open_store(url) as store:
+        start.wait()  # every process asks at once
+        granted = [
+            store.reserve(
+                "s1",
+                "gate:worker",
+                f"w{worker}-r{n}",
+                CAP_ASK,
+                [Cap("gate:", CAP_LIMIT, CAP_USED), Cap("gate:worker", CAP_LIMIT)],
+                ttl=600,
+            )
+            is not None
+            for n in range(4)
+        ]
+    out.put(granted)
+
+
+@pytest.mark.concurrency
+def test_sixteen_processes_reserving_under_one_cap_on_postgres_get_exactly_what_fits() -> None:
+    """16 processes × 4 asks of 700 at once, against 10,000 with 2,500 used: exactly 10
+    are granted (7,000), whichever process asks, and the store holds exactly those."""
+    with postgres_schema() as url:
+        open_store(url).close()  # the schema made once, before the race
+        results = run_in_processes(_reserve_worker, [(url, n) for n in range(16)], together=True)
+        granted = sum(sum(worker) for worker in results)
+        fits = (CAP_LIMIT - CAP_USED) // CAP_ASK
+        assert granted == fits == 10 < 16 * 4
+        with open_store(url) as store:
+            assert sum(r.tokens for r in store.reservations("s1")) == fits * CAP_ASK

@@ -250,11 +250,48 @@ def test_redaction_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 # -- scrub ----------------------------------------------------------------------------------
 
 
+def _stored_bytes(url: str) -> bytes:
+    """Every byte the store keeps: SQLite's files; PostgreSQL's rows, as the server
+    gives them (its files are the server's)."""
+    if url.startswith("sqlite:///"):
+        return _store_bytes(Path(url.removeprefix("sqlite:///")))
+    import psycopg
+
+    server, _, schema = url.rpartition("schema=")
+    with psycopg.connect(server.rstrip("?&")) as conn:
+        tables = ("items", "events")
+        rows = [conn.execute(f"SELECT * FROM {schema}.{table}").fetchall() for table in tables]
+    return repr(rows).encode()
+
+
+def _events_refuse_updates(url: str) -> bool:
+    """Whether the database itself refuses an update of the ledger."""
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            try:
+                conn.execute("UPDATE events SET type = 'changed'")
+            except sqlite3.DatabaseError as exc:
+                return "append-only" in str(exc)
+            return False
+    import psycopg
+
+    server, _, schema = url.rpartition("schema=")
+    with psycopg.connect(server.rstrip("?&")) as conn:
+        try:
+            conn.execute(f"UPDATE {schema}.events SET type = 'changed'")
+        except psycopg.Error as exc:
+            return "append-only" in str(exc)
+        return False
+
+
 def test_scrub_an_old_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    shared_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db = tmp_path / "old.db"
-    url = f"sqlite:///{db}"
+    """On SQLite and PostgreSQL: items (text, raw, the index) and events redacted,
+    token counts kept, the ledger append-only again afterwards."""
+    url = shared_url
     monkeypatch.setenv(REDACT_ENV, "off")  # as a store written before redaction existed
     with Tracker(store=url) as tracker:
         session = tracker.session()
@@ -273,7 +310,7 @@ def test_scrub_an_old_store(
     dry = json.loads(capsys.readouterr().out)
     assert dry["dry_run"] and dry["items_redacted"] == len(SHAPES) and dry["events_redacted"] == 1
     assert sum(dry["secrets"].values()) >= len(SHAPES) * 2 + 1  # text and raw of each
-    assert b"Tr0ub4dor3Horse" in _store_bytes(db)  # a dry run changes nothing
+    assert b"Tr0ub4dor3Horse" in _stored_bytes(url)  # a dry run changes nothing
 
     assert main(["scrub", "--store", url, "--json"]) == 0
     done = json.loads(capsys.readouterr().out)
@@ -290,9 +327,10 @@ def test_scrub_an_old_store(
         assert items[-1].text == "an ordinary message"
         (event,) = tracker.store.events(sid, types=["external_compaction"])
         assert "[redacted: api key]" in event.data["custom_instructions"]
-    data = _store_bytes(db)
+    data = _stored_bytes(url)
     for _, secret, _ in SHAPES:
         assert secret.encode() not in data
+    assert _events_refuse_updates(url)  # the ledger is append-only again
 
     assert main(["scrub", "--store", url]) == 0  # again: nothing left
     assert "no secret found" in capsys.readouterr().out

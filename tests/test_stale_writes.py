@@ -8,7 +8,7 @@ again on top of what the other stored, and what cannot be re-applied is refused 
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
@@ -28,9 +28,10 @@ def _long_session(tracker: Tracker) -> str:
 
 
 @pytest.fixture
-def two_trackers(tmp_path: Path) -> tuple[Tracker, Tracker]:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    return Tracker(url), Tracker(url)
+def two_trackers(shared_url: str) -> Iterator[tuple[Tracker, Tracker]]:
+    """Two processes' trackers on one store (SQLite, PostgreSQL)."""
+    with Tracker(shared_url) as first, Tracker(shared_url) as second:
+        yield first, second
 
 
 def test_stale_add_keeps_the_other_writers_compaction(

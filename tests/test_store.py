@@ -9,11 +9,13 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import postgres_schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,18 +42,30 @@ from ctxbudget.store.memory import MemoryStore
 from ctxbudget.store.sqlite import SCHEMA_VERSION, SQLiteStore, database_path
 from ctxbudget.testing import FakeClock, FaultyStore
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "postgres"]
 
 
-def _url(backend: str, tmp_path: Path) -> str:
-    return "memory://" if backend == "memory" else f"sqlite:///{tmp_path / 'store.db'}"
+@contextmanager
+def backend_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A new, empty store of ``backend``; a PostgreSQL one in a schema of its own,
+    dropped afterwards (the test skips, saying why, where there is no server)."""
+    if backend == "postgres":
+        with postgres_schema() as url:
+            yield url
+    else:
+        yield "memory://" if backend == "memory" else f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@contextmanager
+def opened_store(backend: str, tmp_path: Path, **kwargs: Any) -> Iterator[Store]:
+    with backend_url(backend, tmp_path) as url, open_store(url, **kwargs) as opened:
+        yield opened
 
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(_url(request.param, tmp_path), clock=FakeClock(start=1_000.0, step=1.0))
-    yield opened
-    opened.close()
+    with opened_store(request.param, tmp_path, clock=FakeClock(start=1_000.0, step=1.0)) as s:
+        yield s
 
 
 def session(session_id: str = "s1", at: float = 100.0, **changes: Any) -> StoredSession:
@@ -349,19 +363,21 @@ def test_events_append_only_and_filtered(store: Store) -> None:
     assert not hasattr(store, "update_event") and not hasattr(store, "delete_event")
 
 
-def test_event_stamps_and_session_activity_use_the_store_clock(tmp_path: Path) -> None:
-    for backend in BACKENDS:
-        clock = FakeClock(start=5_000.0)
-        with open_store(_url(backend, tmp_path / backend), clock=clock) as store:
-            store.create_session(session("old", at=100.0))
-            store.create_session(session("new", at=200.0))
-            event = store.append_event("old", "usage_recorded", {})
-            assert event.at == 5_000.0
-            assert store.get_session("old").updated_at == 5_000.0
-            assert [s.id for s in store.list_sessions()] == ["old", "new"]
-            clock.advance(10)
-            store.append_items("new", [item("x")])
-            assert store.get_session("new").updated_at == 5_010.0
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_event_stamps_and_session_activity_use_the_store_clock(
+    backend: str, tmp_path: Path
+) -> None:
+    clock = FakeClock(start=5_000.0)
+    with opened_store(backend, tmp_path, clock=clock) as store:
+        store.create_session(session("old", at=100.0))
+        store.create_session(session("new", at=200.0))
+        event = store.append_event("old", "usage_recorded", {})
+        assert event.at == 5_000.0
+        assert store.get_session("old").updated_at == 5_000.0
+        assert [s.id for s in store.list_sessions()] == ["old", "new"]
+        clock.advance(10)
+        store.append_items("new", [item("x")])
+        assert store.get_session("new").updated_at == 5_010.0
 
 
 def test_unstorable_event_data_is_a_store_error(store: Store) -> None:
@@ -478,21 +494,23 @@ def test_fake_clock() -> None:
 
 # -- context versions and the archive ---------------------------------------------------
 
-ARCHIVE_BACKENDS = ["memory", "sqlite", "sqlite-python"]
+ARCHIVE_BACKENDS = ["memory", "sqlite", "sqlite-python", "postgres"]
 
 
 @pytest.fixture(params=ARCHIVE_BACKENDS)
 def archive(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """The stores with every archive search path: memory, SQLite FTS5, SQLite Python."""
+    """The stores with every archive search path: memory, SQLite FTS5, SQLite Python,
+    PostgreSQL (scored in Python)."""
     clock = FakeClock(start=1_000.0, step=1.0)
-    opened: Store
     if request.param == "sqlite-python":  # what a driver without FTS5 gets
-        opened = SQLiteStore(f"sqlite:///{tmp_path / 'store.db'}", clock=clock, full_text=False)
-        assert not opened.full_text
+        with SQLiteStore(
+            f"sqlite:///{tmp_path / 'store.db'}", clock=clock, full_text=False
+        ) as opened:
+            assert not opened.full_text
+            yield opened
     else:
-        opened = open_store(_url(request.param, tmp_path), clock=clock)
-    yield opened
-    opened.close()
+        with opened_store(request.param, tmp_path, clock=clock) as opened:
+            yield opened
 
 
 def test_versions_listing(store: Store) -> None:
@@ -718,20 +736,26 @@ def test_search_is_per_session_and_forgets_deleted_sessions(archive: Store) -> N
             conn.execute("INSERT INTO items_fts (items_fts) VALUES ('integrity-check')")
 
 
-def test_memory_and_sqlite_python_scores_agree(tmp_path: Path) -> None:
+@pytest.mark.parametrize("other", ["sqlite-python", "postgres"])
+def test_memory_and_sqlite_python_scores_agree(tmp_path: Path, other: str) -> None:
+    """The Python scorers score alike, to the digit, whichever store holds the texts."""
     texts = [f"note {n}: " + " ".join(["alpha", "beta", "gamma"][: n % 3 + 1]) for n in range(12)]
-    results = []
-    for store in (
-        open_store("memory://"),
-        SQLiteStore(f"sqlite:///{tmp_path / 'x.db'}", full_text=False),
-    ):
-        with store:
-            store.create_session(session("s1"))
-            store.append_items("s1", [item(text) for text in texts])
-            results.append(
-                [(f.text, round(score, 9)) for f, score in store.search_archive("s1", "gamma beta")]
-            )
-    assert results[0] == results[1] and len(results[0]) == 8
+
+    def scores(store: Store) -> list[tuple[str, float]]:
+        store.create_session(session("s1"))
+        store.append_items("s1", [item(text) for text in texts])
+        hits = store.search_archive("s1", "gamma beta")
+        return [(found.text, round(score, 9)) for found, score in hits]
+
+    with open_store("memory://") as memory:
+        expected = scores(memory)
+    if other == "sqlite-python":
+        with SQLiteStore(f"sqlite:///{tmp_path / 'x.db'}", full_text=False) as sqlite:
+            found = scores(sqlite)
+    else:
+        with opened_store("postgres", tmp_path) as postgres:
+            found = scores(postgres)
+    assert found == expected and len(expected) == 8
 
 
 def test_query_rule() -> None:
@@ -943,9 +967,9 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_sqlite_second_process_writing_concurrently(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    with open_store(url) as store:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_second_process_writing_concurrently(backend: str, tmp_path: Path) -> None:
+    with backend_url(backend, tmp_path) as url, open_store(url) as store:
         store.create_session(session("s1"))
         child = subprocess.Popen(
             [sys.executable, "-c", WRITER, url, "200"],
@@ -976,18 +1000,19 @@ def test_sqlite_second_process_writing_concurrently(tmp_path: Path) -> None:
         assert sum(a[0] != b[0] for a, b in pairwise(texts)) > 1
 
 
-def test_sqlite_processes_creating_the_schema_at_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_processes_creating_the_schema_at_once(backend: str, tmp_path: Path) -> None:
     script = "import sys; from ctxbudget.store import open_store; open_store(sys.argv[1]).close()"
-    children = [
-        subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE)
-        for _ in range(4)
-    ]
-    for child in children:
-        _, stderr = child.communicate(timeout=120)
-        assert child.returncode == 0, stderr.decode()
-    with open_store(url) as store:
-        assert store.list_sessions() == []
+    with backend_url(backend, tmp_path) as url:
+        children = [
+            subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE)
+            for _ in range(8)
+        ]
+        for child in children:
+            _, stderr = child.communicate(timeout=120)
+            assert child.returncode == 0, stderr.decode()
+        with open_store(url) as store:
+            assert store.list_sessions() == []
 
 
 # -- sqlite specifics -------------------------------------------------------------------
@@ -1051,6 +1076,179 @@ def test_closed_store_says_so(store: Store) -> None:
     store.close()  # twice is fine
     with pytest.raises(StoreError, match="is closed"):
         store.list_sessions()
+
+
+# -- postgresql specifics ---------------------------------------------------------------
+
+
+def test_postgres_urls_keep_the_password_out_of_messages() -> None:
+    from ctxbudget.store._postgres_schema import target
+
+    found = target("postgresql://me:s3cret@db.example:6543/prod?schema=team_a&sslmode=require")
+    assert found.schema == "team_a"
+    assert found.url == "postgresql://me@db.example:6543/prod?sslmode=require&schema=team_a"
+    assert found.conninfo == "postgresql://me:s3cret@db.example:6543/prod?sslmode=require"
+    assert target("postgres://db/x").schema == "ctxbudget"
+    for bad in ("a;drop", "1st", "x" * 64, ""):
+        with pytest.raises(ConfigurationError, match="name a schema with letters"):
+            target(f"postgresql://db/x?schema={bad}")
+
+
+def test_postgres_backend_imports_its_driver_only_when_built() -> None:
+    code = (
+        "import sys, ctxbudget.store.postgres, ctxbudget.store as store; "
+        "print('psycopg' in sys.modules, store.available_schemes())"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False ['memory', 'postgres', 'postgresql', 'sqlite']"
+
+
+def test_postgres_without_its_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if it were not installed
+    with pytest.raises(MissingExtraError, match=r'pip install "ctxbudget\[postgres\]"'):
+        open_store("postgresql://127.0.0.1/test")
+
+
+def test_postgres_server_out_of_reach_is_a_clear_error() -> None:
+    psycopg = pytest.importorskip("psycopg")
+    with pytest.raises(StoreError, match="cannot reach the PostgreSQL server") as caught:
+        open_store("postgres://me:s3cret@127.0.0.1:1/test?connect_timeout=3")
+    assert isinstance(caught.value.__cause__, psycopg.Error)
+    assert "s3cret" not in str(caught.value) and "127.0.0.1:1" in str(caught.value)
+
+
+def test_postgres_refuses_event_updates(postgres_url: str) -> None:
+    import psycopg
+
+    from ctxbudget.store.postgres import PostgresStore
+
+    with open_store(postgres_url) as store:
+        assert isinstance(store, PostgresStore)
+        store.create_session(session("s1"))
+        store.append_event("s1", "usage_recorded", {})
+    server, _, schema = postgres_url.rpartition("schema=")
+    with (
+        psycopg.connect(server.rstrip("?&"), autocommit=True) as conn,
+        pytest.raises(psycopg.Error, match="append-only"),
+    ):
+        conn.execute(f"UPDATE {schema}.events SET type = 'changed'")
+
+
+def test_postgres_persists_across_reopen_and_keeps_schemas_apart(postgres_url: str) -> None:
+    with open_store(postgres_url) as store:
+        store.create_session(session("s1"))
+        store.append_items("s1", [item("a", tokens=2)])
+    with open_store(postgres_url) as store:
+        assert [i.text for i in store.load_items("s1")] == ["a"]
+    with postgres_schema() as other, open_store(other) as store:
+        assert store.list_sessions() == []
+
+
+def test_a_read_creates_no_postgres_store(postgres_url: str) -> None:
+    """``create=False`` (what every reading command opens): a schema without a store
+    is "no store" (named URL) or reads as empty and refuses writes (the default
+    store), and is not created either way."""
+    import psycopg
+
+    from ctxbudget.store.postgres import PostgresStore
+
+    server, _, schema = postgres_url.rpartition("schema=")
+
+    def schema_exists() -> bool:
+        with psycopg.connect(server.rstrip("?&")) as conn:
+            found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+            return found.fetchone() is not None
+
+    with pytest.raises(StoreError, match=r"no store at .* a read creates none"):
+        open_store(postgres_url, create=False)
+    with PostgresStore(postgres_url, create=False) as store:
+        assert store.absent and store.list_sessions() == []
+        with pytest.raises(SessionNotFoundError):
+            store.get_session("s1")
+        with pytest.raises(StoreError, match="opened only to read: nothing was written"):
+            store.create_session(session("s1"))
+        store.token_cache_put("counter", {"h": 1})  # a cache: quietly not kept
+    assert not schema_exists()
+    with open_store(postgres_url) as store:  # a write creates it
+        store.create_session(session("s1"))
+    with open_store(postgres_url, create=False) as store:
+        assert [s.id for s in store.list_sessions()] == ["s1"]
+    assert schema_exists()
+
+
+def test_postgres_store_from_a_newer_ctxbudget(postgres_url: str) -> None:
+    from ctxbudget.store.postgres import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
+
+    with open_store(postgres_url) as store:
+        assert isinstance(store, Store)
+    server, _, schema = postgres_url.rpartition("schema=")
+    import psycopg
+
+    with psycopg.connect(server.rstrip("?&"), autocommit=True) as conn:
+        conn.execute(
+            f"INSERT INTO {schema}.schema_migrations (version, name) VALUES (%s, 'later')",
+            (POSTGRES_SCHEMA_VERSION + 1,),
+        )
+    with pytest.raises(StoreError, match="newer than this ctxbudget understands"):
+        open_store(postgres_url)
+
+
+def test_postgres_writer_locked_out_gets_a_clear_error(postgres_url: str) -> None:
+    from ctxbudget.store.postgres import PostgresStore
+
+    with (
+        PostgresStore(postgres_url, lock_timeout_ms=100) as store,
+        open_store(postgres_url) as other,
+    ):
+        with other.transaction():  # another writer holds the store
+            other.create_session(session("other"))
+            started = time.monotonic()
+            with pytest.raises(StoreError, match=r"held the store for more than 0\.1 s"):
+                store.create_session(session("s1"))
+            assert time.monotonic() - started < 5
+            assert [s.id for s in store.list_sessions()] == []  # a read waits for no one
+        store.create_session(session("s1"))
+        assert {s.id for s in store.list_sessions()} == {"s1", "other"}
+
+
+def test_postgres_connects_again_when_the_server_dropped_the_connection(
+    postgres_url: str,
+) -> None:
+    import psycopg
+
+    from ctxbudget.store.postgres import PostgresStore
+
+    with PostgresStore(postgres_url) as store:
+        store.create_session(session("s1"))
+        pid = store._postgres._connection().info.backend_pid
+        server = postgres_url.rpartition("schema=")[0].rstrip("?&")
+        with psycopg.connect(server, autocommit=True) as conn:  # a restart, an idle timeout
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StoreError, match="reading a session failed"):
+            store.get_session("s1")  # the call in flight when it dropped fails, and says so
+        assert [s.id for s in store.list_sessions()] == ["s1"]  # the next one connects again
+        store.append_event("s1", "usage_recorded", {})
+        assert store._postgres._connection().info.backend_pid != pid
+
+
+def test_postgres_holds_what_its_text_type_cannot(postgres_url: str) -> None:
+    """NUL and lone surrogates (transcripts hold both) and the escape's own marker
+    round-trip, in ids, texts, tools, JSON and events; prefixes still find them."""
+    odd = "nul\x00 surrogate \ud800 marker \ufdd0 end"
+    with open_store(postgres_url) as store:
+        store.create_session(session("id\x00one", name=odd, meta={"k": odd}))
+        store.create_session(session("id\x00two"))
+        stored = store.append_items(
+            "id\x00one", [item(odd, Kind.TOOL_RESULT, tool="T\x00", raw={odd: [odd]}, tokens=3)]
+        )
+        assert store.load_items("id\x00one") == stored
+        assert store.get_session("id\x00one").meta == {"k": odd}
+        assert store.item_aggregates("id\x00one")["by_tool"] == {"T\x00": 3}
+        assert store.append_event("id\x00one", "x", {"v": odd}).data == {"v": odd}
+        assert store.events("id\x00one")[0].data == {"v": odd}
+        assert {s.id for s in store.find_sessions("id\x00")} == {"id\x00one", "id\x00two"}
+        assert [s.id for s in store.find_sessions("id\x00o")] == ["id\x00one"]
+        assert [found.text for found, _ in store.search_archive("id\x00one", "surrogate")] == [odd]
 
 
 # -- errors and registry ----------------------------------------------------------------

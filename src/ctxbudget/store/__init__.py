@@ -75,6 +75,8 @@ ENV_VAR = "CTXBUDGET_STORE"
 _BACKENDS: dict[str, str | type[Store]] = {
     "memory": "ctxbudget.store.memory:MemoryStore",
     "sqlite": "ctxbudget.store.sqlite:SQLiteStore",
+    "postgresql": "ctxbudget.store.postgres:PostgresStore",
+    "postgres": "ctxbudget.store.postgres:PostgresStore",
 }
 _lock = threading.Lock()
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*$")
@@ -147,7 +149,8 @@ def open_store(
     naming a store that does not exist raises ``StoreError`` (one line saying so);
     the default store (no ``url``) that does not exist yet reads as empty and refuses
     writes. A backend takes part by defining a ``exists(url)`` classmethod and a
-    ``create`` keyword (``sqlite``); the others (memory, servers) always exist.
+    ``create`` keyword (``sqlite``, ``postgresql``: a schema that holds no store);
+    the others (memory) always exist.
     """
     explicit = bool((url or "").strip())
     url = (url or "").strip() or default_store_url()

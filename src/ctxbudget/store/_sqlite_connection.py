@@ -14,15 +14,39 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from ..errors import StoreError
 from . import _sqlite_schema as schema
 from ._sqlite_file import make_private_dirs, make_private_file, set_wal
 
-__all__ = ["SQLiteConnection", "directory_error"]
+__all__ = ["SQLiteConnection", "SQLiteDatabase", "directory_error"]
+
+
+class SQLiteDatabase:
+    """The connection as the shared SQL runs on it (``_sql.Database``): sqlite3
+    reads SQLite's placeholders as they are; text it cannot encode is stored as
+    bytes (``_sqlite_schema.to_db``)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    def to_db(self, value: Any) -> Any:
+        return schema.to_db(value)
+
+    def from_db(self, value: Any) -> Any:
+        return schema.from_db(value)
 
 
 class SQLiteConnection:
@@ -101,12 +125,12 @@ class SQLiteConnection:
         return self._conn
 
     @contextmanager
-    def guard(self, action: str) -> Iterator[sqlite3.Connection]:
+    def guard(self, action: str) -> Iterator[SQLiteDatabase]:
         """Hold the lock and turn driver errors into a ``StoreError`` naming ``action``."""
         with self._lock:
             conn = self._connection()
             try:
-                yield conn
+                yield SQLiteDatabase(conn)
             except sqlite3.Error as exc:
                 raise self.error(exc, action) from exc
 
@@ -114,7 +138,8 @@ class SQLiteConnection:
     def transaction(self) -> Iterator[None]:
         """``BEGIN IMMEDIATE`` … ``COMMIT`` (a savepoint inside another), rolled back
         when the block raises."""
-        with self.guard("a transaction") as conn:
+        with self.guard("a transaction") as db:
+            conn = db.conn
             depth = self._depth
             conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT nested_{depth}")
             self._depth += 1

@@ -16,18 +16,19 @@ so a file first written without FTS5 gets it later. The budget tables
 ``budget_revisions``: per session, the count ``Store.budget_revision`` reads) are
 created the same way, whenever a store finds them missing: they add to schema 2
 without changing it, and a ctxbudget that does not know them leaves them alone.
-Without FTS5 the archive search scores in Python (``_search.bm25_scores``), with the same interface.
+Without FTS5 the archive search scores in Python (``_sql.search_rows``), with the same
+interface. The statements that PostgreSQL runs too are ``_sql``'s.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections import Counter
 from typing import Any
 
 from ..errors import StoreError
-from ._rows import GROUPED_BY, ITEM_COLUMNS, ItemRow
-from ._search import Term, rank, word_counts
+from ._rows import ITEM_COLUMNS, ItemRow
+from ._search import Term
+from ._sql import NOT_HELD, Database, marks
 
 SCHEMA_VERSION = 2
 
@@ -71,7 +72,6 @@ _SCHEMA = (
 )
 
 _ITEM_LIST = ", ".join(ITEM_COLUMNS)
-_HASH, _TEXT = ITEM_COLUMNS.index("hash"), ITEM_COLUMNS.index("text")
 _MIGRATE_1_TO_2 = (
     _items_ddl("items_v2"),
     f"INSERT INTO items_v2 ({_ITEM_LIST}) SELECT {_ITEM_LIST} FROM items ORDER BY session_id, seq",
@@ -194,10 +194,6 @@ def from_db(value: Any) -> Any:
     return value.decode("utf-8", "surrogatepass") if isinstance(value, bytes) else value
 
 
-def marks(count: int) -> str:
-    return ", ".join("?" * count)
-
-
 def item_row(row: tuple[Any, ...]) -> ItemRow:
     return tuple(from_db(value) for value in row)
 
@@ -224,65 +220,19 @@ def explain(message: str, path: str, busy_timeout_ms: int) -> str:
     return message
 
 
-# -- statements ---------------------------------------------------------------------------
-
-ITEM_SELECT = _ITEM_LIST
-ITEM_INSERT = f"INSERT INTO items ({_ITEM_LIST}, stored_at) VALUES ({marks(len(ITEM_COLUMNS) + 1)})"
-CURRENT_VERSION = "(SELECT context_version FROM sessions WHERE id = ?)"
-VERSIONS = (
-    "SELECT version, count(*), coalesce(sum(tokens), 0), min(stored_at) FROM items"
-    " WHERE session_id = ? GROUP BY version ORDER BY version"
-)
-
-
-def _aggregates_sql(version: str) -> str:
-    # One statement, so the totals and the four groupings read one snapshot.
-    selected = (
-        "WITH selected AS (SELECT component, kind, tool, agent, tokens FROM items"
-        f" WHERE session_id = ? AND version = {version}) "
-    )
-    parts = [
-        "SELECT 'total', NULL, count(*), coalesce(sum(tokens), 0), count(tokens) FROM selected"
-    ]
-    parts += [
-        f"SELECT '{column}', {column}, coalesce(sum(tokens), 0), 0, 0 FROM selected"
-        f" WHERE {column} IS NOT NULL GROUP BY {column}"
-        for column in GROUPED_BY
-    ]
-    return selected + " UNION ALL ".join(parts)
-
-
-AGGREGATES_CURRENT = _aggregates_sql(CURRENT_VERSION)
-AGGREGATES_AT = _aggregates_sql("?")
-
-
-def events_query(
-    session: Any, types: tuple[str, ...] | None, since_id: int, limit: int | None
-) -> tuple[str, list[Any]]:
-    sql = "SELECT id, type, at, data FROM events WHERE session_id = ? AND id > ?"
-    params: list[Any] = [session, int(since_id)]
-    if types is not None:  # an empty IN () is valid SQLite and matches nothing
-        sql += f" AND type IN ({marks(len(types))})"
-        params.extend(to_db(t) for t in types)
-    sql += " ORDER BY id"
-    if limit is not None:
-        sql += f" LIMIT {max(int(limit), 0)}"
-    return sql, params
+# The database's clock, in seconds since the epoch (julianday: every SQLite 3 has it;
+# unixepoch('subsec') needs 3.42): every process writing the file reads the same one.
+DATABASE_NOW = "SELECT (julianday('now') - 2440587.5) * 86400.0"
 
 
 # -- archive search -------------------------------------------------------------------------
 
-# Texts the excluded version holds are left out (the caller has them); a NULL
-# :exclude makes the subquery empty, so every version is searched.
-_NOT_HELD = (
-    "hash NOT IN (SELECT hash FROM items WHERE session_id = :session AND version = :exclude)"
-)
 _FTS_SEARCH = f"""
     WITH hits AS (
         SELECT items.rid AS rid, items.hash AS hash, items.version AS version,
             items.seq AS seq, bm25(items_fts) AS rank
         FROM items_fts JOIN items ON items.rid = items_fts.rowid
-        WHERE items_fts MATCH :query AND items.session_id = :session AND items.{_NOT_HELD}
+        WHERE items_fts MATCH :query AND items.session_id = :session AND items.{NOT_HELD}
     ), latest AS (
         SELECT rid, rank, version, seq,
             row_number() OVER (PARTITION BY hash ORDER BY version DESC, seq DESC) AS copy
@@ -293,10 +243,6 @@ _FTS_SEARCH = f"""
     WHERE latest.copy = 1
     ORDER BY latest.rank, latest.version DESC, latest.seq DESC
     LIMIT :limit"""
-# Without FTS5: every candidate, most recent first, for the Python scorer.
-_CANDIDATES = f"""
-    SELECT {_ITEM_LIST} FROM items WHERE session_id = :session AND {_NOT_HELD}
-    ORDER BY version DESC, seq DESC"""
 
 
 def fts_query(terms: list[Term]) -> str:
@@ -311,72 +257,7 @@ def fts_query(terms: list[Term]) -> str:
 
 
 def search_fts(
-    conn: sqlite3.Connection, session: Any, terms: list[Term], exclude: int | None, limit: int
+    conn: Database, session: Any, terms: list[Term], exclude: int | None, limit: int
 ) -> list[tuple[ItemRow, float]]:
     params = {"query": fts_query(terms), "session": session, "exclude": exclude, "limit": limit}
     return [(item_row(row[:-1]), float(row[-1])) for row in conn.execute(_FTS_SEARCH, params)]
-
-
-def search_python(
-    conn: sqlite3.Connection, session: Any, terms: list[Term], exclude: int | None, limit: int
-) -> list[tuple[ItemRow, float]]:
-    """The search without FTS5: the newest copy of each text, scored in Python."""
-    seen: set[str] = set()
-    documents: list[tuple[ItemRow, Counter[str]]] = []
-    for row in conn.execute(_CANDIDATES, {"session": session, "exclude": exclude}):
-        if row[_HASH] not in seen:  # rows come most recent first
-            seen.add(row[_HASH])
-            documents.append((item_row(row), word_counts(from_db(row[_TEXT]))))
-    return rank(terms, documents, limit)
-
-
-# -- reservations ---------------------------------------------------------------------------
-
-RESERVATION_COLUMNS = "session_id, key, scope, tokens, created_at, expires_at, state, settle"
-EXPIRE = (
-    "UPDATE reservations SET state = 'expired'"
-    " WHERE session_id = ? AND state = 'live' AND expires_at <= ?"
-)
-# The database's clock, in seconds since the epoch (julianday: every SQLite 3 has it;
-# unixepoch('subsec') needs 3.42): every process writing the file reads the same one.
-DATABASE_NOW = "SELECT (julianday('now') - 2440587.5) * 86400.0"
-REVISION = "SELECT coalesce(max(revision), 0) FROM budget_revisions WHERE session_id = ?"
-NEXT_REVISION = (
-    "INSERT INTO budget_revisions (session_id, revision) VALUES (?, 1)"
-    " ON CONFLICT (session_id) DO UPDATE SET revision = revision + 1"
-)
-
-
-def scope_filter(scope: str, name: str = "scope") -> tuple[str, dict[str, Any]]:
-    """SQL matching ``scope``: itself, or every scope under it when it ends in ':'."""
-    if scope.endswith(":"):
-        return f"substr(scope, 1, length(:{name})) = :{name}", {name: scope}
-    return f"scope = :{name}", {name: scope}
-
-
-def reserve_statement(caps: list[tuple[str, int, int]]) -> tuple[str, dict[str, Any]]:
-    """One INSERT … SELECT … WHERE that takes a reservation only when, for every cap
-    (scope, limit, used): used + live reservations in that scope + :tokens ≤ limit.
-
-    The caller adds the row's values (:session, :key, :scope, :tokens, :created,
-    :expires, :settle) to the returned parameters, and runs it in BEGIN IMMEDIATE
-    after expiring what is due (``EXPIRE``), so "live" means unexpired.
-    """
-    checks: list[str] = []
-    params: dict[str, Any] = {}
-    for n, (scope, limit, used) in enumerate(caps):
-        where, scope_params = scope_filter(scope, f"cap_scope_{n}")
-        checks.append(
-            f":cap_used_{n} + (SELECT coalesce(sum(tokens), 0) FROM reservations"
-            f" WHERE session_id = :session AND state = 'live' AND {where})"
-            f" + :tokens <= :cap_limit_{n}"
-        )
-        params.update(scope_params)
-        params[f"cap_used_{n}"], params[f"cap_limit_{n}"] = int(used), int(limit)
-    sql = (
-        f"INSERT INTO reservations ({RESERVATION_COLUMNS})"
-        " SELECT :session, :key, :scope, :tokens, :created, :expires, 'live', :settle"
-    )
-    if checks:
-        sql += " WHERE " + " AND ".join(checks)
-    return sql, params

@@ -1,6 +1,6 @@
 """The rows the ``memory://`` store holds, read by name, and what is computed from the
 rows alone: the SQL backends' ``GROUP BY`` (``aggregate``) and scrubbing the secrets
-of stored items and events (``scrub``, what ``_sqlite_scrub`` does in SQL).
+of stored items and events (``scrub``, what ``_sql_scrub`` does in SQL).
 
 Items are the shared row tuples (``_rows.ITEM_COLUMNS`` order); an event is
 ``EventRecord``. ``MemoryStore`` holds the rows, its lock and the undo of each write;
