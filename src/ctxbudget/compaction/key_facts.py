@@ -212,9 +212,12 @@ _FILLER = re.compile(
     re.I,
 )
 
-# Thanks for something ("Thanks, Caroline, for letting me join!", "Thank you so much for
-# the advice"): a pleasantry, whose rest is no sentence once the thanks is cut.
-_THANKS_FOR = re.compile(r"^(?:thanks|thank you)\b(?:,?\s+[\w'’]+){0,3},?\s+for\b", re.I)
+# Thanks for something, the "for" the thanks' own ("Thanks, Caroline, for letting me
+# join!", "Thank you so much for the advice"): its rest is no sentence once the thanks
+# is cut. Not "Thanks, I went for the vegan option."
+_THANKS_FOR = re.compile(
+    r"^(?:thanks|thank you)(?:\s+(?:so|very)\s+much)?(?:,\s*(?-i:[A-Z])[\w'’-]*,?)?\s+for\b", re.I
+)
 
 
 def sentences(
@@ -239,9 +242,10 @@ def sentences(
                 continue
             sentence = _MARKUP.sub("", sentence)
             if chat:
-                if _THANKS_FOR.match(sentence):
-                    continue  # its thanks cut off, a fragment ("Caroline, for letting me…")
-                sentence = _FILLER.sub("", sentence)
+                if not _THANKS_FOR.match(sentence):
+                    # (a thanks for something is kept whole: cut, it left a fragment,
+                    # "Caroline, for letting me…"; the pleasantry filter judges it whole)
+                    sentence = _FILLER.sub("", sentence)
             elif item.role is Role.ASSISTANT and _NARRATION.match(sentence):
                 continue
             if len(sentence) < _SHORTEST or sentence.lower() in seen:
