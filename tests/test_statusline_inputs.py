@@ -182,19 +182,24 @@ def test_a_transcript_above_the_cap_is_read_call_after_call(
     assert _used(render_statusline(_payload(other, USAGE))) == 61_763
 
 
-def test_an_append_above_the_cap_is_not_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_an_appended_record_above_the_cap_is_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = _write(tmp_path / "t.jsonl", RECORDS)
     first = render_statusline(_payload(path))
     monkeypatch.setenv(transcript_read.MAX_BYTES_ENV, "2000")
+    monkeypatch.setenv("CTXBUDGET_DEBUG", "1")
     padding = _prompt("u3", "a2", "x" * 5_000)
-    _write(path, [padding], mode="a")
-    assert render_statusline(_payload(path)) == "Sonnet 4 | Tokens: ?/200,000"
-    # Claude Code's figure when it sends one; the whole file once the cap allows it
-    assert _used(render_statusline(_payload(path, USAGE))) == 61_763
-    monkeypatch.delenv(transcript_read.MAX_BYTES_ENV)
-    assert _used(render_statusline(_payload(path))) > _used(first) + 500
+    _write(path, [padding, _prompt("u4", "u3", "And the naming question?")], mode="a")
+    # one record longer than a call reads is left out, as a malformed line; the next
+    # ones are read (the next usage counts it)
+    assert "reading the transcript" in render_statusline(_payload(path))
+    after = render_statusline(_payload(path))
+    without = _write(
+        tmp_path / "w.jsonl", [*RECORDS, _prompt("u4", "a2", "And the naming question?")]
+    )
+    assert _used(first) < _used(after) == _used(render_statusline(_payload(without)))
+    assert "above 2,000" in capsys.readouterr().err
 
 
 def test_cap_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -296,3 +301,41 @@ def test_a_newer_usage_than_the_transcript(tmp_path: Path) -> None:
     newer = {**USAGE, "cache_read_input_tokens": 70_000, "output_tokens": 50}
     # the transcript lags behind Claude Code: Claude Code's own figure, output included
     assert _used(render_statusline(_payload(path, newer))) == 70_100 + 50
+
+
+def test_a_record_longer_than_the_cap_is_left_out_and_the_reading_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record bigger than a call may read stopped every later call on it: the line
+    said ``?`` for the rest of the session. It is left out, as a malformed line is."""
+    big = _prompt("big", "a2", "word " * 20_000)
+    after = _prompt("u3", "big", "Thanks. Next, the quotas.")
+    path = _write(tmp_path / "t.jsonl", [*RECORDS, big, after])
+    monkeypatch.setenv(transcript_read.MAX_BYTES_ENV, str(len(json.dumps(big)) // 2))
+    lines = [render_statusline(_payload(path)) for _ in range(8)]
+    assert "reading the transcript" in lines[0]
+    shown = [line for line in lines if "reading" not in line]
+    assert shown and all(_used(line) > 61_763 for line in shown)  # the prompt after it
+
+
+def test_parts_that_end_on_models_of_two_counters_are_read_to_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The counter follows the file's last model: judged after each part read, a file
+    whose parts ended on a Claude and a GPT model started over at every call."""
+    records: list[dict[str, Any]] = []
+    parent: str | None = None
+    for n in range(60):
+        records.append(_prompt(f"u{n}", parent, f"step {n} of the plan " * 20))
+        reply = _reply(f"a{n}", f"u{n}", f"msg_{n}", f"done {n} " * 20, 5_000 + 300 * n, 50)
+        reply["message"]["model"] = "gpt-4o" if (n // 10) % 2 else SONNET["id"]
+        records.append(reply)
+        parent = f"a{n}"
+    path = _write(tmp_path / "t.jsonl", records)
+    whole = render_statusline(_payload(path), use_cache=False)
+    monkeypatch.setenv(transcript_read.MAX_BYTES_ENV, str(path.stat().st_size // 6 + 500))
+    for _ in range(20):
+        line = render_statusline(_payload(path))
+        if "reading" not in line:
+            break
+    assert line == whole

@@ -11,6 +11,7 @@ the counter and the model are imported only when a record needs counting.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 
@@ -313,6 +314,39 @@ class Tail:
             self.state.keep_calibration(self._calibration)
 
 
+def _last_model_counter(f: Any, size: int) -> str | None:
+    """The counter of the last model named by an assistant record in the file's last
+    4 MiB (None when none is: the first part read picks one). Leaves ``f`` anywhere."""
+    from ..tokens.counters import counter_name_for_model
+
+    f.seek(max(0, size - (4 << 20)))
+    for line in reversed(f.read(4 << 20).splitlines()):
+        if b'"assistant"' not in line or b'"model"' not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        message = record.get("message") if isinstance(record, dict) else None
+        model = message.get("model") if isinstance(message, dict) else None
+        if record.get("type") == "assistant" and isinstance(model, str) and model[:1] != "<":
+            return counter_name_for_model(model)
+    return None
+
+
+def _line_end(path: str, began: int, start: int) -> int | None:
+    """The bytes from ``began`` to just past the end of the line there, which ends at
+    or after ``start`` (None: the line runs to the end of the file)."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        while block := f.read(1 << 20):
+            at = block.find(b"\n")
+            if at >= 0:
+                return start + at + 1 - began
+            start += len(block)
+    return None
+
+
 def _holds_results(record: dict[str, Any]) -> bool:
     message = record.get("message")
     content = message.get("content") if isinstance(message, dict) else None
@@ -365,7 +399,9 @@ def read_transcript(
     ):
         return state, False  # nothing happened since the last call
     state = _read(path, st, state, max_bytes, partial)
-    if state.counter is not None:
+    # (the file's model is its last one: judged once the whole file is read, else a
+    # read in parts whose parts end on models of two counters starts over for ever)
+    if state.counter is not None and not state.unread:
         from ..tokens.counters import counter_name_for_model
 
         wanted = counter_name_for_model(state.model)
@@ -416,6 +452,10 @@ def _read(
             state = None
         if state is None:
             state = TranscriptState(path)
+            if partial and st.st_size > cap:
+                # read in parts: counted from the start with the counter of the file's
+                # last model (the one a whole read picks), not the first part's
+                state.counter = _last_model_counter(f, st.st_size)
         state.head = head.hex()
         if head[:2] == _GZIP_MAGIC:
             import gzip
@@ -435,7 +475,15 @@ def _read(
     end = data.rfind(b"\n") + 1  # a last line without newline waits for the next call
     if len(data) < st.st_size - state.offset and head[:2] != _GZIP_MAGIC:
         if not end:
-            raise OSError(f"a line of {path} is longer than {cap:,} bytes ({MAX_BYTES_ENV})")
+            # one record longer than a call may read: left out, as a malformed line is
+            # (the next usage counts it), rather than stop every later call on it
+            past = _line_end(path, state.offset, state.offset + len(data))
+            if past is None:
+                raise OSError(f"a line of {path} is longer than {cap:,} bytes ({MAX_BYTES_ENV})")
+            end = past
+            debug(f"{path}: a record of {end:,} bytes, above {cap:,} ({MAX_BYTES_ENV}): left out")
+            state.malformed += 1
+            data = b""
         state.unread = st.st_size - state.offset - end
     else:
         state.unread = 0
