@@ -177,6 +177,18 @@ def test_a_grant_never_counts_on_room_the_overhead_fills(tmp_path: Path) -> None
     assert session.budget_report().to_dict()["overall"]["total_used"] <= used + 2_000
 
 
+def test_a_grant_the_overhead_leaves_no_room_for_says_so(tmp_path: Path) -> None:
+    """An overhead over the whole budget (a user-set window below it) left every
+    component 0 allocated, and a denial said "raise its share or archive what it no
+    longer needs": neither helps."""
+    path = shop_session().write(tmp_path / f"{SESSION_ID}.jsonl")
+    overhead = Tracker(store="memory://").load(path).status().breakdown.unattributed
+    session = Tracker(store="memory://").load(path, window=overhead // 2)
+    decision = session.allocate("knowledge_base", 1_000)
+    assert decision.granted == 0
+    assert "provider's overhead" in decision.reason and "share" not in decision.reason
+
+
 def test_the_window_claude_code_reports_is_every_surfaces_window(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

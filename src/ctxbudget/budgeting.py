@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from . import archive
@@ -183,7 +184,8 @@ def _decide_allocation(
     """The decision on the figures as they are now, the cleanup it needs, and the caps
     its reservation must fit under (the same limits, checked again by the store)."""
     shares = Shares(session.budget.shares)
-    total = max(0, budget_total(session) - fixed_tokens(session))  # what the components share
+    whole, fixed = budget_total(session), fixed_tokens(session)
+    total = max(0, whole - fixed)  # what the components share
     items = _items_by_component(session)
     reserved = reserved_by_component(session)
     usage = dict(items)
@@ -216,6 +218,16 @@ def _decide_allocation(
         )
     else:
         own_freed = 0
+    if not decision.granted and fixed >= whole > 0:
+        # neither a share nor a cleanup can help: the overhead takes all the room
+        decision = replace(
+            decision,
+            reason=(
+                f"the provider's overhead (the system prompt and tools, {fixed:,} tokens) "
+                f"fills the {whole:,} tokens the window has for the components: a larger "
+                "window (--window, the model's) or fewer tools and MCP servers"
+            ),
+        )
     caps = [
         Cap(ALLOCATION_SCOPE + component, share_limit, items.get(component, 0) - own_freed),
         Cap(ALLOCATION_SCOPE, total, sum(items.values()) - freed),

@@ -4,7 +4,7 @@
 the anchor on the provider's usage (its ``SessionFigures``, in memory), and persists
 them (through its ``SessionRow``, which keeps concurrent writers from overwriting each
 other). ``Session`` adds what is done
-to a session: compaction, restore and recall (``archive``), budgets (``budgeting``),
+to a session: compaction and restore (``archive``), recall (``recalling``), budgets (``budgeting``),
 the spawn gate and agents' budgets (``spawning``), phases and task prediction
 (``phasing``). The services act on the state through its public methods; the engines
 they call (``ctxbudget.compaction``, ``ctxbudget.budget``) only decide.
@@ -42,7 +42,7 @@ __all__ = ["UNANCHORED_PER_ITEM", "Session", "Workspace"]
 class Session(SessionState):
     """One context window: its state (``SessionState``) and what can be done to it."""
 
-    # -- compaction, restore, recall (ctxbudget.archive) ----------------------------
+    # -- compaction, restore (ctxbudget.archive), recall (ctxbudget.recalling) ------
 
     def plan_compaction(
         self, policy: CompactionPolicy | None = None, summarizer: Summarizer | None = None
