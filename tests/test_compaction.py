@@ -318,6 +318,37 @@ def test_analyst_session_keeps_requirements_decisions_questions() -> None:
     assert result.facts.by_kind["question"][1] == 4
 
 
+def test_ledger_without_summary_checks_the_facts_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Steps 1-4 reach a ratio of 1.5 on this session and lose a few facts: the ledger
+    # comes in as an item of its own. Checking again after it must reuse the check of
+    # the text around it (at 80k items, building it again was half of a compaction).
+    monkeypatch.syspath_prepend(str(EXAMPLES.parent / "benchmarks"))
+    from synth import write_session
+
+    from ctxbudget.compaction import engine
+
+    built: list[int] = []
+
+    class CountedCheck(FactCheck):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            built.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "FactCheck", CountedCheck)
+    write_session(tmp_path / "s.jsonl", 300)
+    session = Tracker(store="memory://").load(tmp_path / "s.jsonl")
+    result = session.plan_compaction(CompactionPolicy(target_ratio=1.5)).result
+    assert "fact_ledger" in [a.step for a in result.actions]
+    assert result.summary.startswith("## Ledger")
+    assert result.facts.restored and result.facts.passed
+    assert len(built) == 1
+    # the same answer as checking the compacted text whole
+    whole = FactCheck(extract_facts(session.items), "\n".join(i.text for i in result.items))
+    assert [f.key for f in whole.report().missing] == [f.key for f in result.facts.missing]
+
+
 def test_rollback_policy_refuses_to_lose_facts() -> None:
     items = items_of(agent_session())
     policy = CompactionPolicy(on_missing_facts="rollback", keep_first=0, keep_last=0)
@@ -492,6 +523,25 @@ def test_a_plan_is_refused_when_the_session_changed(tmp_path: Path) -> None:
     session.add("and one here")
     with pytest.raises(CompactionError, match="changed since"):
         session.apply_compaction(plan)
+
+
+def test_applying_a_plan_does_not_load_the_context_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the row's revision says whether the stored context changed since it was read
+    tracker, session = stored_session(tmp_path)
+    plan = session.plan_compaction(CompactionPolicy(target_ratio=5))
+    loads: list[int | None] = []
+    load_items = tracker.store.load_items
+
+    def counted(session_id: str, version: int | None = None) -> list[Item]:
+        loads.append(version)
+        return load_items(session_id, version=version)
+
+    monkeypatch.setattr(tracker.store, "load_items", counted)
+    before = session.version
+    session.apply_compaction(plan)
+    assert session.version == before + 1 and loads == []
 
 
 def test_a_plan_is_refused_when_an_item_was_edited_since(tmp_path: Path) -> None:
