@@ -607,8 +607,10 @@ def test_recall_brings_the_answer_to_a_question_that_follows_the_hit(tmp_path: P
         {"role": "user", "content": "Ann: It's a mix of drama and romance."},
         {"role": "assistant", "content": "Bob: Sounds great."},
     ]
-    recalled = _recalled(tmp_path, messages, 4, "What genre is the first screenplay?", 500)
+    loads: list[int | None] = []
+    recalled = _recalled(tmp_path, messages, 4, "What genre is the first screenplay?", 500, loads)
     assert "drama and romance" in recalled
+    assert loads == []  # only the rows after the hit are read, not the archived version
 
 
 def test_recall_finds_what_was_said_in_a_month_not_the_months_headers(tmp_path: Path) -> None:
@@ -633,14 +635,28 @@ def test_recall_finds_what_was_said_in_a_month_not_the_months_headers(tmp_path: 
 
 
 def _recalled(
-    tmp_path: Path, messages: list[dict[str, str]], kept: int, query: str, budget: int
+    tmp_path: Path,
+    messages: list[dict[str, str]],
+    kept: int,
+    query: str,
+    budget: int,
+    loads: list[int | None] | None = None,
 ) -> str:
-    """The chat stored, all but its last ``kept`` messages archived, what recall brings."""
+    """The chat stored, all but its last ``kept`` messages archived, what recall brings;
+    ``loads`` receives the versions the recall loaded whole."""
     path = tmp_path / "chat.json"
     path.write_text(json.dumps(messages))
     session = Tracker(store=f"sqlite:///{tmp_path / 'store.db'}").load(path)
     session.save()
     session.replace_context(session.items[-kept:], reason="test: archive all but the end")
+    if loads is not None:
+        load_items = session.store.load_items
+
+        def counted(session_id: str, version: int | None = None) -> list[Item]:
+            loads.append(version)
+            return load_items(session_id, version=version)
+
+        session.store.load_items = counted
     return "\n".join(item.text for item in session.recall(query, budget=budget))
 
 
