@@ -1047,6 +1047,9 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     with open_store(f"sqlite:///{path}") as store:
         assert isinstance(store, SQLiteStore) and store.journal_mode == "wal"
+        with store._db.guard("a test") as db:  # the setting is per connection
+            # NORMAL: a commit is not synced on its own (WAL keeps it safe; README)
+            assert db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
