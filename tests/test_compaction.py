@@ -318,6 +318,37 @@ def test_analyst_session_keeps_requirements_decisions_questions() -> None:
     assert result.facts.by_kind["question"][1] == 4
 
 
+def test_ledger_without_summary_checks_the_facts_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Steps 1-4 reach a ratio of 1.5 on this session and lose a few facts: the ledger
+    # comes in as an item of its own. Checking again after it must reuse the check of
+    # the text around it (at 80k items, building it again was half of a compaction).
+    monkeypatch.syspath_prepend(str(EXAMPLES.parent / "benchmarks"))
+    from synth import write_session
+
+    from ctxbudget.compaction import engine
+
+    built: list[int] = []
+
+    class CountedCheck(FactCheck):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            built.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "FactCheck", CountedCheck)
+    write_session(tmp_path / "s.jsonl", 300)
+    session = Tracker(store="memory://").load(tmp_path / "s.jsonl")
+    result = session.plan_compaction(CompactionPolicy(target_ratio=1.5)).result
+    assert "fact_ledger" in [a.step for a in result.actions]
+    assert result.summary.startswith("## Ledger")
+    assert result.facts.restored and result.facts.passed
+    assert len(built) == 1
+    # the same answer as checking the compacted text whole
+    whole = FactCheck(extract_facts(session.items), "\n".join(i.text for i in result.items))
+    assert [f.key for f in whole.report().missing] == [f.key for f in result.facts.missing]
+
+
 def test_rollback_policy_refuses_to_lose_facts() -> None:
     items = items_of(agent_session())
     policy = CompactionPolicy(on_missing_facts="rollback", keep_first=0, keep_last=0)
@@ -494,6 +525,25 @@ def test_a_plan_is_refused_when_the_session_changed(tmp_path: Path) -> None:
         session.apply_compaction(plan)
 
 
+def test_applying_a_plan_does_not_load_the_context_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the row's revision says whether the stored context changed since it was read
+    tracker, session = stored_session(tmp_path)
+    plan = session.plan_compaction(CompactionPolicy(target_ratio=5))
+    loads: list[int | None] = []
+    load_items = tracker.store.load_items
+
+    def counted(session_id: str, version: int | None = None) -> list[Item]:
+        loads.append(version)
+        return load_items(session_id, version=version)
+
+    monkeypatch.setattr(tracker.store, "load_items", counted)
+    before = session.version
+    session.apply_compaction(plan)
+    assert session.version == before + 1 and loads == []
+
+
 def test_a_plan_is_refused_when_an_item_was_edited_since(tmp_path: Path) -> None:
     """The plan keeps what its context said, not the items themselves: an item edited
     in place after the plan (same object, other text) still makes it stale."""
@@ -557,8 +607,10 @@ def test_recall_brings_the_answer_to_a_question_that_follows_the_hit(tmp_path: P
         {"role": "user", "content": "Ann: It's a mix of drama and romance."},
         {"role": "assistant", "content": "Bob: Sounds great."},
     ]
-    recalled = _recalled(tmp_path, messages, 4, "What genre is the first screenplay?", 500)
+    loads: list[int | None] = []
+    recalled = _recalled(tmp_path, messages, 4, "What genre is the first screenplay?", 500, loads)
     assert "drama and romance" in recalled
+    assert loads == []  # only the rows after the hit are read, not the archived version
 
 
 def test_recall_finds_what_was_said_in_a_month_not_the_months_headers(tmp_path: Path) -> None:
@@ -583,14 +635,28 @@ def test_recall_finds_what_was_said_in_a_month_not_the_months_headers(tmp_path: 
 
 
 def _recalled(
-    tmp_path: Path, messages: list[dict[str, str]], kept: int, query: str, budget: int
+    tmp_path: Path,
+    messages: list[dict[str, str]],
+    kept: int,
+    query: str,
+    budget: int,
+    loads: list[int | None] | None = None,
 ) -> str:
-    """The chat stored, all but its last ``kept`` messages archived, what recall brings."""
+    """The chat stored, all but its last ``kept`` messages archived, what recall brings;
+    ``loads`` receives the versions the recall loaded whole."""
     path = tmp_path / "chat.json"
     path.write_text(json.dumps(messages))
     session = Tracker(store=f"sqlite:///{tmp_path / 'store.db'}").load(path)
     session.save()
     session.replace_context(session.items[-kept:], reason="test: archive all but the end")
+    if loads is not None:
+        load_items = session.store.load_items
+
+        def counted(session_id: str, version: int | None = None) -> list[Item]:
+            loads.append(version)
+            return load_items(session_id, version=version)
+
+        session.store.load_items = counted
     return "\n".join(item.text for item in session.recall(query, budget=budget))
 
 

@@ -321,6 +321,56 @@ def test_a_sprint_counts_what_agents_use_after_it_starts(home: Path, tracker: Tr
     assert unknown.is_error
 
 
+def test_one_server_reads_a_transcript_again_only_when_it_changed(
+    home: Path, tracker: Tracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ctxbudget.sources
+    from ctxbudget.claude_code.mcp_tools import (
+        breakdown_of,
+        preview_of,
+        sprint_report_of,
+        sprint_start_of,
+        status_of,
+    )
+    from ctxbudget.claude_code.mcp_workspace import McpWorkspace
+
+    reads: list[str] = []
+    load_source = ctxbudget.sources.load_source
+
+    def counted(path: Any) -> Any:
+        reads.append(str(path))
+        return load_source(path)
+
+    monkeypatch.setattr(ctxbudget.sources, "load_source", counted)
+    workspace = McpWorkspace(tracker, environ=_env(home), cwd=CWD)
+    lines = _exchange(1, "Set up the project", 30_000)
+    path = _transcript(home, lines)
+    first = status_of(workspace)
+    assert status_of(workspace) == first
+    breakdown_of(workspace)
+    preview_of(workspace)
+    assert len(reads) == 1  # three calls and a preview: the file read once
+
+    # grown: read again
+    _transcript(home, lines + _exchange(2, "Implement REQ-12", 32_000))
+    grown = status_of(workspace)
+    assert len(reads) == 2 and grown["used_tokens"] > first["used_tokens"]
+    # rewritten to the same size: its modification time says so
+    size = path.stat().st_size
+    _transcript(home, lines + _exchange(2, "Implement REQ-13", 33_000))
+    assert path.stat().st_size == size
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000))
+    assert status_of(workspace)["used_tokens"] != grown["used_tokens"] and len(reads) == 3
+
+    # its stored row changed (here by this server, as by another process): read again
+    sprint_start_of(workspace, "sprint-1", 150)
+    assert sprint_report_of(workspace)["sprint"] == "sprint-1" and len(reads) == 4
+    other = McpWorkspace(Tracker(store=tracker.store.url), environ=_env(home), cwd=CWD)
+    sprint_start_of(other, "sprint-2", 300)
+    assert sprint_report_of(workspace)["sprints"] == ["sprint-1", "sprint-2"]
+    assert sprint_report_of(workspace)["sprint"] == "sprint-2" and len(reads) == 6
+
+
 def _orders(tracker: Tracker, session_id: str | None = None) -> Session:
     """A stored session of twelve steps, each about its own table ("orders_3")."""
     session = tracker.session(session_id, model=MODEL, window=5_000)

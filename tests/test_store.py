@@ -605,6 +605,31 @@ def _two_versions(store: Store) -> None:
     store.set_context_version("s1", 2)
 
 
+def test_items_after_reads_what_followed_a_text(store: Store) -> None:
+    store.create_session(session("s1"))
+    v1 = ["Where did you go?", "To Paris?", "Yes, in May.", "ok", "Where did you go?"]
+    store.append_items("s1", [item(text, id=f"v1-{n}") for n, text in enumerate(v1)])
+    v2 = ["ok", "Where did you go?", "Home.", "Summary."]
+    store.append_items("s1", [item(text, id=f"v2-{n}") for n, text in enumerate(v2)], version=2)
+    store.set_context_version("s1", 2)
+    after = store.items_after
+
+    def ids(text: str, **kwargs: Any) -> list[str | None]:
+        return [found.id for found in after("s1", item(text).hash, **kwargs)]
+
+    # the first copy in the earliest version, in append order
+    assert ids("Where did you go?") == ["v1-1", "v1-2"]
+    assert ids("Where did you go?", limit=1) == ["v1-1"]
+    assert ids("Where did you go?", exclude_version=1) == ["v2-2", "v2-3"]
+    # a copy that ends its version is passed over for one that something follows
+    assert ids("Summary.") == [] and ids("Home.", exclude_version=1) == ["v2-3"]
+    assert ids("ok") == ["v1-4"]
+    assert ids("ok", exclude_version=1) == ["v2-1", "v2-2"]
+    assert ids("never said") == [] and ids("ok", limit=0) == []
+    with pytest.raises(SessionNotFoundError):
+        after("nope", item("ok").hash)
+
+
 def test_search_archive_leaves_out_the_current_version(archive: Store) -> None:
     _two_versions(archive)
     hits = archive.search_archive("s1", "support group painted sunrise prompt", exclude_version=2)
@@ -1022,6 +1047,9 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     with open_store(f"sqlite:///{path}") as store:
         assert isinstance(store, SQLiteStore) and store.journal_mode == "wal"
+        with store._db.guard("a test") as db:  # the setting is per connection
+            # NORMAL: a commit is not synced on its own (WAL keeps it safe; README)
+            assert db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2

@@ -9,7 +9,7 @@ ctxbudget's own reports.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from itertools import zip_longest
 
@@ -29,10 +29,10 @@ def recall(session: SessionState, query: str, budget: int = 500) -> list[Item]:
         raise CompactionError(f"the recall budget must be positive (got {budget})")
     current = {item.hash for item in session.items}
     reports: set[str] = set()  # ctxbudget's reports and the model's echo of them
-    hits, contexts = _archived(session, query, current, reports)
+    hits, held = _archived(session, query, current, reports)
     # The reply to a matching message often holds what was asked about ("Where did
     # you go?" / "To Paris."): the best few hits bring their next message along.
-    following = _following(contexts, [item for item, _ in hits[:NEIGHBOURS]])
+    following = _following(session, held, [item for item, _ in hits[:NEIGHBOURS]])
     chosen: list[Item] = []
     taken: set[str] = set()
     spent = 0
@@ -68,29 +68,20 @@ TRANSCRIPT_HITS = 50
 
 def _archived(
     session: SessionState, query: str, current: set[str], reports: set[str]
-) -> tuple[list[tuple[Item, float]], Iterator[list[Item]]]:
+) -> tuple[list[tuple[Item, float]], int | None]:
     """The archived items matching ``query``, best first (the transcript's best and the
-    store's best in turn), and the contexts they were archived from, in order (to
-    find what came after a hit). ``reports`` receives the hashes of the reports
-    ctxbudget printed into a transcript and of the model's echo of each (never
+    store's best in turn), and the stored version the archive leaves out (None: the
+    store holds no copy of the session). ``reports`` receives the hashes of the
+    reports ctxbudget printed into a transcript and of the model's echo of each (never
     offered: what they say is stale or archived already)."""
     from .store import search_texts
 
     hits: list[tuple[Item, float]] = []
-    sources: list[Callable[[], Iterator[list[Item]]]] = []
     # The store's archive of this session (of its id, when the session was read from
     # its transcript: what ctxbudget's compactions of the stored copy took out)
     held = session.version if session.is_stored else _stored_version(session)
     if held is not None:
-        store = session.store
-        hits += store.search_archive(session.id, query, exclude_version=held)
-
-        def versions() -> Iterator[list[Item]]:
-            for info in store.versions(session.id):
-                if info.version != held:
-                    yield store.load_items(session.id, version=info.version)
-
-        sources.append(versions)
+        hits += session.store.search_archive(session.id, query, exclude_version=held)
     transcript = session.transcript
     replaced = transcript.replaced if transcript is not None else []
     if replaced:
@@ -109,9 +100,8 @@ def _archived(
         stored, hits = hits, []
         for pair in zip_longest(found, stored):
             hits += [hit for hit in pair if hit is not None]
-        sources.append(lambda: iter(replaced))
     hits = [hit for hit in hits if not _is_report(hit[0])]
-    return hits, (context for source in sources for context in source())
+    return hits, held
 
 
 def _stored_version(session: SessionState) -> int | None:
@@ -141,21 +131,33 @@ def _is_report(item: Item) -> bool:
     return is_report_or_command(item.text) or is_ctxbudget_tool(item.tool)
 
 
-def _following(contexts: Iterable[list[Item]], hits: list[Item]) -> dict[str, list[Item]]:
-    """For each hit, the archived item that came right after it in its context, and
-    when that one asks something ("Wow! What's it about?"), the answer after it too."""
-    if not hits:
-        return {}
-    wanted = {item.hash for item in hits}
+def _following(session: SessionState, held: int | None, hits: list[Item]) -> dict[str, list[Item]]:
+    """For each hit, the archived item that came right after it, and when that one asks
+    something ("Wow! What's it about?"), the answer after it too: in the store's
+    archive (the earliest version first, ``held`` left out), else in the contexts the
+    transcript's own compactions replaced. Only those rows are read, not whole
+    versions."""
     out: dict[str, list[Item]] = {}
-    for items in contexts:
-        if len(out) == len(wanted):
-            break
-        for at, before in enumerate(items[:-1]):
-            if before.hash in wanted and before.hash not in out:
-                after = items[at + 1 : at + 3]
-                asks = "?" in after[0].text
-                out[before.hash] = after if asks else after[:1]
+    transcript = session.transcript
+    replaced = transcript.replaced if transcript is not None else []
+    for hit in hits:
+        if hit.hash in out:
+            continue
+        after: list[Item] = []
+        if held is not None:
+            after = session.store.items_after(session.id, hit.hash, exclude_version=held)
+        if not after:
+            after = next(
+                (
+                    items[at + 1 : at + 3]
+                    for items in replaced
+                    for at, before in enumerate(items[:-1])
+                    if before.hash == hit.hash
+                ),
+                [],
+            )
+        if after:
+            out[hit.hash] = after if "?" in after[0].text else after[:1]
     return out
 
 

@@ -162,6 +162,19 @@ class FaultyStore(Store):
         )
         return result
 
+    def items_after(
+        self,
+        session_id: str,
+        item_hash: str,
+        *,
+        exclude_version: int | None = None,
+        limit: int = 2,
+    ) -> list[Item]:
+        result: list[Item] = self._call(
+            "items_after", session_id, item_hash, exclude_version=exclude_version, limit=limit
+        )
+        return result
+
     def token_cache_get(self, counter: str, hashes: list[str]) -> dict[str, int]:
         result: dict[str, int] = self._call("token_cache_get", counter, hashes)
         return result

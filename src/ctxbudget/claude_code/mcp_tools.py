@@ -330,7 +330,7 @@ def preview_of(workspace: McpWorkspace, session: str | None = None) -> PreviewRe
         from .preview import preview_compaction
 
         cc = preview_compaction(
-            live.transcript.path,
+            live.transcript,  # as the workspace read it: not read a third time
             workspace.tracker,
             {"policy": live.policy},
             workspace.environ,

@@ -6,6 +6,10 @@ Code session id, or a stored session id), else the server's ``--session``, else
 newest transcript of the project (``$CLAUDE_PROJECT_DIR`` or the working directory)
 under ``~/.claude/projects``. A live transcript is opened with the stored session's
 policy and budgets on top (as the hooks read it); a stored session as it is.
+
+The server answers many calls on one transcript, which reading and counting takes
+seconds at 80k items: the live session is kept between calls while the file (size,
+modification time) and its stored row are as they were.
 """
 
 from __future__ import annotations
@@ -45,6 +49,16 @@ class _Located:
     session_id: str
 
 
+@dataclass(slots=True)
+class _Opened:
+    """A live transcript's session and what it was read from: the file (path, size,
+    modification time, taken before reading it) and its stored row (None: none)."""
+
+    file: tuple[str, int, int]
+    row: StoredSession | None
+    session: Session
+
+
 class McpWorkspace:
     """The tools' way into the facade: finds the session a call means and opens it.
 
@@ -64,6 +78,7 @@ class McpWorkspace:
         self.default_session = session
         self.environ = dict(os.environ if environ is None else environ)
         self.cwd = cwd or self.environ.get(PROJECT_ENV) or os.getcwd()
+        self._opened: _Opened | None = None  # the latest live transcript's session
 
     def _projects(self) -> Path:
         from ..sources import claude_projects_dir
@@ -126,7 +141,18 @@ class McpWorkspace:
                     f"{located.session_id}: no such transcript or Claude Code session, and no "
                     f"stored session with that id in {self.tracker.store.url}"
                 ) from exc
-        transcript = with_remembered_window(load_source(located.transcript))
+        path = located.transcript
+        info = path.stat()  # before reading: a write meanwhile makes the next call read again
+        file = (str(path), info.st_size, info.st_mtime_ns)
+        opened = self._opened
+        if (
+            opened is not None
+            and opened.file == file
+            and self.stored(opened.session.id) == opened.row
+        ):
+            return opened.session
+        self._opened = None
+        transcript = with_remembered_window(load_source(path))
         live = self.tracker.load(transcript)
         stored = self.stored(live.id)
         if stored is not None:
@@ -138,6 +164,8 @@ class McpWorkspace:
             policy = Policy.from_mapping(stored.policy, origin=f"stored session {stored.id}")
             live = self.tracker.load(transcript, policy=policy)
             live.use_stored_settings(stored)
+        # the row as it is now (follow_model may have written it)
+        self._opened = _Opened(file, self.stored(live.id), live)
         return live
 
     def writable(self, live: Session) -> Session:

@@ -25,6 +25,7 @@ from ..render import pct
 from .autocompact import autocompact_threshold
 
 if TYPE_CHECKING:
+    from ..model import Transcript
     from ..tracker import Tracker
 
 __all__ = [
@@ -114,16 +115,18 @@ def _ordered(facts: list[Fact]) -> list[Fact]:
 
 
 def preview_compaction(
-    transcript: str,
+    transcript: str | Transcript,
     tracker: Tracker,
     policy_fields: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> CompactionPreview:
-    """The preview of compacting the live context of ``transcript`` now."""
+    """The preview of compacting the live context of ``transcript`` now: its path, or
+    the transcript as already read from it (not read again)."""
     from ..sources import load_source
     from .windows import with_remembered_window
 
-    loaded = with_remembered_window(load_source(transcript))
+    read = load_source(transcript) if isinstance(transcript, str) else transcript
+    loaded = with_remembered_window(read)
     session = tracker.load(loaded, **dict(policy_fields or {}))
     status = session.status()
     window = status.max_tokens

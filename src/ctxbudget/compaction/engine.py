@@ -145,15 +145,12 @@ def _validate(
     aim lower share (only the summary changes between them). ``original``: the items
     the facts were found in (``Fact.item``)."""
 
-    def checker() -> FactCheck:
-        fixed = "\n".join("" if it is summary else it.text for it in work.items)
-        if fixed not in checks:
-            now = {id(it) for it in work.items}
-            whole = {i for i, it in enumerate(original) if id(it) in now}
-            checks[fixed] = FactCheck(facts, fixed, whole)
-        return checks[fixed]
-
-    first = checker()
+    fixed = "\n".join("" if it is summary else it.text for it in work.items)
+    if fixed not in checks:
+        now = {id(it) for it in work.items}
+        whole = {i for i, it in enumerate(original) if id(it) in now}
+        checks[fixed] = FactCheck(facts, fixed, whole)
+    first = checks[fixed]
     report = first.report(summary.text if summary is not None else "")
     if not report.missing:
         return summary, report
@@ -176,7 +173,6 @@ def _validate(
     if not ledger:
         return summary, report
     restored_now = list(report.missing)  # must and optional: every missing fact
-    had_summary = summary is not None
     action = Action(step="fact_ledger", description="put back facts the summary missed")
     if summary is not None:
         index = next(i for i, it in enumerate(work.items) if it is summary)
@@ -202,10 +198,10 @@ def _validate(
         )
         work.insert_item(position, summary, summary.tokens or 0)
         action.tokens_after = summary.tokens or 0
-    if had_summary:  # the same text around it, the summary grown: look for the missed
-        report = first.report(summary.text, since=report)
-    else:
-        report = checker().report(summary.text)
+    # The same text around it (a ledger of its own sits between two of its items, as
+    # the summary does; checked again, the cache key changed by that item's newline and
+    # a 100k-item check was built twice): look for what was missed in what was added.
+    report = first.report(summary.text, since=report)
     still_missing = {id(f) for f in report.missing}  # the same Fact objects: by identity
     report.restored = [f for f in restored_now if id(f) not in still_missing]
     action.description = f"put back {len(report.restored)} fact(s) the summary missed"

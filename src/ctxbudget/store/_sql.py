@@ -23,6 +23,8 @@ __all__ = [
     "AGGREGATES_CURRENT",
     "CURRENT_VERSION",
     "EXPIRE",
+    "FIRST_FOLLOWED",
+    "ITEMS_AFTER",
     "ITEM_INSERT",
     "ITEM_SELECT",
     "NEXT_REVISION",
@@ -77,6 +79,17 @@ _HASH, _TEXT = ITEM_COLUMNS.index("hash"), ITEM_COLUMNS.index("text")
 ITEM_SELECT = _ITEM_LIST
 ITEM_INSERT = f"INSERT INTO items ({_ITEM_LIST}, stored_at) VALUES ({marks(len(ITEM_COLUMNS) + 1)})"
 CURRENT_VERSION = "(SELECT context_version FROM sessions WHERE id = ?)"
+# What came after the first copy of a text that something follows (the earliest
+# version first): found through items_by_version, without reading the versions.
+FIRST_FOLLOWED = (
+    "SELECT a.version, a.seq FROM items a WHERE a.session_id = ? AND a.hash = ?{exclude}"
+    " AND EXISTS (SELECT 1 FROM items b WHERE b.session_id = a.session_id"
+    " AND b.version = a.version AND b.seq > a.seq) ORDER BY a.version, a.seq LIMIT 1"
+)
+ITEMS_AFTER = (
+    f"SELECT {ITEM_SELECT} FROM items WHERE session_id = ? AND version = ? AND seq > ?"
+    " ORDER BY seq LIMIT ?"
+)
 VERSIONS = (
     "SELECT version, count(*), coalesce(sum(tokens), 0), min(stored_at) FROM items"
     " WHERE session_id = ? GROUP BY version ORDER BY version"

@@ -280,6 +280,27 @@ class SQLStore(Store):
         found.setdefault(current, VersionInfo(current, 0, 0, None))
         return [found[version] for version in sorted(found)]
 
+    def items_after(
+        self,
+        session_id: str,
+        item_hash: str,
+        *,
+        exclude_version: int | None = None,
+        limit: int = 2,
+    ) -> list[Item]:
+        with self._db.guard("reading the archive") as db:
+            self._current_version(db, session_id)
+            sid = db.to_db(session_id)
+            params: tuple[Any, ...] = (sid, db.to_db(item_hash))
+            exclude = ""
+            if exclude_version is not None:
+                exclude, params = " AND a.version <> ?", (*params, int(exclude_version))
+            found = db.execute(sql.FIRST_FOLLOWED.format(exclude=exclude), params).fetchone()
+            if found is None or limit <= 0:
+                return []
+            rows = db.execute(sql.ITEMS_AFTER, (sid, found[0], found[1], int(limit))).fetchall()
+        return [item_from_row(tuple(db.from_db(value) for value in row)) for row in rows]
+
     def search_archive(
         self,
         session_id: str,

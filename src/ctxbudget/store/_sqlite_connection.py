@@ -80,6 +80,12 @@ class SQLiteConnection:
             )
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             self.journal_mode = set_wal(conn, busy_timeout_ms)
+            if self.journal_mode == "wal":
+                # Under WAL, NORMAL syncs at checkpoints, not at each commit: a session
+                # commits every item it adds, and the fsync of each was most of it. The
+                # database cannot be corrupted; a power cut (not a crash of the process)
+                # may lose the last commits, as if they had come a moment later.
+                conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             self.full_text = full_text and schema.fts5_available(conn)
             self._conn = conn

@@ -310,6 +310,21 @@ class Store(ABC):
         """
         raise self._unsupported("search_archive")
 
+    def items_after(
+        self,
+        session_id: str,
+        item_hash: str,
+        *,
+        exclude_version: int | None = None,
+        limit: int = 2,
+    ) -> list[Item]:
+        """The ``limit`` items that came right after a text, in append order: after the
+        first copy of ``item_hash`` (``Item.hash``) that something follows in its
+        version, the earliest version first, ``exclude_version`` left out. Empty when
+        no copy has anything after it. What came after an archived item, without
+        loading its version."""
+        raise self._unsupported("items_after")
+
     def _unsupported(self, method: str) -> NotImplementedError:
         return NotImplementedError(
             f"{type(self).__name__} does not implement {method}(); every store backend must"

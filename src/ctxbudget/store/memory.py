@@ -285,6 +285,28 @@ class MemoryStore(Store):
                 for v, (n, t) in sorted(sums.items())
             ]
 
+    def items_after(
+        self,
+        session_id: str,
+        item_hash: str,
+        *,
+        exclude_version: int | None = None,
+        limit: int = 2,
+    ) -> list[Item]:
+        with self._lock:
+            self._check_open()
+            self._get_row(session_id)
+            versions: dict[int, list[ItemRow]] = {}
+            for row in self._items[session_id]:  # in seq order
+                if row[ITEM_VERSION] != exclude_version:
+                    versions.setdefault(row[ITEM_VERSION], []).append(row)
+            for version in sorted(versions):
+                rows = versions[version]
+                at = next((n for n, row in enumerate(rows[:-1]) if row[HASH] == item_hash), None)
+                if at is not None:
+                    return [item_from_row(row) for row in rows[at + 1 : at + 1 + max(0, limit)]]
+        return []
+
     def search_archive(
         self,
         session_id: str,
