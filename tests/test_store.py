@@ -1122,6 +1122,29 @@ def test_postgres_urls_keep_the_password_out_of_messages() -> None:
             target(f"postgresql://db/x?schema={bad}")
 
 
+def test_no_store_message_keeps_a_urls_password_out() -> None:
+    """A misspelt scheme, a malformed URL ("internal error: ValueError") printed the
+    password a store URL held (found by a trial)."""
+    for url, said in (
+        ("postgressql://me:s3cret@db/x", "unknown store URL scheme"),
+        ("postgresql://me:s3cret@[::1:5432/x?schema=a", "is malformed: Invalid IPv6 URL"),
+        ("postgresql://me:s3cret@db:port/x", "is malformed"),
+    ):
+        with pytest.raises(ConfigurationError, match=said) as caught:
+            open_store(url)
+        assert "s3cret" not in str(caught.value) and "me:***@" in str(caught.value)
+
+
+def test_a_read_of_no_store_keeps_the_password_out(postgres_url: str) -> None:
+    with_password = postgres_url.replace("://", "://postgres:s3cret@", 1)
+    if "@" in postgres_url:  # the URL names a user already: put the password after it
+        user, _, rest = postgres_url.partition("://")[2].partition("@")
+        with_password = f"postgresql://{user.partition(':')[0]}:s3cret@{rest}"
+    with pytest.raises(StoreError, match="no store at") as caught:
+        open_store(with_password, create=False)
+    assert "s3cret" not in str(caught.value)
+
+
 def test_postgres_backend_imports_its_driver_only_when_built() -> None:
     code = (
         "import sys, ctxbudget.store.postgres, ctxbudget.store as store; "

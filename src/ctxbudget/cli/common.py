@@ -37,8 +37,9 @@ __all__ = [
 EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE, EXIT_BLOCKED = 0, 1, 2, 3
 
 STORE_HELP = (
-    "sqlite:////abs/path.db (three slashes: a path relative to the working directory) or "
-    "memory:// (default: $CTXBUDGET_STORE, else SQLite in your data dir)"
+    "sqlite:////abs/path.db (three slashes: a path relative to the working directory), "
+    "postgresql://user@host/db?schema=NAME (the postgres extra) or memory:// (default: "
+    "$CTXBUDGET_STORE, else SQLite in your data dir)"
 )
 
 

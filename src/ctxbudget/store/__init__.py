@@ -67,6 +67,7 @@ __all__ = [
     "register_backend",
     "reservation_ttl",
     "search_texts",
+    "shown_url",
 ]
 
 ENV_VAR = "CTXBUDGET_STORE"
@@ -120,12 +121,20 @@ def default_store_url() -> str:
     return f"sqlite:///{(data_dir / 'ctxbudget.db').as_posix()}"
 
 
+def shown_url(url: str) -> str:
+    """``url`` fit to show: a password in it (``scheme://user:password@host``) left out."""
+    return _PASSWORD.sub(r"\1:***@", url)
+
+
+_PASSWORD = re.compile(r"(://[^/@:\s]*):[^/@\s]*@")
+
+
 def _backend_class(scheme: str, url: str) -> type[Store]:
     with _lock:
         backend = _BACKENDS.get(scheme)
     if backend is None:
         raise ConfigurationError(
-            f"unknown store URL scheme {scheme!r} in {url!r}; known schemes: "
+            f"unknown store URL scheme {scheme!r} in {shown_url(url)!r}; known schemes: "
             f"{', '.join(f'{s}://' for s in available_schemes())}"
         )
     if not isinstance(backend, str):
@@ -158,15 +167,17 @@ def open_store(
     if not separator or not _SCHEME.match(scheme.lower()) or len(scheme) < 2:
         # len < 2: "C:\\data\\x.db" is a Windows path, not a URL with scheme "c".
         raise ConfigurationError(
-            f"{url!r} is not a store URL: use e.g. sqlite:///path/to/ctxbudget.db or memory://"
+            f"{shown_url(url)!r} is not a store URL: use e.g. sqlite:///path/to/ctxbudget.db "
+            "or memory://"
         )
     cls = _backend_class(scheme.lower(), url)
     exists = getattr(cls, "exists", None)
     if create or exists is None or exists(url):
         return cls(url, clock=clock)
     if explicit:
+        shown = shown_url(url)
         raise StoreError(
-            f"no store at {url}: it does not exist, and a read creates none; check the URL, "
-            f"or store a session there first (ctxbudget tokens SOURCE --record --store {url})"
+            f"no store at {shown}: it does not exist, and a read creates none; check the URL, "
+            f"or store a session there first (ctxbudget tokens SOURCE --record --store {shown})"
         )
     return cls(url, clock=clock, create=False)  # type: ignore[call-arg]

@@ -59,9 +59,15 @@ class Target:
 
 def target(url: str) -> Target:
     """The connection and schema a ``postgresql://`` or ``postgres://`` URL names."""
-    parts = urlsplit(url)
+    from . import shown_url as showable
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a port that is no number raises here, not at connect)
+    except ValueError as exc:
+        raise ConfigurationError(f"the store URL {showable(url)!r} is malformed: {exc}") from None
     if parts.scheme not in ("postgresql", "postgres"):
-        raise ConfigurationError(f"not a PostgreSQL URL: {url!r}")
+        raise ConfigurationError(f"not a PostgreSQL URL: {showable(url)!r}")
     query = parse_qsl(parts.query, keep_blank_values=True)
     schemas = [value for name, value in query if name == "schema"]
     schema = schemas[-1] if schemas else DEFAULT_SCHEMA
