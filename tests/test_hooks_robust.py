@@ -66,6 +66,7 @@ def test_store_locked_denies_with_the_reason_or_fails_open(
     monkeypatch.setattr(SQLiteStore, "get_session", locked)
     code, _, err = hook(monkeypatch, capsys, "pre-tool-use", pre_tool_use(path))
     assert code == 2 and "store cannot be read" in err and "locked" in err
+    assert "sub-agent 'code-reviewer' not started" in err  # its type, not "subagent"
     code, _, err = hook(monkeypatch, capsys, "pre-tool-use", pre_tool_use(path), "--fail-open")
     assert code == 1 and "allowed" in err
     monkeypatch.setenv(hook_io.FAIL_OPEN_ENV, "1")

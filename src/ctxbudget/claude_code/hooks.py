@@ -170,7 +170,7 @@ def _looks_like_spawn(raw: str | bytes) -> bool:
     return _SPAWN_RE.search(data[:MAX_STDIN_BYTES]) is not None
 
 
-def _undecided(options: HookOptions, why: str) -> HookResult:
+def _undecided(options: HookOptions, why: str, agent: str = "subagent") -> HookResult:
     """A spawn the gate cannot decide: denied with the reason, unless fail-open."""
     if options.fails_open:
         return HookResult(
@@ -182,7 +182,7 @@ def _undecided(options: HookOptions, why: str) -> HookResult:
         f"to let spawns through when it cannot decide, set {FAIL_OPEN_ENV}=1 "
         "or run the hook with --fail-open"
     )
-    return HookResult(EXIT_BLOCK, stderr=_denied("subagent", reason))
+    return HookResult(EXIT_BLOCK, stderr=_denied(agent, reason))
 
 
 # -- handlers ------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def pre_tool_use(payload: dict[str, Any], tracker: Tracker, options: HookOptions
             results = figure.results
             retrying(lambda: _results_arrived(tracker, session_id, results))
     except Exception as exc:
-        return _undecided(options, f"the store cannot be read or written: {exc}")
+        return _undecided(options, f"the store cannot be read or written: {exc}", agent)
     session = session_at(tracker, session_id, figure, stored, options)
     if figure is None:
         last = memory.last_good if memory is not None else None
@@ -219,7 +219,7 @@ def pre_tool_use(payload: dict[str, Any], tracker: Tracker, options: HookOptions
             named = payload_text(payload, "transcript_path")
             if named is not None and payload_transcript(payload) is None:
                 # a transcript named that cannot be read (gone, a folder): nothing known
-                return _undecided(options, f"its transcript {named} cannot be read")
+                return _undecided(options, f"its transcript {named} cannot be read", agent)
             # none named, or one that holds no conversation yet: an empty context
             return failed("no conversation in the transcript yet: the spawn is allowed")
         # The transcript cannot be read now: decide on the last figure read from it.
