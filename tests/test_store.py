@@ -387,6 +387,72 @@ def test_unstorable_event_data_is_a_store_error(store: Store) -> None:
     assert store.events("s1") == []
 
 
+def test_append_events_is_one_write_in_order(store: Store) -> None:
+    store.create_session(session("s1", at=100.0))
+    store.create_session(session("s2", at=100.0))
+    before = store.append_event("s1", "session_created", {})
+    batch = [("usage_recorded", {"call": n, "nested": {"a": [n]}}) for n in range(5)]
+    batch.append(("threshold_crossed", {"from": "normal", "to": "warning"}))
+    appended = store.append_events("s1", batch)
+
+    assert [(e.type, e.data) for e in appended] == batch
+    assert [e.session_id for e in appended] == ["s1"] * 6
+    ids = [e.id for e in appended]
+    assert before.id < ids[0] and ids == sorted(set(ids))
+    assert len({e.at for e in appended}) == 1  # one stamp, the store clock's
+    assert store.get_session("s1").updated_at == appended[0].at
+    assert store.get_session("s2").updated_at == 100.0
+    assert store.events("s1") == [before, *appended]
+    assert store.events("s1", types="threshold_crossed") == appended[-1:]
+
+    assert store.append_events("s2", []) == []  # nothing, and nothing moved
+    assert store.events("s2") == [] and store.get_session("s2").updated_at == 100.0
+    for events in ([], batch):
+        with pytest.raises(SessionNotFoundError):
+            store.append_events("nope", events)
+    with pytest.raises(StoreError, match="data of event 'usage_recorded' cannot be stored"):
+        store.append_events("s2", [("items_added", {}), ("usage_recorded", {"x": {1, 2}})])
+    assert store.events("s2") == []
+    with pytest.raises(RuntimeError), store.transaction():
+        store.append_events("s2", batch)
+        raise RuntimeError
+    assert store.events("s2") == [] and store.get_session("s2").updated_at == 100.0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_recording_a_transcript_moves_the_session_row_once_not_per_call(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recording a transcript writes one usage event per API call; they go in one batch
+    that updates the session row once. An update of the row per call made a recording
+    quadratic on PostgreSQL (each update of one row in a transaction leaves a version
+    the next walks past), the schema's write lock held all along."""
+    from cc_session import SessionWriter
+
+    from ctxbudget.store._sql_store import SQLStore
+    from ctxbudget.tracker import Tracker
+
+    w = SessionWriter(overhead=2_000)
+    for n in range(300):
+        w.user(f"step {n}: look at the order handler")
+        w.respond({"type": "text", "text": f"Done with step {n}."})
+    path = w.write(tmp_path / "t.jsonl")
+    touches: list[str] = []
+    touch = SQLStore._touch
+
+    def counted(self: SQLStore, db: Any, session_id: str, now: float) -> bool:
+        touches.append(session_id)
+        return touch(self, db, session_id, now)
+
+    monkeypatch.setattr(SQLStore, "_touch", counted)
+    with backend_url(backend, tmp_path) as url, Tracker(store=url) as tracker:
+        recorded = tracker.load(path)
+        recorded.save()
+        events = tracker.store.events(recorded.id, types="usage_recorded")
+    assert len(events) == 300
+    assert len(touches) <= 5, f"the session row was moved {len(touches)} times"
+
+
 def test_sqlite_refuses_event_updates(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     with open_store(f"sqlite:///{path}") as store:

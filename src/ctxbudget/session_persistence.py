@@ -356,8 +356,8 @@ class StoredFigures(SessionFigures):
             return
         store = self.store
         events, level = usage_events(self.history()[done:], self.policy, level)
-        for event, data in events:
-            store.append_event(self.id, event, data)
+        if events:  # one write: the session row is moved once, not once per call
+            store.append_events(self.id, events)
         self._recorded_calls = max(done, len(self.transcript.calls))
         self.reach(self.level_now())
         if self.level is not level:

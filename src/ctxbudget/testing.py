@@ -9,7 +9,7 @@ itself at run time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal
 
@@ -129,6 +129,12 @@ class FaultyStore(Store):
 
     def append_event(self, session_id: str, type: str, data: dict[str, Any]) -> StoredEvent:
         result: StoredEvent = self._call("append_event", session_id, type, data)
+        return result
+
+    def append_events(
+        self, session_id: str, events: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[StoredEvent]:
+        result: list[StoredEvent] = self._call("append_events", session_id, events)
         return result
 
     def events(

@@ -42,6 +42,11 @@ EXIT_OK, EXIT_ERROR, EXIT_BLOCK = 0, 1, 2
 FAIL_OPEN_ENV = "CTXBUDGET_HOOK_FAIL_OPEN"
 #: ``CTXBUDGET_REINJECT_TOKENS=N``: what is put back after a compaction, at most (tokens).
 REINJECT_ENV = "CTXBUDGET_REINJECT_TOKENS"
+#: Seconds a hook has to answer, whatever the store does (a stalled network, a server
+#: that does not answer, a store held by another writer): then it answers as when the
+#: store cannot be reached (a spawn refused unless fail-open).
+HOOK_DEADLINE = 15.0
+DEADLINE_ENV = "CTXBUDGET_HOOK_DEADLINE"
 #: Hook input larger than this is not parsed (Claude Code's own payloads are far smaller;
 #: a Write tool's content is the largest part of them).
 MAX_STDIN_BYTES = 64 << 20
@@ -63,6 +68,17 @@ class HookOptions:
     cache_dir: str | None = None
     plugin: bool = False
     reinject_tokens: int | None = None  # None: CTXBUDGET_REINJECT_TOKENS, else 2,000
+    deadline: float | None = None  # None: CTXBUDGET_HOOK_DEADLINE, else HOOK_DEADLINE
+
+    @property
+    def time_limit(self) -> float:
+        """Seconds the hook has to answer (``HOOK_DEADLINE`` unless set; 0: no limit)."""
+        if self.deadline is not None:
+            return max(0.0, self.deadline)
+        try:
+            return max(0.0, float(os.environ.get(DEADLINE_ENV, "") or HOOK_DEADLINE))
+        except ValueError:
+            return HOOK_DEADLINE
 
     @property
     def reinject_budget(self) -> int:

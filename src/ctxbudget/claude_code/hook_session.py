@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import random
+import signal
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,8 +27,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STORE_ATTEMPTS",
+    "HookDeadline",
     "Registered",
     "follow_model",
+    "hook_deadline",
     "hook_memory",
     "payload_figure",
     "payload_model",
@@ -47,6 +51,44 @@ STORE_ATTEMPTS = 3
 STORE_FIRST_PAUSE = 0.25
 
 T = TypeVar("T")
+
+
+# -- the hook's deadline ----------------------------------------------------------------
+
+
+class HookDeadline(BaseException):
+    """The hook's time is up. A ``BaseException``, so that no ``except Exception`` of
+    the work it interrupts (a retry, an event not recorded) swallows it and goes on."""
+
+
+@contextlib.contextmanager
+def hook_deadline(seconds: float) -> Iterator[None]:
+    """Run the block with ``seconds`` to answer (0: no limit): on POSIX, in the main
+    thread, ``SIGALRM`` raises ``HookDeadline`` in it when they are up, wherever it
+    waits (a connection to a server that stopped answering, a store's lock)."""
+    armable = (
+        seconds > 0
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not armable:
+        yield
+        return
+
+    active = True
+
+    def expired(signum: int, frame: object) -> None:
+        if active:  # again each second after: a rollback on the way out may wait too
+            raise HookDeadline(f"the store did not answer within {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
+    try:
+        yield
+    finally:
+        active = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 # -- the store, with retries ----------------------------------------------------------

@@ -78,6 +78,8 @@ from .hook_io import (
     with_notes,
 )
 from .hook_session import (
+    HookDeadline,
+    hook_deadline,
     hook_memory,
     payload_figure,
     payload_text,
@@ -145,10 +147,16 @@ def run_hook(
         return failed("the hook input cannot be read", exc)
     if options.plugin and _settings_handle(key, payload):
         return HookResult()  # settings.json runs ctxbudget for this event: once is enough
+    spawn = key == "pretooluse" and payload.get("tool_name") in AGENT_TOOLS
     try:
-        return handler(payload, tracker, options)
+        with hook_deadline(options.time_limit):
+            return handler(payload, tracker, options)
+    except HookDeadline as exc:  # a store that stopped answering: as one out of reach
+        if spawn:
+            return _undecided(options, str(exc))
+        return HookResult(EXIT_ERROR, stderr=f"ctxbudget hook: {event} not done: {exc}\n")
     except Exception as exc:
-        if key == "pretooluse" and payload.get("tool_name") in AGENT_TOOLS:
+        if spawn:
             return _undecided(options, f"{type(exc).__name__}: {exc}")
         return failed(f"{event} failed", exc)
 

@@ -7,6 +7,14 @@ Threads take the connection one at a time behind a re-entrant lock (``guard``, w
 also turns every ``psycopg.Error`` into a ``StoreError`` that says what to do, and
 connects again when the server dropped the connection between two calls).
 
+A stalled network or server fails instead of hanging (``LIMITS``, each overridden by
+the same parameter in the URL, as libpq reads it): libpq's ``connect_timeout``, TCP
+keepalives and ``tcp_user_timeout`` end a connection whose peer stopped answering at
+the TCP level, and the server's ``statement_timeout`` and
+``idle_in_transaction_session_timeout`` end a statement that runs too long and, above
+all, a session stalled inside a transaction: the server rolls it back, so the
+schema's write lock it held is given up and the other hosts' writers go on.
+
 Every write transaction takes the schema's write lock first (``WRITE_LOCK``, a
 transaction-scoped advisory lock, given up at commit or rollback): the writers of a
 store queue, on every host, as SQLite's ``BEGIN IMMEDIATE`` makes them queue on one
@@ -21,6 +29,7 @@ written is ``SQLStore``'s.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,7 +43,27 @@ from ._postgres_schema import Target
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["PostgresConnection", "PostgresDatabase"]
+__all__ = ["LIMITS", "PostgresConnection", "PostgresDatabase"]
+
+#: libpq's connection parameters the store sets unless the URL gives them (or, for
+#: connect_timeout, ``$PGCONNECT_TIMEOUT``): a dead peer is noticed within about 20 s
+#: of silence (keepalives: 10 s idle, then 3 probes 3 s apart; data unacknowledged
+#: for 20 s).
+LIMITS: dict[str, int] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 20_000,
+}
+#: The server settings of each session unless the URL gives them (``?statement_timeout=``,
+#: ``?idle_in_transaction_session_timeout=``, ms or with a unit). No transaction of the
+#: store leaves the server waiting for seconds (recording 20,000 items at once is about
+#: 1 s between two statements), so one silent for 10 s is stalled: the server ends it.
+SESSION_LIMITS: dict[str, str] = {
+    "statement_timeout": "60s",
+    "idle_in_transaction_session_timeout": "10s",
+}
 
 
 class PostgresDatabase:
@@ -69,11 +98,22 @@ def store_exists(driver: ModuleType, target: Target, *, connect_timeout: int) ->
         " AND tablename = 'schema_migrations'"
     )
     try:
-        with driver.connect(target.conninfo, connect_timeout=connect_timeout) as conn:
+        limits = connection_limits(driver, target, connect_timeout)
+        with driver.connect(target.conninfo, **limits) as conn:
             return conn.execute(query, (target.schema,)).fetchone() is not None
     except driver.Error as exc:
         hint = schema.explain(exc, target.url, 0)
         raise StoreError(f"opening the store failed on {target.url}: {hint}") from exc
+
+
+def connection_limits(driver: ModuleType, target: Target, connect_timeout: int) -> dict[str, Any]:
+    """The keyword arguments of ``driver.connect`` that bound a stall (``LIMITS``),
+    leaving out those the URL (or libpq's environment) sets itself."""
+    given = driver.conninfo.conninfo_to_dict(target.conninfo)
+    limits: dict[str, Any] = {name: value for name, value in LIMITS.items() if name not in given}
+    if "connect_timeout" not in given and not os.environ.get("PGCONNECT_TIMEOUT"):
+        limits["connect_timeout"] = connect_timeout
+    return limits
 
 
 class PostgresConnection:
@@ -121,14 +161,21 @@ class PostgresConnection:
         conn: psycopg.Connection[Any] = self.driver.connect(
             self.target.conninfo,
             autocommit=True,
-            connect_timeout=self.connect_timeout,
             application_name="ctxbudget",
+            **connection_limits(self.driver, self.target, self.connect_timeout),
         )
         try:
             sql = self.driver.sql
-            quoted = sql.Identifier(self.target.schema)
-            conn.execute(sql.SQL("SET search_path TO {}").format(quoted))
-            conn.execute(f"SET lock_timeout = {int(self.lock_timeout_ms)}")
+            settings = {**SESSION_LIMITS, **dict(self.target.settings)}
+            statements = [
+                sql.SQL("SET search_path TO {}").format(sql.Identifier(self.target.schema)),
+                sql.SQL("SET lock_timeout = {}").format(int(self.lock_timeout_ms)),
+                *(
+                    sql.SQL("SET {} = {}").format(sql.Identifier(name), value)
+                    for name, value in settings.items()
+                ),
+            ]
+            conn.execute(sql.SQL("; ").join(statements))  # one round trip
         except BaseException:
             conn.close()
             raise
@@ -159,6 +206,8 @@ class PostgresConnection:
         sql = self.driver.sql
         with conn.transaction():
             conn.execute(schema.WRITE_LOCK, (self.target.schema,))
+            # a migration of a big store may run long: the statement timeout is not for it
+            conn.execute("SET LOCAL statement_timeout = 0")
             # another process may have done it meanwhile
             exists = "SELECT 1 FROM pg_namespace WHERE nspname = %s"
             if conn.execute(exists, (self.target.schema,)).fetchone() is None:

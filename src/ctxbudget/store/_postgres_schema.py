@@ -3,7 +3,10 @@
 A URL is libpq's (``postgresql://user@host:5432/db``, ``postgres://…`` too, any of
 libpq's query parameters) plus ``schema=NAME`` (default ``ctxbudget``): the store's
 tables live in that schema, created on first open, so several stores (a test's
-fresh one, say) share a database without seeing each other. The password never
+fresh one, say) share a database without seeing each other. The server settings
+``statement_timeout`` and ``idle_in_transaction_session_timeout`` may be given as
+query parameters too (``SESSION_SETTINGS``: the store sets them on each connection,
+in place of its defaults, ``_postgres_connection.LIMITS``). The password never
 enters ``Store.url`` (messages print it): give it by ``PGPASSWORD`` or
 ``~/.pgpass``, or in the URL, where it is used to connect only.
 
@@ -34,6 +37,7 @@ __all__ = [
     "DEFAULT_SCHEMA",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "SESSION_SETTINGS",
     "WRITE_LOCK",
     "Target",
     "explain",
@@ -44,7 +48,10 @@ __all__ = [
 ]
 
 DEFAULT_SCHEMA = "ctxbudget"
+#: Server settings a URL may give as query parameters (libpq would refuse them there).
+SESSION_SETTINGS = ("statement_timeout", "idle_in_transaction_session_timeout")
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_SETTING_VALUE = re.compile(r"^[0-9]{1,9}\s*(?:us|ms|s|min|h|d)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +62,8 @@ class Target:
     conninfo: str
     schema: str
     url: str
+    #: ``SESSION_SETTINGS`` the URL gives, as (name, value)
+    settings: tuple[tuple[str, str], ...] = ()
 
 
 def target(url: str) -> Target:
@@ -76,7 +85,15 @@ def target(url: str) -> Target:
             f"cannot use the schema {schema!r} of the store URL: name a schema with letters, "
             "digits and _ (at most 63, not starting with a digit), e.g. ?schema=ctxbudget"
         )
-    rest = urlencode([(name, value) for name, value in query if name != "schema"])
+    settings = dict((name, value) for name, value in query if name in SESSION_SETTINGS)
+    for name, value in settings.items():
+        if not _SETTING_VALUE.match(value):
+            raise ConfigurationError(
+                f"cannot use {name}={value!r} of the store URL: give milliseconds, or a "
+                "number and a unit (e.g. 30s, 1min)"
+            )
+    ours = ("schema", *SESSION_SETTINGS)
+    rest = urlencode([(name, value) for name, value in query if name not in ours])
     conninfo = urlunsplit(parts._replace(query=rest))
     netloc = parts.netloc
     if parts.password is not None:
@@ -84,7 +101,7 @@ def target(url: str) -> Target:
         netloc = f"{user.partition(':')[0]}@{host}"
     shown = [*((n, v) for n, v in query if n not in ("schema", "password")), ("schema", schema)]
     shown_url = urlunsplit(parts._replace(netloc=netloc, query=urlencode(shown)))
-    return Target(conninfo, schema, shown_url)
+    return Target(conninfo, schema, shown_url, tuple(settings.items()))
 
 
 # -- schema ---------------------------------------------------------------------------
@@ -227,6 +244,17 @@ def explain(exc: Exception, url: str, lock_timeout_ms: int) -> str:
         return (
             f"another writer held the store for more than {lock_timeout_ms / 1000:g} s; "
             "retry, or find the process holding it (pg_stat_activity)"
+        )
+    if state == "57014":  # query_canceled: statement_timeout
+        return (
+            f"{message}: the server took longer than the statement timeout "
+            "(?statement_timeout= in the URL sets it)"
+        )
+    if state == "25P03":  # idle_in_transaction_session_timeout
+        return (
+            f"{message}: the server heard nothing within a transaction for longer than "
+            "idle_in_transaction_session_timeout (a stalled network or process); "
+            "nothing of it was written"
         )
     if state.startswith("42501"):  # insufficient_privilege
         return f"{message}; grant the user access to the schema, or name another one (?schema=)"

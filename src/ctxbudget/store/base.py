@@ -18,7 +18,7 @@ import dataclasses
 import importlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import ModuleType, TracebackType
@@ -136,9 +136,9 @@ class Store(ABC):
     block atomic: everything inside commits together or not at all, and blocks nest
     (an inner block that fails rolls back only its own part). Methods that take a
     session id raise ``SessionNotFoundError`` when no such session is stored.
-    ``append_items`` and ``append_event`` also move the session's ``updated_at``
-    forward (never back) to the store clock, so ``list_sessions`` shows the most
-    recently active first.
+    ``append_items``, ``append_event`` and ``append_events`` also move the session's
+    ``updated_at`` forward (never back) to the store clock, so ``list_sessions`` shows
+    the most recently active first.
 
     Secrets: every backend writes items through ``redacted_item`` and event data
     through ``redacted_data``, so well-known secret shapes (``ctxbudget.redact``)
@@ -335,6 +335,19 @@ class Store(ABC):
     @abstractmethod
     def append_event(self, session_id: str, type: str, data: dict[str, Any]) -> StoredEvent:
         """Append to the ledger. Events are never updated nor deleted on their own."""
+
+    def append_events(
+        self, session_id: str, events: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[StoredEvent]:
+        """Append ``events`` (type, data), in order, as one atomic write: what
+        ``append_event`` on each would store, with increasing ids. The backends stamp
+        them with one store-clock time and move the session row once, writing them in
+        one batch (a transcript's thousands of API calls recorded at once); this
+        default, for wrappers written against the earlier contract, appends them one
+        by one. No event: nothing is written (``SessionNotFoundError`` still when no
+        such session is stored)."""
+        with self.transaction():
+            return [self.append_event(session_id, type, data) for type, data in events]
 
     @abstractmethod
     def events(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -358,6 +358,32 @@ class MemoryStore(Store):
             self._on_rollback(lambda: events.__delitem__(-1))
             self._touch(session_id, now)
             return StoredEvent(record[0], session_id, type, now, load_json(encoded))
+
+    def append_events(
+        self, session_id: str, events: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[StoredEvent]:
+        with self.transaction():
+            self._get_row(session_id)
+            encoded = [
+                (type, dump_json(self.redacted_data(data), f"data of event {type!r}"))
+                for type, data in events
+            ]
+            if not encoded:
+                return []
+            now = self.clock()
+            records: list[EventRecord] = []
+            for type, data in encoded:
+                self._last_event_id += 1
+                records.append((self._last_event_id, type, now, data))
+            stored = self._events[session_id]
+            size = len(stored)
+            stored.extend(records)
+            self._on_rollback(lambda: stored.__delitem__(slice(size, None)))
+            self._touch(session_id, now)
+            return [
+                StoredEvent(event_id, session_id, type, at, load_json(data))
+                for event_id, type, at, data in records
+            ]
 
     def events(
         self,
