@@ -122,7 +122,7 @@ def default_store_url() -> str:
 
 
 def shown_url(url: str) -> str:
-    """``url`` fit to show: a password in it (``scheme://user:password@host``) left out."""
+    """``url`` fit to show, what follows ``user:`` before the host replaced by ``***``."""
     return _PASSWORD.sub(r"\1:***@", url)
 
 
