@@ -156,3 +156,54 @@ def test_a_stalled_hook_refuses_within_its_deadline_and_the_lock_is_given_up(
         with Tracker(store=postgres_url) as tracker:
             tracker.store.append_event(SID, "probe", {})
             assert tracker.store.events(SID, types="probe")
+
+
+@contextmanager
+def silent_server() -> Iterator[str]:
+    """A PostgreSQL URL whose "server" takes connections and never says a word."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+    held: list[socket.socket] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{listener.getsockname()[1]}/test?schema=fix_x"
+    finally:
+        done.set()
+        for s in [listener, *held]:
+            s.close()
+
+
+@pytest.mark.parametrize("where", ["main thread", "worker thread"])
+def test_a_hook_gives_up_on_a_silent_server_within_its_deadline(tmp_path: Path, where: str) -> None:
+    """The connection attempts of a hook and its retries fit in its deadline, in any
+    thread (no alarm there) and on any platform: the spawn is refused saying the server
+    cannot be reached. (Before, 3 attempts of 10 s each: 31.5 s.)"""
+    transcript = write_transcript(tmp_path / "claude-home", 150_000)
+    results: list[tuple[float, int, str]] = []
+
+    def hook(url: str) -> None:
+        began = time.monotonic()
+        with Tracker(store=url) as tracker:
+            options = HookOptions(cache_dir=str(tmp_path / "c"), deadline=5)
+            result = run_hook("PreToolUse", json.dumps(pre_tool_use(transcript)), tracker, options)
+        results.append((time.monotonic() - began, result.exit_code, result.stderr))
+
+    with silent_server() as url:
+        if where == "main thread":
+            hook(url)
+        else:
+            worker = threading.Thread(target=hook, args=(url,))
+            worker.start()
+            worker.join(60)
+    [(took, code, stderr)] = results
+    assert code == 2 and "could not decide" in stderr
+    assert "cannot reach the PostgreSQL server (connection timeout expired)" in stderr
+    assert took < 5, took

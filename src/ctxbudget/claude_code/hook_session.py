@@ -49,6 +49,9 @@ __all__ = [
 # each, with jitter) on top of the store's own busy timeout.
 STORE_ATTEMPTS = 3
 STORE_FIRST_PAUSE = 0.25
+# Seconds an attempt needs at least: with less left before the hook's deadline, none
+# is started (a PostgreSQL connection attempt takes 2 s to give up).
+MIN_ATTEMPT = 2.0
 
 T = TypeVar("T")
 
@@ -63,9 +66,27 @@ class HookDeadline(BaseException):
 
 @contextlib.contextmanager
 def hook_deadline(seconds: float) -> Iterator[None]:
-    """Run the block with ``seconds`` to answer (0: no limit): on POSIX, in the main
-    thread, ``SIGALRM`` raises ``HookDeadline`` in it when they are up, wherever it
-    waits (a connection to a server that stopped answering, a store's lock)."""
+    """Run the block with ``seconds`` to answer (0: no limit). The store's calls fit
+    in them (``STORE_DEADLINE``: ``retrying`` starts no attempt and sleeps no pause
+    that would end past it, a PostgreSQL connection attempt ends before it), and on
+    POSIX, in the main thread, ``SIGALRM`` raises ``HookDeadline`` in the block when
+    they are up, wherever it waits (a server that stopped answering mid-way)."""
+    if seconds <= 0:
+        yield
+        return
+    from ..store.base import STORE_DEADLINE
+
+    token = STORE_DEADLINE.set(time.monotonic() + seconds)
+    try:
+        with _alarm(seconds):
+            yield
+    finally:
+        STORE_DEADLINE.reset(token)
+
+
+@contextlib.contextmanager
+def _alarm(seconds: float) -> Iterator[None]:
+    """``HookDeadline`` raised in the block after ``seconds`` (where a signal can)."""
     armable = (
         seconds > 0
         and hasattr(signal, "setitimer")
@@ -97,17 +118,22 @@ def hook_deadline(seconds: float) -> Iterator[None]:
 def retrying(action: Callable[[], T]) -> T:
     """``action()``, tried again with backoff when the store is busy or failing."""
     from ..errors import ConfigurationError, SessionNotFoundError, StoreError
+    from ..store.base import STORE_DEADLINE
 
     pause = STORE_FIRST_PAUSE
+    due = STORE_DEADLINE.get()
     for attempt in range(1, STORE_ATTEMPTS + 1):
         try:
             return action()
         except (SessionNotFoundError, ConfigurationError):
             raise  # an answer, or a setting to fix: trying again changes nothing
         except StoreError:
+            wait = pause * (1 + random.random())
             if attempt == STORE_ATTEMPTS:
                 raise
-            time.sleep(pause * (1 + random.random()))
+            if due is not None and time.monotonic() + wait + MIN_ATTEMPT > due:
+                raise  # no time left for another attempt: the answer is this error
+            time.sleep(wait)
             pause *= 2
     raise AssertionError("unreachable")
 

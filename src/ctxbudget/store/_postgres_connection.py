@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
@@ -39,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import StoreError
 from . import _postgres_schema as schema
 from ._postgres_schema import Target
+from .base import STORE_DEADLINE
 
 if TYPE_CHECKING:
     import psycopg
@@ -111,7 +113,13 @@ def connection_limits(driver: ModuleType, target: Target, connect_timeout: int) 
     leaving out those the URL (or libpq's environment) sets itself."""
     given = driver.conninfo.conninfo_to_dict(target.conninfo)
     limits: dict[str, Any] = {name: value for name, value in LIMITS.items() if name not in given}
-    if "connect_timeout" not in given and not os.environ.get("PGCONNECT_TIMEOUT"):
+    due = STORE_DEADLINE.get()
+    if due is not None:
+        # a hook's deadline: the attempt ends a second before it (libpq counts whole
+        # seconds, 2 at least), and it beats the URL's own timeout
+        left = int(due - time.monotonic()) - 1
+        limits["connect_timeout"] = max(2, min(connect_timeout, left))
+    elif "connect_timeout" not in given and not os.environ.get("PGCONNECT_TIMEOUT"):
         limits["connect_timeout"] = connect_timeout
     return limits
 

@@ -20,6 +20,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import ModuleType, TracebackType
 from typing import Any, ClassVar, Self, TypedDict
@@ -127,6 +128,12 @@ def import_driver(
         if exc.name is None or module.split(".")[0] != exc.name.split(".")[0]:
             raise  # the driver is there but one of its own dependencies is broken
         raise MissingExtraError(f"the {backend} store", extra, package or module) from exc
+
+
+#: The ``time.monotonic()`` by which the store's calls in this context should be over
+#: (a Claude Code hook's deadline), or None: a backend fits its connection attempts in
+#: what is left (PostgreSQL: a shorter ``connect_timeout``).
+STORE_DEADLINE: ContextVar[float | None] = ContextVar("ctxbudget_store_deadline", default=None)
 
 
 class Store(ABC):
