@@ -63,26 +63,24 @@ def budget_total(session: SessionState) -> int:
     return p.window - p.reserved_output - p.safety_margin
 
 
-def fixed_tokens(session: SessionState) -> int:
-    """The provider's overhead: the system prompt and tool definitions its usage
-    counts beyond the items (``status().breakdown.unattributed``). No component holds
-    it and nothing here can shrink it: the components share the rest of
-    ``budget_total``, so a grant never counts on room the overhead fills."""
-    return session.status().breakdown.unattributed
-
-
-def component_used(session: SessionState) -> dict[str, int]:
-    """Tokens each component holds: its items (in provider units) plus reservations."""
-    used = _items_by_component(session)
+def component_used(session: SessionState) -> tuple[dict[str, int], int]:
+    """Tokens each component holds: its items (in provider units) plus reservations;
+    and the fixed tokens (``_items_by_component``)."""
+    used, fixed = _items_by_component(session)
     for component, tokens in reserved_by_component(session).items():
         used[component] = used.get(component, 0) + tokens
-    return used
+    return used, fixed
 
 
-def _items_by_component(session: SessionState) -> dict[str, int]:
-    """Tokens each component's items hold (in provider units)."""
+def _items_by_component(session: SessionState) -> tuple[dict[str, int], int]:
+    """Tokens each component's items hold (in provider units), and the provider's
+    overhead: the system prompt and tool definitions its usage counts beyond the items
+    (``status().breakdown.unattributed``). No component holds it and nothing here can
+    shrink it: the components share the rest of ``budget_total``, so a grant never
+    counts on room the overhead fills."""
     breakdown = session.status().breakdown
-    return {c: breakdown.component.get(c, 0) for c in session.budget.shares}
+    used = {c: breakdown.component.get(c, 0) for c in session.budget.shares}
+    return used, breakdown.unattributed
 
 
 def reserved_by_component(session: SessionState) -> dict[str, int]:
@@ -184,9 +182,9 @@ def _decide_allocation(
     """The decision on the figures as they are now, the cleanup it needs, and the caps
     its reservation must fit under (the same limits, checked again by the store)."""
     shares = Shares(session.budget.shares)
-    whole, fixed = budget_total(session), fixed_tokens(session)
+    whole = budget_total(session)
+    items, fixed = _items_by_component(session)
     total = max(0, whole - fixed)  # what the components share
-    items = _items_by_component(session)
     reserved = reserved_by_component(session)
     usage = dict(items)
     for name, held in reserved.items():
@@ -362,14 +360,12 @@ def report(session: SessionState) -> UtilizationReport:
     """The utilization report, its total the figure every surface shows (plus the
     reservations).
 
-    The provider's overhead (``fixed_tokens``) is a row of its own, fixed: the
-    components share the rest of the window.
+    The provider's overhead is a row of its own, fixed: the components share the rest
+    of the window.
     """
+    used, fixed = component_used(session)
     return utilization_report(
-        Shares(session.budget.shares),
-        budget_total(session),
-        component_used(session),
-        fixed=fixed_tokens(session),
+        Shares(session.budget.shares), budget_total(session), used, fixed=fixed
     )
 
 
