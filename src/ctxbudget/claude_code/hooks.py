@@ -320,8 +320,8 @@ def _crossing_warning(
             # the spawns whose reports are in the context now (the last spawn of a
             # turn has no later PreToolUse to confirm it; the next prompt does)
             results = figure.results
-            retrying(lambda: _results_arrived(tracker, session_id, results))
-            stored = stored_session(tracker, session_id)
+            if retrying(lambda: _results_arrived(tracker, session_id, results)):
+                stored = stored_session(tracker, session_id)  # its row moved
     except Exception:
         stored = None  # the store is busy: the transcript and the options still tell
     session = session_at(tracker, session_id, figure, stored, options)
@@ -391,15 +391,19 @@ def subagent_stop(payload: dict[str, Any], tracker: Tracker, options: HookOption
     return with_notes(HookResult(), [n or "" for n in [*registered.notes, note]])
 
 
-def _results_arrived(tracker: Tracker, session_id: str, results: Sequence[str]) -> None:
+def _results_arrived(tracker: Tracker, session_id: str, results: Sequence[str]) -> bool:
     """The spawns whose tool results are in the main context now (counted in its
-    figure): their reservations become usage (confirmed), by their ``tool_use_id``."""
+    figure): their reservations become usage (confirmed), by their ``tool_use_id``.
+    Whether any was."""
     from ..spawning import GATE_SCOPE, spawn_finished
 
     arrived = set(results)
+    confirmed = False
     for held in tracker.store.reservations(session_id, GATE_SCOPE):
         if held.key in arrived:
             spawn_finished(tracker.store, session_id, key=held.key)
+            confirmed = True
+    return confirmed
 
 
 def _agent_transcript(payload: Mapping[str, Any], agent_id: str | None) -> Path | None:
